@@ -1,0 +1,20 @@
+"""enrichkit: enrich rows of data with columns written by an LLM, cached per row and packed per call."""
+
+from enrichkit.api import aenrich, enrich
+from enrichkit.engine import RetryPolicy
+from enrichkit.errors import EnrichkitError, FatalProviderError, UserError
+from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.task import Task
+
+__all__ = [
+    "EnrichResult",
+    "EnrichkitError",
+    "Failure",
+    "FatalProviderError",
+    "RetryPolicy",
+    "Stats",
+    "Task",
+    "UserError",
+    "aenrich",
+    "enrich",
+]

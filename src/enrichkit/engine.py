@@ -1,0 +1,331 @@
+"""The engine: packs of cache misses, validation, and the salvage ladder.
+
+Every unique row (``Work``) starts in a pack of up to ``batch_size`` rows. Valid items are cached
+at once. The rows that failed are asked again in packs half the size of the one they failed in,
+down to one row at a time (object schema, no id), then one at a time on each fallback provider.
+Provider errors are handled by kind: fatal ones stop the run, rate limits wait and retry the same
+call, transient ones retry with backoff and then split, a too-long prompt splits, a block goes to
+single rows. The first call runs alone, so a bad key or model costs exactly one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from enrichkit.cache import Entry, RowCache, canonical
+from enrichkit.errors import (
+    FatalProviderError,
+    PromptTooLong,
+    ProviderError,
+    RateLimited,
+    TransientError,
+    Unreachable,
+)
+from enrichkit.prompt import (
+    estimate_tokens,
+    expected_output_tokens,
+    pack_ids,
+    pack_prompt,
+    pack_schema,
+    single_prompt,
+    system_instruction,
+)
+from enrichkit.providers.base import Provider, Reply, Request
+from enrichkit.result import CallKind, Stats
+from enrichkit.schema import make_validator
+from enrichkit.task import Task
+from enrichkit.validation import AnswerError, check_pack, check_values, parse_answer
+
+PACK_PROMPT_BUDGET = 24_000
+PACK_OUTPUT_BUDGET = 8_000
+
+
+@dataclass(eq=False)
+class Work:
+    """One unique row content to enrich (rows with equal keys share it)."""
+
+    key: str
+    inputs: dict[str, Any]
+    rows: int = 1
+    attempts: int = 0
+    prompt_tokens: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prompt_tokens = estimate_tokens(canonical(self.inputs))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one call: transient errors get ``attempts`` tries with exponential backoff;
+    rate limits wait as the server says, up to ``rate_limit_attempts`` tries; a server asking to
+    wait longer than ``max_wait`` seconds stops the run (a quota is exhausted)."""
+
+    attempts: int = 3
+    rate_limit_attempts: int = 10
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    max_wait: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) + random.uniform(0, self.backoff))
+
+
+class Engine:
+    def __init__(
+        self,
+        task: Task,
+        tiers: Sequence[Provider],
+        cache: RowCache | None,
+        stats: Stats,
+        *,
+        batch_size: int,
+        concurrency: int,
+        retry: RetryPolicy,
+        timeout: float | None = None,
+        on_settled: Callable[[int], None] | None = None,
+    ) -> None:
+        self.task = task
+        self.tiers = list(tiers)
+        self.cache = cache
+        self.stats = stats
+        self.batch_size = batch_size
+        self.retry = retry
+        self.timeout = timeout
+        self.on_settled = on_settled
+        self.results: dict[str, Entry] = {}
+        self.failures: dict[str, str] = {}
+        self._system = system_instruction(task)
+        self._validator = make_validator(task.schema)
+        self._fields = task.fields
+        self._row_output_tokens = expected_output_tokens(task)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._probe = asyncio.Lock()
+        self._proven = asyncio.Event()
+        self._paused_until = 0.0
+        self._aborted = False
+        self._group: asyncio.TaskGroup | None = None
+
+    async def run(self, work: Sequence[Work]) -> None:
+        """Enrich all ``work``; results land in ``results``/``failures`` (and the cache) as they come."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for pack in self.plan(work, self.batch_size):
+                    group.create_task(self._pack(pack))
+        except BaseExceptionGroup as failed:
+            raise _first_cause(failed) from None
+
+    def plan(self, work: Sequence[Work], size: int) -> list[list[Work]]:
+        """Greedy packs of up to ``size`` rows, closed early when a token budget would overflow."""
+        packs: list[list[Work]] = []
+        current: list[Work] = []
+        tokens = 0
+        for item in work:
+            over_prompt = tokens + item.prompt_tokens > PACK_PROMPT_BUDGET
+            over_output = (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
+            if current and (len(current) >= size or over_prompt or over_output):
+                packs.append(current)
+                current, tokens = [], 0
+            current.append(item)
+            tokens += item.prompt_tokens
+        if current:
+            packs.append(current)
+        return packs
+
+    # -- rungs of the ladder -------------------------------------------------------------------
+
+    async def _pack(self, items: list[Work]) -> None:
+        if len(items) == 1:
+            await self._single(items[0], 0)
+            return
+        provider = self.tiers[0]
+        ids = pack_ids(len(items))
+        request = Request(
+            system=self._system,
+            prompt=pack_prompt([(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]),
+            schema=pack_schema(self.task, ids, provider.capabilities.id_style),
+            max_output_tokens=self._max_output_tokens(len(items)),
+        )
+        for w in items:
+            w.attempts += 1
+        try:
+            reply = await self._call(provider, request, "packed")
+        except (TransientError, PromptTooLong):
+            self._salvage(items, len(items) // 2)
+            return
+        failed = self._accept_pack(reply, ids, items, provider)
+        if failed:
+            self._salvage(failed, 1 if reply.finish == "blocked" else len(items) // 2)
+
+    def _salvage(self, failed: list[Work], size: int) -> None:
+        assert self._group is not None
+        size = max(1, size)
+        for start in range(0, len(failed), size):
+            self._group.create_task(self._pack(failed[start : start + size]))
+
+    async def _single(self, item: Work, tier: int) -> None:
+        provider = self.tiers[tier]
+        request = Request(
+            system=self._system,
+            prompt=single_prompt(item.inputs),
+            schema=self.task.schema,
+            max_output_tokens=self._max_output_tokens(1),
+        )
+        item.attempts += 1
+        try:
+            reply = await self._call(provider, request, "single" if tier == 0 else "fallback")
+            reason = self._accept_single(reply, item, provider)
+        except (TransientError, PromptTooLong) as exc:
+            reason = str(exc)
+        if reason is None:
+            return
+        if tier + 1 < len(self.tiers):
+            await self._single(item, tier + 1)
+        else:
+            self.failures[item.key] = reason
+            self.stats.failed += item.rows
+            self._settled(item.rows)
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _accept_pack(self, reply: Reply, ids: list[str], items: list[Work], provider: Provider) -> list[Work]:
+        by_id = dict(zip(ids, items, strict=True))
+        try:
+            payload = parse_answer(reply.text, list)
+        except AnswerError:
+            return items
+        check = check_pack(payload, ids, self._fields, self._validator)
+        self.stats.invalid_items += len(check.invalid)
+        self.stats.unknown_ids += check.unknown_ids
+        self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, provider, len(items))
+        return [by_id[rid] for rid in ids if rid in check.invalid]
+
+    def _accept_single(self, reply: Reply, item: Work, provider: Provider) -> str | None:
+        try:
+            payload = parse_answer(reply.text, dict)
+        except AnswerError as exc:
+            return _explain(reply, str(exc))
+        values, problem = check_values(payload, self._fields, self._validator)
+        if problem is not None:
+            self.stats.invalid_items += 1
+            return _explain(reply, problem)
+        self._store({item: values}, reply, provider, 1)
+        return None
+
+    def _store(self, answers: dict[Work, dict[str, Any]], reply: Reply, provider: Provider, pack_size: int) -> None:
+        if not answers:
+            return
+        share_in = reply.usage.prompt_tokens / pack_size
+        share_out = reply.usage.output_tokens / pack_size
+        entries = {w.key: Entry(values, provider.model, share_in, share_out) for w, values in answers.items()}
+        if self.cache is not None:
+            self.cache.put_many(entries)
+        self.results.update(entries)
+        for w in answers:
+            self.stats.enriched += w.rows
+            self.stats.by_model[provider.model].rows += w.rows
+            self._settled(w.rows)
+
+    def _settled(self, rows: int) -> None:
+        if self.on_settled is not None:
+            self.on_settled(rows)
+
+    def _max_output_tokens(self, rows: int) -> int:
+        return max(1024, 4 * rows * self._row_output_tokens)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def _call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
+        """One logical call: retried on rate limits and transient errors as the policy says."""
+        transient = limited = 0
+        while True:
+            async with self._admission():
+                await self._unpaused()
+                outcome = await self._attempt(provider, request, kind)
+                if isinstance(outcome, Reply | PromptTooLong):
+                    self._proven.set()
+            if isinstance(outcome, Reply):
+                return outcome
+            if isinstance(outcome, RateLimited):
+                limited += 1
+                wait = outcome.retry_after if outcome.retry_after is not None else self.retry.delay(limited)
+                if wait > self.retry.max_wait or limited >= self.retry.rate_limit_attempts:
+                    self._aborted = True
+                if wait > self.retry.max_wait:
+                    raise FatalProviderError(f"{outcome} and asks to wait {wait:.0f} s: quota exhausted?")
+                if limited >= self.retry.rate_limit_attempts:
+                    raise FatalProviderError(f"still rate limited after {limited} tries ({outcome})")
+                self._pause(wait)
+            elif isinstance(outcome, PromptTooLong):
+                raise outcome
+            else:
+                transient += 1
+                if transient >= self.retry.attempts:
+                    if isinstance(outcome, Unreachable):
+                        self._aborted = True
+                        raise FatalProviderError(f"{outcome} (after {transient} tries)")
+                    raise outcome
+                await asyncio.sleep(self.retry.delay(transient))
+            self.stats.retries += 1
+
+    async def _attempt(self, provider: Provider, request: Request, kind: CallKind) -> Reply | ProviderError:
+        self.stats.count_call(provider.model, kind)
+        timeout = self.timeout or provider.capabilities.timeout
+        try:
+            reply = await asyncio.wait_for(provider.generate(request), timeout)
+        except TimeoutError:
+            return TransientError(f"{provider.model} gave no answer within {timeout:g} s")
+        except FatalProviderError:
+            self._aborted = True
+            raise
+        except ProviderError as exc:
+            return exc
+        self.stats.add_usage(provider.model, reply.usage)
+        return reply
+
+    @asynccontextmanager
+    async def _admission(self) -> AsyncIterator[None]:
+        """A concurrency slot; until one call has been answered, calls go one at a time."""
+        if not self._proven.is_set():
+            async with self._probe:
+                if not self._proven.is_set():
+                    async with self._slots:
+                        self._check_aborted()
+                        yield
+                    return
+        async with self._slots:
+            self._check_aborted()
+            yield
+
+    def _check_aborted(self) -> None:
+        """After a fatal error no new call starts (the task group is about to cancel everything)."""
+        if self._aborted:
+            raise asyncio.CancelledError
+
+    def _pause(self, seconds: float) -> None:
+        """Hold every new call for ``seconds``: the server's rate limit applies to all of them."""
+        loop = asyncio.get_running_loop()
+        self._paused_until = max(self._paused_until, loop.time() + seconds)
+
+    async def _unpaused(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (left := self._paused_until - loop.time()) > 0:
+            await asyncio.sleep(left)
+
+
+def _explain(reply: Reply, problem: str) -> str:
+    if reply.finish == "max_tokens":
+        return f"answer cut off at the output token limit (MAX_TOKENS): {problem}"
+    if reply.finish == "blocked":
+        return f"blocked by the provider ({reply.detail or 'safety'})"
+    return problem
+
+
+def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first

@@ -1,0 +1,79 @@
+"""What a run gives back: the rows, the failures, and the figures of the run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from enrichkit.providers.base import Usage
+
+CallKind = Literal["packed", "single", "fallback"]
+
+
+@dataclass
+class ModelStats:
+    calls: int = 0
+    rows: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass
+class Stats:
+    """Counts of one run. ``calls`` counts every request sent, refused or not."""
+
+    rows: int = 0
+    cache_hits: int = 0
+    duplicates: int = 0
+    enriched: int = 0
+    failed: int = 0
+    calls_packed: int = 0
+    calls_single: int = 0
+    calls_fallback: int = 0
+    retries: int = 0
+    invalid_items: int = 0
+    unknown_ids: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    seconds: float = 0.0
+    by_model: dict[str, ModelStats] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> int:
+        return self.calls_packed + self.calls_single + self.calls_fallback
+
+    def count_call(self, model: str, kind: CallKind) -> None:
+        setattr(self, f"calls_{kind}", getattr(self, f"calls_{kind}") + 1)
+        self.by_model.setdefault(model, ModelStats()).calls += 1
+
+    def add_usage(self, model: str, usage: Usage) -> None:
+        per = self.by_model.setdefault(model, ModelStats())
+        for target in (self, per):
+            target.prompt_tokens += usage.prompt_tokens
+            target.output_tokens += usage.output_tokens
+            target.cached_tokens += usage.cached_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["calls"] = self.calls
+        return doc
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A row that got no valid answer: never cached, asked again on the next run."""
+
+    row_id: Any
+    reason: str
+    attempts: int
+    inputs: Mapping[str, Any]
+
+
+@dataclass
+class EnrichResult:
+    rows: list[dict[str, Any]]
+    failures: list[Failure]
+    stats: Stats

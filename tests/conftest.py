@@ -1,0 +1,41 @@
+"""Shared fixtures: a real Gemini stub server, a real google-genai client on it, a real cache dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google import genai
+
+from enrichkit import Task
+from enrichkit.providers.gemini import make_client
+from enrichkit.testing import GeminiStub
+from helpers import ROOT
+
+# httpx2 honours proxy variables; the stub is local.
+os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "ENRICHKIT_CACHE_DIR"):
+    os.environ.pop(name, None)
+
+
+@pytest.fixture
+def stub() -> Iterator[GeminiStub]:
+    with GeminiStub() as server:
+        yield server
+
+
+@pytest.fixture
+def client(stub: GeminiStub) -> genai.Client:
+    return make_client(api_key="test-key", base_url=stub.url)
+
+
+@pytest.fixture
+def task() -> Task:
+    return Task.from_file(ROOT / "schemas" / "roadmap-topic.json")
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"

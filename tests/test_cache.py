@@ -1,0 +1,45 @@
+"""Cache keys and the on-disk cache."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from enrichkit.cache import Entry, RowCache, canonical, row_key
+
+
+def test_canonical_json_ignores_key_order_and_keeps_unicode() -> None:
+    assert canonical({"b": 1, "a": "é"}) == canonical({"a": "é", "b": 1}) == '{"a":"é","b":1}'
+
+
+def test_row_keys_depend_on_inputs_and_run_not_on_order_of_keys() -> None:
+    k = row_key("run", {"topic": "A", "description": "B"})
+    assert k == row_key("run", {"description": "B", "topic": "A"})
+    assert k != row_key("run", {"topic": "A", "description": "B "})
+    assert k != row_key("other-run", {"topic": "A", "description": "B"})
+
+
+def test_get_many_returns_only_stored_keys_and_survives_reopening(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    cache.put_many({"k1": Entry({"x": 1}, "m", 10.0, 2.0)})
+    cache.close()
+    again = RowCache(tmp_path)
+    found = again.get_many(["k1", "k2"])
+    assert list(found) == ["k1"]
+    assert found["k1"].values == {"x": 1} and found["k1"].model == "m" and found["k1"].stored_at > 0
+    again.close()
+
+
+def test_prune_removes_only_old_entries(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    cache.put_many({"old": Entry({"x": 1}, "m", stored_at=time.time() - 40 * 86400)})
+    cache.put_many({"new": Entry({"x": 2}, "m")})
+    assert cache.prune(30 * 86400) == 1
+    assert list(cache.get_many(["old", "new"])) == ["new"]
+    cache.close()
+
+
+def test_the_cache_directory_is_private(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path / "c")
+    cache.close()
+    assert (tmp_path / "c").stat().st_mode & 0o077 == 0

@@ -1,0 +1,347 @@
+"""The core engine through ``enrich()``, on the real google-genai client against the Gemini stub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+
+from enrichkit import FatalProviderError, Task, aenrich, enrich
+from enrichkit.cache import RowCache
+from enrichkit.providers.gemini import GeminiProvider, make_client
+from enrichkit.testing import (
+    Call,
+    Fault,
+    GeminiStub,
+    Outcome,
+    add_unknown_id,
+    answer_items,
+    blocked,
+    drop_ids,
+    duplicate_id,
+    fenced,
+    hang,
+    http_error,
+    response,
+    set_field,
+    shuffled,
+    truncated,
+)
+from helpers import FAST_RETRY, topic_rows
+
+
+def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path, **kw: Any) -> Any:
+    return enrich(rows, task, client=client, cache_dir=cache_dir, retry=FAST_RETRY, **kw)
+
+
+def pack_sizes(stub: GeminiStub) -> list[int]:
+    """Rows per call: a pack's id count, or 1 for a single-row call."""
+    return [len(c.ids) or 1 for c in stub.generate_calls]
+
+
+def test_150_rows_take_8_packed_calls_and_rerun_takes_none(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    rows = topic_rows(150)
+    result = run(rows, task, client, cache_dir)
+    assert pack_sizes(stub) == [20] * 7 + [10]
+    assert result.stats.calls == result.stats.calls_packed == 8
+    assert result.failures == []
+    assert [r["id"] for r in result.rows] == [r["id"] for r in rows]
+    assert all(r["challenge"] in ("practice", "expert") and r["tldr"] for r in result.rows)
+    assert rows[0].get("tldr") is None  # the caller's rows are not modified
+
+    again = run(rows, task, client, cache_dir)
+    assert again.stats.calls == 0
+    assert again.stats.cache_hits == 150
+    assert len(stub.generate_calls) == 8
+    assert again.rows == result.rows
+
+
+def test_answers_map_by_id_even_when_the_model_shuffles_them(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(shuffled(seed=7))
+    result = run(topic_rows(20), task, client, cache_dir)
+    for row in result.rows:
+        assert row["tldr"].startswith(f"About {row['category']} {row['topic']}")
+    assert result.stats.calls == 1
+
+
+def test_one_missing_id_costs_exactly_one_single_row_call(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(drop_ids("r3"))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 1]
+    single = stub.generate_calls[1]
+    assert "Topic number 2" in single.prompt and single.schema["type"] == "object"
+    assert result.failures == [] and result.stats.invalid_items == 1
+    cache = RowCache(cache_dir)
+    assert len(cache) == 20
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        drop_ids("r5"),
+        duplicate_id("r5"),
+        set_field("r5", "challenge", "hard"),
+        set_field("r5", "tldr", " ".join(["word"] * 15)),
+        set_field("r5", "tldr", 42),
+    ],
+)
+def test_an_invalid_item_costs_one_single_row_call(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, fault: Fault
+) -> None:
+    stub.script(fault)
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 1]
+    assert "Topic number 4" in stub.generate_calls[1].prompt
+    assert result.failures == [] and result.stats.invalid_items == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("hard", "challenge: 'hard' not in [practice, expert]"),
+        (["practice"], "challenge: ['practice'] is not of type 'string'"),
+    ],
+)
+def test_a_row_that_stays_invalid_fails_with_its_reason_and_is_not_cached(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, value: Any, reason: str
+) -> None:
+    stub.rule(lambda call: True, set_field(lambda rec: rec["topic"] == "Topic number 4", "challenge", value))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 1]
+    assert [(f.row_id, f.reason, f.attempts) for f in result.failures] == [("t4", reason, 2)]
+    assert "challenge" not in result.rows[4] and result.rows[3]["challenge"]
+    cache = RowCache(cache_dir)
+    assert len(cache) == 19
+    cache.close()
+    again = run(topic_rows(20), task, client, cache_dir)  # a failure is asked again on the next run
+    assert again.stats.cache_hits == 19 and pack_sizes(stub)[2:] == [1]
+
+
+def test_unknown_ids_are_ignored(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
+    stub.script(add_unknown_id("r99"))
+    result = run(topic_rows(5), task, client, cache_dir)
+    assert result.failures == [] and result.stats.calls == 1 and result.stats.unknown_ids == 1
+
+
+def test_fenced_json_with_a_preamble_is_accepted(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(fenced())
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert result.failures == [] and result.stats.calls == 1
+
+
+def test_truncated_answer_at_max_tokens_splits_the_pack(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(truncated())
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 10, 10]
+    assert result.failures == []
+
+
+def test_a_whole_pack_that_keeps_failing_goes_down_to_single_rows(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.rule(lambda call: bool(call.ids), truncated())  # every packed answer is cut off
+    result = run(topic_rows(8), task, client, cache_dir)
+    assert sorted(pack_sizes(stub), reverse=True) == [8, 4, 4, 2, 2, 2, 2, *[1] * 8]
+    assert result.failures == []
+
+
+def test_a_blocked_pack_goes_straight_to_single_rows(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(blocked())
+    result = run(topic_rows(6), task, client, cache_dir)
+    assert pack_sizes(stub) == [6, 1, 1, 1, 1, 1, 1]
+    assert result.failures == []
+
+
+def test_a_prompt_too_long_splits_the_pack(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
+    too_long = "The input token count (1200000) exceeds the maximum number of tokens allowed"
+    stub.script(http_error(400, too_long))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 10, 10]
+    assert result.failures == []
+
+
+def test_429_waits_for_the_retry_delay_then_retries_the_same_pack(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(http_error(429, "quota", retry_delay="1.2s"))
+    started = time.monotonic()
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert time.monotonic() - started >= 1.2
+    assert pack_sizes(stub) == [20, 20]
+    assert stub.generate_calls[0].prompt == stub.generate_calls[1].prompt
+    assert result.failures == [] and result.stats.retries == 1
+
+
+def test_a_server_error_is_retried(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
+    stub.script(http_error(500), http_error(503))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 20, 20]
+    assert result.failures == [] and result.stats.retries == 2
+
+
+def test_server_errors_that_persist_split_the_pack(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(http_error(503), http_error(503), http_error(503))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 20, 20, 10, 10]
+    assert result.failures == []
+
+
+def test_a_hanging_server_times_out_and_the_call_is_retried(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(hang(5))
+    started = time.monotonic()
+    result = run(topic_rows(20), task, client, cache_dir, timeout=0.5)
+    assert time.monotonic() - started < 4
+    assert pack_sizes(stub) == [20, 20]
+    assert result.failures == []
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (401, "Request had invalid authentication credentials.", "refused the API key"),
+        (400, "API key not valid. Please pass a valid API key.", "refused the API key"),
+        (404, "models/nope is not found for API version v1beta", "does not know model"),
+    ],
+)
+def test_a_bad_key_or_model_stops_the_run_after_one_call(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, status: int, message: str, expected: str
+) -> None:
+    stub.rule(lambda call: True, http_error(status, message))
+    with pytest.raises(FatalProviderError, match=expected) as info:
+        run(topic_rows(150), task, client, cache_dir, concurrency=8)
+    assert len(stub.generate_calls) == 1
+    assert "test-key" not in str(info.value)
+
+
+def test_answers_validated_before_an_abort_stay_cached(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(None)
+    stub.rule(lambda call: True, http_error(403, "permission denied"))
+    with pytest.raises(FatalProviderError):
+        run(topic_rows(60), task, client, cache_dir)
+    with GeminiStub() as healthy:
+        result = run(topic_rows(60), task, make_client("k", healthy.url), cache_dir)
+        assert result.stats.cache_hits == 20 and pack_sizes(healthy) == [20, 20]
+
+
+def test_an_unreachable_server_stops_the_run_after_bounded_retries(task: Task, cache_dir: Path) -> None:
+    dead = make_client("k", "http://127.0.0.1:9")
+    with pytest.raises(FatalProviderError, match="cannot connect"):
+        run(topic_rows(40), task, dead, cache_dir)
+
+
+def test_a_fallback_model_rescues_a_row_the_main_model_cannot_answer(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    def hard_for_topic_1(call: Call) -> Outcome:  # the cheap model rates "Topic number 1" wrongly
+        items = answer_items(call)
+        if call.ids:
+            items = [{**i, "challenge": "hard"} if i["id"] == "r2" else i for i in items]
+        else:
+            items = {**items, "challenge": "hard"}
+        return Outcome(body=response(json.dumps(items)))
+
+    stub.rule(lambda call: call.model == "cheap" and "Topic number 1" in call.prompt, hard_for_topic_1)
+    result = run(topic_rows(4), task, client, cache_dir, model="cheap", fallback=["strong"])
+    assert [c.model for c in stub.generate_calls] == ["cheap", "cheap", "strong"]
+    assert pack_sizes(stub) == [4, 1, 1]
+    assert result.failures == [] and result.rows[1]["challenge"] in ("practice", "expert")
+    assert result.stats.calls_fallback == 1 and result.stats.by_model["strong"].rows == 1
+    again = run(topic_rows(4), task, client, cache_dir, model="cheap", fallback=["strong"])
+    assert again.stats.calls == 0  # the rescued row is cached under the job's own key
+
+
+def test_same_content_under_another_id_or_order_is_a_cache_hit(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    run(topic_rows(30), task, client, cache_dir)
+    moved = [{**row, "id": f"other-{i}"} for i, row in enumerate(reversed(topic_rows(30)))]
+    result = run(moved, task, client, cache_dir, batch_size=7)
+    assert result.stats.calls == 0 and result.stats.cache_hits == 30
+
+
+def test_duplicate_contents_in_one_run_are_sent_once(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    rows = topic_rows(10) + [{**r, "id": r["id"] + "-copy"} for r in topic_rows(10)]
+    result = run(rows, task, client, cache_dir)
+    assert pack_sizes(stub) == [10]
+    assert result.stats.duplicates == 10 and result.stats.enriched == 20
+    assert result.rows[0]["tldr"] == result.rows[10]["tldr"]
+
+
+def test_changing_the_task_or_model_misses_the_cache(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    run(topic_rows(5), task, client, cache_dir)
+    other = Task(instruction=task.instruction + " Be brief.", inputs=task.inputs, output=task.output)
+    assert run(topic_rows(5), other, client, cache_dir).stats.cache_hits == 0
+    assert run(topic_rows(5), task, client, cache_dir, model="gemini-other").stats.cache_hits == 0
+    assert run(topic_rows(5), task, client, cache_dir).stats.cache_hits == 5
+
+
+def test_no_cache_sends_everything_and_stores_nothing(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    run(topic_rows(5), task, client, cache_dir, use_cache=False)
+    run(topic_rows(5), task, client, cache_dir, use_cache=False)
+    assert len(stub.generate_calls) == 2 and not cache_dir.exists()
+
+
+def test_the_prompt_prefix_is_identical_for_every_call(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(drop_ids("r1"))
+    run(topic_rows(45), task, client, cache_dir)
+    assert len({c.system for c in stub.generate_calls}) == 1
+    config = stub.generate_calls[0].config
+    assert config["temperature"] == 0 and config["responseMimeType"] == "application/json"
+    assert config["thinkingConfig"] == {"thinking_level": "MINIMAL"}
+    schema = stub.generate_calls[0].schema
+    assert schema["minItems"] == schema["maxItems"] == 20
+    assert schema["items"]["properties"]["id"]["enum"] == [f"r{i}" for i in range(1, 21)]
+    assert "maxWords" not in str(schema)  # stated in words in the system instruction instead
+    assert "at most 12 words" in stub.generate_calls[0].system
+
+
+def test_row_errors_name_the_row_and_field(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
+    from enrichkit import UserError
+
+    rows = topic_rows(3)
+    del rows[1]["description"]
+    with pytest.raises(UserError, match=r"row 2 \(id 't1'\): input field 'description' is missing"):
+        run(rows, task, client, cache_dir)
+    rows = topic_rows(3)
+    rows[2]["id"] = "t0"
+    with pytest.raises(UserError, match="rows 1 and 3: duplicate id 't0'"):
+        run(rows, task, client, cache_dir)
+    assert stub.calls == []
+
+
+def test_aenrich_has_the_same_contract(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
+    provider = GeminiProvider(client, "gemini-3.1-flash-lite")
+    result = asyncio.run(aenrich(topic_rows(25), task, provider=provider, cache_dir=cache_dir))
+    assert pack_sizes(stub) == [20, 5] and len(result.rows) == 25 and not result.failures

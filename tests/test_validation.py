@@ -1,0 +1,110 @@
+"""Parsing and checking a model's answer, item by item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from enrichkit import Task
+from enrichkit.validation import AnswerError, check_pack, parse_answer
+
+TASK = Task(
+    instruction="x",
+    inputs=["topic"],
+    output={
+        "type": "object",
+        "properties": {
+            "tldr": {"type": "string", "maxWords": 3},
+            "challenge": {"type": "string", "enum": ["practice", "expert"]},
+        },
+    },
+)
+IDS = ["r1", "r2", "r3"]
+
+
+def check(items: Any) -> Any:
+    from enrichkit.schema import make_validator
+
+    return check_pack(items, IDS, TASK.fields, make_validator(TASK.schema))
+
+
+def item(rid: Any, tldr: Any = "a b", challenge: Any = "expert") -> dict[str, Any]:
+    return {"id": rid, "tldr": tldr, "challenge": challenge}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"a": 1}]',
+        '```json\n[{"a": 1}]\n```',
+        'Sure! Here is the result:\n```\n[{"a": 1}]\n```',
+        'Here you go: [{"a": 1}] -- done',
+        '\n\n  [{"a": 1}]',
+    ],
+)
+def test_parse_answer_tolerates_fences_and_a_preamble(text: str) -> None:
+    assert parse_answer(text, list) == [{"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "empty answer"),
+        ("   ", "empty answer"),
+        ('[{"a": 1}, {"a": ', "invalid JSON"),
+        ("no json here", "no JSON array"),
+        ('[{"a": 1},]', "invalid JSON"),  # no repair beyond fences and preamble
+    ],
+)
+def test_parse_answer_rejects_what_it_cannot_read(text: str | None, message: str) -> None:
+    with pytest.raises(AnswerError, match=message):
+        parse_answer(text, list)
+
+
+def test_a_single_answer_must_be_an_object() -> None:
+    assert parse_answer('{"tldr": "x"}', dict) == {"tldr": "x"}
+    with pytest.raises(AnswerError, match="no JSON object"):
+        parse_answer('["x"]', dict)
+
+
+def test_every_valid_item_is_kept_by_id_whatever_the_order() -> None:
+    result = check([item("r3", "c"), item("r1", "a"), item("r2", "b")])
+    assert result.valid == {
+        "r1": {"tldr": "a", "challenge": "expert"},
+        "r2": {"tldr": "b", "challenge": "expert"},
+        "r3": {"tldr": "c", "challenge": "expert"},
+    }
+    assert result.invalid == {} and result.unknown_ids == 0
+
+
+def test_each_kind_of_problem_fails_only_its_own_row() -> None:
+    result = check(
+        [
+            item("r1", challenge="hard"),
+            item("r2", tldr="one two three four"),
+            item("r2"),
+            item("r9"),
+            "not an object",
+            {"id": ["r3"]},
+        ]
+    )
+    assert result.valid == {}
+    assert result.invalid == {
+        "r1": "challenge: 'hard' not in [practice, expert]",
+        "r2": "id r2 answered 2 times",
+        "r3": "missing from the answer",
+    }
+    assert result.unknown_ids == 3  # r9, the non-object and the list id: none maps to a row
+
+
+def test_missing_fields_and_wrong_types_are_named() -> None:
+    result = check([{"id": "r1", "tldr": "a"}, item("r2", tldr=["a"]), item("r3")])
+    assert result.invalid["r1"] == "'challenge' is a required property"
+    assert result.invalid["r2"] == "tldr: ['a'] is not of type 'string'"
+    assert list(result.valid) == ["r3"]
+
+
+def test_extra_fields_in_an_item_are_dropped_not_stored() -> None:
+    result = check([{**item("r1"), "note": "x"}, item("r2"), item("r3")])
+    assert result.valid["r1"] == {"tldr": "a b", "challenge": "expert"}
