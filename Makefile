@@ -12,8 +12,8 @@ $(BIN)/enrichkit: pyproject.toml
 	touch $@
 
 test: $(BIN)/enrichkit
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
