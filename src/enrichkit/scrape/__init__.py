@@ -1,0 +1,1 @@
+"""Scrapers that turn public sources into rows for enrichkit."""
