@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from google import genai
 
-from enrichkit.cache import RowCache, default_dir, fingerprint, row_key
+from enrichkit.cache import Entry, RowCache, default_dir, fingerprint, row_key
 from enrichkit.engine import Engine, RetryPolicy, Work
 from enrichkit.errors import UserError
-from enrichkit.prompt import PROMPT_VERSION
+from enrichkit.limiter import RateLimiter
+from enrichkit.prompt import ECHO_WORDS, PROMPT_VERSION, estimate_tokens, expected_output_tokens
 from enrichkit.providers.base import Provider
-from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider, make_client
+from enrichkit.providers.choose import choose_provider
+from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.task import Task
 
 MAX_BATCH_SIZE = 50
+T = TypeVar("T")
 
 
-def run_fingerprint(task: Task, provider: Provider) -> str:
+def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
     """What every cache key of a run shares: task, prompt format, provider and model settings."""
-    return fingerprint(
-        {"task": task.fingerprint(), "prompt": PROMPT_VERSION, "provider": provider.name, **provider.settings()}
-    )
+    prompt = {"version": PROMPT_VERSION, "echo": echo}
+    return fingerprint({"task": task.fingerprint(), "prompt": prompt, "provider": provider.name, **provider.settings()})
 
 
 def resolve_provider(client: genai.Client | None, model: str | None) -> Provider:
-    """Gemini on the given client, or on one built from GEMINI_API_KEY / GOOGLE_API_KEY."""
+    """Gemini on the given client; without one, the default choice (Gemini if a key is set, else local)."""
     if client is not None:
         return GeminiProvider(client, model or DEFAULT_MODEL)
-    return GeminiProvider(make_client(), model or DEFAULT_MODEL, owns_client=True)
+    return choose_provider(model=model).provider
 
 
 def _fallback(primary: Provider, choice: str | Provider) -> Provider:
@@ -68,6 +71,52 @@ def _row_inputs(rows: Sequence[Mapping[str, Any]], task: Task) -> tuple[list[Any
     return ids, inputs
 
 
+@dataclass
+class Prepared:
+    """The rows of a run, their keys, what the cache already holds, and the unique work left."""
+
+    table: list[dict[str, Any]]
+    ids: list[Any]
+    inputs: list[dict[str, Any]]
+    keys: list[str]
+    found: dict[str, Entry]
+    work: dict[str, Work]
+    stats: Stats
+
+
+def prepare(
+    rows: Iterable[Mapping[str, Any]], task: Task, provider: Provider, cache: RowCache | None, echo: bool
+) -> Prepared:
+    table = [dict(row) for row in rows]
+    ids, inputs = _row_inputs(table, task)
+    run_fp = run_fingerprint(task, provider, echo)
+    keys = [row_key(run_fp, values) for values in inputs]
+    found = cache.get_many(set(keys)) if cache is not None else {}
+    stats = Stats(rows=len(table))
+    work: dict[str, Work] = {}
+    for key, values in zip(keys, inputs, strict=True):
+        if key in found:
+            stats.cache_hits += 1
+        elif key in work:
+            work[key].rows += 1
+            stats.duplicates += 1
+        else:
+            work[key] = Work(key, values)
+    return Prepared(table, ids, inputs, keys, found, work, stats)
+
+
+def default_concurrency(provider: Provider, rpm: int | None) -> int:
+    """The provider's default, raised under a high request limit so that the limit, not latency, binds:
+    at ``rpm`` requests a minute and up to ~6 s a call, about ``rpm / 10`` calls are in flight."""
+    base = provider.capabilities.concurrency
+    return min(64, max(base, rpm // 10)) if rpm and base > 1 else base
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise UserError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
+
+
 async def aenrich(
     rows: Iterable[Mapping[str, Any]],
     task: Task | str | Path,
@@ -78,37 +127,34 @@ async def aenrich(
     fallback: Sequence[str | Provider] = (),
     batch_size: int = 20,
     concurrency: int | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    limiter: RateLimiter | None = None,
+    echo: bool | None = None,
     timeout: float | None = None,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     retry: RetryPolicy | None = None,
     on_progress: Callable[[int, Stats], None] | None = None,
 ) -> EnrichResult:
-    """Enrich ``rows`` with the columns of ``task``; see ``enrich``."""
+    """Enrich ``rows`` with the columns of ``task``; see ``enrich``.
+
+    ``echo`` (default: the provider's choice, on for APIs) makes every packed answer copy the first
+    words of its row's last input field, so answers attached to the wrong row are caught and asked
+    again. ``rpm``/``tpm`` cap requests and prompt tokens a minute on the client side; a ``limiter`` shared by
+    several runs caps them together. ``on_progress(settled_rows, stats)`` is called once the cache
+    was read and after every settled row.
+    """
     started = time.perf_counter()
     task = task if isinstance(task, Task) else Task.from_file(task)
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise UserError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
-    table = [dict(row) for row in rows]
-    ids, inputs = _row_inputs(table, task)
+    _check_batch_size(batch_size)
     primary = provider or resolve_provider(client, model)
     tiers = [primary, *(_fallback(primary, choice) for choice in fallback)]
-    batch_size = min(batch_size, primary.capabilities.max_batch_size)
-    stats = Stats(rows=len(table))
-    run_fp = run_fingerprint(task, primary)
-    keys = [row_key(run_fp, values) for values in inputs]
     cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
+    echo = primary.capabilities.echo if echo is None else echo
     try:
-        found = cache.get_many(set(keys)) if cache is not None else {}
-        work: dict[str, Work] = {}
-        for key, values in zip(keys, inputs, strict=True):
-            if key in found:
-                stats.cache_hits += 1
-            elif key in work:
-                work[key].rows += 1
-                stats.duplicates += 1
-            else:
-                work[key] = Work(key, values)
+        run = prepare(rows, task, primary, cache, echo)
+        stats = run.stats
         done = stats.cache_hits
 
         def settled(n: int) -> None:
@@ -117,52 +163,132 @@ async def aenrich(
             if on_progress is not None:
                 on_progress(done, stats)
 
-        if on_progress is not None:
-            on_progress(done, stats)
+        settled(0)
         engine = Engine(
             task,
             tiers,
             cache,
             stats,
-            batch_size=batch_size,
-            concurrency=concurrency or primary.capabilities.concurrency,
+            batch_size=min(batch_size, primary.capabilities.max_batch_size),
+            concurrency=concurrency or default_concurrency(primary, limiter.rpm if limiter else rpm),
             retry=retry or RetryPolicy(),
             timeout=timeout,
+            limiter=limiter or RateLimiter(rpm, tpm),
+            echo=echo,
             on_settled=settled,
         )
-        try:
-            await engine.run(list(work.values()))
-        finally:
-            for tier in tiers:
-                await tier.aclose()
-        answers = {**{k: e.values for k, e in found.items()}, **{k: e.values for k, e in engine.results.items()}}
+        await engine.run(list(run.work.values()))
     finally:
+        for tier in tiers:
+            await tier.aclose()
         if cache is not None:
             cache.close()
+    answers = {key: entry.values for key, entry in (run.found | engine.results).items()}
     failures = []
-    for n, (row, key) in enumerate(zip(table, keys, strict=True)):
+    for n, (row, key) in enumerate(zip(run.table, run.keys, strict=True)):
         if key in answers:
             row.update(answers[key])
         else:
-            attempts = work[key].attempts if key in work else 0
-            failures.append(Failure(ids[n], engine.failures.get(key, "not answered"), attempts, inputs[n]))
+            attempts = run.work[key].attempts if key in run.work else 0
+            failures.append(Failure(run.ids[n], engine.failures.get(key, "not answered"), attempts, run.inputs[n]))
     stats.seconds = time.perf_counter() - started
-    return EnrichResult(table, failures, stats)
+    return EnrichResult(run.table, failures, stats)
 
 
-def enrich(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> EnrichResult:
-    """Enrich ``rows`` (dicts) with the columns ``task`` describes.
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do, found without spending anything (a dry run)."""
 
-    Cached rows cost nothing; the rest travel in packs of up to ``batch_size`` rows per call.
-    ``client`` is a ready ``google.genai.Client``; without one, a client is built from
-    GEMINI_API_KEY / GOOGLE_API_KEY. ``fallback`` lists models (or providers) that get the rows
-    the main model could not answer. Returns the rows in input order with the new fields (absent
-    for failed rows), the failures with their last reason, and the run's figures.
+    provider: str
+    model: str
+    rows: int
+    cache_hits: int
+    duplicates: int
+    to_send: int
+    packs: list[int]
+    prompt_tokens: int
+    output_tokens: int
+    tokens_counted: bool
+
+    @property
+    def calls(self) -> int:
+        return len(self.packs)
+
+
+async def aplan(
+    rows: Iterable[Mapping[str, Any]],
+    task: Task | str | Path,
+    *,
+    client: genai.Client | None = None,
+    model: str | None = None,
+    provider: Provider | None = None,
+    batch_size: int = 20,
+    echo: bool | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> Plan:
+    """The cache hits, packs and estimated tokens of a run, without calling the model.
+
+    Prompt tokens are the provider's own count of the first pack (``countTokens`` is free on Gemini)
+    scaled to all packs by length, or a four-characters-a-token estimate when it cannot count.
     """
-    job = aenrich(rows, task, **options)
+    task = task if isinstance(task, Task) else Task.from_file(task)
+    _check_batch_size(batch_size)
+    primary = provider or resolve_provider(client, model)
+    cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
+    echo = primary.capabilities.echo if echo is None else echo
+    try:
+        run = prepare(rows, task, primary, cache, echo)
+        size = min(batch_size, primary.capabilities.max_batch_size)
+        engine = Engine(
+            task, [primary], None, run.stats, batch_size=size, concurrency=1, retry=RetryPolicy(), echo=echo
+        )
+        packs = engine.plan(list(run.work.values()), size)
+        requests = [engine.pack_request(pack)[1] for pack in packs]
+        estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
+        counted = await primary.count_tokens(requests[0]) if requests else None
+    finally:
+        await primary.aclose()
+        if cache is not None:
+            cache.close()
+    scale = counted / estimated[0] if counted and estimated else 1.0
+    per_row = expected_output_tokens(task) + (ECHO_WORDS * 2 + 4 if echo else 0)
+    return Plan(
+        provider=primary.name,
+        model=primary.model,
+        rows=run.stats.rows,
+        cache_hits=run.stats.cache_hits,
+        duplicates=run.stats.duplicates,
+        to_send=len(run.work),
+        packs=[len(pack) for pack in packs],
+        prompt_tokens=round(sum(estimated) * scale),
+        output_tokens=sum(len(pack) * per_row for pack in packs),
+        tokens_counted=counted is not None,
+    )
+
+
+def _sync(job: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(job)
     with ThreadPoolExecutor(max_workers=1) as pool:  # called from inside an event loop (e.g. Jupyter)
         return pool.submit(asyncio.run, job).result()
+
+
+def enrich(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> EnrichResult:
+    """Enrich ``rows`` (dicts) with the columns ``task`` describes.
+
+    Cached rows cost nothing; the rest travel in packs of up to ``batch_size`` rows per call.
+    ``client`` is a ready ``google.genai.Client``; without one, Gemini is used when GEMINI_API_KEY /
+    GOOGLE_API_KEY is set and the embedded local model when not (or pass ``provider=``).
+    ``fallback`` lists models (or providers) that get the rows the main model could not answer.
+    Returns the rows in input order with the new fields (absent for failed rows), the failures with
+    their last reason, and the run's figures.
+    """
+    return _sync(aenrich(rows, task, **options))
+
+
+def plan(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> Plan:
+    """What ``enrich`` would send, and roughly how many tokens, without calling the model."""
+    return _sync(aplan(rows, task, **options))

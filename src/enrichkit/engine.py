@@ -26,7 +26,10 @@ from enrichkit.errors import (
     TransientError,
     Unreachable,
 )
+from enrichkit.limiter import RateLimiter
 from enrichkit.prompt import (
+    echo_field,
+    echo_of,
     estimate_tokens,
     expected_output_tokens,
     pack_ids,
@@ -87,6 +90,8 @@ class Engine:
         concurrency: int,
         retry: RetryPolicy,
         timeout: float | None = None,
+        limiter: RateLimiter | None = None,
+        echo: bool = False,
         on_settled: Callable[[int], None] | None = None,
     ) -> None:
         self.task = task
@@ -97,6 +102,8 @@ class Engine:
         self.retry = retry
         self.timeout = timeout
         self.on_settled = on_settled
+        self.limiter = limiter or RateLimiter()
+        self.echo = echo_field(task) if echo else None
         self.results: dict[str, Entry] = {}
         self.failures: dict[str, str] = {}
         self._system = system_instruction(task)
@@ -137,6 +144,17 @@ class Engine:
             packs.append(current)
         return packs
 
+    def pack_request(self, items: Sequence[Work]) -> tuple[list[str], Request]:
+        """The pack-local ids and the request of a pack of ``items`` for the primary provider."""
+        ids = pack_ids(len(items))
+        request = Request(
+            system=self._system,
+            prompt=pack_prompt([(rid, w.inputs) for rid, w in zip(ids, items, strict=True)], self.echo),
+            schema=pack_schema(self.task, ids, self.tiers[0].capabilities.id_style, self.echo),
+            max_output_tokens=self._max_output_tokens(len(items)),
+        )
+        return ids, request
+
     # -- rungs of the ladder -------------------------------------------------------------------
 
     async def _pack(self, items: list[Work]) -> None:
@@ -144,13 +162,7 @@ class Engine:
             await self._single(items[0], 0)
             return
         provider = self.tiers[0]
-        ids = pack_ids(len(items))
-        request = Request(
-            system=self._system,
-            prompt=pack_prompt([(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]),
-            schema=pack_schema(self.task, ids, provider.capabilities.id_style),
-            max_output_tokens=self._max_output_tokens(len(items)),
-        )
+        ids, request = self.pack_request(items)
         for w in items:
             w.attempts += 1
         try:
@@ -199,9 +211,11 @@ class Engine:
             payload = parse_answer(reply.text, list)
         except AnswerError:
             return items
-        check = check_pack(payload, ids, self._fields, self._validator)
+        echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
+        check = check_pack(payload, ids, self._fields, self._validator, echoes)
         self.stats.invalid_items += len(check.invalid)
         self.stats.unknown_ids += check.unknown_ids
+        self.stats.crosswired += check.crosswired
         self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, provider, len(items))
         return [by_id[rid] for rid in ids if rid in check.invalid]
 
@@ -246,6 +260,7 @@ class Engine:
         while True:
             async with self._admission():
                 await self._unpaused()
+                await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
                 outcome = await self._attempt(provider, request, kind)
                 if isinstance(outcome, Reply | PromptTooLong):
                     self._proven.set()

@@ -40,9 +40,12 @@ class Reply:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the engine may assume: how ids are pinned, how big a pack, how many calls at once."""
+    """What the engine may assume: how ids are pinned, how big a pack, how many calls at once, and
+    whether packed answers echo their row by default (a few output tokens a row: cheap on an API,
+    seconds on a CPU)."""
 
     id_style: IdStyle = "enum"
+    echo: bool = True
     max_batch_size: int = 50
     concurrency: int = 8
     timeout: float | None = 120.0
@@ -58,5 +61,9 @@ class Provider(Protocol):
         ...
 
     async def generate(self, request: Request) -> Reply: ...
+
+    async def count_tokens(self, request: Request) -> int | None:
+        """The prompt tokens of ``request`` as the model counts them (free), or None if it cannot."""
+        ...
 
     async def aclose(self) -> None: ...

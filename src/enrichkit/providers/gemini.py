@@ -191,6 +191,16 @@ class GeminiProvider:
             raise TransientError("Gemini sent a malformed response") from None
         return to_reply(response)
 
+    async def count_tokens(self, request: Request) -> int | None:
+        """``countTokens`` on system text + prompt (the Gemini API takes no system instruction there)."""
+        try:
+            counted = await self.client.aio.models.count_tokens(
+                model=self.model, contents=[request.system, request.prompt]
+            )
+        except (errors.APIError, httpx2.HTTPError):
+            return None
+        return counted.total_tokens
+
     async def aclose(self) -> None:
         """Close the client if this provider made it (a caller's client stays open)."""
         if self.owns_client:

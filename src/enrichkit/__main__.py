@@ -1,0 +1,5 @@
+"""``python -m enrichkit`` = the ``enrichkit`` command."""
+
+from enrichkit.cli import main
+
+main()

@@ -1,0 +1,292 @@
+"""The ``enrichkit`` command: a thin click shell over the library (see ``runner`` and ``api``)."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from enrichkit.api import MAX_BATCH_SIZE
+from enrichkit.cache import RowCache, default_dir
+from enrichkit.errors import EnrichkitError
+from enrichkit.files import read_rows
+from enrichkit.providers.choose import PROVIDERS
+from enrichkit.runner import JobOptions, run_job, write_plain
+from enrichkit.scrape.records import csv_records, json_records
+from enrichkit.scrape.roadmap import scrape_roadmap
+
+F = TypeVar("F", bound=Callable[..., Any])
+USAGE_ERROR = 2
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _guarded(command: F) -> F:
+    """Errors of the user's making: one line on stderr and exit 2 (the traceback only with -v)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = kwargs.get("verbose", False)
+        try:
+            code = command(*args, **kwargs)
+        except EnrichkitError as exc:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(USAGE_ERROR)
+        sys.exit(code or 0)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _quiet_verbose(command: F) -> F:
+    command = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of errors.")(command)
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bar, header or receipt.")(command)
+
+
+def _enrich_options(command: F) -> F:
+    """The options every enrich run takes."""
+    options = [
+        click.option(
+            "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
+        ),
+        click.option("--model", help="Model name (default: gemini-3.1-flash-lite, or the embedded local model)."),
+        click.option(
+            "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
+        ),
+        click.option(
+            "--fallback-model",
+            "fallback",
+            multiple=True,
+            help="Model for rows the main one could not answer; repeatable, cheapest first.",
+        ),
+        click.option(
+            "--batch-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_BATCH_SIZE})."
+        ),
+        click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
+        click.option(
+            "--rpm",
+            type=click.IntRange(min=1),
+            help="Client-side limit: requests a minute (default none: the server's 429s are honoured).",
+        ),
+        click.option("--tpm", type=click.IntRange(min=1), help="Client-side limit: prompt tokens a minute."),
+        click.option(
+            "--echo/--no-echo",
+            default=None,
+            help="Packed answers copy their row's first words, so answers given to the wrong row are caught"
+            " (default: on; off for local models).",
+        ),
+        click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar="ENRICHKIT_CACHE_DIR",
+            help="Default ./cache.",
+        ),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option(
+            "--base-url",
+            envvar="ENRICHKIT_BASE_URL",
+            help="API endpoint (a proxy, a test server, an OpenAI-compatible server).",
+        ),
+        click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows."),
+        click.option(
+            "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write the receipt as JSON here."
+        ),
+        click.option(
+            "--failures", type=click.Path(path_type=Path, dir_okay=False), help="Write failed rows as JSONL here."
+        ),
+        click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return _quiet_verbose(command)
+
+
+def _job(kwargs: dict[str, Any]) -> JobOptions:
+    if not 1 <= kwargs["batch_size"] <= MAX_BATCH_SIZE:
+        raise click.BadParameter(
+            f"must be between 1 and {MAX_BATCH_SIZE}, not {kwargs['batch_size']}", param_hint="--batch-size"
+        )
+    return JobOptions(
+        provider=kwargs["provider"],
+        model=kwargs["model"],
+        fallback=tuple(kwargs["fallback"]),
+        batch_size=kwargs["batch_size"],
+        concurrency=kwargs["concurrency"],
+        rpm=kwargs["rpm"],
+        echo=kwargs["echo"],
+        tpm=kwargs["tpm"],
+        timeout=kwargs["timeout"],
+        cache_dir=kwargs["cache_dir"],
+        use_cache=not kwargs["no_cache"],
+        base_url=kwargs["base_url"],
+        model_path=kwargs["model_path"],
+        limit=kwargs["limit"],
+        report=kwargs["report"],
+        failures=kwargs["failures"],
+        dry_run=kwargs["dry_run"],
+        quiet=kwargs["quiet"],
+    )
+
+
+def _scraped(rows: list[dict[str, Any]], output: Path, task: Path | None, kwargs: dict[str, Any]) -> int:
+    if task is None:
+        return write_plain(rows, output, kwargs["quiet"])
+    return run_job(rows, task, output, _job(kwargs))
+
+
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=".jsonl, .json, .csv or .parquet",
+)
+ENRICH = click.option(
+    "--enrich",
+    "task",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Task file: enrich the scraped rows in the same run.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="enrichkit")
+def main() -> None:
+    """Enrich rows of data with columns written by an LLM: cached per row, many rows per call, validated."""
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option(
+    "-t", "--task", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Task file (see schemas/)."
+)
+@OUTPUT
+@_enrich_options
+@_guarded
+def run(input_path: str, task: Path, output: Path, **kwargs: Any) -> int:
+    """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT."""
+    options = _job(kwargs)
+    return run_job(read_rows(input_path), task, output, options)
+
+
+@main.group()
+def scrape() -> None:
+    """Turn a source into rows (and, with --enrich, enrich them in the same run)."""
+
+
+@scrape.command()
+@click.argument("name")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A local roadmap folder (default: fetch from GitHub).",
+)
+@OUTPUT
+@ENRICH
+@_enrich_options
+@_guarded
+def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **kwargs: Any) -> int:
+    """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
+    _job(kwargs)
+    return _scraped(scrape_roadmap(name, source), output, task, kwargs)
+
+
+@scrape.command("json")
+@click.argument("source")
+@click.option("--records", default="", help="JSON pointer (/data/items) or dotted path (data.items) of the array.")
+@OUTPUT
+@ENRICH
+@_enrich_options
+@_guarded
+def json_command(source: str, records: str, output: Path, task: Path | None, **kwargs: Any) -> int:
+    """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
+    _job(kwargs)
+    return _scraped(json_records(source, records), output, task, kwargs)
+
+
+@scrape.command("csv")
+@click.argument("source")
+@OUTPUT
+@ENRICH
+@_enrich_options
+@_guarded
+def csv_command(source: str, output: Path, task: Path | None, **kwargs: Any) -> int:
+    """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
+    _job(kwargs)
+    return _scraped(csv_records(source), output, task, kwargs)
+
+
+@main.group()
+def cache() -> None:
+    """Look after the cache directory."""
+
+
+CACHE_DIR = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="ENRICHKIT_CACHE_DIR",
+    help="Default ./cache.",
+)
+
+
+def _open(cache_dir: Path | None) -> RowCache:
+    return RowCache(cache_dir or default_dir())
+
+
+@cache.command()
+@CACHE_DIR
+@_quiet_verbose
+@_guarded
+def stats(cache_dir: Path | None, **_: Any) -> int:
+    """Entries and size of the cache."""
+    rows = _open(cache_dir)
+    try:
+        click.echo(f"{rows.directory}: {len(rows):,} cached rows, {rows.volume() / 1e6:,.1f} MB")
+    finally:
+        rows.close()
+    return 0
+
+
+@cache.command()
+@CACHE_DIR
+@_quiet_verbose
+@_guarded
+def clear(cache_dir: Path | None, **_: Any) -> int:
+    """Delete every cached row (the next run pays for all of them again)."""
+    rows = _open(cache_dir)
+    try:
+        click.echo(f"{rows.directory}: deleted {rows.clear():,} cached rows")
+    finally:
+        rows.close()
+    return 0
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a duration like 30d, 12h, 90m or 45s")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+@cache.command()
+@click.option("--older-than", required=True, callback=_duration, help="Age, e.g. 30d, 12h, 90m.")
+@CACHE_DIR
+@_quiet_verbose
+@_guarded
+def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
+    """Delete cached rows stored longer ago than --older-than."""
+    rows = _open(cache_dir)
+    try:
+        click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
+    finally:
+        rows.close()
+    return 0

@@ -1,0 +1,206 @@
+"""Row files: read JSONL / JSON / CSV (or JSONL on stdin), write them atomically.
+
+Every problem is a ``UserError`` of one line naming the file and where in it (line, byte offset).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from enrichkit.errors import UserError
+
+READ_FORMATS = (".jsonl", ".json", ".csv")
+WRITE_FORMATS = (".jsonl", ".json", ".csv", ".parquet")
+Row = dict[str, Any]
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return ".jsonl" if suffix == ".ndjson" else suffix
+
+
+def decode(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{origin}: not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def read_rows(source: str | Path) -> list[Row]:
+    """The rows of a ``.jsonl``, ``.json`` (array of objects) or ``.csv`` file; ``-`` reads JSONL from stdin."""
+    if str(source) == "-":
+        return parse_rows(decode(sys.stdin.buffer.read(), "<stdin>"), ".jsonl", "<stdin>")
+    path = Path(source)
+    suffix = _suffix(path)
+    if suffix not in READ_FORMATS:
+        raise UserError(f"{path}: unknown input format {path.suffix or '(none)'!r} (use .jsonl, .json or .csv)")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_rows(decode(data, str(path)), suffix, str(path))
+
+
+def parse_rows(text: str, suffix: str, origin: str) -> list[Row]:
+    """Rows from the text of a file of format ``suffix``; an empty input is an error."""
+    if suffix == ".jsonl":
+        rows = list(_jsonl(text, origin))
+    elif suffix == ".json":
+        rows = _json_array(text, origin)
+    else:
+        rows = list(_csv(text, origin))
+    if not rows:
+        raise UserError(f"{origin}: no rows")
+    return rows
+
+
+def _jsonl(text: str, origin: str) -> Iterator[Row]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{origin}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{origin}:{number}: a row must be a JSON object, not {type(row).__name__}")
+        yield row
+
+
+def load_json(text: str, origin: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{origin}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _json_array(text: str, origin: str) -> list[Row]:
+    doc = load_json(text, origin)
+    if not isinstance(doc, list):
+        raise UserError(f"{origin}: expected a JSON array of objects, found {type(doc).__name__}")
+    return check_objects(doc, origin)
+
+
+def check_objects(items: list[Any], origin: str) -> list[Row]:
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise UserError(f"{origin}: item {n} is not a JSON object but {type(item).__name__}")
+    return items
+
+
+def _csv(text: str, origin: str) -> Iterator[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    if len(set(header)) != len(header):
+        repeated = next(name for name in header if header.count(name) > 1)
+        raise UserError(f"{origin}:1: column {repeated!r} appears twice in the header")
+    for record in reader:
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise UserError(
+                f"{origin}:{reader.line_num}: {len(record)} fields, but the header has {len(header)} (ragged CSV)"
+            )
+        yield dict(zip(header, record, strict=True))
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before any work, an output path that could not be written."""
+    suffix = _suffix(path)
+    if suffix not in WRITE_FORMATS:
+        raise UserError(f"{path}: unknown output format {path.suffix or '(none)'!r} (use .jsonl, .json or .csv)")
+    if suffix == ".parquet":
+        _parquet(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory")
+
+
+def columns_of(rows: Sequence[Row], extra: Sequence[str] = ()) -> list[str]:
+    """Every column in first-seen order, then ``extra`` columns not already present."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    seen.update(dict.fromkeys(extra))
+    return list(seen)
+
+
+def write_rows(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> None:
+    """Write ``rows`` (missing columns as null/empty) in the format of ``path``'s extension, atomically."""
+    suffix = _suffix(path)
+    full = [{c: row.get(c) for c in columns} for row in rows]
+    if suffix == ".parquet":
+        pyarrow, parquet = _parquet(path)
+        with _atomic(path, binary=True) as out:
+            parquet.write_table(pyarrow.Table.from_pylist(full), out)
+        return
+    with _atomic(path) as out:
+        if suffix == ".jsonl":
+            for row in full:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif suffix == ".json":
+            json.dump(full, out, ensure_ascii=False, indent=1)
+            out.write("\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({c: _cell(v) for c, v in row.items()} for row in full)
+
+
+def write_jsonl(path: Path, records: Sequence[Row]) -> None:
+    with _atomic(path) as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+def write_json(path: Path, doc: Any) -> None:
+    with _atomic(path) as out:
+        json.dump(doc, out, indent=1, ensure_ascii=False)
+        out.write("\n")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+@contextmanager
+def _atomic(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """A temp file beside ``path``, renamed over it only when everything was written."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _parquet(path: Path) -> tuple[Any, Any]:
+    """pyarrow and pyarrow.parquet (an optional extra)."""
+    try:
+        return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise UserError(f"{path}: writing .parquet needs pyarrow: pip install 'enrichkit[parquet]'") from None

@@ -1,0 +1,99 @@
+"""The receipt of a run (and of a dry run): a few lines for people, the same figures as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enrichkit.api import Plan
+from enrichkit.prices import price_of
+from enrichkit.result import Stats
+
+
+def costs(model: str, prompt_tokens: int, output_tokens: int) -> dict[str, float] | None:
+    """Estimated US$ at the live and the batch price of ``model``; None when its price is unknown."""
+    price = price_of(model)
+    if price is None:
+        return None
+    return {
+        "live_usd": round(price.cost(prompt_tokens, output_tokens), 6),
+        "batch_usd": round(price.cost(prompt_tokens, output_tokens, batch=True), 6),
+    }
+
+
+def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = False) -> dict[str, Any]:
+    report: dict[str, Any] = {"provider": provider, "model": model, **stats.as_dict()}
+    done = stats.rows - stats.failed
+    report["success_rate"] = round(done / stats.rows, 4) if stats.rows else 1.0
+    report["cost"] = {name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.by_model.items()}
+    report["interrupted"] = interrupted
+    return report
+
+
+def _usd(value: float) -> str:
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _cost_text(report: dict[str, Any], provider: str) -> str:
+    if provider == "local":
+        return "cost $0 (local model)"
+    known = [c for c in report["cost"].values() if c is not None]
+    if not report["cost"]:
+        return "cost $0"
+    if len(known) < len(report["cost"]):
+        return "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
+    live = sum(c["live_usd"] for c in known)
+    return f"est. cost {_usd(live)} (batch price {_usd(sum(c['batch_usd'] for c in known))})"
+
+
+def run_text(report: dict[str, Any]) -> str:
+    rows, hits, failed = report["rows"], report["cache_hits"], report["failed"]
+    head = "interrupted: " if report["interrupted"] else ""
+    lines = [
+        f"{head}{rows:,} rows: {hits:,} cache hits, {report['enriched']:,} newly enriched, {failed:,} failed"
+        f" ({report['success_rate']:.1%} ok)",
+        f"calls: {report['calls']:,} ({report['calls_packed']:,} packed, {report['calls_single']:,} single,"
+        f" {report['calls_fallback']:,} fallback; {report['retries']:,} retries)"
+        + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows else ""),
+        f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
+        f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
+    ]
+    lines.append(
+        f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
+        f" {report['unknown_ids']:,} unknown ids (all asked again)"
+    )
+    return "\n".join(lines)
+
+
+def plan_report(plan: Plan) -> dict[str, Any]:
+    return {
+        "dry_run": True,
+        "provider": plan.provider,
+        "model": plan.model,
+        "rows": plan.rows,
+        "cache_hits": plan.cache_hits,
+        "duplicates": plan.duplicates,
+        "rows_to_send": plan.to_send,
+        "calls": plan.calls,
+        "pack_sizes": sorted(set(plan.packs), reverse=True),
+        "prompt_tokens": plan.prompt_tokens,
+        "output_tokens": plan.output_tokens,
+        "tokens": "counted by the model on one pack, scaled" if plan.tokens_counted else "estimated (4 chars/token)",
+        "cost": None if plan.provider == "local" else costs(plan.model, plan.prompt_tokens, plan.output_tokens),
+    }
+
+
+def plan_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"dry run — nothing sent. {report['rows']:,} rows: {report['cache_hits']:,} cache hits,"
+        f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send",
+        f"calls: {report['calls']:,} packed calls (pack sizes {report['pack_sizes'] or [0]})",
+        f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
+    ]
+    cost = report["cost"]
+    if report["provider"] == "local":
+        lines.append("cost: $0 (local model)")
+    elif cost is None:
+        lines.append(f"cost: unknown (no price for {report['model']}; see ENRICHKIT_PRICES)")
+    else:
+        lines.append(f"est. cost: {_usd(cost['live_usd'])} live ({_usd(cost['batch_usd'])} at the batch price)")
+    return "\n".join(lines)
