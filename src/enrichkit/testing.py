@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from enrichkit.prompt import ECHO_WORDS
+
 _ROUTE = re.compile(r"^/(?:.*/)?(v[0-9a-z]+)/models/([^/:]+):(\w+)$")
 
 
@@ -99,11 +101,16 @@ class Outcome:
 Fault = Callable[[Call], Outcome | None]
 
 
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
 def _stable(*parts: Any) -> int:
     return int(hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8], 16)
 
 
 def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> Any:
+    if name == "echo" and (quoted := _QUOTED.search(str(schema.get("description", "")))):
+        return " ".join(str(record.get(quoted.group(1), "")).split()[:ECHO_WORDS])  # as told: copy the words
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -290,12 +297,14 @@ class GeminiStub:
         per_output_token: float = 0.0,
         jitter: float = 0.0,
         rpm: int | None = None,
+        window: float = 60.0,
         port: int = 0,
     ) -> None:
         self.latency = latency
         self.per_output_token = per_output_token
         self.jitter = jitter
         self.rpm = rpm
+        self.window = window
         self.calls: list[Call] = []
         self.rate_limited = 0
         self._script: collections.deque[Fault | None] = collections.deque()
@@ -361,14 +370,14 @@ class GeminiStub:
         return outcome
 
     def _over_rpm(self) -> float | None:
-        """Seconds until a request slot frees, when the last minute already had ``rpm`` requests."""
+        """Seconds until a request slot frees, when the last window already had ``rpm`` requests."""
         if self.rpm is None:
             return None
         now = time.monotonic()
-        while self._recent and now - self._recent[0] >= 60:
+        while self._recent and now - self._recent[0] >= self.window:
             self._recent.popleft()
         if len(self._recent) >= self.rpm:
-            return 60 - (now - self._recent[0])
+            return self.window - (now - self._recent[0])
         self._recent.append(now)
         return None
 
@@ -415,9 +424,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per call")
     parser.add_argument("--per-output-token", type=float, default=0.0, help="seconds per output token")
-    parser.add_argument("--rpm", type=int, default=None, help="requests per minute before 429")
+    parser.add_argument("--jitter", type=float, default=0.0, help="up to this many extra seconds per call")
+    parser.add_argument("--rpm", type=int, default=None, help="requests per window before 429")
+    parser.add_argument("--window", type=float, default=60.0, help="the rate-limit window in seconds")
     args = parser.parse_args()
-    stub = GeminiStub(latency=args.latency, per_output_token=args.per_output_token, rpm=args.rpm, port=args.port)
+    stub = GeminiStub(
+        latency=args.latency,
+        per_output_token=args.per_output_token,
+        jitter=args.jitter,
+        rpm=args.rpm,
+        window=args.window,
+        port=args.port,
+    )
     with stub:
         print(f"Gemini stub listening on {stub.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

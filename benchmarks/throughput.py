@@ -1,0 +1,200 @@
+"""Throughput of enrichkit against a rate-limited Gemini stub, next to the designs it replaces.
+
+    .venv/bin/python benchmarks/throughput.py            # the full table (about 6 minutes)
+    .venv/bin/python benchmarks/throughput.py --quick    # 1,000 rows only, no baselines at 10,000
+
+The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
+0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
+minute. Rows are synthetic. Every figure printed is measured in this run, except lines marked
+"projected", which scale a measured figure (they would take over half an hour to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from enrichkit import Task, aenrich
+from enrichkit.providers.base import Capabilities, Reply, Request, Usage
+from enrichkit.providers.gemini import make_client
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK = Task.from_file(ROOT / "schemas" / "roadmap-topic.json")
+RPM = 600
+LATENCY, PER_TOKEN, JITTER = 0.8, 0.005, 0.2
+
+
+def synthetic_rows(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"row-{i}",
+            "category": f"Area {i % 37}",
+            "topic": f"Topic {i}",
+            "description": f"Row {i} describes a practice that teams adopt to ship software safely and often.",
+        }
+        for i in range(n)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stub:
+    """``python -m enrichkit.testing`` in a child process (a fresh rate-limit window each time)."""
+
+    def __init__(self, latency: float, per_token: float, jitter: float, rpm: int | None) -> None:
+        self.port = free_port()
+        args = ["--port", str(self.port), "--latency", str(latency), "--per-output-token", str(per_token)]
+        args += ["--jitter", str(jitter)] + (["--rpm", str(rpm)] if rpm else [])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "enrichkit.testing", *args], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "listening on ..."
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+def live(n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, latency: bool = True) -> dict[str, Any]:
+    """One clean run (empty cache) against a fresh stub."""
+    stub = Stub(LATENCY, PER_TOKEN, JITTER, RPM) if latency else Stub(0, 0, 0, None)
+    try:
+        with tempfile.TemporaryDirectory() as cache:
+            client = make_client(api_key="benchmark", base_url=stub.url)
+            result = asyncio.run(
+                aenrich(
+                    synthetic_rows(n),
+                    TASK,
+                    client=client,
+                    batch_size=batch_size,
+                    concurrency=concurrency,
+                    rpm=rpm,
+                    cache_dir=cache,
+                )
+            )
+    finally:
+        stub.stop()
+    s = result.stats
+    assert s.enriched == n, f"{s.failed} rows failed"
+    return {
+        "rows": n,
+        "calls": s.calls,
+        "retries": s.retries,
+        "prompt_tokens": s.prompt_tokens,
+        "output_tokens": s.output_tokens,
+        "seconds": s.seconds,
+    }
+
+
+class InstantProvider:
+    """A provider that answers at once, in process: what is left is enrichkit's own overhead."""
+
+    name = "instant"
+    model = "instant"
+    capabilities = Capabilities(concurrency=8, timeout=None)
+
+    def settings(self) -> dict[str, Any]:
+        return {"model": self.model}
+
+    async def generate(self, request: Request) -> Reply:
+        records = json.loads(request.prompt[request.prompt.index("\n\n") + 2 :])
+        values = {"tldr": "A short summary of this topic.", "challenge": "practice"}
+        if isinstance(records, dict):
+            return Reply(json.dumps(values), usage=Usage(len(request.prompt) // 4, 12))
+        items = [{"id": r["id"], **values} for r in records]
+        return Reply(json.dumps(items), usage=Usage(len(request.prompt) // 4, 12 * len(items)))
+
+    async def count_tokens(self, request: Request) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def child(kind: str, n: int, cache: str) -> None:
+    """Run in a child process (so peak RSS is this run's alone) and print the figures as JSON."""
+    rows = synthetic_rows(n)
+    result = asyncio.run(aenrich(rows, TASK, provider=InstantProvider(), cache_dir=cache))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    s = result.stats
+    print(json.dumps({"kind": kind, "rows": n, "calls": s.calls, "hits": s.cache_hits, "seconds": s.seconds,
+                      "peak_mb": peak_mb}))  # fmt: skip
+
+
+def in_child(kind: str, n: int, cache: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(n), cache], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout))
+
+
+def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "") -> str:
+    ratio = f"{r['seconds'] / bound:5.2f}" if bound else "     "
+    b = f"{bound:7.1f}" if bound else "       "
+    return (
+        f"{name:<34} {r['rows']:>7,} {r['calls']:>7,} {r['retries']:>5} {r['prompt_tokens']:>10,}"
+        f" {r['output_tokens']:>9,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>8.0f} {b} {ratio} {note}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), args.child[2])
+        return
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    print(f"stub: {LATENCY} s + {PER_TOKEN * 1000:.0f} ms/output token + ≤{JITTER} s jitter, {RPM} RPM; batch 20")
+    print(f"{'run':<34} {'rows':>7} {'calls':>7} {'429s':>5} {'prompt tok':>10} {'out tok':>9} {'wall s':>8}"
+          f" {'rows/s':>8} {'bound s':>7} {'÷bnd':>5}")  # fmt: skip
+    sizes = [1_000] if args.quick else [1_000, 10_000]
+    for n in sizes:
+        bound = math.ceil(n / 20) / RPM * 60
+        packed = live(n, batch_size=20, concurrency=None, rpm=RPM)
+        print(line("enrichkit (packed, concurrent)", packed, bound), flush=True)
+        if n == 1_000:
+            single = live(n, batch_size=1, concurrency=None, rpm=RPM)
+            print(line("one row per call (concurrent)", single, n / RPM * 60), flush=True)
+            sequential = live(n, batch_size=20, concurrency=1, rpm=RPM)
+            print(line("sequential packer (one at a time)", sequential, bound), flush=True)
+            per_call = sequential["seconds"] / sequential["calls"]
+        else:
+            calls = math.ceil(n / 20)
+            print(f"{'one row per call':<34} {n:>7,} {n:>7,}   (projected: {n / RPM:.0f} min at {RPM} RPM)")
+            print(f"{'sequential packer':<34} {n:>7,} {calls:>7,}   (projected: {calls * per_call / 60:.0f} min"
+                  f" at the measured {per_call:.2f} s a call)")  # fmt: skip
+    zero = live(10_000, batch_size=20, concurrency=None, rpm=None, latency=False)
+    print(line("zero-latency stub over HTTP", zero), flush=True)
+    with tempfile.TemporaryDirectory() as cache:
+        n = 100_000
+        fresh = in_child("fresh", n, cache)
+        print(f"engine overhead, {n:,} rows, instant in-process provider: {n / fresh['seconds']:,.0f} rows/s"
+              f" ({fresh['calls']:,} calls, {fresh['seconds']:.1f} s, peak RSS {fresh['peak_mb']:.0f} MB)")  # fmt: skip
+        again = in_child("cached", n, cache)
+        print(f"cached re-run, {n:,} rows: {again['seconds']:.2f} s, {again['calls']} calls,"
+              f" {again['hits']:,} hits, peak RSS {again['peak_mb']:.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

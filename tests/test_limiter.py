@@ -1,0 +1,81 @@
+"""The client-side rate limiter, alone and in the engine against a stub that enforces its own limit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from enrichkit import Task, aenrich
+from enrichkit.limiter import RateLimiter
+from enrichkit.providers.gemini import make_client
+from enrichkit.testing import GeminiStub
+from helpers import FAST_RETRY, topic_rows
+
+
+async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    got: list[float] = []
+
+    async def one(n: int) -> None:
+        await limiter.acquire(n)
+        got.append(loop.time() - start)
+
+    await asyncio.gather(*(one(n) for n in tokens))
+    return sorted(got)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if s <= t < s + window) for s in times)
+
+
+def test_never_more_requests_than_the_limit_in_any_window() -> None:
+    times = asyncio.run(stamps(RateLimiter(rpm=5, window=0.4), [0] * 17))
+    assert most_in_any_window(times, 0.4 - 0.01) == 5
+    assert times[-1] == pytest.approx(3 * 0.4 * 1.02, abs=0.1)  # 4 waves: it waits exactly as long as needed
+
+
+def test_token_limit_over_the_window() -> None:
+    limiter = RateLimiter(tpm=100, window=0.3)
+    times = asyncio.run(stamps(limiter, [40] * 6))
+    assert most_in_any_window(times, 0.29) == 2
+    assert limiter.waited > 0
+
+
+def test_a_request_larger_than_the_token_limit_goes_alone() -> None:
+    times = asyncio.run(stamps(RateLimiter(tpm=100, window=0.2), [30, 500, 30]))
+    assert len(times) == 3
+    assert times[-1] >= 0.2
+
+
+def test_no_limit_means_no_wait() -> None:
+    times = asyncio.run(stamps(RateLimiter(), [10**9] * 50))
+    assert times[-1] < 0.05
+
+
+def test_engine_under_a_client_limit_gets_no_429(task: Task, tmp_path: Path) -> None:
+    with GeminiStub(rpm=3, window=0.8, latency=0.02) as stub:  # the first call arrives late (SDK start-up)
+        client = make_client(api_key="test-key", base_url=stub.url)
+        result = asyncio.run(
+            aenrich(
+                topic_rows(100),
+                task,
+                client=client,
+                cache_dir=tmp_path,
+                retry=FAST_RETRY,
+                limiter=RateLimiter(rpm=3, window=1.0),
+            )
+        )
+    assert result.stats.enriched == 100 and result.stats.calls == 5
+    assert stub.rate_limited == 0
+    assert result.stats.seconds >= 1.0  # the 4th call had to wait for the window
+
+
+def test_without_the_limit_the_server_429s_and_the_engine_waits(task: Task, tmp_path: Path) -> None:
+    with GeminiStub(rpm=3, window=0.5) as stub:
+        client = make_client(api_key="test-key", base_url=stub.url)
+        result = asyncio.run(aenrich(topic_rows(100), task, client=client, cache_dir=tmp_path, retry=FAST_RETRY))
+    assert result.stats.enriched == 100
+    assert stub.rate_limited > 0 and result.stats.retries == stub.rate_limited
