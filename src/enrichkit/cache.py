@@ -59,6 +59,14 @@ class Entry:
         return cls(doc["v"], doc["m"], doc["u"][0], doc["u"][1], doc["t"])
 
 
+def _owner_only(folder: Path) -> None:
+    """Paid answers are the user's data: the folder and its files are readable by the owner only
+    (SQLite gives its -wal/-shm files the database file's permissions)."""
+    folder.chmod(0o700)
+    for path in folder.iterdir():
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 class RowCache:
     """Validated answers on disk (diskcache over SQLite: safe across threads and processes).
 
@@ -68,7 +76,9 @@ class RowCache:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._db = diskcache.Cache(str(self.directory / "rows"), eviction_policy="none", statistics=False)
+        rows = self.directory / "rows"
+        self._db = diskcache.Cache(str(rows), eviction_policy="none", statistics=False)
+        _owner_only(rows)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         """Look up many keys in one read transaction."""

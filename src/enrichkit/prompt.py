@@ -8,6 +8,7 @@ Changing anything here changes answers: bump ``PROMPT_VERSION`` (it is part of e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from enrichkit.schema import field_hint
 from enrichkit.task import Task
 
 PROMPT_VERSION = 1
+ECHO_WORDS = 3
 
 IdStyle = Literal["enum", "prefix"]
 
@@ -40,13 +42,32 @@ def _record_json(values: Mapping[str, Any]) -> str:
     return json.dumps(values, ensure_ascii=False, separators=(", ", ": "))
 
 
-def pack_prompt(records: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
-    """The user message for a pack; ``records`` are (pack id, input values) pairs."""
+def echo_field(task: Task) -> str:
+    """The input field whose first words each packed answer copies back (the last input field)."""
+    return task.inputs[-1]
+
+
+def echo_of(value: Any) -> str:
+    """The first words of ``value``, normalised (case, punctuation), as an echo is compared."""
+    return " ".join(re.findall(r"\w+", str(value).lower())[:ECHO_WORDS])
+
+
+def _echo_description(field: str) -> str:
+    return f'The first {ECHO_WORDS} words of the record\'s "{field}", copied exactly.'
+
+
+def pack_prompt(records: Sequence[tuple[str, Mapping[str, Any]]], echo: str | None = None) -> str:
+    """The user message for a pack; ``records`` are (pack id, input values) pairs.
+
+    With ``echo`` (an input field), every answer also copies the first words of that field of its
+    record, so an answer attached to the wrong row can be caught.
+    """
     n = len(records)
     body = ",\n".join(_record_json({"id": rid, **values}) for rid, values in records)
+    copied = f'"id" and, as "echo", the first {ECHO_WORDS} words of its "{echo}"' if echo else '"id"'
     return (
         f"Enrich each of these {n} records. Answer with a JSON array of exactly {n} objects, one per "
-        'record in the same order, each with the record\'s "id" copied exactly and the fields above.\n\n'
+        f"record in the same order, each with the record's {copied} copied exactly and the fields above.\n\n"
         f"[\n{body}\n]"
     )
 
@@ -56,20 +77,23 @@ def single_prompt(values: Mapping[str, Any]) -> str:
     return "Enrich this record. Answer with one JSON object holding the fields above.\n\n" + _record_json(values)
 
 
-def pack_schema(task: Task, ids: Sequence[str], style: IdStyle = "enum") -> dict[str, Any]:
+def pack_schema(task: Task, ids: Sequence[str], style: IdStyle = "enum", echo: str | None = None) -> dict[str, Any]:
     """The answer schema of a pack: an array of exactly ``len(ids)`` items carrying their id.
 
     ``enum`` lets every item take any of the pack's ids; ``prefix`` pins one id per position
     (``prefixItems`` with a ``const``), which weak models need to return every id exactly once.
+    With ``echo``, each item carries the echo right after its id, before any answer.
     """
     out = task.schema
+    head = ["id", "echo"] if echo else ["id"]
 
     def item(id_schema: dict[str, Any]) -> dict[str, Any]:
+        extra = {"echo": {"type": "string", "description": _echo_description(echo)}} if echo else {}
         return {
             "type": "object",
-            "properties": {"id": id_schema, **out["properties"]},
-            "required": ["id", *out["required"]],
-            "propertyOrdering": ["id", *out["properties"]],
+            "properties": {"id": id_schema, **extra, **out["properties"]},
+            "required": [*head, *out["required"]],
+            "propertyOrdering": [*head, *out["properties"]],
         }
 
     n = len(ids)

@@ -35,6 +35,7 @@ class Stats:
     retries: int = 0
     invalid_items: int = 0
     unknown_ids: int = 0
+    crosswired: int = 0
     prompt_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0

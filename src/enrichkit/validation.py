@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from enrichkit.prompt import echo_of
 from enrichkit.schema import first_error
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
@@ -55,12 +56,20 @@ class PackCheck:
     valid: dict[str, dict[str, Any]] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
     unknown_ids: int = 0
+    crosswired: int = 0
 
 
-def check_pack(items: Sequence[Any], ids: Sequence[str], fields: Sequence[str], validator: Any) -> PackCheck:
+def check_pack(
+    items: Sequence[Any],
+    ids: Sequence[str],
+    fields: Sequence[str],
+    validator: Any,
+    echoes: Mapping[str, str] | None = None,
+) -> PackCheck:
     """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
 
-    An id that appears twice is ambiguous, so neither answer is kept.
+    An id that appears twice is ambiguous, so neither answer is kept. With ``echoes`` (pack id →
+    the expected echo), an item whose echo does not match its row is cross-wired and rejected.
     """
     expected = set(ids)
     counts = Counter(_item_id(item) for item in items)
@@ -73,6 +82,10 @@ def check_pack(items: Sequence[Any], ids: Sequence[str], fields: Sequence[str], 
         assert rid is not None and isinstance(item, Mapping)
         if counts[rid] > 1:
             out.invalid[rid] = f"id {rid} answered {counts[rid]} times"
+            continue
+        if echoes is not None and (got := echo_of(item.get("echo", ""))) != echoes[rid]:
+            out.invalid[rid] = f"echo {got!r} is not the row's {echoes[rid]!r}: an answer for another row?"
+            out.crosswired += 1
             continue
         values, problem = check_values(item, fields, validator)
         if problem is None:

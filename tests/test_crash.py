@@ -1,0 +1,76 @@
+"""Crash safety with real processes: kill -9 mid-run loses no paid answer; Ctrl-C prints the receipt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from enrichkit.cache import RowCache
+from enrichkit.testing import GeminiStub
+from helpers import ROOT, topic_rows
+
+TASK = str(ROOT / "schemas" / "roadmap-topic.json")
+
+
+def start(stub: GeminiStub, rows: Path, out: Path, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}
+    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "--concurrency", "2", "-q"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "enrichkit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_calls(stub: GeminiStub, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(stub.generate_calls) < n:
+        assert time.monotonic() < deadline, f"only {len(stub.generate_calls)} calls arrived"
+        time.sleep(0.02)
+
+
+def cached(cache: Path) -> int:
+    store = RowCache(cache)
+    try:
+        return len(store)
+    finally:
+        store.close()
+
+
+def test_kill_9_mid_run_keeps_every_validated_row_and_the_rerun_pays_only_the_rest(tmp_path: Path) -> None:
+    rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(200)), encoding="utf-8")
+    with GeminiStub(latency=0.4) as stub:
+        process = start(stub, rows, out, cache)
+        wait_for_calls(stub, 6)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        first_calls = len(stub.generate_calls)
+        saved = cached(cache)
+        assert saved % 20 == 0 and 60 <= saved <= 120  # whole packs: everything answered before the kill
+        assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+        again = start(stub, rows, out, cache)
+        assert again.wait(60) == 0, again.stderr.read() if again.stderr else ""
+        second_calls = len(stub.generate_calls) - first_calls
+    assert second_calls == (200 - saved) // 20  # only the packs with no cached answer
+    assert first_calls + second_calls <= 10 + 2  # at most the 2 packs in flight were paid twice
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"t{i}" for i in range(200)]
+
+
+def test_ctrl_c_prints_the_receipt_so_far_and_exits_130(tmp_path: Path) -> None:
+    rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(200)), encoding="utf-8")
+    with GeminiStub(latency=0.4) as stub:
+        process = start(stub, rows, out, cache)
+        wait_for_calls(stub, 4)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted: 200 rows" in stderr and "re-run to resume" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert cached(cache) >= 40
