@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from enrichkit.cli import main
-from enrichkit.testing import GeminiStub, http_error, set_field
+from enrichkit.testing import GeminiStub, set_field
 from helpers import ROOT, SHARED, topic_rows
 from test_roadmap import CONTENT, EDGES, NAME, NODES, write_roadmap
 
@@ -268,15 +268,15 @@ def test_unreachable_base_url_fails_after_bounded_retries(tmp_path: Path, rows_f
     assert not out.exists()
 
 
-def test_bad_key_aborts_after_one_call_and_keeps_the_old_output(
+def test_bad_key_aborts_before_any_paid_call_and_keeps_the_old_output(
     stub: GeminiStub, rows_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text("previous\n", encoding="utf-8")
-    stub.rule(lambda call: True, http_error(401, "API key not valid"))
+    stub.refuse(401, "API key not valid")
     result = invoke(stub, "run", str(rows_file), "-t", TASK, "-o", str(out), "--no-cache")
     assert result.exit_code == 2
-    assert len(stub.generate_calls) == 1
+    assert len(stub.generate_calls) == 0
     assert "refused the API key" in result.stderr and "test-key" not in result.stderr
     assert out.read_text() == "previous\n"
 

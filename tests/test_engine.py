@@ -225,14 +225,33 @@ def test_a_hanging_server_times_out_and_the_call_is_retried(
         (404, "models/nope is not found for API version v1beta", "does not know model"),
     ],
 )
-def test_a_bad_key_or_model_stops_the_run_after_one_call(
+def test_a_bad_key_or_model_stops_the_run_before_any_paid_call(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, status: int, message: str, expected: str
 ) -> None:
-    stub.rule(lambda call: True, http_error(status, message))
+    stub.refuse(status, message)
     with pytest.raises(FatalProviderError, match=expected) as info:
         run(topic_rows(150), task, client, cache_dir, concurrency=8)
-    assert len(stub.generate_calls) == 1
+    assert [call.action for call in stub.calls] == ["countTokens"]  # free
     assert "test-key" not in str(info.value)
+
+
+def test_if_the_free_check_passes_but_generation_is_refused_no_new_call_starts(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.rule(lambda call: True, http_error(403, "Permission denied on this model"))
+    with pytest.raises(FatalProviderError, match="refused"):
+        run(topic_rows(400), task, client, cache_dir, concurrency=4)
+    assert 1 <= len(stub.generate_calls) <= 4  # the calls already in flight; none of the other 16 packs
+
+
+def test_every_pack_starts_at_once_once_the_free_check_passed(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.latency = 0.5
+    result = run(topic_rows(160), task, client, cache_dir, concurrency=8)
+    arrivals = [call.received for call in stub.generate_calls]
+    assert result.stats.calls == 8
+    assert max(arrivals) - min(arrivals) < 0.4  # all 8 were sent before the first answer (0.5 s) came back
 
 
 def test_answers_validated_before_an_abort_stay_cached(

@@ -13,7 +13,7 @@ from google import genai
 from enrichkit import Task, enrich
 from enrichkit.cache import RowCache
 from enrichkit.cli import main
-from enrichkit.testing import GeminiStub, http_error, set_field, swap_answers, with_items
+from enrichkit.testing import GeminiStub, set_field, swap_answers, with_items
 from helpers import FAST_RETRY, ROOT, topic_rows
 
 
@@ -106,7 +106,7 @@ def test_the_api_key_never_leaves_the_process(stub: GeminiStub, tmp_path: Path) 
         main, [*args, "--cache-dir", str(cache), "--report", str(report), "--failures", str(failures), "-v"], env=env
     )
     assert partly.exit_code == 1
-    stub.script(http_error(401, "API key not valid. Please pass a valid API key."))
+    stub.refuse(401, "API key not valid. Please pass a valid API key.")
     refused = CliRunner().invoke(main, [*args, "--no-cache", "-v"], env=env)
     assert refused.exit_code == 2
     sent = [{k.lower(): v for k, v in call.headers.items()}.get("x-goog-api-key") for call in stub.calls]

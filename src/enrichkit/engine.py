@@ -119,10 +119,13 @@ class Engine:
 
     async def run(self, work: Sequence[Work]) -> None:
         """Enrich all ``work``; results land in ``results``/``failures`` (and the cache) as they come."""
+        packs = self.plan(work, self.batch_size)
+        if packs:
+            await self._preflight(packs[0])
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                for pack in self.plan(work, self.batch_size):
+                for pack in packs:
                     group.create_task(self._pack(pack))
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
@@ -154,6 +157,21 @@ class Engine:
             max_output_tokens=self._max_output_tokens(len(items)),
         )
         return ids, request
+
+    async def _preflight(self, first: Sequence[Work]) -> None:
+        """A free call first (the provider counts the first pack's tokens): a bad key or unknown model
+        stops the run before anything is paid, and when it answers every pack may start at once.
+        Providers that cannot count fall back to sending the first paid call alone."""
+        provider = self.tiers[0]
+        try:
+            counted = await asyncio.wait_for(provider.count_tokens(self.pack_request(first)[1]), 30)
+        except FatalProviderError:
+            self._aborted = True
+            raise
+        except (ProviderError, TimeoutError):
+            return
+        if counted is not None:
+            self._proven.set()
 
     # -- rungs of the ladder -------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class Call:
     action: str
     body: dict[str, Any]
     headers: dict[str, str]
+    received: float = field(default_factory=time.monotonic)
 
     @property
     def system(self) -> str:
@@ -287,6 +288,10 @@ def hang(seconds: float) -> Fault:
 # -- server --------------------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog of 5 drops concurrent connects (1 s SYN retry)
+
+
 class GeminiStub:
     """The stub server; a context manager that serves on a free local port in a thread."""
 
@@ -307,11 +312,12 @@ class GeminiStub:
         self.window = window
         self.calls: list[Call] = []
         self.rate_limited = 0
+        self.refusal: Outcome | None = None
         self._script: collections.deque[Fault | None] = collections.deque()
         self._rules: list[tuple[Callable[[Call], bool], Fault]] = []
         self._recent: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server = _Server(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread: threading.Thread | None = None
@@ -325,6 +331,10 @@ class GeminiStub:
         """Use these faults for the next calls, in order (``None`` = answer normally)."""
         with self._lock:
             self._script.extend(faults)
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer every call, token counts included, with this error (a bad key, an unknown model)."""
+        self.refusal = Outcome(status, error_body(status, message))
 
     def rule(self, when: Callable[[Call], bool], fault: Fault) -> None:
         """Use ``fault`` for every call matching ``when`` (after the script is used up)."""
@@ -354,13 +364,15 @@ class GeminiStub:
         """Decide the outcome of one call (runs in the server's request thread)."""
         with self._lock:
             self.calls.append(call)
+            if self.refusal is not None:
+                return self.refusal
+            if call.action == "countTokens":  # free, and outside the generation quota and the script
+                return Outcome(body={"totalTokens": _prompt_tokens(call)})
             limited = self._over_rpm()
             fault = self._script.popleft() if self._script else next((f for when, f in self._rules if when(call)), None)
         if limited is not None:
             self.rate_limited += 1
             return Outcome(429, error_body(429, "stub rate limit", f"{limited:.3f}s"))
-        if call.action == "countTokens":
-            return Outcome(body={"totalTokens": _prompt_tokens(call)})
         outcome = fault(call) if fault is not None else None
         if outcome is None:
             outcome = Outcome(body=response(json.dumps(answer_items(call)), prompt_tokens=_prompt_tokens(call)))

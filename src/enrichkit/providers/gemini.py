@@ -192,12 +192,18 @@ class GeminiProvider:
         return to_reply(response)
 
     async def count_tokens(self, request: Request) -> int | None:
-        """``countTokens`` on system text + prompt (the Gemini API takes no system instruction there)."""
+        """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
+        there). A refused key or unknown model raises ``FatalProviderError``; anything else gives None."""
         try:
             counted = await self.client.aio.models.count_tokens(
                 model=self.model, contents=[request.system, request.prompt]
             )
-        except (errors.APIError, httpx2.HTTPError):
+        except errors.APIError as exc:
+            problem = _classify(exc, self.model)
+            if isinstance(problem, FatalProviderError):
+                raise problem from None
+            return None
+        except httpx2.HTTPError:
             return None
         return counted.total_tokens
 
