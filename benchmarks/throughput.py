@@ -120,7 +120,7 @@ class InstantProvider:
         values = {"tldr": "A short summary of this topic.", "challenge": "practice"}
         if isinstance(records, dict):
             return Reply(json.dumps(values), usage=Usage(len(request.prompt) // 4, 12))
-        items = [{"id": r["id"], **values} for r in records]
+        items = [{"id": r["id"], "echo": " ".join(r["description"].split()[:3]), **values} for r in records]
         return Reply(json.dumps(items), usage=Usage(len(request.prompt) // 4, 12 * len(items)))
 
     async def count_tokens(self, request: Request) -> int | None:
