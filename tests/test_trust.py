@@ -30,7 +30,7 @@ def test_swapped_answers_are_caught_by_the_echo_and_asked_again(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
     stub.script(swap_answers("r3", "r7"))
-    result = run(topic_rows(20), task, client, cache_dir)
+    result = run(topic_rows(20), task, client, cache_dir, echo=True)
     assert result.stats.crosswired == 2
     assert result.failures == []
     assert all(mentions_own_topic(row) for row in result.rows)
@@ -76,7 +76,7 @@ def test_an_injected_row_cannot_write_another_rows_result(
     rows = topic_rows(10)
     rows[6]["description"] = INJECTION
     stub.script(_obey(mode))
-    result = run(rows, task, client, cache_dir)
+    result = run(rows, task, client, cache_dir, echo=True)
     assert result.failures == []
     assert all(row["tldr"] != "pwned" for row in result.rows)
     assert mentions_own_topic(result.rows[2])  # r3 = the 3rd row

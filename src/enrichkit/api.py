@@ -139,7 +139,7 @@ async def aenrich(
 ) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task``; see ``enrich``.
 
-    ``echo`` (default: the provider's choice, on for APIs) makes every packed answer copy the first
+    ``echo=True`` makes every packed answer copy the first
     words of its row's last input field, so answers attached to the wrong row are caught and asked
     again. ``rpm``/``tpm`` cap requests and prompt tokens a minute on the client side; a ``limiter`` shared by
     several runs caps them together. ``on_progress(settled_rows, stats)`` is called once the cache

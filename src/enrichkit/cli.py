@@ -80,7 +80,7 @@ def _enrich_options(command: F) -> F:
             "--echo/--no-echo",
             default=None,
             help="Packed answers copy their row's first words, so answers given to the wrong row are caught"
-            " (default: on; off for local models).",
+            " (default: off; costs about 9 output tokens a row).",
         ),
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         click.option(

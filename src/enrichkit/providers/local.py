@@ -18,7 +18,7 @@ from enrichkit.schema import restrict
 # One pack at a time (llama.cpp runs one slot on the CPU), ids pinned per position (weak models drop
 # or repeat ids otherwise), no timeout (a pack takes a minute on two cores). The pack size is the
 # best one measured by benchmarks/local_packing.py on the default model.
-CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=5, concurrency=1, timeout=None, echo=False)
+CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=5, concurrency=1, timeout=None)
 DEFAULT_CONTEXT = 8192
 SEED = 0
 INSTALL = "pip install 'enrichkit[local]'"
