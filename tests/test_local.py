@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from enrichkit.errors import FatalProviderError, PromptTooLong, TransientError
 from enrichkit.models import smollm2_path
 from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.providers.base import Request
-from enrichkit.providers.local import WORD_CHARS, LocalProvider, grammar_schema, to_reply
+from enrichkit.providers.local import CAPABILITIES, WORD_CHARS, LocalProvider, grammar_schema, to_reply
 from helpers import topic_rows
 
 SMOLLM2 = smollm2_path()
@@ -37,15 +38,21 @@ LABELS = Task(
 )
 
 
-def smollm2() -> LocalProvider:
+def smollm2(max_batch_size: int | None = None) -> LocalProvider:
+    """SmolLM2 with the default capabilities, or allowed packs of up to ``max_batch_size`` rows.
+
+    One thread: llama.cpp's spinning threads slow down many times over when another process holds a
+    core (measured: a 7 s test took 90 s), and the 135M model is fast enough on one.
+    """
     assert SMOLLM2 is not None
-    return LocalProvider(SMOLLM2)
+    caps = CAPABILITIES if max_batch_size is None else replace(CAPABILITIES, max_batch_size=max_batch_size)
+    return LocalProvider(SMOLLM2, threads=1, capabilities=caps)
 
 
 @needs_model
 def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> None:
     rows = topic_rows(6)
-    result = asyncio.run(aenrich(rows, LABELS, provider=smollm2(), batch_size=3, cache_dir=cache_dir))
+    result = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), batch_size=3, cache_dir=cache_dir))
     assert result.failures == []
     assert result.stats.calls == result.stats.calls_packed == 2
     assert result.stats.invalid_items == result.stats.unknown_ids == 0
@@ -55,10 +62,17 @@ def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> 
         assert row["challenge"] in ("practice", "expert")
         assert isinstance(row["gist"], str) and len(row["gist"]) <= 60
 
-    again = asyncio.run(aenrich(rows, LABELS, provider=smollm2(), batch_size=3, cache_dir=cache_dir))
+    again = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), batch_size=3, cache_dir=cache_dir))
     assert again.stats.calls == 0
     assert again.stats.cache_hits == 6
     assert again.rows == result.rows
+
+
+@needs_model
+def test_by_default_rows_go_one_at_a_time(cache_dir: Path) -> None:
+    result = asyncio.run(aenrich(topic_rows(2), LABELS, provider=smollm2(), batch_size=20, cache_dir=cache_dir))
+    assert result.failures == []
+    assert (result.stats.calls_single, result.stats.calls_packed) == (2, 0)
 
 
 @needs_model
@@ -115,7 +129,7 @@ def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
     path.write_bytes(b"weights")
     caps = LocalProvider(path).capabilities
     assert (caps.id_style, caps.concurrency, caps.timeout, caps.echo) == ("prefix", 1, None, False)
-    assert 1 <= caps.max_batch_size <= 20
+    assert caps.max_batch_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
 
 
 def test_grammar_schema_keeps_what_llama_cpp_enforces(task: Task) -> None:

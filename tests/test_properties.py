@@ -9,22 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichkit import Task
 from enrichkit.prompt import echo_of, pack_ids
 from enrichkit.schema import first_error, make_validator
 from enrichkit.validation import AnswerError, check_pack, parse_answer
+from test_validation import TASK
 
-TASK = Task(
-    instruction="x",
-    inputs=["topic"],
-    output={
-        "type": "object",
-        "properties": {
-            "tldr": {"type": "string", "maxWords": 3},
-            "challenge": {"type": "string", "enum": ["practice", "expert"]},
-        },
-    },
-)
 VALIDATOR = make_validator(TASK.schema)
 IDS = pack_ids(5)
 ECHOES = {rid: f"row {rid} words" for rid in IDS}

@@ -6,7 +6,8 @@ import functools
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -238,8 +239,13 @@ CACHE_DIR = click.option(
 )
 
 
-def _open(cache_dir: Path | None) -> RowCache:
-    return RowCache(cache_dir or default_dir())
+@contextmanager
+def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
+    rows = RowCache(cache_dir or default_dir())
+    try:
+        yield rows
+    finally:
+        rows.close()
 
 
 @cache.command()
@@ -248,11 +254,8 @@ def _open(cache_dir: Path | None) -> RowCache:
 @_guarded
 def stats(cache_dir: Path | None, **_: Any) -> int:
     """Entries and size of the cache."""
-    rows = _open(cache_dir)
-    try:
+    with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: {len(rows):,} cached rows, {rows.volume() / 1e6:,.1f} MB")
-    finally:
-        rows.close()
     return 0
 
 
@@ -262,11 +265,8 @@ def stats(cache_dir: Path | None, **_: Any) -> int:
 @_guarded
 def clear(cache_dir: Path | None, **_: Any) -> int:
     """Delete every cached row (the next run pays for all of them again)."""
-    rows = _open(cache_dir)
-    try:
+    with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: deleted {rows.clear():,} cached rows")
-    finally:
-        rows.close()
     return 0
 
 
@@ -284,9 +284,6 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
 @_guarded
 def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
     """Delete cached rows stored longer ago than --older-than."""
-    rows = _open(cache_dir)
-    try:
+    with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
-    finally:
-        rows.close()
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 from enrichkit.prompt import echo_of
 from enrichkit.schema import first_error
 
-_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
 
 
 class AnswerError(ValueError):
@@ -24,13 +24,12 @@ def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]
     if not text or not text.strip():
         raise AnswerError("empty answer")
     fenced = _FENCE.search(text)
-    body = fenced.group(1) if fenced else text
     opener = "[" if expect is list else "{"
-    start = body.find(opener)
+    start = text.find(opener, fenced.end() if fenced else 0)  # the JSON ends where it ends: ``` inside is data
     if start < 0:
         raise AnswerError(f"no JSON {'array' if expect is list else 'object'} in the answer")
     try:
-        value, _ = json.JSONDecoder().raw_decode(body, start)
+        value, _ = json.JSONDecoder().raw_decode(text, start)
     except json.JSONDecodeError as exc:
         raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
     if not isinstance(value, expect):

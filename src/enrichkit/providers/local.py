@@ -15,10 +15,12 @@ from enrichkit.models import embedded_model_path, file_sha256
 from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
 from enrichkit.schema import restrict
 
-# One pack at a time (llama.cpp runs one slot on the CPU), ids pinned per position (weak models drop
-# or repeat ids otherwise), no timeout (a pack takes a minute on two cores). The pack size is the
-# best one measured by benchmarks/local_packing.py on the default model.
-CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=5, concurrency=1, timeout=None)
+# One call at a time (llama.cpp runs one slot on the CPU) and no timeout (a 20-row pack takes over a
+# minute on two cores). Single rows by default: measured with benchmarks/local_packing.py on the default
+# model, packing saved no time on a CPU (output tokens dominate; packs add ids and re-asks) and made
+# answers worse from 10 rows on; a caller who raises ``max_batch_size`` gets ids pinned per position,
+# without which weak models drop or repeat ids.
+CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=1, concurrency=1, timeout=None)
 DEFAULT_CONTEXT = 8192
 SEED = 0
 INSTALL = "pip install 'enrichkit[local]'"
