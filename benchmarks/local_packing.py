@@ -136,8 +136,10 @@ def run_mode(size: int, rows: list[dict[str, Any]], groups: list[str], model: Pa
     """One mode in this (fresh) process: the answers per row id and the run's figures."""
     provider = LocalProvider(model, threads=threads, capabilities=replace(CAPABILITIES, max_batch_size=size))
     recorder = Recorder(provider)
+    # Only what the task reads: a failed row keeps its input fields, so it must not carry the true group.
+    inputs = [{k: r[k] for k in ("id", "name", "description")} for r in rows]
     with tempfile.TemporaryDirectory() as cache:
-        result = asyncio.run(aenrich(rows, make_task(groups), provider=recorder, batch_size=size, cache_dir=cache))
+        result = asyncio.run(aenrich(inputs, make_task(groups), provider=recorder, batch_size=size, cache_dir=cache))
     stats = result.stats
     return {
         "answers": {r["id"]: (r.get("group"), r.get("tldr")) for r in result.rows},
@@ -192,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = read_data()
     groups = list(dict.fromkeys(r["group"] for r in data))
     rows = sample_rows(data, args.per_group)
-    print(f"{len(rows)} rows ({args.per_group} per group, seed {SEED}), model {model.name}, {args.threads} threads\n")
+    print(f"{len(rows)} rows ({args.per_group} per group, seed {SEED}), model {model.name}, threads={args.threads}\n")
     header = "| mode | accuracy | agree w/ single | ids exact | invalid items | failed | calls | tldr copied"
     header += " | out tok/row | s/row | peak RSS |"
     print(header)
