@@ -91,7 +91,7 @@ def test_an_injected_row_cannot_write_another_rows_result(
     assert len(stored) == 10 and all(v["tldr"] != "pwned" for v in stored)
 
 
-SECRET = "AIzaSy-very-secret-test-key-0123456789"
+SECRET = "test-only-secret-key-0123456789-never-logged"
 
 
 def test_the_api_key_never_leaves_the_process(stub: GeminiStub, tmp_path: Path) -> None:
