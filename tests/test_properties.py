@@ -45,7 +45,7 @@ def test_check_pack_never_accepts_an_invalid_ambiguous_or_misattributed_item(ans
         assert counts[rid] == 1  # exactly one item claimed this id
         [source] = [i for i in answer if isinstance(i, dict) and i.get("id") == rid]
         assert values == {k: source[k] for k in TASK.fields if k in source}  # this row's own answer
-        assert first_error(VALIDATOR, values) is None
+        assert VALIDATOR.full.is_valid(values)  # jsonschema itself agrees
         if echo:
             assert echo_of(source.get("echo", "")) == echo_of(ECHOES[rid])
 
@@ -65,3 +65,48 @@ def test_parse_answer_either_returns_the_expected_shape_or_raises_answer_error(t
 def test_fences_and_preambles_are_tolerated(answer: list[Any], wrapper: str) -> None:
     text = wrapper.replace("{}", json.dumps(answer))
     assert parse_answer(text, list) == answer
+
+
+WIDE = make_validator(
+    {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": ["a", "b"]},
+            "tldr": {"type": "string", "maxWords": 3, "minLength": 2, "maxLength": 12, "pattern": "^[a-z ]+$"},
+            "score": {"type": "integer", "minimum": 0, "maximum": 5},
+            "ratio": {"type": ["number", "null"], "maximum": 1.5},
+            "flag": {"type": "boolean", "description": "notes are ignored"},
+        },
+        "required": ["label", "score"],
+        "additionalProperties": False,
+    }
+)
+wide_items = st.fixed_dictionaries(
+    {},
+    optional={
+        "label": st.sampled_from(["a", "b", "c", ""]) | json_values,
+        "tldr": st.text(alphabet="ab Z", max_size=16) | json_values,
+        "score": st.integers(-2, 7) | st.floats(-1, 6) | st.booleans() | json_values,
+        "ratio": st.floats(allow_nan=False) | st.none() | st.booleans() | json_values,
+        "flag": st.booleans() | st.integers(0, 1) | json_values,
+        "extra": json_values,
+    },
+)
+
+
+def test_the_fast_check_covers_flat_schemas_and_declines_the_rest() -> None:
+    assert WIDE.fast is not None and VALIDATOR.fast is not None
+    nested = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    assert make_validator(nested).fast is None
+    assert make_validator({"type": "object", "properties": {"n": {"enum": [1, True]}}}).fast is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(wide_items | json_values)
+def test_the_fast_check_agrees_with_jsonschema(item: Any) -> None:
+    for validator in (WIDE, VALIDATOR):
+        valid = validator.full.is_valid(item)
+        assert validator.fast is not None
+        if validator.fast(item):
+            assert valid  # the fast path never accepts what jsonschema rejects
+        assert (first_error(validator, item) is None) == valid

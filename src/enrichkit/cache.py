@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,9 @@ class Entry:
     output_tokens: float = 0.0
     stored_at: float = 0.0
 
-    def dumps(self) -> str:
+    def dumps(self, stored_at: float) -> str:
         return canonical(
-            {"v": self.values, "m": self.model, "u": [self.prompt_tokens, self.output_tokens], "t": self.stored_at}
+            {"v": self.values, "m": self.model, "u": [self.prompt_tokens, self.output_tokens], "t": stored_at}
         )
 
     @classmethod
@@ -95,8 +95,7 @@ class RowCache:
         now = time.time()
         with self._db.transact():
             for key, entry in entries.items():
-                stamped = entry if entry.stored_at else replace(entry, stored_at=now)
-                self._db.set(key, stamped.dumps())
+                self._db.set(key, entry.dumps(entry.stored_at or now))
 
     def __len__(self) -> int:
         return len(self._db)

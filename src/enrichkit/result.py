@@ -78,3 +78,6 @@ class EnrichResult:
     rows: list[dict[str, Any]]
     failures: list[Failure]
     stats: Stats
+
+    def __repr__(self) -> str:  # a summary: the default repr would print every row
+        return f"EnrichResult(rows={len(self.rows)}, failures={len(self.failures)}, stats={self.stats!r})"

@@ -6,7 +6,9 @@ decoding are spelled out in words (``field_hint``) and always checked here after
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
@@ -23,14 +25,31 @@ def _max_words(validator: Any, limit: int, instance: Any, schema: Mapping[str, A
 OutputValidator = validators.extend(Draft202012Validator, {"maxWords": _max_words})  # type: ignore[no-untyped-call]
 
 
-def make_validator(schema: Mapping[str, Any]) -> Any:
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Validator:
+    """The output schema's validator, with a compiled fast check for flat schemas.
+
+    ``fast(item)`` is True only for items that are certainly valid; anything else (and every schema
+    the fast check does not cover) goes through jsonschema, which also words the error.
+    """
+
+    full: Any
+    fast: Check | None
+
+
+def make_validator(schema: Mapping[str, Any]) -> Validator:
     """A validator for one output item (the task's output schema)."""
-    return OutputValidator(schema)
+    return Validator(OutputValidator(schema), _compile_object(schema))
 
 
-def first_error(validator: Any, instance: Any) -> str | None:
+def first_error(validator: Validator, instance: Any) -> str | None:
     """The most relevant problem with ``instance`` as ``field: message``, or None when valid."""
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
+    if validator.fast is not None and validator.fast(instance):
+        return None
+    errors = sorted(validator.full.iter_errors(instance), key=lambda e: (list(e.absolute_path), e.message))
     if not errors:
         return None
     err = errors[0]
@@ -40,6 +59,94 @@ def first_error(validator: Any, instance: Any) -> str | None:
         options = ", ".join(str(v) for v in err.validator_value)
         message = f"{err.instance!r} not in [{options}]"
     return f"{where}: {message}" if where else message
+
+
+_NOTES = frozenset({"description", "title", "default", "examples", "propertyOrdering", "$comment"})
+_TYPES: dict[str, Check] = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+
+
+def _of_types(kinds: list[str]) -> Check:
+    tests = [_TYPES[k] for k in kinds]
+    return lambda v: any(t(v) for t in tests)
+
+
+def _one_of(options: frozenset[str]) -> Check:
+    return lambda v: isinstance(v, str) and v in options
+
+
+def _sized(size: Callable[[str], int], low: int, high: float) -> Check:
+    return lambda v: not isinstance(v, str) or low <= size(v) <= high
+
+
+def _matches(pattern: re.Pattern[str]) -> Check:
+    return lambda v: not isinstance(v, str) or pattern.search(v) is not None
+
+
+def _within(low: float, high: float) -> Check:
+    return lambda v: not _TYPES["number"](v) or low <= v <= high
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _compile_field(schema: Any) -> Check | None:
+    """A check for a scalar field's schema, or None when it uses anything beyond the common keywords."""
+    if not isinstance(schema, Mapping):
+        return None
+    checks: list[Check] = []
+    inf = float("inf")
+    for key, value in schema.items():
+        if key in _NOTES:
+            continue
+        if key == "type":
+            kinds = value if isinstance(value, list) else [value]
+            if not all(isinstance(k, str) and k in _TYPES for k in kinds):
+                return None
+            checks.append(_of_types(kinds))
+        elif key == "enum" and isinstance(value, list) and all(isinstance(o, str) for o in value):
+            checks.append(_one_of(frozenset(value)))
+        elif key in ("maxLength", "minLength", "maxWords") and _TYPES["integer"](value):
+            size = _words if key == "maxWords" else len
+            checks.append(_sized(size, value, inf) if key == "minLength" else _sized(size, 0, value))
+        elif key == "pattern" and isinstance(value, str):
+            checks.append(_matches(re.compile(value)))
+        elif key in ("minimum", "maximum") and _TYPES["number"](value):
+            checks.append(_within(-inf, value) if key == "maximum" else _within(value, inf))
+        else:
+            return None
+    return lambda v: all(check(v) for check in checks)
+
+
+def _compile_object(schema: Mapping[str, Any]) -> Check | None:
+    """A check for an object of scalar fields (the usual task output), or None."""
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), Mapping):
+        return None
+    if not set(schema) <= {"type", "properties", "required", "additionalProperties"} | _NOTES:
+        return None
+    if schema.get("additionalProperties", False) not in (True, False):
+        return None
+    fields = {name: _compile_field(sub) for name, sub in schema["properties"].items()}
+    compiled = [(name, check) for name, check in fields.items() if check is not None]
+    if len(compiled) < len(fields):
+        return None
+    required = tuple(schema.get("required", ()))
+    closed = schema.get("additionalProperties") is False
+
+    def check(item: Any) -> bool:
+        if not isinstance(item, dict) or any(name not in item for name in required):
+            return False
+        if closed and any(name not in fields for name in item):
+            return False
+        return all(check(item[name]) for name, check in compiled if name in item)
+
+    return check
 
 
 _WORDED = {

@@ -15,7 +15,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from pydantic import BaseModel
 
 from enrichkit.errors import UserError
-from enrichkit.schema import make_validator
+from enrichkit.schema import OutputValidator
 
 
 @cache
@@ -124,7 +124,7 @@ def _check(doc: Any, source: str) -> None:
     if error is not None:
         raise UserError(f"{source}: {_json_path(list(error.absolute_path))}: {error.message}")
     try:
-        make_validator(doc["output"]).check_schema(doc["output"])
+        OutputValidator.check_schema(doc["output"])
     except SchemaError as exc:
         path = _json_path(["output", *exc.absolute_path])
         raise UserError(f"{source}: {path}: not a valid JSON Schema: {exc.message}") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enrichkit.prompt import echo_of
-from enrichkit.schema import first_error
+from enrichkit.schema import Validator, first_error
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
 
@@ -37,7 +37,9 @@ def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]
     return value
 
 
-def check_values(item: Mapping[str, Any], fields: Sequence[str], validator: Any) -> tuple[dict[str, Any], str | None]:
+def check_values(
+    item: Mapping[str, Any], fields: Sequence[str], validator: Validator
+) -> tuple[dict[str, Any], str | None]:
     """The output fields of ``item`` and the first problem with them (None when valid)."""
     values = {name: item[name] for name in fields if name in item}
     return values, first_error(validator, values)
@@ -62,7 +64,7 @@ def check_pack(
     items: Sequence[Any],
     ids: Sequence[str],
     fields: Sequence[str],
-    validator: Any,
+    validator: Validator,
     echoes: Mapping[str, str] | None = None,
 ) -> PackCheck:
     """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
