@@ -6,8 +6,12 @@ Structured outputs want an object at the root, so a pack's array schema travels 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from enrichkit.errors import FatalProviderError, PromptTooLong, RateLimited, TransientError, Unreachable, UserError
@@ -29,8 +33,9 @@ def _sdk() -> Any:
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, client: Any, model: str, *, temperature: float = 0.0) -> None:
+    def __init__(self, client: Any, model: str, *, temperature: float = 0.0, owns_client: bool = False) -> None:
         self.client = client
+        self.owns_client = owns_client
         self.model = model
         self.temperature = temperature
         self.capabilities = Capabilities(id_style="enum", max_batch_size=50, concurrency=8, timeout=120.0)
@@ -58,8 +63,7 @@ class OpenAIProvider:
         try:
             response = await self.client.chat.completions.create(**self._body(request))
         except openai.RateLimitError as exc:
-            after = exc.response.headers.get("retry-after")
-            raise RateLimited(f"rate limited ({exc.status_code})", float(after) if after else None) from None
+            raise RateLimited(f"rate limited ({exc.status_code})", _retry_after(exc.response.headers)) from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise FatalProviderError(f"the endpoint refused the API key ({exc.status_code})") from None
         except openai.NotFoundError as exc:
@@ -88,7 +92,24 @@ class OpenAIProvider:
         return None
 
     async def aclose(self) -> None:
-        await self.client.close()
+        """Close the client if this provider made it (a caller's client stays open)."""
+        if self.owns_client:
+            await self.client.close()
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if absent."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(millis) / 1000)
+    after = headers.get("retry-after")
+    if after is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(after))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, parsedate_to_datetime(after).timestamp() - time.time())
+    return None
 
 
 def _unwrap(text: str) -> str:
@@ -107,4 +128,4 @@ def openai_provider(model: str | None = None, base_url: str | None = None) -> Op
     if not key and base_url is None:
         raise UserError(f"no OpenAI API key: set {KEY_VARIABLE} (or pass --base-url for a local server)")
     client = openai.AsyncOpenAI(api_key=key or "none", base_url=base_url, max_retries=0, timeout=120.0)
-    return OpenAIProvider(client, model or DEFAULT_MODEL)
+    return OpenAIProvider(client, model or DEFAULT_MODEL, owns_client=True)

@@ -1,0 +1,195 @@
+"""A tiny OpenAI-compatible chat server for tests: ``POST /v1/chat/completions``.
+
+By default every request is answered with valid JSON for its ``response_format`` json_schema (a
+pack's ``{"items": [...]}`` with one item per record in the prompt, or one object for a single
+row); ``script`` and ``rule`` inject errors and cut-off answers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    """One request the stub received."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records in the user message (a pack's JSON array, or a single record's object)."""
+        prompt = str(self.body["messages"][-1]["content"])
+        value = json.loads(prompt[prompt.index("\n\n") :])
+        return value if isinstance(value, list) else [value]
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = self.body["response_format"]["json_schema"]["schema"]
+        return schema
+
+    @property
+    def pack(self) -> dict[str, Any] | None:
+        """The array schema of a pack (wrapped as ``{"items": [...]}``), or None for a single row."""
+        items: dict[str, Any] | None = self.schema.get("properties", {}).get("items")
+        return items if items is not None and items.get("type") == "array" else None
+
+    @property
+    def rows(self) -> int:
+        return len(self.records)
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Fault = Callable[[Received], Answer]
+
+
+def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> Any:
+    if "enum" in schema:
+        digest = hashlib.sha256(json.dumps([record, name], sort_keys=True).encode()).digest()
+        return schema["enum"][digest[0] % len(schema["enum"])]
+    kind = schema.get("type")
+    if kind == "boolean":
+        return True
+    if kind in ("integer", "number"):
+        return 1
+    words = " ".join(str(v) for k, v in record.items() if k != "id").split()
+    return " ".join(["About", *words[:6]])
+
+
+def _object(schema: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _value(s, record, name) for name, s in schema["properties"].items() if name != "id"}
+
+
+def answer_of(call: Received) -> dict[str, Any]:
+    """A valid answer document for ``call``."""
+    if call.pack is None:
+        return _object(call.schema, call.records[0])
+    return {"items": [{"id": r["id"], **_object(call.pack["items"], r)} for r in call.records]}
+
+
+def completion(content: str, finish: str = "stop") -> dict[str, Any]:
+    """A ``chat.completion`` body carrying ``content``."""
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "stub",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": len(content) // 4,
+            "total_tokens": 100 + len(content) // 4,
+        },
+    }
+
+
+def error(status: int, message: str = "stub error", headers: dict[str, str] | None = None) -> Fault:
+    body = {"error": {"message": message, "type": "stub_error", "param": None, "code": None}}
+    return lambda call: Answer(status, body, headers or {})
+
+
+def cut_off() -> Fault:
+    """The default answer cut in the middle, with ``finish_reason: length``."""
+
+    def fault(call: Received) -> Answer:
+        text = json.dumps(answer_of(call))
+        return Answer(body=completion(text[: len(text) // 2], finish="length"))
+
+    return fault
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64
+
+
+class OpenAIStub:
+    """The stub server; a context manager serving on a free local port in a thread."""
+
+    def __init__(self) -> None:
+        self.calls: list[Received] = []
+        self._script: collections.deque[Fault | None] = collections.deque()
+        self._rule: Fault | None = None
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def script(self, *faults: Fault | None) -> None:
+        """Use these faults for the next calls, in order (``None`` = answer normally)."""
+        with self._lock:
+            self._script.extend(faults)
+
+    def rule(self, fault: Fault) -> None:
+        """Use ``fault`` for every call once the script is used up."""
+        self._rule = fault
+
+    def handle(self, call: Received) -> Answer:
+        with self._lock:
+            self.calls.append(call)
+            fault = self._script.popleft() if self._script else self._rule
+        if fault is not None:
+            return fault(call)
+        return Answer(body=completion(json.dumps(answer_of(call))))
+
+    def __enter__(self) -> OpenAIStub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.split("?")[0] != "/v1/chat/completions":
+                self._send(error(404, f"no route {self.path}")(Received({}, {})))
+                return
+            self._send(stub.handle(Received(json.loads(raw), {k.lower(): v for k, v in self.headers.items()})))
+
+        def _send(self, answer: Answer) -> None:
+            data = json.dumps(answer.body).encode()
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
+
+    return Handler
