@@ -79,6 +79,7 @@ class RowCache:
         rows = self.directory / "rows"
         self._db = diskcache.Cache(str(rows), eviction_policy="none", statistics=False)
         _owner_only(rows)
+        self._expected = len(self._db)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         """Look up many keys in one read transaction."""
@@ -96,6 +97,11 @@ class RowCache:
         with self._db.transact():
             for key, entry in entries.items():
                 self._db.set(key, entry.dumps(entry.stored_at or now))
+        self._expected += len(entries)
+
+    def written_elsewhere(self) -> bool:
+        """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
+        return len(self._db) != self._expected
 
     def __len__(self) -> int:
         return len(self._db)

@@ -110,6 +110,7 @@ class Engine:
         self._validator = make_validator(task.schema)
         self._fields = task.fields
         self._row_output_tokens = expected_output_tokens(task)
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._probe = asyncio.Lock()
         self._proven = asyncio.Event()
@@ -122,11 +123,20 @@ class Engine:
         packs = self.plan(work, self.batch_size)
         if packs:
             await self._preflight(packs[0])
+        room = asyncio.Semaphore(self._concurrency)
+
+        async def started(pack: list[Work]) -> None:
+            try:
+                await self._pack(pack)
+            finally:
+                room.release()
+
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                for pack in packs:
-                    group.create_task(self._pack(pack))
+                for pack in packs:  # a pack starts when there is room, so it looks at the cache just before it is sent
+                    await room.acquire()
+                    group.create_task(started(pack))
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
@@ -176,6 +186,9 @@ class Engine:
     # -- rungs of the ladder -------------------------------------------------------------------
 
     async def _pack(self, items: list[Work]) -> None:
+        items = self._not_cached_meanwhile(items)
+        if not items:
+            return
         if len(items) == 1:
             await self._single(items[0], 0)
             return
@@ -191,6 +204,18 @@ class Engine:
         failed = self._accept_pack(reply, ids, items, provider)
         if failed:
             self._salvage(failed, 1 if reply.finish == "blocked" else len(items) // 2)
+
+    def _not_cached_meanwhile(self, items: list[Work]) -> list[Work]:
+        """The rows still to ask: another process on the same cache may have stored some since the run began."""
+        if self.cache is None or not self.cache.written_elsewhere():
+            return items
+        found = self.cache.get_many(w.key for w in items)
+        for w in items:
+            if w.key in found:
+                self.results[w.key] = found[w.key]
+                self.stats.cache_hits += w.rows
+                self._settled(w.rows)
+        return [w for w in items if w.key not in found]
 
     def _salvage(self, failed: list[Work], size: int) -> None:
         assert self._group is not None
