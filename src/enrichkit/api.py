@@ -8,10 +8,11 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from google import genai
 
+from enrichkit.batch import POLL_SECONDS, BatchRun, JobStore
 from enrichkit.cache import Entry, RowCache, default_dir, fingerprint, row_key
 from enrichkit.engine import Engine, RetryPolicy, Work
 from enrichkit.errors import UserError
@@ -20,10 +21,14 @@ from enrichkit.prompt import ECHO_WORDS, PROMPT_VERSION, estimate_tokens, expect
 from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import choose_provider
 from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider
+from enrichkit.providers.gemini_batch import GeminiBatches
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.task import Task
 
 MAX_BATCH_SIZE = 50
+AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
+FLEX_TIMEOUT = 900.0  # seconds: the Flex tier may queue a request for minutes
+Mode = Literal["live", "flex", "batch", "auto"]
 T = TypeVar("T")
 
 
@@ -112,6 +117,17 @@ def default_concurrency(provider: Provider, rpm: int | None) -> int:
     return min(64, max(base, rpm // 10)) if rpm and base > 1 else base
 
 
+def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -> Mode:
+    """The mode a run uses: ``auto`` is batch from ``AUTO_BATCH_ROWS`` rows to send (on Gemini), else live."""
+    if mode == "auto":
+        return "batch" if isinstance(provider, GeminiProvider) and use_cache and to_send >= AUTO_BATCH_ROWS else "live"
+    if mode in ("flex", "batch") and not isinstance(provider, GeminiProvider):
+        raise UserError(f"--mode {mode} needs the Gemini provider, not {provider.name}")
+    if mode == "batch" and not use_cache:
+        raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
+    return mode
+
+
 def _check_batch_size(batch_size: int) -> None:
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise UserError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
@@ -136,6 +152,10 @@ async def aenrich(
     use_cache: bool = True,
     retry: RetryPolicy | None = None,
     on_progress: Callable[[int, Stats], None] | None = None,
+    mode: Mode = "live",
+    wait: bool = True,
+    realtime_fallback: bool = False,
+    poll: float = POLL_SECONDS,
 ) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task``; see ``enrich``.
 
@@ -144,6 +164,11 @@ async def aenrich(
     again. ``rpm``/``tpm`` cap requests and prompt tokens a minute on the client side; a ``limiter`` shared by
     several runs caps them together. ``on_progress(settled_rows, stats)`` is called once the cache
     was read and after every settled row.
+
+    ``mode``: ``live`` (default), ``flex`` (Gemini's Flex tier: about half price, slower), ``batch``
+    (one Gemini batch job: half price, resumable; see ``enrichkit.batch``; ``wait=False`` submits and
+    returns, the rows then count as ``stats.pending``) or ``auto`` (batch from ``AUTO_BATCH_ROWS``
+    rows to send). ``poll`` is the first wait between looks at a batch job, in seconds.
     """
     started = time.perf_counter()
     task = task if isinstance(task, Task) else Task.from_file(task)
@@ -155,6 +180,9 @@ async def aenrich(
     try:
         run = prepare(rows, task, primary, cache, echo)
         stats = run.stats
+        stats.mode = choose_mode(mode, primary, len(run.work), use_cache)
+        if stats.mode == "flex":
+            tiers = [t.on_tier("flex", FLEX_TIMEOUT) if isinstance(t, GeminiProvider) else t for t in tiers]
         done = stats.cache_hits
 
         def settled(n: int) -> None:
@@ -177,7 +205,16 @@ async def aenrich(
             echo=echo,
             on_settled=settled,
         )
-        await engine.run(list(run.work.values()))
+        if stats.mode == "batch":
+            assert cache is not None
+            backends = [GeminiBatches(t) for t in tiers if isinstance(t, GeminiProvider)]
+            store = JobStore(cache.directory)
+            fp = run_fingerprint(task, primary, echo)
+            batch = BatchRun(engine, backends, store, fp, wait=wait, realtime_fallback=realtime_fallback, poll=poll)
+            await batch(list(run.work.values()))
+            stats.pending, stats.jobs = batch.pending, batch.jobs
+        else:
+            await engine.run(list(run.work.values()))
     finally:
         for tier in tiers:
             await tier.aclose()
@@ -190,7 +227,10 @@ async def aenrich(
             row.update(answers[key])
         else:
             attempts = run.work[key].attempts if key in run.work else 0
-            failures.append(Failure(run.ids[n], engine.failures.get(key, "not answered"), attempts, run.inputs[n]))
+            reason = engine.failures.get(
+                key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
+            )
+            failures.append(Failure(run.ids[n], reason, attempts, run.inputs[n]))
     stats.seconds = time.perf_counter() - started
     return EnrichResult(run.table, failures, stats)
 

@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from enrichkit.adaptive import PackSizer
+from enrichkit.audit import Audit, agreement, sample
 from enrichkit.cache import Entry, RowCache, canonical
 from enrichkit.errors import (
     FatalProviderError,
@@ -93,6 +95,7 @@ class Engine:
         limiter: RateLimiter | None = None,
         echo: bool = False,
         on_settled: Callable[[int], None] | None = None,
+        adaptive: bool = False,
     ) -> None:
         self.task = task
         self.tiers = list(tiers)
@@ -117,26 +120,31 @@ class Engine:
         self._paused_until = 0.0
         self._aborted = False
         self._group: asyncio.TaskGroup | None = None
+        self._sizer = PackSizer(batch_size) if adaptive else None
+        self.stats.pack_size = self._sizer.sizes if self._sizer else None
+        self._packed: dict[str, Work] = {}
 
-    async def run(self, work: Sequence[Work]) -> None:
-        """Enrich all ``work``; results land in ``results``/``failures`` (and the cache) as they come."""
-        packs = self.plan(work, self.batch_size)
+    async def run(self, work: Sequence[Work], size: int | None = None) -> None:
+        """Enrich all ``work`` in packs of up to ``size`` rows (default ``batch_size``); results land in
+        ``results``/``failures`` (and the cache) as they come."""
+        size = size or self.batch_size
+        packs = self.plan(work, size)
         if packs:
             await self._preflight(packs[0])
         room = asyncio.Semaphore(self._concurrency)
 
-        async def started(pack: list[Work]) -> None:
+        async def started(pack: list[Work], formed: int) -> None:
             try:
                 await self._pack(pack)
+                self._observe(pack, formed)
             finally:
                 room.release()
 
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                for pack in packs:  # a pack starts when there is room, so it looks at the cache just before it is sent
-                    await room.acquire()
-                    group.create_task(started(pack))
+                async for pack, formed in self._feed(packs, work, size, room):
+                    group.create_task(started(pack, formed))
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
@@ -183,6 +191,29 @@ class Engine:
         if counted is not None:
             self._proven.set()
 
+    async def _feed(
+        self, packs: list[list[Work]], work: Sequence[Work], size: int, room: asyncio.Semaphore
+    ) -> AsyncIterator[tuple[list[Work], int]]:
+        """Each pack, with the size it was formed at, once there is room (so it looks at the cache just
+        before it is sent): the planned ``packs``, or with an adaptive size, the next rows left at that size."""
+        if self._sizer is None:
+            for pack in packs:
+                await room.acquire()
+                yield pack, size
+            return
+        start = 0
+        while start < len(work):
+            await room.acquire()
+            formed = self._sizer.size
+            pack = self.plan(work[start : start + min(formed, size)], min(formed, size))[0]
+            start += len(pack)
+            yield pack, formed
+
+    def _observe(self, pack: list[Work], formed: int) -> None:
+        """Tell the adaptive size how many rows of a settled pack its answer left unanswered."""
+        if self._sizer is not None:
+            self._sizer.observe(formed, len(pack), sum(w.key not in self.results for w in pack))
+
     # -- rungs of the ladder -------------------------------------------------------------------
 
     async def _pack(self, items: list[Work]) -> None:
@@ -201,7 +232,7 @@ class Engine:
         except (TransientError, PromptTooLong):
             self._salvage(items, len(items) // 2)
             return
-        failed = self._accept_pack(reply, ids, items, provider)
+        failed = list(self.accept_pack(reply, ids, items, provider.model))
         if failed:
             self._salvage(failed, 1 if reply.finish == "blocked" else len(items) // 2)
 
@@ -223,18 +254,22 @@ class Engine:
         for start in range(0, len(failed), size):
             self._group.create_task(self._pack(failed[start : start + size]))
 
-    async def _single(self, item: Work, tier: int) -> None:
-        provider = self.tiers[tier]
-        request = Request(
+    def single_request(self, item: Work) -> Request:
+        """The request of one row on its own (object schema, no id)."""
+        return Request(
             system=self._system,
             prompt=single_prompt(item.inputs),
             schema=self.task.schema,
             max_output_tokens=self._max_output_tokens(1),
         )
+
+    async def _single(self, item: Work, tier: int) -> None:
+        provider = self.tiers[tier]
+        request = self.single_request(item)
         item.attempts += 1
         try:
             reply = await self._call(provider, request, "single" if tier == 0 else "fallback")
-            reason = self._accept_single(reply, item, provider)
+            reason = self.accept_single(reply, item, provider.model)
         except (TransientError, PromptTooLong) as exc:
             reason = str(exc)
         if reason is None:
@@ -242,27 +277,33 @@ class Engine:
         if tier + 1 < len(self.tiers):
             await self._single(item, tier + 1)
         else:
-            self.failures[item.key] = reason
-            self.stats.failed += item.rows
-            self._settled(item.rows)
+            self.fail(item, reason)
+
+    def fail(self, item: Work, reason: str) -> None:
+        """``item`` gets no answer in this run (it is asked again on the next)."""
+        self.failures[item.key] = reason
+        self.stats.failed += item.rows
+        self._settled(item.rows)
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _accept_pack(self, reply: Reply, ids: list[str], items: list[Work], provider: Provider) -> list[Work]:
+    def accept_pack(self, reply: Reply, ids: list[str], items: list[Work], model: str) -> dict[Work, str]:
+        """Check a pack's answer from ``model``; cache the valid rows; the others with why they failed."""
         by_id = dict(zip(ids, items, strict=True))
         try:
             payload = parse_answer(reply.text, list)
-        except AnswerError:
-            return items
+        except AnswerError as exc:
+            return dict.fromkeys(items, _explain(reply, str(exc)))
         echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
         check = check_pack(payload, ids, self._fields, self._validator, echoes)
         self.stats.invalid_items += len(check.invalid)
         self.stats.unknown_ids += check.unknown_ids
         self.stats.crosswired += check.crosswired
-        self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, provider, len(items))
-        return [by_id[rid] for rid in ids if rid in check.invalid]
+        self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
+        return {by_id[rid]: _explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid}
 
-    def _accept_single(self, reply: Reply, item: Work, provider: Provider) -> str | None:
+    def accept_single(self, reply: Reply, item: Work, model: str) -> str | None:
+        """Check one row's answer from ``model``; cache it if valid, else say why not."""
         try:
             payload = parse_answer(reply.text, dict)
         except AnswerError as exc:
@@ -271,21 +312,23 @@ class Engine:
         if problem is not None:
             self.stats.invalid_items += 1
             return _explain(reply, problem)
-        self._store({item: values}, reply, provider, 1)
+        self._store({item: values}, reply, model, 1)
         return None
 
-    def _store(self, answers: dict[Work, dict[str, Any]], reply: Reply, provider: Provider, pack_size: int) -> None:
+    def _store(self, answers: dict[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int) -> None:
         if not answers:
             return
         share_in = reply.usage.prompt_tokens / pack_size
         share_out = reply.usage.output_tokens / pack_size
-        entries = {w.key: Entry(values, provider.model, share_in, share_out) for w, values in answers.items()}
+        entries = {w.key: Entry(values, model, share_in, share_out) for w, values in answers.items()}
         if self.cache is not None:
             self.cache.put_many(entries)
         self.results.update(entries)
+        if pack_size > 1:
+            self._packed.update((w.key, w) for w in answers)
         for w in answers:
             self.stats.enriched += w.rows
-            self.stats.by_model[provider.model].rows += w.rows
+            self.stats.by_model[model].rows += w.rows
             self._settled(w.rows)
 
     def _settled(self, rows: int) -> None:
@@ -294,6 +337,32 @@ class Engine:
 
     def _max_output_tokens(self, rows: int) -> int:
         return max(1024, 4 * rows * self._row_output_tokens)
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    async def audit(self, fraction: float) -> None:
+        """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record
+        in ``stats.audit`` how the answers agree; the single answers are neither cached nor used."""
+        if fraction <= 0:
+            return
+        chosen = [self._packed[key] for key in sample(self._packed, fraction)]
+        single: dict[str, dict[str, Any]] = {}
+        async with asyncio.TaskGroup() as group:
+            for item in chosen:
+                group.create_task(self._ask_alone(item, single))
+        packed = [self.results[key].values for key in single]
+        fields = agreement(self.task.schema, packed, list(single.values()))
+        self.stats.audit = Audit(fraction, len(chosen), len(single), fields)
+
+    async def _ask_alone(self, item: Work, answers: dict[str, dict[str, Any]]) -> None:
+        """One audit call into ``answers``; a failed call or an invalid answer gives none."""
+        try:
+            reply = await self._call(self.tiers[0], self.single_request(item), "audit")
+            values, problem = check_values(parse_answer(reply.text, dict), self._fields, self._validator)
+        except (ProviderError, AnswerError):
+            return
+        if problem is None:
+            answers[item.key] = values
 
     # -- calls ---------------------------------------------------------------------------------
 

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from enrichkit.adaptive import PackSize
+from enrichkit.audit import Audit
 from enrichkit.providers.base import Usage
 
-CallKind = Literal["packed", "single", "fallback"]
+CallKind = Literal["packed", "single", "fallback", "batch", "audit"]
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Stats:
     calls_packed: int = 0
     calls_single: int = 0
     calls_fallback: int = 0
+    calls_batch: int = 0
+    calls_audit: int = 0
     retries: int = 0
     invalid_items: int = 0
     unknown_ids: int = 0
@@ -40,11 +44,16 @@ class Stats:
     output_tokens: int = 0
     cached_tokens: int = 0
     seconds: float = 0.0
+    mode: str = "live"
+    pending: int = 0
+    jobs: list[str] = field(default_factory=list)
     by_model: dict[str, ModelStats] = field(default_factory=dict)
+    audit: Audit | None = None
+    pack_size: PackSize | None = None
 
     @property
     def calls(self) -> int:
-        return self.calls_packed + self.calls_single + self.calls_fallback
+        return self.calls_packed + self.calls_single + self.calls_fallback + self.calls_batch + self.calls_audit
 
     def count_call(self, model: str, kind: CallKind) -> None:
         setattr(self, f"calls_{kind}", getattr(self, f"calls_{kind}") + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -142,9 +143,11 @@ class GeminiProvider:
         temperature: float = 0.0,
         capabilities: Capabilities | None = None,
         owns_client: bool = False,
+        service_tier: str | None = None,
     ) -> None:
         self.client = client
         self.owns_client = owns_client
+        self.service_tier = service_tier
         self.model = model
         self.temperature = temperature
         self.capabilities = capabilities or Capabilities()
@@ -153,6 +156,18 @@ class GeminiProvider:
     def settings(self) -> dict[str, Any]:
         thinking = self._thinking.model_dump(mode="json", exclude_none=True) if self._thinking else None
         return {"model": self.model, "temperature": self.temperature, "thinking": thinking}
+
+    def on_tier(self, tier: str, timeout: float) -> GeminiProvider:
+        """The same model on another service tier (``flex``: about half price, slower; not part of cache keys)."""
+        capabilities = dataclasses.replace(self.capabilities, timeout=timeout)
+        return GeminiProvider(
+            self.client,
+            self.model,
+            temperature=self.temperature,
+            capabilities=capabilities,
+            owns_client=self.owns_client,
+            service_tier=tier,
+        )
 
     def config(self, request: Request) -> types.GenerateContentConfig:
         """The generation config of a request; also what a batch job's requests carry.
@@ -171,6 +186,7 @@ class GeminiProvider:
             max_output_tokens=request.max_output_tokens,
             thinking_config=self._thinking,
             automatic_continuation=False,
+            service_tier=types.ServiceTier(self.service_tier) if self.service_tier else None,
             http_options=types.HttpOptions(timeout=int(timeout * 1000)) if timeout else None,
         )
 

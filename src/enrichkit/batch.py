@@ -1,0 +1,291 @@
+"""Batch mode: the same packs as a live run, sent as ONE provider batch job (half price), resumable.
+
+A job's manifest (job name, pack key → row cache keys, pack ids and echoes, and the task) is written
+to ``<cache>/jobs/`` BEFORE the job is created and again once it has a name, so a crash, Ctrl-C or
+reboot loses nothing: the next run of the same job finds the manifest and re-attaches instead of
+submitting again (a manifest without a name is looked up by its display name). Results are checked
+item by item exactly like live answers and valid rows are cached at once.
+
+The salvage ladder, one batch job a step: packs of ``batch_size`` on the main model, then each failed
+row on its own, then on its own on each fallback model. With ``realtime_fallback`` the rows a job
+failed go to the live engine instead (smaller packs, single rows, fallbacks, at the live price).
+A failed, cancelled or expired job's rows are failures of this run and are submitted again next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from enrichkit.cache import fingerprint
+from enrichkit.engine import Engine, Work
+from enrichkit.errors import UserError
+from enrichkit.prompt import echo_of
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.gemini_batch import JobStatus
+
+POLL_SECONDS = 30.0
+MAX_POLL_SECONDS = 300.0
+
+
+class BatchBackend(Protocol):
+    """A provider's batch API (``providers.gemini_batch.GeminiBatches``)."""
+
+    @property
+    def model(self) -> str: ...
+
+    async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str: ...
+
+    async def find(self, display_name: str) -> str | None: ...
+
+    async def status(self, name: str) -> JobStatus: ...
+
+    async def results(self, name: str) -> dict[str, Reply | str]: ...
+
+    async def cancel(self, name: str) -> None: ...
+
+
+@dataclass
+class Pack:
+    keys: list[str]
+    ids: list[str] | None  # None: one row asked on its own (object answer)
+    echoes: list[str] | None = None
+
+
+@dataclass
+class Manifest:
+    """What must survive the process to collect a job: saved before the job exists."""
+
+    display_name: str
+    run: str
+    model: str
+    step: int
+    task: dict[str, Any]
+    echo: bool
+    packs: dict[str, Pack]
+    name: str | None = None
+    created: float = field(default_factory=time.time)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(p.keys) for p in self.packs.values())
+
+    def row_keys(self) -> Iterator[str]:
+        for pack in self.packs.values():
+            yield from pack.keys
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, text: str) -> Manifest:
+        doc = json.loads(text)
+        doc["packs"] = {k: Pack(**v) for k, v in doc["packs"].items()}
+        return cls(**doc)
+
+
+class JobStore:
+    """Manifests as one JSON file each in ``<cache>/jobs/`` (owner-only), written atomically."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.folder = cache_dir / "jobs"
+
+    def save(self, manifest: Manifest) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.folder / f"{manifest.display_name}.json"
+        temp = path.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(manifest.dumps())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+
+    def drop(self, manifest: Manifest) -> None:
+        (self.folder / f"{manifest.display_name}.json").unlink(missing_ok=True)
+
+    def all(self) -> list[Manifest]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(
+            (Manifest.loads(p.read_text("utf-8")) for p in self.folder.glob("*.json")), key=lambda m: m.created
+        )
+
+    def find(self, name: str) -> Manifest:
+        """The manifest of job ``name`` (``batches/...`` or its display name)."""
+        for manifest in self.all():
+            if name in (manifest.name, manifest.display_name):
+                return manifest
+        raise UserError(f"no batch job {name!r} in {self.folder} (see `enrichkit jobs list`)")
+
+
+@dataclass
+class BatchRun:
+    """Drive the batch jobs of one run: submit or re-attach, wait, collect, salvage."""
+
+    engine: Engine
+    backends: Sequence[BatchBackend]  # one per tier: main model, then fallbacks
+    store: JobStore
+    run: str
+    wait: bool = True
+    realtime_fallback: bool = False
+    poll: float = POLL_SECONDS
+    jobs: list[str] = field(default_factory=list)
+    pending: int = 0
+
+    async def __call__(self, work: Sequence[Work]) -> None:
+        by_key = {w.key: w for w in work}
+        active = await self._attach(by_key)
+        attached = {key for m in active for key in m.row_keys()}
+        fresh = [w for w in work if w.key not in attached]
+        if fresh:
+            active.append(await self._submit(0, fresh))
+        delay = self.poll
+        while active:
+            for manifest in list(active):
+                assert manifest.name is not None
+                status = await self._backend(manifest).status(manifest.name)
+                if status.done:
+                    active.remove(manifest)
+                    failed = await self._collect(manifest, status, by_key)
+                    follow = await self._salvage(manifest, failed) if status.state == "succeeded" else None
+                    if follow is not None:
+                        active.append(follow)
+                    elif status.state != "succeeded":
+                        for w, reason in failed.items():  # submitted again by the next run
+                            self.engine.fail(w, reason)
+            if not active or not self.wait:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, MAX_POLL_SECONDS)
+        self.pending = sum(by_key[k].rows for m in active for k in m.row_keys() if k in by_key)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def _steps(self) -> int:
+        return 1 + len(self.backends)
+
+    def _backend(self, manifest: Manifest) -> BatchBackend:
+        return self.backends[max(0, manifest.step - 1)]
+
+    async def _attach(self, by_key: dict[str, Work]) -> list[Manifest]:
+        """This run's pending jobs from an earlier (killed or --no-wait) run that hold some of its rows."""
+        found = []
+        for manifest in self.store.all():
+            if manifest.run != self.run or not any(k in by_key for k in manifest.row_keys()):
+                continue
+            if manifest.name is None:  # killed between saving the manifest and saving the job's name
+                manifest.name = await self._backend(manifest).find(manifest.display_name)
+                if manifest.name is None:
+                    self.store.drop(manifest)
+                    continue
+                self.store.save(manifest)
+            self.jobs.append(manifest.name)
+            found.append(manifest)
+        return found
+
+    async def _submit(self, step: int, items: Sequence[Work]) -> Manifest:
+        """Save the manifest, create the job, save its name: one job for all of ``items``."""
+        engine = self.engine
+        backend = self.backends[max(0, step - 1)]
+        groups = engine.plan(items, engine.batch_size) if step == 0 else [[w] for w in items]
+        packs: dict[str, Pack] = {}
+        requests: list[tuple[str, Request]] = []
+        for group in groups:
+            if len(group) > 1:
+                ids, request = engine.pack_request(group)
+                echoes = [echo_of(w.inputs.get(engine.echo)) for w in group] if engine.echo else None
+                pack = Pack([w.key for w in group], ids, echoes)
+            else:
+                request, pack = engine.single_request(group[0]), Pack([group[0].key], None)
+            key = fingerprint({"keys": pack.keys, "step": step})[:20]
+            packs[key] = pack
+            requests.append((key, request))
+            for w in group:
+                w.attempts += 1
+        manifest = Manifest(
+            display_name=f"enrichkit-{self.run[:8]}-{uuid.uuid4().hex[:12]}",
+            run=self.run,
+            model=backend.model,
+            step=step,
+            task=engine.task.fingerprint(),
+            echo=engine.echo is not None,
+            packs=packs,
+        )
+        self.store.save(manifest)
+        manifest.name = await backend.submit(requests, manifest.display_name)
+        self.store.save(manifest)
+        self.jobs.append(manifest.name)
+        return manifest
+
+    async def _collect(self, manifest: Manifest, status: JobStatus, by_key: dict[str, Work]) -> dict[Work, str]:
+        """Check and cache a finished job's answers; the rows of this run that got none."""
+        failed = collect(self.engine, manifest, status, await self._results(manifest, status), by_key)
+        self.store.drop(manifest)
+        return failed
+
+    async def _results(self, manifest: Manifest, status: JobStatus) -> dict[str, Reply | str]:
+        if status.state != "succeeded":
+            return {}
+        assert manifest.name is not None
+        return await self._backend(manifest).results(manifest.name)
+
+    async def _salvage(self, manifest: Manifest, failed: dict[Work, str]) -> Manifest | None:
+        """The next rung for the rows a job failed: a job one step down the ladder, or the live engine."""
+        if not failed:
+            return None
+        if self.realtime_fallback:
+            await self.engine.run(list(failed), max(1, self.engine.batch_size // 2))
+            return None
+        if manifest.step + 1 >= self._steps():
+            for w, reason in failed.items():
+                self.engine.fail(w, reason)
+            return None
+        return await self._submit(manifest.step + 1, list(failed))
+
+
+def collect(
+    engine: Engine,
+    manifest: Manifest,
+    status: JobStatus,
+    results: dict[str, Reply | str],
+    by_key: dict[str, Work],
+) -> dict[Work, str]:
+    """Check every answer of a finished job like a live one; valid rows are cached (also rows this
+    run does not hold: they were paid for). Returns this run's rows that got no valid answer, and why."""
+    failed: dict[Work, str] = {}
+    for key, pack in manifest.packs.items():
+        items = [by_key.get(k) or _stand_in(k, pack, n, engine) for n, k in enumerate(pack.keys)]
+        result = results.get(key)
+        if status.state != "succeeded":
+            reasons = {
+                w.key: f"batch job {manifest.name} {status.state}: re-run to submit its rows again" for w in items
+            }
+        elif isinstance(result, Reply):
+            engine.stats.count_call(manifest.model, "batch")
+            engine.stats.add_usage(manifest.model, result.usage)
+            if pack.ids is None:
+                reason = engine.accept_single(result, items[0], manifest.model)
+                reasons = {} if reason is None else {items[0].key: reason}
+            else:
+                reasons = {w.key: why for w, why in engine.accept_pack(result, pack.ids, items, manifest.model).items()}
+        else:
+            engine.stats.count_call(manifest.model, "batch")
+            reasons = {w.key: result or "no result for this request in the batch job" for w in items}
+        for w in items:
+            if w.key in reasons and w.key in by_key:
+                failed[w] = reasons[w.key]
+    return failed
+
+
+def _stand_in(key: str, pack: Pack, n: int, engine: Engine) -> Work:
+    """A row of the job that this run does not hold: enough to check and cache its answer."""
+    inputs = {engine.echo: pack.echoes[n]} if engine.echo and pack.echoes else {}
+    return Work(key, inputs, rows=0)  # not counted as a row of this run

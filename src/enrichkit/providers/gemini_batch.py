@@ -1,0 +1,183 @@
+"""Gemini Batch API jobs through google-genai's ``client.batches`` (and ``client.files`` for big jobs).
+
+Requests travel keyed: inline as ``InlinedRequest.metadata["key"]``, in a file as the JSONL line's
+``"key"``. Results are joined on that key only (never on order, which the service does not promise);
+a result without its key is dropped, and its pack is asked again like any failed pack.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+import pydantic
+from google.genai import errors, types
+
+from enrichkit.errors import FatalProviderError, TransientError, Unreachable
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.gemini import GeminiProvider, _classify, _describe, to_reply
+
+JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired", "unknown"]
+INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
+_STATES: dict[str, JobState] = {
+    "JOB_STATE_QUEUED": "pending",
+    "JOB_STATE_PENDING": "pending",
+    "JOB_STATE_RUNNING": "running",
+    "JOB_STATE_SUCCEEDED": "succeeded",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "succeeded",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    name: str
+    state: JobState
+    display_name: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state not in ("pending", "running", "unknown")
+
+
+class GeminiBatches:
+    """Submit, watch, collect and cancel batch jobs for one Gemini provider (same model and settings)."""
+
+    def __init__(self, provider: GeminiProvider) -> None:
+        self.provider = provider
+
+    @property
+    def model(self) -> str:
+        return self.provider.model
+
+    async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
+        """Create ONE job holding ``requests`` (key, request); its name (``batches/...``)."""
+        config = types.CreateBatchJobConfig(display_name=display_name)
+        src: Any
+        if len(requests) <= INLINE_LIMIT:
+            src = [self._inlined(key, request) for key, request in requests]
+        else:
+            src = await self._upload(requests, display_name)
+        job = await _guard(
+            self.provider.client.aio.batches.create(model=self.model, src=src, config=config), self.model
+        )
+        return str(job.name)
+
+    async def find(self, display_name: str) -> str | None:
+        """The name of the job created under ``display_name`` (a run killed before it saved the name)."""
+        pager = await _guard(
+            self.provider.client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100)), self.model
+        )
+        async for job in pager:
+            if job.display_name == display_name:
+                return str(job.name)
+        return None
+
+    async def status(self, name: str) -> JobStatus:
+        job = await _guard(self.provider.client.aio.batches.get(name=name), self.model)
+        return _status(job)
+
+    async def results(self, name: str) -> dict[str, Reply | str]:
+        """Per request key: the reply, or why that request failed."""
+        job = await _guard(self.provider.client.aio.batches.get(name=name), self.model)
+        dest = job.dest
+        out: dict[str, Reply | str] = {}
+        if dest is not None and dest.inlined_responses:
+            for item in dest.inlined_responses:
+                key = (item.metadata or {}).get("key")
+                if key is None:
+                    continue
+                if item.error is not None or item.response is None:
+                    out[key] = f"batch request failed: {item.error.message if item.error else 'no response'}"
+                else:
+                    out[key] = to_reply(item.response)
+        elif dest is not None and dest.file_name:
+            data = await _guard(self.provider.client.aio.files.download(file=dest.file_name), self.model)
+            for line in data.decode("utf-8").splitlines():
+                if line.strip():
+                    key, value = _result_line(line)
+                    if key is not None:
+                        out[key] = value
+        return out
+
+    async def cancel(self, name: str) -> None:
+        await _guard(self.provider.client.aio.batches.cancel(name=name), self.model)
+
+    def _config(self, request: Request) -> types.GenerateContentConfig:
+        return self.provider.config(request).model_copy(update={"http_options": None})
+
+    def _inlined(self, key: str, request: Request) -> types.InlinedRequest:
+        return types.InlinedRequest(
+            contents=[types.Content(role="user", parts=[types.Part(text=request.prompt)])],
+            config=self._config(request),
+            metadata={"key": key},
+        )
+
+    def _line(self, key: str, request: Request) -> str:
+        """One JSONL input line: the REST body of a generateContent request."""
+        config = self._config(request)
+        generation = {
+            "temperature": config.temperature,
+            "responseMimeType": config.response_mime_type,
+            "responseJsonSchema": config.response_json_schema,
+            "maxOutputTokens": config.max_output_tokens,
+        }
+        if config.thinking_config is not None:
+            generation["thinkingConfig"] = config.thinking_config.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
+            "systemInstruction": {"parts": [{"text": request.system}]},
+            "generationConfig": generation,
+        }
+        return json.dumps({"key": key, "request": body}, ensure_ascii=False)
+
+    async def _upload(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{display_name}.jsonl"
+            path.write_text("".join(self._line(k, r) + "\n" for k, r in requests), encoding="utf-8")
+            config = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
+            uploaded = await _guard(self.provider.client.aio.files.upload(file=str(path), config=config), self.model)
+        return str(uploaded.name)
+
+
+def _status(job: types.BatchJob) -> JobStatus:
+    state = job.state.value if job.state is not None else ""
+    return JobStatus(str(job.name), _STATES.get(state, "unknown"), job.display_name or "")
+
+
+def _result_line(line: str) -> tuple[str | None, Reply | str]:
+    try:
+        doc = json.loads(line)
+        key = doc.get("key") if isinstance(doc, dict) else None
+        if not isinstance(key, str):
+            return None, ""
+        if "response" in doc:
+            return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
+        return key, f"batch request failed: {doc.get('error', {}).get('message', 'no response')}"
+    except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
+        return None, ""
+
+
+async def _guard(call: Awaitable[Any], model: str) -> Any:
+    """Await an SDK call, mapping its errors to enrichkit's provider errors."""
+    try:
+        return await call
+    except errors.APIError as exc:
+        if exc.code == 404 and "batches/" in (exc.message or ""):
+            raise FatalProviderError(f"Gemini has no such batch job ({_describe(exc)})") from None
+        raise _classify(exc, model) from None
+    except httpx2.ConnectError as exc:
+        raise Unreachable(f"cannot connect to Gemini: {exc}") from None
+    except (TimeoutError, httpx2.TransportError) as exc:
+        raise TransientError(f"connection to Gemini failed: {type(exc).__name__}") from None
+    except pydantic.ValidationError:
+        raise TransientError("Gemini sent a batch job the SDK could not read") from None

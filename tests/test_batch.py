@@ -1,0 +1,136 @@
+"""Batch mode against the stub's Batch API: one job for all packs, re-attach, salvage, job states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+
+from enrichkit import EnrichResult, Task, enrich
+from enrichkit.batch import JobStore
+from enrichkit.cache import RowCache
+from enrichkit.providers import gemini_batch
+from enrichkit.providers.gemini import make_client
+from enrichkit.testing import GeminiStub, drop_ids, http_error
+from helpers import FAST_RETRY, topic_rows
+
+POLL = 0.01
+
+
+def batch(rows: list[dict[str, str]], task: Task, client: genai.Client, cache_dir: Path, **kw: Any) -> EnrichResult:
+    return enrich(rows, task, client=client, cache_dir=cache_dir, mode="batch", poll=POLL, retry=FAST_RETRY, **kw)
+
+
+def creates(stub: GeminiStub) -> int:
+    return sum(1 for c in stub.api_calls if c.action == "batchGenerateContent")
+
+
+def test_a_thousand_rows_are_fifty_requests_in_one_job(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    result = enrich(topic_rows(1000), task, client=client, cache_dir=cache_dir, mode="batch", poll=POLL)
+    assert creates(stub) == 1
+    [job] = stub.jobs.values()
+    assert len(job.requests) == 50 and len(stub.batch_requests) == 50
+    assert stub.generate_calls == []  # nothing went live
+    assert result.failures == [] and result.stats.enriched == 1000
+    assert result.stats.calls_batch == 50 and result.stats.mode == "batch"
+    assert all(row["challenge"] in ("practice", "expert") for row in result.rows)
+    assert JobStore(cache_dir).all() == []  # collected: the manifest is gone
+    again = enrich(topic_rows(1000), task, client=client, cache_dir=cache_dir, mode="batch", poll=POLL)
+    assert again.stats.calls == 0 and again.stats.cache_hits == 1000 and creates(stub) == 1
+
+
+def test_no_wait_submits_and_a_rerun_reattaches_without_a_second_job(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(batch_auto=False) as stub:
+        client = genai_client(stub)
+        first = batch(topic_rows(60), task, client, cache_dir, wait=False)
+        assert first.stats.pending == 60 and len(first.failures) == 60
+        [manifest] = JobStore(cache_dir).all()
+        assert manifest.name in stub.jobs and manifest.rows == 60
+        assert creates(stub) == 1
+        stub.advance(manifest.name)  # the job finishes while nobody waits
+        second = batch(topic_rows(60), task, client, cache_dir)
+        assert creates(stub) == 1  # re-attached, not submitted again
+        assert second.stats.enriched == 60 and second.failures == []
+        assert JobStore(cache_dir).all() == []
+
+
+def test_a_run_killed_after_saving_the_manifest_finds_its_job_by_display_name(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(batch_auto=False) as stub:
+        client = genai_client(stub)
+        batch(topic_rows(40), task, client, cache_dir, wait=False)
+        store = JobStore(cache_dir)
+        [manifest] = store.all()
+        name, manifest.name = manifest.name, None  # as if killed before the job's name was saved
+        store.save(manifest)
+        assert name is not None
+        stub.advance(name)
+        result = batch(topic_rows(40), task, client, cache_dir)
+        assert creates(stub) == 1 and result.stats.enriched == 40
+
+
+def test_invalid_items_in_a_batch_result_go_to_a_second_job_of_single_rows(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(drop_ids("r3", "r7"), http_error(500, "request failed"))  # pack 1 loses 2 rows, pack 2 fails
+    result = batch(topic_rows(60), task, client, cache_dir)
+    assert creates(stub) == 2
+    first, second = stub.jobs.values()
+    assert len(first.requests) == 3
+    assert len(second.requests) == 22 and all(not c.ids for c in stub.batch_requests[3:])  # one row each
+    assert result.failures == [] and result.stats.enriched == 60
+
+
+def test_realtime_fallback_salvages_live_in_smaller_packs(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(drop_ids("r3"))
+    result = batch(topic_rows(40), task, client, cache_dir, realtime_fallback=True)
+    assert creates(stub) == 1
+    assert [len(c.ids) for c in stub.generate_calls] == [0]  # the one lost row, asked live on its own
+    assert result.failures == [] and result.stats.enriched == 40
+
+
+def test_an_expired_job_fails_its_rows_and_the_next_run_submits_them_again(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(batch_auto=False) as stub:
+        client = genai_client(stub)
+        batch(topic_rows(30), task, client, cache_dir, wait=False)
+        [manifest] = JobStore(cache_dir).all()
+        assert manifest.name is not None
+        stub.advance(manifest.name, "BATCH_STATE_EXPIRED")
+        expired = batch(topic_rows(30), task, client, cache_dir, wait=False)
+        assert expired.stats.failed == 30 and expired.stats.pending == 0
+        assert "expired" in expired.failures[0].reason
+        assert JobStore(cache_dir).all() == [] and creates(stub) == 1
+        batch(topic_rows(30), task, client, cache_dir, wait=False)
+        assert creates(stub) == 2  # submitted again
+
+
+def test_a_partly_failed_job_keeps_its_successes(task: Task, cache_dir: Path) -> None:
+    with GeminiStub() as stub:
+        stub.script(None, http_error(503, "overloaded"))  # the second request of the job fails
+        client = genai_client(stub)
+        result = batch(topic_rows(60), task, client, cache_dir, fallback=())
+        store = RowCache(cache_dir)
+        try:
+            assert len(store) == 60
+        finally:
+            store.close()
+        assert result.stats.calls_batch == 3 + 20
+
+
+def test_large_jobs_upload_a_jsonl_file(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gemini_batch, "INLINE_LIMIT", 2)
+    result = batch(topic_rows(100), task, client, cache_dir)
+    [job] = stub.jobs.values()
+    assert job.source == "file" and len(job.requests) == 5
+    assert result.stats.enriched == 100
+
+
+def genai_client(stub: GeminiStub) -> genai.Client:
+    return make_client(api_key="test-key", base_url=stub.url)
