@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google import genai
 
-from enrichkit import EnrichResult, Task, enrich
+from enrichkit import EnrichResult, FatalProviderError, Task, api, enrich
 from enrichkit.batch import JobStore
 from enrichkit.cache import RowCache
 from enrichkit.providers import gemini_batch
@@ -134,3 +136,49 @@ def test_large_jobs_upload_a_jsonl_file(
 
 def genai_client(stub: GeminiStub) -> genai.Client:
     return make_client(api_key="test-key", base_url=stub.url)
+
+
+def test_flex_mode_sends_the_flex_tier_and_shares_the_cache_with_live(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    flex = enrich(topic_rows(40), task, client=client, cache_dir=cache_dir, mode="flex")
+    assert [c.service_tier for c in stub.generate_calls] == ["flex", "flex"]
+    assert flex.stats.mode == "flex" and flex.failures == []
+    live = enrich(topic_rows(40), task, client=client, cache_dir=cache_dir)
+    assert live.stats.calls == 0 and live.stats.cache_hits == 40  # the tier is not part of the cache key
+
+
+def test_auto_mode_picks_batch_only_for_big_runs(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "AUTO_BATCH_ROWS", 50)
+    small = enrich(topic_rows(40), task, client=client, cache_dir=cache_dir, mode="auto", poll=POLL)
+    assert small.stats.mode == "live" and creates(stub) == 0
+    big = enrich(topic_rows(100, "b"), task, client=client, cache_dir=cache_dir, mode="auto", poll=POLL)
+    assert big.stats.mode == "batch" and creates(stub) == 1 and big.failures == []
+
+
+def test_a_refused_key_stops_the_run_and_leaves_no_manifest(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.refuse(401, "API key not valid")
+    with pytest.raises(FatalProviderError, match="refused the API key"):
+        batch(topic_rows(20), task, client, cache_dir)
+    assert JobStore(cache_dir).all() == []
+
+
+def test_a_failed_look_at_the_job_is_retried_at_the_next_poll(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(batch_auto=False) as stub, ThreadPoolExecutor(1) as pool:
+        client = genai_client(stub)
+        running = pool.submit(batch, topic_rows(20), task, client, cache_dir)
+        deadline = time.monotonic() + 10
+        while not stub.jobs:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stub.refuse(503, "overloaded")  # every look at the job fails for a while
+        time.sleep(0.2)
+        assert not running.done()
+        stub.refusal = None
+        stub.advance(next(iter(stub.jobs)))
+        result = running.result(30)
+    assert result.failures == [] and result.stats.enriched == 20 and creates(stub) == 1

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from google import genai
 
+from enrichkit.audit import check_fraction
 from enrichkit.batch import POLL_SECONDS, BatchRun, JobStore
 from enrichkit.cache import Entry, RowCache, default_dir, fingerprint, row_key
 from enrichkit.engine import Engine, RetryPolicy, Work
@@ -29,6 +30,7 @@ MAX_BATCH_SIZE = 50
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 FLEX_TIMEOUT = 900.0  # seconds: the Flex tier may queue a request for minutes
 Mode = Literal["live", "flex", "batch", "auto"]
+MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
 T = TypeVar("T")
 
 
@@ -152,6 +154,8 @@ async def aenrich(
     use_cache: bool = True,
     retry: RetryPolicy | None = None,
     on_progress: Callable[[int, Stats], None] | None = None,
+    audit: float = 0.0,
+    adaptive: bool = False,
     mode: Mode = "live",
     wait: bool = True,
     realtime_fallback: bool = False,
@@ -165,6 +169,11 @@ async def aenrich(
     several runs caps them together. ``on_progress(settled_rows, stats)`` is called once the cache
     was read and after every settled row.
 
+    ``audit``: once the packs settled, ask this fraction of the rows answered in packs again one at
+    a time and put how the answers agree in ``stats.audit`` (never cached; see ``enrichkit.audit``).
+    ``adaptive=True`` halves the pack size while packed answers come back invalid and doubles it back
+    when clean (see ``enrichkit.adaptive``; the sizes used are in ``stats.pack_size``).
+
     ``mode``: ``live`` (default), ``flex`` (Gemini's Flex tier: about half price, slower), ``batch``
     (one Gemini batch job: half price, resumable; see ``enrichkit.batch``; ``wait=False`` submits and
     returns, the rows then count as ``stats.pending``) or ``auto`` (batch from ``AUTO_BATCH_ROWS``
@@ -173,6 +182,7 @@ async def aenrich(
     started = time.perf_counter()
     task = task if isinstance(task, Task) else Task.from_file(task)
     _check_batch_size(batch_size)
+    check_fraction(audit)
     primary = provider or resolve_provider(client, model)
     tiers = [primary, *(_fallback(primary, choice) for choice in fallback)]
     cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
@@ -204,6 +214,7 @@ async def aenrich(
             limiter=limiter or RateLimiter(rpm, tpm),
             echo=echo,
             on_settled=settled,
+            adaptive=adaptive,
         )
         if stats.mode == "batch":
             assert cache is not None
@@ -215,6 +226,7 @@ async def aenrich(
             stats.pending, stats.jobs = batch.pending, batch.jobs
         else:
             await engine.run(list(run.work.values()))
+        await engine.audit(audit)
     finally:
         for tier in tiers:
             await tier.aclose()

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from enrichkit.cache import fingerprint
 from enrichkit.engine import Engine, Work
-from enrichkit.errors import UserError
+from enrichkit.errors import FatalProviderError, RateLimited, TransientError, UserError
 from enrichkit.prompt import echo_of
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.gemini_batch import JobStatus
@@ -150,9 +150,8 @@ class BatchRun:
         delay = self.poll
         while active:
             for manifest in list(active):
-                assert manifest.name is not None
-                status = await self._backend(manifest).status(manifest.name)
-                if status.done:
+                status = await self._look(manifest)
+                if status is not None and status.done:
                     active.remove(manifest)
                     failed = await self._collect(manifest, status, by_key)
                     follow = await self._salvage(manifest, failed) if status.state == "succeeded" else None
@@ -168,6 +167,14 @@ class BatchRun:
         self.pending = sum(by_key[k].rows for m in active for k in m.row_keys() if k in by_key)
 
     # -- jobs ----------------------------------------------------------------------------------
+
+    async def _look(self, manifest: Manifest) -> JobStatus | None:
+        """The job's state; None when the provider could not say just now (asked again next round)."""
+        assert manifest.name is not None
+        try:
+            return await self._backend(manifest).status(manifest.name)
+        except (TransientError, RateLimited):
+            return None
 
     def _steps(self) -> int:
         return 1 + len(self.backends)
@@ -220,7 +227,11 @@ class BatchRun:
             packs=packs,
         )
         self.store.save(manifest)
-        manifest.name = await backend.submit(requests, manifest.display_name)
+        try:
+            manifest.name = await backend.submit(requests, manifest.display_name)
+        except FatalProviderError:  # refused for sure: no job exists (after a timeout one might)
+            self.store.drop(manifest)
+            raise
         self.store.save(manifest)
         self.jobs.append(manifest.name)
         return manifest

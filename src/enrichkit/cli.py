@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,10 +14,13 @@ from typing import Any, TypeVar
 
 import click
 
-from enrichkit.api import MAX_BATCH_SIZE
+from enrichkit.api import AUTO_BATCH_ROWS, MAX_BATCH_SIZE, MODES
+from enrichkit.audit import check_fraction
+from enrichkit.batch import POLL_SECONDS
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.errors import EnrichkitError
 from enrichkit.files import read_rows
+from enrichkit.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
 from enrichkit.providers.choose import PROVIDERS
 from enrichkit.runner import JobOptions, run_job, write_plain
 from enrichkit.scrape.records import csv_records, json_records
@@ -70,6 +74,19 @@ def _enrich_options(command: F) -> F:
         click.option(
             "--batch-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_BATCH_SIZE})."
         ),
+        click.option(
+            "--adaptive",
+            is_flag=True,
+            help="Halve the rows per call while packed answers come back invalid, double them back when clean.",
+        ),
+        click.option(
+            "--audit",
+            type=float,
+            default=0.0,
+            metavar="FRACTION",
+            help="Re-ask this share (0-1) of the rows answered in packs one at a time, and report how the"
+            " answers agree (costs a call a row; never cached).",
+        ),
         click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
         click.option(
             "--rpm",
@@ -104,6 +121,27 @@ def _enrich_options(command: F) -> F:
             "--failures", type=click.Path(path_type=Path, dir_okay=False), help="Write failed rows as JSONL here."
         ),
         click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
+        click.option(
+            "--mode",
+            type=click.Choice(MODES),
+            default="live",
+            show_default=True,
+            help="live: answers now; flex: Gemini Flex tier, about half price, slower; batch: one Gemini batch"
+            f" job, half price, resumable; auto: batch from {AUTO_BATCH_ROWS:,} rows to send, else live.",
+        ),
+        click.option("--no-wait", is_flag=True, help="Batch mode: submit the job and exit; re-run to collect."),
+        click.option(
+            "--realtime-fallback",
+            is_flag=True,
+            help="Batch mode: ask the rows a job failed live (default: in a further batch job).",
+        ),
+        click.option(
+            "--poll-interval",
+            type=click.FloatRange(min=0),
+            default=POLL_SECONDS,
+            show_default=True,
+            help="Batch mode: seconds between the first looks at a job (growing to 5 minutes).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -115,6 +153,7 @@ def _job(kwargs: dict[str, Any]) -> JobOptions:
         raise click.BadParameter(
             f"must be between 1 and {MAX_BATCH_SIZE}, not {kwargs['batch_size']}", param_hint="--batch-size"
         )
+    check_fraction(kwargs["audit"])
     return JobOptions(
         provider=kwargs["provider"],
         model=kwargs["model"],
@@ -134,6 +173,12 @@ def _job(kwargs: dict[str, Any]) -> JobOptions:
         failures=kwargs["failures"],
         dry_run=kwargs["dry_run"],
         quiet=kwargs["quiet"],
+        mode=kwargs["mode"],
+        wait=not kwargs["no_wait"],
+        realtime_fallback=kwargs["realtime_fallback"],
+        poll=kwargs["poll_interval"],
+        audit=kwargs["audit"],
+        adaptive=kwargs["adaptive"],
     )
 
 
@@ -286,4 +331,79 @@ def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
     """Delete cached rows stored longer ago than --older-than."""
     with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
+    return 0
+
+
+@main.group()
+def jobs() -> None:
+    """Batch jobs this cache directory waits for (from --mode batch)."""
+
+
+BASE_URL = click.option("--base-url", envvar="ENRICHKIT_BASE_URL", help="API endpoint (a proxy or a test server).")
+
+
+def _job_line(line: JobLine) -> str:
+    m = line.manifest
+    state = line.status.state if line.status else "not created (the run was killed while submitting)"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created))
+    return f"{m.name or m.display_name}  {state}  {m.rows:,} rows in {len(m.packs):,} requests  {m.model}  {when}"
+
+
+@jobs.command("list")
+@CACHE_DIR
+@BASE_URL
+@_quiet_verbose
+@_guarded
+def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
+    """Every job with its state (asks the provider)."""
+    lines = list_jobs(cache_dir or default_dir(), base_url)
+    for line in lines:
+        click.echo(_job_line(line))
+    if not lines:
+        click.echo("no batch jobs")
+    return 0
+
+
+@jobs.command("status")
+@click.argument("name")
+@CACHE_DIR
+@BASE_URL
+@_quiet_verbose
+@_guarded
+def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
+    """The state of job NAME (batches/... or its display name)."""
+    click.echo(_job_line(job_status(cache_dir or default_dir(), name, base_url)))
+    return 0
+
+
+@jobs.command("collect")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Wait for the job to finish.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=POLL_SECONDS, show_default=True)
+@CACHE_DIR
+@BASE_URL
+@_quiet_verbose
+@_guarded
+def jobs_collect(
+    name: str, wait: bool, poll_interval: float, cache_dir: Path | None, base_url: str | None, **_: Any
+) -> int:
+    """Check and cache the answers of job NAME; the next run then writes its output from the cache."""
+    got = collect_job(cache_dir or default_dir(), name, base_url, wait=wait, poll=poll_interval)
+    if not got.status.done:
+        click.echo(f"{got.status.name} is {got.status.state}: nothing to collect yet")
+        return 0
+    click.echo(f"{got.status.name} {got.status.state}: {got.valid:,} of {got.rows:,} rows valid and cached")
+    return 0
+
+
+@jobs.command("cancel")
+@click.argument("name")
+@CACHE_DIR
+@BASE_URL
+@_quiet_verbose
+@_guarded
+def jobs_cancel(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
+    """Cancel job NAME and forget it (the next run submits its rows again)."""
+    manifest = cancel_job(cache_dir or default_dir(), name, base_url)
+    click.echo(f"cancelled {manifest.name or manifest.display_name} ({manifest.rows:,} rows)")
     return 0

@@ -205,7 +205,8 @@ class Engine:
         while start < len(work):
             await room.acquire()
             formed = self._sizer.size
-            pack = self.plan(work[start : start + min(formed, size)], min(formed, size))[0]
+            limit = min(formed, size)
+            pack = self.plan(work[start : start + limit], limit)[0]
             start += len(pack)
             yield pack, formed
 
@@ -342,7 +343,8 @@ class Engine:
 
     async def audit(self, fraction: float) -> None:
         """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record
-        in ``stats.audit`` how the answers agree; the single answers are neither cached nor used."""
+        in ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused
+        call ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
         if fraction <= 0:
             return
         chosen = [self._packed[key] for key in sample(self._packed, fraction)]

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -38,38 +38,74 @@ def decode(data: bytes, origin: str) -> str:
 
 def read_rows(source: str | Path) -> list[Row]:
     """The rows of a ``.jsonl``, ``.json`` (array of objects) or ``.csv`` file; ``-`` reads JSONL from stdin."""
+    return list(iter_rows(source))
+
+
+def iter_rows(source: str | Path) -> Iterator[Row]:
+    """``read_rows`` one row at a time: JSONL and CSV are streamed (bounded memory), a JSON array is read whole.
+
+    The file is checked on the first ``next``; an input without rows is an error once it is used up.
+    """
     if str(source) == "-":
-        return parse_rows(decode(sys.stdin.buffer.read(), "<stdin>"), ".jsonl", "<stdin>")
+        yield from _nonempty(_jsonl(_decoded(sys.stdin.buffer, "<stdin>"), "<stdin>"), "<stdin>")
+        return
     path = Path(source)
     suffix = _suffix(path)
     if suffix not in READ_FORMATS:
         raise UserError(f"{path}: unknown input format {path.suffix or '(none)'!r} (use .jsonl, .json or .csv)")
     try:
-        data = path.read_bytes()
+        stream = path.open("rb")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a file") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_rows(decode(data, str(path)), suffix, str(path))
+    with stream:
+        if suffix == ".json":
+            yield from _nonempty(iter(_json_array(decode(stream.read(), str(path)), str(path))), str(path))
+        elif suffix == ".jsonl":
+            yield from _nonempty(_jsonl(_decoded(stream, str(path)), str(path)), str(path))
+        else:
+            yield from _nonempty(_csv(_decoded(stream, str(path)), str(path)), str(path))
+
+
+def _decoded(stream: IO[bytes], origin: str) -> Iterator[str]:
+    """The lines of a binary stream as UTF-8 text (a BOM at the start is dropped)."""
+    offset = 0
+    for number, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{origin}:{number}: not UTF-8 text (bad byte at offset {offset + exc.start})") from None
+        offset += len(raw)
+        yield line
+
+
+def _nonempty(rows: Iterator[Row], origin: str) -> Iterator[Row]:
+    empty = True
+    for row in rows:
+        empty = False
+        yield row
+    if empty:
+        raise UserError(f"{origin}: no rows")
 
 
 def parse_rows(text: str, suffix: str, origin: str) -> list[Row]:
     """Rows from the text of a file of format ``suffix``; an empty input is an error."""
     if suffix == ".jsonl":
-        rows = list(_jsonl(text, origin))
+        rows = list(_jsonl(text.splitlines(), origin))
     elif suffix == ".json":
         rows = _json_array(text, origin)
     else:
-        rows = list(_csv(text, origin))
+        rows = list(_csv(io.StringIO(text, newline=""), origin))
     if not rows:
         raise UserError(f"{origin}: no rows")
     return rows
 
 
-def _jsonl(text: str, origin: str) -> Iterator[Row]:
-    for number, line in enumerate(text.splitlines(), 1):
+def _jsonl(lines: Iterable[str], origin: str) -> Iterator[Row]:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -102,8 +138,8 @@ def check_objects(items: list[Any], origin: str) -> list[Row]:
     return items
 
 
-def _csv(text: str, origin: str) -> Iterator[Row]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv(lines: Iterable[str], origin: str) -> Iterator[Row]:
+    reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
         return
@@ -145,24 +181,62 @@ def columns_of(rows: Sequence[Row], extra: Sequence[str] = ()) -> list[str]:
 
 def write_rows(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> None:
     """Write ``rows`` (missing columns as null/empty) in the format of ``path``'s extension, atomically."""
+    with row_writer(path, columns) as write:
+        write(rows)
+
+
+@contextmanager
+def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequence[Row]], None]]:
+    """Write rows in chunks to a temp file that replaces ``path`` only when the block ends without error.
+
+    Every row gets ``columns`` (missing ones as null/empty). JSON and JSONL rows keep any other key
+    they have; in CSV a row with a column the first rows did not have is an error. Parquet is
+    written whole at the end (pyarrow infers its schema from all rows).
+    """
     suffix = _suffix(path)
-    full = [{c: row.get(c) for c in columns} for row in rows]
+    names = list(columns)
+    known = set(names)
+    written = 0
+
+    def full(rows: Sequence[Row]) -> list[Row]:
+        nonlocal written
+        out = []
+        for row in rows:
+            written += 1
+            extra = [k for k in row if k not in known]
+            if extra and suffix == ".csv":
+                raise UserError(
+                    f"{path}: row {written} has column {extra[0]!r}, not among the first rows' columns"
+                    " (write .jsonl or .json instead)"
+                )
+            out.append({c: row.get(c) for c in names} | {k: row[k] for k in extra})
+        return out
+
     if suffix == ".parquet":
         pyarrow, parquet = _parquet(path)
-        with _atomic(path, binary=True) as out:
-            parquet.write_table(pyarrow.Table.from_pylist(full), out)
+        kept: list[Row] = []
+        yield lambda rows: kept.extend(full(rows))
+        with _atomic(path, binary=True) as binary:
+            parquet.write_table(pyarrow.Table.from_pylist(kept), binary)
         return
     with _atomic(path) as out:
-        if suffix == ".jsonl":
-            for row in full:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        elif suffix == ".json":
-            json.dump(full, out, ensure_ascii=False, indent=1)
-            out.write("\n")
-        else:
-            writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+        if suffix == ".csv":
+            writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
             writer.writeheader()
-            writer.writerows({c: _cell(v) for c, v in row.items()} for row in full)
+            yield lambda rows: writer.writerows({c: _cell(v) for c, v in row.items()} for row in full(rows))
+        elif suffix == ".jsonl":
+            yield lambda rows: out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in full(rows))
+        else:
+            first = True
+
+            def items(rows: Sequence[Row]) -> None:
+                nonlocal first
+                for row in full(rows):
+                    out.write(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
+                    first = False
+
+            yield items
+            out.write("[]\n" if first else "\n]\n")
 
 
 def write_jsonl(path: Path, records: Sequence[Row]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from enrichkit.api import Plan
+from enrichkit.audit import audit_text
 from enrichkit.prices import price_of
 from enrichkit.result import Stats
 
@@ -41,8 +42,11 @@ def _cost_text(report: dict[str, Any], provider: str) -> str:
         return "cost $0"
     if len(known) < len(report["cost"]):
         return "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
-    live = sum(c["live_usd"] for c in known)
-    return f"est. cost {_usd(live)} (batch price {_usd(sum(c['batch_usd'] for c in known))})"
+    live = _usd(sum(c["live_usd"] for c in known))
+    batch = _usd(sum(c["batch_usd"] for c in known))
+    if report["mode"] in ("batch", "flex"):
+        return f"est. cost {batch} at the {report['mode']} price ({live} live)"
+    return f"est. cost {live} (batch price {batch})"
 
 
 def run_text(report: dict[str, Any]) -> str:
@@ -51,8 +55,9 @@ def run_text(report: dict[str, Any]) -> str:
     lines = [
         f"{head}{rows:,} rows: {hits:,} cache hits, {report['enriched']:,} newly enriched, {failed:,} failed"
         f" ({report['success_rate']:.1%} ok)",
-        f"calls: {report['calls']:,} ({report['calls_packed']:,} packed, {report['calls_single']:,} single,"
-        f" {report['calls_fallback']:,} fallback; {report['retries']:,} retries)"
+        f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
+        f" {report['calls_single']:,} single,"
+        f" {report['calls_fallback']:,} fallback{_audit_calls(report)}; {report['retries']:,} retries)"
         + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows else ""),
         f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
         f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
@@ -61,7 +66,27 @@ def run_text(report: dict[str, Any]) -> str:
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
         f" {report['unknown_ids']:,} unknown ids (all asked again)"
     )
+    if report["mode"] == "batch":
+        jobs = ", ".join(report["jobs"]) or "none"
+        lines.append(
+            f"batch: {report['calls_batch']:,} requests answered in jobs {jobs}; {report['pending']:,} rows pending"
+        )
+    elif report["mode"] == "flex":
+        lines.append("flex: every call on Gemini's Flex tier")
+    if report["audit"] is not None:
+        lines.append(audit_text(report["audit"]))
+    if (size := report["pack_size"]) is not None:
+        sizes = f"started {size['started']}, ended {size['ended']}, smallest {size['smallest']}"
+        lines.append(f"adaptive pack size: {sizes}")
     return "\n".join(lines)
+
+
+def _batch_calls(report: dict[str, Any]) -> str:
+    return f"{report['calls_batch']:,} in batch jobs, " if report["calls_batch"] else ""
+
+
+def _audit_calls(report: dict[str, Any]) -> str:
+    return f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
 
 
 def plan_report(plan: Plan) -> dict[str, Any]:

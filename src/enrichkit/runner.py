@@ -11,7 +11,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from enrichkit.api import aenrich, aplan
+from enrichkit.api import Mode, aenrich, aplan
+from enrichkit.batch import POLL_SECONDS
 from enrichkit.cache import default_dir
 from enrichkit.errors import UserError
 from enrichkit.files import check_output, columns_of, write_json, write_jsonl, write_rows
@@ -45,6 +46,12 @@ class JobOptions:
     failures: Path | None = None
     dry_run: bool = False
     quiet: bool = False
+    mode: Mode = "live"
+    wait: bool = True
+    realtime_fallback: bool = False
+    poll: float = POLL_SECONDS
+    audit: float = 0.0
+    adaptive: bool = False
 
 
 @dataclass
@@ -130,6 +137,12 @@ def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, optio
                 tpm=options.tpm,
                 timeout=options.timeout,
                 on_progress=progress,
+                mode=options.mode,
+                wait=options.wait,
+                realtime_fallback=options.realtime_fallback,
+                poll=options.poll,
+                audit=options.audit,
+                adaptive=options.adaptive,
                 **common,
             )
         )
@@ -147,6 +160,16 @@ def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, optio
 
 
 def _finish(result: EnrichResult, task: Task, output: Path, options: JobOptions, provider: str, model: str) -> int:
+    if result.stats.pending:
+        report = run_report(result.stats, provider, model)
+        _write_report(options.report, report)
+        say(run_text(report), options.quiet)
+        say(
+            f"{result.stats.pending:,} rows wait in batch job {', '.join(result.stats.jobs)}: no output written yet;"
+            " run the same command again to collect them (`enrichkit jobs list` shows their state)",
+            options.quiet,
+        )
+        return 0
     write_rows(output, result.rows, columns_of(result.rows, task.fields))
     if options.failures is not None:
         write_jsonl(

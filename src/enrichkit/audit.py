@@ -1,0 +1,123 @@
+"""The packing audit: packed answers compared with the same rows asked one at a time.
+
+Fields with a closed set of answers (enum, const, boolean, number, anything not free text) are
+compared exactly. Free-text strings are compared by similarity: both answers lowercased, every run
+of punctuation and whitespace made one space, then ``difflib.SequenceMatcher``'s ratio (0 to 1).
+A character-level ratio rather than word Jaccard: short answers that say the same thing in
+slightly different words (plurals, "use"/"using") still score high, and word order counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from statistics import fmean
+from typing import Any
+
+from enrichkit.errors import UserError
+
+SIMILAR = 0.5
+"""Two texts at least this similar count as agreeing."""
+HINT_BELOW = 0.8
+"""A field whose agreement is below this gets a hint in the receipt."""
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class FieldAgreement:
+    """How one output field's packed answers compare with its single-row answers: ``agreement`` is
+    the share of rows that agree (equal, or for free text at least ``SIMILAR`` similar);
+    ``similarity`` is the mean similarity of free-text fields (None for exact ones)."""
+
+    agreement: float
+    similarity: float | None = None
+
+
+@dataclass
+class Audit:
+    """The audit of a run (the report's ``audit``): ``rows`` re-asked singly, ``answered`` of them
+    with a valid answer (the others do not count), and the agreement of every output field."""
+
+    fraction: float
+    rows: int = 0
+    answered: int = 0
+    fields: dict[str, FieldAgreement] = field(default_factory=dict)
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0 <= fraction <= 1:
+        raise UserError(f"audit fraction must be between 0 and 1, not {fraction:g}")
+
+
+def sample(keys: Collection[str], fraction: float) -> list[str]:
+    """``fraction`` of ``keys`` (rounded half up, at least one), drawn by a generator seeded with the keys
+    themselves: the same rows give the same sample, whatever order they settled in."""
+    if fraction <= 0 or not keys:
+        return []
+    ordered = sorted(keys)
+    seed = hashlib.sha256("\n".join(ordered).encode()).hexdigest()
+    return random.Random(seed).sample(ordered, min(len(ordered), max(1, int(fraction * len(ordered) + 0.5))))
+
+
+def normalized(text: str) -> str:
+    return " ".join(_SEPARATORS.sub(" ", text.lower()).split())
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two texts are, 0 to 1, after ``normalized`` (two empty texts are alike)."""
+    return SequenceMatcher(None, normalized(a), normalized(b), autojunk=False).ratio()
+
+
+def _free_text(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    strings = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    return strings and "enum" not in schema and "const" not in schema
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def agreement(
+    schema: Mapping[str, Any], packed: Sequence[Mapping[str, Any]], single: Sequence[Mapping[str, Any]]
+) -> dict[str, FieldAgreement]:
+    """The agreement of every field of the output ``schema`` between ``packed`` and ``single``
+    answers of the same rows (pairwise; empty without rows)."""
+    pairs = list(zip(packed, single, strict=True))
+    if not pairs:
+        return {}
+    fields: dict[str, FieldAgreement] = {}
+    for name, sub in schema["properties"].items():
+        if _free_text(sub):
+            scores = [similarity(_text(p.get(name)), _text(s.get(name))) for p, s in pairs]
+            share = sum(score >= SIMILAR for score in scores) / len(scores)
+            fields[name] = FieldAgreement(round(share, 4), round(fmean(scores), 4))
+        else:
+            fields[name] = FieldAgreement(round(sum(p.get(name) == s.get(name) for p, s in pairs) / len(pairs), 4))
+    return fields
+
+
+def audit_text(doc: Mapping[str, Any]) -> str:
+    """The receipt's audit line for the report's ``audit``, with a hint when packed answers often disagree."""
+    rows, answered = doc["rows"], doc["answered"]
+    if not rows:
+        return "audit: no row was answered in a pack in this run, none re-asked"
+    line = f"audit: {rows:,} row{'s' if rows != 1 else ''} re-asked singly"
+    if answered < rows:
+        line += f" ({rows - answered:,} gave no valid answer)"
+    if not answered:
+        return line
+    parts = [
+        f"{name} {f['agreement']:.0%} agree"
+        if f["similarity"] is None
+        else f"{name} similarity {f['similarity']:.2f} ({f['agreement']:.0%} ≥ {SIMILAR})"
+        for name, f in doc["fields"].items()
+    ]
+    line += ": " + "; ".join(parts)
+    if any(f["agreement"] < HINT_BELOW for f in doc["fields"].values()):
+        line += "\nhint: packed answers often differ from the same rows asked alone; a smaller --batch-size may help"
+    return line
