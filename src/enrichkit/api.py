@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from google import genai
 
+from enrichkit.adaptive import PackSizer
 from enrichkit.audit import check_fraction
 from enrichkit.batch import POLL_SECONDS, BatchRun, JobStore
 from enrichkit.cache import Entry, RowCache, default_dir, fingerprint, row_key
@@ -27,6 +29,7 @@ from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.task import Task
 
 MAX_BATCH_SIZE = 50
+CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 FLEX_TIMEOUT = 900.0  # seconds: the Flex tier may queue a request for minutes
 Mode = Literal["live", "flex", "batch", "auto"]
@@ -55,12 +58,14 @@ def _fallback(primary: Provider, choice: str | Provider) -> Provider:
     raise UserError(f"fallback model {choice!r}: pass a provider object for a {primary.name} run")
 
 
-def _row_inputs(rows: Sequence[Mapping[str, Any]], task: Task) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Row ids and the input values of every row; a missing field or a repeated id is an error."""
+def _row_inputs(
+    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], offset: int
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Row ids and the input values of every row; a missing field or a repeated id (``seen``: the
+    ids of earlier chunks) is an error. Rows are numbered from ``offset``."""
     ids: list[Any] = []
     inputs: list[dict[str, Any]] = []
-    seen: dict[Any, int] = {}
-    for n, row in enumerate(rows):
+    for n, row in enumerate(rows, offset):
         if not isinstance(row, Mapping):
             raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
         rid = row.get(task.id_field, n) if task.id_field else n
@@ -88,18 +93,25 @@ class Prepared:
     keys: list[str]
     found: dict[str, Entry]
     work: dict[str, Work]
-    stats: Stats
 
 
 def prepare(
-    rows: Iterable[Mapping[str, Any]], task: Task, provider: Provider, cache: RowCache | None, echo: bool
+    rows: Iterable[Mapping[str, Any]],
+    task: Task,
+    provider: Provider,
+    cache: RowCache | None,
+    echo: bool,
+    stats: Stats,
+    seen: dict[Any, int] | None = None,
+    offset: int = 0,
 ) -> Prepared:
+    """Key the rows, look them up in the cache and count hits and duplicates into ``stats``."""
     table = [dict(row) for row in rows]
-    ids, inputs = _row_inputs(table, task)
+    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
     run_fp = run_fingerprint(task, provider, echo)
     keys = [row_key(run_fp, values) for values in inputs]
     found = cache.get_many(set(keys)) if cache is not None else {}
-    stats = Stats(rows=len(table))
+    stats.rows += len(table)
     work: dict[str, Work] = {}
     for key, values in zip(keys, inputs, strict=True):
         if key in found:
@@ -109,7 +121,7 @@ def prepare(
             stats.duplicates += 1
         else:
             work[key] = Work(key, values)
-    return Prepared(table, ids, inputs, keys, found, work, stats)
+    return Prepared(table, ids, inputs, keys, found, work)
 
 
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
@@ -135,10 +147,11 @@ def _check_batch_size(batch_size: int) -> None:
         raise UserError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
 
 
-async def aenrich(
+async def aenrich_chunks(
     rows: Iterable[Mapping[str, Any]],
     task: Task | str | Path,
     *,
+    chunk_rows: int | None = CHUNK_ROWS,
     client: genai.Client | None = None,
     model: str | None = None,
     provider: Provider | None = None,
@@ -160,8 +173,12 @@ async def aenrich(
     wait: bool = True,
     realtime_fallback: bool = False,
     poll: float = POLL_SECONDS,
-) -> EnrichResult:
-    """Enrich ``rows`` with the columns of ``task``; see ``enrich``.
+) -> AsyncGenerator[EnrichResult, None]:
+    """Enrich ``rows`` with the columns of ``task`` (see ``enrich``), ``chunk_rows`` rows at a time.
+
+    Each chunk's result is yielded once all its rows settled, so memory stays bounded whatever the
+    input's size (None: every row in one chunk). ``batch`` and ``auto`` modes take every row as one
+    chunk (one batch job). All chunks share one ``stats``: the last result's figures are the run's.
 
     ``echo=True`` makes every packed answer copy the first
     words of its row's last input field, so answers attached to the wrong row are caught and asked
@@ -183,55 +200,69 @@ async def aenrich(
     task = task if isinstance(task, Task) else Task.from_file(task)
     _check_batch_size(batch_size)
     check_fraction(audit)
+    if mode in ("batch", "auto"):
+        chunk_rows = None
     primary = provider or resolve_provider(client, model)
     tiers = [primary, *(_fallback(primary, choice) for choice in fallback)]
     cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
     echo = primary.capabilities.echo if echo is None else echo
+    stats = Stats()
+    limiter = limiter or RateLimiter(rpm, tpm)
+    size = min(batch_size, primary.capabilities.max_batch_size)
+    sizer = PackSizer(size) if adaptive else None
+    seen: dict[Any, int] = {}
+    done = 0
+
+    def settled(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress is not None:
+            on_progress(done, stats)
+
     try:
-        run = prepare(rows, task, primary, cache, echo)
-        stats = run.stats
-        stats.mode = choose_mode(mode, primary, len(run.work), use_cache)
-        if stats.mode == "flex":
-            tiers = [t.on_tier("flex", FLEX_TIMEOUT) if isinstance(t, GeminiProvider) else t for t in tiers]
-        done = stats.cache_hits
-
-        def settled(n: int) -> None:
-            nonlocal done
-            done += n
-            if on_progress is not None:
-                on_progress(done, stats)
-
-        settled(0)
-        engine = Engine(
-            task,
-            tiers,
-            cache,
-            stats,
-            batch_size=min(batch_size, primary.capabilities.max_batch_size),
-            concurrency=concurrency or default_concurrency(primary, limiter.rpm if limiter else rpm),
-            retry=retry or RetryPolicy(),
-            timeout=timeout,
-            limiter=limiter or RateLimiter(rpm, tpm),
-            echo=echo,
-            on_settled=settled,
-            adaptive=adaptive,
-        )
-        if stats.mode == "batch":
-            assert cache is not None
-            backends = [GeminiBatches(t) for t in tiers if isinstance(t, GeminiProvider)]
-            store = JobStore(cache.directory)
-            fp = run_fingerprint(task, primary, echo)
-            batch = BatchRun(engine, backends, store, fp, wait=wait, realtime_fallback=realtime_fallback, poll=poll)
-            await batch(list(run.work.values()))
-            stats.pending, stats.jobs = batch.pending, batch.jobs
-        else:
-            await engine.run(list(run.work.values()))
-        await engine.audit(audit)
+        for chunk in _chunks(rows, chunk_rows):
+            hits = stats.cache_hits
+            run = prepare(chunk, task, primary, cache, echo, stats, seen, stats.rows)
+            if stats.rows == len(run.table):  # the first chunk
+                stats.mode = choose_mode(mode, primary, len(run.work), use_cache)
+                if stats.mode == "flex":
+                    tiers = [t.on_tier("flex", FLEX_TIMEOUT) if isinstance(t, GeminiProvider) else t for t in tiers]
+            settled(stats.cache_hits - hits)
+            engine = Engine(
+                task,
+                tiers,
+                cache,
+                stats,
+                batch_size=size,
+                concurrency=concurrency or default_concurrency(primary, limiter.rpm),
+                retry=retry or RetryPolicy(),
+                timeout=timeout,
+                limiter=limiter,
+                echo=echo,
+                on_settled=settled,
+                sizer=sizer,
+            )
+            if stats.mode == "batch":
+                assert cache is not None
+                backends = [GeminiBatches(t) for t in tiers if isinstance(t, GeminiProvider)]
+                fp = run_fingerprint(task, primary, echo)
+                batch = BatchRun(engine, backends, JobStore(cache.directory), fp, wait, realtime_fallback, poll)
+                await batch(list(run.work.values()))
+                stats.pending, stats.jobs = batch.pending, batch.jobs
+            else:
+                await engine.run(list(run.work.values()))
+            await engine.audit(audit)
+            stats.seconds = time.perf_counter() - started
+            yield _result(run, engine, stats)
     finally:
         for tier in tiers:
             await tier.aclose()
         if cache is not None:
             cache.close()
+
+
+def _result(run: Prepared, engine: Engine, stats: Stats) -> EnrichResult:
+    """A chunk's rows with their answers, and its failures."""
     answers = {key: entry.values for key, entry in (run.found | engine.results).items()}
     failures = []
     for n, (row, key) in enumerate(zip(run.table, run.keys, strict=True)):
@@ -243,8 +274,23 @@ async def aenrich(
                 key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
             )
             failures.append(Failure(run.ids[n], reason, attempts, run.inputs[n]))
-    stats.seconds = time.perf_counter() - started
     return EnrichResult(run.table, failures, stats)
+
+
+def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[list[Mapping[str, Any]]]:
+    """``rows`` in lists of ``size`` (None: one list, even an empty one)."""
+    if size is None:
+        yield list(rows)
+        return
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+async def aenrich(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> EnrichResult:
+    """Enrich ``rows`` with the columns of ``task`` in one go; the options are ``aenrich_chunks``'s."""
+    [result] = [chunk async for chunk in aenrich_chunks(rows, task, chunk_rows=None, **options)]
+    return result
 
 
 @dataclass(frozen=True)
@@ -290,11 +336,10 @@ async def aplan(
     cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
     echo = primary.capabilities.echo if echo is None else echo
     try:
-        run = prepare(rows, task, primary, cache, echo)
+        stats = Stats()
+        run = prepare(rows, task, primary, cache, echo, stats)
         size = min(batch_size, primary.capabilities.max_batch_size)
-        engine = Engine(
-            task, [primary], None, run.stats, batch_size=size, concurrency=1, retry=RetryPolicy(), echo=echo
-        )
+        engine = Engine(task, [primary], None, stats, batch_size=size, concurrency=1, retry=RetryPolicy(), echo=echo)
         packs = engine.plan(list(run.work.values()), size)
         requests = [engine.pack_request(pack)[1] for pack in packs]
         estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
@@ -308,9 +353,9 @@ async def aplan(
     return Plan(
         provider=primary.name,
         model=primary.model,
-        rows=run.stats.rows,
-        cache_hits=run.stats.cache_hits,
-        duplicates=run.stats.duplicates,
+        rows=stats.rows,
+        cache_hits=stats.cache_hits,
+        duplicates=stats.duplicates,
         to_send=len(run.work),
         packs=[len(pack) for pack in packs],
         prompt_tokens=round(sum(estimated) * scale),

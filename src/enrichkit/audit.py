@@ -48,6 +48,22 @@ class Audit:
     fields: dict[str, FieldAgreement] = field(default_factory=dict)
 
 
+def merged(before: Audit | None, after: Audit) -> Audit:
+    """Two chunks' audits of one run as one: counts added, agreements weighted by answered rows."""
+    if before is None:
+        return after
+    fields: dict[str, FieldAgreement] = {}
+    for name in [*before.fields, *(n for n in after.fields if n not in before.fields)]:
+        parts = [(a.fields[name], a.answered) for a in (before, after) if name in a.fields and a.answered]
+        rows = sum(n for _, n in parts)
+        texts = [(f.similarity, n) for f, n in parts if f.similarity is not None]
+        fields[name] = FieldAgreement(
+            round(sum(f.agreement * n for f, n in parts) / rows, 4),
+            round(sum(s * n for s, n in texts) / sum(n for _, n in texts), 4) if texts else None,
+        )
+    return Audit(after.fraction, before.rows + after.rows, before.answered + after.answered, fields)
+
+
 def check_fraction(fraction: float) -> None:
     if not 0 <= fraction <= 1:
         raise UserError(f"audit fraction must be between 0 and 1, not {fraction:g}")

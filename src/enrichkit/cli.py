@@ -19,7 +19,7 @@ from enrichkit.audit import check_fraction
 from enrichkit.batch import POLL_SECONDS
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.errors import EnrichkitError
-from enrichkit.files import read_rows
+from enrichkit.files import iter_rows
 from enrichkit.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
 from enrichkit.providers.choose import PROVIDERS
 from enrichkit.runner import JobOptions, run_job, write_plain
@@ -220,7 +220,7 @@ def main() -> None:
 def run(input_path: str, task: Path, output: Path, **kwargs: Any) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT."""
     options = _job(kwargs)
-    return run_job(read_rows(input_path), task, output, options)
+    return run_job(iter_rows(input_path), task, output, options)
 
 
 @main.group()

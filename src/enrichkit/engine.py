@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enrichkit.adaptive import PackSizer
-from enrichkit.audit import Audit, agreement, sample
+from enrichkit.audit import Audit, agreement, merged, sample
 from enrichkit.cache import Entry, RowCache, canonical
 from enrichkit.errors import (
     FatalProviderError,
@@ -95,7 +95,7 @@ class Engine:
         limiter: RateLimiter | None = None,
         echo: bool = False,
         on_settled: Callable[[int], None] | None = None,
-        adaptive: bool = False,
+        sizer: PackSizer | None = None,
     ) -> None:
         self.task = task
         self.tiers = list(tiers)
@@ -120,7 +120,7 @@ class Engine:
         self._paused_until = 0.0
         self._aborted = False
         self._group: asyncio.TaskGroup | None = None
-        self._sizer = PackSizer(batch_size) if adaptive else None
+        self._sizer = sizer
         self.stats.pack_size = self._sizer.sizes if self._sizer else None
         self._packed: dict[str, Work] = {}
 
@@ -354,7 +354,7 @@ class Engine:
                 group.create_task(self._ask_alone(item, single))
         packed = [self.results[key].values for key in single]
         fields = agreement(self.task.schema, packed, list(single.values()))
-        self.stats.audit = Audit(fraction, len(chosen), len(single), fields)
+        self.stats.audit = merged(self.stats.audit, Audit(fraction, len(chosen), len(single), fields))
 
     async def _ask_alone(self, item: Work, answers: dict[str, dict[str, Any]]) -> None:
         """One audit call into ``answers``; a failed call or an invalid answer gives none."""

@@ -239,10 +239,11 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
             out.write("[]\n" if first else "\n]\n")
 
 
-def write_jsonl(path: Path, records: Sequence[Row]) -> None:
+@contextmanager
+def jsonl_writer(path: Path) -> Iterator[Callable[[Iterable[Row]], None]]:
+    """Append records as JSON lines, in chunks, to a temp file that replaces ``path`` at the end."""
     with _atomic(path) as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        yield lambda records: out.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from enrichkit.api import Mode, aenrich, aplan
+from enrichkit.api import CHUNK_ROWS, Mode, aenrich_chunks, aplan
 from enrichkit.batch import POLL_SECONDS
 from enrichkit.cache import default_dir
 from enrichkit.errors import UserError
-from enrichkit.files import check_output, columns_of, write_json, write_jsonl, write_rows
+from enrichkit.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.providers.choose import ProviderName, choose_provider
 from enrichkit.receipt import plan_report, plan_text, run_report, run_text
 from enrichkit.result import EnrichResult, Stats
@@ -50,6 +52,7 @@ class JobOptions:
     wait: bool = True
     realtime_fallback: bool = False
     poll: float = POLL_SECONDS
+    chunk_rows: int = CHUNK_ROWS
     audit: float = 0.0
     adaptive: bool = False
 
@@ -58,7 +61,7 @@ class JobOptions:
 class _Progress:
     """A tqdm bar over rows; keeps the latest stats so an interrupted run can still print a receipt."""
 
-    total: int
+    total: int | None
     quiet: bool
     stats: Stats = field(default_factory=Stats)
     bar: tqdm[Any] | None = None
@@ -95,12 +98,16 @@ def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> in
     return 0
 
 
-def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, options: JobOptions) -> int:
-    """Enrich ``rows`` with the task at ``task_path`` into ``output``; the exit code (0 ok, 1 some failed)."""
+def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, options: JobOptions) -> int:
+    """Enrich ``rows`` with the task at ``task_path`` into ``output``; the exit code (0 ok, 1 some failed).
+
+    ``rows`` may be an iterator (``files.iter_rows``): live and flex runs read, enrich and write it
+    ``CHUNK_ROWS`` rows at a time, into a temp file renamed over ``output`` at the end.
+    """
     task = Task.from_file(task_path)
     _check_paths(output, options)
     if options.limit is not None:
-        rows = rows[: options.limit]
+        rows = rows[: options.limit] if isinstance(rows, Sequence) else itertools.islice(rows, options.limit)
     cache_dir = options.cache_dir or default_dir()
     choice = choose_provider(
         options.provider,
@@ -111,7 +118,9 @@ def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, optio
     )
     provider = choice.provider
     where = f"cache: {cache_dir}" if options.use_cache else "no cache"
-    say(f"enrichkit: {len(rows):,} rows · {provider.name} / {provider.model} ({choice.why}) · {where}", options.quiet)
+    count = len(rows) if isinstance(rows, Sequence) else None
+    head = f"{count:,} rows · " if count is not None else ""
+    say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", options.quiet)
     common: dict[str, Any] = {
         "provider": provider,
         "batch_size": options.batch_size,
@@ -125,27 +134,27 @@ def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, optio
         _write_report(options.report, report)
         print(plan_text(report), file=sys.stderr)
         return 0
-    progress = _Progress(len(rows), options.quiet)
+    progress = _Progress(count, options.quiet)
+    chunks = aenrich_chunks(
+        rows,
+        task,
+        fallback=options.fallback,
+        concurrency=options.concurrency,
+        rpm=options.rpm,
+        tpm=options.tpm,
+        timeout=options.timeout,
+        on_progress=progress,
+        mode=options.mode,
+        wait=options.wait,
+        realtime_fallback=options.realtime_fallback,
+        poll=options.poll,
+        audit=options.audit,
+        adaptive=options.adaptive,
+        chunk_rows=options.chunk_rows,
+        **common,
+    )
     try:
-        result = asyncio.run(
-            aenrich(
-                rows,
-                task,
-                fallback=options.fallback,
-                concurrency=options.concurrency,
-                rpm=options.rpm,
-                tpm=options.tpm,
-                timeout=options.timeout,
-                on_progress=progress,
-                mode=options.mode,
-                wait=options.wait,
-                realtime_fallback=options.realtime_fallback,
-                poll=options.poll,
-                audit=options.audit,
-                adaptive=options.adaptive,
-                **common,
-            )
-        )
+        stats = asyncio.run(write_chunks(chunks, task, output, options.failures))
     except KeyboardInterrupt:
         progress.close()
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
@@ -156,37 +165,51 @@ def run_job(rows: Sequence[dict[str, Any]], task_path: Path, output: Path, optio
         return INTERRUPTED
     finally:
         progress.close()
-    return _finish(result, task, output, options, provider.name, provider.model)
+    return _finish(stats, output, options, provider.name, provider.model)
 
 
-def _finish(result: EnrichResult, task: Task, output: Path, options: JobOptions, provider: str, model: str) -> int:
-    if result.stats.pending:
-        report = run_report(result.stats, provider, model)
-        _write_report(options.report, report)
-        say(run_text(report), options.quiet)
+async def write_chunks(
+    chunks: AsyncGenerator[EnrichResult, None], task: Task, output: Path, failures: Path | None
+) -> Stats:
+    """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job."""
+    stats = Stats()
+    with contextlib.ExitStack() as files:
+        write: Callable[[Sequence[dict[str, Any]]], None] | None = None
+        write_failures: Callable[[Iterable[dict[str, Any]]], None] | None = None
+        async with contextlib.aclosing(chunks):
+            async for result in chunks:
+                stats = result.stats
+                if stats.pending:
+                    return stats
+                if write is None:
+                    write = files.enter_context(row_writer(output, columns_of(result.rows, task.fields)))
+                    if failures is not None:
+                        write_failures = files.enter_context(jsonl_writer(failures))
+                write(result.rows)
+                if write_failures is not None:
+                    write_failures(
+                        {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}
+                        for f in result.failures
+                    )
+        if write is None:  # no rows at all
+            write_rows(output, [], task.fields)
+    return stats
+
+
+def _finish(stats: Stats, output: Path, options: JobOptions, provider: str, model: str) -> int:
+    report = run_report(stats, provider, model)
+    _write_report(options.report, report)
+    say(run_text(report), options.quiet)
+    if stats.pending:
         say(
-            f"{result.stats.pending:,} rows wait in batch job {', '.join(result.stats.jobs)}: no output written yet;"
+            f"{stats.pending:,} rows wait in batch job {', '.join(stats.jobs)}: no output written yet;"
             " run the same command again to collect them (`enrichkit jobs list` shows their state)",
             options.quiet,
         )
         return 0
-    write_rows(output, result.rows, columns_of(result.rows, task.fields))
-    if options.failures is not None:
-        write_jsonl(
-            options.failures,
-            [
-                {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}
-                for f in result.failures
-            ],
-        )
-    report = run_report(result.stats, provider, model)
-    _write_report(options.report, report)
-    say(run_text(report), options.quiet)
-    say(
-        f"output: {output}" + (f" · failures: {options.failures}" if result.failures and options.failures else ""),
-        options.quiet,
-    )
-    return 1 if result.failures else 0
+    failed = f" · failures: {options.failures}" if stats.failed and options.failures else ""
+    say(f"output: {output}{failed}", options.quiet)
+    return 1 if stats.failed else 0
 
 
 def _write_report(path: Path | None, report: dict[str, Any]) -> None:

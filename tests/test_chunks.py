@@ -1,0 +1,80 @@
+"""Chunked runs: rows read, enriched and written a chunk at a time, with one set of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+
+from enrichkit import EnrichResult, Task
+from enrichkit.api import aenrich_chunks
+from enrichkit.cache import RowCache
+from enrichkit.errors import FatalProviderError, UserError
+from enrichkit.files import iter_rows
+from enrichkit.runner import JobOptions, run_job
+from enrichkit.testing import GeminiStub, http_error
+from helpers import ROOT, topic_rows
+
+
+def chunked(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path) -> list[EnrichResult]:
+    async def collect() -> list[EnrichResult]:
+        return [r async for r in aenrich_chunks(rows, task, client=client, cache_dir=cache_dir, chunk_rows=50)]
+
+    return asyncio.run(collect())
+
+
+def test_chunks_share_one_set_of_figures_and_the_cache(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    rows = topic_rows(100) + [{**r, "id": f"again-{r['id']}"} for r in topic_rows(20)]  # same content, new ids
+    results = chunked(rows, task, client, cache_dir)
+    assert [len(r.rows) for r in results] == [50, 50, 20]
+    stats = results[-1].stats
+    assert all(r.stats is stats for r in results)
+    assert stats.rows == 120 and stats.enriched == 100 and stats.cache_hits == 20  # the last chunk: all hits
+    assert len(stub.generate_calls) == 6  # 3 packs for each of the first two chunks, none for the third
+    assert [row["id"] for r in results for row in r.rows] == [row["id"] for row in rows]
+    assert results[2].rows[0]["tldr"] == results[0].rows[0]["tldr"]
+
+
+def test_a_duplicate_id_in_a_later_chunk_names_both_rows(client: genai.Client, task: Task, cache_dir: Path) -> None:
+    rows = [*topic_rows(60), topic_rows(1)[0]]
+    with pytest.raises(UserError, match=r"rows 1 and 61: duplicate id 't0'"):
+        chunked(rows, task, client, cache_dir)
+
+
+def test_run_job_writes_chunk_by_chunk_into_one_file(stub: GeminiStub, tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
+    out, failures = tmp_path / "out.csv", tmp_path / "failures.jsonl"
+    options = JobOptions(
+        provider="gemini", base_url=stub.url, cache_dir=tmp_path / "cache", chunk_rows=50, failures=failures, quiet=True
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GEMINI_API_KEY", "test-key")
+        code = run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options)
+    assert code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "id,category,topic,description,tldr,challenge" and len(lines) == 131
+    assert failures.read_text(encoding="utf-8") == ""
+
+
+def test_a_fatal_error_in_a_later_chunk_leaves_no_output(stub: GeminiStub, tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
+    out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
+    options = JobOptions(provider="gemini", base_url=stub.url, cache_dir=cache, chunk_rows=50, quiet=True)
+    stub.rule(lambda call: len(stub.generate_calls) > 3, http_error(403, "API key revoked"))  # after chunk 1
+    with pytest.MonkeyPatch.context() as env, pytest.raises(FatalProviderError):
+        env.setenv("GEMINI_API_KEY", "test-key")
+        run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "rows.jsonl"]  # no output, no temp file
+    store = RowCache(cache)
+    try:
+        assert len(store) == 50  # the first chunk is kept: a re-run pays only for the rest
+    finally:
+        store.close()
