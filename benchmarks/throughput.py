@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/throughput.py            # the full table (about 6 minutes)
     .venv/bin/python benchmarks/throughput.py --quick    # 1,000 rows only, no baselines at 10,000
+    .venv/bin/python benchmarks/throughput.py --overhead # only enrichkit's own cost at 100,000 rows
+    .venv/bin/python benchmarks/throughput.py --million  # and 1,000,000 rows file to file (bounded memory)
 
 The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
 0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
@@ -21,12 +23,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from enrichkit import Task, aenrich
+from enrichkit.api import aenrich_chunks
+from enrichkit.files import iter_rows
 from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
+from enrichkit.runner import write_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = Task.from_file(ROOT / "schemas" / "roadmap-topic.json")
@@ -130,21 +136,46 @@ class InstantProvider:
         return None
 
 
-def child(kind: str, n: int, cache: str) -> None:
-    """Run in a child process (so peak RSS is this run's alone) and print the figures as JSON."""
-    rows = synthetic_rows(n)
-    result = asyncio.run(aenrich(rows, TASK, provider=InstantProvider(), cache_dir=cache))
+def child(kind: str, n: int, folder: str) -> None:
+    """Run in a child process (so peak RSS is this run's alone) and print the figures as JSON.
+
+    ``memory``: rows in a list through ``aenrich`` (enrichkit's own cost). ``file``: what the CLI does,
+    a JSONL file read, enriched and written to CSV a chunk at a time (``aenrich_chunks`` + ``write_chunks``).
+    """
+    cache = Path(folder) / "cache"
+    started = time.perf_counter()
+    if kind.startswith("memory"):
+        stats = asyncio.run(aenrich(synthetic_rows(n), TASK, provider=InstantProvider(), cache_dir=cache)).stats
+    else:
+        source = Path(folder) / "rows.jsonl"
+        if not source.exists():
+            with source.open("w", encoding="utf-8") as out:
+                out.writelines(json.dumps(row) + "\n" for row in synthetic_rows(n))
+        started = time.perf_counter()
+        chunks = aenrich_chunks(iter_rows(source), TASK, provider=InstantProvider(), cache_dir=cache)
+        stats = asyncio.run(write_chunks(chunks, TASK, Path(folder) / "out.csv", None))
+    seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    s = result.stats
-    print(json.dumps({"kind": kind, "rows": n, "calls": s.calls, "hits": s.cache_hits, "seconds": s.seconds,
+    print(json.dumps({"kind": kind, "rows": n, "calls": stats.calls, "hits": stats.cache_hits, "seconds": seconds,
                       "peak_mb": peak_mb}))  # fmt: skip
 
 
-def in_child(kind: str, n: int, cache: str) -> dict[str, Any]:
+def in_child(kind: str, n: int, folder: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(n), cache], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--child", kind, str(n), folder], check=True, capture_output=True, text=True
     )
     return dict(json.loads(out.stdout))
+
+
+def overhead(kind: str, n: int) -> None:
+    """A fresh run with the instant provider, then its cached re-run, in child processes."""
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = in_child(f"{kind}-fresh", n, folder)
+        print(f"{kind + ', fresh':<15} {n:>9,} {fresh['calls']:>7,} {fresh['seconds']:>8.1f}"
+              f" {n / fresh['seconds']:>8,.0f} {fresh['peak_mb']:>8.0f}", flush=True)  # fmt: skip
+        again = in_child(f"{kind}-cached", n, folder)
+        print(f"{kind + ', cached':<15} {n:>9,} {again['calls']:>7,} {again['seconds']:>8.1f}"
+              f" {n / again['seconds']:>8,.0f} {again['peak_mb']:>8.0f}", flush=True)  # fmt: skip
 
 
 def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "") -> str:
@@ -159,16 +190,30 @@ def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--overhead", action="store_true", help="only the overhead figures (instant provider)")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 rows file to file (about 8 minutes)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    if not args.overhead:
+        rate_limited(args.quick)
+    print("\noverhead: an instant in-process provider; 'file' reads JSONL and writes CSV in chunks, as the CLI does")
+    print(f"{'run':<15} {'rows':>9} {'calls':>7} {'wall s':>8} {'rows/s':>8} {'peak MB':>8}")
+    overhead("memory", 100_000)
+    overhead("file", 100_000)
+    if args.million:
+        overhead("file", 1_000_000)
+
+
+def rate_limited(quick: bool) -> None:
+    """The table against the rate-limited stub: enrichkit next to the designs it replaces."""
     print(f"stub: {LATENCY} s + {PER_TOKEN * 1000:.0f} ms/output token + ≤{JITTER} s jitter, {RPM} RPM; batch 20")
     print(f"{'run':<34} {'rows':>7} {'calls':>7} {'429s':>5} {'prompt tok':>10} {'out tok':>9} {'wall s':>8}"
           f" {'rows/s':>8} {'bound s':>7} {'÷bnd':>5}")  # fmt: skip
-    sizes = [1_000] if args.quick else [1_000, 10_000]
+    sizes = [1_000] if quick else [1_000, 10_000]
     for n in sizes:
         bound = math.ceil(n / 20) / RPM * 60
         packed = live(n, batch_size=20, concurrency=None, rpm=RPM)
@@ -186,14 +231,6 @@ def main() -> None:
                   f" at the measured {per_call:.2f} s a call)")  # fmt: skip
     zero = live(10_000, batch_size=20, concurrency=None, rpm=None, latency=False)
     print(line("zero-latency stub over HTTP", zero), flush=True)
-    with tempfile.TemporaryDirectory() as cache:
-        n = 100_000
-        fresh = in_child("fresh", n, cache)
-        print(f"engine overhead, {n:,} rows, instant in-process provider: {n / fresh['seconds']:,.0f} rows/s"
-              f" ({fresh['calls']:,} calls, {fresh['seconds']:.1f} s, peak RSS {fresh['peak_mb']:.0f} MB)")  # fmt: skip
-        again = in_child("cached", n, cache)
-        print(f"cached re-run, {n:,} rows: {again['seconds']:.2f} s, {again['calls']} calls,"
-              f" {again['hits']:,} hits, peak RSS {again['peak_mb']:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

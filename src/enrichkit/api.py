@@ -16,7 +16,7 @@ from google import genai
 from enrichkit.adaptive import PackSizer
 from enrichkit.audit import check_fraction
 from enrichkit.batch import POLL_SECONDS, BatchRun, JobStore
-from enrichkit.cache import Entry, RowCache, default_dir, fingerprint, row_key
+from enrichkit.cache import Entry, RowCache, canonical, default_dir, fingerprint, row_key
 from enrichkit.engine import Engine, RetryPolicy, Work
 from enrichkit.errors import UserError
 from enrichkit.limiter import RateLimiter
@@ -89,7 +89,6 @@ class Prepared:
 
     table: list[dict[str, Any]]
     ids: list[Any]
-    inputs: list[dict[str, Any]]
     keys: list[str]
     found: dict[str, Entry]
     work: dict[str, Work]
@@ -109,19 +108,20 @@ def prepare(
     table = [dict(row) for row in rows]
     ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
     run_fp = run_fingerprint(task, provider, echo)
-    keys = [row_key(run_fp, values) for values in inputs]
+    texts = [canonical(values) for values in inputs]
+    keys = [row_key(run_fp, text) for text in texts]
     found = cache.get_many(set(keys)) if cache is not None else {}
     stats.rows += len(table)
     work: dict[str, Work] = {}
-    for key, values in zip(keys, inputs, strict=True):
+    for key, values, text in zip(keys, inputs, texts, strict=True):
         if key in found:
             stats.cache_hits += 1
         elif key in work:
             work[key].rows += 1
             stats.duplicates += 1
         else:
-            work[key] = Work(key, values)
-    return Prepared(table, ids, inputs, keys, found, work)
+            work[key] = Work(key, values, text=text)
+    return Prepared(table, ids, keys, found, work)
 
 
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
@@ -263,17 +263,16 @@ async def aenrich_chunks(
 
 def _result(run: Prepared, engine: Engine, stats: Stats) -> EnrichResult:
     """A chunk's rows with their answers, and its failures."""
-    answers = {key: entry.values for key, entry in (run.found | engine.results).items()}
     failures = []
     for n, (row, key) in enumerate(zip(run.table, run.keys, strict=True)):
-        if key in answers:
-            row.update(answers[key])
+        if (entry := run.found.get(key) or engine.results.get(key)) is not None:
+            row.update(entry.values)
         else:
             attempts = run.work[key].attempts if key in run.work else 0
             reason = engine.failures.get(
                 key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
             )
-            failures.append(Failure(run.ids[n], reason, attempts, run.inputs[n]))
+            failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in engine.task.inputs}))
     return EnrichResult(run.table, failures, stats)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from enrichkit.adaptive import PackSizer
@@ -58,10 +58,11 @@ class Work:
     inputs: dict[str, Any]
     rows: int = 1
     attempts: int = 0
+    text: InitVar[str | None] = None  # the inputs' canonical JSON, when the caller has it already
     prompt_tokens: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.prompt_tokens = estimate_tokens(canonical(self.inputs))
+    def __post_init__(self, text: str | None) -> None:
+        self.prompt_tokens = estimate_tokens(text if text is not None else canonical(self.inputs))
 
 
 @dataclass(frozen=True)

@@ -198,19 +198,20 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
     known = set(names)
     written = 0
 
-    def full(rows: Sequence[Row]) -> list[Row]:
+    def full(rows: Sequence[Row]) -> Iterator[Row]:
         nonlocal written
-        out = []
         for row in rows:
             written += 1
+            if row.keys() == known:  # the usual case: exactly the columns (key order is immaterial in JSON)
+                yield row
+                continue
             extra = [k for k in row if k not in known]
             if extra and suffix == ".csv":
                 raise UserError(
                     f"{path}: row {written} has column {extra[0]!r}, not among the first rows' columns"
                     " (write .jsonl or .json instead)"
                 )
-            out.append({c: row.get(c) for c in names} | {k: row[k] for k in extra})
-        return out
+            yield {c: row.get(c) for c in names} | {k: row[k] for k in extra}
 
     if suffix == ".parquet":
         pyarrow, parquet = _parquet(path)
@@ -221,9 +222,9 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
         return
     with _atomic(path) as out:
         if suffix == ".csv":
-            writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
-            writer.writeheader()
-            yield lambda rows: writer.writerows({c: _cell(v) for c, v in row.items()} for row in full(rows))
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(names)
+            yield lambda rows: writer.writerows([_cell(row.get(c)) for c in names] for row in full(rows))
         elif suffix == ".jsonl":
             yield lambda rows: out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in full(rows))
         else:
@@ -253,6 +254,8 @@ def write_json(path: Path, doc: Any) -> None:
 
 
 def _cell(value: Any) -> Any:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, dict | list):
