@@ -6,12 +6,14 @@ words. Every mode gets the same seeded sample (``--per-group`` rows of each grou
 cache and a fresh process, so the peak RSS is the mode's own.
 
 Columns: accuracy = right group / all rows (a failed row counts as wrong); agree = same group as
-the single-row run; ids exact = packed answers whose ids came back exactly, in order; invalid =
-items the validator refused (they go on to smaller packs, then single rows); copied = tldrs of
-which at least 80 % of the words form one contiguous run of the description's words; s/row =
-wall time of the run (model load included) / rows.
+the single-row run; tldr sim = mean similarity of the tldr to the single-row run's (the measure of
+``--audit``: ``enrichkit.audit.similarity``, 0 to 1), over rows both answered; ids exact = packed
+answers whose ids came back exactly, in order; invalid = items the validator refused (they go on
+to smaller packs, then single rows); copied = tldrs of which at least 80 % of the words form one
+contiguous run of the description's words; s/row = wall time of the run (model load included) / rows.
 
-Run: .venv/bin/python benchmarks/local_packing.py [--sizes 1 5 10 20] [--per-group 3] [--threads 2]
+Run: .venv/bin/python benchmarks/local_packing.py [--sizes 1 5 10 20] [--per-group 3] [--threads 2] [--save F]
+     .venv/bin/python benchmarks/local_packing.py --rescore F    # the table again from a saved run
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from enrichkit import Task, aenrich
+from enrichkit.audit import similarity
 from enrichkit.models import embedded_model_path
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.local import CAPABILITIES, LocalProvider
@@ -164,12 +168,15 @@ def table_row(size: int, res: dict[str, Any], rows: list[dict[str, Any]], single
     right = sum(answers[r["id"]][0] == r["group"] for r in rows)
     compared = [i for i, (group, _) in single.items() if group is not None]
     agree = sum(answers[i][0] == single[i][0] for i in compared)
+    both = [(answers[i][1], single[i][1]) for i in single if answers[i][1] and single[i][1]]
+    sim = f"{fmean(similarity(a, b) for a, b in both):.2f}" if both else "-"
     tldrs = [(answers[r["id"]][1], r["description"]) for r in rows if answers[r["id"]][1]]
     exact = res["ids_exact"]
     cells = [
         "single row" if size == 1 else f"packs of {size}",
         pct(right, n),
         "-" if size == 1 else pct(agree, len(compared)),
+        "-" if size == 1 else sim,
         "-" if size == 1 else f"{sum(exact)}/{len(exact)}",
         str(res["invalid"]),
         str(res["failed"]),
@@ -182,6 +189,21 @@ def table_row(size: int, res: dict[str, Any], rows: list[dict[str, Any]], single
     return "| " + " | ".join(cells) + " |"
 
 
+HEADER = (
+    "| mode | accuracy | agree w/ single | tldr sim w/ single | ids exact | invalid items | failed | calls"
+    " | tldr copied | out tok/row | s/row | peak RSS |"
+)
+RULE = "|" + "---|" * (HEADER.count("|") - 1)
+
+
+def print_table(results: dict[int, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    print(HEADER)
+    print(RULE)
+    single = results[1]["answers"] if 1 in results else {}
+    for size, res in sorted(results.items()):
+        print(table_row(size, res, rows, single))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 10, 20])
@@ -189,16 +211,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", type=Path, default=Path.home() / ".cache" / "enrichkit")
     parser.add_argument("--save", type=Path, help="Also write every mode's answers and figures to this JSON file.")
+    parser.add_argument("--rescore", type=Path, help="Print the table from a --save file instead of running.")
     args = parser.parse_args(argv)
-    model = embedded_model_path(args.model_dir)
     data = read_data()
     groups = list(dict.fromkeys(r["group"] for r in data))
     rows = sample_rows(data, args.per_group)
+    if args.rescore:
+        saved = {int(k): v for k, v in json.loads(args.rescore.read_text(encoding="utf-8")).items()}
+        print(f"{len(rows)} rows ({args.per_group} per group, seed {SEED}), re-scored from {args.rescore}\n")
+        print_table(saved, rows)
+        return
+    model = embedded_model_path(args.model_dir)
     print(f"{len(rows)} rows ({args.per_group} per group, seed {SEED}), model {model.name}, threads={args.threads}\n")
-    header = "| mode | accuracy | agree w/ single | ids exact | invalid items | failed | calls | tldr copied"
-    header += " | out tok/row | s/row | peak RSS |"
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1), flush=True)
+    print(HEADER)
+    print(RULE, flush=True)
     results: dict[int, dict[str, Any]] = {}
     spawn = multiprocessing.get_context("spawn")
     for size in args.sizes:

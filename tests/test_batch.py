@@ -182,3 +182,18 @@ def test_a_failed_look_at_the_job_is_retried_at_the_next_poll(task: Task, cache_
         stub.advance(next(iter(stub.jobs)))
         result = running.result(30)
     assert result.failures == [] and result.stats.enriched == 20 and creates(stub) == 1
+
+
+def test_results_out_of_order_are_joined_on_their_keys(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(shuffle_outputs=True) as stub:
+        result = batch(topic_rows(100), task, genai_client(stub), cache_dir)
+    assert result.failures == [] and creates(stub) == 1
+    for row in result.rows:  # the stub's answers derive from each row's own record
+        assert row["tldr"] == f"About {row['category']} {row['topic']} Synthetic"  # its own row's words
+
+
+def test_results_without_their_keys_are_never_guessed_but_asked_again(task: Task, cache_dir: Path) -> None:
+    with GeminiStub(drop_inline_metadata=True) as stub:
+        result = batch(topic_rows(40), task, genai_client(stub), cache_dir, realtime_fallback=True)
+    assert creates(stub) == 1 and result.stats.calls_batch == 2  # two packed requests, answers unattributable
+    assert len(stub.generate_calls) >= 2 and result.failures == []  # every row asked again live
