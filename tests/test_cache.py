@@ -43,3 +43,14 @@ def test_the_cache_directory_is_private(tmp_path: Path) -> None:
     cache = RowCache(tmp_path / "c")
     cache.close()
     assert (tmp_path / "c").stat().st_mode & 0o077 == 0
+
+
+def test_bulk_look_ups_cover_many_queries_and_values_diskcache_keeps_in_files(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    big = "word " * 20_000  # 100 kB: diskcache stores it in a file of its own, not in the table
+    entries = {f"k{i}": Entry({"n": i}, "m") for i in range(1_200)} | {"big": Entry({"text": big}, "m")}
+    cache.put_many(entries)
+    found = cache.get_many([*entries, "missing"])
+    cache.close()
+    assert set(found) == set(entries)  # 1,201 keys: three SELECTs of up to 500
+    assert found["big"].values == {"text": big} and found["k1199"].values == {"n": 1199}

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import diskcache
 
 DEFAULT_DIR = "cache"
+_READ_MMAP = 2**28  # bytes of the database the bulk reader maps
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
 
@@ -58,7 +59,10 @@ class Entry(NamedTuple):
 
     @classmethod
     def loads(cls, text: str) -> Entry:
-        doc = json.loads(text)
+        return cls.of(json.loads(text))
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Entry:
         return cls(doc["v"], doc["m"], doc["u"][0], doc["u"][1], doc["t"])
 
 
@@ -89,6 +93,7 @@ class RowCache:
         )
         _owner_only(rows)
         self._reader = sqlite3.connect(rows / diskcache.core.DBNAME, check_same_thread=False)
+        self._reader.execute(f"PRAGMA mmap_size = {_READ_MMAP}")  # look-ups read pages in place
         self._expected = len(self._db)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
@@ -100,13 +105,14 @@ class RowCache:
         """
         wanted = list(keys)
         found: dict[str, Entry] = {}
-        with self._db.transact():
-            for start in range(0, len(wanted), _QUERY_KEYS):
-                chunk = wanted[start : start + _QUERY_KEYS]
-                for key, text in self._select(chunk).items():
-                    text = text if text is not None else self._db.get(key)
-                    if text is not None:
-                        found[key] = Entry.loads(text)
+        for start in range(0, len(wanted), _QUERY_KEYS):
+            texts = self._select(wanted[start : start + _QUERY_KEYS])
+            for key in [key for key, text in texts.items() if text is None]:  # kept elsewhere by diskcache
+                if (stored := self._db.get(key)) is not None:
+                    found[key] = Entry.loads(stored)
+            known = [(key, text) for key, text in texts.items() if text is not None]
+            docs = json.loads("[" + ",".join(text for _, text in known) + "]")  # one parse for the lot
+            found.update((key, Entry.of(doc)) for (key, _), doc in zip(known, docs, strict=True))
         return found
 
     def _select(self, keys: Sequence[str]) -> dict[str, str | None]:
