@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 import diskcache
 
 DEFAULT_DIR = "cache"
-_READ_MMAP = 2**28  # bytes of the database the bulk reader maps
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
 
@@ -93,7 +92,6 @@ class RowCache:
         )
         _owner_only(rows)
         self._reader = sqlite3.connect(rows / diskcache.core.DBNAME, check_same_thread=False)
-        self._reader.execute(f"PRAGMA mmap_size = {_READ_MMAP}")  # look-ups read pages in place
         self._expected = len(self._db)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
