@@ -22,9 +22,13 @@ DEFAULT_DIR = "cache"
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # made once: per row
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(value: Any) -> str:
     """Canonical JSON: sorted keys, no whitespace, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -54,7 +58,7 @@ class Entry(NamedTuple):
 
     def dumps(self, stored_at: float) -> str:
         doc = {"v": self.values, "m": self.model, "u": [self.prompt_tokens, self.output_tokens], "t": stored_at}
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+        return _COMPACT.encode(doc)
 
     @classmethod
     def loads(cls, text: str) -> Entry:
