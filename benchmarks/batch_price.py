@@ -9,43 +9,23 @@ for the default model. Each mode starts from an empty cache.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import tempfile
 
-from enrichkit import aenrich
 from enrichkit.api import Mode
 from enrichkit.prices import price_of
-from enrichkit.providers.gemini import DEFAULT_MODEL, make_client
-from throughput import TASK, Stub, synthetic_rows
+from enrichkit.providers.gemini import DEFAULT_MODEL
+from throughput import live
 
 ROWS = 1_000
 
 
 def run(mode: Mode, batch_size: int = 20) -> None:
-    stub = Stub(0, 0, 0, None)
-    try:
-        with tempfile.TemporaryDirectory() as cache:
-            client = make_client(api_key="benchmark", base_url=stub.url)
-            result = asyncio.run(
-                aenrich(
-                    synthetic_rows(ROWS),
-                    TASK,
-                    client=client,
-                    cache_dir=cache,
-                    mode=mode,
-                    poll=0.05,
-                    batch_size=batch_size,
-                )
-            )
-    finally:
-        stub.stop()
-    s = result.stats
+    r = live(ROWS, batch_size=batch_size, concurrency=None, rpm=None, latency=False, mode=mode, poll=0.05)
     price = price_of(DEFAULT_MODEL)
-    assert price is not None and s.enriched == ROWS
-    cost = price.cost(s.prompt_tokens, s.output_tokens, batch=mode != "live")
+    assert price is not None
+    cost = price.cost(r["prompt_tokens"], r["output_tokens"], batch=mode != "live")
     name = mode if batch_size > 1 else f"{mode}, 1 row a call"
-    figures = f"{s.calls:>6} {len(s.jobs):>5} {s.prompt_tokens:>11,} {s.output_tokens:>10,} {cost:>10.4f}"
+    figures = f"{r['calls']:>6} {r['jobs']:>5} {r['prompt_tokens']:>11,} {r['output_tokens']:>10,} {cost:>10.4f}"
     print(f"{name:<18} {figures} {cost / ROWS * 1_000_000:>14,.2f}")
 
 

@@ -84,8 +84,10 @@ class Stub:
         self.process.wait()
 
 
-def live(n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, latency: bool = True) -> dict[str, Any]:
-    """One clean run (empty cache) against a fresh stub."""
+def live(
+    n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, latency: bool = True, **options: Any
+) -> dict[str, Any]:
+    """One clean run (empty cache) against a fresh stub; ``options`` go to ``aenrich`` (``mode=``, ...)."""
     stub = Stub(LATENCY, PER_TOKEN, JITTER, RPM) if latency else Stub(0, 0, 0, None)
     try:
         with tempfile.TemporaryDirectory() as cache:
@@ -99,6 +101,7 @@ def live(n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, l
                     concurrency=concurrency,
                     rpm=rpm,
                     cache_dir=cache,
+                    **options,
                 )
             )
     finally:
@@ -112,6 +115,7 @@ def live(n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, l
         "prompt_tokens": s.prompt_tokens,
         "output_tokens": s.output_tokens,
         "seconds": s.seconds,
+        "jobs": len(s.jobs),
     }
 
 

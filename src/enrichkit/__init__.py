@@ -1,6 +1,6 @@
 """enrichkit: enrich rows of data with columns written by an LLM, cached per row and packed per call."""
 
-from enrichkit.api import aenrich, enrich
+from enrichkit.api import aenrich, aenrich_chunks, enrich, plan
 from enrichkit.engine import RetryPolicy
 from enrichkit.errors import EnrichkitError, FatalProviderError, UserError
 from enrichkit.result import EnrichResult, Failure, Stats
@@ -16,5 +16,7 @@ __all__ = [
     "Task",
     "UserError",
     "aenrich",
+    "aenrich_chunks",
     "enrich",
+    "plan",
 ]
