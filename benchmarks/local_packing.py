@@ -138,7 +138,7 @@ def copied(tldr: str, description: str) -> bool:
 
 def run_mode(size: int, rows: list[dict[str, Any]], groups: list[str], model: Path, threads: int) -> dict[str, Any]:
     """One mode in this (fresh) process: the answers per row id and the run's figures."""
-    provider = LocalProvider(model, threads=threads, capabilities=replace(CAPABILITIES, max_batch_size=size))
+    provider = LocalProvider(model, threads=threads, capabilities=replace(CAPABILITIES, max_pack_size=size))
     recorder = Recorder(provider)
     # Only what the task reads: a failed row keeps its input fields, so it must not carry the true group.
     inputs = [{k: r[k] for k in ("id", "name", "description")} for r in rows]

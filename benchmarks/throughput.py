@@ -140,6 +140,15 @@ class InstantProvider:
     async def count_tokens(self, request: Request) -> int | None:
         return None
 
+    def with_model(self, model: str) -> InstantProvider:
+        return self
+
+    def on_tier(self, tier: str) -> InstantProvider:
+        return self
+
+    def batches(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
 

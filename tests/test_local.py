@@ -38,14 +38,14 @@ LABELS = Task(
 )
 
 
-def smollm2(max_batch_size: int | None = None) -> LocalProvider:
-    """SmolLM2 with the default capabilities, or allowed packs of up to ``max_batch_size`` rows.
+def smollm2(max_pack_size: int | None = None) -> LocalProvider:
+    """SmolLM2 with the default capabilities, or allowed packs of up to ``max_pack_size`` rows.
 
     One thread: llama.cpp's spinning threads slow down many times over when another process holds a
     core (measured: a 7 s test took 90 s), and the 135M model is fast enough on one.
     """
     assert SMOLLM2 is not None
-    caps = CAPABILITIES if max_batch_size is None else replace(CAPABILITIES, max_batch_size=max_batch_size)
+    caps = CAPABILITIES if max_pack_size is None else replace(CAPABILITIES, max_pack_size=max_pack_size)
     return LocalProvider(SMOLLM2, threads=1, capabilities=caps)
 
 
@@ -129,7 +129,7 @@ def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
     path.write_bytes(b"weights")
     caps = LocalProvider(path).capabilities
     assert (caps.id_style, caps.concurrency, caps.timeout, caps.echo) == ("prefix", 1, None, False)
-    assert caps.max_batch_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
+    assert caps.max_pack_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
 
 
 def test_grammar_schema_keeps_what_llama_cpp_enforces(task: Task) -> None:

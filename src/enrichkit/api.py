@@ -24,14 +24,12 @@ from enrichkit.prompt import ECHO_WORDS, PROMPT_VERSION, estimate_tokens, expect
 from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import choose_provider
 from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider
-from enrichkit.providers.gemini_batch import GeminiBatches
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.task import Task
 
 MAX_BATCH_SIZE = 50
 CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
-FLEX_TIMEOUT = 900.0  # seconds: the Flex tier may queue a request for minutes
 Mode = Literal["live", "flex", "batch", "auto"]
 MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
 T = TypeVar("T")
@@ -208,7 +206,7 @@ async def aenrich_chunks(
     echo = primary.capabilities.echo if echo is None else echo
     stats = Stats()
     limiter = limiter or RateLimiter(rpm, tpm)
-    size = min(batch_size, primary.capabilities.max_batch_size)
+    size = min(batch_size, primary.capabilities.max_pack_size)
     sizer = PackSizer(size) if adaptive else None
     seen: dict[Any, int] = {}
     done = 0
@@ -226,7 +224,7 @@ async def aenrich_chunks(
             if stats.rows == len(run.table):  # the first chunk
                 stats.mode = choose_mode(mode, primary, len(run.work), use_cache)
                 if stats.mode == "flex":
-                    tiers = [t.on_tier("flex", FLEX_TIMEOUT) if isinstance(t, GeminiProvider) else t for t in tiers]
+                    tiers = [t.on_tier("flex") for t in tiers]
             settled(stats.cache_hits - hits)
             engine = Engine(
                 task,
@@ -244,7 +242,7 @@ async def aenrich_chunks(
             )
             if stats.mode == "batch":
                 assert cache is not None
-                backends = [GeminiBatches(t) for t in tiers if isinstance(t, GeminiProvider)]
+                backends = [b for t in tiers if (b := t.batches()) is not None]
                 fp = run_fingerprint(task, primary, echo)
                 batch = BatchRun(engine, backends, JobStore(cache.directory), fp, wait, realtime_fallback, poll)
                 await batch(list(run.work.values()))
@@ -337,7 +335,7 @@ async def aplan(
     try:
         stats = Stats()
         run = prepare(rows, task, primary, cache, echo, stats)
-        size = min(batch_size, primary.capabilities.max_batch_size)
+        size = min(batch_size, primary.capabilities.max_pack_size)
         engine = Engine(task, [primary], None, stats, batch_size=size, concurrency=1, retry=RetryPolicy(), echo=echo)
         packs = engine.plan(list(run.work.values()), size)
         requests = [engine.pack_request(pack)[1] for pack in packs]

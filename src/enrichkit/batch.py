@@ -22,34 +22,16 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from enrichkit.cache import fingerprint
 from enrichkit.engine import Engine, Work
 from enrichkit.errors import FatalProviderError, RateLimited, TransientError, UserError
 from enrichkit.prompt import echo_of
-from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.gemini_batch import JobStatus
+from enrichkit.providers.base import BatchBackend, JobStatus, Reply, Request
 
 POLL_SECONDS = 30.0
 MAX_POLL_SECONDS = 300.0
-
-
-class BatchBackend(Protocol):
-    """A provider's batch API (``providers.gemini_batch.GeminiBatches``)."""
-
-    @property
-    def model(self) -> str: ...
-
-    async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str: ...
-
-    async def find(self, display_name: str) -> str | None: ...
-
-    async def status(self, name: str) -> JobStatus: ...
-
-    async def results(self, name: str) -> dict[str, Reply | str]: ...
-
-    async def cancel(self, name: str) -> None: ...
 
 
 @dataclass

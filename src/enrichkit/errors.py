@@ -1,4 +1,4 @@
-"""Every error enrichkit raises, by kind: the user's mistakes, and what a provider answered."""
+"""Every error enrichkit raises, by kind: the user's mistakes, what a provider answered, and the disk."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ class EnrichkitError(Exception):
 
 class UserError(EnrichkitError):
     """Bad input, task or configuration: nothing was written, nothing was spent."""
+
+
+class StorageError(EnrichkitError):
+    """The cache or the output cannot be read or written (damaged, read-only, full): stop the run."""
 
 
 class ProviderError(EnrichkitError):
@@ -37,3 +41,8 @@ class Unreachable(TransientError):
 
 class PromptTooLong(ProviderError):
     """The request is too large for the model: split the pack."""
+
+
+class RequestRejected(ProviderError):
+    """The provider refused this one request (an undocumented 400, a JSON-validation failure): a failure
+    of the pack, which goes down the ladder; only the same refusal on several single rows stops the run."""

@@ -9,8 +9,9 @@ from pathlib import Path
 from enrichkit.batch import JobStore, Manifest, collect
 from enrichkit.cache import RowCache
 from enrichkit.engine import Engine, RetryPolicy
+from enrichkit.providers.base import JobStatus
 from enrichkit.providers.gemini import GeminiProvider, make_client
-from enrichkit.providers.gemini_batch import GeminiBatches, JobStatus
+from enrichkit.providers.gemini_batch import GeminiBatches
 from enrichkit.result import Stats
 from enrichkit.task import Task
 

@@ -1,18 +1,22 @@
-"""The provider seam: the one small interface the engine talks to.
+"""The provider seam: the one small interface the engine talks to, and what a provider declares it can do.
 
-A provider turns a ``Request`` (system text, user text, answer schema) into a ``Reply`` (raw text,
-how generation finished, token usage), or raises one of the ``enrichkit.errors.ProviderError``
-kinds. It knows nothing of packs, ids, caching or retries; the engine knows nothing of SDKs.
+A provider turns a ``Request`` (system text, user text, answer schema, deadline) into a ``Reply`` (raw
+text, how generation finished, token usage), or raises one of the ``enrichkit.errors.ProviderError``
+kinds. It knows nothing of packs, ids, caching or retries; the engine knows nothing of SDKs. What a
+provider can do beyond that (other models, service tiers, a batch API) it says itself, so the engine
+never asks which class it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from enrichkit.prompt import IdStyle
 
 Finish = Literal["stop", "max_tokens", "blocked", "other"]
+JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class Request:
     prompt: str
     schema: dict[str, Any]
     max_output_tokens: int
+    timeout: float | None = None
+    """Seconds the call may take (None: no deadline); the SDK's own timeout is set from it."""
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,50 @@ class Reply:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the engine may assume: how ids are pinned, how big a pack, how many calls at once, and
-    whether packed answers echo their row by default (off: measured +41 % output tokens a row on the
-    roadmap task, about +31 % of a run's price)."""
+    """What the engine may assume: how ids are pinned, how big a pack, how many calls at once, the
+    default call deadline, which service tiers the provider can send on, and whether packed answers
+    echo their row by default."""
 
     id_style: IdStyle = "enum"
     echo: bool = False
-    max_batch_size: int = 50
+    max_pack_size: int = 50
     concurrency: int = 8
     timeout: float | None = 120.0
+    tiers: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    name: str
+    state: JobState
+    display_name: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state not in ("pending", "running", "unknown")
+
+
+class BatchBackend(Protocol):
+    """A provider's batch API: one job holds many keyed requests; results are joined on the keys."""
+
+    @property
+    def model(self) -> str: ...
+
+    async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
+        """Create ONE job holding ``requests`` (key, request); the job's name."""
+        ...
+
+    async def find(self, display_name: str) -> str | None:
+        """The name of the job created under ``display_name`` (for a run killed before it saved the name)."""
+        ...
+
+    async def status(self, name: str) -> JobStatus: ...
+
+    async def results(self, name: str) -> dict[str, Reply | str]:
+        """Per request key: the reply, or why that request failed."""
+        ...
+
+    async def cancel(self, name: str) -> None: ...
 
 
 class Provider(Protocol):
@@ -64,6 +105,18 @@ class Provider(Protocol):
 
     async def count_tokens(self, request: Request) -> int | None:
         """The prompt tokens of ``request`` as the model counts them (free), or None if it cannot."""
+        ...
+
+    def with_model(self, model: str) -> Provider:
+        """The same provider (client, settings) on another model, e.g. for a fallback; it does not own the client."""
+        ...
+
+    def on_tier(self, tier: str) -> Provider:
+        """The same model on a service tier from ``capabilities.tiers`` (not part of cache keys)."""
+        ...
+
+    def batches(self) -> BatchBackend | None:
+        """This provider's batch API, or None if it has none."""
         ...
 
     async def aclose(self) -> None: ...

@@ -7,7 +7,7 @@ import importlib.util
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pydantic
@@ -25,7 +25,11 @@ from enrichkit.errors import (
 from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
 from enrichkit.schema import restrict
 
+if TYPE_CHECKING:
+    from enrichkit.providers.gemini_batch import GeminiBatches
+
 DEFAULT_MODEL = "gemini-3.1-flash-lite"
+TIERS = {"flex": 900.0}  # service tier -> call deadline in seconds (Flex may queue a request for minutes)
 KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # the SDK's own precedence
 
 # The keywords Gemini's ``response_json_schema`` documents; the rest (maxWords, maxLength, pattern ...)
@@ -150,16 +154,22 @@ class GeminiProvider:
         self.service_tier = service_tier
         self.model = model
         self.temperature = temperature
-        self.capabilities = capabilities or Capabilities()
+        self.capabilities = capabilities or Capabilities(tiers=frozenset(TIERS))
         self._thinking = _thinking(model)
 
     def settings(self) -> dict[str, Any]:
         thinking = self._thinking.model_dump(mode="json", exclude_none=True) if self._thinking else None
         return {"model": self.model, "temperature": self.temperature, "thinking": thinking}
 
-    def on_tier(self, tier: str, timeout: float) -> GeminiProvider:
-        """The same model on another service tier (``flex``: about half price, slower; not part of cache keys)."""
-        capabilities = dataclasses.replace(self.capabilities, timeout=timeout)
+    def with_model(self, model: str) -> GeminiProvider:
+        """The same client and settings on ``model`` (a fallback); the client stays this provider's to close."""
+        return GeminiProvider(self.client, model, temperature=self.temperature, service_tier=self.service_tier)
+
+    def on_tier(self, tier: str) -> GeminiProvider:
+        """The same model on another service tier (``flex``: about half price, slower, minutes a call)."""
+        if tier not in self.capabilities.tiers:
+            raise UserError(f"Gemini has no service tier {tier!r} (choose from {', '.join(sorted(TIERS))})")
+        capabilities = dataclasses.replace(self.capabilities, timeout=TIERS[tier])
         return GeminiProvider(
             self.client,
             self.model,
@@ -168,6 +178,11 @@ class GeminiProvider:
             owns_client=self.owns_client,
             service_tier=tier,
         )
+
+    def batches(self) -> GeminiBatches:
+        from enrichkit.providers.gemini_batch import GeminiBatches
+
+        return GeminiBatches(self)
 
     def config(self, request: Request) -> types.GenerateContentConfig:
         """The generation config of a request; also what a batch job's requests carry.

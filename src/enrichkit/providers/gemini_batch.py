@@ -10,19 +10,17 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 import pydantic
 from google.genai import errors, types
 
 from enrichkit.errors import FatalProviderError, TransientError, Unreachable
-from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.base import JobState, JobStatus, Reply, Request
 from enrichkit.providers.gemini import GeminiProvider, _classify, _describe, to_reply
 
-JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired", "unknown"]
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
 _STATES: dict[str, JobState] = {
     "JOB_STATE_QUEUED": "pending",
@@ -34,17 +32,6 @@ _STATES: dict[str, JobState] = {
     "JOB_STATE_CANCELLED": "cancelled",
     "JOB_STATE_EXPIRED": "expired",
 }
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    name: str
-    state: JobState
-    display_name: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.state not in ("pending", "running", "unknown")
 
 
 class GeminiBatches:

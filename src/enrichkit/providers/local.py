@@ -18,9 +18,9 @@ from enrichkit.schema import restrict
 # One call at a time (llama.cpp runs one slot on the CPU) and no timeout (a 20-row pack takes over a
 # minute on two cores). Single rows by default: measured with benchmarks/local_packing.py on the default
 # model, packing saved no time on a CPU (output tokens dominate; packs add ids and re-asks) and made
-# answers worse from 10 rows on; a caller who raises ``max_batch_size`` gets ids pinned per position,
+# answers worse from 10 rows on; a caller who raises ``max_pack_size`` gets ids pinned per position,
 # without which weak models drop or repeat ids.
-CAPABILITIES = Capabilities(id_style="prefix", max_batch_size=1, concurrency=1, timeout=None)
+CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None)
 DEFAULT_CONTEXT = 8192
 SEED = 0
 INSTALL = "pip install 'enrichkit[local]'"
@@ -213,6 +213,16 @@ class LocalProvider:
 
     async def count_tokens(self, request: Request) -> int | None:
         """None: counting would mean loading the model, so the engine's estimate is used."""
+        return None
+
+    def with_model(self, model: str) -> LocalProvider:
+        """Another GGUF file (``model`` is its path) with the same settings."""
+        return LocalProvider(model, temperature=self.temperature, context=self.context, threads=self.threads)
+
+    def on_tier(self, tier: str) -> LocalProvider:
+        raise UserError(f"the local provider has no service tier {tier!r}")
+
+    def batches(self) -> None:
         return None
 
     async def aclose(self) -> None:

@@ -38,7 +38,7 @@ class OpenAIProvider:
         self.owns_client = owns_client
         self.model = model
         self.temperature = temperature
-        self.capabilities = Capabilities(id_style="enum", max_batch_size=50, concurrency=8, timeout=120.0)
+        self.capabilities = Capabilities(id_style="enum", max_pack_size=50, concurrency=8, timeout=120.0)
         self._openai = _sdk()
 
     def settings(self) -> dict[str, Any]:
@@ -89,6 +89,16 @@ class OpenAIProvider:
         return Reply(text, _FINISH.get(choice.finish_reason or "stop", "other"), counted, choice.finish_reason or "")
 
     async def count_tokens(self, request: Request) -> int | None:
+        return None
+
+    def with_model(self, model: str) -> OpenAIProvider:
+        """The same endpoint and client on ``model`` (a fallback); the client stays this provider's to close."""
+        return OpenAIProvider(self.client, model, temperature=self.temperature)
+
+    def on_tier(self, tier: str) -> OpenAIProvider:
+        raise UserError(f"the openai provider has no service tier {tier!r}")
+
+    def batches(self) -> None:
         return None
 
     async def aclose(self) -> None:

@@ -1,58 +1,21 @@
-"""The ``enrichkit`` command: a thin click shell over the library (see ``runner`` and ``api``)."""
+"""``enrichkit run`` and ``enrichkit scrape``: the commands that enrich rows."""
 
 from __future__ import annotations
 
-import functools
-import re
-import sys
-import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from enrichkit.api import AUTO_BATCH_ROWS, MAX_BATCH_SIZE, MODES
 from enrichkit.audit import check_fraction
 from enrichkit.batch import POLL_SECONDS
-from enrichkit.cache import RowCache, default_dir
-from enrichkit.errors import EnrichkitError
+from enrichkit.cli.common import F, guarded, quiet_verbose
 from enrichkit.files import iter_rows
-from enrichkit.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
 from enrichkit.providers.choose import PROVIDERS
 from enrichkit.runner import JobOptions, run_job, write_plain
 from enrichkit.scrape.records import csv_records, json_records
 from enrichkit.scrape.roadmap import scrape_roadmap
-
-F = TypeVar("F", bound=Callable[..., Any])
-USAGE_ERROR = 2
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _guarded(command: F) -> F:
-    """Errors of the user's making: one line on stderr and exit 2 (the traceback only with -v)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verbose = kwargs.get("verbose", False)
-        try:
-            code = command(*args, **kwargs)
-        except EnrichkitError as exc:
-            if verbose:
-                traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(USAGE_ERROR)
-        sys.exit(code or 0)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _quiet_verbose(command: F) -> F:
-    command = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of errors.")(command)
-    return click.option("-q", "--quiet", is_flag=True, help="No progress bar, header or receipt.")(command)
 
 
 def _enrich_options(command: F) -> F:
@@ -145,7 +108,7 @@ def _enrich_options(command: F) -> F:
     ]
     for option in reversed(options):
         command = option(command)
-    return _quiet_verbose(command)
+    return quiet_verbose(command)
 
 
 def _job(kwargs: dict[str, Any]) -> JobOptions:
@@ -203,27 +166,21 @@ ENRICH = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="enrichkit")
-def main() -> None:
-    """Enrich rows of data with columns written by an LLM: cached per row, many rows per call, validated."""
-
-
-@main.command()
+@click.command()
 @click.argument("input_path", metavar="INPUT")
 @click.option(
     "-t", "--task", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Task file (see schemas/)."
 )
 @OUTPUT
 @_enrich_options
-@_guarded
+@guarded
 def run(input_path: str, task: Path, output: Path, **kwargs: Any) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT."""
     options = _job(kwargs)
     return run_job(iter_rows(input_path), task, output, options)
 
 
-@main.group()
+@click.group()
 def scrape() -> None:
     """Turn a source into rows (and, with --enrich, enrich them in the same run)."""
 
@@ -239,7 +196,7 @@ def scrape() -> None:
 @OUTPUT
 @ENRICH
 @_enrich_options
-@_guarded
+@guarded
 def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **kwargs: Any) -> int:
     """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
     _job(kwargs)
@@ -252,7 +209,7 @@ def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **k
 @OUTPUT
 @ENRICH
 @_enrich_options
-@_guarded
+@guarded
 def json_command(source: str, records: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
     _job(kwargs)
@@ -264,146 +221,8 @@ def json_command(source: str, records: str, output: Path, task: Path | None, **k
 @OUTPUT
 @ENRICH
 @_enrich_options
-@_guarded
+@guarded
 def csv_command(source: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
     _job(kwargs)
     return _scraped(csv_records(source), output, task, kwargs)
-
-
-@main.group()
-def cache() -> None:
-    """Look after the cache directory."""
-
-
-CACHE_DIR = click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="ENRICHKIT_CACHE_DIR",
-    help="Default ./cache.",
-)
-
-
-@contextmanager
-def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
-    rows = RowCache(cache_dir or default_dir())
-    try:
-        yield rows
-    finally:
-        rows.close()
-
-
-@cache.command()
-@CACHE_DIR
-@_quiet_verbose
-@_guarded
-def stats(cache_dir: Path | None, **_: Any) -> int:
-    """Entries and size of the cache."""
-    with _opened(cache_dir) as rows:
-        click.echo(f"{rows.directory}: {len(rows):,} cached rows, {rows.volume() / 1e6:,.1f} MB")
-    return 0
-
-
-@cache.command()
-@CACHE_DIR
-@_quiet_verbose
-@_guarded
-def clear(cache_dir: Path | None, **_: Any) -> int:
-    """Delete every cached row (the next run pays for all of them again)."""
-    with _opened(cache_dir) as rows:
-        click.echo(f"{rows.directory}: deleted {rows.clear():,} cached rows")
-    return 0
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
-    match = _DURATION.match(value.strip())
-    if not match:
-        raise click.BadParameter(f"{value!r} is not a duration like 30d, 12h, 90m or 45s")
-    return float(match.group(1)) * _UNIT[match.group(2)]
-
-
-@cache.command()
-@click.option("--older-than", required=True, callback=_duration, help="Age, e.g. 30d, 12h, 90m.")
-@CACHE_DIR
-@_quiet_verbose
-@_guarded
-def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
-    """Delete cached rows stored longer ago than --older-than."""
-    with _opened(cache_dir) as rows:
-        click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
-    return 0
-
-
-@main.group()
-def jobs() -> None:
-    """Batch jobs this cache directory waits for (from --mode batch)."""
-
-
-BASE_URL = click.option("--base-url", envvar="ENRICHKIT_BASE_URL", help="API endpoint (a proxy or a test server).")
-
-
-def _job_line(line: JobLine) -> str:
-    m = line.manifest
-    state = line.status.state if line.status else "not created (the run was killed while submitting)"
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.created))
-    return f"{m.name or m.display_name}  {state}  {m.rows:,} rows in {len(m.packs):,} requests  {m.model}  {when}"
-
-
-@jobs.command("list")
-@CACHE_DIR
-@BASE_URL
-@_quiet_verbose
-@_guarded
-def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
-    """Every job with its state (asks the provider)."""
-    lines = list_jobs(cache_dir or default_dir(), base_url)
-    for line in lines:
-        click.echo(_job_line(line))
-    if not lines:
-        click.echo("no batch jobs")
-    return 0
-
-
-@jobs.command("status")
-@click.argument("name")
-@CACHE_DIR
-@BASE_URL
-@_quiet_verbose
-@_guarded
-def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
-    """The state of job NAME (batches/... or its display name)."""
-    click.echo(_job_line(job_status(cache_dir or default_dir(), name, base_url)))
-    return 0
-
-
-@jobs.command("collect")
-@click.argument("name")
-@click.option("--wait", is_flag=True, help="Wait for the job to finish.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=POLL_SECONDS, show_default=True)
-@CACHE_DIR
-@BASE_URL
-@_quiet_verbose
-@_guarded
-def jobs_collect(
-    name: str, wait: bool, poll_interval: float, cache_dir: Path | None, base_url: str | None, **_: Any
-) -> int:
-    """Check and cache the answers of job NAME; the next run then writes its output from the cache."""
-    got = collect_job(cache_dir or default_dir(), name, base_url, wait=wait, poll=poll_interval)
-    if not got.status.done:
-        click.echo(f"{got.status.name} is {got.status.state}: nothing to collect yet")
-        return 0
-    click.echo(f"{got.status.name} {got.status.state}: {got.valid:,} of {got.rows:,} rows valid and cached")
-    return 0
-
-
-@jobs.command("cancel")
-@click.argument("name")
-@CACHE_DIR
-@BASE_URL
-@_quiet_verbose
-@_guarded
-def jobs_cancel(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
-    """Cancel job NAME and forget it (the next run submits its rows again)."""
-    manifest = cancel_job(cache_dir or default_dir(), name, base_url)
-    click.echo(f"cancelled {manifest.name or manifest.display_name} ({manifest.rows:,} rows)")
-    return 0

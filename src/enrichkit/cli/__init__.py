@@ -1,0 +1,19 @@
+"""The ``enrichkit`` command: a thin click shell over the library (see ``runner`` and ``api``)."""
+
+from __future__ import annotations
+
+import click
+
+from enrichkit.cli import cache, jobs, run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="enrichkit")
+def main() -> None:
+    """Enrich rows of data with columns written by an LLM: cached per row, many rows per call, validated."""
+
+
+main.add_command(run.run)
+main.add_command(run.scrape)
+main.add_command(cache.cache)
+main.add_command(jobs.jobs)
