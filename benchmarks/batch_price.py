@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from enrichkit.api import Mode
+from enrichkit.options import Mode
 from enrichkit.prices import price_of
 from enrichkit.providers.gemini import DEFAULT_MODEL
 from throughput import live
@@ -19,12 +19,12 @@ from throughput import live
 ROWS = 1_000
 
 
-def run(mode: Mode, batch_size: int = 20) -> None:
-    r = live(ROWS, batch_size=batch_size, concurrency=None, rpm=None, latency=False, mode=mode, poll=0.05)
+def run(mode: Mode, pack_size: int = 20) -> None:
+    r = live(ROWS, pack_size=pack_size, concurrency=None, rpm=None, latency=False, mode=mode, poll=0.05)
     price = price_of(DEFAULT_MODEL)
     assert price is not None
     cost = price.cost(r["prompt_tokens"], r["output_tokens"], batch=mode != "live")
-    name = mode if batch_size > 1 else f"{mode}, 1 row a call"
+    name = mode if pack_size > 1 else f"{mode}, 1 row a call"
     figures = f"{r['calls']:>6} {r['jobs']:>5} {r['prompt_tokens']:>11,} {r['output_tokens']:>10,} {cost:>10.4f}"
     print(f"{name:<18} {figures} {cost / ROWS * 1_000_000:>14,.2f}")
 
@@ -34,7 +34,7 @@ def main() -> None:
     print(f"{ROWS:,} synthetic roadmap-like rows, {DEFAULT_MODEL}, packs of 20 (and the unpacked baseline)")
     print(f"{'mode':<18} {'calls':>6} {'jobs':>5} {'prompt tok':>11} {'out tok':>10} {'US$':>10} {'US$ / 1M rows':>14}")
     modes: tuple[Mode, ...] = ("live", "flex", "batch")
-    run("live", batch_size=1)
+    run("live", pack_size=1)
     for mode in modes:
         run(mode)
 

@@ -85,7 +85,7 @@ class Stub:
 
 
 def live(
-    n: int, *, batch_size: int, concurrency: int | None, rpm: int | None, latency: bool = True, **options: Any
+    n: int, *, pack_size: int, concurrency: int | None, rpm: int | None, latency: bool = True, **options: Any
 ) -> dict[str, Any]:
     """One clean run (empty cache) against a fresh stub; ``options`` go to ``aenrich`` (``mode=``, ...)."""
     stub = Stub(LATENCY, PER_TOKEN, JITTER, RPM) if latency else Stub(0, 0, 0, None)
@@ -97,7 +97,7 @@ def live(
                     synthetic_rows(n),
                     TASK,
                     client=client,
-                    batch_size=batch_size,
+                    pack_size=pack_size,
                     concurrency=concurrency,
                     rpm=rpm,
                     cache_dir=cache,
@@ -233,12 +233,12 @@ def rate_limited(quick: bool) -> None:
     sizes = [1_000] if quick else [1_000, 10_000]
     for n in sizes:
         bound = math.ceil(n / 20) / RPM * 60
-        packed = live(n, batch_size=20, concurrency=None, rpm=RPM)
+        packed = live(n, pack_size=20, concurrency=None, rpm=RPM)
         print(line("enrichkit (packed, concurrent)", packed, bound), flush=True)
         if n == 1_000:
-            single = live(n, batch_size=1, concurrency=None, rpm=RPM)
+            single = live(n, pack_size=1, concurrency=None, rpm=RPM)
             print(line("one row per call (concurrent)", single, n / RPM * 60), flush=True)
-            sequential = live(n, batch_size=20, concurrency=1, rpm=RPM)
+            sequential = live(n, pack_size=20, concurrency=1, rpm=RPM)
             print(line("sequential packer (one at a time)", sequential, bound), flush=True)
             per_call = sequential["seconds"] / sequential["calls"]
         else:
@@ -246,7 +246,7 @@ def rate_limited(quick: bool) -> None:
             print(f"{'one row per call':<34} {n:>7,} {n:>7,}   (projected: {n / RPM:.0f} min at {RPM} RPM)")
             print(f"{'sequential packer':<34} {n:>7,} {calls:>7,}   (projected: {calls * per_call / 60:.0f} min"
                   f" at the measured {per_call:.2f} s a call)")  # fmt: skip
-    zero = live(10_000, batch_size=20, concurrency=None, rpm=None, latency=False)
+    zero = live(10_000, pack_size=20, concurrency=None, rpm=None, latency=False)
     print(line("zero-latency stub over HTTP", zero), flush=True)
 
 

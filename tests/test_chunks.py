@@ -15,7 +15,8 @@ from enrichkit.api import aenrich_chunks
 from enrichkit.cache import RowCache
 from enrichkit.errors import FatalProviderError, UserError
 from enrichkit.files import iter_rows
-from enrichkit.runner import JobOptions, run_job
+from enrichkit.options import RunOptions
+from enrichkit.runner import CliOptions, run_job
 from enrichkit.testing import GeminiStub, http_error
 from helpers import ROOT, topic_rows
 
@@ -51,12 +52,11 @@ def test_run_job_writes_chunk_by_chunk_into_one_file(stub: GeminiStub, tmp_path:
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
     out, failures = tmp_path / "out.csv", tmp_path / "failures.jsonl"
-    options = JobOptions(
-        provider="gemini", base_url=stub.url, cache_dir=tmp_path / "cache", chunk_rows=50, failures=failures, quiet=True
-    )
+    options = RunOptions(provider="gemini", base_url=stub.url, cache_dir=tmp_path / "cache", chunk_rows=50)
+    cli = CliOptions(failures=failures, quiet=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GEMINI_API_KEY", "test-key")
-        code = run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options)
+        code = run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options, cli)
     assert code == 0
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "id,category,topic,description,tldr,challenge" and len(lines) == 131
@@ -67,11 +67,11 @@ def test_a_fatal_error_in_a_later_chunk_leaves_no_output(stub: GeminiStub, tmp_p
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
-    options = JobOptions(provider="gemini", base_url=stub.url, cache_dir=cache, chunk_rows=50, quiet=True)
+    options = RunOptions(provider="gemini", base_url=stub.url, cache_dir=cache, chunk_rows=50)
     stub.rule(lambda call: len(stub.generate_calls) > 3, http_error(403, "API key revoked"))  # after chunk 1
     with pytest.MonkeyPatch.context() as env, pytest.raises(FatalProviderError):
         env.setenv("GEMINI_API_KEY", "test-key")
-        run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options)
+        run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options, CliOptions(quiet=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "rows.jsonl"]  # no output, no temp file
     store = RowCache(cache)
     try:

@@ -299,7 +299,7 @@ def test_same_content_under_another_id_or_order_is_a_cache_hit(
 ) -> None:
     run(topic_rows(30), task, client, cache_dir)
     moved = [{**row, "id": f"other-{i}"} for i, row in enumerate(reversed(topic_rows(30)))]
-    result = run(moved, task, client, cache_dir, batch_size=7)
+    result = run(moved, task, client, cache_dir, pack_size=7)
     assert result.stats.calls == 0 and result.stats.cache_hits == 30
 
 

@@ -52,7 +52,7 @@ def smollm2(max_pack_size: int | None = None) -> LocalProvider:
 @needs_model
 def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> None:
     rows = topic_rows(6)
-    result = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), batch_size=3, cache_dir=cache_dir))
+    result = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), pack_size=3, cache_dir=cache_dir))
     assert result.failures == []
     assert result.stats.calls == result.stats.calls_packed == 2
     assert result.stats.invalid_items == result.stats.unknown_ids == 0
@@ -62,7 +62,7 @@ def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> 
         assert row["challenge"] in ("practice", "expert")
         assert isinstance(row["gist"], str) and len(row["gist"]) <= 60
 
-    again = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), batch_size=3, cache_dir=cache_dir))
+    again = asyncio.run(aenrich(rows, LABELS, provider=smollm2(3), pack_size=3, cache_dir=cache_dir))
     assert again.stats.calls == 0
     assert again.stats.cache_hits == 6
     assert again.rows == result.rows
@@ -70,7 +70,7 @@ def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> 
 
 @needs_model
 def test_by_default_rows_go_one_at_a_time(cache_dir: Path) -> None:
-    result = asyncio.run(aenrich(topic_rows(2), LABELS, provider=smollm2(), batch_size=20, cache_dir=cache_dir))
+    result = asyncio.run(aenrich(topic_rows(2), LABELS, provider=smollm2(), pack_size=20, cache_dir=cache_dir))
     assert result.failures == []
     assert (result.stats.calls_single, result.stats.calls_packed) == (2, 0)
 

@@ -1,125 +1,61 @@
-"""``enrich`` and ``aenrich``: rows in, rows with new columns out."""
+"""``enrich`` and ``aenrich``: rows in, rows with new columns out (``RunOptions`` says how)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-from google import genai
+from typing import Any, TypeVar
 
 from enrichkit.adaptive import PackSizer
-from enrichkit.audit import check_fraction
-from enrichkit.batch import POLL_SECONDS, BatchRun, JobStore
-from enrichkit.cache import Entry, RowCache, canonical, default_dir, fingerprint, row_key
-from enrichkit.engine import Engine, RetryPolicy, Work
+from enrichkit.batch import BatchRun, JobStore
+from enrichkit.cache import RowCache, default_dir
 from enrichkit.errors import UserError
+from enrichkit.ladder import Ladder
 from enrichkit.limiter import RateLimiter
-from enrichkit.prompt import ECHO_WORDS, PROMPT_VERSION, estimate_tokens, expected_output_tokens
+from enrichkit.live import LiveRun
+from enrichkit.options import Mode, RunOptions
+from enrichkit.packer import Packer
+from enrichkit.prepare import Prepared, prepare, run_fingerprint
 from enrichkit.providers.base import Provider
-from enrichkit.providers.choose import choose_provider
-from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider
+from enrichkit.providers.choose import Choice, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.scheduler import Scheduler
 from enrichkit.task import Task
 
-MAX_BATCH_SIZE = 50
-CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
-Mode = Literal["live", "flex", "batch", "auto"]
-MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
 T = TypeVar("T")
 
 
-def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
-    """What every cache key of a run shares: task, prompt format, provider and model settings."""
-    prompt = {"version": PROMPT_VERSION, "echo": echo}
-    return fingerprint({"task": task.fingerprint(), "prompt": prompt, "provider": provider.name, **provider.settings()})
+def load_task(task: Task | str | Path) -> Task:
+    return task if isinstance(task, Task) else Task.from_file(task)
 
 
-def resolve_provider(client: genai.Client | None, model: str | None) -> Provider:
-    """Gemini on the given client; without one, the default choice (Gemini if a key is set, else local)."""
-    if client is not None:
-        return GeminiProvider(client, model or DEFAULT_MODEL)
-    return choose_provider(model=model).provider
+def options_of(options: RunOptions | None, given: Mapping[str, Any]) -> RunOptions:
+    """``options`` with the keyword arguments ``given`` on top (either may be empty)."""
+    if options is None:
+        return RunOptions.of(given)
+    return options.replace(**given) if given else options
 
 
-def _fallback(primary: Provider, choice: str | Provider) -> Provider:
-    if not isinstance(choice, str):
-        return choice
-    if isinstance(primary, GeminiProvider):
-        return GeminiProvider(primary.client, choice, temperature=primary.temperature)
-    raise UserError(f"fallback model {choice!r}: pass a provider object for a {primary.name} run")
+def choose(options: RunOptions) -> Choice:
+    """The run's provider, as ``options`` name it."""
+    return resolve_provider(
+        options.provider,
+        client=options.client,
+        model=options.model,
+        base_url=options.base_url,
+        model_path=options.model_path,
+        cache_dir=options.cache_dir or default_dir(),
+    )
 
 
-def _row_inputs(
-    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], offset: int
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Row ids and the input values of every row; a missing field or a repeated id (``seen``: the
-    ids of earlier chunks) is an error. Rows are numbered from ``offset``."""
-    ids: list[Any] = []
-    inputs: list[dict[str, Any]] = []
-    for n, row in enumerate(rows, offset):
-        if not isinstance(row, Mapping):
-            raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
-        rid = row.get(task.id_field, n) if task.id_field else n
-        if task.id_field:
-            if task.id_field not in row:
-                raise UserError(f"row {n + 1}: id field {task.id_field!r} is missing")
-            if rid in seen:
-                raise UserError(f"rows {seen[rid] + 1} and {n + 1}: duplicate id {rid!r} in field {task.id_field!r}")
-            seen[rid] = n
-        missing = [f for f in task.inputs if f not in row]
-        if missing:
-            raise UserError(f"row {n + 1} (id {rid!r}): input field {missing[0]!r} is missing")
-        ids.append(rid)
-        inputs.append({f: row[f] for f in task.inputs})
-    return ids, inputs
-
-
-@dataclass
-class Prepared:
-    """The rows of a run, their keys, what the cache already holds, and the unique work left."""
-
-    table: list[dict[str, Any]]
-    ids: list[Any]
-    keys: list[str]
-    found: dict[str, Entry]
-    work: dict[str, Work]
-
-
-def prepare(
-    rows: Iterable[Mapping[str, Any]],
-    task: Task,
-    provider: Provider,
-    cache: RowCache | None,
-    echo: bool,
-    stats: Stats,
-    seen: dict[Any, int] | None = None,
-    offset: int = 0,
-) -> Prepared:
-    """Key the rows, look them up in the cache and count hits and duplicates into ``stats``."""
-    table = [dict(row) for row in rows]
-    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
-    run_fp = run_fingerprint(task, provider, echo)
-    texts = [canonical(values) for values in inputs]
-    keys = [row_key(run_fp, text) for text in texts]
-    found = cache.get_many(set(keys)) if cache is not None else {}
-    stats.rows += len(table)
-    work: dict[str, Work] = {}
-    for key, values, text in zip(keys, inputs, texts, strict=True):
-        if key in found:
-            stats.cache_hits += 1
-        elif key in work:
-            work[key].rows += 1
-            stats.duplicates += 1
-        else:
-            work[key] = Work(key, values, text=text)
-    return Prepared(table, ids, keys, found, work)
+def fallback_provider(primary: Provider, choice: str | Provider) -> Provider:
+    """A fallback: a model name on the primary's provider, or a provider as given."""
+    return primary.with_model(choice) if isinstance(choice, str) else choice
 
 
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
@@ -130,84 +66,49 @@ def default_concurrency(provider: Provider, rpm: int | None) -> int:
 
 
 def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -> Mode:
-    """The mode a run uses: ``auto`` is batch from ``AUTO_BATCH_ROWS`` rows to send (on Gemini), else live."""
+    """The mode a run uses: ``auto`` is batch from ``AUTO_BATCH_ROWS`` rows to send (where the provider
+    has a batch API), else live; ``flex`` and ``batch`` need a provider that can."""
+    has_batch = provider.batches() is not None
     if mode == "auto":
-        return "batch" if isinstance(provider, GeminiProvider) and use_cache and to_send >= AUTO_BATCH_ROWS else "live"
-    if mode in ("flex", "batch") and not isinstance(provider, GeminiProvider):
-        raise UserError(f"--mode {mode} needs the Gemini provider, not {provider.name}")
-    if mode == "batch" and not use_cache:
-        raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
+        return "batch" if has_batch and use_cache and to_send >= AUTO_BATCH_ROWS else "live"
+    if mode == "flex" and "flex" not in provider.capabilities.tiers:
+        raise UserError(f"--mode flex needs a provider with a Flex tier (gemini), not {provider.name}")
+    if mode == "batch" and not has_batch:
+        raise UserError(f"--mode batch needs a provider with a batch API (gemini), not {provider.name}")
     return mode
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise UserError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
 
 
 async def aenrich_chunks(
     rows: Iterable[Mapping[str, Any]],
     task: Task | str | Path,
+    options: RunOptions | None = None,
     *,
-    chunk_rows: int | None = CHUNK_ROWS,
-    client: genai.Client | None = None,
-    model: str | None = None,
-    provider: Provider | None = None,
-    fallback: Sequence[str | Provider] = (),
-    batch_size: int = 20,
-    concurrency: int | None = None,
-    rpm: int | None = None,
-    tpm: int | None = None,
-    limiter: RateLimiter | None = None,
-    echo: bool | None = None,
-    timeout: float | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    retry: RetryPolicy | None = None,
     on_progress: Callable[[int, Stats], None] | None = None,
-    audit: float = 0.0,
-    adaptive: bool = False,
-    mode: Mode = "live",
-    wait: bool = True,
-    realtime_fallback: bool = False,
-    poll: float = POLL_SECONDS,
+    **given: Any,
 ) -> AsyncGenerator[EnrichResult, None]:
     """Enrich ``rows`` with the columns of ``task`` (see ``enrich``), ``chunk_rows`` rows at a time.
 
     Each chunk's result is yielded once all its rows settled, so memory stays bounded whatever the
-    input's size (None: every row in one chunk). ``batch`` and ``auto`` modes take every row as one
-    chunk (one batch job). All chunks share one ``stats``: the last result's figures are the run's.
-
-    ``echo=True`` makes every packed answer copy the first
-    words of its row's last input field, so answers attached to the wrong row are caught and asked
-    again. ``rpm``/``tpm`` cap requests and prompt tokens a minute on the client side; a ``limiter`` shared by
-    several runs caps them together. ``on_progress(settled_rows, stats)`` is called once the cache
-    was read and after every settled row.
-
-    ``audit``: once the packs settled, ask this fraction of the rows answered in packs again one at
-    a time and put how the answers agree in ``stats.audit`` (never cached; see ``enrichkit.audit``).
-    ``adaptive=True`` halves the pack size while packed answers come back invalid and doubles it back
-    when clean (see ``enrichkit.adaptive``; the sizes used are in ``stats.pack_size``).
-
-    ``mode``: ``live`` (default), ``flex`` (Gemini's Flex tier: about half price, slower), ``batch``
-    (one Gemini batch job: half price, resumable; see ``enrichkit.batch``; ``wait=False`` submits and
-    returns, the rows then count as ``stats.pending``) or ``auto`` (batch from ``AUTO_BATCH_ROWS``
-    rows to send). ``poll`` is the first wait between looks at a batch job, in seconds.
+    input's size (``chunk_rows=None``: every row in one chunk). ``batch`` and ``auto`` modes take every
+    row as one chunk (one batch job). All chunks share one ``stats``: the last result's figures are the
+    run's. ``on_progress(settled_rows, stats)`` is called once the cache was read and after every
+    settled row. The options are ``RunOptions``' fields, as an object or as keyword arguments.
     """
     started = time.perf_counter()
-    task = task if isinstance(task, Task) else Task.from_file(task)
-    _check_batch_size(batch_size)
-    check_fraction(audit)
-    if mode in ("batch", "auto"):
-        chunk_rows = None
-    primary = provider or resolve_provider(client, model)
-    tiers = [primary, *(_fallback(primary, choice) for choice in fallback)]
-    cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
-    echo = primary.capabilities.echo if echo is None else echo
+    opts = options_of(options, given)
+    task = load_task(task)
+    primary = choose(opts).provider
+    tiers = [primary, *(fallback_provider(primary, choice) for choice in opts.fallback)]
+    cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
+    echo = primary.capabilities.echo if opts.echo is None else opts.echo
     stats = Stats()
-    limiter = limiter or RateLimiter(rpm, tpm)
-    size = min(batch_size, primary.capabilities.max_pack_size)
-    sizer = PackSizer(size) if adaptive else None
+    limiter = opts.limiter or RateLimiter(opts.rpm, opts.tpm)
+    size = min(opts.pack_size, primary.capabilities.max_pack_size)
+    sizer = PackSizer(size) if opts.adaptive else None
+    stats.pack_size = sizer.sizes if sizer else None
+    concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
+    scheduler = Scheduler(stats, concurrency=concurrency, retry=opts.retry, limiter=limiter)
+    chunk_rows = None if opts.mode in ("batch", "auto") else opts.chunk_rows
     seen: dict[Any, int] = {}
     done = 0
 
@@ -222,36 +123,42 @@ async def aenrich_chunks(
             hits = stats.cache_hits
             run = prepare(chunk, task, primary, cache, echo, stats, seen, stats.rows)
             if stats.rows == len(run.table):  # the first chunk
-                stats.mode = choose_mode(mode, primary, len(run.work), use_cache)
+                stats.mode = choose_mode(opts.mode, primary, len(run.work), opts.use_cache)
                 if stats.mode == "flex":
                     tiers = [t.on_tier("flex") for t in tiers]
             settled(stats.cache_hits - hits)
-            engine = Engine(
+            packer = Packer(
                 task,
-                tiers,
-                cache,
                 stats,
-                batch_size=size,
-                concurrency=concurrency or default_concurrency(primary, limiter.rpm),
-                retry=retry or RetryPolicy(),
-                timeout=timeout,
-                limiter=limiter,
+                cache=cache,
+                id_style=primary.capabilities.id_style,
                 echo=echo,
+                timeout=opts.timeout or tiers[0].capabilities.timeout,
                 on_settled=settled,
-                sizer=sizer,
             )
+            live = LiveRun(packer, scheduler, tiers, Ladder(size, len(tiers)), sizer)
+            work = list(run.work.values())
             if stats.mode == "batch":
                 assert cache is not None
                 backends = [b for t in tiers if (b := t.batches()) is not None]
-                fp = run_fingerprint(task, primary, echo)
-                batch = BatchRun(engine, backends, JobStore(cache.directory), fp, wait, realtime_fallback, poll)
-                await batch(list(run.work.values()))
+                batch = BatchRun(
+                    packer,
+                    backends,
+                    Ladder(size, len(backends), whole_jobs=True),
+                    JobStore(cache.directory),
+                    run_fingerprint(task, primary, echo),
+                    primary.name,
+                    opts.wait,
+                    live if opts.realtime_fallback else None,
+                    opts.poll,
+                )
+                await batch(work)
                 stats.pending, stats.jobs = batch.pending, batch.jobs
             else:
-                await engine.run(list(run.work.values()))
-            await engine.audit(audit)
+                await live.run(work)
+            await live.audit(opts.audit)
             stats.seconds = time.perf_counter() - started
-            yield _result(run, engine, stats)
+            yield _result(run, packer, stats)
     finally:
         for tier in tiers:
             await tier.aclose()
@@ -259,18 +166,18 @@ async def aenrich_chunks(
             cache.close()
 
 
-def _result(run: Prepared, engine: Engine, stats: Stats) -> EnrichResult:
+def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
     """A chunk's rows with their answers, and its failures."""
     failures = []
     for n, (row, key) in enumerate(zip(run.table, run.keys, strict=True)):
-        if (entry := run.found.get(key) or engine.results.get(key)) is not None:
+        if (entry := run.found.get(key) or packer.results.get(key)) is not None:
             row.update(entry.values)
         else:
             attempts = run.work[key].attempts if key in run.work else 0
-            reason = engine.failures.get(
+            reason = packer.failures.get(
                 key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
             )
-            failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in engine.task.inputs}))
+            failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in packer.task.inputs}))
     return EnrichResult(run.table, failures, stats)
 
 
@@ -284,105 +191,35 @@ def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[lis
         yield chunk
 
 
-async def aenrich(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> EnrichResult:
-    """Enrich ``rows`` with the columns of ``task`` in one go; the options are ``aenrich_chunks``'s."""
-    [result] = [chunk async for chunk in aenrich_chunks(rows, task, chunk_rows=None, **options)]
+async def aenrich(
+    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+) -> EnrichResult:
+    """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
+    opts = options_of(options, given).replace(chunk_rows=None)
+    [result] = [chunk async for chunk in aenrich_chunks(rows, task, opts)]
     return result
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What a run would do, found without spending anything (a dry run)."""
-
-    provider: str
-    model: str
-    rows: int
-    cache_hits: int
-    duplicates: int
-    to_send: int
-    packs: list[int]
-    prompt_tokens: int
-    output_tokens: int
-    tokens_counted: bool
-
-    @property
-    def calls(self) -> int:
-        return len(self.packs)
-
-
-async def aplan(
-    rows: Iterable[Mapping[str, Any]],
-    task: Task | str | Path,
-    *,
-    client: genai.Client | None = None,
-    model: str | None = None,
-    provider: Provider | None = None,
-    batch_size: int = 20,
-    echo: bool | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-) -> Plan:
-    """The cache hits, packs and estimated tokens of a run, without calling the model.
-
-    Prompt tokens are the provider's own count of the first pack (``countTokens`` is free on Gemini)
-    scaled to all packs by length, or a four-characters-a-token estimate when it cannot count.
-    """
-    task = task if isinstance(task, Task) else Task.from_file(task)
-    _check_batch_size(batch_size)
-    primary = provider or resolve_provider(client, model)
-    cache = RowCache(cache_dir if cache_dir is not None else default_dir()) if use_cache else None
-    echo = primary.capabilities.echo if echo is None else echo
-    try:
-        stats = Stats()
-        run = prepare(rows, task, primary, cache, echo, stats)
-        size = min(batch_size, primary.capabilities.max_pack_size)
-        engine = Engine(task, [primary], None, stats, batch_size=size, concurrency=1, retry=RetryPolicy(), echo=echo)
-        packs = engine.plan(list(run.work.values()), size)
-        requests = [engine.pack_request(pack)[1] for pack in packs]
-        estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
-        counted = await primary.count_tokens(requests[0]) if requests else None
-    finally:
-        await primary.aclose()
-        if cache is not None:
-            cache.close()
-    scale = counted / estimated[0] if counted and estimated else 1.0
-    per_row = expected_output_tokens(task) + (ECHO_WORDS * 2 + 4 if echo else 0)
-    return Plan(
-        provider=primary.name,
-        model=primary.model,
-        rows=stats.rows,
-        cache_hits=stats.cache_hits,
-        duplicates=stats.duplicates,
-        to_send=len(run.work),
-        packs=[len(pack) for pack in packs],
-        prompt_tokens=round(sum(estimated) * scale),
-        output_tokens=sum(len(pack) * per_row for pack in packs),
-        tokens_counted=counted is not None,
-    )
-
-
-def _sync(job: Coroutine[Any, Any, T]) -> T:
+def run_sync(job: Coroutine[Any, Any, T]) -> T:
+    """Run ``job`` to completion, also from inside a running event loop (e.g. Jupyter)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(job)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # called from inside an event loop (e.g. Jupyter)
+    with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, job).result()
 
 
-def enrich(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> EnrichResult:
+def enrich(
+    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+) -> EnrichResult:
     """Enrich ``rows`` (dicts) with the columns ``task`` describes.
 
-    Cached rows cost nothing; the rest travel in packs of up to ``batch_size`` rows per call.
-    ``client`` is a ready ``google.genai.Client``; without one, Gemini is used when GEMINI_API_KEY /
-    GOOGLE_API_KEY is set and the embedded local model when not (or pass ``provider=``).
-    ``fallback`` lists models (or providers) that get the rows the main model could not answer.
-    Returns the rows in input order with the new fields (absent for failed rows), the failures with
-    their last reason, and the run's figures.
+    Cached rows cost nothing; the rest travel in packs of up to ``pack_size`` rows per call. The
+    options are ``RunOptions``' fields (as an object, or as keyword arguments): e.g. ``client=`` a
+    ready ``google.genai.Client``, ``provider=`` a provider or its name (default: Gemini when
+    GEMINI_API_KEY / GOOGLE_API_KEY is set, else the embedded local model), ``fallback=`` models or
+    providers for the rows the main model could not answer. Returns the rows in input order with the
+    new fields (absent for failed rows), the failures with their last reason, and the run's figures.
     """
-    return _sync(aenrich(rows, task, **options))
-
-
-def plan(rows: Iterable[Mapping[str, Any]], task: Task | str | Path, **options: Any) -> Plan:
-    """What ``enrich`` would send, and roughly how many tokens, without calling the model."""
-    return _sync(aplan(rows, task, **options))
+    return run_sync(aenrich(rows, task, options, **given))

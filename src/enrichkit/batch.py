@@ -6,9 +6,10 @@ reboot loses nothing: the next run of the same job finds the manifest and re-att
 submitting again (a manifest without a name is looked up by its display name). Results are checked
 item by item exactly like live answers and valid rows are cached at once.
 
-The salvage ladder, one batch job a step: packs of ``batch_size`` on the main model, then each failed
-row on its own, then on its own on each fallback model. With ``realtime_fallback`` the rows a job
-failed go to the live engine instead (smaller packs, single rows, fallbacks, at the live price).
+The salvage ladder (``enrichkit.ladder``, the same as live mode's), one batch job a rung: packs on the
+main model, then each failed row on its own, then on its own on each fallback model. With
+``realtime_fallback`` the rows a job failed go to a live run instead (smaller packs, single rows,
+fallbacks, at the live price).
 A failed, cancelled or expired job's rows are failures of this run and are submitted again next run.
 """
 
@@ -25,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit.cache import fingerprint
-from enrichkit.engine import Engine, Work
 from enrichkit.errors import FatalProviderError, RateLimited, TransientError, UserError
-from enrichkit.prompt import echo_of
+from enrichkit.ladder import Ladder, Rung
+from enrichkit.live import LiveRun
+from enrichkit.options import POLL_SECONDS
+from enrichkit.packer import Packer, Work
 from enrichkit.providers.base import BatchBackend, JobStatus, Reply, Request
 
-POLL_SECONDS = 30.0
 MAX_POLL_SECONDS = 300.0
 
 
@@ -48,10 +50,11 @@ class Manifest:
     display_name: str
     run: str
     model: str
-    step: int
+    rung: Rung
     task: dict[str, Any]
     echo: bool
     packs: dict[str, Pack]
+    provider: str = "gemini"
     name: str | None = None
     created: float = field(default_factory=time.time)
 
@@ -70,6 +73,10 @@ class Manifest:
     def loads(cls, text: str) -> Manifest:
         doc = json.loads(text)
         doc["packs"] = {k: Pack(**v) for k, v in doc["packs"].items()}
+        if "step" in doc:  # written before rungs had a size and a tier: step 0 packs, then singles per tier
+            step = doc.pop("step")
+            doc["rung"] = {"size": 2 if step == 0 else 1, "tier": max(0, step - 1)}
+        doc["rung"] = Rung(**doc["rung"])
         return cls(**doc)
 
 
@@ -112,12 +119,14 @@ class JobStore:
 class BatchRun:
     """Drive the batch jobs of one run: submit or re-attach, wait, collect, salvage."""
 
-    engine: Engine
+    packer: Packer
     backends: Sequence[BatchBackend]  # one per tier: main model, then fallbacks
+    ladder: Ladder
     store: JobStore
     run: str
+    provider: str
     wait: bool = True
-    realtime_fallback: bool = False
+    realtime: LiveRun | None = None  # the rows a job failed go to this live run instead of a further job
     poll: float = POLL_SECONDS
     jobs: list[str] = field(default_factory=list)
     pending: int = 0
@@ -128,7 +137,7 @@ class BatchRun:
         attached = {key for m in active for key in m.row_keys()}
         fresh = [w for w in work if w.key not in attached]
         if fresh:
-            active.append(await self._submit(0, fresh))
+            active.append(await self._submit(self.ladder.first, fresh))
         delay = self.poll
         while active:
             for manifest in list(active):
@@ -141,7 +150,7 @@ class BatchRun:
                         active.append(follow)
                     elif status.state != "succeeded":
                         for w, reason in failed.items():  # submitted again by the next run
-                            self.engine.fail(w, reason)
+                            self.packer.fail(w, reason)
             if not active or not self.wait:
                 break
             await asyncio.sleep(delay)
@@ -154,15 +163,9 @@ class BatchRun:
         """The job's state; None when the provider could not say just now (asked again next round)."""
         assert manifest.name is not None
         try:
-            return await self._backend(manifest).status(manifest.name)
+            return await self.backends[manifest.rung.tier].status(manifest.name)
         except (TransientError, RateLimited):
             return None
-
-    def _steps(self) -> int:
-        return 1 + len(self.backends)
-
-    def _backend(self, manifest: Manifest) -> BatchBackend:
-        return self.backends[max(0, manifest.step - 1)]
 
     async def _attach(self, by_key: dict[str, Work]) -> list[Manifest]:
         """This run's pending jobs from an earlier (killed or --no-wait) run that hold some of its rows."""
@@ -171,7 +174,7 @@ class BatchRun:
             if manifest.run != self.run or not any(k in by_key for k in manifest.row_keys()):
                 continue
             if manifest.name is None:  # killed between saving the manifest and saving the job's name
-                manifest.name = await self._backend(manifest).find(manifest.display_name)
+                manifest.name = await self.backends[manifest.rung.tier].find(manifest.display_name)
                 if manifest.name is None:
                     self.store.drop(manifest)
                     continue
@@ -180,21 +183,19 @@ class BatchRun:
             found.append(manifest)
         return found
 
-    async def _submit(self, step: int, items: Sequence[Work]) -> Manifest:
-        """Save the manifest, create the job, save its name: one job for all of ``items``."""
-        engine = self.engine
-        backend = self.backends[max(0, step - 1)]
-        groups = engine.plan(items, engine.batch_size) if step == 0 else [[w] for w in items]
+    async def _submit(self, rung: Rung, items: Sequence[Work]) -> Manifest:
+        """Save the manifest, create the job, save its name: one job for all of ``items`` at ``rung``."""
+        packer = self.packer
+        backend = self.backends[rung.tier]
         packs: dict[str, Pack] = {}
         requests: list[tuple[str, Request]] = []
-        for group in groups:
+        for group in packer.packs(items, rung.size):
             if len(group) > 1:
-                ids, request = engine.pack_request(group)
-                echoes = [echo_of(w.inputs.get(engine.echo)) for w in group] if engine.echo else None
-                pack = Pack([w.key for w in group], ids, echoes)
+                ids, request = packer.pack_request(group)
+                pack = Pack([w.key for w in group], ids, packer.echoes(group))
             else:
-                request, pack = engine.single_request(group[0]), Pack([group[0].key], None)
-            key = fingerprint({"keys": pack.keys, "step": step})[:20]
+                request, pack = packer.single_request(group[0]), Pack([group[0].key], None)
+            key = fingerprint({"keys": pack.keys, "rung": [rung.size, rung.tier]})[:20]
             packs[key] = pack
             requests.append((key, request))
             for w in group:
@@ -203,10 +204,11 @@ class BatchRun:
             display_name=f"enrichkit-{self.run[:8]}-{uuid.uuid4().hex[:12]}",
             run=self.run,
             model=backend.model,
-            step=step,
-            task=engine.task.fingerprint(),
-            echo=engine.echo is not None,
+            rung=rung,
+            task=packer.task.fingerprint(),
+            echo=packer.echo is not None,
             packs=packs,
+            provider=self.provider,
         )
         self.store.save(manifest)
         try:
@@ -220,7 +222,7 @@ class BatchRun:
 
     async def _collect(self, manifest: Manifest, status: JobStatus, by_key: dict[str, Work]) -> dict[Work, str]:
         """Check and cache a finished job's answers; the rows of this run that got none."""
-        failed = collect(self.engine, manifest, status, await self._results(manifest, status), by_key)
+        failed = collect(self.packer, manifest, status, await self._results(manifest, status), by_key)
         self.store.drop(manifest)
         return failed
 
@@ -228,24 +230,25 @@ class BatchRun:
         if status.state != "succeeded":
             return {}
         assert manifest.name is not None
-        return await self._backend(manifest).results(manifest.name)
+        return await self.backends[manifest.rung.tier].results(manifest.name)
 
     async def _salvage(self, manifest: Manifest, failed: dict[Work, str]) -> Manifest | None:
-        """The next rung for the rows a job failed: a job one step down the ladder, or the live engine."""
+        """The next rung for the rows a job failed: a job one rung down the ladder, or the live run."""
         if not failed:
             return None
-        if self.realtime_fallback:
-            await self.engine.run(list(failed), max(1, self.engine.batch_size // 2))
+        if self.realtime is not None:
+            await self.realtime.run(list(failed), Rung(max(1, self.ladder.pack_size // 2)))
             return None
-        if manifest.step + 1 >= self._steps():
+        nxt = self.ladder.after(manifest.rung)
+        if nxt is None:
             for w, reason in failed.items():
-                self.engine.fail(w, reason)
+                self.packer.fail(w, reason)
             return None
-        return await self._submit(manifest.step + 1, list(failed))
+        return await self._submit(nxt, list(failed))
 
 
 def collect(
-    engine: Engine,
+    packer: Packer,
     manifest: Manifest,
     status: JobStatus,
     results: dict[str, Reply | str],
@@ -254,23 +257,24 @@ def collect(
     """Check every answer of a finished job like a live one; valid rows are cached (also rows this
     run does not hold: they were paid for). Returns this run's rows that got no valid answer, and why."""
     failed: dict[Work, str] = {}
+    stats = packer.stats
     for key, pack in manifest.packs.items():
-        items = [by_key.get(k) or _stand_in(k, pack, n, engine) for n, k in enumerate(pack.keys)]
+        items = [by_key.get(k) or _stand_in(k, pack, n, packer) for n, k in enumerate(pack.keys)]
         result = results.get(key)
         if status.state != "succeeded":
             reasons = {
                 w.key: f"batch job {manifest.name} {status.state}: re-run to submit its rows again" for w in items
             }
         elif isinstance(result, Reply):
-            engine.stats.count_call(manifest.model, "batch")
-            engine.stats.add_usage(manifest.model, result.usage)
+            stats.count_call(manifest.model, "batch")
+            stats.add_usage(manifest.model, result.usage)
             if pack.ids is None:
-                reason = engine.accept_single(result, items[0], manifest.model)
+                reason = packer.accept_single(result, items[0], manifest.model)
                 reasons = {} if reason is None else {items[0].key: reason}
             else:
-                reasons = {w.key: why for w, why in engine.accept_pack(result, pack.ids, items, manifest.model).items()}
+                reasons = {w.key: why for w, why in packer.accept_pack(result, pack.ids, items, manifest.model).items()}
         else:
-            engine.stats.count_call(manifest.model, "batch")
+            stats.count_call(manifest.model, "batch")
             reasons = {w.key: result or "no result for this request in the batch job" for w in items}
         for w in items:
             if w.key in reasons and w.key in by_key:
@@ -278,7 +282,7 @@ def collect(
     return failed
 
 
-def _stand_in(key: str, pack: Pack, n: int, engine: Engine) -> Work:
+def _stand_in(key: str, pack: Pack, n: int, packer: Packer) -> Work:
     """A row of the job that this run does not hold: enough to check and cache its answer."""
-    inputs = {engine.echo: pack.echoes[n]} if engine.echo and pack.echoes else {}
+    inputs = {packer.echo: pack.echoes[n]} if packer.echo and pack.echoes else {}
     return Work(key, inputs, rows=0)  # not counted as a row of this run

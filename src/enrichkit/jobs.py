@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from enrichkit.batch import JobStore, Manifest, collect
 from enrichkit.cache import RowCache
-from enrichkit.engine import Engine, RetryPolicy
-from enrichkit.providers.base import JobStatus
-from enrichkit.providers.gemini import GeminiProvider, make_client
-from enrichkit.providers.gemini_batch import GeminiBatches
+from enrichkit.errors import UserError
+from enrichkit.packer import Packer
+from enrichkit.providers.base import BatchBackend, JobStatus
+from enrichkit.providers.choose import ProviderName, choose_provider
 from enrichkit.result import Stats
 from enrichkit.task import Task
 
@@ -29,16 +32,22 @@ class Collected:
     valid: int
 
 
-def _backend(manifest: Manifest, base_url: str | None) -> GeminiBatches:
-    return GeminiBatches(GeminiProvider(make_client(base_url=base_url), manifest.model, owns_client=True))
+@asynccontextmanager
+async def _backend(manifest: Manifest, base_url: str | None) -> AsyncIterator[BatchBackend]:
+    """The batch API of the provider and model that hold ``manifest``'s job."""
+    provider = choose_provider(cast(ProviderName, manifest.provider), model=manifest.model, base_url=base_url).provider
+    try:
+        backend = provider.batches()
+        if backend is None:
+            raise UserError(f"the {provider.name} provider has no batch API")
+        yield backend
+    finally:
+        await provider.aclose()
 
 
 async def _status(manifest: Manifest, base_url: str | None) -> JobStatus | None:
-    backend = _backend(manifest, base_url)
-    try:
+    async with _backend(manifest, base_url) as backend:
         return await backend.status(manifest.name) if manifest.name else None
-    finally:
-        await backend.provider.aclose()
 
 
 def list_jobs(cache_dir: Path, base_url: str | None = None) -> list[JobLine]:
@@ -52,34 +61,24 @@ def job_status(cache_dir: Path, name: str, base_url: str | None = None) -> JobLi
 
 
 async def _collect(cache_dir: Path, manifest: Manifest, base_url: str | None, wait: bool, poll: float) -> Collected:
-    backend = _backend(manifest, base_url)
     cache = RowCache(cache_dir)
     try:
-        assert manifest.name is not None
-        status = await backend.status(manifest.name)
-        while wait and not status.done:
-            await asyncio.sleep(poll)
+        async with _backend(manifest, base_url) as backend:
+            assert manifest.name is not None
             status = await backend.status(manifest.name)
-        if not status.done:
-            return Collected(status, manifest.rows, 0)
-        task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
-        engine = Engine(
-            task,
-            [backend.provider],
-            cache,
-            Stats(),
-            batch_size=1,
-            concurrency=1,
-            retry=RetryPolicy(),
-            echo=manifest.echo,
-        )
-        results = await backend.results(manifest.name) if status.state == "succeeded" else {}
-        collect(engine, manifest, status, results, {})
+            while wait and not status.done:
+                await asyncio.sleep(poll)
+                status = await backend.status(manifest.name)
+            if not status.done:
+                return Collected(status, manifest.rows, 0)
+            task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
+            packer = Packer(task, Stats(), cache=cache, echo=manifest.echo)
+            results = await backend.results(manifest.name) if status.state == "succeeded" else {}
+        collect(packer, manifest, status, results, {})
         JobStore(cache_dir).drop(manifest)
-        return Collected(status, manifest.rows, len(engine.results))
+        return Collected(status, manifest.rows, len(packer.results))
     finally:
         cache.close()
-        await backend.provider.aclose()
 
 
 def collect_job(
@@ -95,12 +94,9 @@ def cancel_job(cache_dir: Path, name: str, base_url: str | None = None) -> Manif
     manifest = store.find(name)
 
     async def cancel() -> None:
-        backend = _backend(manifest, base_url)
-        try:
+        async with _backend(manifest, base_url) as backend:
             if manifest.name is not None:
                 await backend.cancel(manifest.name)
-        finally:
-            await backend.provider.aclose()
 
     asyncio.run(cancel())
     store.drop(manifest)

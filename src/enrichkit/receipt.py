@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from enrichkit.api import Plan
 from enrichkit.audit import audit_text
+from enrichkit.dry_run import Plan
 from enrichkit.prices import price_of
 from enrichkit.result import Stats
 

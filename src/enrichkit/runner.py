@@ -13,12 +13,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from enrichkit.api import CHUNK_ROWS, Mode, aenrich_chunks, aplan
-from enrichkit.batch import POLL_SECONDS
+from enrichkit.api import aenrich_chunks, choose
 from enrichkit.cache import default_dir
+from enrichkit.dry_run import adry_run
 from enrichkit.errors import UserError
 from enrichkit.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
-from enrichkit.providers.choose import ProviderName, choose_provider
+from enrichkit.options import RunOptions
 from enrichkit.receipt import plan_report, plan_text, run_report, run_text
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.task import Task
@@ -27,34 +27,14 @@ INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
-class JobOptions:
-    """Every option of an enrich run (the CLI's flags)."""
+class CliOptions:
+    """What only the command line has: where the receipt and failures go, ``--limit``, ``--dry-run``, ``-q``."""
 
-    provider: ProviderName | None = None
-    model: str | None = None
-    fallback: tuple[str, ...] = ()
-    batch_size: int = 20
-    concurrency: int | None = None
-    rpm: int | None = None
-    echo: bool | None = None
-    tpm: int | None = None
-    timeout: float | None = None
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    base_url: str | None = None
-    model_path: Path | None = None
-    limit: int | None = None
     report: Path | None = None
     failures: Path | None = None
+    limit: int | None = None
     dry_run: bool = False
     quiet: bool = False
-    mode: Mode = "live"
-    wait: bool = True
-    realtime_fallback: bool = False
-    poll: float = POLL_SECONDS
-    chunk_rows: int = CHUNK_ROWS
-    audit: float = 0.0
-    adaptive: bool = False
 
 
 @dataclass
@@ -83,9 +63,9 @@ def say(text: str, quiet: bool = False) -> None:
         print(text, file=sys.stderr)
 
 
-def _check_paths(output: Path, options: JobOptions) -> None:
+def _check_paths(output: Path, cli: CliOptions) -> None:
     check_output(output)
-    for extra in (options.report, options.failures):
+    for extra in (cli.report, cli.failures):
         if extra is not None and not extra.parent.is_dir():
             raise UserError(f"{extra}: directory {str(extra.parent)!r} does not exist")
 
@@ -98,74 +78,45 @@ def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> in
     return 0
 
 
-def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, options: JobOptions) -> int:
+def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, options: RunOptions, cli: CliOptions) -> int:
     """Enrich ``rows`` with the task at ``task_path`` into ``output``; the exit code (0 ok, 1 some failed).
 
     ``rows`` may be an iterator (``files.iter_rows``): live and flex runs read, enrich and write it
-    ``CHUNK_ROWS`` rows at a time, into a temp file renamed over ``output`` at the end.
+    ``chunk_rows`` rows at a time, into a temp file renamed over ``output`` at the end.
     """
     task = Task.from_file(task_path)
-    _check_paths(output, options)
-    if options.limit is not None:
-        rows = rows[: options.limit] if isinstance(rows, Sequence) else itertools.islice(rows, options.limit)
-    cache_dir = options.cache_dir or default_dir()
-    choice = choose_provider(
-        options.provider,
-        model=options.model,
-        base_url=options.base_url,
-        model_path=options.model_path,
-        cache_dir=cache_dir,
-    )
+    _check_paths(output, cli)
+    if cli.limit is not None:
+        rows = rows[: cli.limit] if isinstance(rows, Sequence) else itertools.islice(rows, cli.limit)
+    options = options.replace(cache_dir=options.cache_dir or default_dir())
+    choice = choose(options)
     provider = choice.provider
-    where = f"cache: {cache_dir}" if options.use_cache else "no cache"
+    options = options.replace(provider=provider)
+    where = f"cache: {options.cache_dir}" if options.use_cache else "no cache"
     count = len(rows) if isinstance(rows, Sequence) else None
     head = f"{count:,} rows · " if count is not None else ""
-    say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", options.quiet)
-    common: dict[str, Any] = {
-        "provider": provider,
-        "batch_size": options.batch_size,
-        "echo": options.echo,
-        "cache_dir": cache_dir,
-        "use_cache": options.use_cache,
-    }
-    if options.dry_run:
-        plan = asyncio.run(aplan(rows, task, **common))
+    say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", cli.quiet)
+    if cli.dry_run:
+        plan = asyncio.run(adry_run(rows, task, options))
         report = plan_report(plan)
-        _write_report(options.report, report)
+        _write_report(cli.report, report)
         print(plan_text(report), file=sys.stderr)
         return 0
-    progress = _Progress(count, options.quiet)
-    chunks = aenrich_chunks(
-        rows,
-        task,
-        fallback=options.fallback,
-        concurrency=options.concurrency,
-        rpm=options.rpm,
-        tpm=options.tpm,
-        timeout=options.timeout,
-        on_progress=progress,
-        mode=options.mode,
-        wait=options.wait,
-        realtime_fallback=options.realtime_fallback,
-        poll=options.poll,
-        audit=options.audit,
-        adaptive=options.adaptive,
-        chunk_rows=options.chunk_rows,
-        **common,
-    )
+    progress = _Progress(count, cli.quiet)
+    chunks = aenrich_chunks(rows, task, options, on_progress=progress)
     try:
-        stats = asyncio.run(write_chunks(chunks, task, output, options.failures))
+        stats = asyncio.run(write_chunks(chunks, task, output, cli.failures))
     except KeyboardInterrupt:
         progress.close()
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
-        _write_report(options.report, report)
+        _write_report(cli.report, report)
         print(
             run_text(report) + "\nno output written; every validated row is cached: re-run to resume", file=sys.stderr
         )
         return INTERRUPTED
     finally:
         progress.close()
-    return _finish(stats, output, options, provider.name, provider.model)
+    return _finish(stats, output, cli, provider.name, provider.model)
 
 
 async def write_chunks(
@@ -196,19 +147,19 @@ async def write_chunks(
     return stats
 
 
-def _finish(stats: Stats, output: Path, options: JobOptions, provider: str, model: str) -> int:
+def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str) -> int:
     report = run_report(stats, provider, model)
-    _write_report(options.report, report)
-    say(run_text(report), options.quiet)
+    _write_report(cli.report, report)
+    say(run_text(report), cli.quiet)
     if stats.pending:
         say(
             f"{stats.pending:,} rows wait in batch job {', '.join(stats.jobs)}: no output written yet;"
             " run the same command again to collect them (`enrichkit jobs list` shows their state)",
-            options.quiet,
+            cli.quiet,
         )
         return 0
-    failed = f" · failures: {options.failures}" if stats.failed and options.failures else ""
-    say(f"output: {output}{failed}", options.quiet)
+    failed = f" · failures: {cli.failures}" if stats.failed and cli.failures else ""
+    say(f"output: {output}{failed}", cli.quiet)
     return 1 if stats.failed else 0
 
 

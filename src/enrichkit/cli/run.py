@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
-from enrichkit.api import AUTO_BATCH_ROWS, MAX_BATCH_SIZE, MODES
-from enrichkit.audit import check_fraction
-from enrichkit.batch import POLL_SECONDS
+from enrichkit.api import AUTO_BATCH_ROWS
 from enrichkit.cli.common import F, guarded, quiet_verbose
 from enrichkit.files import iter_rows
+from enrichkit.options import MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
 from enrichkit.providers.choose import PROVIDERS
-from enrichkit.runner import JobOptions, run_job, write_plain
+from enrichkit.runner import CliOptions, run_job, write_plain
 from enrichkit.scrape.records import csv_records, json_records
 from enrichkit.scrape.roadmap import scrape_roadmap
 
@@ -35,8 +35,9 @@ def _enrich_options(command: F) -> F:
             help="Model for rows the main one could not answer; repeatable, cheapest first.",
         ),
         click.option(
-            "--batch-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_BATCH_SIZE})."
+            "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
         ),
+        click.option("--batch-size", type=int, hidden=True, help="The old name of --pack-size (deprecated)."),
         click.option(
             "--adaptive",
             is_flag=True,
@@ -70,7 +71,9 @@ def _enrich_options(command: F) -> F:
             envvar="ENRICHKIT_CACHE_DIR",
             help="Default ./cache.",
         ),
-        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option(
+            "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
+        ),
         click.option(
             "--base-url",
             envvar="ENRICHKIT_BASE_URL",
@@ -92,7 +95,13 @@ def _enrich_options(command: F) -> F:
             help="live: answers now; flex: Gemini Flex tier, about half price, slower; batch: one Gemini batch"
             f" job, half price, resumable; auto: batch from {AUTO_BATCH_ROWS:,} rows to send, else live.",
         ),
-        click.option("--no-wait", is_flag=True, help="Batch mode: submit the job and exit; re-run to collect."),
+        click.option(
+            "--no-wait",
+            "wait",
+            flag_value=False,
+            default=True,
+            help="Batch mode: submit the job and exit; re-run to collect.",
+        ),
         click.option(
             "--realtime-fallback",
             is_flag=True,
@@ -100,6 +109,7 @@ def _enrich_options(command: F) -> F:
         ),
         click.option(
             "--poll-interval",
+            "poll",
             type=click.FloatRange(min=0),
             default=POLL_SECONDS,
             show_default=True,
@@ -111,44 +121,25 @@ def _enrich_options(command: F) -> F:
     return quiet_verbose(command)
 
 
-def _job(kwargs: dict[str, Any]) -> JobOptions:
-    if not 1 <= kwargs["batch_size"] <= MAX_BATCH_SIZE:
-        raise click.BadParameter(
-            f"must be between 1 and {MAX_BATCH_SIZE}, not {kwargs['batch_size']}", param_hint="--batch-size"
-        )
-    check_fraction(kwargs["audit"])
-    return JobOptions(
-        provider=kwargs["provider"],
-        model=kwargs["model"],
-        fallback=tuple(kwargs["fallback"]),
-        batch_size=kwargs["batch_size"],
-        concurrency=kwargs["concurrency"],
-        rpm=kwargs["rpm"],
-        echo=kwargs["echo"],
-        tpm=kwargs["tpm"],
-        timeout=kwargs["timeout"],
-        cache_dir=kwargs["cache_dir"],
-        use_cache=not kwargs["no_cache"],
-        base_url=kwargs["base_url"],
-        model_path=kwargs["model_path"],
-        limit=kwargs["limit"],
-        report=kwargs["report"],
-        failures=kwargs["failures"],
-        dry_run=kwargs["dry_run"],
-        quiet=kwargs["quiet"],
-        mode=kwargs["mode"],
-        wait=not kwargs["no_wait"],
-        realtime_fallback=kwargs["realtime_fallback"],
-        poll=kwargs["poll_interval"],
-        audit=kwargs["audit"],
-        adaptive=kwargs["adaptive"],
-    )
+_RUN = {f.name for f in dataclasses.fields(RunOptions)}
+_CLI = {f.name for f in dataclasses.fields(CliOptions)}
 
 
-def _scraped(rows: list[dict[str, Any]], output: Path, task: Path | None, kwargs: dict[str, Any]) -> int:
+def _options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
+    """The run's options and the command line's own from the flags."""
+    if (old := kwargs.pop("batch_size", None)) is not None:
+        click.echo("warning: --batch-size is now --pack-size", err=True)
+        kwargs["pack_size"] = old
+    run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
+    return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
+
+
+def _scraped(
+    rows: list[dict[str, Any]], output: Path, task: Path | None, options: tuple[RunOptions, CliOptions]
+) -> int:
     if task is None:
-        return write_plain(rows, output, kwargs["quiet"])
-    return run_job(rows, task, output, _job(kwargs))
+        return write_plain(rows, output, options[1].quiet)
+    return run_job(rows, task, output, *options)
 
 
 OUTPUT = click.option(
@@ -176,8 +167,7 @@ ENRICH = click.option(
 @guarded
 def run(input_path: str, task: Path, output: Path, **kwargs: Any) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT."""
-    options = _job(kwargs)
-    return run_job(iter_rows(input_path), task, output, options)
+    return run_job(iter_rows(input_path), task, output, *_options(kwargs))
 
 
 @click.group()
@@ -199,8 +189,8 @@ def scrape() -> None:
 @guarded
 def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **kwargs: Any) -> int:
     """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
-    _job(kwargs)
-    return _scraped(scrape_roadmap(name, source), output, task, kwargs)
+    options = _options(kwargs)
+    return _scraped(scrape_roadmap(name, source), output, task, options)
 
 
 @scrape.command("json")
@@ -212,8 +202,8 @@ def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **k
 @guarded
 def json_command(source: str, records: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
-    _job(kwargs)
-    return _scraped(json_records(source, records), output, task, kwargs)
+    options = _options(kwargs)
+    return _scraped(json_records(source, records), output, task, options)
 
 
 @scrape.command("csv")
@@ -224,5 +214,5 @@ def json_command(source: str, records: str, output: Path, task: Path | None, **k
 @guarded
 def csv_command(source: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
-    _job(kwargs)
-    return _scraped(csv_records(source), output, task, kwargs)
+    options = _options(kwargs)
+    return _scraped(csv_records(source), output, task, options)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from google import genai
+
 from enrichkit.errors import UserError
 from enrichkit.providers.base import Provider
 from enrichkit.providers.gemini import DEFAULT_MODEL, KEY_VARIABLES, GeminiProvider, api_key_from_env, make_client
@@ -48,3 +50,20 @@ def choose_provider(
 
         return Choice(openai_provider(model=model, base_url=base_url), why)
     raise UserError(f"unknown provider {name!r} (choose from {', '.join(PROVIDERS)})")
+
+
+def resolve_provider(
+    provider: ProviderName | Provider | None = None,
+    *,
+    client: genai.Client | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    model_path: Path | None = None,
+    cache_dir: Path | None = None,
+) -> Choice:
+    """A ready provider as given; Gemini on a given ``client``; else ``choose_provider``'s choice."""
+    if provider is not None and not isinstance(provider, str):
+        return Choice(provider, "given")
+    if client is not None:
+        return Choice(GeminiProvider(client, model or DEFAULT_MODEL), "a client was given")
+    return choose_provider(provider, model=model, base_url=base_url, model_path=model_path, cache_dir=cache_dir)

@@ -1,0 +1,85 @@
+"""The dry run: what a run would send and roughly what it would cost, without calling the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enrichkit.api import choose, load_task, options_of, run_sync
+from enrichkit.cache import RowCache, default_dir
+from enrichkit.options import RunOptions
+from enrichkit.packer import Packer
+from enrichkit.prepare import prepare
+from enrichkit.prompt import ECHO_WORDS, estimate_tokens, expected_output_tokens
+from enrichkit.result import Stats
+from enrichkit.task import Task
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do, found without spending anything."""
+
+    provider: str
+    model: str
+    rows: int
+    cache_hits: int
+    duplicates: int
+    to_send: int
+    packs: list[int]
+    prompt_tokens: int
+    output_tokens: int
+    tokens_counted: bool
+
+    @property
+    def calls(self) -> int:
+        return len(self.packs)
+
+
+async def adry_run(
+    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+) -> Plan:
+    """The cache hits, packs and estimated tokens of a run, without calling the model.
+
+    Prompt tokens are the provider's own count of the first pack (``countTokens`` is free on Gemini)
+    scaled to all packs by length, or a four-characters-a-token estimate when it cannot count.
+    """
+    opts = options_of(options, given)
+    task = load_task(task)
+    primary = choose(opts).provider
+    cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
+    echo = primary.capabilities.echo if opts.echo is None else opts.echo
+    try:
+        stats = Stats()
+        run = prepare(rows, task, primary, cache, echo, stats)
+        packer = Packer(task, stats, id_style=primary.capabilities.id_style, echo=echo)
+        packs = packer.packs(list(run.work.values()), min(opts.pack_size, primary.capabilities.max_pack_size))
+        requests = [packer.pack_request(pack)[1] for pack in packs]
+        estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
+        counted = await primary.count_tokens(requests[0]) if requests else None
+    finally:
+        await primary.aclose()
+        if cache is not None:
+            cache.close()
+    scale = counted / estimated[0] if counted and estimated else 1.0
+    per_row = expected_output_tokens(task) + (ECHO_WORDS * 2 + 4 if echo else 0)
+    return Plan(
+        provider=primary.name,
+        model=primary.model,
+        rows=stats.rows,
+        cache_hits=stats.cache_hits,
+        duplicates=stats.duplicates,
+        to_send=len(run.work),
+        packs=[len(pack) for pack in packs],
+        prompt_tokens=round(sum(estimated) * scale),
+        output_tokens=sum(len(pack) * per_row for pack in packs),
+        tokens_counted=counted is not None,
+    )
+
+
+def dry_run(
+    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+) -> Plan:
+    """What ``enrich`` would send, and roughly how many tokens, without calling the model."""
+    return run_sync(adry_run(rows, task, options, **given))

@@ -1,0 +1,103 @@
+"""``RunOptions``: every option of an enrich run, in one frozen object that checks itself.
+
+The CLI builds it from its flags, ``enrich()`` from its keyword arguments; nothing else repeats the
+list. Options that pick the provider (``provider``, ``client``, ``model``, ``base_url``,
+``model_path``) are resolved once per run by ``resolve_provider``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from enrichkit.audit import check_fraction
+from enrichkit.errors import UserError
+from enrichkit.limiter import RateLimiter
+from enrichkit.providers.base import Provider
+from enrichkit.providers.choose import PROVIDERS, ProviderName
+from enrichkit.scheduler import RetryPolicy
+
+Mode = Literal["live", "flex", "batch", "auto"]
+MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
+MAX_PACK_SIZE = 50
+CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
+POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: which model, how rows are packed and sent, where answers are kept.
+
+    ``provider`` is a provider name or a ready ``Provider``; ``client`` a ready ``google.genai.Client``;
+    ``fallback`` models (names on the same provider) or providers for the rows the main one could not
+    answer. ``pack_size`` rows travel in one call. ``mode``: ``live``, ``flex`` (a cheaper, slower
+    service tier), ``batch`` (one provider batch job, half price, resumable; ``wait=False`` submits and
+    returns) or ``auto``. ``audit``: the share of packed rows re-asked singly to measure agreement;
+    ``adaptive``: shrink packs while their answers come back invalid.
+    """
+
+    provider: ProviderName | Provider | None = None
+    client: Any = None
+    model: str | None = None
+    base_url: str | None = None
+    model_path: Path | None = None
+    fallback: tuple[str | Provider, ...] = ()
+    pack_size: int = 20
+    concurrency: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    limiter: RateLimiter | None = None
+    echo: bool | None = None
+    timeout: float | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    audit: float = 0.0
+    adaptive: bool = False
+    mode: Mode = "live"
+    wait: bool = True
+    realtime_fallback: bool = False
+    poll: float = POLL_SECONDS
+    chunk_rows: int | None = CHUNK_ROWS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pack_size <= MAX_PACK_SIZE:
+            raise UserError(f"pack size must be between 1 and {MAX_PACK_SIZE}, not {self.pack_size}")
+        check_fraction(self.audit)
+        if self.mode not in MODES:
+            raise UserError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if isinstance(self.provider, str) and self.provider not in PROVIDERS:
+            raise UserError(f"unknown provider {self.provider!r} (choose from {', '.join(PROVIDERS)})")
+        for name in ("concurrency", "rpm", "tpm", "chunk_rows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be at least 1, not {value}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UserError(f"timeout must be positive, not {self.timeout}")
+        if self.mode == "batch" and not self.use_cache:
+            raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
+        object.__setattr__(self, "fallback", tuple(self.fallback))
+        for name in ("cache_dir", "model_path"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> RunOptions:
+        """From keyword arguments (``enrich(**options)``); an unknown name is a one-line error.
+        ``batch_size`` is the old name of ``pack_size`` (deprecated)."""
+        given = dict(options)
+        if "batch_size" in given:
+            warnings.warn("batch_size= is now pack_size=", DeprecationWarning, stacklevel=3)
+            given.setdefault("pack_size", given.pop("batch_size"))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UserError(f"unknown option {unknown[0]!r} (options: {', '.join(sorted(known))})")
+        return cls(**given)
+
+    def replace(self, **changes: Any) -> RunOptions:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,208 @@
+"""The pack codec: rows into packs and requests, answers back into checked, cached values.
+
+Live mode, batch mode, the dry run and ``enrichkit jobs`` all pack and check through one ``Packer``,
+so a row is asked and accepted the same way whichever path it travels. The packer also keeps what a
+run has settled: the valid answers (cached at once), the failures, and their counts in ``stats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import InitVar, dataclass, field
+from typing import Any
+
+from enrichkit.cache import Entry, RowCache, canonical
+from enrichkit.prompt import (
+    IdStyle,
+    echo_field,
+    echo_of,
+    estimate_tokens,
+    expected_output_tokens,
+    pack_ids,
+    pack_prompt,
+    pack_schema,
+    single_prompt,
+    system_instruction,
+)
+from enrichkit.providers.base import Reply, Request
+from enrichkit.result import ModelStats, Stats
+from enrichkit.schema import make_validator
+from enrichkit.task import Task
+from enrichkit.validation import AnswerError, check_pack, check_values, parse_answer
+
+PACK_PROMPT_BUDGET = 24_000
+PACK_OUTPUT_BUDGET = 8_000
+
+
+@dataclass(eq=False)
+class Work:
+    """One unique row content to enrich (rows with equal keys share it)."""
+
+    key: str
+    inputs: dict[str, Any]
+    rows: int = 1
+    attempts: int = 0
+    text: InitVar[str | None] = None  # the inputs' canonical JSON, when the caller has it already
+    prompt_tokens: int = field(init=False)
+
+    def __post_init__(self, text: str | None) -> None:
+        self.prompt_tokens = estimate_tokens(text if text is not None else canonical(self.inputs))
+
+
+class Packer:
+    """Packs, requests and answers of one task; ``results`` and ``failures`` hold what has settled."""
+
+    def __init__(
+        self,
+        task: Task,
+        stats: Stats,
+        *,
+        cache: RowCache | None = None,
+        id_style: IdStyle = "enum",
+        echo: bool = False,
+        timeout: float | None = None,
+        on_settled: Callable[[int], None] | None = None,
+    ) -> None:
+        self.task = task
+        self.stats = stats
+        self.cache = cache
+        self.id_style = id_style
+        self.echo = echo_field(task) if echo else None
+        self.timeout = timeout
+        self.on_settled = on_settled
+        self.results: dict[str, Entry] = {}
+        self.failures: dict[str, str] = {}
+        self.packed: dict[str, Work] = {}  # rows answered in a pack of more than one (what the audit samples)
+        self._system = system_instruction(task)
+        self._validator = make_validator(task.schema)
+        self._fields = task.fields
+        self._row_output_tokens = expected_output_tokens(task)
+
+    # -- packs and requests --------------------------------------------------------------------
+
+    def packs(self, work: Sequence[Work], size: int) -> list[list[Work]]:
+        """Greedy packs of up to ``size`` rows, closed early when a token budget would overflow."""
+        packs: list[list[Work]] = []
+        current: list[Work] = []
+        tokens = 0
+        for item in work:
+            over_prompt = tokens + item.prompt_tokens > PACK_PROMPT_BUDGET
+            over_output = (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
+            if current and (len(current) >= size or over_prompt or over_output):
+                packs.append(current)
+                current, tokens = [], 0
+            current.append(item)
+            tokens += item.prompt_tokens
+        if current:
+            packs.append(current)
+        return packs
+
+    def pack_request(self, items: Sequence[Work]) -> tuple[list[str], Request]:
+        """The pack-local ids and the request of a pack of ``items``."""
+        ids = pack_ids(len(items))
+        request = Request(
+            system=self._system,
+            prompt=pack_prompt([(rid, w.inputs) for rid, w in zip(ids, items, strict=True)], self.echo),
+            schema=pack_schema(self.task, ids, self.id_style, self.echo),
+            max_output_tokens=self._max_output_tokens(len(items)),
+            timeout=self.timeout,
+        )
+        return ids, request
+
+    def single_request(self, item: Work) -> Request:
+        """The request of one row on its own (object schema, no id)."""
+        return Request(
+            system=self._system,
+            prompt=single_prompt(item.inputs),
+            schema=self.task.schema,
+            max_output_tokens=self._max_output_tokens(1),
+            timeout=self.timeout,
+        )
+
+    def echoes(self, items: Sequence[Work]) -> list[str] | None:
+        """What each packed answer must echo of its row (None without the echo check)."""
+        return [echo_of(w.inputs.get(self.echo)) for w in items] if self.echo else None
+
+    def _max_output_tokens(self, rows: int) -> int:
+        return max(1024, 4 * rows * self._row_output_tokens)
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def accept_pack(self, reply: Reply, ids: list[str], items: list[Work], model: str) -> dict[Work, str]:
+        """Check a pack's answer from ``model``; cache the valid rows; the others with why they failed."""
+        by_id = dict(zip(ids, items, strict=True))
+        try:
+            payload = parse_answer(reply.text, list)
+        except AnswerError as exc:
+            return dict.fromkeys(items, explain(reply, str(exc)))
+        echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
+        check = check_pack(payload, ids, self._fields, self._validator, echoes)
+        self.stats.invalid_items += len(check.invalid)
+        self.stats.unknown_ids += check.unknown_ids
+        self.stats.crosswired += check.crosswired
+        self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
+        return {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid}
+
+    def accept_single(self, reply: Reply, item: Work, model: str) -> str | None:
+        """Check one row's answer from ``model``; cache it if valid, else say why not."""
+        try:
+            payload = parse_answer(reply.text, dict)
+        except AnswerError as exc:
+            return explain(reply, str(exc))
+        values, problem = self.check_values(payload)
+        if problem is not None:
+            self.stats.invalid_items += 1
+            return explain(reply, problem)
+        self._store({item: values}, reply, model, 1)
+        return None
+
+    def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The output fields of one answer and the first problem with them (None when valid)."""
+        return check_values(item, self._fields, self._validator)
+
+    def _store(self, answers: Mapping[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int) -> None:
+        if not answers:
+            return
+        share_in = reply.usage.prompt_tokens / pack_size
+        share_out = reply.usage.output_tokens / pack_size
+        entries = {w.key: Entry(values, model, share_in, share_out) for w, values in answers.items()}
+        if self.cache is not None:
+            self.cache.put_many(entries)
+        self.results.update(entries)
+        if pack_size > 1:
+            self.packed.update((w.key, w) for w in answers)
+        for w in answers:
+            self.stats.enriched += w.rows
+            self.stats.by_model.setdefault(model, ModelStats()).rows += w.rows
+            self._settled(w.rows)
+
+    def cached_meanwhile(self, items: list[Work]) -> list[Work]:
+        """The rows still to ask: another process on the same cache may have stored some since the run began."""
+        if self.cache is None or not self.cache.written_elsewhere():
+            return items
+        found = self.cache.get_many(w.key for w in items)
+        for w in items:
+            if w.key in found:
+                self.results[w.key] = found[w.key]
+                self.stats.cache_hits += w.rows
+                self._settled(w.rows)
+        return [w for w in items if w.key not in found]
+
+    def fail(self, item: Work, reason: str) -> None:
+        """``item`` gets no answer in this run (it is asked again on the next)."""
+        self.failures[item.key] = reason
+        self.stats.failed += item.rows
+        self._settled(item.rows)
+
+    def _settled(self, rows: int) -> None:
+        if self.on_settled is not None:
+            self.on_settled(rows)
+
+
+def explain(reply: Reply, problem: str) -> str:
+    """Why a reply's rows failed, naming the finish reason when it was not a normal stop."""
+    if reply.finish == "max_tokens":
+        return f"answer cut off at the output token limit (MAX_TOKENS): {problem}"
+    if reply.finish == "blocked":
+        return f"blocked by the provider ({reply.detail or 'safety'})"
+    return problem

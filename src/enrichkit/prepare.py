@@ -1,0 +1,87 @@
+"""Rows in: their ids and input values checked, their cache keys, the cache's hits, the unique work left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from enrichkit.cache import Entry, RowCache, canonical, fingerprint, row_key
+from enrichkit.errors import UserError
+from enrichkit.packer import Work
+from enrichkit.prompt import PROMPT_VERSION
+from enrichkit.providers.base import Provider
+from enrichkit.result import Stats
+from enrichkit.task import Task
+
+
+def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
+    """What every cache key of a run shares: task, prompt format, provider and model settings."""
+    prompt = {"version": PROMPT_VERSION, "echo": echo}
+    return fingerprint({"task": task.fingerprint(), "prompt": prompt, "provider": provider.name, **provider.settings()})
+
+
+def _row_inputs(
+    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], offset: int
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Row ids and the input values of every row; a missing field or a repeated id (``seen``: the
+    ids of earlier chunks) is an error. Rows are numbered from ``offset``."""
+    ids: list[Any] = []
+    inputs: list[dict[str, Any]] = []
+    for n, row in enumerate(rows, offset):
+        if not isinstance(row, Mapping):
+            raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
+        rid = row.get(task.id_field, n) if task.id_field else n
+        if task.id_field:
+            if task.id_field not in row:
+                raise UserError(f"row {n + 1}: id field {task.id_field!r} is missing")
+            if rid in seen:
+                raise UserError(f"rows {seen[rid] + 1} and {n + 1}: duplicate id {rid!r} in field {task.id_field!r}")
+            seen[rid] = n
+        missing = [f for f in task.inputs if f not in row]
+        if missing:
+            raise UserError(f"row {n + 1} (id {rid!r}): input field {missing[0]!r} is missing")
+        ids.append(rid)
+        inputs.append({f: row[f] for f in task.inputs})
+    return ids, inputs
+
+
+@dataclass
+class Prepared:
+    """The rows of a run, their keys, what the cache already holds, and the unique work left."""
+
+    table: list[dict[str, Any]]
+    ids: list[Any]
+    keys: list[str]
+    found: dict[str, Entry]
+    work: dict[str, Work]
+
+
+def prepare(
+    rows: Iterable[Mapping[str, Any]],
+    task: Task,
+    provider: Provider,
+    cache: RowCache | None,
+    echo: bool,
+    stats: Stats,
+    seen: dict[Any, int] | None = None,
+    offset: int = 0,
+) -> Prepared:
+    """Key the rows, look them up in the cache and count hits and duplicates into ``stats``."""
+    table = [dict(row) for row in rows]
+    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
+    run_fp = run_fingerprint(task, provider, echo)
+    texts = [canonical(values) for values in inputs]
+    keys = [row_key(run_fp, text) for text in texts]
+    found = cache.get_many(set(keys)) if cache is not None else {}
+    stats.rows += len(table)
+    work: dict[str, Work] = {}
+    for key, values, text in zip(keys, inputs, texts, strict=True):
+        if key in found:
+            stats.cache_hits += 1
+        elif key in work:
+            work[key].rows += 1
+            stats.duplicates += 1
+        else:
+            work[key] = Work(key, values, text=text)
+    return Prepared(table, ids, keys, found, work)
