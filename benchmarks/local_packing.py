@@ -35,7 +35,7 @@ from typing import Any
 
 from enrichkit import Task, aenrich
 from enrichkit.audit import similarity
-from enrichkit.models import embedded_model_path
+from enrichkit.local_models import embedded_model_path
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.local import CAPABILITIES, LocalProvider
 from enrichkit.validation import AnswerError, parse_answer

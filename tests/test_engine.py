@@ -317,7 +317,7 @@ def test_changing_the_task_or_model_misses_the_cache(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
     run(topic_rows(5), task, client, cache_dir)
-    other = Task(instruction=task.instruction + " Be brief.", inputs=task.inputs, output=task.output)
+    other = Task(instruction=task.instruction + " Be brief.", inputs=task.inputs, output=task.schema)
     assert run(topic_rows(5), other, client, cache_dir).stats.cache_hits == 0
     assert run(topic_rows(5), task, client, cache_dir, model="gemini-other").stats.cache_hits == 0
     assert run(topic_rows(5), task, client, cache_dir).stats.cache_hits == 5

@@ -12,7 +12,7 @@ import pytest
 
 from enrichkit import Task, UserError, aenrich
 from enrichkit.errors import FatalProviderError, PromptTooLong, TransientError
-from enrichkit.models import smollm2_path
+from enrichkit.local_models import smollm2_path
 from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.providers.base import Request
 from enrichkit.providers.local import CAPABILITIES, WORD_CHARS, LocalProvider, grammar_schema, to_reply

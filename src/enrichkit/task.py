@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -59,21 +59,27 @@ class Task:
     """An enrichment task.
 
     ``output`` is a JSON Schema object (``{"type": "object", "properties": {...}}``) or a pydantic
-    model class. Properties without an explicit ``required`` list are all required.
+    model class; ``schema`` is it as a plain JSON Schema dict (a model's is generated, with its
+    ``$ref``s inlined), ``model`` the pydantic class if one was given. Properties without an explicit
+    ``required`` list are all required.
     """
 
     instruction: str
     inputs: Sequence[str]
-    output: Mapping[str, Any] | type[BaseModel]
+    output: InitVar[Mapping[str, Any] | type[BaseModel]]
     id_field: str | None = None
     name: str = "task"
     source: str = field(default="<task>", compare=False)
+    schema: dict[str, Any] = field(init=False)
+    model: type[BaseModel] | None = field(init=False, compare=False)
 
-    def __post_init__(self) -> None:
-        schema = _schema_of(self.output)
+    def __post_init__(self, output: Mapping[str, Any] | type[BaseModel]) -> None:
+        schema = _schema_of(output)
         schema.setdefault("required", list(schema.get("properties", {})))
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "output", schema)
+        object.__setattr__(self, "schema", schema)
+        is_model = isinstance(output, type) and issubclass(output, BaseModel)
+        object.__setattr__(self, "model", output if is_model else None)
         doc: dict[str, Any] = {"instruction": self.instruction, "inputs": list(self.inputs), "output": schema}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
@@ -102,12 +108,6 @@ class Task:
             name=doc.get("name", p.stem),
             source=str(p),
         )
-
-    @property
-    def schema(self) -> dict[str, Any]:
-        """The output JSON Schema (normalised: ``required`` always present)."""
-        assert isinstance(self.output, dict)
-        return self.output
 
     @property
     def fields(self) -> list[str]:

