@@ -34,6 +34,7 @@ from enrichkit.files import iter_rows
 from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.runner import write_chunks
+from enrichkit.testing import FunctionProvider, ids_of, records_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = Task.from_file(ROOT / "schemas" / "roadmap-topic.json")
@@ -119,38 +120,18 @@ def live(
     }
 
 
-class InstantProvider:
-    """A provider that answers at once, in process: what is left is enrichkit's own overhead."""
+def instant(request: Request) -> Reply:
+    """Answer at once, in process: what is left is enrichkit's own overhead."""
+    values = {"tldr": "A short summary of this topic.", "challenge": "practice"}
+    if not ids_of(request):
+        return Reply(json.dumps(values), usage=Usage(len(request.prompt) // 4, 12))
+    items = [{"id": r["id"], "echo": " ".join(r["description"].split()[:3]), **values} for r in records_of(request)]
+    return Reply(json.dumps(items), usage=Usage(len(request.prompt) // 4, 12 * len(items)))
 
-    name = "instant"
-    model = "instant"
+
+def instant_provider() -> FunctionProvider:
     capabilities = Capabilities(concurrency=8, timeout=None)
-
-    def settings(self) -> dict[str, Any]:
-        return {"model": self.model}
-
-    async def generate(self, request: Request) -> Reply:
-        records = json.loads(request.prompt[request.prompt.index("\n\n") + 2 :])
-        values = {"tldr": "A short summary of this topic.", "challenge": "practice"}
-        if isinstance(records, dict):
-            return Reply(json.dumps(values), usage=Usage(len(request.prompt) // 4, 12))
-        items = [{"id": r["id"], "echo": " ".join(r["description"].split()[:3]), **values} for r in records]
-        return Reply(json.dumps(items), usage=Usage(len(request.prompt) // 4, 12 * len(items)))
-
-    async def count_tokens(self, request: Request) -> int | None:
-        return None
-
-    def with_model(self, model: str) -> InstantProvider:
-        return self
-
-    def on_tier(self, tier: str) -> InstantProvider:
-        return self
-
-    def batches(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
+    return FunctionProvider(instant, name="instant", model="instant", capabilities=capabilities, record=False)
 
 
 def child(kind: str, n: int, folder: str) -> None:
@@ -162,14 +143,14 @@ def child(kind: str, n: int, folder: str) -> None:
     cache = Path(folder) / "cache"
     started = time.perf_counter()
     if kind.startswith("memory"):
-        stats = asyncio.run(aenrich(synthetic_rows(n), TASK, provider=InstantProvider(), cache_dir=cache)).stats
+        stats = asyncio.run(aenrich(synthetic_rows(n), TASK, provider=instant_provider(), cache_dir=cache)).stats
     else:
         source = Path(folder) / "rows.jsonl"
         if not source.exists():
             with source.open("w", encoding="utf-8") as out:
                 out.writelines(json.dumps(row) + "\n" for row in iter_synthetic_rows(n))
         started = time.perf_counter()
-        chunks = aenrich_chunks(iter_rows(source), TASK, provider=InstantProvider(), cache_dir=cache)
+        chunks = aenrich_chunks(iter_rows(source), TASK, provider=instant_provider(), cache_dir=cache)
         stats = asyncio.run(write_chunks(chunks, TASK, Path(folder) / "out.csv", None))
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
