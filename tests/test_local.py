@@ -128,7 +128,7 @@ def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
     path = tmp_path / "m.gguf"
     path.write_bytes(b"weights")
     caps = LocalProvider(path).capabilities
-    assert (caps.id_style, caps.concurrency, caps.timeout, caps.echo) == ("prefix", 1, None, False)
+    assert (caps.id_style, caps.concurrency, caps.timeout) == ("prefix", 1, None)
     assert caps.max_pack_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
 
 

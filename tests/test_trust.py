@@ -21,6 +21,9 @@ def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir:
     return enrich(rows, task, client=client, cache_dir=cache_dir, retry=FAST_RETRY, **kw)
 
 
+LEVEL = {"challenge": {"type": "string", "enum": ["practice", "expert"]}}
+
+
 def mentions_own_topic(row: dict[str, Any]) -> bool:
     """The stub writes tldrs from the row's own words ("About <category> <topic> ...")."""
     return row["topic"] in row["tldr"]
@@ -37,6 +40,28 @@ def test_swapped_answers_are_caught_by_the_echo_and_asked_again(
     assert result.stats.calls == 2  # the pack of 20, then r3 and r7 again together
     echo_field = stub.generate_calls[0].schema["items"]["properties"]["echo"]
     assert "description" in echo_field["description"]
+
+
+def test_a_default_run_catches_swapped_answers_at_no_token_cost(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(swap_answers("r3", "r7"))
+    result = run(topic_rows(20), task, client, cache_dir)
+    assert result.stats.crosswired == 2
+    assert result.failures == []
+    assert all(mentions_own_topic(row) for row in result.rows)
+    assert result.stats.calls == 2
+    assert "echo" not in stub.generate_calls[0].schema["items"]["properties"]  # the check costs no output tokens
+
+
+def test_a_task_without_free_text_gets_the_echo_by_default(
+    stub: GeminiStub, client: genai.Client, cache_dir: Path
+) -> None:
+    labels = Task("Rate each topic.", ["topic", "description"], {"type": "object", "properties": LEVEL})
+    stub.script(swap_answers("r3", "r7"))
+    result = run(topic_rows(20), labels, client, cache_dir)
+    assert "echo" in stub.generate_calls[0].schema["items"]["properties"]
+    assert result.stats.crosswired == 2 and result.failures == []
 
 
 def test_without_the_echo_a_swap_goes_unnoticed(

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.cache import RowCache, default_dir
+from enrichkit.crosswire import text_fields
 from enrichkit.errors import UserError
 from enrichkit.ladder import Ladder
 from enrichkit.limiter import RateLimiter
@@ -58,6 +59,16 @@ def fallback_provider(primary: Provider, choice: str | Provider) -> Provider:
     return primary.with_model(choice) if isinstance(choice, str) else choice
 
 
+def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[bool, bool]:
+    """Whether packed answers echo their row, and whether their free text is checked against their row
+    (``enrichkit.crosswire``, free). By default the free check where the task has free text, else the
+    echo; ``echo=True`` adds the echo, ``echo=False`` turns both off. Single rows need neither."""
+    text = bool(text_fields(task.schema))
+    if echo is None:
+        return pack_size > 1 and not text, text
+    return echo, echo and text
+
+
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
     """The provider's default, raised under a high request limit so that the limit, not latency, binds:
     at ``rpm`` requests a minute and up to ~6 s a call, about ``rpm / 10`` calls are in flight."""
@@ -100,10 +111,10 @@ async def aenrich_chunks(
     primary = choose(opts).provider
     tiers = [primary, *(fallback_provider(primary, choice) for choice in opts.fallback)]
     cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
-    echo = primary.capabilities.echo if opts.echo is None else opts.echo
     stats = Stats()
     limiter = opts.limiter or RateLimiter(opts.rpm, opts.tpm)
     size = min(opts.pack_size, primary.capabilities.max_pack_size)
+    echo, affinity = crosswire_checks(task, opts.echo, size)
     sizer = PackSizer(size) if opts.adaptive else None
     stats.pack_size = sizer.sizes if sizer else None
     concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
@@ -133,6 +144,7 @@ async def aenrich_chunks(
                 cache=cache,
                 id_style=primary.capabilities.id_style,
                 echo=echo,
+                affinity=affinity,
                 timeout=opts.timeout or tiers[0].capabilities.timeout,
                 on_settled=settled,
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enrichkit.api import choose, load_task, options_of, run_sync
+from enrichkit.api import choose, crosswire_checks, load_task, options_of, run_sync
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.options import RunOptions
 from enrichkit.packer import Packer
@@ -49,12 +49,13 @@ async def adry_run(
     task = load_task(task)
     primary = choose(opts).provider
     cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
-    echo = primary.capabilities.echo if opts.echo is None else opts.echo
+    size = min(opts.pack_size, primary.capabilities.max_pack_size)
+    echo = crosswire_checks(task, opts.echo, size)[0]
     try:
         stats = Stats()
         run = prepare(rows, task, primary, cache, echo, stats)
         packer = Packer(task, stats, id_style=primary.capabilities.id_style, echo=echo)
-        packs = packer.packs(list(run.work.values()), min(opts.pack_size, primary.capabilities.max_pack_size))
+        packs = packer.packs(list(run.work.values()), size)
         requests = [packer.pack_request(pack)[1] for pack in packs]
         estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
         counted = await primary.count_tokens(requests[0]) if requests else None

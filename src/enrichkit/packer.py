@@ -12,6 +12,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from enrichkit.cache import Entry, RowCache, canonical
+from enrichkit.crosswire import suspects, text_fields
 from enrichkit.prompt import (
     IdStyle,
     echo_field,
@@ -60,6 +61,7 @@ class Packer:
         cache: RowCache | None = None,
         id_style: IdStyle = "enum",
         echo: bool = False,
+        affinity: bool = False,
         timeout: float | None = None,
         on_settled: Callable[[int], None] | None = None,
     ) -> None:
@@ -68,6 +70,7 @@ class Packer:
         self.cache = cache
         self.id_style = id_style
         self.echo = echo_field(task) if echo else None
+        self.affinity = text_fields(task.schema) if affinity else []
         self.timeout = timeout
         self.on_settled = on_settled
         self.results: dict[str, Entry] = {}
@@ -137,6 +140,11 @@ class Packer:
             return dict.fromkeys(items, explain(reply, str(exc)))
         echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
         check = check_pack(payload, ids, self._fields, self._validator, echoes)
+        inputs = {rid: w.inputs for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
+        for rid in suspects({r: v for r, v in check.valid.items() if r in inputs}, inputs, self.affinity):
+            del check.valid[rid]
+            check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
+            check.crosswired += 1
         self.stats.invalid_items += len(check.invalid)
         self.stats.unknown_ids += check.unknown_ids
         self.stats.crosswired += check.crosswired

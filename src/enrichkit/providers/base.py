@@ -47,11 +47,9 @@ class Reply:
 @dataclass(frozen=True)
 class Capabilities:
     """What the engine may assume: how ids are pinned, how big a pack, how many calls at once, the
-    default call deadline, which service tiers the provider can send on, and whether packed answers
-    echo their row by default."""
+    default call deadline, and which service tiers the provider can send on."""
 
     id_style: IdStyle = "enum"
-    echo: bool = False
     max_pack_size: int = 50
     concurrency: int = 8
     timeout: float | None = 120.0
