@@ -265,6 +265,16 @@ def test_batch_calls_map_errors_the_same_way(stub: GeminiStub, gemini: GeminiPro
         asyncio.run(batches.submit([("k1", REQUEST)], "refused"))
 
 
+def test_a_failed_batch_request_says_why_without_the_key(stub: GeminiStub, gemini: GeminiProvider) -> None:
+    stub.script(google_error(403, "PERMISSION_DENIED", f"Consumer 'api_key:{GOOGLE_KEY}' has been suspended.\nmore"))
+    batches = gemini.batches()
+    name = asyncio.run(batches.submit([("k1", REQUEST)], "suspended"))
+    stub.advance(name)
+    assert asyncio.run(batches.results(name)) == {
+        "k1": "batch request failed: Consumer 'api_key:[redacted]' has been suspended."
+    }
+
+
 def test_a_batch_file_line_is_the_live_request_body(
     stub: GeminiStub, gemini: GeminiProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ import pydantic
 from google.genai import types
 
 from enrichkit.providers.base import JobState, JobStatus, Reply, Request
+from enrichkit.providers.classify import first_line
 from enrichkit.providers.gemini import GeminiProvider, mapped_errors, rest_request, to_reply
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
@@ -80,7 +81,7 @@ class GeminiBatches:
                 if key is None:
                     continue
                 if item.error is not None or item.response is None:
-                    out[key] = f"batch request failed: {item.error.message if item.error else 'no response'}"
+                    out[key] = _failed(item.error.message if item.error else None)
                 else:
                     out[key] = to_reply(item.response)
         elif dest is not None and dest.file_name:
@@ -132,9 +133,14 @@ def _result_line(line: str) -> tuple[str | None, Reply | str]:
             return None, ""
         if "response" in doc:
             return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
-        return key, f"batch request failed: {doc.get('error', {}).get('message', 'no response')}"
+        return key, _failed(doc.get("error", {}).get("message"))
     except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
         return None, ""
+
+
+def _failed(message: str | None) -> str:
+    """Why one request of a job failed, in the service's own (redacted) words."""
+    return f"batch request failed: {first_line(message or '') or 'no response'}"
 
 
 async def _guard(call: Awaitable[Any], model: str) -> Any:
