@@ -2,7 +2,7 @@
 
 By default every request is answered with valid JSON for its ``response_format`` json_schema (a
 pack's ``{"items": [...]}`` with one item per record in the prompt, or one object for a single
-row); ``script`` and ``rule`` inject errors and cut-off answers.
+row); ``script`` and ``rule`` inject errors, hangs and cut-off answers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,9 +51,12 @@ class Received:
 
 @dataclass
 class Answer:
+    """A JSON body (or raw text) with a status, sent after ``delay`` seconds."""
+
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 Fault = Callable[[Received], Answer]
@@ -105,9 +109,29 @@ def completion(content: str, finish: str = "stop") -> dict[str, Any]:
     }
 
 
-def error(status: int, message: str = "stub error", headers: dict[str, str] | None = None) -> Fault:
-    body = {"error": {"message": message, "type": "stub_error", "param": None, "code": None}}
+def error(
+    status: int,
+    message: str = "stub error",
+    headers: dict[str, str] | None = None,
+    *,
+    code: str | None = None,
+    type: str = "stub_error",
+    **fields: Any,
+) -> Fault:
+    """An error answer ``{"error": {"message", "type", "param", "code", **fields}}``, as OpenAI (and Groq,
+    e.g. ``code="json_validate_failed", failed_generation=""``) send them."""
+    body = {"error": {"message": message, "type": type, "param": None, "code": code, **fields}}
     return lambda call: Answer(status, body, headers or {})
+
+
+def raw(status: int, text: str) -> Fault:
+    """``text`` as the body, not JSON-encoded (an HTML error page, a broken answer)."""
+    return lambda call: Answer(status, text)
+
+
+def hang(seconds: float) -> Fault:
+    """Answer normally, but only after ``seconds`` (a hung server, for timeouts)."""
+    return lambda call: Answer(body=completion(json.dumps(answer_of(call))), delay=seconds)
 
 
 def cut_off() -> Fault:
@@ -182,7 +206,9 @@ def _handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             self._send(stub.handle(Received(json.loads(raw), {k.lower(): v for k, v in self.headers.items()})))
 
         def _send(self, answer: Answer) -> None:
-            data = json.dumps(answer.body).encode()
+            if answer.delay:
+                time.sleep(answer.delay)
+            data = (answer.body if isinstance(answer.body, str) else json.dumps(answer.body)).encode()
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

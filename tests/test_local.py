@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from enrichkit import Task, UserError, aenrich
-from enrichkit.errors import FatalProviderError, PromptTooLong, TransientError
+from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
 from enrichkit.local_models import smollm2_path
 from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.providers.base import Request
-from enrichkit.providers.local import CAPABILITIES, WORD_CHARS, LocalProvider, grammar_schema, to_reply
+from enrichkit.providers.chat import to_reply
+from enrichkit.providers.local import CAPABILITIES, WORD_CHARS, LocalProvider, grammar_schema
 from helpers import topic_rows
 
 SMOLLM2 = smollm2_path()
@@ -174,7 +175,7 @@ def test_replies_map_finish_and_usage() -> None:
     [
         ({"code": 400, "type": "exceed_context_size_error", "message": "request (431 tokens) exceeds"}, PromptTooLong),
         ({"code": 500, "type": "server_error", "message": "boom"}, TransientError),
-        ({"code": 400, "type": "invalid_request_error", "message": "bad"}, FatalProviderError),
+        ({"code": 400, "type": "invalid_request_error", "message": "bad"}, RequestRejected),
     ],
 )
 def test_error_answers_are_raised_by_kind(error: dict[str, Any], kind: type[Exception]) -> None:

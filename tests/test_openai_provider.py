@@ -157,9 +157,9 @@ def test_finish_reason_length_is_reported_as_max_tokens(run: Run, server: OpenAI
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (401, "refused the API key \\(401\\)"),
-        (403, "refused the API key \\(403\\)"),
-        (404, "unknown model 'stub-model'"),
+        (401, "refused the API key \\(401 stub_error: Incorrect API key provided: \\[redacted\\]\\)"),
+        (403, "refused the API key \\(403 stub_error: Incorrect API key provided: \\[redacted\\]\\)"),
+        (404, "does not know model 'stub-model'"),
     ],
 )
 def test_a_refused_key_or_unknown_model_stops_the_run_after_one_call(

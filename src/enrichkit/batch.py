@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit.cache import fingerprint
-from enrichkit.errors import FatalProviderError, RateLimited, TransientError, UserError
+from enrichkit.errors import FatalProviderError, RateLimited, RequestRejected, TransientError, UserError
 from enrichkit.ladder import Ladder, Rung
 from enrichkit.live import LiveRun
 from enrichkit.options import POLL_SECONDS
@@ -213,7 +213,7 @@ class BatchRun:
         self.store.save(manifest)
         try:
             manifest.name = await backend.submit(requests, manifest.display_name)
-        except FatalProviderError:  # refused for sure: no job exists (after a timeout one might)
+        except (FatalProviderError, RequestRejected):  # refused for sure: no job exists (after a timeout one might)
             self.store.drop(manifest)
             raise
         self.store.save(manifest)

@@ -14,14 +14,14 @@ from typing import Any
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.audit import Audit, agreement, merged, sample
-from enrichkit.errors import PromptTooLong, ProviderError, TransientError
+from enrichkit.errors import PromptTooLong, ProviderError, RequestRejected, TransientError
 from enrichkit.ladder import Ladder, Rung
 from enrichkit.packer import Packer, Work
 from enrichkit.providers.base import Provider
 from enrichkit.scheduler import Scheduler
 from enrichkit.validation import AnswerError, parse_answer
 
-PackFailure = (TransientError, PromptTooLong)
+PackFailure = (TransientError, PromptTooLong, RequestRejected)
 """Errors that fail the rows of one call (they go down the ladder), not the run."""
 
 

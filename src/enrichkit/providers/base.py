@@ -26,7 +26,8 @@ class Request:
     schema: dict[str, Any]
     max_output_tokens: int
     timeout: float | None = None
-    """Seconds the call may take (None: no deadline); the SDK's own timeout is set from it."""
+    """Seconds the call may take; the SDK's timeout is set from it (None: the client's own, which the
+    clients enrichkit makes leave unset)."""
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -14,15 +16,10 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
-from enrichkit.errors import (
-    FatalProviderError,
-    PromptTooLong,
-    RateLimited,
-    TransientError,
-    Unreachable,
-    UserError,
-)
+from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
+from enrichkit.providers.classify import by_status, first_line, malformed, transport
+from enrichkit.redact import redact_exception
 from enrichkit.schema import restrict
 
 if TYPE_CHECKING:
@@ -62,6 +59,24 @@ SUPPORTED_KEYWORDS = frozenset(
 
 _BLOCKED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY", "MODEL_ARMOR"}
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_LONG_QUOTA = re.compile(r"Per(?:Day|Month)", re.I)
+_KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+# GenerateContentConfig fields that are request fields beside generationConfig, or never sent at all
+_REQUEST_FIELDS = frozenset(
+    ["system_instruction", "safety_settings", "tools", "tool_config", "cached_content", "service_tier", "store"]
+)
+_CLIENT_FIELDS = frozenset(
+    ["http_options", "should_return_http_response", "automatic_function_calling", "automatic_continuation"]
+)
+MAPPED = (
+    errors.APIError,
+    httpx2.HTTPError,
+    httpx2.InvalidURL,
+    TimeoutError,
+    json.JSONDecodeError,
+    pydantic.ValidationError,
+)
+"""What the SDK raises for a failed call; ``mapped_errors`` turns these into enrichkit's kinds."""
 
 
 def api_key_from_env() -> str | None:
@@ -80,6 +95,8 @@ def make_client(api_key: str | None = None, base_url: str | None = None) -> gena
     key = api_key or api_key_from_env()
     if not key:
         raise UserError("no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise UserError(f"the base URL {base_url!r} needs http:// or https://")
     options = types.HttpOptions(api_version="v1beta", base_url=base_url)
     if importlib.util.find_spec("aiohttp") is not None:
         # With aiohttp importable the SDK silently switches its async transport, which changes
@@ -99,13 +116,22 @@ def _thinking(model: str) -> types.ThinkingConfig | None:
     return None
 
 
-def _retry_after(exc: errors.APIError) -> float | None:
-    details = exc.details.get("error", {}).get("details", []) if isinstance(exc.details, dict) else []
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
-            match = _DELAY.match(str(detail.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
+def _details(exc: errors.APIError) -> list[dict[str, Any]]:
+    """The ``error.details`` of an error answer (RetryInfo, QuotaFailure, ErrorInfo, ...)."""
+    error = exc.details.get("error") if isinstance(exc.details, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _of_type(details: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [d for d in details if str(d.get("@type", "")).endswith(f".{name}")]
+
+
+def _retry_after(exc: errors.APIError, details: list[dict[str, Any]]) -> float | None:
+    """The server's RetryInfo delay, else its ``retry-after`` header."""
+    for info in _of_type(details, "RetryInfo"):
+        if match := _DELAY.match(str(info.get("retryDelay", ""))):
+            return float(match.group(1))
     header = exc.response.headers.get("retry-after") if exc.response is not None else None
     try:
         return float(header) if header else None
@@ -113,25 +139,60 @@ def _retry_after(exc: errors.APIError) -> float | None:
         return None
 
 
-def _describe(exc: errors.APIError) -> str:
-    message = (exc.message or "").strip().splitlines()[0][:200] if exc.message else ""
-    return f"{exc.code} {exc.status or ''}".strip() + (f": {message}" if message else "")
+def _exhausted(details: list[dict[str, Any]]) -> str:
+    """The id of a per-day or per-month quota a QuotaFailure names (waiting minutes cannot help)."""
+    for failure in _of_type(details, "QuotaFailure"):
+        for violation in failure.get("violations") or []:
+            quota = str(violation.get("quotaId", "")) if isinstance(violation, dict) else ""
+            if _LONG_QUOTA.search(quota):
+                return quota
+    return ""
 
 
-def _classify(exc: errors.APIError, model: str) -> Exception:
-    text = _describe(exc)
-    lowered = text.lower()
-    if exc.code == 429:
-        return RateLimited(f"rate limited ({text})", _retry_after(exc))
-    if exc.code in (401, 403) or "api key" in lowered or "api_key" in lowered:
-        return FatalProviderError(f"Gemini refused the API key ({text})")
-    if exc.code == 404:
-        return FatalProviderError(f"Gemini does not know model {model!r} ({text})")
-    if exc.code == 400 and "token" in lowered and any(w in lowered for w in ("exceed", "too long", "maximum")):
-        return PromptTooLong(f"prompt too long ({text})")
-    if exc.code in (408, 409) or exc.code >= 500 or exc.code < 400:
-        return TransientError(f"Gemini error {text}")
-    return FatalProviderError(f"Gemini rejected the request ({text})")
+def _bad_key(exc: errors.APIError, details: list[dict[str, Any]]) -> bool:
+    """A 400 about the key: ErrorInfo ``API_KEY_INVALID`` (and the message Google sends with it,
+    for answers without details)."""
+    if any(str(info.get("reason", "")) in _KEY_REASONS for info in _of_type(details, "ErrorInfo")):
+        return True
+    return (exc.message or "").startswith("API key not valid")
+
+
+def _url(exc: BaseException) -> str:
+    try:
+        return str(exc.request.url) if isinstance(exc, httpx2.RequestError) else ""
+    except RuntimeError:  # an error raised before its request was made
+        return ""
+
+
+def map_error(exc: BaseException, model: str) -> ProviderError:
+    """enrichkit's kind of error for what a google-genai call raised (the rules: ``classify.by_status``)."""
+    if isinstance(exc, errors.APIError):
+        details = _details(exc)
+        message = exc.message or ""
+        if exc.code == 404 and "batches/" in message:
+            return FatalProviderError(f"Gemini has no such batch job ({exc.code}: {first_line(message)})")
+        return by_status(
+            exc.code,
+            message,
+            provider="Gemini",
+            model=model,
+            code=exc.status or "",
+            retry_after=_retry_after(exc, details),
+            exhausted=_exhausted(details) if exc.code == 429 else "",
+            bad_key=exc.code == 400 and _bad_key(exc, details),
+        )
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+        return malformed(exc, "Gemini")
+    return transport(exc, "Gemini", _url(exc))
+
+
+@contextlib.contextmanager
+def mapped_errors(model: str) -> Iterator[None]:
+    """Raise what the SDK raises inside as ``map_error`` says, from the original (its texts redacted)."""
+    try:
+        yield
+    except MAPPED as exc:
+        raise map_error(exc, model) from redact_exception(exc)
 
 
 class GeminiProvider:
@@ -190,11 +251,10 @@ class GeminiProvider:
         ``response_json_schema`` (not ``response_schema``): it goes on the wire verbatim as standard
         JSON Schema, the dialect enrichkit validates with, and it supports ``prefixItems``; the
         OpenAPI-style ``response_schema`` is converted lossily by the SDK (``const`` becomes ``enum``,
-        unknown keywords raise client-side).
+        unknown keywords raise client-side). The SDK's timeout is the request's deadline.
         """
-        timeout = self.capabilities.timeout
         return types.GenerateContentConfig(
-            system_instruction=request.system,
+            system_instruction=types.Content(parts=[types.Part(text=request.system)]),
             temperature=self.temperature,
             response_mime_type="application/json",
             response_json_schema=restrict(request.schema, SUPPORTED_KEYWORDS),
@@ -202,39 +262,27 @@ class GeminiProvider:
             thinking_config=self._thinking,
             automatic_continuation=False,
             service_tier=types.ServiceTier(self.service_tier) if self.service_tier else None,
-            http_options=types.HttpOptions(timeout=int(timeout * 1000)) if timeout else None,
+            http_options=types.HttpOptions(timeout=round(request.timeout * 1000)) if request.timeout else None,
         )
 
     async def generate(self, request: Request) -> Reply:
-        try:
+        with mapped_errors(self.model):
             response = await self.client.aio.models.generate_content(
                 model=self.model, contents=request.prompt, config=self.config(request)
             )
-        except errors.APIError as exc:
-            raise _classify(exc, self.model) from None
-        except httpx2.ConnectError as exc:
-            raise Unreachable(f"cannot connect to Gemini: {exc}") from None
-        except httpx2.TimeoutException:
-            raise TransientError("Gemini did not answer in time") from None
-        except httpx2.TransportError as exc:
-            raise TransientError(f"connection to Gemini failed: {type(exc).__name__}") from None
-        except (json.JSONDecodeError, pydantic.ValidationError):
-            raise TransientError("Gemini sent a malformed response") from None
         return to_reply(response)
 
     async def count_tokens(self, request: Request) -> int | None:
         """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
         there). A refused key or unknown model raises ``FatalProviderError``; anything else gives None."""
         try:
-            counted = await self.client.aio.models.count_tokens(
-                model=self.model, contents=[request.system, request.prompt]
-            )
-        except errors.APIError as exc:
-            problem = _classify(exc, self.model)
-            if isinstance(problem, FatalProviderError):
-                raise problem from None
-            return None
-        except httpx2.HTTPError:
+            with mapped_errors(self.model):
+                counted = await self.client.aio.models.count_tokens(
+                    model=self.model, contents=[request.system, request.prompt]
+                )
+        except FatalProviderError:
+            raise
+        except ProviderError:
             return None
         return counted.total_tokens
 
@@ -242,6 +290,19 @@ class GeminiProvider:
         """Close the client if this provider made it (a caller's client stays open)."""
         if self.owns_client:
             await self.client.aio.aclose()
+
+
+def rest_request(prompt: str, config: types.GenerateContentConfig) -> dict[str, Any]:
+    """The REST body of a generateContent call with ``config`` (a batch file's line), as the SDK sends it:
+    top-level names in camelCase, nested objects as their plain dump, client-side options left out."""
+    fields = types.GenerateContentConfig.model_fields
+    body: dict[str, Any] = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
+    generation: dict[str, Any] = {}
+    for name, value in config.model_dump(mode="json", exclude_none=True).items():
+        if name not in _CLIENT_FIELDS:
+            (body if name in _REQUEST_FIELDS else generation)[fields[name].alias or name] = value
+    body["generationConfig"] = generation
+    return body
 
 
 def to_reply(response: types.GenerateContentResponse) -> Reply:

@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pydantic
-from google.genai import errors, types
+from google.genai import types
 
-from enrichkit.errors import FatalProviderError, TransientError, Unreachable
 from enrichkit.providers.base import JobState, JobStatus, Reply, Request
-from enrichkit.providers.gemini import GeminiProvider, _classify, _describe, to_reply
+from enrichkit.providers.classify import first_line
+from enrichkit.providers.gemini import GeminiProvider, mapped_errors, rest_request, to_reply
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
 _STATES: dict[str, JobState] = {
@@ -82,7 +81,7 @@ class GeminiBatches:
                 if key is None:
                     continue
                 if item.error is not None or item.response is None:
-                    out[key] = f"batch request failed: {item.error.message if item.error else 'no response'}"
+                    out[key] = _failed(item.error.message if item.error else None)
                 else:
                     out[key] = to_reply(item.response)
         elif dest is not None and dest.file_name:
@@ -108,23 +107,8 @@ class GeminiBatches:
         )
 
     def _line(self, key: str, request: Request) -> str:
-        """One JSONL input line: the REST body of a generateContent request."""
-        config = self._config(request)
-        generation = {
-            "temperature": config.temperature,
-            "responseMimeType": config.response_mime_type,
-            "responseJsonSchema": config.response_json_schema,
-            "maxOutputTokens": config.max_output_tokens,
-        }
-        if config.thinking_config is not None:
-            generation["thinkingConfig"] = config.thinking_config.model_dump(
-                mode="json", by_alias=True, exclude_none=True
-            )
-        body = {
-            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
-            "systemInstruction": {"parts": [{"text": request.system}]},
-            "generationConfig": generation,
-        }
+        """One JSONL input line: the REST body of the live call's request."""
+        body = rest_request(request.prompt, self._config(request))
         return json.dumps({"key": key, "request": body}, ensure_ascii=False)
 
     async def _upload(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
@@ -149,22 +133,17 @@ def _result_line(line: str) -> tuple[str | None, Reply | str]:
             return None, ""
         if "response" in doc:
             return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
-        return key, f"batch request failed: {doc.get('error', {}).get('message', 'no response')}"
+        return key, _failed(doc.get("error", {}).get("message"))
     except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
         return None, ""
 
 
+def _failed(message: str | None) -> str:
+    """Why one request of a job failed, in the service's own (redacted) words."""
+    return f"batch request failed: {first_line(message or '') or 'no response'}"
+
+
 async def _guard(call: Awaitable[Any], model: str) -> Any:
     """Await an SDK call, mapping its errors to enrichkit's provider errors."""
-    try:
+    with mapped_errors(model):
         return await call
-    except errors.APIError as exc:
-        if exc.code == 404 and "batches/" in (exc.message or ""):
-            raise FatalProviderError(f"Gemini has no such batch job ({_describe(exc)})") from None
-        raise _classify(exc, model) from None
-    except httpx2.ConnectError as exc:
-        raise Unreachable(f"cannot connect to Gemini: {exc}") from None
-    except (TimeoutError, httpx2.TransportError) as exc:
-        raise TransientError(f"connection to Gemini failed: {type(exc).__name__}") from None
-    except pydantic.ValidationError:
-        raise TransientError("Gemini sent a batch job the SDK could not read") from None

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit.cache import default_dir
-from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, TransientError, UserError
+from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.local_models import embedded_model_path, file_sha256
-from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
+from enrichkit.providers.base import Capabilities, Reply, Request
+from enrichkit.providers.chat import to_reply
 from enrichkit.schema import restrict
 
 # One call at a time (llama.cpp runs one slot on the CPU) and no timeout (a 20-row pack takes over a
@@ -58,8 +59,6 @@ SUPPORTED_KEYWORDS = frozenset(
 # small model from rambling to the token limit; the word count itself is checked afterwards.
 WORD_CHARS = 16
 
-_FINISH: dict[str, Finish] = {"stop": "stop", "length": "max_tokens"}
-
 
 def _for_grammar(node: Any) -> Any:
     if isinstance(node, list):
@@ -89,34 +88,6 @@ def _runtime_version() -> str:
         return importlib.metadata.version("xllamacpp")
     except importlib.metadata.PackageNotFoundError:
         raise UserError(f"local models need xllamacpp: {INSTALL}") from None
-
-
-def _error(error: Mapping[str, Any]) -> ProviderError:
-    message = str(error.get("message", "")).strip().split("\n")[0][:200]
-    code = int(error.get("code", 500))
-    if error.get("type") == "exceed_context_size_error":
-        return PromptTooLong(f"prompt too long for the local model's context ({message})")
-    if code >= 500:
-        return TransientError(f"llama.cpp error {code}: {message}")
-    return FatalProviderError(f"llama.cpp rejected the request ({code}: {message})")
-
-
-def to_reply(response: Mapping[str, Any]) -> Reply:
-    """A provider-neutral reply from an OpenAI-style chat completion; an ``error`` answer is raised."""
-    if isinstance(response.get("error"), Mapping):
-        raise _error(response["error"])
-    usage = response.get("usage") or {}
-    counted = Usage(
-        prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        output_tokens=int(usage.get("completion_tokens", 0)),
-        cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)),
-    )
-    choices = response.get("choices") or []
-    if not choices:
-        return Reply(None, "other", counted, "no choices in the response")
-    reason = str(choices[0].get("finish_reason") or "stop")
-    text = (choices[0].get("message") or {}).get("content")
-    return Reply(text, _FINISH.get(reason, "other"), counted, reason)
 
 
 class LocalProvider:
@@ -209,7 +180,7 @@ class LocalProvider:
             "temperature": self.temperature,
             "seed": SEED,
         }
-        return to_reply(await asyncio.to_thread(self._complete, body))
+        return to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
 
     async def count_tokens(self, request: Request) -> int | None:
         """None: counting would mean loading the model, so the engine's estimate is used."""

@@ -1,8 +1,4 @@
-"""Any OpenAI-compatible chat endpoint (OpenAI, Groq, Ollama, vLLM, llama.cpp server) via the ``openai`` SDK.
-
-Structured outputs want an object at the root, so a pack's array schema travels wrapped as
-``{"items": [...]}`` and the reply is unwrapped before the engine sees it.
-"""
+"""Any OpenAI-compatible chat endpoint (OpenAI, Groq, Ollama, vLLM, llama.cpp server) via the ``openai`` SDK."""
 
 from __future__ import annotations
 
@@ -14,12 +10,17 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from enrichkit.errors import FatalProviderError, PromptTooLong, RateLimited, TransientError, Unreachable, UserError
-from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
+import httpx2
+import pydantic
+
+from enrichkit.errors import ProviderError, UserError
+from enrichkit.providers.base import Capabilities, Reply, Request
+from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
+from enrichkit.providers.classify import malformed, transport
+from enrichkit.redact import redact_exception
 
 KEY_VARIABLE = "OPENAI_API_KEY"
 DEFAULT_MODEL = "gpt-4.1-mini"
-_FINISH: dict[str, Finish] = {"stop": "stop", "length": "max_tokens", "content_filter": "blocked"}
 
 
 def _sdk() -> Any:
@@ -45,48 +46,21 @@ class OpenAIProvider:
         return {"model": self.model, "temperature": self.temperature, "base_url": str(self.client.base_url)}
 
     def _body(self, request: Request) -> dict[str, Any]:
-        wrapped = request.schema.get("type") == "array"
-        schema = {"type": "object", "properties": {"items": request.schema}, "required": ["items"]}
         return {
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": request.max_output_tokens,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema if wrapped else request.schema},
-            },
+            "response_format": response_format(request.schema),
         }
 
     async def generate(self, request: Request) -> Reply:
-        openai = self._openai
+        deadline = {} if request.timeout is None else {"timeout": request.timeout}
         try:
-            response = await self.client.chat.completions.create(**self._body(request))
-        except openai.RateLimitError as exc:
-            raise RateLimited(f"rate limited ({exc.status_code})", _retry_after(exc.response.headers)) from None
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise FatalProviderError(f"the endpoint refused the API key ({exc.status_code})") from None
-        except openai.NotFoundError as exc:
-            raise FatalProviderError(f"unknown model {self.model!r} or endpoint ({exc.status_code})") from None
-        except openai.BadRequestError as exc:
-            if "context" in str(exc.message).lower() or "too long" in str(exc.message).lower():
-                raise PromptTooLong(f"prompt too long ({exc.status_code})") from None
-            raise FatalProviderError(f"the endpoint rejected the request ({exc.status_code})") from None
-        except openai.APITimeoutError:
-            raise TransientError("the endpoint did not answer in time") from None
-        except openai.APIConnectionError as exc:
-            raise Unreachable(f"cannot connect to {self.client.base_url}: {type(exc.__cause__).__name__}") from None
-        except openai.APIStatusError as exc:
-            raise TransientError(f"endpoint error {exc.status_code}") from None
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        counted = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage()
-        if choice is None:
-            return Reply(None, "other", counted, "no choices")
-        text = choice.message.content
-        if request.schema.get("type") == "array" and text:
-            text = _unwrap(text)
-        return Reply(text, _FINISH.get(choice.finish_reason or "stop", "other"), counted, choice.finish_reason or "")
+            response = await self.client.chat.completions.create(**self._body(request), **deadline)
+        except (self._openai.APIError, pydantic.ValidationError, json.JSONDecodeError) as exc:
+            raise map_error(exc, self.model) from redact_exception(exc)
+        return to_reply(response.model_dump(warnings=False), wrapped=wraps(request.schema))
 
     async def count_tokens(self, request: Request) -> int | None:
         return None
@@ -122,13 +96,18 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _unwrap(text: str) -> str:
-    """The array inside ``{"items": [...]}``; anything else is passed on for validation to reject."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return json.dumps(doc["items"]) if isinstance(doc, dict) and "items" in doc else text
+def map_error(exc: BaseException, model: str) -> ProviderError:
+    """enrichkit's kind of error for what an openai SDK call raised (the rules: ``classify.by_status``),
+    named after the endpoint's host."""
+    openai = _sdk()
+    request = getattr(exc, "request", None)
+    host = request.url.host if isinstance(request, httpx2.Request) else "the endpoint"
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, Mapping) else {"message": str(exc.body or exc.message)}
+        return error_of(exc.status_code, body, host, model, _retry_after(exc.response.headers))
+    if isinstance(exc, openai.APIResponseValidationError | pydantic.ValidationError | json.JSONDecodeError):
+        return malformed(exc, host)
+    return transport(exc.__cause__ or exc, host, str(request.url) if isinstance(request, httpx2.Request) else "")
 
 
 def openai_provider(model: str | None = None, base_url: str | None = None) -> OpenAIProvider:
@@ -137,5 +116,6 @@ def openai_provider(model: str | None = None, base_url: str | None = None) -> Op
     key = os.environ.get(KEY_VARIABLE, "").strip()
     if not key and base_url is None:
         raise UserError(f"no OpenAI API key: set {KEY_VARIABLE} (or pass --base-url for a local server)")
-    client = openai.AsyncOpenAI(api_key=key or "none", base_url=base_url, max_retries=0, timeout=120.0)
+    # No timeout of the client's own: each call carries its request's deadline.
+    client = openai.AsyncOpenAI(api_key=key or "none", base_url=base_url, max_retries=0, timeout=None)
     return OpenAIProvider(client, model or DEFAULT_MODEL, owns_client=True)
