@@ -3,6 +3,10 @@
 A key is the sha256 of the run fingerprint (task + prompt format + model settings) and the row's
 input values. Row ids and the pack a row travelled in are not part of it, so the same content
 under another id, in another pack or in another file is a hit. Only validated values are stored.
+
+The cache checks itself: an entry that cannot be decoded is a miss (counted in ``RowCache.damaged``)
+and is overwritten when its row is answered again; a database SQLite reports as corrupt, and every
+other disk failure (full, read-only, no permission), is a ``StorageError`` of one line.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import diskcache
+
+from enrichkit.disk import os_cause
+from enrichkit.errors import StorageError
 
 DEFAULT_DIR = "cache"
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
@@ -62,11 +70,53 @@ class Entry(NamedTuple):
 
     @classmethod
     def loads(cls, text: str) -> Entry:
+        """The entry ``dumps`` wrote; ``ValueError`` for any other text (cut JSON, missing fields)."""
         return cls.of(json.loads(text))
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> Entry:
-        return cls(doc["v"], doc["m"], doc["u"][0], doc["u"][1], doc["t"])
+    def of(cls, doc: Any) -> Entry:
+        try:
+            values, model, (prompt, output), stored = doc["v"], doc["m"], doc["u"], doc["t"]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"not a cache entry ({exc!r})") from None
+        if not (isinstance(values, dict) and isinstance(model, str)):
+            raise ValueError("not a cache entry (values or model of the wrong type)")
+        if not all(isinstance(n, int | float) for n in (prompt, output, stored)):
+            raise ValueError("not a cache entry (usage or time not numbers)")
+        return cls(values, model, prompt, output, stored)
+
+
+def decode(text: str) -> Entry | None:
+    """The entry stored as ``text``, or None if it is damaged."""
+    try:
+        return Entry.loads(text)
+    except ValueError:  # json.JSONDecodeError is one
+        return None
+
+
+def storage_cause(exc: sqlite3.Error | OSError, folder: Path | None = None) -> str:
+    """A disk error in a few words; SQLite's own message is made plainer by a look at ``folder``'s disk."""
+    if isinstance(exc, OSError):
+        return os_cause(exc)
+    name = getattr(exc, "sqlite_errorname", "")
+    if folder is None or not name.startswith(("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return str(exc)
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return str(exc)
+    if disk.f_flag & os.ST_RDONLY:
+        return f"read-only file system: {exc}"
+    if not os.access(folder, os.W_OK):
+        return f"permission denied: {exc}"
+    if disk.f_bavail * disk.f_frsize < 1 << 20:
+        return f"no space left on device: {exc}"
+    return str(exc)
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the database file itself is damaged (not merely unwritable)."""
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _owner_only(folder: Path) -> None:
@@ -80,42 +130,83 @@ def _owner_only(folder: Path) -> None:
 class RowCache:
     """Validated answers on disk (diskcache over SQLite: safe across threads and processes).
 
-    Nothing is ever evicted: a paid answer stays until ``clear`` or ``prune``.
+    Nothing is ever evicted: a paid answer stays until ``clear``, ``prune`` or ``forget``.
     """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.damaged = 0  # entries found undecodable (and treated as misses) by this object
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StorageError(f"cache at {self.directory}: is a file, not a directory")
         rows = self.directory / "rows"
+        with self._guard("open"):
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._db = self._open(rows)
+        try:
+            with self._guard("open"):
+                _owner_only(rows)
+                self._reader = sqlite3.connect(rows / diskcache.core.DBNAME, check_same_thread=False)
+                self._expected = len(self._db)
+        except StorageError:
+            self._db.close()
+            raise
+
+    @staticmethod
+    def _open(rows: Path) -> diskcache.Cache:
         # Nothing expires and nothing is evicted, so diskcache need not look for entries to cull on each
         # write. Row keys are random (sha256), so every write dirties pages all over the key index: a WAL
         # checkpoint every 10,000 pages instead of 1,000 writes each page fewer times (measured 134 -> 94 us
         # a row, 100,000 rows in transactions of 20). Commits stay synchronous=NORMAL: a crash loses nothing.
-        self._db = diskcache.Cache(
+        return diskcache.Cache(
             str(rows), eviction_policy="none", statistics=False, cull_limit=0, sqlite_wal_autocheckpoint=10_000
         )
-        _owner_only(rows)
-        self._reader = sqlite3.connect(rows / diskcache.core.DBNAME, check_same_thread=False)
-        self._expected = len(self._db)
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """SQLite and OS errors in the block as a ``StorageError`` of one line."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                raise StorageError(
+                    f"cache at {self.directory} is damaged ({exc}): move it aside or run"
+                    f" `enrichkit cache repair --cache-dir {self.directory}`"
+                ) from exc
+            cause = storage_cause(exc, self.directory / "rows")
+            raise StorageError(f"cache at {self.directory}: cannot {doing} ({cause})") from exc
+        except OSError as exc:
+            raise StorageError(f"cache at {self.directory}: cannot {doing} ({storage_cause(exc)})") from exc
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
         """Look up many keys: a few hundred at a time in one SQL query each, in one read transaction.
 
         The query reads diskcache's own table (its on-disk format: ``Cache(key, raw, value, mode)``);
         a value diskcache keeps elsewhere (a file, for big ones) or a table it cannot read falls back
-        to ``diskcache.Cache.get``.
+        to ``diskcache.Cache.get``. A damaged entry is left out and counted in ``damaged``.
         """
         wanted = list(keys)
         found: dict[str, Entry] = {}
-        for start in range(0, len(wanted), _QUERY_KEYS):
-            texts = self._select(wanted[start : start + _QUERY_KEYS])
-            for key in [key for key, text in texts.items() if text is None]:  # kept elsewhere by diskcache
-                if (stored := self._db.get(key)) is not None:
-                    found[key] = Entry.loads(stored)
-            known = [(key, text) for key, text in texts.items() if text is not None]
+        with self._guard("read"):
+            for start in range(0, len(wanted), _QUERY_KEYS):
+                texts = self._select(wanted[start : start + _QUERY_KEYS])
+                for key, text in texts.items():
+                    if text is None:
+                        text = self._db.get(key)  # kept elsewhere by diskcache
+                        texts[key] = text if isinstance(text, str) or text is None else ""
+                self._decode_into(found, [(key, text) for key, text in texts.items() if text is not None])
+        return found
+
+    def _decode_into(self, found: dict[str, Entry], known: list[tuple[str, str]]) -> None:
+        try:
             docs = json.loads("[" + ",".join(text for _, text in known) + "]")  # one parse for the lot
             found.update((key, Entry.of(doc)) for (key, _), doc in zip(known, docs, strict=True))
-        return found
+        except ValueError:  # some entry is damaged: decode one by one
+            for key, text in known:
+                if (entry := decode(text)) is None:
+                    found.pop(key, None)
+                    self.damaged += 1
+                else:
+                    found[key] = entry
 
     def _select(self, keys: Sequence[str]) -> dict[str, str | None]:
         """The stored texts of those ``keys`` that exist (None: ask diskcache itself)."""
@@ -124,7 +215,9 @@ class RowCache:
             rows = self._reader.execute(
                 f"SELECT key, value, mode FROM Cache WHERE raw = 1 AND key IN ({marks})", keys
             ).fetchall()
-        except sqlite3.Error:
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_ERROR":  # not merely a table it cannot read
+                raise
             return {key: None for key in keys}
         return {
             key: value if mode == diskcache.core.MODE_RAW and isinstance(value, str) else None
@@ -134,33 +227,59 @@ class RowCache:
     def put_many(self, entries: Mapping[str, Entry]) -> None:
         """Store entries atomically (one transaction): a crash keeps all of them or none."""
         now = time.time()
-        with self._db.transact():
+        with self._guard("write"), self._db.transact():
             for key, entry in entries.items():
                 self._db.set(key, entry.dumps(entry.stored_at or now))
         self._expected += len(entries)
 
     def written_elsewhere(self) -> bool:
         """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
-        return len(self._db) != self._expected
+        return len(self) != self._expected
 
     def __len__(self) -> int:
-        return len(self._db)
+        with self._guard("read"):
+            return len(self._db)
 
     def volume(self) -> int:
         """Bytes used on disk."""
-        return int(self._db.volume())
+        with self._guard("read"):
+            return int(self._db.volume())
 
     def clear(self) -> int:
-        return int(self._db.clear())
+        with self._guard("write"):
+            return int(self._db.clear())
 
     def prune(self, older_than_seconds: float) -> int:
-        """Delete entries stored more than ``older_than_seconds`` ago; returns how many."""
+        """Delete entries stored more than ``older_than_seconds`` ago, and damaged ones; returns how many."""
         cutoff = time.time() - older_than_seconds
-        stale: Sequence[str] = [k for k in self._db.iterkeys() if Entry.loads(self._db[k]).stored_at < cutoff]
-        with self._db.transact():
-            for key in stale:
-                self._db.delete(key)
-        return len(stale)
+        with self._guard("write"):
+            stale = [k for k in self._db.iterkeys() if getattr(decode(self._db[k]), "stored_at", 0.0) < cutoff]
+        return self.forget(stale)
+
+    def find(self, prefixes: Sequence[str] = (), contains: str | None = None) -> Iterator[tuple[str, Entry | None]]:
+        """Entries (None: damaged) whose key starts with one of ``prefixes`` (any key if none) and whose
+        stored JSON text contains ``contains`` (ignoring ASCII case), most recently stored first."""
+        where, params = ["raw = 1"], []
+        if prefixes:
+            where.append("(" + " OR ".join("substr(key, 1, ?) = ?" for _ in prefixes) + ")")
+            params += [x for prefix in prefixes for x in (len(prefix), prefix.lower())]
+        if contains is not None:
+            where.append(r"(value IS NULL OR value LIKE ? ESCAPE '\')")
+            params.append("%" + contains.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
+        query = f"SELECT key, value FROM Cache WHERE {' AND '.join(where)} ORDER BY store_time DESC"
+        with self._guard("read"):
+            for key, value in self._reader.execute(query, params):
+                text = value if isinstance(value, str) else self._db.get(key)  # big values live in files
+                if not isinstance(text, str) or (contains is not None and contains.lower() not in text.lower()):
+                    continue
+                yield key, decode(text)
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Delete the entries of ``keys`` (one transaction); how many there were."""
+        with self._guard("write"), self._db.transact():
+            gone = sum(bool(self._db.delete(key)) for key in keys)
+        self._expected -= gone
+        return gone
 
     def close(self) -> None:
         self._reader.close()

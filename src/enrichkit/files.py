@@ -1,6 +1,7 @@
 """Row files: read JSONL / JSON / CSV (or JSONL on stdin), write them atomically.
 
-Every problem is a ``UserError`` of one line naming the file and where in it (line, byte offset).
+Every problem is a ``UserError`` of one line naming the file and where in it (line, byte offset);
+a disk that fails while writing (full, read-only) is a ``StorageError`` naming the file.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ import csv
 import importlib
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from enrichkit.disk import atomic, checked, storage_errors, unwritable
+from enrichkit.disk import sweep_temps as sweep_temps
 from enrichkit.errors import UserError
 
 READ_FORMATS = (".jsonl", ".json", ".csv")
@@ -157,17 +158,23 @@ def _csv(lines: Iterable[str], origin: str) -> Iterator[Row]:
 
 
 def check_output(path: Path) -> None:
-    """Refuse, before any work, an output path that could not be written."""
+    """Refuse, before any work, an output path that could not be written; delete the temp files
+    killed runs left beside it (``sweep_temps``)."""
     suffix = _suffix(path)
     if suffix not in WRITE_FORMATS:
         raise UserError(f"{path}: unknown output format {path.suffix or '(none)'!r} (use .jsonl, .json or .csv)")
     if suffix == ".parquet":
         _parquet(path)
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"{path}: {str(parent)!r} is a file, not a directory")
     if not parent.is_dir():
         raise UserError(f"{path}: directory {str(parent)!r} does not exist")
     if path.is_dir():
         raise UserError(f"{path}: is a directory")
+    sweep_temps(path)
+    if (cause := unwritable(path)) is not None:
+        raise UserError(f"{path}: cannot write in {str(parent)!r} ({cause})")
 
 
 def columns_of(rows: Sequence[Row], extra: Sequence[str] = ()) -> list[str]:
@@ -217,16 +224,19 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
         pyarrow, parquet = _parquet(path)
         kept: list[Row] = []
         yield lambda rows: kept.extend(full(rows))
-        with _atomic(path, binary=True) as binary:
+        with atomic(path, binary=True) as binary, storage_errors(path):
             parquet.write_table(pyarrow.Table.from_pylist(kept), binary)
         return
-    with _atomic(path) as out:
+    with atomic(path) as out:
         if suffix == ".csv":
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(names)
-            yield lambda rows: writer.writerows([_cell(row.get(c)) for c in names] for row in full(rows))
+            with storage_errors(path):
+                writer.writerow(names)
+            yield checked(path, lambda rows: writer.writerows([_cell(row.get(c)) for c in names] for row in full(rows)))
         elif suffix == ".jsonl":
-            yield lambda rows: out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in full(rows))
+            yield checked(
+                path, lambda rows: out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in full(rows))
+            )
         else:
             first = True
 
@@ -236,19 +246,22 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
                     out.write(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
                     first = False
 
-            yield items
-            out.write("[]\n" if first else "\n]\n")
+            yield checked(path, items)
+            with storage_errors(path):
+                out.write("[]\n" if first else "\n]\n")
 
 
 @contextmanager
 def jsonl_writer(path: Path) -> Iterator[Callable[[Iterable[Row]], None]]:
     """Append records as JSON lines, in chunks, to a temp file that replaces ``path`` at the end."""
-    with _atomic(path) as out:
-        yield lambda records: out.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    with atomic(path) as out:
+        yield checked(
+            path, lambda records: out.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        )
 
 
 def write_json(path: Path, doc: Any) -> None:
-    with _atomic(path) as out:
+    with atomic(path) as out, storage_errors(path):
         json.dump(doc, out, indent=1, ensure_ascii=False)
         out.write("\n")
 
@@ -261,19 +274,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return value
-
-
-@contextmanager
-def _atomic(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
-    """A temp file beside ``path``, renamed over it only when everything was written."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            yield out
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _parquet(path: Path) -> tuple[Any, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from enrichkit.cli import cache, jobs, run
+from enrichkit.cli.common import Main
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="enrichkit")
 def main() -> None:
     """Enrich rows of data with columns written by an LLM: cached per row, many rows per call, validated."""

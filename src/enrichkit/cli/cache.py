@@ -1,8 +1,11 @@
-"""``enrichkit cache``: look after the cache directory."""
+"""``enrichkit cache``: look after the cache directory (stats, clear, prune, repair, inspect, forget)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +13,10 @@ from typing import Any
 
 import click
 
-from enrichkit.cache import RowCache, default_dir
+from enrichkit.cache import Entry, RowCache, default_dir
 from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
+from enrichkit.errors import UserError
+from enrichkit.repair import repair as salvage
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -69,4 +74,79 @@ def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
     """Delete cached rows stored longer ago than --older-than."""
     with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
+    return 0
+
+
+@cache.command()
+@CACHE_DIR
+@quiet_verbose
+@guarded
+def repair(cache_dir: Path | None, **_: Any) -> int:
+    """Salvage every readable entry of a damaged cache into a new one (the damaged one is kept aside).
+
+    Run it while no other enrichkit command uses the cache."""
+    directory = cache_dir or default_dir()
+    done = salvage(directory)
+    lost = "an unknown number" if done.lost is None else f"{done.lost:,}"
+    click.echo(f"{directory}: saved {done.saved:,} cached rows, lost {lost}; the damaged copy is at {done.aside}")
+    return 0
+
+
+@cache.command()
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@click.option("--contains", metavar="TEXT", help="Only entries whose stored JSON contains TEXT (ASCII case ignored).")
+@click.option("--model", help="Only entries written by this model.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Show at most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, with the whole key.")
+@CACHE_DIR
+@quiet_verbose
+@guarded
+def inspect(
+    keys: tuple[str, ...], contains: str | None, model: str | None, limit: int, as_json: bool, cache_dir: Path | None,
+    **_: Any,
+) -> int:  # fmt: skip
+    """Show cached entries, most recently stored first: all, or those whose key starts with a KEY.
+
+    An output row's cache key is not in the output: find a bad answer by what it says (--contains),
+    then drop it with `enrichkit cache forget KEY`."""
+    with _opened(cache_dir) as rows:
+        found = (item for item in rows.find(keys, contains) if model is None or (item[1] and item[1].model == model))
+        shown = list(itertools.islice(found, limit + 1))
+    for key, entry in shown[:limit]:
+        click.echo(_entry_line(key, entry, as_json))
+    if len(shown) > limit and not as_json:
+        click.echo(f"(the {limit} most recent shown: --limit for more)", err=True)
+    if not shown:
+        click.echo("no cached rows match", err=True)
+    return 0
+
+
+def _entry_line(key: str, entry: Entry | None, as_json: bool) -> str:
+    if as_json:
+        doc = {"key": key, "damaged": True} if entry is None else {"key": key} | entry._asdict()
+        return json.dumps(doc, ensure_ascii=False)
+    if entry is None:
+        return f"{key[:16]}  damaged: not an entry enrichkit wrote (it is asked again; forget it or repair)"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.stored_at))
+    return f"{key[:16]}  {entry.model}  {when}  {json.dumps(entry.values, ensure_ascii=False)}"
+
+
+@cache.command()
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+@CACHE_DIR
+@quiet_verbose
+@guarded
+def forget(keys: tuple[str, ...], cache_dir: Path | None, **_: Any) -> int:
+    """Delete the entries whose keys start with each KEY (as `cache inspect` shows them); the next run
+    asks their rows again. Each KEY must match exactly one entry; nothing is deleted otherwise."""
+    with _opened(cache_dir) as rows:
+        chosen: list[str] = []
+        for prefix in keys:
+            matches = [key for key, _ in itertools.islice(rows.find([prefix]), 2)]
+            if not matches:
+                raise UserError(f"no cached row has a key starting {prefix!r} (see `enrichkit cache inspect`)")
+            if len(matches) > 1:
+                raise UserError(f"{prefix!r} starts the keys of several cached rows: give more of the key")
+            chosen += matches
+        click.echo(f"{rows.directory}: forgot {rows.forget(chosen):,} cached rows (the next run asks them again)")
     return 0

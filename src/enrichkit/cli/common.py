@@ -1,12 +1,17 @@
-"""What every ``enrichkit`` command shares: one-line errors, -q/-v, and the cache and endpoint options."""
+"""What every ``enrichkit`` command shares: one-line errors, -q/-v, SIGTERM as Ctrl-C, and the cache
+and endpoint options."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +20,63 @@ from enrichkit.errors import EnrichkitError
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERROR = 2
+INTERRUPTED = 130
+
+
+class Main(click.Group):
+    """The ``enrichkit`` group: click's usage errors as one line ``error: ...`` (exit 2), and SIGTERM
+    handled like Ctrl-C while a command runs (temp files removed, the receipt printed)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        with sigterm_as_interrupt():
+            try:
+                code = super().main(args, prog_name, complete_var, False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            except click.ClickException as exc:
+                click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+                sys.exit(exc.exit_code)
+            except click.Abort:  # Ctrl-C outside a run
+                click.echo("interrupted", err=True)
+                sys.exit(INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """In the block, a first SIGTERM does what Ctrl-C does (a second one kills as usual).
+
+    Python dies of SIGTERM without unwinding, leaving temp files behind; as a ``KeyboardInterrupt``
+    every ``finally`` runs. The SIGINT handler in force is called (asyncio's cancels its main task).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def guarded(command: F) -> F:
