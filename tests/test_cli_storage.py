@@ -49,7 +49,7 @@ def temps(folder: Path) -> list[Path]:
 @pytest.mark.parametrize(
     ("option", "named"),
     [
-        (["--batch-size", "0"], "--batch-size"),
+        (["--pack-size", "0"], "--pack-size"),
         (["--limit", "0"], "--limit"),
         (["--provider", "nope"], "--provider"),
         (["-o", "{tmp}/folder"], "--output"),
@@ -109,15 +109,15 @@ import sys
 from pathlib import Path
 from enrichkit.cli.common import sigterm_as_interrupt
 from enrichkit.files import iter_rows
-from enrichkit.runner import JobOptions, run_job
+from enrichkit.options import RunOptions
+from enrichkit.runner import CliOptions, run_job
 
 rows, task, out, cache = sys.argv[1:]
-options = JobOptions(
-    provider="gemini", base_url=os.environ["ENRICHKIT_BASE_URL"], cache_dir=Path(cache), quiet=True, chunk_rows=20,
-    concurrency=1,
+options = RunOptions(
+    provider="gemini", base_url=os.environ["ENRICHKIT_BASE_URL"], cache_dir=Path(cache), chunk_rows=20, concurrency=1
 )
 with sigterm_as_interrupt():
-    sys.exit(run_job(iter_rows(rows), Path(task), Path(out), options))
+    sys.exit(run_job(iter_rows(rows), Path(task), Path(out), options, CliOptions(quiet=True)))
 """
 
 

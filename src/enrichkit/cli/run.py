@@ -130,6 +130,10 @@ def _options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
     if (old := kwargs.pop("batch_size", None)) is not None:
         click.echo("warning: --batch-size is now --pack-size", err=True)
         kwargs["pack_size"] = old
+    if not 1 <= kwargs["pack_size"] <= MAX_PACK_SIZE:
+        raise click.BadParameter(
+            f"must be between 1 and {MAX_PACK_SIZE}, not {kwargs['pack_size']}", param_hint="--pack-size"
+        )
     run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
     return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
 
