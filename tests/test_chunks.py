@@ -13,10 +13,10 @@ from google import genai
 from enrichkit import EnrichResult, Task
 from enrichkit.api import aenrich_chunks
 from enrichkit.cache import RowCache
-from enrichkit.errors import FatalProviderError, UserError
+from enrichkit.errors import UserError
 from enrichkit.files import iter_rows
 from enrichkit.options import RunOptions
-from enrichkit.runner import CliOptions, run_job
+from enrichkit.runner import STOPPED, CliOptions, run_job
 from enrichkit.testing import GeminiStub, http_error
 from helpers import ROOT, topic_rows
 
@@ -63,16 +63,29 @@ def test_run_job_writes_chunk_by_chunk_into_one_file(stub: GeminiStub, tmp_path:
     assert failures.read_text(encoding="utf-8") == ""
 
 
-def test_a_fatal_error_in_a_later_chunk_leaves_no_output(stub: GeminiStub, tmp_path: Path) -> None:
+def test_a_fatal_error_in_a_later_chunk_still_writes_every_row(stub: GeminiStub, tmp_path: Path) -> None:
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     options = RunOptions(provider="gemini", base_url=stub.url, cache_dir=cache, chunk_rows=50)
     stub.rule(lambda call: len(stub.generate_calls) > 3, http_error(403, "API key revoked"))  # after chunk 1
-    with pytest.MonkeyPatch.context() as env, pytest.raises(FatalProviderError):
+    failures = tmp_path / "failures.jsonl"
+    with pytest.MonkeyPatch.context() as env:
         env.setenv("GEMINI_API_KEY", "test-key")
-        run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options, CliOptions(quiet=True))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "rows.jsonl"]  # no output, no temp file
+        code = run_job(
+            iter_rows(source),
+            ROOT / "schemas" / "roadmap-topic.json",
+            out,
+            options,
+            CliOptions(failures=failures, quiet=True),
+        )
+    assert code == STOPPED
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "failures.jsonl", "out.jsonl", "rows.jsonl"]
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    answered = sum(row.get("tldr") is not None for row in written)
+    assert len(written) == 130 and answered >= 50  # the first chunk at least; the rest have empty columns
+    failed = [json.loads(line) for line in failures.read_text(encoding="utf-8").splitlines()]
+    assert len(failed) == 130 - answered and all("stopped" in f["error"] for f in failed[-50:])
     store = RowCache(cache)
     try:
         assert len(store) == 50  # the first chunk is kept: a re-run pays only for the rest

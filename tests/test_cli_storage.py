@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from disks import file_size_limit, read_only
+from enrichkit.runner import STOPPED
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 
@@ -78,17 +79,18 @@ def test_an_output_directory_that_is_read_only_is_one_line_at_start(tmp_path: Pa
     assert "read-only file system" in line or "permission denied" in line
 
 
-def test_a_full_disk_mid_run_is_one_line_and_leaves_no_output_or_temp(tmp_path: Path) -> None:
+def test_a_full_cache_mid_run_stops_the_run_and_still_writes_the_output(tmp_path: Path) -> None:
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     with GeminiStub() as stub:
         done = enrichkit(
             "run", str(rows_file(tmp_path, 3_000)), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "-q",
             stub=stub, limit=file_size_limit(1_000_000),
         )  # fmt: skip
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == STOPPED, done.stderr
     [line] = done.stderr.splitlines()
-    assert line.startswith(f"error: cache at {cache}: cannot write (") and "Traceback" not in done.stderr
-    assert not out.exists() and not temps(tmp_path)
+    assert line.startswith(f"stopped: cache at {cache}: cannot write (") and "Traceback" not in done.stderr
+    written = out.read_text(encoding="utf-8").splitlines()
+    assert len(written) == 3_000 and not temps(tmp_path)  # every row, the unanswered ones with empty columns
 
 
 def test_a_full_output_disk_is_one_line_naming_the_output(tmp_path: Path) -> None:

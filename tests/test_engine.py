@@ -120,14 +120,27 @@ def test_a_row_that_stays_invalid_fails_with_its_reason_and_is_not_cached(
 ) -> None:
     stub.rule(lambda call: True, set_field(lambda rec: rec["topic"] == "Topic number 4", "challenge", value))
     result = run(topic_rows(20), task, client, cache_dir)
-    assert pack_sizes(stub) == [20, 1]
-    assert [(f.row_id, f.reason, f.attempts) for f in result.failures] == [("t4", reason, 2)]
+    assert pack_sizes(stub) == [20, 1, 1, 1]  # the pack, the row alone, then two repairs
+    assert [(f.row_id, f.reason, f.attempts) for f in result.failures] == [("t4", reason, 4)]
+    assert result.stats.calls_repair == 2 and result.stats.repaired == 0
     assert "challenge" not in result.rows[4] and result.rows[3]["challenge"]
     cache = RowCache(cache_dir)
     assert len(cache) == 19
     cache.close()
     again = run(topic_rows(20), task, client, cache_dir)  # a failure is asked again on the next run
-    assert again.stats.cache_hits == 19 and pack_sizes(stub)[2:] == [1]
+    assert again.stats.cache_hits == 19 and pack_sizes(stub)[4:] == [1, 1, 1]
+
+
+def test_an_invalid_single_answer_is_repaired_with_its_reason_in_the_prompt(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    stub.script(drop_ids("r2"), set_field(lambda rec: True, "challenge", "hard"))  # the pack, then the row alone
+    result = run(topic_rows(5), task, client, cache_dir)
+    assert result.failures == [] and result.rows[1]["challenge"] in ("practice", "expert")
+    assert pack_sizes(stub) == [5, 1, 1]
+    repair = stub.generate_calls[2].prompt
+    assert "previous answer was rejected" in repair and "'hard' not in [practice, expert]" in repair
+    assert (result.stats.calls_repair, result.stats.repaired) == (1, 1)
 
 
 def test_unknown_ids_are_ignored(stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path) -> None:
@@ -260,8 +273,11 @@ def test_answers_validated_before_an_abort_stay_cached(
 ) -> None:
     stub.script(None)
     stub.rule(lambda call: True, http_error(403, "permission denied"))
-    with pytest.raises(FatalProviderError):
-        run(topic_rows(60), task, client, cache_dir)
+    with pytest.warns(RuntimeWarning, match="stopped early"):
+        stopped = run(topic_rows(60), task, client, cache_dir, concurrency=1)
+    assert "refused the API key" in stopped.stats.stopped  # a stop mid-run still gives the rows it has
+    assert sum("tldr" in row for row in stopped.rows) == 20 and len(stopped.failures) == 40
+    assert stopped.stats.failed == 40 and all("stopped" in f.reason for f in stopped.failures)
     with GeminiStub() as healthy:
         result = run(topic_rows(60), task, make_client("k", healthy.url), cache_dir)
         assert result.stats.cache_hits == 20 and pack_sizes(healthy) == [20, 20]
@@ -286,8 +302,8 @@ def test_a_fallback_model_rescues_a_row_the_main_model_cannot_answer(
 
     stub.rule(lambda call: call.model == "cheap" and "Topic number 1" in call.prompt, hard_for_topic_1)
     result = run(topic_rows(4), task, client, cache_dir, model="cheap", fallback=["strong"])
-    assert [c.model for c in stub.generate_calls] == ["cheap", "cheap", "strong"]
-    assert pack_sizes(stub) == [4, 1, 1]
+    assert [c.model for c in stub.generate_calls] == ["cheap", "cheap", "cheap", "cheap", "strong"]
+    assert pack_sizes(stub) == [4, 1, 1, 1, 1]  # the pack, the row alone and its two repairs, the fallback
     assert result.failures == [] and result.rows[1]["challenge"] in ("practice", "expert")
     assert result.stats.calls_fallback == 1 and result.stats.by_model["strong"].rows == 1
     again = run(topic_rows(4), task, client, cache_dir, model="cheap", fallback=["strong"])

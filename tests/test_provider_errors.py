@@ -363,7 +363,7 @@ def test_an_openai_key_echoed_by_the_endpoint_never_reaches_the_error(
         (
             error(400, "Failed to validate JSON", code="json_validate_failed", failed_generation=""),
             RequestRejected,
-            "127.0.0.1 rejected the request (400 json_validate_failed: Failed to validate JSON)",
+            "127.0.0.1 refused the model's answer (400 json_validate_failed: Failed to validate JSON)",
         ),
         (
             error(

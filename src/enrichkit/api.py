@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import warnings
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,12 +15,12 @@ from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.crosswire import text_fields
-from enrichkit.errors import UserError
+from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.ladder import Ladder
 from enrichkit.limiter import RateLimiter
 from enrichkit.live import LiveRun
 from enrichkit.options import Mode, RunOptions
-from enrichkit.packer import Packer
+from enrichkit.packer import Packer, Work
 from enrichkit.prepare import Prepared, prepare, run_fingerprint
 from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import Choice, resolve_provider
@@ -119,6 +120,7 @@ async def aenrich_chunks(
     stats.pack_size = sizer.sizes if sizer else None
     concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
     scheduler = Scheduler(stats, concurrency=concurrency, retry=opts.retry, limiter=limiter)
+    ladder = Ladder(size, len(tiers))
     chunk_rows = None if opts.mode in ("batch", "auto") else opts.chunk_rows
     seen: dict[Any, int] = {}
     done = 0
@@ -148,27 +150,15 @@ async def aenrich_chunks(
                 timeout=opts.timeout or tiers[0].capabilities.timeout,
                 on_settled=settled,
             )
-            live = LiveRun(packer, scheduler, tiers, Ladder(size, len(tiers)), sizer)
-            work = list(run.work.values())
-            if stats.mode == "batch":
-                assert cache is not None
-                backends = [b for t in tiers if (b := t.batches()) is not None]
-                batch = BatchRun(
-                    packer,
-                    backends,
-                    Ladder(size, len(backends), whole_jobs=True),
-                    JobStore(cache.directory),
-                    run_fingerprint(task, primary, echo),
-                    primary.name,
-                    opts.wait,
-                    live if opts.realtime_fallback else None,
-                    opts.poll,
-                )
-                await batch(work)
-                stats.pending, stats.jobs = batch.pending, batch.jobs
-            else:
-                await live.run(work)
-            await live.audit(opts.audit)
+            live = LiveRun(packer, scheduler, tiers, ladder, sizer)
+            if not stats.stopped:
+                try:
+                    await _send(list(run.work.values()), opts, packer, live, task, primary, echo, cache)
+                    await live.audit(opts.audit)
+                except (FatalProviderError, StorageError) as exc:
+                    if not stats.enriched:  # nothing was bought: the user's error is the whole story
+                        raise
+                    stats.stopped = str(exc)
             stats.seconds = time.perf_counter() - started
             yield _result(run, packer, stats)
     finally:
@@ -176,6 +166,40 @@ async def aenrich_chunks(
             await tier.aclose()
         if cache is not None:
             cache.close()
+
+
+async def _send(
+    work: list[Work],
+    opts: RunOptions,
+    packer: Packer,
+    live: LiveRun,
+    task: Task,
+    primary: Provider,
+    echo: bool,
+    cache: RowCache | None,
+) -> None:
+    """Ask for ``work``: live, or as batch jobs."""
+    stats = packer.stats
+    if stats.mode != "batch":
+        await live.run(work)
+        return
+    assert cache is not None
+    backends = [b for t in live.tiers if (b := t.batches()) is not None]
+    batch = BatchRun(
+        packer,
+        backends,
+        Ladder(live.ladder.pack_size, len(backends), whole_jobs=True),
+        JobStore(cache.directory),
+        run_fingerprint(task, primary, echo),
+        primary.name,
+        opts.wait,
+        live if opts.realtime_fallback else None,
+        opts.poll,
+    )
+    try:
+        await batch(work)
+    finally:
+        stats.pending, stats.jobs = batch.pending, batch.jobs
 
 
 def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
@@ -186,11 +210,17 @@ def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
             row.update(entry.values)
         else:
             attempts = run.work[key].attempts if key in run.work else 0
-            reason = packer.failures.get(
-                key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
-            )
+            if stats.stopped and key not in packer.failures:
+                stats.failed += 1  # never asked: the run stopped first
+            reason = packer.failures.get(key) or _unanswered(stats)
             failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in packer.task.inputs}))
     return EnrichResult(run.table, failures, stats)
+
+
+def _unanswered(stats: Stats) -> str:
+    if stats.stopped:
+        return f"not asked: the run stopped ({stats.stopped})"
+    return "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
 
 
 def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[list[Mapping[str, Any]]]:
@@ -209,6 +239,8 @@ async def aenrich(
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
     opts = options_of(options, given).replace(chunk_rows=None)
     [result] = [chunk async for chunk in aenrich_chunks(rows, task, opts)]
+    if result.stats.stopped:
+        warnings.warn(f"enrichkit stopped early: {result.stats.stopped}", RuntimeWarning, stacklevel=2)
     return result
 
 

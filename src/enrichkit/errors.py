@@ -45,4 +45,10 @@ class PromptTooLong(ProviderError):
 
 class RequestRejected(ProviderError):
     """The provider refused this one request (an undocumented 400, a JSON-validation failure): a failure
-    of the pack, which goes down the ladder; only the same refusal on several single rows stops the run."""
+    of the pack, which goes down the ladder; only the same refusal on several single rows stops the run.
+    ``invalid_answer``: the provider refused the model's answer, not the request (Groq's
+    ``json_validate_failed``): the row is asked again like any invalid answer and never stops the run."""
+
+    def __init__(self, message: str, invalid_answer: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_answer = invalid_answer

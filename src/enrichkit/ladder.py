@@ -5,11 +5,23 @@ failed pack go to packs half its size, down to one row on its own (object schema
 failed on its own goes to the next tier, then fails for this run (it is asked again next run). A block
 sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours), so a
 failed pack's rows go straight to single rows there.
+
+The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row lose at least half their rows
+(to the answer, or to a refusal, not to a passing server error), that size and every larger one are
+given up for the rest of the run; new packs and salvage go straight to the largest size that has
+worked, or half the broken size when none has yet. And when ``BROKEN_AFTER`` packs were answered but
+not one row of the run was valid (a model that cannot follow the pack format, a schema it cannot
+satisfy), packs are given up at once: every row goes on its own. So a provider that cannot answer
+packs costs a few packs and then about a call a row, not a walk down every rung for every pack.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from dataclasses import dataclass
+
+BROKEN_AFTER = 3
+"""Packs in a row of one size that lost half their rows or more before that size is given up."""
 
 
 @dataclass(frozen=True)
@@ -25,15 +37,40 @@ class Ladder:
         self.pack_size = pack_size
         self.tiers = tiers
         self.whole_jobs = whole_jobs
+        self.cap = pack_size
+        """The largest pack size still believed to work."""
+        self._recent: defaultdict[int, deque[bool]] = defaultdict(lambda: deque(maxlen=BROKEN_AFTER))
+        self._worked: set[int] = set()
+        self._answered_in_vain = 0
 
     @property
     def first(self) -> Rung:
-        return Rung(self.pack_size)
+        return Rung(min(self.pack_size, self.cap))
 
     def after(self, rung: Rung, *, blocked: bool = False) -> Rung | None:
         """The rung for rows that failed at ``rung``; None when there is none left."""
         if rung.size > 1:
-            return Rung(1 if blocked or self.whole_jobs else rung.size // 2, rung.tier)
+            size = 1 if blocked or self.whole_jobs else min(rung.size // 2, self.cap)
+            return Rung(max(1, size), rung.tier)
         if rung.tier + 1 < self.tiers:
             return Rung(1, rung.tier + 1)
         return None
+
+    def observe(self, size: int, rows: int, lost: int, *, answered: bool = False, none_valid: bool = False) -> None:
+        """A pack of ``size`` rows (``rows`` of them still asked) lost ``lost`` rows to its answer or a refusal;
+        ``answered``: the model answered it in full; ``none_valid``: no row of the whole run is valid yet."""
+        if size < 2 or size > self.cap:
+            return
+        if answered and none_valid and lost == rows:
+            self._answered_in_vain += 1
+            if self._answered_in_vain >= BROKEN_AFTER:
+                self.cap = 1
+                return
+        bad = 2 * lost >= rows
+        if not bad:
+            self._worked.add(size)
+        recent = self._recent[size]
+        recent.append(bad)
+        if len(recent) == BROKEN_AFTER and all(recent):
+            working = [s for s in self._worked if s < size]
+            self.cap = max(working) if working else max(1, size // 2)

@@ -4,6 +4,13 @@ Every unique row (``Work``) starts in a pack at the ladder's first rung. Valid i
 once (by the ``Packer``); the rows that failed go to the rung the ``Ladder`` names, as new calls in
 the same task group, so salvage overlaps the packs still in flight. Calls go through the run's
 ``Scheduler`` (admission, rate limits, retries); a fatal error stops the run.
+
+A row on its own whose answer is invalid (or refused as invalid) is asked again up to ``REPAIRS``
+times with the reason in the prompt, before the next tier. A provider reply never stops the run on its
+own, except by evidence that the run cannot succeed: ``STOP_AFTER`` different rows in a row that failed
+on every tier with the same refusal of the request, or rows on their own answered invalidly as often as
+``STOP_AFTER`` rows with their repairs would be while not one row of the run is valid (a schema no
+answer satisfies).
 """
 
 from __future__ import annotations
@@ -14,15 +21,18 @@ from typing import Any
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.audit import Audit, agreement, merged, sample
-from enrichkit.errors import PromptTooLong, ProviderError, RequestRejected, TransientError
+from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, RequestRejected, TransientError
 from enrichkit.ladder import Ladder, Rung
 from enrichkit.packer import Packer, Work
 from enrichkit.providers.base import Provider
+from enrichkit.result import CallKind
 from enrichkit.scheduler import Scheduler
 from enrichkit.validation import AnswerError, parse_answer
 
 PackFailure = (TransientError, PromptTooLong, RequestRejected)
 """Errors that fail the rows of one call (they go down the ladder), not the run."""
+REPAIRS = 2
+STOP_AFTER = 3
 
 
 class LiveRun:
@@ -40,14 +50,16 @@ class LiveRun:
         self.ladder = ladder
         self.sizer = sizer
         self._group: asyncio.TaskGroup | None = None
+        self._refused: list[tuple[str, str]] = []  # (row key, refusal) of the last rows that failed for good
+        self._invalid: list[str] = []  # the rows of invalid single answers while nothing is valid
 
     async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
         """Enrich all ``work`` from rung ``start`` (default the ladder's first); results land in the
         packer (and the cache) as they come."""
         rung = start or self.ladder.first
-        packs = self.packer.packs(work, rung.size)
-        if packs:
-            await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(packs[0])[1])
+        if work:
+            first = self.packer.packs(work, rung.size)[0]
+            await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
         room = asyncio.Semaphore(self.scheduler.concurrency)
 
         async def started(pack: list[Work], formed: int) -> None:
@@ -60,26 +72,21 @@ class LiveRun:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                async for pack, formed in self._feed(packs, work, rung.size, room):
+                async for pack, formed in self._feed(work, rung.size, room):
                     group.create_task(started(pack, formed))
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
     async def _feed(
-        self, packs: list[list[Work]], work: Sequence[Work], size: int, room: asyncio.Semaphore
+        self, work: Sequence[Work], size: int, room: asyncio.Semaphore
     ) -> AsyncIterator[tuple[list[Work], int]]:
         """Each pack, with the size it was formed at, once there is room (so it looks at the cache just
-        before it is sent): the planned ``packs``, or with an adaptive size, the next rows left at that size."""
-        if self.sizer is None:
-            for pack in packs:
-                await room.acquire()
-                yield pack, size
-            return
+        before it is sent, and takes the size the ladder and the adaptive sizer hold at that moment)."""
         start = 0
         while start < len(work):
             await room.acquire()
-            formed = self.sizer.size
-            limit = min(formed, size)
+            formed = self.sizer.size if self.sizer is not None else size
+            limit = max(1, min(formed, size, self.ladder.cap))
             pack = self.packer.packs(work[start : start + limit], limit)[0]
             start += len(pack)
             yield pack, formed
@@ -93,6 +100,9 @@ class LiveRun:
         items = self.packer.cached_meanwhile(items)
         if not items:
             return
+        if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
+            self._salvage(items, Rung(2 * self.ladder.cap, tier), blocked=False)
+            return
         if len(items) == 1:
             await self._single(items[0], Rung(1, tier))
             return
@@ -103,11 +113,17 @@ class LiveRun:
         blocked = False
         try:
             reply = await self.scheduler.call(provider, request, "packed")
-        except PackFailure:
+        except TransientError:  # a server error that outlived its retries says nothing about the pack
             failed = items
+        except (PromptTooLong, RequestRejected):
+            failed = items
+            self.ladder.observe(len(items), len(items), len(items))
         else:
             failed = list(self.packer.accept_pack(reply, ids, items, provider.model))
             blocked = reply.finish == "blocked"
+            answered = reply.finish == "stop"
+            none_valid = not self.packer.results
+            self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
         if failed:
             self._salvage(failed, Rung(len(items), tier), blocked)
 
@@ -120,24 +136,65 @@ class LiveRun:
             self._group.create_task(self._ask(failed[start : start + nxt.size], nxt.tier))
 
     async def _single(self, item: Work, rung: Rung) -> None:
-        """One row on its own, down the tiers until an answer is valid or none is left."""
+        """One row on its own: repaired while its answers are invalid, then down the tiers, until an
+        answer is valid or no tier is left."""
         current: Rung | None = rung
-        reason = ""
+        rejected: str | None = None  # why the last answer was refused, for a repair
+        repairs = 0
+        reason, refusal, invalid = "", "", False
         while current is not None:
             provider = self.tiers[current.tier]
             item.attempts += 1
+            kind: CallKind = "repair" if rejected else "single" if current.tier == 0 else "fallback"
+            repairable, refusal = False, ""
             try:
-                reply = await self.scheduler.call(
-                    provider, self.packer.single_request(item), "single" if current.tier == 0 else "fallback"
-                )
+                reply = await self.scheduler.call(provider, self.packer.single_request(item, rejected), kind)
                 failure = self.packer.accept_single(reply, item, provider.model)
-            except PackFailure as exc:
+                repairable = reply.finish not in ("blocked", "max_tokens")
+            except RequestRejected as exc:
+                failure, repairable = str(exc), exc.invalid_answer
+                refusal = "" if exc.invalid_answer else str(exc)
+            except (TransientError, PromptTooLong) as exc:
                 failure = str(exc)
+            invalid = repairable
             if failure is None:
+                self.packer.stats.repaired += rejected is not None
+                self._refused.clear()
                 return
             reason = failure
-            current = self.ladder.after(current)
+            if invalid:
+                self._stop_if_unsatisfiable(item, failure)
+            if repairable and repairs < REPAIRS:
+                repairs += 1
+                rejected = failure
+                continue
+            current, rejected, repairs = self.ladder.after(current), None, 0
         self.packer.fail(item, reason)
+        self._stop_if_refused(item, refusal)
+
+    def _stop_if_refused(self, item: Work, refusal: str) -> None:
+        """Stop the run when ``STOP_AFTER`` different rows in a row failed with the same refusal of the request."""
+        if not refusal:
+            self._refused.clear()
+            return
+        self._refused.append((item.key, refusal))
+        recent = self._refused[-STOP_AFTER:]
+        if len(recent) == STOP_AFTER and len({r for _, r in recent}) == 1 and len({k for k, _ in recent}) == STOP_AFTER:
+            self.scheduler.abort()
+            raise FatalProviderError(f"the provider refused the request for {STOP_AFTER} rows in a row: {refusal}")
+
+    def _stop_if_unsatisfiable(self, item: Work, problem: str) -> None:
+        """Stop the run when rows on their own got ``STOP_AFTER`` invalid answers each (as many as a row
+        gets with its repairs), from ``STOP_AFTER`` rows or more, and not one row of the run is valid."""
+        if self.packer.results:
+            return
+        self._invalid.append(item.key)
+        if len(self._invalid) >= STOP_AFTER * (1 + REPAIRS) and len(set(self._invalid)) >= STOP_AFTER:
+            self.scheduler.abort()
+            raise FatalProviderError(
+                f"no answer satisfies the task's schema: {len(self._invalid)} answers for"
+                f" {len(set(self._invalid))} rows on their own were invalid and none was valid (last: {problem})"
+            )
 
     async def audit(self, fraction: float) -> None:
         """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record

@@ -112,11 +112,12 @@ class Packer:
         )
         return ids, request
 
-    def single_request(self, item: Work) -> Request:
-        """The request of one row on its own (object schema, no id)."""
+    def single_request(self, item: Work, rejected: str | None = None) -> Request:
+        """The request of one row on its own (object schema, no id); ``rejected``: why its previous
+        answer was refused, for the model to repair."""
         return Request(
             system=self._system,
-            prompt=single_prompt(item.inputs),
+            prompt=single_prompt(item.inputs, rejected),
             schema=self.task.schema,
             max_output_tokens=self._max_output_tokens(1),
             timeout=self.timeout,

@@ -72,9 +72,13 @@ def pack_prompt(records: Sequence[tuple[str, Mapping[str, Any]]], echo: str | No
     )
 
 
-def single_prompt(values: Mapping[str, Any]) -> str:
-    """The user message for one row on its own."""
-    return "Enrich this record. Answer with one JSON object holding the fields above.\n\n" + _record_json(values)
+def single_prompt(values: Mapping[str, Any], rejected: str | None = None) -> str:
+    """The user message for one row on its own; with ``rejected``, why the previous answer was refused
+    (a repair: the model gets the validation error and answers again)."""
+    text = "Enrich this record. Answer with one JSON object holding the fields above.\n\n" + _record_json(values)
+    if rejected:
+        text += f"\n\nYour previous answer was rejected: {rejected}. Answer again, keeping to every field's rules."
+    return text
 
 
 def pack_schema(task: Task, ids: Sequence[str], style: IdStyle = "enum", echo: str | None = None) -> dict[str, Any]:

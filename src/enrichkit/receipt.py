@@ -52,12 +52,14 @@ def _cost_text(report: dict[str, Any], provider: str) -> str:
 def run_text(report: dict[str, Any]) -> str:
     rows, hits, failed = report["rows"], report["cache_hits"], report["failed"]
     head = "interrupted: " if report["interrupted"] else ""
-    lines = [
+    lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
+    lines += [
         f"{head}{rows:,} rows: {hits:,} cache hits, {report['enriched']:,} newly enriched, {failed:,} failed"
         f" ({report['success_rate']:.1%} ok)",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
-        f" {report['calls_fallback']:,} fallback{_audit_calls(report)}; {report['retries']:,} retries)"
+        f" {report['calls_fallback']:,} fallback{_repair_calls(report)}{_audit_calls(report)};"
+        f" {report['retries']:,} retries)"
         + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows else ""),
         f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
         f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
@@ -83,6 +85,12 @@ def run_text(report: dict[str, Any]) -> str:
 
 def _batch_calls(report: dict[str, Any]) -> str:
     return f"{report['calls_batch']:,} in batch jobs, " if report["calls_batch"] else ""
+
+
+def _repair_calls(report: dict[str, Any]) -> str:
+    if not report["calls_repair"]:
+        return ""
+    return f", {report['calls_repair']:,} repairs ({report['repaired']:,} rows mended)"
 
 
 def _audit_calls(report: dict[str, Any]) -> str:

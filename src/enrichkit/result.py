@@ -10,7 +10,7 @@ from enrichkit.adaptive import PackSize
 from enrichkit.audit import Audit
 from enrichkit.providers.base import Usage
 
-CallKind = Literal["packed", "single", "fallback", "batch", "audit"]
+CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit"]
 
 
 @dataclass
@@ -34,9 +34,11 @@ class Stats:
     calls_packed: int = 0
     calls_single: int = 0
     calls_fallback: int = 0
+    calls_repair: int = 0
     calls_batch: int = 0
     calls_audit: int = 0
     retries: int = 0
+    repaired: int = 0
     invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
@@ -46,6 +48,8 @@ class Stats:
     seconds: float = 0.0
     mode: str = "live"
     pending: int = 0
+    stopped: str = ""
+    """Why the run stopped before every row settled (a fatal error, the budget); empty if it did not."""
     jobs: list[str] = field(default_factory=list)
     by_model: dict[str, ModelStats] = field(default_factory=dict)
     audit: Audit | None = None
@@ -53,7 +57,14 @@ class Stats:
 
     @property
     def calls(self) -> int:
-        return self.calls_packed + self.calls_single + self.calls_fallback + self.calls_batch + self.calls_audit
+        return (
+            self.calls_packed
+            + self.calls_single
+            + self.calls_fallback
+            + self.calls_repair
+            + self.calls_batch
+            + self.calls_audit
+        )
 
     def count_call(self, model: str, kind: CallKind) -> None:
         setattr(self, f"calls_{kind}", getattr(self, f"calls_{kind}") + 1)

@@ -23,6 +23,7 @@ from enrichkit.receipt import plan_report, plan_text, run_report, run_text
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.task import Task
 
+STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
 INTERRUPTED = 130
 
 
@@ -151,6 +152,8 @@ def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: s
     report = run_report(stats, provider, model)
     _write_report(cli.report, report)
     say(run_text(report), cli.quiet)
+    if stats.stopped and cli.quiet:
+        say(f"stopped: {stats.stopped}")  # the one line -q still prints
     if stats.pending:
         say(
             f"{stats.pending:,} rows wait in batch job {', '.join(stats.jobs)}: no output written yet;"
@@ -160,6 +163,8 @@ def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: s
         return 0
     failed = f" · failures: {cli.failures}" if stats.failed and cli.failures else ""
     say(f"output: {output}{failed}", cli.quiet)
+    if stats.stopped:
+        return STOPPED
     return 1 if stats.failed else 0
 
 

@@ -24,6 +24,7 @@ from enrichkit.redact import redact
 
 MESSAGE_CHARS = 200
 TOO_LONG_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+INVALID_ANSWER_CODES = frozenset({"json_validate_failed"})  # the provider refused the model's answer
 _TOO_LONG = re.compile(
     r"context[ _-]?(?:length|window|size)|too long|too many tokens|\btokens?\b.*\bexceed|\bexceed.*\btokens?\b", re.I
 )
@@ -70,6 +71,8 @@ def by_status(
         return PromptTooLong(f"prompt too long for {model} ({said})")
     if status in (408, 409) or status >= 500 or status < 400:
         return TransientError(f"{provider} error ({said})")
+    if code in INVALID_ANSWER_CODES:
+        return RequestRejected(f"{provider} refused the model's answer ({said})", invalid_answer=True)
     return RequestRejected(f"{provider} rejected the request ({said})")
 
 
