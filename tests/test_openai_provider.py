@@ -16,8 +16,8 @@ from enrichkit.cache import RowCache
 from enrichkit.prompt import pack_prompt, pack_schema
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.openai import OpenAIProvider, openai_provider
+from enrichkit.testing.openai import OpenAIStub, cut_off, error
 from helpers import FAST_RETRY, topic_rows
-from openai_stub import OpenAIStub, cut_off, error
 
 Run = Callable[..., EnrichResult]
 

@@ -32,8 +32,8 @@ from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.providers.openai import openai_provider
 from enrichkit.redact import redact
 from enrichkit.testing import Fault, GeminiStub, Outcome, hang
-from openai_stub import Answer, OpenAIStub, completion, error, raw
-from openai_stub import hang as chat_hang
+from enrichkit.testing.openai import Answer, OpenAIStub, completion, error, raw
+from enrichkit.testing.openai import hang as chat_hang
 
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
 REQUEST = Request("Label the record.", "Record:\n\n{}", SCHEMA, 256)

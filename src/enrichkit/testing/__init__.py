@@ -14,6 +14,10 @@ live call. ``python -m enrichkit.testing`` runs it in its own process.
         assert len(stub.calls) == 2
 
 ``FunctionProvider(fn)`` skips HTTP: ``fn(request)`` writes each reply (see ``enrichkit.testing.function``).
+
+``OpenAIStub`` speaks the OpenAI chat-completions API (``openai_provider(model, stub.url)``), with its
+own faults (``enrichkit.testing.openai``); they are re-exported here with a ``chat_`` prefix where a
+name would clash with a Gemini fault (``chat_drop_ids``, ``chat_hang``, ...).
 """
 
 from enrichkit.testing.batch import BatchFiles, StubJob
@@ -41,22 +45,58 @@ from enrichkit.testing.faults import (
     with_text,
 )
 from enrichkit.testing.function import Answer, FunctionProvider, ids_of, records_of
+from enrichkit.testing.openai import Answer as ChatAnswer
+from enrichkit.testing.openai import Fault as ChatFault
+from enrichkit.testing.openai import (
+    OpenAIStub,
+    Received,
+    json_validate_failed,
+    rate_limited,
+)
+from enrichkit.testing.openai import add_unknown_id as chat_add_unknown_id
+from enrichkit.testing.openai import answer_of as chat_answer
+from enrichkit.testing.openai import completion as chat_completion
+from enrichkit.testing.openai import cut_off as chat_cut_off
+from enrichkit.testing.openai import drop_ids as chat_drop_ids
+from enrichkit.testing.openai import duplicate_id as chat_duplicate_id
+from enrichkit.testing.openai import error as chat_error
+from enrichkit.testing.openai import hang as chat_hang
+from enrichkit.testing.openai import raw as chat_raw
+from enrichkit.testing.openai import set_field as chat_set_field
+from enrichkit.testing.openai import swap_answers as chat_swap_answers
+from enrichkit.testing.openai import with_items as chat_with_items
 from enrichkit.testing.server import GeminiStub
 
 __all__ = [
     "Answer",
     "BatchFiles",
     "Call",
+    "ChatAnswer",
+    "ChatFault",
     "Fault",
     "FunctionProvider",
     "GeminiStub",
     "Items",
+    "OpenAIStub",
     "Outcome",
+    "Received",
     "StubJob",
     "Target",
     "add_unknown_id",
     "answer_items",
     "blocked",
+    "chat_add_unknown_id",
+    "chat_answer",
+    "chat_completion",
+    "chat_cut_off",
+    "chat_drop_ids",
+    "chat_duplicate_id",
+    "chat_error",
+    "chat_hang",
+    "chat_raw",
+    "chat_set_field",
+    "chat_swap_answers",
+    "chat_with_items",
     "drop_ids",
     "duplicate_id",
     "error_body",
@@ -64,6 +104,8 @@ __all__ = [
     "hang",
     "http_error",
     "ids_of",
+    "json_validate_failed",
+    "rate_limited",
     "records_of",
     "response",
     "set_field",

@@ -2,7 +2,14 @@
 
 By default every request is answered with valid JSON for its ``response_format`` json_schema (a
 pack's ``{"items": [...]}`` with one item per record in the prompt, or one object for a single
-row); ``script`` and ``rule`` inject errors, hangs and cut-off answers.
+row); a row gets the same answer packed or on its own. ``script`` and ``rule`` inject errors
+(Groq's ``json_validate_failed``, 429 with ``retry-after-ms``, 5xx), hangs, cut-off answers and
+spoiled items (dropped, duplicated or unknown ids, a bad value, two answers swapped).
+
+    with OpenAIStub() as stub:
+        stub.script(drop_ids("r3"))                      # first call loses r3
+        stub.rule(json_validate_failed(), when=lambda call: call.rows > 10)
+        enrich(rows, task, provider=openai_provider("m", stub.url))
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from enrichkit.prompt import echo_of
 
 
 @dataclass
@@ -48,6 +57,11 @@ class Received:
     def rows(self) -> int:
         return len(self.records)
 
+    @property
+    def ids(self) -> list[str]:
+        """The pack ids of the records (empty for a single row)."""
+        return [str(r.get("id")) for r in self.records] if self.pack is not None else []
+
 
 @dataclass
 class Answer:
@@ -71,12 +85,19 @@ def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> A
         return True
     if kind in ("integer", "number"):
         return 1
-    words = " ".join(str(v) for k, v in record.items() if k != "id").split()
+    words = " ".join(str(v) for v in record.values()).split()
     return " ".join(["About", *words[:6]])
 
 
 def _object(schema: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _value(s, record, name) for name, s in schema["properties"].items() if name != "id"}
+    """The answer for ``record`` without its pack id (so it is the same packed or alone); an ``echo``
+    copies the record's last input field, as the engine compares it (``echo_of``)."""
+    values = {k: v for k, v in record.items() if k != "id"}
+    return {
+        name: echo_of(next(reversed(values.values()), "")) if name == "echo" else _value(s, values, name)
+        for name, s in schema["properties"].items()
+        if name != "id"
+    }
 
 
 def answer_of(call: Received) -> dict[str, Any]:
@@ -124,6 +145,28 @@ def error(
     return lambda call: Answer(status, body, headers or {})
 
 
+def json_validate_failed(failed_generation: str = "") -> Fault:
+    """Groq's 400 for an answer its own decoder could not fit to the schema (an unrecognised 400 elsewhere)."""
+    return error(
+        400,
+        "Failed to validate JSON",
+        code="json_validate_failed",
+        type="invalid_request_error",
+        failed_generation=failed_generation,
+    )
+
+
+def rate_limited(seconds: float) -> Fault:
+    """A 429 asking to wait ``seconds`` (``retry-after-ms``, as OpenAI and Groq send it)."""
+    return error(
+        429,
+        "Rate limit reached for requests",
+        {"retry-after-ms": str(round(seconds * 1000))},
+        code="rate_limit_exceeded",
+        type="requests",
+    )
+
+
 def raw(status: int, text: str) -> Fault:
     """``text`` as the body, not JSON-encoded (an HTML error page, a broken answer)."""
     return lambda call: Answer(status, text)
@@ -144,6 +187,50 @@ def cut_off() -> Fault:
     return fault
 
 
+Items = list[dict[str, Any]]
+
+
+def with_items(change: Callable[[Items], Items]) -> Fault:
+    """Answer with the default items after ``change(items)`` (a single row's answer is a one-item list
+    whose item has no id)."""
+
+    def fault(call: Received) -> Answer:
+        doc = answer_of(call)
+        single = call.pack is None
+        changed = change([doc] if single else doc["items"])
+        body = (changed[0] if changed else {}) if single else {"items": changed}
+        return Answer(body=completion(json.dumps(body)))
+
+    return fault
+
+
+def drop_ids(*ids: str) -> Fault:
+    return with_items(lambda items: [i for i in items if i.get("id") not in ids])
+
+
+def duplicate_id(rid: str) -> Fault:
+    return with_items(lambda items: items + [dict(i) for i in items if i.get("id") == rid])
+
+
+def add_unknown_id(rid: str = "r999") -> Fault:
+    return with_items(lambda items: [*items, {**items[0], "id": rid}])
+
+
+def set_field(target: str | None, name: str, value: Any) -> Fault:
+    """Set field ``name`` of the item with id ``target`` (every item: None) to ``value``."""
+    return with_items(lambda items: [{**i, name: value} if target in (None, i.get("id")) else i for i in items])
+
+
+def swap_answers(a: str, b: str) -> Fault:
+    """Exchange the answers of two ids, keeping the ids valid (cross-wiring)."""
+
+    def change(items: Items) -> Items:
+        by_id = {i["id"]: i for i in items}
+        return [{**(by_id[b] if i["id"] == a else by_id[a] if i["id"] == b else i), "id": i["id"]} for i in items]
+
+    return with_items(change)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -156,7 +243,7 @@ class OpenAIStub:
     def __init__(self) -> None:
         self.calls: list[Received] = []
         self._script: collections.deque[Fault | None] = collections.deque()
-        self._rule: Fault | None = None
+        self._rules: list[tuple[Callable[[Received], bool], Fault]] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -170,14 +257,16 @@ class OpenAIStub:
         with self._lock:
             self._script.extend(faults)
 
-    def rule(self, fault: Fault) -> None:
-        """Use ``fault`` for every call once the script is used up."""
-        self._rule = fault
+    def rule(self, fault: Fault, when: Callable[[Received], bool] | None = None) -> None:
+        """Use ``fault`` for every call (matching ``when``) once the script is used up; the first rule
+        added that matches wins."""
+        with self._lock:
+            self._rules.append((when or (lambda call: True), fault))
 
     def handle(self, call: Received) -> Answer:
         with self._lock:
             self.calls.append(call)
-            fault = self._script.popleft() if self._script else self._rule
+            fault = self._script.popleft() if self._script else next((f for w, f in self._rules if w(call)), None)
         if fault is not None:
             return fault(call)
         return Answer(body=completion(json.dumps(answer_of(call))))
