@@ -73,8 +73,8 @@ def test_the_same_refusal_on_three_single_rows_stops_the_run(
 ) -> None:
     stub.rule(lambda call: True, http_error(400, "Request contains an invalid argument."))
     with pytest.raises(FatalProviderError, match="refused the request for 3 rows in a row"):
-        run(topic_rows(40), task, client, cache_dir, concurrency=1)
-    assert len(stub.generate_calls) < 20  # a few packs of each size, then three single rows: not 40 rows' worth
+        run(topic_rows(400), task, client, cache_dir, concurrency=2)
+    assert len(stub.generate_calls) < 80  # a few packs of each size, then three rows on their own: not 400
 
 
 def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(

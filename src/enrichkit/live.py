@@ -5,12 +5,12 @@ once (by the ``Packer``); the rows that failed go to the rung the ``Ladder`` nam
 the same task group, so salvage overlaps the packs still in flight. Calls go through the run's
 ``Scheduler`` (admission, rate limits, retries); a fatal error stops the run.
 
-A row on its own whose answer is invalid (or refused as invalid) is asked again up to ``REPAIRS``
-times with the reason in the prompt, before the next tier. A provider reply never stops the run on its
-own, except by evidence that the run cannot succeed: ``STOP_AFTER`` different rows in a row that failed
-on every tier with the same refusal of the request, or rows on their own answered invalidly as often as
-``STOP_AFTER`` rows with their repairs would be while not one row of the run is valid (a schema no
-answer satisfies).
+A row on its own whose answer is invalid, cut off or refused is asked again up to ``REPAIRS`` times
+(an invalid answer's reason goes into the prompt, for the model to repair), before the next tier. A
+provider reply never stops the run on its own, except by evidence that the run cannot succeed:
+``STOP_AFTER`` different rows in a row that failed on every tier with the same refusal of the
+request, or rows on their own answered invalidly as often as ``STOP_AFTER`` rows with their repairs
+would be while not one row of the run is valid (a schema no answer satisfies).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class LiveRun:
         self.ladder = ladder
         self.sizer = sizer
         self._group: asyncio.TaskGroup | None = None
-        self._refused: list[tuple[str, str]] = []  # (row key, refusal) of the last rows that failed for good
+        self._refused: list[tuple[str, str]] = []  # (row key, refusal) of single-row refusals since an answer
         self._invalid: list[str] = []  # the rows of invalid single answers while nothing is valid
 
     async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
@@ -139,47 +139,47 @@ class LiveRun:
         """One row on its own: repaired while its answers are invalid, then down the tiers, until an
         answer is valid or no tier is left."""
         current: Rung | None = rung
-        rejected: str | None = None  # why the last answer was refused, for a repair
-        repairs = 0
-        reason, refusal, invalid = "", "", False
+        rejected: str | None = None  # why the last answer was invalid, for the model to repair
+        tries = 0
+        reason = ""
         while current is not None:
             provider = self.tiers[current.tier]
             item.attempts += 1
-            kind: CallKind = "repair" if rejected else "single" if current.tier == 0 else "fallback"
-            repairable, refusal = False, ""
+            kind: CallKind = "repair" if tries else "single" if current.tier == 0 else "fallback"
+            again, invalid, refusal = False, False, ""
             try:
                 reply = await self.scheduler.call(provider, self.packer.single_request(item, rejected), kind)
                 failure = self.packer.accept_single(reply, item, provider.model)
-                repairable = reply.finish not in ("blocked", "max_tokens")
+                again = reply.finish != "blocked"
+                invalid = reply.finish == "stop"
             except RequestRejected as exc:
-                failure, repairable = str(exc), exc.invalid_answer
+                failure, again, invalid = str(exc), True, exc.invalid_answer
                 refusal = "" if exc.invalid_answer else str(exc)
             except (TransientError, PromptTooLong) as exc:
                 failure = str(exc)
-            invalid = repairable
             if failure is None:
-                self.packer.stats.repaired += rejected is not None
+                self.packer.stats.repaired += tries > 0
                 self._refused.clear()
                 return
             reason = failure
             if invalid:
                 self._stop_if_unsatisfiable(item, failure)
-            if repairable and repairs < REPAIRS:
-                repairs += 1
-                rejected = failure
+            if refusal:
+                self._stop_if_refused(item, refusal)
+            if again and tries < REPAIRS:
+                tries += 1
+                rejected = failure if invalid else None
                 continue
-            current, rejected, repairs = self.ladder.after(current), None, 0
+            current, rejected, tries = self.ladder.after(current), None, 0
         self.packer.fail(item, reason)
-        self._stop_if_refused(item, refusal)
 
     def _stop_if_refused(self, item: Work, refusal: str) -> None:
-        """Stop the run when ``STOP_AFTER`` different rows in a row failed with the same refusal of the request."""
-        if not refusal:
-            self._refused.clear()
-            return
+        """Stop the run when single rows got the same refusal of the request as often as ``STOP_AFTER``
+        rows with their retries would, from ``STOP_AFTER`` rows or more, with no answer in between."""
         self._refused.append((item.key, refusal))
-        recent = self._refused[-STOP_AFTER:]
-        if len(recent) == STOP_AFTER and len({r for _, r in recent}) == 1 and len({k for k, _ in recent}) == STOP_AFTER:
+        recent = self._refused[-STOP_AFTER * (1 + REPAIRS) :]
+        same = len(recent) == STOP_AFTER * (1 + REPAIRS) and len({r for _, r in recent}) == 1
+        if same and len({k for k, _ in recent}) >= STOP_AFTER:
             self.scheduler.abort()
             raise FatalProviderError(f"the provider refused the request for {STOP_AFTER} rows in a row: {refusal}")
 
