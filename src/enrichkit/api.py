@@ -9,13 +9,14 @@ import warnings
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.crosswire import text_fields
 from enrichkit.errors import FatalProviderError, StorageError, UserError
+from enrichkit.frames import source
 from enrichkit.ladder import Ladder
 from enrichkit.limiter import RateLimiter
 from enrichkit.live import LiveRun
@@ -27,6 +28,9 @@ from enrichkit.providers.choose import Choice, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.scheduler import Scheduler
 from enrichkit.task import Task
+
+if TYPE_CHECKING:
+    from enrichkit.frames import Rows
 
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 T = TypeVar("T")
@@ -233,15 +237,14 @@ def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[lis
         yield chunk
 
 
-async def aenrich(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
-) -> EnrichResult:
+async def aenrich(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
     opts = options_of(options, given).replace(chunk_rows=None)
-    [result] = [chunk async for chunk in aenrich_chunks(rows, task, opts)]
+    task, given_rows = load_task(task), source(rows)  # a DataFrame in: result.frame out
+    [result] = [chunk async for chunk in aenrich_chunks(given_rows.rows, task, opts)]
     if result.stats.stopped:
         warnings.warn(f"enrichkit stopped early: {result.stats.stopped}", RuntimeWarning, stacklevel=2)
-    return result
+    return given_rows.finish(result, task)
 
 
 def run_sync(job: Coroutine[Any, Any, T]) -> T:
@@ -254,16 +257,17 @@ def run_sync(job: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, job).result()
 
 
-def enrich(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
-) -> EnrichResult:
-    """Enrich ``rows`` (dicts) with the columns ``task`` describes.
+def enrich(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> EnrichResult:
+    """Enrich ``rows`` (dicts, or a pandas or polars DataFrame or a pyarrow Table) with the columns ``task``
+    describes.
 
     Cached rows cost nothing; the rest travel in packs of up to ``pack_size`` rows per call. The
     options are ``RunOptions``' fields (as an object, or as keyword arguments): e.g. ``client=`` a
     ready ``google.genai.Client``, ``provider=`` a provider or its name (default: Gemini when
     GEMINI_API_KEY / GOOGLE_API_KEY is set, else the embedded local model), ``fallback=`` models or
     providers for the rows the main model could not answer. Returns the rows in input order with the
-    new fields (absent for failed rows), the failures with their last reason, and the run's figures.
+    new fields (absent for failed rows), the failures with their last reason, and the run's figures;
+    for a frame also ``result.frame``: the same kind of frame, its columns and order kept, the new
+    columns added (null for failed rows).
     """
     return run_sync(aenrich(rows, task, options, **given))

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from enrichkit.api import choose, crosswire_checks, load_task, options_of, run_sync
 from enrichkit.cache import RowCache, default_dir
+from enrichkit.frames import source
 from enrichkit.options import RunOptions
 from enrichkit.packer import Packer
 from enrichkit.prepare import prepare
 from enrichkit.prompt import ECHO_WORDS, estimate_tokens, expected_output_tokens
 from enrichkit.result import Stats
 from enrichkit.task import Task
+
+if TYPE_CHECKING:
+    from enrichkit.frames import Rows
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,7 @@ class Plan:
         return len(self.packs)
 
 
-async def adry_run(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
-) -> Plan:
+async def adry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> Plan:
     """The cache hits, packs and estimated tokens of a run, without calling the model.
 
     Prompt tokens are the provider's own count of the first pack (``countTokens`` is free on Gemini)
@@ -53,7 +54,7 @@ async def adry_run(
     echo = crosswire_checks(task, opts.echo, size)[0]
     try:
         stats = Stats()
-        run = prepare(rows, task, primary, cache, echo, stats)
+        run = prepare(source(rows).rows, task, primary, cache, echo, stats)
         packer = Packer(task, stats, id_style=primary.capabilities.id_style, echo=echo)
         packs = packer.packs(list(run.work.values()), size)
         requests = [packer.pack_request(pack)[1] for pack in packs]
@@ -79,8 +80,6 @@ async def adry_run(
     )
 
 
-def dry_run(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
-) -> Plan:
+def dry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> Plan:
     """What ``enrich`` would send, and roughly how many tokens, without calling the model."""
     return run_sync(adry_run(rows, task, options, **given))

@@ -1,4 +1,4 @@
-"""Row files: read JSONL / JSON / CSV (or JSONL on stdin), write them atomically.
+"""Row files: read JSONL / JSON / CSV (or JSONL on stdin); write those, Parquet or SQLite atomically.
 
 Every problem is a ``UserError`` of one line naming the file and where in it (line, byte offset);
 a disk that fails while writing (full, read-only) is a ``StorageError`` naming the file.
@@ -7,7 +7,6 @@ a disk that fails while writing (full, read-only) is a ``StorageError`` naming t
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import sys
@@ -19,9 +18,10 @@ from typing import IO, Any
 from enrichkit.disk import atomic, checked, storage_errors, unwritable
 from enrichkit.disk import sweep_temps as sweep_temps
 from enrichkit.errors import UserError
+from enrichkit.writers import SQLITE, load_pyarrow, parquet_writer, sqlite_writer
 
 READ_FORMATS = (".jsonl", ".json", ".csv")
-WRITE_FORMATS = (".jsonl", ".json", ".csv", ".parquet")
+WRITE_FORMATS = (".jsonl", ".json", ".csv", ".parquet", *SQLITE)
 Row = dict[str, Any]
 
 
@@ -162,9 +162,11 @@ def check_output(path: Path) -> None:
     killed runs left beside it (``sweep_temps``)."""
     suffix = _suffix(path)
     if suffix not in WRITE_FORMATS:
-        raise UserError(f"{path}: unknown output format {path.suffix or '(none)'!r} (use .jsonl, .json or .csv)")
+        raise UserError(
+            f"{path}: unknown output format {path.suffix or '(none)'!r} (use .jsonl, .json, .csv, .parquet or .sqlite)"
+        )
     if suffix == ".parquet":
-        _parquet(path)
+        load_pyarrow(path)
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise UserError(f"{path}: {str(parent)!r} is a file, not a directory")
@@ -197,8 +199,10 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
     """Write rows in chunks to a temp file that replaces ``path`` only when the block ends without error.
 
     Every row gets ``columns`` (missing ones as null/empty). JSON and JSONL rows keep any other key
-    they have; in CSV a row with a column the first rows did not have is an error. Parquet is
-    written whole at the end (pyarrow infers its schema from all rows).
+    they have, SQLite gets a column more; in CSV and Parquet a row with a column the first rows did
+    not have is an error. Parquet gets a row group a chunk, its types those of the first chunk.
+    SQLite: one table named after the file (``out.sqlite``: ``out``), nested values as JSON text;
+    the database is built in memory and written at the end.
     """
     suffix = _suffix(path)
     names = list(columns)
@@ -213,7 +217,7 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
                 yield row
                 continue
             extra = [k for k in row if k not in known]
-            if extra and suffix == ".csv":
+            if extra and suffix in (".csv", ".parquet"):
                 raise UserError(
                     f"{path}: row {written} has column {extra[0]!r}, not among the first rows' columns"
                     " (write .jsonl or .json instead)"
@@ -221,11 +225,12 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
             yield {c: row.get(c) for c in names} | {k: row[k] for k in extra}
 
     if suffix == ".parquet":
-        pyarrow, parquet = _parquet(path)
-        kept: list[Row] = []
-        yield lambda rows: kept.extend(full(rows))
-        with atomic(path, binary=True) as binary, storage_errors(path):
-            parquet.write_table(pyarrow.Table.from_pylist(kept), binary)
+        with atomic(path, binary=True) as binary, parquet_writer(path, binary, names) as write_table:
+            yield lambda rows: write_table(list(full(rows)))
+        return
+    if suffix in SQLITE:
+        with atomic(path, binary=True) as binary, sqlite_writer(path, binary, names) as write_records:
+            yield lambda rows: write_records(list(full(rows)))
         return
     with atomic(path) as out:
         if suffix == ".csv":
@@ -274,11 +279,3 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return value
-
-
-def _parquet(path: Path) -> tuple[Any, Any]:
-    """pyarrow and pyarrow.parquet (an optional extra)."""
-    try:
-        return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
-    except ImportError:
-        raise UserError(f"{path}: writing .parquet needs pyarrow: pip install 'enrichkit[parquet]'") from None

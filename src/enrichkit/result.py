@@ -95,9 +95,43 @@ class Failure:
 
 @dataclass
 class EnrichResult:
+    """The rows in input order with the new fields (absent for failed rows), the failures, the figures;
+    ``frame``: for a DataFrame or Table input, it with the new columns (null for failed rows)."""
+
     rows: list[dict[str, Any]]
     failures: list[Failure]
     stats: Stats
+    frame: Any = None
+
+    def to_pandas(self) -> Any:
+        """The enriched rows as a pandas DataFrame (``frame`` converted, when the input was one)."""
+        from enrichkit import frames
+
+        if self.frame is None:
+            return frames.rows_frame(self.rows)
+        return frames.to_pandas(self.frame)
+
+    def failures_frame(self, backend: str | None = None) -> Any:
+        """The failures as a frame: ``id``, ``reason``, ``attempts`` and the input fields, one row each; of
+        ``backend`` (``"pandas"``, ``"polars"``, ``"pyarrow"``), by default the input frame's library, or pandas."""
+        from enrichkit import frames
+
+        if backend is None:
+            backend = "pandas" if self.frame is None else frames.native_frame(self.frame).implementation
+        return frames.failures_frame(self.failures, backend)
 
     def __repr__(self) -> str:  # a summary: the default repr would print every row
-        return f"EnrichResult(rows={len(self.rows)}, failures={len(self.failures)}, stats={self.stats!r})"
+        s = self.stats
+        lines = [
+            f"EnrichResult: {len(self.rows):,} rows · {s.cache_hits:,} from the cache · {s.enriched:,} newly enriched"
+            f" · {len(self.failures):,} failed" + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
+            f"calls: {s.calls:,} ({s.calls_packed:,} packed, {s.calls_single:,} single, {s.calls_repair:,} repair,"
+            f" {s.calls_fallback:,} fallback, {s.calls_batch:,} batch) · tokens: {s.prompt_tokens:,} in / {s.output_tokens:,} out · {s.seconds:.1f} s",
+        ]
+        if self.frame is not None:
+            lines.append(f"frame: {type(self.frame).__module__.partition('.')[0]}.{type(self.frame).__name__}")
+        if self.failures:
+            first = self.failures[0]
+            more = f" (and {len(self.failures) - 1:,} more)" if len(self.failures) > 1 else ""
+            lines.append(f"first failure: row {first.row_id!r}: {first.reason}{more}")
+        return "\n".join(lines)

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from pydantic import BaseModel
 
+from enrichkit.columns import parse_columns
 from enrichkit.errors import UserError
 from enrichkit.schema import OutputValidator
 
@@ -108,6 +109,30 @@ class Task:
             name=doc.get("name", p.stem),
             source=str(p),
         )
+
+    @classmethod
+    def from_columns(
+        cls,
+        instruction: str,
+        inputs: str | Sequence[str],
+        columns: str | Sequence[str],
+        *,
+        id_field: str | None = None,
+        name: str = "task",
+    ) -> Task:
+        """A task from one-line column specs (``enrichkit.columns``), e.g.
+        ``Task.from_columns("Classify each review", "text", ["sentiment: positive|negative|neutral"])``."""
+        if not instruction.strip():
+            raise UserError("the instruction is empty: say what the model must do for each row")
+        output = {"type": "object", "properties": parse_columns(columns)}
+        return cls(instruction, [inputs] if isinstance(inputs, str) else inputs, output, id_field, name, "columns")
+
+    def document(self) -> dict[str, Any]:
+        """The task as a task file holds it (``Task.from_file`` reads it back)."""
+        doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": list(self.inputs)}
+        if self.id_field is not None:
+            doc["id_field"] = self.id_field
+        return doc | {"output": self.schema}
 
     @property
     def fields(self) -> list[str]:

@@ -10,6 +10,7 @@ import click
 
 from enrichkit.api import AUTO_BATCH_ROWS
 from enrichkit.cli.common import F, guarded, quiet_verbose
+from enrichkit.cli.task import one_line_options, task_path
 from enrichkit.files import iter_rows
 from enrichkit.options import MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
 from enrichkit.providers.choose import PROVIDERS
@@ -151,27 +152,37 @@ OUTPUT = click.option(
     "--output",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help=".jsonl, .json, .csv or .parquet",
+    help=".jsonl, .json, .csv, .parquet or .sqlite",
 )
 ENRICH = click.option(
     "--enrich",
+    "--task",
     "task",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Task file: enrich the scraped rows in the same run.",
+    help="Task file: enrich the scraped rows in the same run (--task is the same flag).",
 )
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option(
-    "-t", "--task", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Task file (see schemas/)."
-)
+@click.option("-t", "--task", type=click.Path(path_type=Path, dir_okay=False), help="Task file (see schemas/).")
+@one_line_options
 @OUTPUT
 @_enrich_options
 @guarded
-def run(input_path: str, task: Path, output: Path, **kwargs: Any) -> int:
-    """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT."""
-    return run_job(iter_rows(input_path), task, output, *_options(kwargs))
+def run(
+    input_path: str,
+    task: Path | None,
+    instruction: str | None,
+    inputs: tuple[str, ...],
+    columns: tuple[str, ...],
+    output: Path,
+    **kwargs: Any,
+) -> int:
+    """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT, with the task file -t or
+    the one-line task --instruction/--input/--column."""
+    with task_path(task, instruction, inputs, columns) as path:
+        return run_job(iter_rows(input_path), path, output, *_options(kwargs))
 
 
 @click.group()

@@ -1,0 +1,93 @@
+"""``enrichkit task new``, and the one-line task options (``--instruction/--input/--column``) of ``run``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from enrichkit.cli.common import F, guarded
+from enrichkit.columns import TYPES
+from enrichkit.files import write_json
+from enrichkit.task import Task
+
+
+def one_line_options(command: F) -> F:
+    """``--instruction``, ``--input`` and ``--column``: a task without a file."""
+    options = [
+        click.option("--instruction", help="What the model must do for each row (instead of a task file)."),
+        click.option("--input", "inputs", multiple=True, help="A row field the model reads; repeatable."),
+        click.option(
+            "--column",
+            "columns",
+            multiple=True,
+            help=f"A new column, NAME: TYPE [-- description]; repeatable. TYPE: {TYPES}.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def one_line_task(instruction: str | None, inputs: Sequence[str], columns: Sequence[str], **more: Any) -> Task:
+    """The task the one-line options describe (all three are needed); ``more``: ``Task.from_columns``'."""
+    missing = [
+        flag
+        for flag, given in (("--instruction", instruction), ("--input", inputs), ("--column", columns))
+        if not given
+    ]
+    if missing:
+        raise click.UsageError(
+            f"a task without a file needs --instruction, --input and --column (missing {missing[0]})"
+        )
+    assert instruction is not None
+    return Task.from_columns(instruction, inputs, columns, **more)
+
+
+@contextlib.contextmanager
+def task_path(
+    task: Path | None, instruction: str | None, inputs: Sequence[str], columns: Sequence[str]
+) -> Iterator[Path]:
+    """The task file ``-t/--task`` names, or a temporary one written from the one-line options; one line if
+    both or neither are given."""
+    if task is not None:
+        if instruction or inputs or columns:
+            raise click.UsageError("give either -t/--task or --instruction/--input/--column, not both")
+        yield task
+        return
+    if not (instruction or inputs or columns):
+        raise click.UsageError("no task: give -t/--task FILE, or --instruction, --input and --column")
+    built = one_line_task(instruction, inputs, columns)
+    with tempfile.TemporaryDirectory(prefix="enrichkit-task-") as folder:
+        path = Path(folder) / "task.json"
+        path.write_text(json.dumps(built.document()), encoding="utf-8")
+        yield path
+
+
+@click.group()
+def task() -> None:
+    """Write task files."""
+
+
+@task.command()
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The task file.")
+@one_line_options
+@click.option("--id-field", help="Row field that identifies a row in reports (values must be unique).")
+@click.option("--name", help="A short name, shown in receipts (default: the file's stem).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@guarded
+def new(output: Path, instruction: str | None, inputs: tuple[str, ...], columns: tuple[str, ...], **kwargs: Any) -> int:
+    """Write the task that --instruction, --input and --column describe to OUTPUT (validated)."""
+    if output.exists() and not kwargs["force"]:
+        raise click.UsageError(f"{output} exists (--force overwrites it)")
+    if not output.parent.is_dir():
+        raise click.UsageError(f"{output}: directory {str(output.parent)!r} does not exist")
+    built = one_line_task(instruction, inputs, columns, id_field=kwargs["id_field"], name=kwargs["name"] or output.stem)
+    write_json(output, built.document())
+    click.echo(f"wrote {output}: {len(built.fields)} columns ({', '.join(built.fields)})", err=True)
+    return 0
