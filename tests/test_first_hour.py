@@ -74,3 +74,27 @@ def test_an_interrupted_receipt_shows_the_real_wall_time(tmp_path: Path) -> None
     assert process.returncode == 130, stderr
     wall = float(stderr.split("; wall ")[1].split(" s")[0])
     assert 0.4 <= wall <= elapsed
+
+
+def test_cache_stats_counts_every_byte_and_the_shared_models(
+    stub: GeminiStub, tmp_path: Path, enrichkit_home: Path
+) -> None:
+    cache = tmp_path / "cache"
+    rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(5))
+    assert (
+        invoke(stub, "run", str(rows), "-t", TASK, "-o", str(tmp_path / "o.jsonl"), "--cache-dir", str(cache)).exit_code
+        == 0
+    )
+    (cache / "models").mkdir()
+    (cache / "models" / "old.gguf").write_bytes(b"\0" * 2_500_000)
+    (enrichkit_home / "models").mkdir(exist_ok=True)
+    (enrichkit_home / "models" / "m.gguf").write_bytes(b"\0" * 3_000_000)
+    try:
+        lines = invoke(None, "cache", "stats", "--cache-dir", str(cache)).output.splitlines()
+    finally:
+        (enrichkit_home / "models" / "m.gguf").unlink()
+    on_disk = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    assert lines[0] == (
+        f"{cache}: 5 cached rows, {on_disk / 1e6:,.1f} MB on disk (2.5 MB of it local models in {cache / 'models'})"
+    )
+    assert lines[1] == f"{enrichkit_home / 'models'}: 3.0 MB of local models (shared by every folder)"
