@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import sys
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
@@ -43,12 +48,14 @@ def options_of(options: RunOptions | None, given: Mapping[str, Any]) -> RunOptio
 
 
 def choose(options: RunOptions) -> Choice:
-    """The run's provider, as ``options`` name it."""
+    """The run's provider, as ``options`` name it; ``model`` and ``base_url`` default to the environment's
+    ``ENRICHKIT_MODEL`` and ``ENRICHKIT_BASE_URL``, as on the command line (the cache folder to
+    ``ENRICHKIT_CACHE_DIR``: ``cache.default_dir``)."""
     return resolve_provider(
         options.provider,
         client=options.client,
-        model=options.model,
-        base_url=options.base_url,
+        model=options.model or os.environ.get("ENRICHKIT_MODEL") or None,
+        base_url=options.base_url or os.environ.get("ENRICHKIT_BASE_URL") or None,
         model_path=options.model_path,
         cache_dir=options.cache_dir or default_dir(),
     )
@@ -190,7 +197,7 @@ def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
                 key, "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
             )
             failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in packer.task.inputs}))
-    return EnrichResult(run.table, failures, stats)
+    return EnrichResult(run.table, failures, stats, packer.task.model)
 
 
 def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[list[Mapping[str, Any]]]:
@@ -203,12 +210,37 @@ def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[lis
         yield chunk
 
 
+@contextlib.contextmanager
+def progress_bar(rows: Iterable[Any], enabled: bool) -> Iterator[Callable[[int, Stats], None] | None]:
+    """An ``on_progress`` drawing a bar over ``rows`` on stderr (a widget in a notebook), or None."""
+    if not enabled:
+        yield None
+        return
+    total = len(rows) if isinstance(rows, Sized) else None
+    bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, stats: Stats) -> None:
+        bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 async def aenrich(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+    rows: Iterable[Mapping[str, Any]],
+    task: Task | str | Path,
+    options: RunOptions | None = None,
+    *,
+    progress: bool = True,
+    **given: Any,
 ) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
     opts = options_of(options, given).replace(chunk_rows=None)
-    [result] = [chunk async for chunk in aenrich_chunks(rows, task, opts)]
+    with progress_bar(rows, progress) as on_progress:
+        [result] = [chunk async for chunk in aenrich_chunks(rows, task, opts, on_progress=on_progress)]
     return result
 
 
@@ -223,7 +255,12 @@ def run_sync(job: Coroutine[Any, Any, T]) -> T:
 
 
 def enrich(
-    rows: Iterable[Mapping[str, Any]], task: Task | str | Path, options: RunOptions | None = None, **given: Any
+    rows: Iterable[Mapping[str, Any]],
+    task: Task | str | Path,
+    options: RunOptions | None = None,
+    *,
+    progress: bool = True,
+    **given: Any,
 ) -> EnrichResult:
     """Enrich ``rows`` (dicts) with the columns ``task`` describes.
 
@@ -232,6 +269,8 @@ def enrich(
     ready ``google.genai.Client``, ``provider=`` a provider or its name (default: Gemini when
     GEMINI_API_KEY / GOOGLE_API_KEY is set, else the embedded local model), ``fallback=`` models or
     providers for the rows the main model could not answer. Returns the rows in input order with the
-    new fields (absent for failed rows), the failures with their last reason, and the run's figures.
+    new fields (absent for failed rows), the failures with their last reason, and the run's figures
+    (and ``result.models``, pydantic instances, when the task's output is a model). A progress bar is
+    drawn on stderr unless ``progress=False``.
     """
-    return run_sync(aenrich(rows, task, options, **given))
+    return run_sync(aenrich(rows, task, options, progress=progress, **given))

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from enrichkit.adaptive import PackSize
 from enrichkit.audit import Audit
 from enrichkit.providers.base import Usage
@@ -87,6 +89,18 @@ class EnrichResult:
     rows: list[dict[str, Any]]
     failures: list[Failure]
     stats: Stats
+    model: type[BaseModel] | None = None  # the task's output model, if it has one
 
     def __repr__(self) -> str:  # a summary: the default repr would print every row
         return f"EnrichResult(rows={len(self.rows)}, failures={len(self.failures)}, stats={self.stats!r})"
+
+    @property
+    def models(self) -> list[BaseModel | None]:
+        """Each row's answer as an instance of the task's pydantic model; None for a row without one."""
+        if self.model is None:
+            raise TypeError("result.models needs a task whose output is a pydantic model (Task(output=Model))")
+        names = list(self.model.model_json_schema()["properties"])
+        return [
+            self.model.model_validate({n: row[n] for n in names if n in row}) if any(n in row for n in names) else None
+            for row in self.rows
+        ]
