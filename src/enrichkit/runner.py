@@ -32,6 +32,8 @@ from enrichkit.receipt import (
     run_text,
 )
 from enrichkit.result import EnrichResult, Stats
+from enrichkit.show_prompt import first_prompt
+from enrichkit.stdio import is_stdout
 from enrichkit.task import Task
 
 INTERRUPTED = 130
@@ -46,6 +48,8 @@ class CliOptions:
     limit: int | None = None
     dry_run: bool = False
     quiet: bool = False
+    total: int | None = None  # the input's rows, when counted up front (for the progress bar)
+    show_prompt: bool = False
 
 
 @dataclass
@@ -104,10 +108,15 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     provider = choice.provider
     options = options.replace(provider=provider)
     where = f"cache: {options.cache_dir}" if options.use_cache else "no cache"
-    count = len(rows) if isinstance(rows, Sequence) else None
+    count = len(rows) if isinstance(rows, Sequence) else cli.total
+    if count is not None and cli.limit is not None:
+        count = min(count, cli.limit)
     head = f"{count:,} rows · " if count is not None else ""
     say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", cli.quiet)
     if cli.dry_run:
+        if cli.show_prompt:
+            rows = list(rows)
+            print(first_prompt(rows, task, options) or "nothing to send: every row is a cache hit")
         plan = asyncio.run(adry_run(rows, task, options))
         report = plan_report(plan)
         _write_report(cli.report, report)
@@ -116,7 +125,7 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     progress = _Progress(count, cli.quiet)
     started = time.perf_counter()
     chunks = aenrich_chunks(rows, task, options, on_progress=progress)
-    failures = cli.failures or default_failures(output)
+    failures = cli.failures or (None if is_stdout(output) else default_failures(output))
     reasons: Counter[str] = Counter()
     try:
         lazy = None if cli.failures else failures

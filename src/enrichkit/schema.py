@@ -7,7 +7,6 @@ decoding are spelled out in words (``field_hint``) and always checked here after
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
+
+from enrichkit.hints import did_you_mean
 
 
 def _max_words(validator: Any, limit: int, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
@@ -46,7 +47,6 @@ KEYWORDS = frozenset(OutputValidator.VALIDATORS) | {
     "default", "examples", "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding",
     "contentSchema", "propertyOrdering", "discriminator",
 }  # fmt: skip
-_LOWERED = {k.lower(): k for k in KEYWORDS}
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references are not supported",
     "$dynamicAnchor": "dynamic anchors are not supported",
@@ -67,9 +67,7 @@ def keyword_problem(schema: Any, path: Sequence[str | int] = ()) -> tuple[list[s
     for key, value in schema.items():
         where = [*path, key]
         if key not in KEYWORDS:
-            close = difflib.get_close_matches(key.lower(), _LOWERED, n=1, cutoff=0.75)
-            hint = f" (did you mean {_LOWERED[close[0]]!r}?)" if close else ""
-            return where, f"unknown schema keyword {key!r}{hint}"
+            return where, f"unknown schema keyword {key!r}{did_you_mean(key, KEYWORDS)}"
         if key in _UNSUPPORTED:
             return where, _UNSUPPORTED[key]
         if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
