@@ -16,8 +16,16 @@ from helpers import ROOT
 
 # httpx2 honours proxy variables; the stub is local.
 os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
-for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "ENRICHKIT_CACHE_DIR"):
+for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "ENRICHKIT_CACHE_DIR", "ENRICHKIT_MODEL"):
     os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def enrichkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The per-user folder (local models) of every test and of the CLI processes they start: a temp dir."""
+    home = tmp_path_factory.mktemp("enrichkit-home")
+    os.environ["ENRICHKIT_HOME"] = str(home)
+    return home
 
 
 @pytest.fixture

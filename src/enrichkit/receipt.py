@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from enrichkit.audit import audit_text
@@ -129,4 +133,56 @@ def plan_text(report: dict[str, Any]) -> str:
         lines.append(f"cost: unknown (no price for {report['model']}; see ENRICHKIT_PRICES)")
     else:
         lines.append(f"est. cost: {_usd(cost['live_usd'])} live ({_usd(cost['batch_usd'])} at the batch price)")
+    return "\n".join(lines)
+
+
+TOP_REASONS = 3
+# What varies from row to row in a failure reason, so that rows failing the same way count together.
+_VARYING = [
+    (re.compile(r"has \d+ words, more than (\d+)"), r"more than \1 words"),
+    (
+        re.compile(  # "field: <the value's repr> is ..."
+            r"^([\w.\[\]-]+: )(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\[.*?\]|\{.*?\}|[-+\w.]+)"
+            r" (is |does not |not in )"
+        ),
+        r"\1value \2",
+    ),
+    (re.compile(r"^echo .*? is not the row's .*?: "), "echo is not the row's: "),
+    (re.compile(r"^id \S+ answered \d+ times"), "an id answered more than once"),
+    (re.compile(r" at character \d+"), ""),
+]
+
+
+def reason_kind(reason: str) -> str:
+    """A failure reason without the row's own values: ``tldr: has 14 words, more than 12`` is
+    ``tldr: more than 12 words``, ``challenge: 'hard' not in [...]`` is ``challenge: value not in [...]``."""
+    for pattern, replacement in _VARYING:
+        reason = pattern.sub(replacement, reason)
+    return reason
+
+
+def count_reasons(reasons: Iterable[str]) -> Counter[str]:
+    return Counter(reason_kind(reason) for reason in reasons)
+
+
+def failures_report(reasons: Counter[str], path: Path | None) -> dict[str, Any]:
+    """The receipt's failure fields: every reason kind with its rows, most first; the failures file."""
+    return {"failure_reasons": dict(reasons.most_common()), "failures_file": str(path) if path else None}
+
+
+def failures_text(report: dict[str, Any]) -> str:
+    """The top failure reasons with their row counts, and where the failed rows are (empty if none)."""
+    reasons: dict[str, int] = report["failure_reasons"]
+    if not reasons:
+        return ""
+    top = list(reasons.items())[:TOP_REASONS]
+    width = len(f"{top[0][1]:,}")
+    more = f" (top {TOP_REASONS} of {len(reasons)})" if len(reasons) > TOP_REASONS else ""
+    lines = [f"failed rows by reason{more}:", *(f"  {n:>{width},} × {reason}" for reason, n in top)]  # noqa: RUF001
+    where = report["failures_file"]
+    lines.append(
+        f"failed rows with their inputs and reasons: {where}"
+        if where
+        else "failed rows: not kept (--failures FILE keeps them)"
+    )
     return "\n".join(lines)

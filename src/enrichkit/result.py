@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from enrichkit.adaptive import PackSize
 from enrichkit.audit import Audit
 from enrichkit.providers.base import Usage
@@ -102,6 +104,7 @@ class EnrichResult:
     failures: list[Failure]
     stats: Stats
     frame: Any = None
+    model: type[BaseModel] | None = None  # the task's output model, if it has one
 
     def to_pandas(self) -> Any:
         """The enriched rows as a pandas DataFrame (``frame`` converted, when the input was one)."""
@@ -136,3 +139,14 @@ class EnrichResult:
             more = f" (and {len(self.failures) - 1:,} more)" if len(self.failures) > 1 else ""
             lines.append(f"first failure: row {first.row_id!r}: {first.reason}{more}")
         return "\n".join(lines)
+
+    @property
+    def models(self) -> list[BaseModel | None]:
+        """Each row's answer as an instance of the task's pydantic model; None for a row without one."""
+        if self.model is None:
+            raise TypeError("result.models needs a task whose output is a pydantic model (Task(output=Model))")
+        names = list(self.model.model_json_schema()["properties"])
+        return [
+            self.model.model_validate({n: row[n] for n in names if n in row}) if any(n in row for n in names) else None
+            for row in self.rows
+        ]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import sys
+import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +22,18 @@ from enrichkit.dry_run import adry_run
 from enrichkit.errors import UserError
 from enrichkit.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.options import RunOptions
-from enrichkit.receipt import plan_report, plan_text, run_report, run_text
+from enrichkit.receipt import (
+    count_reasons,
+    failures_report,
+    failures_text,
+    plan_report,
+    plan_text,
+    run_report,
+    run_text,
+)
 from enrichkit.result import EnrichResult, Stats
+from enrichkit.show_prompt import first_prompt
+from enrichkit.stdio import is_stdout
 from enrichkit.task import Task
 
 STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
@@ -36,6 +49,8 @@ class CliOptions:
     limit: int | None = None
     dry_run: bool = False
     quiet: bool = False
+    total: int | None = None  # the input's rows, when counted up front (for the progress bar)
+    show_prompt: bool = False
 
 
 @dataclass
@@ -94,21 +109,31 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     provider = choice.provider
     options = options.replace(provider=provider)
     where = f"cache: {options.cache_dir}" if options.use_cache else "no cache"
-    count = len(rows) if isinstance(rows, Sequence) else None
+    count = len(rows) if isinstance(rows, Sequence) else cli.total
+    if count is not None and cli.limit is not None:
+        count = min(count, cli.limit)
     head = f"{count:,} rows · " if count is not None else ""
     say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", cli.quiet)
     if cli.dry_run:
+        if cli.show_prompt:
+            rows = list(rows)
+            print(first_prompt(rows, task, options) or "nothing to send: every row is a cache hit")
         plan = asyncio.run(adry_run(rows, task, options))
         report = plan_report(plan)
         _write_report(cli.report, report)
         print(plan_text(report), file=sys.stderr)
         return 0
     progress = _Progress(count, cli.quiet)
+    started = time.perf_counter()
     chunks = aenrich_chunks(rows, task, options, on_progress=progress)
+    failures = cli.failures or (None if is_stdout(output) else default_failures(output))
+    reasons: Counter[str] = Counter()
     try:
-        stats = asyncio.run(write_chunks(chunks, task, output, cli.failures))
+        lazy = None if cli.failures else failures
+        stats = asyncio.run(write_chunks(chunks, task, output, cli.failures, failures_if_any=lazy, reasons=reasons))
     except KeyboardInterrupt:
         progress.close()
+        progress.stats.seconds = time.perf_counter() - started
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
         _write_report(cli.report, report)
         print(
@@ -117,13 +142,27 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         return INTERRUPTED
     finally:
         progress.close()
-    return _finish(stats, output, cli, provider.name, provider.model)
+    return _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+
+
+def default_failures(output: Path) -> Path:
+    """Where failed rows go when no --failures was given: ``<output stem>-failures.jsonl`` beside the output."""
+    return output.with_name(f"{output.stem}-failures.jsonl")
 
 
 async def write_chunks(
-    chunks: AsyncGenerator[EnrichResult, None], task: Task, output: Path, failures: Path | None
+    chunks: AsyncGenerator[EnrichResult, None],
+    task: Task,
+    output: Path,
+    failures: Path | None,
+    *,
+    failures_if_any: Path | None = None,
+    reasons: Counter[str] | None = None,
 ) -> Stats:
-    """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job."""
+    """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
+
+    ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
+    counts the failures by kind (``receipt.reason_kind``)."""
     stats = Stats()
     with contextlib.ExitStack() as files:
         write: Callable[[Sequence[dict[str, Any]]], None] | None = None
@@ -137,6 +176,10 @@ async def write_chunks(
                     write = files.enter_context(row_writer(output, columns_of(result.rows, task.fields)))
                     if failures is not None:
                         write_failures = files.enter_context(jsonl_writer(failures))
+                if write_failures is None and failures_if_any is not None and result.failures:
+                    write_failures = files.enter_context(jsonl_writer(failures_if_any))
+                if reasons is not None:
+                    reasons.update(count_reasons(f.reason for f in result.failures))
                 write(result.rows)
                 if write_failures is not None:
                     write_failures(
@@ -148,10 +191,13 @@ async def write_chunks(
     return stats
 
 
-def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str) -> int:
+def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str, reasons: Counter[str]) -> int:
     report = run_report(stats, provider, model)
+    report.update(failures_report(reasons, cli.failures if reasons else None))
     _write_report(cli.report, report)
     say(run_text(report), cli.quiet)
+    if reasons:
+        say(failures_text(report), cli.quiet)
     if stats.stopped and cli.quiet:
         say(f"stopped: {stats.stopped}")  # the one line -q still prints
     if stats.pending:

@@ -6,13 +6,17 @@ decoding are spelled out in words (``field_hint``) and always checked here after
 
 from __future__ import annotations
 
+import datetime
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
+
+from enrichkit.hints import did_you_mean
 
 
 def _max_words(validator: Any, limit: int, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
@@ -23,6 +27,65 @@ def _max_words(validator: Any, limit: int, instance: Any, schema: Mapping[str, A
 
 
 OutputValidator = validators.extend(Draft202012Validator, {"maxWords": _max_words})  # type: ignore[no-untyped-call]
+
+FORMATS = FormatChecker()  # jsonschema's own checks (date, email, ipv4, uuid ...) plus uri and date-time
+
+
+@FORMATS.checks("uri")
+def _is_uri(value: object) -> bool:
+    return not isinstance(value, str) or bool(urlsplit(value).scheme and " " not in value)
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    return not isinstance(value, str) or datetime.datetime.fromisoformat(value).tzinfo is not None
+
+
+# Every keyword of Draft 2020-12, ``maxWords``, Gemini's ``propertyOrdering``, pydantic's ``discriminator``.
+KEYWORDS = frozenset(OutputValidator.VALIDATORS) | {
+    "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "title", "description",
+    "default", "examples", "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding",
+    "contentSchema", "propertyOrdering", "discriminator",
+}  # fmt: skip
+_UNSUPPORTED = {
+    "$dynamicRef": "dynamic references are not supported",
+    "$dynamicAnchor": "dynamic anchors are not supported",
+}
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")  # name -> subschema
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMAS = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
+            "unevaluatedItems", "unevaluatedProperties", "contentSchema")  # fmt: skip
+
+
+def keyword_problem(schema: Any, path: Sequence[str | int] = ()) -> tuple[list[str | int], str] | None:
+    """The first unknown or unsupported keyword in ``schema``: its JSON path and what is wrong, or None.
+
+    A near miss is named (``maxword``: did you mean 'maxWords'?); ``$ref`` must point inside the schema.
+    """
+    if not isinstance(schema, Mapping):
+        return None
+    for key, value in schema.items():
+        where = [*path, key]
+        if key not in KEYWORDS:
+            return where, f"unknown schema keyword {key!r}{did_you_mean(key, KEYWORDS)}"
+        if key in _UNSUPPORTED:
+            return where, _UNSUPPORTED[key]
+        if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
+            return where, f"only references inside the schema (#/$defs/...) are supported, not {value!r}"
+        for sub, sub_path in _subschemas(key, value, where):
+            if (found := keyword_problem(sub, sub_path)) is not None:
+                return found
+    return None
+
+
+def _subschemas(key: str, value: Any, where: list[str | int]) -> Iterator[tuple[Any, list[str | int]]]:
+    """The subschemas under keyword ``key`` (whose value is ``value``), with their paths."""
+    if key in _SCHEMA_MAPS and isinstance(value, Mapping):
+        yield from ((sub, [*where, name]) for name, sub in value.items())
+    elif key in _SCHEMA_LISTS and isinstance(value, list):
+        yield from ((sub, [*where, n]) for n, sub in enumerate(value))
+    elif key in _SCHEMAS:
+        yield value, where
 
 
 Check = Callable[[Any], bool]
@@ -42,7 +105,7 @@ class Validator:
 
 def make_validator(schema: Mapping[str, Any]) -> Validator:
     """A validator for one output item (the task's output schema)."""
-    return Validator(OutputValidator(schema), _compile_object(schema))
+    return Validator(OutputValidator(schema, format_checker=FORMATS), _compile_object(schema))
 
 
 def first_error(validator: Validator, instance: Any) -> str | None:
@@ -158,6 +221,7 @@ _WORDED = {
     "maximum": "at most {}",
     "minItems": "at least {} items",
     "maxItems": "at most {} items",
+    "format": "a valid {}",
 }
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from enrichkit.columns import parse_columns
 from enrichkit.errors import UserError
-from enrichkit.schema import OutputValidator
+from enrichkit.schema import OutputValidator, keyword_problem
 
 
 @cache
@@ -153,6 +153,8 @@ def _check(doc: Any, source: str) -> None:
     except SchemaError as exc:
         path = _json_path(["output", *exc.absolute_path])
         raise UserError(f"{source}: {path}: not a valid JSON Schema: {exc.message}") from None
+    if (problem := keyword_problem(doc["output"], ["output"])) is not None:
+        raise UserError(f"{source}: {_json_path(problem[0])}: {problem[1]}")
     props = doc["output"]["properties"]
     for i, name in enumerate(doc["output"].get("required", [])):
         if name not in props:

@@ -16,6 +16,7 @@ import click
 from enrichkit.cache import Entry, RowCache, default_dir
 from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
 from enrichkit.errors import UserError
+from enrichkit.local_models import models_dir
 from enrichkit.repair import repair as salvage
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -43,8 +44,24 @@ def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
 def stats(cache_dir: Path | None, **_: Any) -> int:
     """Entries and size of the cache."""
     with _opened(cache_dir) as rows:
-        click.echo(f"{rows.directory}: {len(rows):,} cached rows, {rows.volume() / 1e6:,.1f} MB")
+        directory, count = rows.directory, len(rows)
+    old = _bytes(directory / "models")
+    models = f" ({_size(old)} of it local models in {directory / 'models'})" if old else ""
+    click.echo(f"{directory}: {count:,} cached rows, {_size(_bytes(directory))} on disk{models}")
+    click.echo(f"{models_dir()}: {_size(_bytes(models_dir()))} of local models (shared by every folder)")
     return 0
+
+
+def _bytes(folder: Path) -> int:
+    """The size of every file under ``folder`` (0 if there is none)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
 
 
 @cache.command()

@@ -106,6 +106,19 @@ CACHE_DIR = click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
     envvar="ENRICHKIT_CACHE_DIR",
-    help="Default ./cache.",
+    show_envvar=True,
+    help="Where answers are cached (default ./cache).",
 )
-BASE_URL = click.option("--base-url", envvar="ENRICHKIT_BASE_URL", help="API endpoint (a proxy or a test server).")
+BASE_URL = click.option(
+    "--base-url",
+    envvar="ENRICHKIT_BASE_URL",
+    show_envvar=True,
+    help="API endpoint (a proxy, a test server, an OpenAI-compatible server).",
+)
+MODEL = click.option(
+    "-m",
+    "--model",
+    envvar="ENRICHKIT_MODEL",
+    show_envvar=True,
+    help="Model name (default: gemini-3.1-flash-lite, or the embedded local model).",
+)

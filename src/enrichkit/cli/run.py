@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from enrichkit.api import AUTO_BATCH_ROWS
-from enrichkit.cli.common import F, guarded, quiet_verbose
+from enrichkit.cli.common import BASE_URL, CACHE_DIR, MODEL, F, guarded, quiet_verbose
 from enrichkit.cli.task import one_line_options, task_path
 from enrichkit.files import iter_rows
 from enrichkit.options import MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
@@ -17,6 +17,7 @@ from enrichkit.providers.choose import PROVIDERS
 from enrichkit.runner import CliOptions, run_job, write_plain
 from enrichkit.scrape.records import csv_records, json_records
 from enrichkit.scrape.roadmap import scrape_roadmap
+from enrichkit.stdio import count_rows, stdout_output
 
 
 def _enrich_options(command: F) -> F:
@@ -25,7 +26,7 @@ def _enrich_options(command: F) -> F:
         click.option(
             "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
         ),
-        click.option("--model", help="Model name (default: gemini-3.1-flash-lite, or the embedded local model)."),
+        MODEL,
         click.option(
             "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
         ),
@@ -66,28 +67,33 @@ def _enrich_options(command: F) -> F:
             " (default: off; costs about 9 output tokens a row).",
         ),
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
-        click.option(
-            "--cache-dir",
-            type=click.Path(path_type=Path, file_okay=False),
-            envvar="ENRICHKIT_CACHE_DIR",
-            help="Default ./cache.",
-        ),
+        CACHE_DIR,
         click.option(
             "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
         ),
-        click.option(
-            "--base-url",
-            envvar="ENRICHKIT_BASE_URL",
-            help="API endpoint (a proxy, a test server, an OpenAI-compatible server).",
-        ),
+        BASE_URL,
         click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows."),
         click.option(
             "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write the receipt as JSON here."
         ),
+        click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON on stdout."),
         click.option(
-            "--failures", type=click.Path(path_type=Path, dir_okay=False), help="Write failed rows as JSONL here."
+            "--failures",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write failed rows as JSONL here (default: OUTPUT's name with -failures.jsonl, when a row failed).",
         ),
         click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
+        click.option(
+            "--show-prompt",
+            is_flag=True,
+            help="With --dry-run: print the system and user prompt and the answer schema of the first pack.",
+        ),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["jsonl", "json", "csv"]),
+            help="The format of -o - (default jsonl).",
+        ),
         click.option(
             "--mode",
             type=click.Choice(MODES),
@@ -135,8 +141,26 @@ def _options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
         raise click.BadParameter(
             f"must be between 1 and {MAX_PACK_SIZE}, not {kwargs['pack_size']}", param_hint="--pack-size"
         )
+    if kwargs["show_prompt"] and not kwargs["dry_run"]:
+        raise click.UsageError("--show-prompt goes with --dry-run (it shows what a run would send)")
+    if kwargs.pop("as_json"):
+        if kwargs["report"] is not None:
+            raise click.UsageError("--json and --report both write the receipt: choose one")
+        kwargs["report"] = stdout_output("json")
     run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
     return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
+
+
+def _target(output: Path, kwargs: dict[str, Any]) -> Path:
+    """OUTPUT as a path; ``-`` is standard output, in ``--format`` (JSONL by default)."""
+    fmt = kwargs.pop("output_format")
+    if str(output) != "-":
+        if fmt is not None:
+            raise click.UsageError(f"--format is for -o - (the format of {output} is its extension)")
+        return output
+    if kwargs["as_json"]:
+        raise click.UsageError("-o - and --json both write to stdout: give --report FILE for the receipt")
+    return stdout_output(fmt or "jsonl")
 
 
 def _scraped(
@@ -151,8 +175,8 @@ OUTPUT = click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help=".jsonl, .json, .csv, .parquet or .sqlite",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help=".jsonl, .json, .csv, .parquet or .sqlite; - for stdout (JSONL, or --format; the receipt goes to stderr).",
 )
 ENRICH = click.option(
     "--enrich",
@@ -163,11 +187,33 @@ ENRICH = click.option(
 )
 
 
-@click.command()
+RUN_EXAMPLES = """Examples:
+
+\b
+  enrichkit run rows.csv -t task.json -o enriched.csv
+  enrichkit run rows.jsonl -t task.json -o enriched.jsonl --dry-run --show-prompt
+  cat rows.csv | enrichkit run - --stdin-format csv -t task.json -o - --format csv > enriched.csv
+"""
+SCRAPE_EXAMPLES = """Examples:
+
+\b
+  enrichkit scrape json data.json --records items -o rows.jsonl
+  enrichkit scrape csv https://example.org/table.csv --enrich task.json -o enriched.csv
+"""
+
+
+@click.command(epilog=RUN_EXAMPLES)
 @click.argument("input_path", metavar="INPUT")
 @click.option("-t", "--task", type=click.Path(path_type=Path, dir_okay=False), help="Task file (see schemas/).")
 @one_line_options
 @OUTPUT
+@click.option(
+    "--stdin-format",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="The format of INPUT - (stdin).",
+)
 @_enrich_options
 @guarded
 def run(
@@ -177,12 +223,15 @@ def run(
     inputs: tuple[str, ...],
     columns: tuple[str, ...],
     output: Path,
+    stdin_format: str,
     **kwargs: Any,
 ) -> int:
-    """Enrich INPUT (.jsonl, .json, .csv, or - for JSONL on stdin) into OUTPUT, with the task file -t or
-    the one-line task --instruction/--input/--column."""
+    """Enrich INPUT (.jsonl, .json, .csv, or - for stdin) into OUTPUT, with the task file -t or the one-line
+    task --instruction/--input/--column."""
+    target = _target(output, kwargs)
+    kwargs["total"] = count_rows(input_path)
     with task_path(task, instruction, inputs, columns) as path:
-        return run_job(iter_rows(input_path), path, output, *_options(kwargs))
+        return run_job(iter_rows(input_path, stdin_format), path, target, *_options(kwargs))
 
 
 @click.group()
@@ -190,7 +239,7 @@ def scrape() -> None:
     """Turn a source into rows (and, with --enrich, enrich them in the same run)."""
 
 
-@scrape.command()
+@scrape.command(epilog=SCRAPE_EXAMPLES)
 @click.argument("name")
 @click.option(
     "--from",
@@ -204,11 +253,11 @@ def scrape() -> None:
 @guarded
 def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **kwargs: Any) -> int:
     """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
-    options = _options(kwargs)
-    return _scraped(scrape_roadmap(name, source), output, task, options)
+    target = _target(output, kwargs)
+    return _scraped(scrape_roadmap(name, source), target, task, _options(kwargs))
 
 
-@scrape.command("json")
+@scrape.command("json", epilog=SCRAPE_EXAMPLES)
 @click.argument("source")
 @click.option("--records", default="", help="JSON pointer (/data/items) or dotted path (data.items) of the array.")
 @OUTPUT
@@ -217,11 +266,11 @@ def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **k
 @guarded
 def json_command(source: str, records: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
-    options = _options(kwargs)
-    return _scraped(json_records(source, records), output, task, options)
+    target = _target(output, kwargs)
+    return _scraped(json_records(source, records), target, task, _options(kwargs))
 
 
-@scrape.command("csv")
+@scrape.command("csv", epilog=SCRAPE_EXAMPLES)
 @click.argument("source")
 @OUTPUT
 @ENRICH
@@ -229,5 +278,5 @@ def json_command(source: str, records: str, output: Path, task: Path | None, **k
 @guarded
 def csv_command(source: str, output: Path, task: Path | None, **kwargs: Any) -> int:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
-    options = _options(kwargs)
-    return _scraped(csv_records(source), output, task, options)
+    target = _target(output, kwargs)
+    return _scraped(csv_records(source), target, task, _options(kwargs))
