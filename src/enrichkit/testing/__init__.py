@@ -13,9 +13,13 @@ live call. ``python -m enrichkit.testing`` runs it in its own process.
         enrich(rows, task, client=make_client("k", stub.url))
         assert len(stub.calls) == 2
 
+``OpenAIBatchStub`` (chat completions, Files and Batches) and ``AnthropicStub`` (Messages and Message
+Batches) do the same for the real ``openai`` and ``anthropic`` SDKs.
+
 ``FunctionProvider(fn)`` skips HTTP: ``fn(request)`` writes each reply (see ``enrichkit.testing.function``).
 """
 
+from enrichkit.testing.anthropic import AnthropicStub
 from enrichkit.testing.batch import BatchFiles, StubJob
 from enrichkit.testing.call import Call
 from enrichkit.testing.faults import (
@@ -41,16 +45,21 @@ from enrichkit.testing.faults import (
     with_text,
 )
 from enrichkit.testing.function import Answer, FunctionProvider, ids_of, records_of
+from enrichkit.testing.openai_batches import OpenAIBatchStub, json_validate_failed
 from enrichkit.testing.server import GeminiStub
+from enrichkit.testing.wire import Asked
 
 __all__ = [
     "Answer",
+    "AnthropicStub",
+    "Asked",
     "BatchFiles",
     "Call",
     "Fault",
     "FunctionProvider",
     "GeminiStub",
     "Items",
+    "OpenAIBatchStub",
     "Outcome",
     "StubJob",
     "Target",
@@ -64,6 +73,7 @@ __all__ = [
     "hang",
     "http_error",
     "ids_of",
+    "json_validate_failed",
     "records_of",
     "response",
     "set_field",
