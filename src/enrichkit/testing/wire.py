@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from enrichkit.testing.call import Call
 from enrichkit.testing.faults import Outcome, answer_items
@@ -97,7 +97,7 @@ class WireStub:
     def serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Outcome:
         raise NotImplementedError
 
-    def __enter__(self) -> WireStub:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
