@@ -97,7 +97,7 @@ def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -
     if mode == "flex" and "flex" not in provider.capabilities.tiers:
         raise UserError(f"--mode flex needs a provider with a Flex tier (gemini), not {provider.name}")
     if mode == "batch" and not has_batch:
-        raise UserError(f"--mode batch needs a provider with a batch API (gemini), not {provider.name}")
+        raise UserError(f"--mode batch is not available for {provider.name}")
     return mode
 
 

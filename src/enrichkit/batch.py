@@ -1,5 +1,8 @@
 """Batch mode: the same packs as a live run, sent as ONE provider batch job (half price), resumable.
 
+One job per rung, unless the provider's limits (``BatchBackend.split``: OpenAI 50,000 requests or
+200 MB a file) cut it into several, each with its own manifest.
+
 A job's manifest (job name, pack key → row cache keys, pack ids and echoes, and the task) is written
 to ``<cache>/jobs/`` BEFORE the job is created and again once it has a name, so a crash, Ctrl-C or
 reboot loses nothing: the next run of the same job finds the manifest and re-attaches instead of
@@ -10,7 +13,8 @@ The salvage ladder (``enrichkit.ladder``, the same as live mode's), one batch jo
 main model, then each failed row on its own, then on its own on each fallback model. With
 ``realtime_fallback`` the rows a job failed go to a live run instead (smaller packs, single rows,
 fallbacks, at the live price).
-A failed, cancelled or expired job's rows are failures of this run and are submitted again next run.
+A failed, cancelled or expired job's rows are failures of this run and are submitted again next run;
+the answers a cancelled or expired job did give are checked and cached like any other.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from enrichkit.packer import Packer, Work
 from enrichkit.providers.base import BatchBackend, JobStatus, Reply, Request
 
 MAX_POLL_SECONDS = 300.0
+ANSWERING = frozenset({"succeeded", "expired", "cancelled"})  # states whose job may hold answers
 
 
 @dataclass
@@ -137,7 +142,7 @@ class BatchRun:
         attached = {key for m in active for key in m.row_keys()}
         fresh = [w for w in work if w.key not in attached]
         if fresh:
-            active.append(await self._submit(self.ladder.first, fresh))
+            active.extend(await self._submit(self.ladder.first, fresh))
         delay = self.poll
         while active:
             for manifest in list(active):
@@ -145,10 +150,9 @@ class BatchRun:
                 if status is not None and status.done:
                     active.remove(manifest)
                     failed = await self._collect(manifest, status, by_key)
-                    follow = await self._salvage(manifest, failed) if status.state == "succeeded" else None
-                    if follow is not None:
-                        active.append(follow)
-                    elif status.state != "succeeded":
+                    if status.state == "succeeded":
+                        active.extend(await self._salvage(manifest, failed))
+                    else:
                         for w, reason in failed.items():  # submitted again by the next run
                             self.packer.fail(w, reason)
             if not active or not self.wait:
@@ -183,8 +187,8 @@ class BatchRun:
             found.append(manifest)
         return found
 
-    async def _submit(self, rung: Rung, items: Sequence[Work]) -> Manifest:
-        """Save the manifest, create the job, save its name: one job for all of ``items`` at ``rung``."""
+    async def _submit(self, rung: Rung, items: Sequence[Work]) -> list[Manifest]:
+        """The requests of ``items`` at ``rung``, as one job (several where the provider's limits say so)."""
         packer = self.packer
         backend = self.backends[rung.tier]
         packs: dict[str, Pack] = {}
@@ -200,13 +204,18 @@ class BatchRun:
             requests.append((key, request))
             for w in group:
                 w.attempts += 1
+        return [await self._create(rung, {k: packs[k] for k, _ in part}, part) for part in backend.split(requests)]
+
+    async def _create(self, rung: Rung, packs: dict[str, Pack], requests: Sequence[tuple[str, Request]]) -> Manifest:
+        """Save the manifest, create the job, save its name."""
+        backend = self.backends[rung.tier]
         manifest = Manifest(
             display_name=f"enrichkit-{self.run[:8]}-{uuid.uuid4().hex[:12]}",
             run=self.run,
             model=backend.model,
             rung=rung,
-            task=packer.task.fingerprint(),
-            echo=packer.echo is not None,
+            task=self.packer.task.fingerprint(),
+            echo=self.packer.echo is not None,
             packs=packs,
             provider=self.provider,
         )
@@ -227,23 +236,23 @@ class BatchRun:
         return failed
 
     async def _results(self, manifest: Manifest, status: JobStatus) -> dict[str, Reply | str]:
-        if status.state != "succeeded":
+        if status.state not in ANSWERING:
             return {}
         assert manifest.name is not None
         return await self.backends[manifest.rung.tier].results(manifest.name)
 
-    async def _salvage(self, manifest: Manifest, failed: dict[Work, str]) -> Manifest | None:
-        """The next rung for the rows a job failed: a job one rung down the ladder, or the live run."""
+    async def _salvage(self, manifest: Manifest, failed: dict[Work, str]) -> list[Manifest]:
+        """The next rung for the rows a job failed: jobs one rung down the ladder, or the live run."""
         if not failed:
-            return None
+            return []
         if self.realtime is not None:
             await self.realtime.run(list(failed), Rung(max(1, self.ladder.pack_size // 2)))
-            return None
+            return []
         nxt = self.ladder.after(manifest.rung)
         if nxt is None:
             for w, reason in failed.items():
                 self.packer.fail(w, reason)
-            return None
+            return []
         return await self._submit(nxt, list(failed))
 
 
@@ -254,14 +263,17 @@ def collect(
     results: dict[str, Reply | str],
     by_key: dict[str, Work],
 ) -> dict[Work, str]:
-    """Check every answer of a finished job like a live one; valid rows are cached (also rows this
-    run does not hold: they were paid for). Returns this run's rows that got no valid answer, and why."""
+    """Check every answer of a finished job like a live one (also those a cancelled or expired job
+    gave); valid rows are cached (also rows this run does not hold: they were paid for). Results under
+    keys the job did not hold are ignored and counted as unknown ids. Returns this run's rows that got
+    no valid answer, and why."""
     failed: dict[Work, str] = {}
     stats = packer.stats
+    stats.unknown_ids += sum(1 for key in results if key not in manifest.packs)
     for key, pack in manifest.packs.items():
         items = [by_key.get(k) or _stand_in(k, pack, n, packer) for n, k in enumerate(pack.keys)]
         result = results.get(key)
-        if status.state != "succeeded":
+        if status.state != "succeeded" and not isinstance(result, Reply):
             reasons = {
                 w.key: f"batch job {manifest.name} {status.state}: re-run to submit its rows again" for w in items
             }

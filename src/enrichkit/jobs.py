@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from enrichkit.batch import JobStore, Manifest, collect
+from enrichkit.batch import ANSWERING, JobStore, Manifest, collect
 from enrichkit.cache import RowCache
 from enrichkit.errors import UserError
 from enrichkit.packer import Packer
@@ -73,7 +73,7 @@ async def _collect(cache_dir: Path, manifest: Manifest, base_url: str | None, wa
                 return Collected(status, manifest.rows, 0)
             task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
             packer = Packer(task, Stats(), cache=cache, echo=manifest.echo)
-            results = await backend.results(manifest.name) if status.state == "succeeded" else {}
+            results = await backend.results(manifest.name) if status.state in ANSWERING else {}
         collect(packer, manifest, status, results, {})
         JobStore(cache_dir).drop(manifest)
         return Collected(status, manifest.rows, len(packer.results))

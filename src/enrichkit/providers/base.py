@@ -74,8 +74,12 @@ class BatchBackend(Protocol):
     @property
     def model(self) -> str: ...
 
+    def split(self, requests: Sequence[tuple[str, Request]]) -> list[Sequence[tuple[str, Request]]]:
+        """``requests`` in groups that each fit one job of this provider (its request and size limits)."""
+        ...
+
     async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
-        """Create ONE job holding ``requests`` (key, request); the job's name."""
+        """Create ONE job holding ``requests`` (key, request, a group ``split`` made); the job's name."""
         ...
 
     async def find(self, display_name: str) -> str | None:

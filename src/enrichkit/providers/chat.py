@@ -24,11 +24,16 @@ def wraps(schema: Mapping[str, Any]) -> bool:
     return schema.get("type") == "array"
 
 
+def wrapped(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with an array at the root wrapped as ``{"items": ...}`` (an object schema as is)."""
+    if wraps(schema):
+        return {"type": "object", "properties": {"items": schema}, "required": ["items"]}
+    return schema
+
+
 def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The ``response_format`` asking for answers of ``schema``."""
-    if wraps(schema):
-        schema = {"type": "object", "properties": {"items": schema}, "required": ["items"]}
-    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": wrapped(schema)}}
 
 
 def unwrap(text: str) -> str:

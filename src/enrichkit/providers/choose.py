@@ -12,8 +12,8 @@ from enrichkit.errors import UserError
 from enrichkit.providers.base import Provider
 from enrichkit.providers.gemini import DEFAULT_MODEL, KEY_VARIABLES, GeminiProvider, api_key_from_env, make_client
 
-ProviderName = Literal["gemini", "local", "openai"]
-PROVIDERS: tuple[ProviderName, ...] = ("gemini", "local", "openai")
+ProviderName = Literal["gemini", "local", "openai", "anthropic"]
+PROVIDERS: tuple[ProviderName, ...] = ("gemini", "local", "openai", "anthropic")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ def choose_provider(
         from enrichkit.providers.openai import openai_provider
 
         return Choice(openai_provider(model=model, base_url=base_url), why)
+    if name == "anthropic":
+        from enrichkit.providers.anthropic import anthropic_provider
+
+        return Choice(anthropic_provider(model=model, base_url=base_url), why)
     raise UserError(f"unknown provider {name!r} (choose from {', '.join(PROVIDERS)})")
 
 

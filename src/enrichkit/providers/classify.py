@@ -7,7 +7,11 @@ message carries the provider's own first line, with secrets redacted.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 
 import httpx2
 
@@ -34,6 +38,21 @@ def first_line(text: str) -> str:
     """The first line of ``text``, redacted, at most ``MESSAGE_CHARS`` long."""
     lines = redact(text).strip().splitlines()
     return lines[0][:MESSAGE_CHARS] if lines else ""
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if absent."""
+    if (millis := headers.get("retry-after-ms")) is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(millis) / 1000)
+    after = headers.get("retry-after")
+    if after is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(after))
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, parsedate_to_datetime(after).timestamp() - time.time())
+    return None
 
 
 def too_long(message: str) -> bool:

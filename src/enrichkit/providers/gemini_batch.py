@@ -43,6 +43,10 @@ class GeminiBatches:
     def model(self) -> str:
         return self.provider.model
 
+    def split(self, requests: Sequence[tuple[str, Request]]) -> list[Sequence[tuple[str, Request]]]:
+        """One job for all: inline up to ``INLINE_LIMIT`` requests, else a JSONL file (up to 2 GB)."""
+        return [requests]
+
     async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
         """Create ONE job holding ``requests`` (key, request); its name (``batches/...``)."""
         config = types.CreateBatchJobConfig(display_name=display_name)

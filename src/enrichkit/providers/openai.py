@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
-from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pydantic
@@ -16,8 +14,11 @@ import pydantic
 from enrichkit.errors import ProviderError, UserError
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
-from enrichkit.providers.classify import malformed, transport
+from enrichkit.providers.classify import malformed, retry_after, transport
 from enrichkit.redact import redact_exception
+
+if TYPE_CHECKING:
+    from enrichkit.providers.openai_batch import OpenAIBatches
 
 KEY_VARIABLE = "OPENAI_API_KEY"
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -40,12 +41,13 @@ class OpenAIProvider:
         self.model = model
         self.temperature = temperature
         self.capabilities = Capabilities(id_style="enum", max_pack_size=50, concurrency=8, timeout=120.0)
-        self._openai = _sdk()
+        _sdk()  # a clear error now if the SDK is missing
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model, "temperature": self.temperature, "base_url": str(self.client.base_url)}
 
-    def _body(self, request: Request) -> dict[str, Any]:
+    def body(self, request: Request) -> dict[str, Any]:
+        """The chat.completions body of ``request``: the live call's, and each line of a batch file."""
         return {
             "model": self.model,
             "temperature": self.temperature,
@@ -56,10 +58,8 @@ class OpenAIProvider:
 
     async def generate(self, request: Request) -> Reply:
         deadline = {} if request.timeout is None else {"timeout": request.timeout}
-        try:
-            response = await self.client.chat.completions.create(**self._body(request), **deadline)
-        except (self._openai.APIError, pydantic.ValidationError, json.JSONDecodeError) as exc:
-            raise map_error(exc, self.model) from redact_exception(exc)
+        with mapped_errors(self.model):
+            response = await self.client.chat.completions.create(**self.body(request), **deadline)
         return to_reply(response.model_dump(warnings=False), wrapped=wraps(request.schema))
 
     async def count_tokens(self, request: Request) -> int | None:
@@ -72,28 +72,16 @@ class OpenAIProvider:
     def on_tier(self, tier: str) -> OpenAIProvider:
         raise UserError(f"the openai provider has no service tier {tier!r}")
 
-    def batches(self) -> None:
-        return None
+    def batches(self) -> OpenAIBatches:
+        """The endpoint's Files + Batches API (OpenAI, Groq; a server without one answers 404 at submit)."""
+        from enrichkit.providers.openai_batch import OpenAIBatches
+
+        return OpenAIBatches(self)
 
     async def aclose(self) -> None:
         """Close the client if this provider made it (a caller's client stays open)."""
         if self.owns_client:
             await self.client.close()
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None if absent."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(millis) / 1000)
-    after = headers.get("retry-after")
-    if after is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(after))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, parsedate_to_datetime(after).timestamp() - time.time())
-    return None
 
 
 def map_error(exc: BaseException, model: str) -> ProviderError:
@@ -104,10 +92,20 @@ def map_error(exc: BaseException, model: str) -> ProviderError:
     host = request.url.host if isinstance(request, httpx2.Request) else "the endpoint"
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, Mapping) else {"message": str(exc.body or exc.message)}
-        return error_of(exc.status_code, body, host, model, _retry_after(exc.response.headers))
+        return error_of(exc.status_code, body, host, model, retry_after(exc.response.headers))
     if isinstance(exc, openai.APIResponseValidationError | pydantic.ValidationError | json.JSONDecodeError):
         return malformed(exc, host)
     return transport(exc.__cause__ or exc, host, str(request.url) if isinstance(request, httpx2.Request) else "")
+
+
+@contextlib.contextmanager
+def mapped_errors(model: str) -> Iterator[None]:
+    """Raise what an openai SDK call raises inside as ``map_error`` says, from the original (redacted)."""
+    openai = _sdk()
+    try:
+        yield
+    except (openai.APIError, pydantic.ValidationError, json.JSONDecodeError) as exc:
+        raise map_error(exc, model) from redact_exception(exc)
 
 
 def openai_provider(model: str | None = None, base_url: str | None = None) -> OpenAIProvider:

@@ -13,6 +13,9 @@ live call. ``python -m enrichkit.testing`` runs it in its own process.
         enrich(rows, task, client=make_client("k", stub.url))
         assert len(stub.calls) == 2
 
+``OpenAIBatchStub`` (chat completions, Files and Batches) and ``AnthropicStub`` (Messages and Message
+Batches) do the same for the real ``openai`` and ``anthropic`` SDKs.
+
 ``FunctionProvider(fn)`` skips HTTP: ``fn(request)`` writes each reply (see ``enrichkit.testing.function``).
 
 ``OpenAIStub`` speaks the OpenAI chat-completions API (``openai_provider(model, stub.url)``), with its
@@ -20,6 +23,7 @@ own faults (``enrichkit.testing.openai``); they are re-exported here with a ``ch
 name would clash with a Gemini fault (``chat_drop_ids``, ``chat_hang``, ...).
 """
 
+from enrichkit.testing.anthropic import AnthropicStub
 from enrichkit.testing.batch import BatchFiles, StubJob
 from enrichkit.testing.call import Call
 from enrichkit.testing.faults import (
@@ -65,10 +69,15 @@ from enrichkit.testing.openai import raw as chat_raw
 from enrichkit.testing.openai import set_field as chat_set_field
 from enrichkit.testing.openai import swap_answers as chat_swap_answers
 from enrichkit.testing.openai import with_items as chat_with_items
+from enrichkit.testing.openai_batches import OpenAIBatchStub
+from enrichkit.testing.openai_batches import json_validate_failed as batch_json_validate_failed
 from enrichkit.testing.server import GeminiStub
+from enrichkit.testing.wire import Asked
 
 __all__ = [
     "Answer",
+    "AnthropicStub",
+    "Asked",
     "BatchFiles",
     "Call",
     "ChatAnswer",
@@ -77,6 +86,7 @@ __all__ = [
     "FunctionProvider",
     "GeminiStub",
     "Items",
+    "OpenAIBatchStub",
     "OpenAIStub",
     "Outcome",
     "Received",
@@ -84,6 +94,7 @@ __all__ = [
     "Target",
     "add_unknown_id",
     "answer_items",
+    "batch_json_validate_failed",
     "blocked",
     "chat_add_unknown_id",
     "chat_answer",

@@ -1,0 +1,119 @@
+"""The Anthropic provider live, on the real ``anthropic`` SDK against the Messages stub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from enrichkit import Task, enrich
+from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, RequestRejected, TransientError
+from enrichkit.prompt import pack_prompt, pack_schema
+from enrichkit.providers.anthropic import AnthropicProvider, anthropic_provider
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.choose import choose_provider
+from enrichkit.testing import AnthropicStub
+from enrichkit.testing.anthropic import error, message
+from enrichkit.testing.faults import Outcome
+from helpers import FAST_RETRY, topic_rows
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[AnthropicStub]:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    with AnthropicStub() as server:
+        yield server
+
+
+def ask(provider: AnthropicProvider, request: Request) -> Reply:
+    async def go() -> Reply:
+        try:
+            return await provider.generate(request)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+def pack_request(task: Task) -> Request:
+    records = [(f"r{n}", {f: r[f] for f in task.inputs}) for n, r in enumerate(topic_rows(2), 1)]
+    return Request("system", pack_prompt(records), pack_schema(task, ["r1", "r2"]), 500)
+
+
+def test_a_pack_is_one_forced_tool_call_and_every_row_is_valid(
+    stub: AnthropicStub, task: Task, cache_dir: Path
+) -> None:
+    provider = choose_provider("anthropic", model="claude-haiku-4-5", base_url=stub.url).provider
+    result = enrich(topic_rows(20), task, provider=provider, cache_dir=cache_dir, retry=FAST_RETRY)
+    [asked] = stub.asked
+    tool = asked.body["tools"][0]
+    assert asked.body["tool_choice"] == {"type": "tool", "name": tool["name"]}
+    assert tool["input_schema"]["type"] == "object" and tool["input_schema"]["required"] == ["items"]
+    assert asked.body["system"] and asked.model == "claude-haiku-4-5"
+    assert result.failures == [] and result.stats.calls_packed == 1 and result.stats.prompt_tokens > 0
+    assert all(r["tldr"].startswith("About") for r in result.rows)
+
+
+def test_the_wrapped_tool_input_reaches_the_engine_as_the_bare_array(stub: AnthropicStub, task: Task) -> None:
+    reply = ask(anthropic_provider("m", base_url=stub.url), pack_request(task))
+    assert reply.finish == "stop" and [item["id"] for item in json.loads(reply.text or "")] == ["r1", "r2"]
+
+
+@pytest.mark.parametrize(("stop", "finish"), [("max_tokens", "max_tokens"), ("refusal", "blocked")])
+def test_stop_reasons_map_to_finishes(stub: AnthropicStub, task: Task, stop: str, finish: str) -> None:
+    stub.rule(lambda asked: Outcome(body=message("answer", {"items": []}, asked.model, 10, stop)))
+    assert ask(anthropic_provider("m", base_url=stub.url), pack_request(task)).finish == finish
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind", "words"),
+    [
+        (error(529, "overloaded_error", "Overloaded"), TransientError, "529 overloaded_error"),
+        (error(401, "authentication_error", "invalid x-api-key"), FatalProviderError, "refused the API key"),
+        (error(403, "permission_error", "no access"), FatalProviderError, "refused the API key"),
+        (error(402, "billing_error", "add credits"), FatalProviderError, "credit exhausted"),
+        (
+            error(400, "invalid_request_error", "Your credit balance is too low to access the Anthropic API."),
+            FatalProviderError,
+            "credit exhausted",
+        ),
+        (error(400, "invalid_request_error", "tools.0: bad schema"), RequestRejected, "rejected the request"),
+    ],
+)
+def test_errors_are_mapped(
+    stub: AnthropicStub, task: Task, outcome: Outcome, kind: type[ProviderError], words: str
+) -> None:
+    stub.rule(lambda asked: outcome)
+    with pytest.raises(kind, match=words):
+        ask(anthropic_provider("m", base_url=stub.url), pack_request(task))
+
+
+def test_a_rate_limit_carries_retry_after(stub: AnthropicStub, task: Task) -> None:
+    limited = error(429, "rate_limit_error", "slow down")
+    limited.headers = {"retry-after": "7"}
+    stub.rule(lambda asked: limited)
+    with pytest.raises(RateLimited) as caught:
+        ask(anthropic_provider("m", base_url=stub.url), pack_request(task))
+    assert caught.value.retry_after == 7
+
+
+def test_an_overloaded_call_is_retried(stub: AnthropicStub, task: Task, cache_dir: Path) -> None:
+    calls: list[int] = []
+
+    def once(asked: object) -> Outcome | None:
+        calls.append(1)
+        return error(529, "overloaded_error", "Overloaded") if len(calls) == 1 else None
+
+    stub.rule(once)
+    provider = anthropic_provider("m", base_url=stub.url)
+    result = enrich(topic_rows(5), task, provider=provider, cache_dir=cache_dir, retry=FAST_RETRY)
+    assert result.failures == [] and result.stats.retries == 1 and len(stub.asked) == 2
+
+
+def test_no_key_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(Exception, match="set ANTHROPIC_API_KEY"):
+        anthropic_provider()
