@@ -13,8 +13,11 @@ from google import genai
 
 from enrichkit import FatalProviderError, Task, enrich
 from enrichkit.cli import main
+from enrichkit.providers.openai import openai_provider
 from enrichkit.runner import STOPPED
 from enrichkit.testing import Call, GeminiStub, Outcome, error_body, http_error, set_field
+from enrichkit.testing.openai import OpenAIStub
+from enrichkit.testing.openai import set_field as chat_set_field
 from helpers import FAST_RETRY, ROOT, topic_rows
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
@@ -96,3 +99,21 @@ def test_when_every_pack_fails_the_run_costs_about_a_call_a_row(
     result = run(topic_rows(200), task, client, cache_dir, concurrency=2)
     assert result.failures == []
     assert result.stats.calls <= 200 + 15  # the naive ladder walks 20 -> 10 -> 5 -> 2 -> 1 for every pack
+
+
+def test_a_fallback_on_another_provider_answers_what_the_first_cannot(
+    stub: GeminiStub, task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)  # the fallback's endpoint, as the SDK reads it
+    with OpenAIStub() as groq:
+        groq.rule(chat_set_field(None, "challenge", "hard"))  # the small model never gets the enum right
+        primary = openai_provider("gpt-oss-20b", base_url=groq.url)
+        result = enrich(
+            topic_rows(4), task, provider=primary, fallback=["gemini:gemini-2.5-flash"], cache_dir=cache_dir,
+            retry=FAST_RETRY,
+        )  # fmt: skip
+    assert result.failures == []
+    assert result.stats.by_model["gemini-2.5-flash"].rows == 4
+    assert {call.model for call in stub.generate_calls} == {"gemini-2.5-flash"}

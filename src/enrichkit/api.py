@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.batch import BatchRun, JobStore
+from enrichkit.budget import Budget, BudgetReached
 from enrichkit.cache import RowCache, default_dir
 from enrichkit.crosswire import text_fields
 from enrichkit.errors import FatalProviderError, StorageError, UserError
@@ -29,7 +30,7 @@ from enrichkit.options import Mode, RunOptions
 from enrichkit.packer import Packer, Work
 from enrichkit.prepare import Prepared, prepare, run_fingerprint
 from enrichkit.providers.base import Provider
-from enrichkit.providers.choose import Choice, resolve_provider
+from enrichkit.providers.choose import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.scheduler import Scheduler
 from enrichkit.task import Task
@@ -66,9 +67,17 @@ def choose(options: RunOptions) -> Choice:
     )
 
 
-def fallback_provider(primary: Provider, choice: str | Provider) -> Provider:
-    """A fallback: a model name on the primary's provider, or a provider as given."""
-    return primary.with_model(choice) if isinstance(choice, str) else choice
+def fallback_provider(primary: Provider, choice: str | Provider, cache_dir: Path | None = None) -> Provider:
+    """A fallback: ``MODEL`` on the primary's provider, ``PROVIDER:MODEL`` on another provider (its key and
+    endpoint from the environment, as the SDKs read them), or a provider as given."""
+    if not isinstance(choice, str):
+        return choice
+    name, colon, model = choice.partition(":")
+    if not colon or name not in PROVIDERS:  # a model name may hold a colon itself (llama3:8b)
+        return primary.with_model(choice)
+    if name == primary.name:
+        return primary.with_model(model)
+    return choose_provider(name, model=model, cache_dir=cache_dir).provider
 
 
 def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[bool, bool]:
@@ -121,7 +130,7 @@ async def aenrich_chunks(
     opts = options_of(options, given)
     task = load_task(task)
     primary = choose(opts).provider
-    tiers = [primary, *(fallback_provider(primary, choice) for choice in opts.fallback)]
+    tiers = [primary, *(fallback_provider(primary, choice, opts.cache_dir) for choice in opts.fallback)]
     cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
     stats = Stats()
     limiter = opts.limiter or RateLimiter(opts.rpm, opts.tpm)
@@ -162,11 +171,13 @@ async def aenrich_chunks(
                 on_settled=settled,
             )
             live = LiveRun(packer, scheduler, tiers, ladder, sizer)
+            if opts.max_cost is not None and scheduler.budget is None:  # the first chunk's estimate is checked
+                scheduler.budget = _budget(opts.max_cost, stats.mode, packer, list(run.work.values()), size, primary)
             if not stats.stopped:
                 try:
                     await _send(list(run.work.values()), opts, packer, live, task, primary, echo, cache)
                     await live.audit(opts.audit)
-                except (FatalProviderError, StorageError) as exc:
+                except (FatalProviderError, StorageError, BudgetReached) as exc:
                     if not stats.enriched:  # nothing was bought: the user's error is the whole story
                         raise
                     stats.stopped = str(exc)
@@ -177,6 +188,15 @@ async def aenrich_chunks(
             await tier.aclose()
         if cache is not None:
             cache.close()
+
+
+def _budget(limit: float, mode: str, packer: Packer, work: list[Work], size: int, primary: Provider) -> Budget:
+    """The run's budget, once the first chunk's estimate was found within it."""
+    budget = Budget(limit, batch=mode in ("batch", "flex"))
+    packs = packer.packs(work, size)
+    requests = [packer.pack_request(pack)[1] for pack in packs]
+    budget.check_estimate(primary.model, requests, sum(packer.expected_output_tokens(len(p)) for p in packs))
+    return budget
 
 
 async def _send(

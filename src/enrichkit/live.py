@@ -162,7 +162,7 @@ class LiveRun:
                 self._refused.clear()
                 return
             reason = failure
-            if invalid:
+            if invalid and current.tier == len(self.tiers) - 1:  # a fallback model may still satisfy it
                 self._stop_if_unsatisfiable(item, failure)
             if refusal:
                 self._stop_if_refused(item, refusal)
@@ -184,8 +184,8 @@ class LiveRun:
             raise FatalProviderError(f"the provider refused the request for {STOP_AFTER} rows in a row: {refusal}")
 
     def _stop_if_unsatisfiable(self, item: Work, problem: str) -> None:
-        """Stop the run when rows on their own got ``STOP_AFTER`` invalid answers each (as many as a row
-        gets with its repairs), from ``STOP_AFTER`` rows or more, and not one row of the run is valid."""
+        """Stop the run when rows on their own, on the last tier, got as many invalid answers as ``STOP_AFTER``
+        rows with their repairs would, from ``STOP_AFTER`` rows or more, and not one row of the run is valid."""
         if self.packer.results:
             return
         self._invalid.append(item.key)

@@ -63,6 +63,8 @@ class RunOptions:
     realtime_fallback: bool = False
     poll: float = POLL_SECONDS
     chunk_rows: int | None = CHUNK_ROWS
+    max_cost: float | None = None
+    """US$ the run may spend at most (``enrichkit.budget``); None: no limit."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.pack_size <= MAX_PACK_SIZE:
@@ -76,6 +78,8 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"{name} must be at least 1, not {value}")
+        if self.max_cost is not None and self.max_cost <= 0:
+            raise UserError(f"max cost must be positive, not {self.max_cost}")
         if self.timeout is not None and self.timeout <= 0:
             raise UserError(f"timeout must be positive, not {self.timeout}")
         if self.mode == "batch" and not self.use_cache:

@@ -127,8 +127,12 @@ class Packer:
         """What each packed answer must echo of its row (None without the echo check)."""
         return [echo_of(w.inputs.get(self.echo)) for w in items] if self.echo else None
 
+    def expected_output_tokens(self, rows: int) -> int:
+        """The answer tokens ``rows`` rows are expected to take (the dry run's and the budget's estimate)."""
+        return rows * self._row_output_tokens
+
     def _max_output_tokens(self, rows: int) -> int:
-        return max(1024, 4 * rows * self._row_output_tokens)
+        return max(1024, 4 * self.expected_output_tokens(rows))
 
     # -- answers -------------------------------------------------------------------------------
 

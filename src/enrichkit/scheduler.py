@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from enrichkit.budget import Budget, BudgetReached
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, TransientError, Unreachable
 from enrichkit.limiter import RateLimiter
 from enrichkit.prompt import estimate_tokens
@@ -43,8 +44,17 @@ class RetryPolicy:
 class Scheduler:
     """Admission and retries for every call of one run (live calls, salvage and audit alike)."""
 
-    def __init__(self, stats: Stats, *, concurrency: int, retry: RetryPolicy, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        concurrency: int,
+        retry: RetryPolicy,
+        limiter: RateLimiter,
+        budget: Budget | None = None,
+    ) -> None:
         self.stats = stats
+        self.budget = budget
         self.concurrency = concurrency
         self.retry = retry
         self.limiter = limiter
@@ -112,6 +122,12 @@ class Scheduler:
         return wait
 
     async def _attempt(self, provider: Provider, request: Request, kind: CallKind) -> Reply | ProviderError:
+        if self.budget is not None:
+            try:
+                self.budget.before(provider.model, request)
+            except BudgetReached:
+                self.abort()
+                raise
         self.stats.count_call(provider.model, kind)
         try:
             reply = await asyncio.wait_for(provider.generate(request), request.timeout)
@@ -123,6 +139,8 @@ class Scheduler:
         except ProviderError as exc:
             return exc
         self.stats.add_usage(provider.model, reply.usage)
+        if self.budget is not None:
+            self.budget.spend(provider.model, reply.usage)
         return reply
 
     @asynccontextmanager

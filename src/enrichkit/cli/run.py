@@ -55,6 +55,13 @@ def _enrich_options(command: F) -> F:
         ),
         click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
         click.option(
+            "--max-cost",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="USD",
+            help="Spend at most this many US$ (at prices.json's rates): a run estimated above it is refused, and"
+            " a run stops cleanly before a call that could cross it.",
+        ),
+        click.option(
             "--rpm",
             type=click.IntRange(min=1),
             help="Client-side limit: requests a minute (default none: the server's 429s are honoured).",
