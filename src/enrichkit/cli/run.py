@@ -106,7 +106,7 @@ def _enrich_options(command: F) -> F:
             type=click.Choice(MODES),
             default="live",
             show_default=True,
-            help="live: answers now; flex: Gemini Flex tier, about half price, slower; batch: one Gemini batch"
+            help="live: answers now; flex: Gemini Flex tier, about half price, slower; batch: one provider batch"
             f" job, half price, resumable; auto: batch from {AUTO_BATCH_ROWS:,} rows to send, else live.",
         ),
         click.option(
