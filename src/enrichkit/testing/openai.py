@@ -15,17 +15,16 @@ spoiled items (dropped, duplicated or unknown ids, a bad value, two answers swap
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from enrichkit.prompt import echo_of
+from enrichkit.testing.wire import http_handler
 
 
 @dataclass
@@ -245,7 +244,7 @@ class OpenAIStub:
         self._script: collections.deque[Fault | None] = collections.deque()
         self._rules: list[tuple[Callable[[Received], bool], Fault]] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), http_handler(self.serve))
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
@@ -271,6 +270,11 @@ class OpenAIStub:
             return fault(call)
         return Answer(body=completion(json.dumps(answer_of(call))))
 
+    def serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
+        if method != "POST" or path.split("?")[0] != "/v1/chat/completions":
+            return error(404, f"no route {method} {path}")(Received({}, {}))
+        return self.handle(Received(json.loads(raw), headers))
+
     def __enter__(self) -> OpenAIStub:
         self._thread.start()
         return self
@@ -278,33 +282,3 @@ class OpenAIStub:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-def _handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.split("?")[0] != "/v1/chat/completions":
-                self._send(error(404, f"no route {self.path}")(Received({}, {})))
-                return
-            self._send(stub.handle(Received(json.loads(raw), {k.lower(): v for k, v in self.headers.items()})))
-
-        def _send(self, answer: Answer) -> None:
-            if answer.delay:
-                time.sleep(answer.delay)
-            data = (answer.body if isinstance(answer.body, str) else json.dumps(answer.body)).encode()
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(data)
-
-    return Handler

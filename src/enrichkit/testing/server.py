@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import random
 import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from enrichkit.testing.batch import BatchFiles, StubJob
 from enrichkit.testing.call import Call
 from enrichkit.testing.faults import Fault, Outcome, answer, error_body, prompt_tokens
+from enrichkit.testing.wire import http_handler
 
 _ROUTE = re.compile(r"^/(?:.*/)?(v[0-9a-z]+)/models/([^/:]+):(\w+)$")
 _API = [
@@ -76,7 +75,7 @@ class GeminiStub:
         self._rules: list[tuple[Callable[[Call], bool], Fault]] = []
         self._recent: collections.deque[float] = collections.deque()
         self._lock = threading.RLock()  # reentrant: answering a batch job runs ``handle`` under it
-        self._server = _Server(("127.0.0.1", port), _handler(self))
+        self._server = _Server(("127.0.0.1", port), http_handler(self.serve))
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread: threading.Thread | None = None
@@ -200,43 +199,3 @@ class GeminiStub:
             return self.window - (now - self._recent[0])
         self._recent.append(now)
         return None
-
-
-def _handler(stub: GeminiStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet."""
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_DELETE(self) -> None:
-            self._serve()
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            self._send(stub.serve(self.command, self.path, dict(self.headers), raw))
-
-        def _send(self, outcome: Outcome) -> None:
-            if outcome.delay:
-                time.sleep(outcome.delay)
-            media = isinstance(outcome.body, bytes)
-            payload = outcome.body if isinstance(outcome.body, str | bytes) else json.dumps(outcome.body)
-            data = payload if isinstance(payload, bytes) else payload.encode()
-            self.send_response(outcome.status)
-            self.send_header("Content-Type", "application/octet-stream" if media else "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in outcome.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(data)
-
-    return Handler

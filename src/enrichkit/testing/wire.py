@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from enrichkit.testing.call import Call
 from enrichkit.testing.faults import Outcome, answer_items
@@ -75,7 +75,9 @@ class WireStub:
         self.lock = threading.RLock()
         self.asked: list[Asked] = []
         self.rules: list[Fault] = []
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(
+            ("127.0.0.1", 0), http_handler(lambda m, path, h, raw: self.serve(m, path.split("?")[0], h, raw))
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
@@ -106,9 +108,26 @@ class WireStub:
         self._server.server_close()
 
 
-def _handler(stub: WireStub) -> type[BaseHTTPRequestHandler]:
+class Sent(Protocol):
+    """What a stub answers one HTTP request with."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+    delay: float
+
+
+Serve = Callable[[str, str, dict[str, str], bytes], Sent]
+"""A stub's answer to (method, path with its query, lower-cased headers, raw body)."""
+
+
+def http_handler(serve: Serve) -> type[BaseHTTPRequestHandler]:
+    """The request handler every stub runs over: read the request, ask ``serve``, send its answer
+    (JSON for a dict or list, the bytes as they are for a file download), after its delay."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
@@ -123,19 +142,18 @@ def _handler(stub: WireStub) -> type[BaseHTTPRequestHandler]:
             self._serve()
 
         def _serve(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            outcome = stub.serve(self.command, self.path.split("?")[0], headers, raw)
-            if outcome.delay:
-                time.sleep(outcome.delay)
-            body = outcome.body
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            sent = serve(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+            if sent.delay:
+                time.sleep(sent.delay)
+            body = sent.body
             data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
-            self.send_response(outcome.status)
-            self.send_header(
-                "Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json"
-            )
+            self.send_response(sent.status)
+            kind = "application/octet-stream" if isinstance(body, bytes) else "application/json; charset=UTF-8"
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
-            for name, value in outcome.headers.items():
+            for name, value in sent.headers.items():
                 self.send_header(name, value)
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
