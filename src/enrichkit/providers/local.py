@@ -43,6 +43,7 @@ SUPPORTED_KEYWORDS = frozenset(
         "maxItems",
         "minLength",
         "maxLength",
+        "pattern",
         "minimum",
         "maximum",
         "exclusiveMinimum",
@@ -55,9 +56,10 @@ SUPPORTED_KEYWORDS = frozenset(
         "required",
     ]
 )
-# A grammar cannot count words, so ``maxWords`` also caps the characters (generously) to stop a
-# small model from rambling to the token limit; the word count itself is checked afterwards.
-WORD_CHARS = 16
+# ``maxWords`` becomes a ``pattern`` of at most that many space-separated words, which llama.cpp turns
+# into grammar, so no answer can break it; each word is capped (generously) so a small model cannot
+# ramble inside one word to the token limit. The word count is still checked afterwards.
+WORD_CHARS = 24
 
 
 def _for_grammar(node: Any) -> Any:
@@ -73,9 +75,17 @@ def _for_grammar(node: Any) -> Any:
             out[key] = value
         elif not (key == "items" and isinstance(value, bool)):  # llama.cpp rejects boolean ``items``
             out[key] = _for_grammar(value)
-    if isinstance(node.get("maxWords"), int) and "maxLength" not in node:
-        out["maxLength"] = node["maxWords"] * WORD_CHARS
+    words = node.get("maxWords")
+    if isinstance(words, int) and words > 0 and not {"pattern", "maxLength"} & set(node):
+        out["pattern"] = word_pattern(words)
     return out
+
+
+def word_pattern(words: int) -> str:
+    """At most ``words`` space-separated words of at most ``WORD_CHARS`` characters each (no quote or
+    backslash: llama.cpp applies the pattern to the JSON string's characters as written)."""
+    word = f'[^ "\\\\]{{1,{WORD_CHARS}}}'
+    return f"^{word}( {word}){{0,{words - 1}}}$"
 
 
 def grammar_schema(schema: Mapping[str, Any]) -> Any:
