@@ -23,7 +23,7 @@ demo: $(VENV)/.local
 	mkdir -p out
 	$(BIN)/enrichkit scrape json examples/awesome-python.json --records libraries \
 		--enrich schemas/library-group.json --provider local -o out/awesome-python.csv \
-		--failures out/awesome-python-failures.jsonl || test $$? -eq 1
+		--failures out/awesome-python-failures.jsonl --preview 5 || test $$? -eq 1
 
 test: $(BIN)/enrichkit
 	$(BIN)/ruff check src tests benchmarks

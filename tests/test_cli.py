@@ -296,3 +296,19 @@ def test_console_script_runs_as_a_subprocess(stub: GeminiStub, rows_file: Path, 
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert len(read_jsonl(out)) == 45
+
+
+def test_preview_shows_the_first_rows_with_their_new_columns(stub: GeminiStub, rows_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = invoke(stub, "run", str(rows_file), "-t", TASK, "-o", str(out), "--no-cache", "--preview", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    at = lines.index("first 2 rows:")
+    assert lines[at + 1].split() == ["id", "tldr", "challenge"]
+    first = read_jsonl(out)[0]
+    assert (
+        lines[at + 2].startswith("t0 ")
+        and first["tldr"] in lines[at + 2]
+        and lines[at + 2].endswith(first["challenge"])
+    )
+    assert len(lines) == at + 4  # the header and two rows, last

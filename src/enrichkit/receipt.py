@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from enrichkit.audit import audit_text
 from enrichkit.dry_run import Plan
 from enrichkit.prices import price_of
 from enrichkit.result import Stats
+from enrichkit.task import Task
 
 
 def costs(model: str, prompt_tokens: int, output_tokens: int) -> dict[str, float] | None:
@@ -186,3 +187,21 @@ def failures_text(report: dict[str, Any]) -> str:
         else "failed rows: not kept (--failures FILE keeps them)"
     )
     return "\n".join(lines)
+
+
+PREVIEW_CHARS = 48
+
+
+def preview_text(rows: Sequence[Mapping[str, Any]], task: Task) -> str:
+    """The first rows of the output as a small table: the row's id (or first input) and the new columns."""
+    key = task.id_field or task.inputs[0]
+    columns = [key, *task.fields]
+
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value).replace("\n", " ")
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+    table = [columns, *([cell(row.get(c)) for c in columns] for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
+    return "\n".join([f"first {len(rows)} rows:", *lines])

@@ -28,6 +28,7 @@ from enrichkit.receipt import (
     failures_text,
     plan_report,
     plan_text,
+    preview_text,
     run_report,
     run_text,
 )
@@ -51,6 +52,7 @@ class CliOptions:
     quiet: bool = False
     total: int | None = None  # the input's rows, when counted up front (for the progress bar)
     show_prompt: bool = False
+    preview: int = 0  # rows of the output shown after the receipt
 
 
 @dataclass
@@ -130,7 +132,12 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     reasons: Counter[str] = Counter()
     try:
         lazy = None if cli.failures else failures
-        stats = asyncio.run(write_chunks(chunks, task, output, cli.failures, failures_if_any=lazy, reasons=reasons))
+        shown: list[dict[str, Any]] = []
+        stats = asyncio.run(
+            write_chunks(
+                chunks, task, output, cli.failures, failures_if_any=lazy, reasons=reasons, first=(shown, cli.preview)
+            )
+        )
     except KeyboardInterrupt:
         progress.close()
         progress.stats.seconds = time.perf_counter() - started
@@ -142,7 +149,10 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         return INTERRUPTED
     finally:
         progress.close()
-    return _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    if shown:
+        say(preview_text(shown, task), cli.quiet)
+    return code
 
 
 def default_failures(output: Path) -> Path:
@@ -158,11 +168,12 @@ async def write_chunks(
     *,
     failures_if_any: Path | None = None,
     reasons: Counter[str] | None = None,
+    first: tuple[list[dict[str, Any]], int] = ([], 0),
 ) -> Stats:
     """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
 
     ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
-    counts the failures by kind (``receipt.reason_kind``)."""
+    counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written."""
     stats = Stats()
     with contextlib.ExitStack() as files:
         write: Callable[[Sequence[dict[str, Any]]], None] | None = None
@@ -181,6 +192,8 @@ async def write_chunks(
                 if reasons is not None:
                     reasons.update(count_reasons(f.reason for f in result.failures))
                 write(result.rows)
+                kept, wanted = first
+                kept.extend(result.rows[: max(0, wanted - len(kept))])
                 if write_failures is not None:
                     write_failures(
                         {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}

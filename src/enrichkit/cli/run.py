@@ -91,6 +91,13 @@ def _enrich_options(command: F) -> F:
         ),
         click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
         click.option(
+            "--preview",
+            type=click.IntRange(min=0),
+            default=0,
+            metavar="N",
+            help="After the receipt, show the first N rows of the output (id and the new columns).",
+        ),
+        click.option(
             "--show-prompt",
             is_flag=True,
             help="With --dry-run: print the system and user prompt and the answer schema of the first pack.",
