@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/throughput.py --quick    # 1,000 rows only, no baselines at 10,000
     .venv/bin/python benchmarks/throughput.py --overhead # only enrichkit's own cost at 100,000 rows
     .venv/bin/python benchmarks/throughput.py --million  # and 1,000,000 rows file to file (bounded memory)
+    .venv/bin/python benchmarks/throughput.py --overhead --json  # file to file, median of 3, one JSON line
+    .venv/bin/python benchmarks/throughput.py --window   # 30 requests per 6 s window at 0.4 s, 3 runs
 
 The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
 0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
@@ -20,6 +22,7 @@ import math
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,10 +69,19 @@ def free_port() -> int:
 class Stub:
     """``python -m enrichkit.testing`` in a child process (a fresh rate-limit window each time)."""
 
-    def __init__(self, latency: float, per_token: float, jitter: float, rpm: int | None) -> None:
+    def __init__(
+        self,
+        latency: float,
+        per_token: float,
+        jitter: float,
+        rpm: int | None,
+        window: float = 60.0,
+        fixed: bool = False,
+    ) -> None:
         self.port = free_port()
         args = ["--port", str(self.port), "--latency", str(latency), "--per-output-token", str(per_token)]
-        args += ["--jitter", str(jitter)] + (["--rpm", str(rpm)] if rpm else [])
+        args += ["--jitter", str(jitter), "--window", str(window)] + (["--rpm", str(rpm)] if rpm else [])
+        args += ["--fixed-window"] if fixed else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "enrichkit.testing", *args], stdout=subprocess.PIPE, text=True
         )
@@ -176,6 +188,45 @@ def overhead(kind: str, n: int) -> None:
               f" {n / again['seconds']:>8,.0f} {again['peak_mb']:>8.0f}", flush=True)  # fmt: skip
 
 
+def overhead_json(n: int, runs: int = 3) -> None:
+    """File to file (JSONL in, CSV out): the median rows/s of ``runs`` fresh runs and their cached re-runs."""
+    fresh, cached, peak = [], [], 0.0
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as folder:
+            first = in_child("file-fresh", n, folder)
+            again = in_child("file-cached", n, folder)
+        fresh.append(n / first["seconds"])
+        cached.append(n / again["seconds"])
+        peak = max(peak, first["peak_mb"], again["peak_mb"])
+    figures = {
+        "fresh_rows_per_s": round(statistics.median(fresh)),
+        "cached_rows_per_s": round(statistics.median(cached)),
+    }
+    print(json.dumps({**figures, "peak_rss_mb": round(peak), "rows": n}))
+
+
+def window_limited(fixed: bool, runs: int = 3) -> None:
+    """1,000 rows against a stub allowing 30 requests per 6 s window at 0.4 s a call, default settings."""
+    rpm, window, latency, n = 30, 6.0, 0.4, 1_000
+    calls = math.ceil(n / 20)
+    bound = (math.ceil(calls / rpm) - 1) * window + latency
+    kind = "fixed" if fixed else "sliding"
+    print(f"stub: {rpm} requests per {window:g} s ({kind} window), {latency} s a call; {n:,} rows; bound {bound:.1f} s")
+    print(f"{'run':>3} {'calls':>6} {'429s':>5} {'wall s':>7} {'bound s':>7} {'÷bnd':>5}  limit found")
+    for run in range(1, runs + 1):
+        stub = Stub(latency, 0, 0, rpm, window, fixed)
+        try:
+            with tempfile.TemporaryDirectory() as cache:
+                client = make_client(api_key="benchmark", base_url=stub.url)
+                rows = synthetic_rows(n)
+                s = asyncio.run(aenrich(rows, TASK, client=client, cache_dir=cache, progress=False)).stats
+        finally:
+            stub.stop()
+        assert s.enriched == n, f"{s.failed} rows failed"
+        ratio = s.seconds / bound
+        print(f"{run:>3} {s.calls:>6} {s.retries:>5} {s.seconds:>7.2f} {bound:>7.1f} {ratio:>5.2f}  {s.rate_limit}")
+
+
 def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "") -> str:
     ratio = f"{r['seconds'] / bound:5.2f}" if bound else "     "
     b = f"{bound:7.1f}" if bound else "       "
@@ -190,12 +241,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--overhead", action="store_true", help="only the overhead figures (instant provider)")
     parser.add_argument("--million", action="store_true", help="also 1,000,000 rows file to file (about 8 minutes)")
+    parser.add_argument("--json", action="store_true", help="with --overhead: one JSON line, median of 3 runs")
+    parser.add_argument("--window", action="store_true", help="only the 30-requests-per-6-s-window scenario")
+    parser.add_argument("--fixed-window", action="store_true", help="with --window: a window that resets whole")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    if args.window:
+        window_limited(args.fixed_window)
+        return
+    if args.overhead and args.json:
+        overhead_json(100_000)
+        return
     if not args.overhead:
         rate_limited(args.quick)
     print("\noverhead: an instant in-process provider; 'file' reads JSONL and writes CSV in chunks, as the CLI does")

@@ -90,11 +90,15 @@ def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[boo
     return echo, echo and text
 
 
+MAX_CONCURRENCY = 64
+"""The most calls in flight the adaptive concurrency grows to."""
+
+
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
     """The provider's default, raised under a high request limit so that the limit, not latency, binds:
     at ``rpm`` requests a minute and up to ~6 s a call, about ``rpm / 10`` calls are in flight."""
     base = provider.capabilities.concurrency
-    return min(64, max(base, rpm // 10)) if rpm and base > 1 else base
+    return min(MAX_CONCURRENCY, max(base, rpm // 10)) if rpm and base > 1 else base
 
 
 def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -> Mode:
@@ -139,7 +143,14 @@ async def aenrich_chunks(
     sizer = PackSizer(size) if opts.adaptive else None
     stats.pack_size = sizer.sizes if sizer else None
     concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
-    scheduler = Scheduler(stats, concurrency=concurrency, retry=opts.retry, limiter=limiter)
+    adapts = opts.concurrency is None and concurrency > 1  # a given concurrency is kept as it is
+    scheduler = Scheduler(
+        stats,
+        concurrency=concurrency,
+        retry=opts.retry,
+        limiter=limiter,
+        max_concurrency=MAX_CONCURRENCY if adapts else None,
+    )
     ladder = Ladder(size, len(tiers))
     chunk_rows = None if opts.mode in ("batch", "auto") else opts.chunk_rows
     seen: dict[Any, int] = {}

@@ -23,6 +23,7 @@ from enrichkit.adaptive import PackSizer
 from enrichkit.audit import Audit, agreement, merged, sample
 from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, RequestRejected, TransientError
 from enrichkit.ladder import Ladder, Rung
+from enrichkit.pacing import Gate
 from enrichkit.packer import Packer, Work
 from enrichkit.providers.base import Provider
 from enrichkit.result import CallKind
@@ -60,7 +61,7 @@ class LiveRun:
         if work:
             first = self.packer.packs(work, rung.size)[0]
             await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
-        room = asyncio.Semaphore(self.scheduler.concurrency)
+        room = self.scheduler.gate()
 
         async def started(pack: list[Work], formed: int) -> None:
             try:
@@ -77,9 +78,7 @@ class LiveRun:
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
-    async def _feed(
-        self, work: Sequence[Work], size: int, room: asyncio.Semaphore
-    ) -> AsyncIterator[tuple[list[Work], int]]:
+    async def _feed(self, work: Sequence[Work], size: int, room: Gate) -> AsyncIterator[tuple[list[Work], int]]:
         """Each pack, with the size it was formed at, once there is room (so it looks at the cache just
         before it is sent, and takes the size the ladder and the adaptive sizer hold at that moment)."""
         start = 0

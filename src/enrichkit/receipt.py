@@ -73,6 +73,8 @@ def run_text(report: dict[str, Any]) -> str:
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
         f" {report['unknown_ids']:,} unknown ids (all asked again)"
     )
+    if report.get("rate_limit"):
+        lines.append(f"rate limit: the server allowed {report['rate_limit']} (learned from its 429s)")
     if report["mode"] == "batch":
         jobs = ", ".join(report["jobs"]) or "none"
         lines.append(

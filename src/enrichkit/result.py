@@ -51,6 +51,8 @@ class Stats:
     mode: str = "live"
     pending: int = 0
     stopped: str = ""
+    rate_limit: str = ""
+    """The server's rate limit learned from its 429s (e.g. ``~30 requests / 6 s``); empty if none was met."""
     """Why the run stopped before every row settled (a fatal error, the budget); empty if it did not."""
     jobs: list[str] = field(default_factory=list)
     by_model: dict[str, ModelStats] = field(default_factory=dict)

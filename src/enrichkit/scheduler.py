@@ -1,16 +1,20 @@
 """The call policy: when a call may go out, and how hard one call is tried.
 
-Calls wait for a concurrency slot, for a rate-limit pause the server asked for (a 429 holds every
-call), and for the client-side RPM/TPM limiter. Until one call has been answered they go one at a
-time (a free ``countTokens`` preflight proves the key and model first where the provider can count).
-Rate limits wait as the server says and retry the same call; transient errors retry with backoff;
-everything else is raised to the caller, which decides what the failure means for its rows.
+Calls wait for a concurrency slot, for the client-side RPM/TPM limiter (hard caps), for a rate-limit
+pause the server asked for (a 429 holds every call, queued ones too) and for the limit learned from
+the server's 429s (``Pacing``). Until one call has been answered they go one at a time (a free
+``countTokens`` preflight proves the key and model first where the provider can count). The
+concurrency adapts unless it was given: it grows while every slot is busy and nothing is held back
+(doubling each round trip until the first 429, then by one a round trip), and halves on a 429 (once
+per window). Rate limits wait as the server says and retry the same call; transient errors retry
+with backoff; everything else is raised to the caller, which decides what the failure means for its rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from enrichkit.budget import Budget, BudgetReached
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, TransientError, Unreachable
 from enrichkit.limiter import RateLimiter
+from enrichkit.pacing import Gate, Pacing
 from enrichkit.prompt import estimate_tokens
 from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind, Stats
@@ -52,17 +57,33 @@ class Scheduler:
         retry: RetryPolicy,
         limiter: RateLimiter,
         budget: Budget | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
+        """``max_concurrency``: adapt the concurrency from ``concurrency`` up to this (None: keep it fixed)."""
         self.stats = stats
         self.budget = budget
         self.concurrency = concurrency
+        self.max_concurrency = max_concurrency
         self.retry = retry
         self.limiter = limiter
-        self._slots = asyncio.Semaphore(concurrency)
+        self.pacing = Pacing()
+        self._gates: weakref.WeakSet[Gate] = weakref.WeakSet()
+        self._slots = self.gate()
+        self._pace = asyncio.Lock()
         self._probe = asyncio.Lock()
         self._proven = asyncio.Event()
         self._paused_until = 0.0
+        self._threshold = max_concurrency or concurrency  # slow start below it
+        self._credit = 0.0
+        self._held_back = False  # a call waits for the server's pause or the learned limit
+        self._shrunk_until = 0.0
         self._aborted = False
+
+    def gate(self) -> Gate:
+        """A semaphore of the current concurrency that follows it as it adapts (``LiveRun``'s room for packs)."""
+        gate = Gate(self.concurrency)
+        self._gates.add(gate)
+        return gate
 
     def abort(self) -> None:
         """No new call starts (the run is stopping)."""
@@ -74,6 +95,7 @@ class Scheduler:
         cannot count fall back to sending the first paid call alone."""
         if self._proven.is_set():
             return
+        started = asyncio.get_running_loop().time()
         try:
             counted = await asyncio.wait_for(provider.count_tokens(request), PREFLIGHT_SECONDS)
         except FatalProviderError:
@@ -82,23 +104,33 @@ class Scheduler:
         except (ProviderError, TimeoutError):
             return
         if counted is not None:
+            self.pacing.round_trip = asyncio.get_running_loop().time() - started
             self._proven.set()
 
     async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
         """One logical call: retried on rate limits and transient errors as the policy says."""
         transient = limited = 0
+        loop = asyncio.get_running_loop()
         while True:
             async with self._admission():
-                await self._unpaused()
                 await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
+                stamp, fills = await self._cleared(), self._slots.fills
                 outcome = await self._attempt(provider, request, kind)
-                if not isinstance(outcome, RateLimited | TransientError):
+                if isinstance(outcome, RateLimited):
+                    learned = self.pacing.refused(stamp, loop.time(), outcome.retry_after)
+                    self.stats.rate_limit = self.pacing.describe()
+                elif not isinstance(outcome, TransientError):
                     self._proven.set()  # the provider answered: the key and model work
+                if isinstance(outcome, Reply):
+                    self.pacing.answered(stamp, loop.time())
+                    self._grow(busy=self._slots.full or self._slots.fills != fills)
             if isinstance(outcome, Reply):
                 return outcome
             if isinstance(outcome, RateLimited):
                 limited += 1
-                self._pause(self._rate_limit_wait(outcome, limited))
+                wait = self._rate_limit_wait(outcome, limited)
+                self._shrink(wait, learned)
+                self._pause(wait)
             elif isinstance(outcome, TransientError):
                 transient += 1
                 if transient >= self.retry.attempts:
@@ -167,7 +199,49 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         self._paused_until = max(self._paused_until, loop.time() + seconds)
 
-    async def _unpaused(self) -> None:
+    async def _cleared(self) -> float:
+        """Wait out the server's pause and the learned pacing, one call at a time (the last wait before a
+        call goes out); the send's stamp."""
         loop = asyncio.get_running_loop()
-        while (left := self._paused_until - loop.time()) > 0:
-            await asyncio.sleep(left)
+        async with self._pace:
+            while True:
+                now = loop.time()
+                held = max(self._paused_until - now, self.pacing.wait(now, self.concurrency, spread=False))
+                if (left := max(held, self.pacing.wait(now, self.concurrency))) <= 0:
+                    break
+                self._held_back = held > 0
+                await asyncio.sleep(left)
+            self._held_back = False
+            self._check_aborted()
+            return self.pacing.sent(loop.time())
+
+    def _grow(self, busy: bool) -> None:
+        """An answer to a call during which every slot was taken (``busy``), while no call is held back:
+        latency binds, so one more slot (slow start: one per answer until the first 429; then one per
+        round trip)."""
+        if self.max_concurrency is None or self.concurrency >= self.max_concurrency:
+            return
+        if not busy or self._held_back:
+            return
+        if self.concurrency < self._threshold:
+            self._resize(self.concurrency + 1)
+            return
+        self._credit += 1 / self.concurrency
+        if self._credit >= 1:
+            self._credit = 0.0
+            self._resize(self.concurrency + 1)
+
+    def _shrink(self, wait: float, learned: bool) -> None:
+        """A 429 ends the slow start. One that taught the limit leaves the pacing to it; any other halves
+        the concurrency, once per pause (the refusals of one burst count once)."""
+        now = asyncio.get_running_loop().time()
+        if self.max_concurrency is None or now < self._shrunk_until:
+            return
+        self._shrunk_until = now + wait
+        self._threshold = self.concurrency if learned else max(1, self.concurrency // 2)
+        self._resize(self._threshold)
+
+    def _resize(self, size: int) -> None:
+        self.concurrency = size
+        for gate in self._gates:
+            gate.resize(size)

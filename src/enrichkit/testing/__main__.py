@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.0, help="up to this many extra seconds per call")
     parser.add_argument("--rpm", type=int, default=None, help="requests per window before 429")
     parser.add_argument("--window", type=float, default=60.0, help="the rate-limit window in seconds")
+    parser.add_argument("--fixed-window", action="store_true", help="count in windows that reset whole, not sliding")
     parser.add_argument("--shuffle-outputs", action="store_true", help="serve batch results out of order")
     parser.add_argument("--drop-inline-metadata", action="store_true", help="leave keys off inline batch results")
     args = parser.parse_args()
@@ -29,6 +30,7 @@ def main() -> None:
         jitter=args.jitter,
         rpm=args.rpm,
         window=args.window,
+        fixed_window=args.fixed_window,
         port=args.port,
         shuffle_outputs=args.shuffle_outputs,
         drop_inline_metadata=args.drop_inline_metadata,

@@ -54,6 +54,7 @@ class GeminiStub:
         jitter: float = 0.0,
         rpm: int | None = None,
         window: float = 60.0,
+        fixed_window: bool = False,
         port: int = 0,
         batch_auto: bool = True,
         shuffle_outputs: bool = False,
@@ -64,6 +65,9 @@ class GeminiStub:
         self.jitter = jitter
         self.rpm = rpm
         self.window = window
+        self.fixed_window = fixed_window
+        """``rpm`` requests per ``window`` seconds counted in a window that opens at the first request and
+        then resets whole (``fixed_window``), else in a sliding window."""
         self.calls: list[Call] = []
         self.api_calls: list[Call] = []
         """Batch and file requests (not in ``calls``), by action: "batchGenerateContent", "batches.get",
@@ -193,6 +197,8 @@ class GeminiStub:
         if self.rpm is None:
             return None
         now = time.monotonic()
+        if self.fixed_window and self._recent and now - self._recent[0] >= self.window:
+            self._recent.clear()
         while self._recent and now - self._recent[0] >= self.window:
             self._recent.popleft()
         if len(self._recent) >= self.rpm:

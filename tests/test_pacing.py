@@ -1,0 +1,104 @@
+"""Adaptive concurrency and the rate limit learned from the server's 429s."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from enrichkit import Task, aenrich
+from enrichkit.errors import RateLimited
+from enrichkit.limiter import RateLimiter
+from enrichkit.pacing import Gate, Pacing
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.gemini import make_client
+from enrichkit.result import Stats
+from enrichkit.scheduler import Scheduler
+from enrichkit.testing import FunctionProvider, GeminiStub
+from helpers import FAST_RETRY, topic_rows
+
+
+def test_a_429_teaches_the_window_and_the_limit() -> None:
+    pacing = Pacing()
+    stamps = [pacing.sent(0.01 * n) for n in range(11)]  # the 11th is refused: 10 fit the window
+    assert pacing.refused(stamps[-1], 0.12, retry_after=1.88)
+    assert pacing.limit == 10 and pacing.window == pytest.approx(2.0)
+    assert pacing.describe() == "~10 requests / 2 s"
+    assert pacing.wait(0.2, 8) == pytest.approx(2.0 * 1.005 - 0.2)  # the first send's slot frees first
+    assert pacing.wait(2.02, 8) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_429_without_a_retry_delay_or_before_any_answer_teaches_nothing() -> None:
+    pacing = Pacing()
+    assert not pacing.refused(pacing.sent(0.0), 0.01, retry_after=1.0)  # nothing was taken before it
+    assert not pacing.refused(pacing.sent(0.1), 0.11, retry_after=None)
+    assert pacing.limit is None and pacing.describe() == ""
+
+
+def test_a_gate_follows_its_size() -> None:
+    async def scenario() -> list[int]:
+        gate = Gate(1)
+        await gate.acquire()
+        waiting = asyncio.ensure_future(gate.acquire())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        gate.resize(2)  # room for one more: the waiter gets in without a release
+        await waiting
+        gate.resize(1)
+        gate.release()
+        return [gate.held, gate.size]
+
+    assert asyncio.run(scenario()) == [1, 1]
+
+
+def scheduler(concurrency: int, max_concurrency: int | None) -> Scheduler:
+    return Scheduler(
+        Stats(), concurrency=concurrency, retry=FAST_RETRY, limiter=RateLimiter(), max_concurrency=max_concurrency
+    )
+
+
+async def calls(s: Scheduler, provider: FunctionProvider, n: int) -> None:
+    request = Request(system="", prompt="p", schema={}, max_output_tokens=10)
+    async with asyncio.TaskGroup() as group:
+        for _ in range(n):
+            group.create_task(s.call(provider, request, "single"))
+
+
+def test_concurrency_grows_while_latency_binds_and_nothing_is_refused() -> None:
+    async def slow(request: Request) -> Reply:
+        await asyncio.sleep(0.01)
+        return Reply("{}")
+
+    grown, fixed = scheduler(4, 32), scheduler(4, None)
+    asyncio.run(calls(grown, FunctionProvider(slow), 200))
+    asyncio.run(calls(fixed, FunctionProvider(slow), 200))
+    assert grown.concurrency == 32 and fixed.concurrency == 4
+
+
+def test_concurrency_halves_after_429s_without_a_retry_delay() -> None:
+    refusals = [0]
+
+    async def busy(request: Request) -> Reply:
+        await asyncio.sleep(0.01)
+        if refusals[0] < 3:
+            refusals[0] += 1
+            raise RateLimited("slow down")
+        return Reply("{}")
+
+    s = scheduler(16, 64)
+    asyncio.run(calls(s, FunctionProvider(busy), 16))
+    assert s.concurrency < 16 and s.stats.retries == 3
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_the_engine_learns_the_servers_window_and_stays_under_it(task: Task, tmp_path: Path, fixed: bool) -> None:
+    with GeminiStub(rpm=6, window=1.0, latency=0.05, fixed_window=fixed) as stub:
+        client = make_client(api_key="test-key", base_url=stub.url)
+        result = asyncio.run(aenrich(topic_rows(400), task, client=client, cache_dir=tmp_path, progress=False))
+    s = result.stats
+    assert s.enriched == 400 and s.calls_packed == 20 + stub.rate_limited
+    assert 1 <= stub.rate_limited <= 3  # the first window's, then none: the learned pacing keeps under it
+    assert re.fullmatch(r"~[56] requests / 1(\.\d)? s", s.rate_limit)  # a fixed window may look one smaller
+    assert s.seconds >= 3.0  # 20 calls at 6 a second's window: three windows to wait out
