@@ -45,14 +45,14 @@ def suspects(
         return set()
     row_words = {rid: _words(values.values()) for rid, values in rows.items()}
     seen_in = Counter(w for words in row_words.values() for w in words)
+    weight = {w: math.log((len(rows) + 1) / n) for w, n in seen_in.items()}  # once per pack, not per answer
     rare = math.log(RARE)
     found = set()
     for rid, values in answers.items():
-        said = _words(values.get(f, "") for f in fields)
-        scores = {
-            other: sum(math.log((len(rows) + 1) / seen_in[w]) for w in said & words)
-            for other, words in row_words.items()
-        }
+        said = _words(values.get(f, "") for f in fields) & weight.keys()
+        if not said:
+            continue
+        scores = {other: sum(weight[w] for w in said & words) for other, words in row_words.items()}
         own = scores.pop(rid, 0.0)
         best = max(scores.values(), default=0.0)
         if best >= rare and best > 2 * own:
