@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, TransientError, Unreachable
-from enrichkit.limiter import RateLimiter
+from enrichkit.limiter import Limiter
 from enrichkit.prompt import estimate_tokens
 from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind, Stats
@@ -43,7 +43,7 @@ class RetryPolicy:
 class Scheduler:
     """Admission and retries for every call of one run (live calls, salvage and audit alike)."""
 
-    def __init__(self, stats: Stats, *, concurrency: int, retry: RetryPolicy, limiter: RateLimiter) -> None:
+    def __init__(self, stats: Stats, *, concurrency: int, retry: RetryPolicy, limiter: Limiter) -> None:
         self.stats = stats
         self.concurrency = concurrency
         self.retry = retry
@@ -148,6 +148,7 @@ class Scheduler:
         """Hold every new call for ``seconds``: the server's rate limit applies to all of them."""
         loop = asyncio.get_running_loop()
         self._paused_until = max(self._paused_until, loop.time() + seconds)
+        self.limiter.hold(seconds)  # and every run that shares the limiter
 
     async def _unpaused(self) -> None:
         loop = asyncio.get_running_loop()
