@@ -13,6 +13,7 @@ from enrichkit import Task
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
 from helpers import ROOT
+from redisd import redis_server
 
 # httpx2 honours proxy variables; the stub is local.
 os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
@@ -47,3 +48,10 @@ def task() -> Task:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server of the test's own (``redisd``)."""
+    with redis_server(tmp_path) as url:
+        yield url

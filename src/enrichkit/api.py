@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tqdm.auto import tqdm
 
 from enrichkit.adaptive import PackSizer
+from enrichkit.backends import open_cache, open_limiter
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.budget import Budget, BudgetReached
-from enrichkit.cache import RowCache, default_dir
+from enrichkit.cache import Cache, default_dir
 from enrichkit.crosswire import text_fields
 from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.frames import source
 from enrichkit.ladder import Ladder
-from enrichkit.limiter import RateLimiter
 from enrichkit.live import LiveRun
 from enrichkit.options import Mode, RunOptions
 from enrichkit.packer import Packer, Work
@@ -135,9 +135,9 @@ async def aenrich_chunks(
     task = load_task(task)
     primary = choose(opts).provider
     tiers = [primary, *(fallback_provider(primary, choice, opts.cache_dir) for choice in opts.fallback)]
-    cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
+    cache = open_cache(opts)
     stats = Stats()
-    limiter = opts.limiter or RateLimiter(opts.rpm, opts.tpm)
+    limiter = open_limiter(opts, primary)
     size = min(opts.pack_size, primary.capabilities.max_pack_size)
     echo, affinity = crosswire_checks(task, opts.echo, size)
     sizer = PackSizer(size) if opts.adaptive else None
@@ -218,7 +218,7 @@ async def _send(
     task: Task,
     primary: Provider,
     echo: bool,
-    cache: RowCache | None,
+    cache: Cache | None,
 ) -> None:
     """Ask for ``work``: live, or as batch jobs."""
     stats = packer.stats
@@ -231,7 +231,7 @@ async def _send(
         packer,
         backends,
         Ladder(live.ladder.pack_size, len(backends), whole_jobs=True),
-        JobStore(cache.directory),
+        JobStore(opts.cache_dir or default_dir()),
         run_fingerprint(task, primary, echo),
         primary.name,
         opts.wait,

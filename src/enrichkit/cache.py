@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import diskcache
 
@@ -125,6 +125,25 @@ def _owner_only(folder: Path) -> None:
     folder.chmod(0o700)
     for path in folder.iterdir():
         path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+class Cache(Protocol):
+    """Where a run keeps validated answers: ``RowCache`` (a folder, the default) or ``RedisCache`` (shared).
+
+    Leases keep a row in flight in one place: ``lease`` takes them for all ``keys`` or for none, and
+    returns the keys someone else holds (empty: all are this object's); storing a row ends its lease."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]: ...
+
+    def put_many(self, entries: Mapping[str, Entry]) -> None: ...
+
+    def written_elsewhere(self) -> bool: ...
+
+    def lease(self, keys: Sequence[str]) -> list[str]: ...
+
+    def release(self, keys: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class RowCache:
@@ -235,6 +254,13 @@ class RowCache:
     def written_elsewhere(self) -> bool:
         """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
         return len(self) != self._expected
+
+    def lease(self, keys: Sequence[str]) -> list[str]:
+        """No leases on one machine: a row in flight in two processes is paid twice (rarely: see ``Packer``)."""
+        return []
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Nothing to release (see ``lease``)."""
 
     def __len__(self) -> int:
         with self._guard("read"):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enrichkit.api import choose, crosswire_checks, load_task, options_of, run_sync
-from enrichkit.cache import RowCache, default_dir
+from enrichkit.backends import open_cache
 from enrichkit.frames import source
 from enrichkit.options import RunOptions
 from enrichkit.packer import Packer
@@ -49,7 +49,7 @@ async def adry_run(rows: Rows, task: Task | str | Path, options: RunOptions | No
     opts = options_of(options, given)
     task = load_task(task)
     primary = choose(opts).provider
-    cache = RowCache(opts.cache_dir or default_dir()) if opts.use_cache else None
+    cache = open_cache(opts)
     size = min(opts.pack_size, primary.capabilities.max_pack_size)
     echo = crosswire_checks(task, opts.echo, size)[0]
     try:

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What the scheduler asks of a limiter: a local ``RateLimiter`` or a shared ``RedisRateLimiter``."""
+
+    @property
+    def rpm(self) -> int | None: ...
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until one more request of ``tokens`` tokens fits, and count it."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The server said wait (a 429): whoever shares this limit waits ``seconds`` before the next call."""
+        ...
 
 
 class RateLimiter:
@@ -41,6 +57,9 @@ class RateLimiter:
                 await asyncio.sleep(wait)
             self._log.append((loop.time(), tokens))
             self._tokens += tokens
+
+    def hold(self, seconds: float) -> None:
+        """Nothing to share: the run's scheduler holds its own calls."""
 
     def _wait(self, now: float, tokens: int) -> float:
         """Seconds until the request fits (0 if it fits now)."""

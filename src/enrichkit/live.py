@@ -96,7 +96,7 @@ class LiveRun:
             self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
 
     async def _ask(self, items: list[Work], tier: int) -> None:
-        items = self.packer.cached_meanwhile(items)
+        items = await self.packer.cached_meanwhile(items)
         if not items:
             return
         if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up

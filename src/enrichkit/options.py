@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from enrichkit.audit import check_fraction
 from enrichkit.errors import UserError
-from enrichkit.limiter import RateLimiter
+from enrichkit.limiter import Limiter
 from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import PROVIDERS, ProviderName
 from enrichkit.scheduler import RetryPolicy
@@ -26,6 +26,7 @@ MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
 MAX_PACK_SIZE = 50
 CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class RunOptions:
     ``fallback`` models (names on the same provider) or providers for the rows the main one could not
     answer. ``pack_size`` rows travel in one call. ``mode``: ``live``, ``flex`` (a cheaper, slower
     service tier), ``batch`` (one provider batch job, half price, resumable; ``wait=False`` submits and
-    returns) or ``auto``. ``audit``: the share of packed rows re-asked singly to measure agreement;
+    returns) or ``auto``. ``cache``: a Redis URL (``redis://host:6379/0``, ``enrichkit[redis]``): a
+    cache many machines share, with one rate limit and in-flight leases across them (default: the
+    folder ``cache_dir``). ``audit``: the share of packed rows re-asked singly to measure agreement;
     ``adaptive``: shrink packs while their answers come back invalid.
     """
 
@@ -50,10 +53,11 @@ class RunOptions:
     concurrency: int | None = None
     rpm: int | None = None
     tpm: int | None = None
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
     echo: bool | None = None
     timeout: float | None = None
     cache_dir: Path | None = None
+    cache: str | None = None
     use_cache: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     audit: float = 0.0
@@ -82,6 +86,8 @@ class RunOptions:
             raise UserError(f"max cost must be positive, not {self.max_cost}")
         if self.timeout is not None and self.timeout <= 0:
             raise UserError(f"timeout must be positive, not {self.timeout}")
+        if self.cache is not None and not self.cache.startswith(REDIS_SCHEMES):
+            raise UserError(f"cache must be a Redis URL ({', '.join(REDIS_SCHEMES)}...), not {self.cache!r}")
         if self.mode == "batch" and not self.use_cache:
             raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
         object.__setattr__(self, "fallback", tuple(self.fallback))

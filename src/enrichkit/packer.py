@@ -7,11 +7,13 @@ run has settled: the valid answers (cached at once), the failures, and their cou
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
-from enrichkit.cache import Entry, RowCache, canonical
+from enrichkit.cache import Cache, Entry, canonical
 from enrichkit.crosswire import suspects, text_fields
 from enrichkit.prompt import (
     IdStyle,
@@ -33,6 +35,7 @@ from enrichkit.validation import AnswerError, check_pack, check_values, parse_an
 
 PACK_PROMPT_BUDGET = 24_000
 PACK_OUTPUT_BUDGET = 8_000
+LEASE_POLL = 0.05  # seconds: the first wait for rows another worker is asking
 
 
 @dataclass(eq=False)
@@ -58,7 +61,7 @@ class Packer:
         task: Task,
         stats: Stats,
         *,
-        cache: RowCache | None = None,
+        cache: Cache | None = None,
         id_style: IdStyle = "enum",
         echo: bool = False,
         affinity: bool = False,
@@ -189,10 +192,27 @@ class Packer:
             self.stats.by_model.setdefault(model, ModelStats()).rows += w.rows
             self._settled(w.rows)
 
-    def cached_meanwhile(self, items: list[Work]) -> list[Work]:
-        """The rows still to ask: another process on the same cache may have stored some since the run began."""
-        if self.cache is None or not self.cache.written_elsewhere():
+    async def cached_meanwhile(self, items: list[Work]) -> list[Work]:
+        """The rows still to ask: another process on the same cache may have stored some since the run began.
+
+        On a cache with leases the pack takes its rows' leases, all or none: while another worker
+        holds some (or some are stored meanwhile), it holds none itself (so no two packs wait on each
+        other) and looks at the cache again after a short wait, until each row is answered there or
+        free for it to ask (a lease ends when its row is stored or failed, or after the lease time)."""
+        if self.cache is None:
             return items
+        if self.cache.written_elsewhere():
+            items = self._hits(items)
+        delay = LEASE_POLL
+        while items and self.cache.lease([w.key for w in items]):
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(1.0, delay * 1.5)
+            items = self._hits(items)
+        return items
+
+    def _hits(self, items: list[Work]) -> list[Work]:
+        """``items`` less the rows the cache holds now (settled as hits)."""
+        assert self.cache is not None
         found = self.cache.get_many(w.key for w in items)
         for w in items:
             if w.key in found:
@@ -204,6 +224,8 @@ class Packer:
     def fail(self, item: Work, reason: str) -> None:
         """``item`` gets no answer in this run (it is asked again on the next)."""
         self.failures[item.key] = reason
+        if self.cache is not None:
+            self.cache.release([item.key])
         self.stats.failed += item.rows
         self._settled(item.rows)
 

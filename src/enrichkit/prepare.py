@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from enrichkit.cache import Entry, RowCache, canonical, fingerprint, row_key
+from enrichkit.cache import Cache, Entry, canonical, fingerprint, row_key
 from enrichkit.errors import UserError
 from enrichkit.hints import did_you_mean
 from enrichkit.packer import Work
@@ -66,7 +66,7 @@ def prepare(
     rows: Iterable[Mapping[str, Any]],
     task: Task,
     provider: Provider,
-    cache: RowCache | None,
+    cache: Cache | None,
     echo: bool,
     stats: Stats,
     seen: dict[Any, int] | None = None,

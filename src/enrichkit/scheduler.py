@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from enrichkit.budget import Budget, BudgetReached
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, TransientError, Unreachable
-from enrichkit.limiter import RateLimiter
+from enrichkit.limiter import Limiter
 from enrichkit.pacing import Gate, Pacing
 from enrichkit.prompt import estimate_tokens
 from enrichkit.providers.base import Provider, Reply, Request
@@ -55,7 +55,7 @@ class Scheduler:
         *,
         concurrency: int,
         retry: RetryPolicy,
-        limiter: RateLimiter,
+        limiter: Limiter,
         budget: Budget | None = None,
         max_concurrency: int | None = None,
     ) -> None:
@@ -198,6 +198,7 @@ class Scheduler:
         """Hold every new call for ``seconds``: the server's rate limit applies to all of them."""
         loop = asyncio.get_running_loop()
         self._paused_until = max(self._paused_until, loop.time() + seconds)
+        self.limiter.hold(seconds)  # and every run that shares the limiter
 
     async def _cleared(self) -> float:
         """Wait out the server's pause and the learned pacing, one call at a time (the last wait before a

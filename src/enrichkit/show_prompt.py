@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from enrichkit.api import choose, crosswire_checks
-from enrichkit.cache import RowCache, default_dir
+from enrichkit.backends import open_cache
 from enrichkit.options import RunOptions
 from enrichkit.packer import Packer
 from enrichkit.prepare import prepare
@@ -21,7 +21,7 @@ def first_prompt(rows: Iterable[Mapping[str, Any]], task: Task, options: RunOpti
     provider = choose(options).provider
     size = min(options.pack_size, provider.capabilities.max_pack_size)
     echo = crosswire_checks(task, options.echo, size)[0]
-    cache = RowCache(options.cache_dir or default_dir()) if options.use_cache else None
+    cache = open_cache(options)
     try:
         work = list(prepare(rows, task, provider, cache, echo, Stats()).work.values())
     finally:

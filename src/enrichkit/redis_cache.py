@@ -1,0 +1,149 @@
+"""A cache many machines share: the per-row cache in Redis (``enrichkit[redis]``), and in-flight leases.
+
+The keys are ``RowCache``'s row keys under a prefix, the values the same entry JSON, and the same rule
+holds: only validated values, nothing expires. A pack is one round trip each way (``MGET``; one
+pipeline of ``MSET``, the end of its leases and a count of writes). A lease (``SET NX PX``, taken for a
+whole pack or not at all) keeps a row in flight in one worker: the others wait for its answer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import redis
+
+from enrichkit.cache import Entry, decode
+from enrichkit.errors import StorageError
+
+LEASE_SECONDS = 60.0  # longer than a call usually takes; a worker that died holds its rows this long
+_QUERY_KEYS = 500
+
+# KEYS: the n lease keys, then the n row keys; ARGV[1]: this holder's token, ARGV[2]: milliseconds. All
+# free (or ours) and unanswered: take (or renew) every lease and return {}; else take none and return
+# the indexes (1-based) of the rows another holds or that are stored already (the caller reads them).
+_LEASE = """
+local n = #KEYS / 2
+local taken = {}
+for i = 1, n do
+  local owner = redis.call('GET', KEYS[i])
+  if (owner and owner ~= ARGV[1]) or redis.call('EXISTS', KEYS[n + i]) == 1 then taken[#taken + 1] = i end
+end
+if #taken == 0 then
+  for i = 1, n do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+end
+return taken
+"""
+# KEYS: lease keys; ARGV[1]: token. Drop the leases this holder has.
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
+
+
+@contextmanager
+def guarded(url: str, doing: str) -> Iterator[None]:
+    """Redis errors in the block as a ``StorageError`` of one line."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StorageError(f"redis at {url}: cannot {doing} ({exc})") from exc
+
+
+def connect(url: str) -> redis.Redis:
+    """A client of the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://``, ``unix://``)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=30)
+
+
+class RedisCache:
+    """Validated answers in Redis, shared by every process and machine that names the same server."""
+
+    def __init__(self, url: str, *, prefix: str = "enrichkit", lease_seconds: float = LEASE_SECONDS) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.lease_seconds = lease_seconds
+        self.damaged = 0
+        self._token = uuid.uuid4().hex
+        self._client = connect(url)
+        self._writes = f"{prefix}:writes"
+        with self._guard("open"):
+            self._expected = int(self._client.get(self._writes) or 0)
+
+    def _guard(self, doing: str) -> AbstractContextManager[None]:
+        return guarded(self.url, doing)
+
+    def _row(self, key: str) -> str:
+        return f"{self.prefix}:row:{key}"
+
+    def _lease(self, key: str) -> str:
+        return f"{self.prefix}:lease:{key}"
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """Look up many keys, a few hundred in one ``MGET``; a damaged entry is a miss, counted in
+        ``damaged`` and deleted (so that its row is asked again)."""
+        wanted = list(keys)
+        found: dict[str, Entry] = {}
+        damaged: list[str] = []
+        with self._guard("read"):
+            for start in range(0, len(wanted), _QUERY_KEYS):
+                part = wanted[start : start + _QUERY_KEYS]
+                for key, raw in zip(part, self._client.mget([self._row(k) for k in part]), strict=True):
+                    if raw is None:
+                        continue
+                    entry = decode(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                    if entry is None:
+                        damaged.append(self._row(key))
+                    else:
+                        found[key] = entry
+            if damaged:
+                self.damaged += len(damaged)
+                self._client.delete(*damaged)
+        return found
+
+    def put_many(self, entries: Mapping[str, Entry]) -> None:
+        """Store entries and end their leases atomically, in one round trip."""
+        if not entries:
+            return
+        stored = time.time()
+        pipe = self._client.pipeline(transaction=True)
+        pipe.mset({self._row(k): e.dumps(e.stored_at or stored) for k, e in entries.items()})
+        pipe.delete(*(self._lease(k) for k in entries))
+        pipe.incrby(self._writes, len(entries))
+        with self._guard("write"):
+            pipe.execute()
+        self._expected += len(entries)
+
+    def written_elsewhere(self) -> bool:
+        """Whether anyone else stored entries since this object opened: one ``GET``."""
+        with self._guard("read"):
+            return int(self._client.get(self._writes) or 0) != self._expected
+
+    def lease(self, keys: Sequence[str]) -> list[str]:
+        """Take the leases of all ``keys`` (or renew this object's), or none; the keys others hold, or
+        that are stored already (read them: ``get_many``)."""
+        if not keys or self.lease_seconds <= 0:
+            return []
+        with self._guard("lease"):
+            names = [*map(self._lease, keys), *map(self._row, keys)]
+            held: Any = self._client.eval(_LEASE, len(names), *names, self._token, round(self.lease_seconds * 1000))
+        return [keys[i - 1] for i in held]
+
+    def release(self, keys: Iterable[str]) -> None:
+        """End this object's leases of ``keys`` (a row it gave up on: the others may ask it)."""
+        names = [self._lease(k) for k in keys]
+        if names:
+            with self._guard("release"):
+                self._client.eval(_RELEASE, len(names), *names, self._token)
+
+    def __len__(self) -> int:
+        """How many entries there are (a scan: for tests and tools, not for runs)."""
+        with self._guard("read"):
+            return sum(1 for _ in self._client.scan_iter(match=f"{self.prefix}:row:*", count=1000))
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,134 @@
+"""The shared cache on a real redis-server: the RowCache interface, leases, and two processes on one cache.
+
+Two processes enriching overlapping inputs on one Redis cache pay each shared row once: a pack takes
+its rows' leases before it is sent, and a pack whose rows another process is asking waits for their
+answers instead (compare ``test_concurrent_runs``: on one folder, rows in flight in both are paid twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enrichkit import UserError, enrich
+from enrichkit.cache import Entry, RowCache, row_key
+from enrichkit.errors import StorageError
+from enrichkit.redis_cache import RedisCache, connect
+from enrichkit.testing import GeminiStub
+from helpers import ROOT, topic_rows
+from test_concurrent_runs import hold_until_both_sent, sender
+
+TASK = str(ROOT / "schemas" / "roadmap-topic.json")
+ROWS = topic_rows(450)
+INPUTS = {"key-a": ROWS[0:300], "key-b": ROWS[150:450]}  # rows 150-299 are in both
+RUN = """
+import json, sys
+from enrichkit import enrich
+rows = json.load(open(sys.argv[1]))
+result = enrich(rows, sys.argv[2], cache=sys.argv[3], base_url=sys.argv[4], provider="gemini", concurrency=4,
+                progress=False)
+print(json.dumps({"enriched": result.stats.enriched, "hits": result.stats.cache_hits, "failed": result.stats.failed}))
+"""
+
+
+def test_same_interface_as_the_row_cache(redis_url: str) -> None:
+    cache, other = RedisCache(redis_url), RedisCache(redis_url)
+    key = row_key("run", {"topic": "A"})
+    assert cache.get_many([key]) == {} and not cache.written_elsewhere()
+    cache.put_many({key: Entry({"x": 1}, "m", 10.0, 2.0)})
+    assert not cache.written_elsewhere() and other.written_elsewhere()
+    found = other.get_many([key, "missing"])
+    assert list(found) == [key] and found[key].values == {"x": 1} and found[key].stored_at > 0
+    assert len(cache) == 1
+    connect(redis_url).set(f"enrichkit:row:{key}", '{"v": cut')  # damaged: a miss, counted, deleted
+    assert other.get_many([key]) == {} and other.damaged == 1 and len(other) == 0
+    cache.close()
+    other.close()
+
+
+def test_leases_are_all_or_none_and_end_when_stored_or_released(redis_url: str) -> None:
+    a, b = RedisCache(redis_url), RedisCache(redis_url)
+    assert a.lease(["k1", "k2"]) == []
+    assert a.lease(["k1", "k2"]) == []  # renewed by its holder
+    assert b.lease(["k2", "k3"]) == ["k2"]
+    assert a.lease(["k3"]) == []  # b took nothing
+    a.put_many({"k2": Entry({"x": 2}, "m")})
+    assert b.lease(["k2"]) == ["k2"]  # stored: read it instead
+    a.release(["k1", "k3"])
+    assert b.lease(["k1", "k3"]) == []
+    a.close()
+    b.close()
+
+
+def test_a_lease_expires(redis_url: str) -> None:
+    a, b = RedisCache(redis_url, lease_seconds=0.05), RedisCache(redis_url)
+    assert a.lease(["k"]) == [] and b.lease(["k"]) == ["k"]
+    time.sleep(0.1)
+    assert b.lease(["k"]) == []  # a died holding it: after its lease time b may ask
+    a.close()
+    b.close()
+
+
+def test_an_unreachable_server_is_a_storage_error_and_a_bad_url_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"redis at redis://127.0.0.1:1/0: cannot open"):
+        RedisCache("redis://127.0.0.1:1/0")
+    with pytest.raises(UserError, match="cache must be a Redis URL"):
+        enrich([], TASK, cache=str(tmp_path))
+
+
+def test_a_run_on_redis_writes_the_same_entries_a_folder_would(redis_url: str, tmp_path: Path) -> None:
+    rows = topic_rows(30)
+    with GeminiStub() as stub:
+        on_redis = enrich(rows, TASK, cache=redis_url, base_url=stub.url, provider="gemini", progress=False)
+        again = enrich(rows, TASK, cache=redis_url, base_url=stub.url, provider="gemini", progress=False)
+        on_disk = enrich(rows, TASK, cache_dir=tmp_path, base_url=stub.url, provider="gemini", progress=False)
+    assert on_redis.rows == on_disk.rows and again.rows == on_redis.rows
+    assert again.stats.cache_hits == 30 and again.stats.calls == 0
+    folder, shared = RowCache(tmp_path), RedisCache(redis_url)
+    keys = [key for key, _ in folder.find()]
+    assert set(shared.get_many(keys)) == set(keys) and len(shared) == 30  # the same keys
+    folder.close()
+    shared.close()
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+
+
+def start(stub: GeminiStub, key: str, rows: Path, url: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "GEMINI_API_KEY": key}
+    args = [sys.executable, "-c", RUN, str(rows), TASK, url, stub.url]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_on_one_redis_cache_pay_each_shared_row_once(redis_url: str, tmp_path: Path) -> None:
+    with GeminiStub(latency=0.1) as stub:
+        hold_until_both_sent(stub)
+        processes = {}
+        for name, rows in INPUTS.items():
+            (tmp_path / name).write_text(json.dumps(rows), encoding="utf-8")
+            processes[name] = start(stub, name, tmp_path / name, redis_url)
+        reports: dict[str, dict[str, Any]] = {}
+        for name, process in processes.items():
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            reports[name] = json.loads(out)
+        calls = list(stub.generate_calls)
+    sent = {name: sum(len(c.records) for c in calls if sender(c) == name) for name in INPUTS}
+    for name, report in reports.items():
+        assert report["failed"] == 0 and report["enriched"] + report["hits"] == 300
+        assert sent[name] == report["enriched"]
+    assert min(sent.values()) > 0  # both worked
+    assert sum(sent.values()) == len(ROWS)  # each shared row paid once
+    shared = RedisCache(redis_url)
+    assert len(shared) == len(ROWS)
+    shared.close()
+    print(f"\nrows sent {sent} for {len(ROWS)} distinct rows: {sum(sent.values()) - len(ROWS)} paid twice")
