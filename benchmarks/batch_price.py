@@ -44,7 +44,9 @@ def other(name: str, model: str, stub: OpenAIBatchStub | AnthropicStub, make: Ca
     for mode in ("live", "batch"):
         with tempfile.TemporaryDirectory() as cache:
             provider = make(model, base_url=stub.url)
-            r = enrich(synthetic_rows(ROWS), TASK, provider=provider, cache_dir=cache, mode=mode, poll=0.05).stats
+            r = enrich(
+                synthetic_rows(ROWS), TASK, provider=provider, cache_dir=cache, mode=mode, poll=0.05, progress=False
+            ).stats
         cost = price.cost(r.prompt_tokens, r.output_tokens, batch=mode == "batch")
         figures = f"{r.calls:>6} {len(r.jobs):>5} {r.prompt_tokens:>11,} {r.output_tokens:>10,} {cost:>10.4f}"
         print(f"{name + ' ' + mode:<18} {figures} {cost / ROWS * 1_000_000:>14,.2f}")

@@ -143,7 +143,9 @@ def run_mode(size: int, rows: list[dict[str, Any]], groups: list[str], model: Pa
     # Only what the task reads: a failed row keeps its input fields, so it must not carry the true group.
     inputs = [{k: r[k] for k in ("id", "name", "description")} for r in rows]
     with tempfile.TemporaryDirectory() as cache:
-        result = asyncio.run(aenrich(inputs, make_task(groups), provider=recorder, pack_size=size, cache_dir=cache))
+        result = asyncio.run(
+            aenrich(inputs, make_task(groups), provider=recorder, pack_size=size, cache_dir=cache, progress=False)
+        )
     stats = result.stats
     return {
         "answers": {r["id"]: (r.get("group"), r.get("tldr")) for r in result.rows},

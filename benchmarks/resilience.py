@@ -274,13 +274,15 @@ def run(
                 if refuse_big:
                     gemini.rule(lambda call: len(call.ids) > BIG_PACK, refuse_gemini(mix))
                 gemini.rule(lambda call: True, gemini_fault(mix))
-                result = enrich(rows, TASK, client=make_client("benchmark", gemini.url), **options)
+                result = enrich(rows, TASK, client=make_client("benchmark", gemini.url), progress=False, **options)
                 stub_calls = len(gemini.generate_calls)
             expected = expected_gemini
         else:
             with OpenAIStub() as openai:
                 openai.rule(openai_fault(mix, refuse_big))
-                result = enrich(rows, TASK, provider=openai_provider("stub-model", openai.url), **options)
+                result = enrich(
+                    rows, TASK, provider=openai_provider("stub-model", openai.url), progress=False, **options
+                )
                 stub_calls = len(openai.calls)
             expected = expected_openai
     seconds = time.perf_counter() - started

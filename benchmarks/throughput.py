@@ -114,6 +114,7 @@ def live(
                     concurrency=concurrency,
                     rpm=rpm,
                     cache_dir=cache,
+                    progress=False,
                     **options,
                 )
             )
@@ -155,7 +156,9 @@ def child(kind: str, n: int, folder: str) -> None:
     cache = Path(folder) / "cache"
     started = time.perf_counter()
     if kind.startswith("memory"):
-        stats = asyncio.run(aenrich(synthetic_rows(n), TASK, provider=instant_provider(), cache_dir=cache)).stats
+        stats = asyncio.run(
+            aenrich(synthetic_rows(n), TASK, provider=instant_provider(), cache_dir=cache, progress=False)
+        ).stats
     else:
         source = Path(folder) / "rows.jsonl"
         if not source.exists():
