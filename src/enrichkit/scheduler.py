@@ -70,7 +70,8 @@ class Scheduler:
         self._gates: weakref.WeakSet[Gate] = weakref.WeakSet()
         self._slots = self.gate()
         self._pace = asyncio.Lock()
-        self._probe = asyncio.Lock()
+        self._probe = asyncio.Semaphore(1)  # calls in flight before one paid call was answered
+        self._counted = False
         self._proven = asyncio.Event()
         self._paused_until = 0.0
         self._threshold = max_concurrency or concurrency  # slow start below it
@@ -91,9 +92,10 @@ class Scheduler:
 
     async def preflight(self, provider: Provider, request: Request) -> None:
         """A free call first (the provider counts ``request``'s tokens): a bad key or unknown model stops
-        the run before anything is paid, and when it answers every call may start at once. Providers that
-        cannot count fall back to sending the first paid call alone."""
-        if self._proven.is_set():
+        the run before anything is paid. When it answers, two paid calls may go before the first of them
+        is answered (a key can pass the count and still be refused generation: then at most two are paid),
+        and every call once one has. Providers that cannot count send their first paid call alone."""
+        if self._proven.is_set() or self._counted:
             return
         started = asyncio.get_running_loop().time()
         try:
@@ -105,7 +107,8 @@ class Scheduler:
             return
         if counted is not None:
             self.pacing.round_trip = asyncio.get_running_loop().time() - started
-            self._proven.set()
+            self._counted = True
+            self._probe.release()  # a second paid call may go before the first is answered
 
     async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
         """One logical call: retried on rate limits and transient errors as the policy says."""
@@ -177,7 +180,8 @@ class Scheduler:
 
     @asynccontextmanager
     async def _admission(self) -> AsyncIterator[None]:
-        """A concurrency slot; until one call has been answered, calls go one at a time."""
+        """A concurrency slot; until one paid call has been answered, one call at a time (two after a
+        passing preflight)."""
         if not self._proven.is_set():
             async with self._probe:
                 if not self._proven.is_set():

@@ -23,9 +23,11 @@ def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]
     """The JSON value in ``text``; tolerates a ```json fence and prose before the JSON, nothing else."""
     if not text or not text.strip():
         raise AnswerError("empty answer")
-    fenced = _FENCE.search(text)
     opener = "[" if expect is list else "{"
-    start = text.find(opener, fenced.end() if fenced else 0)  # the JSON ends where it ends: ``` inside is data
+    start = text.find(opener)
+    fenced = _FENCE.search(text)
+    if fenced is not None and (start < 0 or fenced.start() < start):  # a fence before the JSON, not ``` inside it
+        start = text.find(opener, fenced.end())
     if start < 0:
         raise AnswerError(f"no JSON {'array' if expect is list else 'object'} in the answer")
     try:
