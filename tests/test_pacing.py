@@ -99,6 +99,6 @@ def test_the_engine_learns_the_servers_window_and_stays_under_it(task: Task, tmp
         result = asyncio.run(aenrich(topic_rows(400), task, client=client, cache_dir=tmp_path, progress=False))
     s = result.stats
     assert s.enriched == 400 and s.calls_packed == 20 + stub.rate_limited
-    assert 1 <= stub.rate_limited <= 3  # the first window's, then none: the learned pacing keeps under it
+    assert 1 <= stub.rate_limited <= 6  # the first burst (calls in flight when the first 429 came back), then none
     assert re.fullmatch(r"~[56] requests / 1(\.\d)? s", s.rate_limit)  # a fixed window may look one smaller
     assert s.seconds >= 3.0  # 20 calls at 6 a second's window: three windows to wait out
