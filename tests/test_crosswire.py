@@ -51,3 +51,46 @@ def test_only_free_text_fields_are_compared() -> None:
         }
     }
     assert text_fields(schema) == ["tldr"]
+
+
+def test_words_both_rows_share_cannot_mask_a_swap() -> None:
+    """Two topics of one category: the category's words are in both answers and both rows."""
+    rows = {
+        "r1": {"category": "Foundational Knowledge", "topic": "Technical Debt and Management",
+               "description": "Managers tackle technical debt while delivering new features."},
+        "r2": {"category": "Foundational Knowledge", "topic": "Code Review Best Practices",
+               "description": "Guide the team on code review, and learning about the codebase."},
+        "r3": {"category": "Team Health", "topic": "Burnout", "description": "Spot and prevent exhaustion."},
+    }  # fmt: skip
+    answers = {
+        "r1": {"tldr": "About Foundational Knowledge: Code Review Best Practices"},
+        "r2": {"tldr": "About Foundational Knowledge: Technical Debt and Management"},
+        "r3": {"tldr": "Prevent burnout before exhaustion sets in."},
+    }
+    assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
+def test_the_other_half_of_a_swap_is_caught_with_the_half_that_gives_it_away() -> None:
+    rows = {
+        "r1": {"topic": "Docker", "description": "Containers that package an application for any server."},
+        "r2": {"topic": "Kubernetes", "description": "Orchestration of containers across a server fleet."},
+        "r3": {"topic": "Git", "description": "Version control."},
+    }
+    answers = {
+        "r1": {"tldr": "Kubernetes orchestration for a fleet."},  # clearly r2's
+        "r2": {"tldr": "Package an application in containers."},  # r1's, but "containers" is in both rows
+        "r3": {"tldr": "Git is version control."},
+    }
+    assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
+def test_common_english_words_accuse_nobody() -> None:
+    rows = {"r1": {"topic": "Team Meetings"}, "r2": {"topic": "One-on-One Meetings", "note": "all about people"}}
+    answers = {"r1": {"tldr": "All about team meetings."}, "r2": {"tldr": "One-on-one meetings with people."}}
+    assert suspects(answers, rows, FIELDS) == set()
+
+
+def test_in_a_pack_of_two_one_word_tells_the_rows_apart() -> None:
+    rows = {"r1": {"topic": "Short Term Memory"}, "r2": {"topic": "Long Term Memory"}}
+    answers = {"r1": {"tldr": "Long term memory."}, "r2": {"tldr": "Short term memory."}}
+    assert suspects(answers, rows, FIELDS) == {"r1", "r2"}

@@ -31,6 +31,7 @@ from enrichkit.testing import (
     set_field,
     shuffled,
     truncated,
+    with_text,
 )
 from helpers import FAST_RETRY, topic_rows
 
@@ -157,19 +158,35 @@ def test_fenced_json_with_a_preamble_is_accepted(
     assert result.failures == [] and result.stats.calls == 1
 
 
-def test_truncated_answer_at_max_tokens_splits_the_pack(
+def test_a_truncated_answer_keeps_its_whole_items_and_asks_the_rest_in_a_smaller_pack(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.script(truncated())
+    stub.script(truncated())  # the answer's text cut in half, finish MAX_TOKENS
     result = run(topic_rows(20), task, client, cache_dir)
-    assert pack_sizes(stub) == [20, 10, 10]
-    assert result.failures == []
+    rest = stub.generate_calls[1]
+    kept = 20 - len(rest.ids)
+    assert 0 < kept < 20 and len(rest.ids) <= 10
+    assert [r["topic"] for r in rest.records] == [f"Topic number {i}" for i in range(kept, 20)]
+    assert result.failures == [] and result.stats.calls == len(stub.generate_calls) == 2
+
+
+def test_rows_lost_in_different_packs_share_one_salvage_pack(
+    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+) -> None:
+    lost = {"Topic number 3", "Topic number 27", "Topic number 51"}  # one row in each pack of 20
+    bad_enum = set_field(lambda rec: rec["topic"] in lost, "challenge", "hard")
+    stub.script(bad_enum, bad_enum, bad_enum)
+    result = run(topic_rows(60), task, client, cache_dir)
+    assert pack_sizes(stub) == [20, 20, 20, 3]  # not three calls of one row each
+    assert {r["topic"] for r in stub.generate_calls[3].records} == lost
+    assert result.failures == [] and result.stats.calls == 4
 
 
 def test_a_whole_pack_that_keeps_failing_goes_down_to_single_rows(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.rule(lambda call: bool(call.ids), truncated())  # every packed answer is cut off
+    cut_before_any_item = with_text(lambda text: text[:3], finish="MAX_TOKENS")
+    stub.rule(lambda call: bool(call.ids), cut_before_any_item)  # every packed answer is cut off
     result = run(topic_rows(8), task, client, cache_dir)
     assert pack_sizes(stub) == [8, 4, 4, 2, 2, 2, 2, *[1] * 8]
     assert result.failures == []

@@ -140,11 +140,12 @@ def test_a_callers_client_stays_open_for_the_next_run(server: OpenAIStub, task: 
     assert still_open
 
 
-def test_finish_reason_length_splits_the_pack_and_salvages_every_row(run: Run, server: OpenAIStub) -> None:
+def test_finish_reason_length_keeps_the_whole_items_and_salvages_the_rest(run: Run, server: OpenAIStub) -> None:
     server.script(cut_off())
     result = run(topic_rows(20))
-    assert sizes(server) == [20, 10, 10]
-    assert result.failures == []
+    first, rest = sizes(server)
+    assert first == 20 and 0 < rest <= 10  # the items before the cut are kept
+    assert result.failures == [] and result.stats.calls == 2
 
 
 def test_finish_reason_length_is_reported_as_max_tokens(run: Run, server: OpenAIStub) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from enrichkit import Task
-from enrichkit.validation import AnswerError, check_pack, parse_answer
+from enrichkit.validation import AnswerError, check_pack, parse_answer, parse_items
 
 TASK = Task(
     instruction="x",
@@ -108,3 +108,34 @@ def test_missing_fields_and_wrong_types_are_named() -> None:
 def test_extra_fields_in_an_item_are_dropped_not_stored() -> None:
     result = check([{**item("r1"), "note": "x"}, item("r2"), item("r3")])
     assert result.valid["r1"] == {"tldr": "a b", "challenge": "expert"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ('[{"id": "r1", "n": 1}, {"id": "r2", "n": 2}, {"id": "r3", "n"', ["r1", "r2"]),  # cut inside an item
+        ('```json\n[ {"id": "r1"} ,\n {"id": "r2"},', ["r1", "r2"]),  # cut after a comma, fenced
+        ('[{"id": "r1"}, {"id": "r2"} {"id": "r3"}]', ["r1", "r2"]),  # broken between items
+    ],
+)
+def test_a_cut_off_array_keeps_its_whole_items_and_says_why_the_rest_is_missing(text: str, kept: list[str]) -> None:
+    items, broken = parse_items(text)
+    assert [item["id"] for item in items] == kept
+    assert broken is not None and "invalid JSON" in broken
+
+
+def test_a_whole_array_is_not_broken() -> None:
+    assert parse_items('[{"id": "r1"}]') == ([{"id": "r1"}], None)
+
+
+@pytest.mark.parametrize("text", ['[{"id": "r1", "n"', "[", "", None, "no json"])
+def test_an_array_without_one_whole_item_is_unusable(text: str | None) -> None:
+    with pytest.raises(AnswerError):
+        parse_items(text)
+
+
+def test_rows_missing_from_a_cut_off_answer_say_why() -> None:
+    from enrichkit.schema import make_validator
+
+    result = check_pack([], IDS, TASK.fields, make_validator(TASK.schema), missing="cut off")
+    assert result.invalid == dict.fromkeys(IDS, "missing from the answer (cut off)")

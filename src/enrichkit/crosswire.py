@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 _WORD = re.compile(r"\d+|[^\W\d_]{3,}")  # numbers, and words of three letters or more
+_STOP = frozenset(
+    """about above across after again against all also among and any are because been before being below
+    between both but can could did does doing down during each few for from further had has have having
+    her here hers him his how into its just like may might more most must not off once only onto other
+    our ours out over own per same she should some such than that the their theirs them then there these
+    they this those through too under until upon use used uses using very via was were what when where
+    which while who whom whose why will with within without would you your yours""".split()  # noqa: SIM905 (a word list reads best as words)
+)
+"""English words of three letters or more that say nothing of a row (any answer may use them)."""
 RARE = 4
 """A word in at most one row in ``RARE`` of the pack is rare enough to tell rows apart."""
 
@@ -33,28 +42,57 @@ def text_fields(schema: Mapping[str, Any]) -> list[str]:
 
 
 def _words(values: Iterable[Any]) -> set[str]:
-    return {w.lower() for value in values for w in _WORD.findall(str(value))}
+    return {w.lower() for value in values for w in _WORD.findall(str(value))} - _STOP
 
 
 def suspects(
     answers: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Mapping[str, Any]], fields: list[str]
 ) -> set[str]:
     """The pack ids among ``answers`` whose free text (``fields``) resembles another row of the pack
-    (``rows``: pack id → input values) clearly better than its own."""
+    (``rows``: pack id → input values) clearly better than its own.
+
+    Rows are compared two at a time, on the words that tell them apart: the answer's words found in the
+    other row and not its own (``theirs``) against those in its own row and not the other (``mine``).
+    Words both rows share (a common category, say) count for neither, so they cannot mask a swap. An
+    answer is suspect when ``theirs`` holds a rare word and is over twice ``mine`` (and holds two words
+    when the answer has none of its own row's: one alone is chance); and then so is the answer of that
+    other row, when it fits this row better than its own (the other half of a swap)."""
     if len(rows) < 2 or not fields:
         return set()
     row_words = {rid: _words(values.values()) for rid, values in rows.items()}
-    seen_in = Counter(w for words in row_words.values() for w in words)
-    weight = {w: math.log((len(rows) + 1) / n) for w, n in seen_in.items()}  # once per pack, not per answer
-    rare = math.log(RARE)
-    found = set()
+    holders: defaultdict[str, list[str]] = defaultdict(list)  # word -> the rows that hold it
+    for rid, words in row_words.items():
+        for w in words:
+            holders[w].append(rid)
+    weight = {w: math.log((len(rows) + 1) / len(held)) for w, held in holders.items()}  # once per pack
+    rare = math.log(min(RARE, len(rows) + 1))  # in a small pack, a word of one row only is rare enough
+    lean: dict[str, dict[str, float]] = {}  # answer -> other row -> how much better it fits that row
+    found: set[str] = set()
     for rid, values in answers.items():
         said = _words(values.get(f, "") for f in fields) & weight.keys()
-        if not said:
-            continue
-        scores = {other: sum(weight[w] for w in said & words) for other, words in row_words.items()}
-        own = scores.pop(rid, 0.0)
-        best = max(scores.values(), default=0.0)
-        if best >= rare and best > 2 * own:
+        own = row_words.get(rid, set())
+        theirs: defaultdict[str, float] = defaultdict(float)  # other row -> said words it has, this row lacks
+        count: defaultdict[str, int] = defaultdict(int)  # other row -> how many such words
+        shared: defaultdict[str, float] = defaultdict(float)  # other row -> said words both rows have
+        for w in said:
+            for other in holders[w]:
+                if other == rid:
+                    continue
+                if w in own:
+                    shared[other] += weight[w]
+                else:
+                    theirs[other] += weight[w]
+                    count[other] += 1
+        mine = sum(weight[w] for w in said & own)
+        lean[rid] = {other: score - (mine - shared[other]) for other, score in theirs.items()}
+        needed = 1 if mine else 2  # an answer with no word of its own row: one word of another is chance
+        if any(
+            score >= rare and count[other] >= needed and score > 2 * (mine - shared[other])
+            for other, score in theirs.items()
+        ):
             found.add(rid)
+    for rid in list(found):  # a swap has two halves: the answer of the row this one fits may be the other
+        for other, margin in lean[rid].items():
+            if margin >= rare and lean.get(other, {}).get(rid, 0.0) > 0:
+                found.add(other)
     return found

@@ -6,13 +6,14 @@ failed on its own goes to the next tier, then fails for this run (it is asked ag
 sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours), so a
 failed pack's rows go straight to single rows there.
 
-The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row lose at least half their rows
-(to the answer, or to a refusal, not to a passing server error), that size and every larger one are
-given up for the rest of the run; new packs and salvage go straight to the largest size that has
-worked, or half the broken size when none has yet. And when ``BROKEN_AFTER`` packs were answered but
-not one row of the run was valid (a model that cannot follow the pack format, a schema it cannot
-satisfy), packs are given up at once: every row goes on its own. So a provider that cannot answer
-packs costs a few packs and then about a call a row, not a walk down every rung for every pack.
+The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row (``UNTRIED_AFTER`` while that size
+has not worked once) lose at least half their rows (to the answer, or to a refusal, not to a passing
+server error), that size and every larger one are given up for the rest of the run; new packs and
+salvage go straight to the largest size that has worked, or half the broken size when none has yet.
+And when ``BROKEN_AFTER`` packs were answered but not one row of the run was valid (a model that
+cannot follow the pack format, a schema it cannot satisfy), packs are given up at once: every row
+goes on its own. So a provider that cannot answer packs costs a few packs and then about a call a
+row, not a walk down every rung for every pack.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 BROKEN_AFTER = 3
 """Packs in a row of one size that lost half their rows or more before that size is given up."""
+UNTRIED_AFTER = 2
+"""The same, for a size that has not worked once in this run (the first two packs refused: a size limit)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Ladder:
             self._worked.add(size)
         recent = self._recent[size]
         recent.append(bad)
-        if len(recent) == BROKEN_AFTER and all(recent):
+        untried = size not in self._worked and len(recent) >= UNTRIED_AFTER  # never worked: fewer to prove it
+        if all(recent) and (len(recent) == BROKEN_AFTER or untried):
             working = [s for s in self._worked if s < size]
             self.cap = max(working) if working else max(1, size // 2)

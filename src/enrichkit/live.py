@@ -25,6 +25,7 @@ from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, R
 from enrichkit.ladder import Ladder, Rung
 from enrichkit.pacing import Gate
 from enrichkit.packer import Packer, Work
+from enrichkit.pools import Pools
 from enrichkit.providers.base import Provider
 from enrichkit.result import CallKind
 from enrichkit.scheduler import Scheduler
@@ -51,6 +52,8 @@ class LiveRun:
         self.ladder = ladder
         self.sizer = sizer
         self._group: asyncio.TaskGroup | None = None
+        self._pools: Pools[Work] = Pools()
+        self._room = Gate(1)  # a place for each call in flight (the run's gate follows the concurrency)
         self._refused: list[tuple[str, str]] = []  # (row key, refusal) of single-row refusals since an answer
         self._invalid: list[str] = []  # the rows of invalid single answers while nothing is valid
 
@@ -61,51 +64,74 @@ class LiveRun:
         if work:
             first = self.packer.packs(work, rung.size)[0]
             await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
-        room = self.scheduler.gate()
-
-        async def started(pack: list[Work], formed: int) -> None:
-            try:
-                await self._ask(pack, rung.tier)
-                self._observe(pack, formed)
-            finally:
-                room.release()
-
+        self._room = self.scheduler.gate()
+        self._pools = Pools()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                async for pack, formed in self._feed(work, rung.size, room):
-                    group.create_task(started(pack, formed))
+                self._pools.opened(rung)  # the feed: its packs' failed rows may join every pool below it
+                async for pack, formed, limit in self._feed(work, rung.size):
+                    self._send(pack, Rung(limit, rung.tier), formed)
+                self._pools.closed(rung)
+                self._flush()
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
-    async def _feed(self, work: Sequence[Work], size: int, room: Gate) -> AsyncIterator[tuple[list[Work], int]]:
-        """Each pack, with the size it was formed at, once there is room (so it looks at the cache just
-        before it is sent, and takes the size the ladder and the adaptive sizer hold at that moment)."""
+    async def _feed(self, work: Sequence[Work], size: int) -> AsyncIterator[tuple[list[Work], int, int]]:
+        """Each pack, with the adaptive size it was formed at and its rung's size, once there is room (so it
+        looks at the cache just before it is sent, and takes the sizes the ladder and the sizer hold then)."""
         start = 0
         while start < len(work):
-            await room.acquire()
+            await self._room.acquire()
             formed = self.sizer.size if self.sizer is not None else size
             limit = max(1, min(formed, size, self.ladder.cap))
             pack = self.packer.packs(work[start : start + limit], limit)[0]
             start += len(pack)
-            yield pack, formed
+            yield pack, formed, limit
+
+    def _send(self, items: list[Work], rung: Rung, formed: int | None = None) -> None:
+        """Ask ``items`` at ``rung`` as a new call (``formed``: a pack of the feed, formed at this adaptive
+        size once it had its place in the room; any other call waits for its place, so it goes out with
+        what the ladder learned meanwhile)."""
+        assert self._group is not None
+        self._pools.opened(rung)
+        self._group.create_task(self._call(items, rung, formed))
+
+    async def _call(self, items: list[Work], rung: Rung, formed: int | None) -> None:
+        try:
+            if formed is None:
+                await self._room.acquire()
+            try:
+                await self._ask(items, rung)
+                if formed is not None:
+                    self._observe(items, formed)
+            finally:
+                self._room.release()
+        finally:
+            self._pools.closed(rung)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the pooled rows that nothing can add to any more."""
+        for items, rung in self._pools.ready():
+            self._send(items, rung)
 
     def _observe(self, pack: list[Work], formed: int) -> None:
         """Tell the adaptive size how many rows of a settled pack its answer left unanswered."""
         if self.sizer is not None:
             self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
 
-    async def _ask(self, items: list[Work], tier: int) -> None:
+    async def _ask(self, items: list[Work], rung: Rung) -> None:
         items = await self.packer.cached_meanwhile(items)
         if not items:
             return
         if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
-            self._salvage(items, Rung(2 * self.ladder.cap, tier), blocked=False)
+            self._salvage(items, Rung(2 * self.ladder.cap, rung.tier), blocked=False)
             return
         if len(items) == 1:
-            await self._single(items[0], Rung(1, tier))
+            await self._single(items[0], Rung(1, rung.tier))
             return
-        provider = self.tiers[tier]
+        provider = self.tiers[rung.tier]
         ids, request = self.packer.pack_request(items)
         for w in items:
             w.attempts += 1
@@ -124,15 +150,15 @@ class LiveRun:
             none_valid = not self.packer.results
             self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
         if failed:
-            self._salvage(failed, Rung(len(items), tier), blocked)
+            self._salvage(failed, Rung(len(items), rung.tier), blocked)
 
     def _salvage(self, failed: list[Work], rung: Rung, blocked: bool) -> None:
-        """The failed rows of a request at ``rung``, sent on at the next rung as new calls."""
-        assert self._group is not None
+        """The failed rows of a request at ``rung``, pooled at the next rung (sent once a pack is full, or
+        once nothing can add to it)."""
         nxt = self.ladder.after(rung, blocked=blocked)
         assert nxt is not None  # a pack always has a smaller rung below it
-        for start in range(0, len(failed), nxt.size):
-            self._group.create_task(self._ask(failed[start : start + nxt.size], nxt.tier))
+        for items, at in self._pools.add(failed, nxt):
+            self._send(items, at)
 
     async def _single(self, item: Work, rung: Rung) -> None:
         """One row on its own: repaired while its answers are invalid, then down the tiers, until an

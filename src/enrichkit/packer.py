@@ -31,7 +31,7 @@ from enrichkit.providers.base import Reply, Request
 from enrichkit.result import ModelStats, Stats
 from enrichkit.schema import make_validator
 from enrichkit.task import Task
-from enrichkit.validation import AnswerError, check_pack, check_values, parse_answer
+from enrichkit.validation import AnswerError, check_pack, check_values, parse_answer, parse_items
 
 PACK_PROMPT_BUDGET = 24_000
 PACK_OUTPUT_BUDGET = 8_000
@@ -143,11 +143,11 @@ class Packer:
         """Check a pack's answer from ``model``; cache the valid rows; the others with why they failed."""
         by_id = dict(zip(ids, items, strict=True))
         try:
-            payload = parse_answer(reply.text, list)
+            payload, broken = parse_items(reply.text)
         except AnswerError as exc:
             return dict.fromkeys(items, explain(reply, str(exc)))
         echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
-        check = check_pack(payload, ids, self._fields, self._validator, echoes)
+        check = check_pack(payload, ids, self._fields, self._validator, echoes, missing=broken)
         inputs = {rid: w.inputs for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
         for rid in suspects({r: v for r, v in check.valid.items() if r in inputs}, inputs, self.affinity):
             del check.valid[rid]

@@ -67,12 +67,13 @@ class Scheduler:
         self.retry = retry
         self.limiter = limiter
         self.pacing = Pacing()
-        self._gates: weakref.WeakSet[Gate] = weakref.WeakSet()
-        self._slots = self.gate()
+        self._rooms: weakref.WeakSet[Gate] = weakref.WeakSet()
+        self._slots = Gate(concurrency)
         self._pace = asyncio.Lock()
         self._probe = asyncio.Semaphore(1)  # calls in flight before one paid call was answered
         self._counted = False
         self._proven = asyncio.Event()
+        self._answered = False  # a paid call got an answer (a refusal proves the key, not the request)
         self._paused_until = 0.0
         self._threshold = max_concurrency or concurrency  # slow start below it
         self._credit = 0.0
@@ -81,10 +82,21 @@ class Scheduler:
         self._aborted = False
 
     def gate(self) -> Gate:
-        """A semaphore of the current concurrency that follows it as it adapts (``LiveRun``'s room for packs)."""
-        gate = Gate(self.concurrency)
-        self._gates.add(gate)
+        """``LiveRun``'s room for calls: a semaphore of the calls that may go out now, which follows the
+        concurrency as it adapts; until one paid call was answered, only as many as may go before that
+        (so the calls that wait are formed with what the first replies taught: a refused pack size, say)."""
+        gate = Gate(self._room())
+        self._rooms.add(gate)
         return gate
+
+    def _room(self) -> int:
+        if self._answered:
+            return self.concurrency
+        return min(self.concurrency, 2 if self._counted else 1)
+
+    def _fit_rooms(self) -> None:
+        for room in self._rooms:
+            room.resize(self._room())
 
     def abort(self) -> None:
         """No new call starts (the run is stopping)."""
@@ -108,6 +120,7 @@ class Scheduler:
         if counted is not None:
             self.pacing.round_trip = asyncio.get_running_loop().time() - started
             self._counted = True
+            self._fit_rooms()
             self._probe.release()  # a second paid call may go before the first is answered
 
     async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
@@ -125,6 +138,9 @@ class Scheduler:
                 elif not isinstance(outcome, TransientError):
                     self._proven.set()  # the provider answered: the key and model work
                 if isinstance(outcome, Reply):
+                    if not self._answered:
+                        self._answered = True
+                        self._fit_rooms()
                     self.pacing.answered(stamp, loop.time())
                     self._grow(busy=self._slots.full or self._slots.fills != fills)
             if isinstance(outcome, Reply):
@@ -248,5 +264,5 @@ class Scheduler:
 
     def _resize(self, size: int) -> None:
         self.concurrency = size
-        for gate in self._gates:
-            gate.resize(size)
+        self._slots.resize(size)
+        self._fit_rooms()

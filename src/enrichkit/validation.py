@@ -13,6 +13,7 @@ from enrichkit.prompt import echo_of
 from enrichkit.schema import Validator, first_error
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
+_DECODER = json.JSONDecoder()
 
 
 class AnswerError(ValueError):
@@ -21,6 +22,52 @@ class AnswerError(ValueError):
 
 def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]]) -> Any:
     """The JSON value in ``text``; tolerates a ```json fence and prose before the JSON, nothing else."""
+    start = _json_start(text, expect)
+    assert text is not None
+    try:
+        value, _ = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, expect):
+        raise AnswerError(f"answer is not a JSON {'array' if expect is list else 'object'}")
+    return value
+
+
+def parse_items(text: str | None) -> tuple[list[Any], str | None]:
+    """The items of the JSON array in ``text``, and None; or, when the array is cut off or broken (an
+    answer stopped at the token limit), the items complete before the break and what broke it.
+    Raises ``AnswerError`` when not even one item is whole."""
+    start = _json_start(text, list)
+    assert text is not None
+    try:
+        return parse_answer(text, list), None
+    except AnswerError as exc:
+        problem = str(exc)
+    items: list[Any] = []
+    pos = _skip_space(text, start + 1)
+    while pos < len(text) and text[pos] != "]":
+        try:
+            item, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            break
+        items.append(item)
+        pos = _skip_space(text, pos)
+        if not text.startswith(",", pos):
+            break
+        pos = _skip_space(text, pos + 1)
+    if not items:
+        raise AnswerError(problem)
+    return items, problem
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _json_start(text: str | None, expect: type[list[Any]] | type[dict[str, Any]]) -> int:
+    """Where the answer's JSON value starts: after a ```json fence or prose, not at a ``` inside it."""
     if not text or not text.strip():
         raise AnswerError("empty answer")
     opener = "[" if expect is list else "{"
@@ -30,13 +77,7 @@ def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]
         start = text.find(opener, fenced.end())
     if start < 0:
         raise AnswerError(f"no JSON {'array' if expect is list else 'object'} in the answer")
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(value, expect):
-        raise AnswerError(f"answer is not a JSON {'array' if expect is list else 'object'}")
-    return value
+    return start
 
 
 def check_values(
@@ -68,11 +109,14 @@ def check_pack(
     fields: Sequence[str],
     validator: Validator,
     echoes: Mapping[str, str] | None = None,
+    *,
+    missing: str | None = None,
 ) -> PackCheck:
     """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
 
     An id that appears twice is ambiguous, so neither answer is kept. With ``echoes`` (pack id →
     the expected echo), an item whose echo does not match its row is cross-wired and rejected.
+    ``missing``: why the answer holds only some items (it was cut off), the reason of the rows not in it.
     """
     expected = set(ids)
     counts = Counter(_item_id(item) for item in items)
@@ -97,5 +141,5 @@ def check_pack(
             out.invalid[rid] = problem
     for rid in ids:
         if rid not in out.valid and rid not in out.invalid:
-            out.invalid[rid] = "missing from the answer"
+            out.invalid[rid] = f"missing from the answer ({missing})" if missing else "missing from the answer"
     return out

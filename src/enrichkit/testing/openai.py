@@ -24,6 +24,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from enrichkit.prompt import echo_of
+from enrichkit.testing.call import find_records, schema_ids
 from enrichkit.testing.wire import http_handler
 
 
@@ -37,9 +38,8 @@ class Received:
     @property
     def records(self) -> list[dict[str, Any]]:
         """The records in the user message (a pack's JSON array, or a single record's object)."""
-        prompt = str(self.body["messages"][-1]["content"])
-        value = json.loads(prompt[prompt.index("\n\n") :])
-        return value if isinstance(value, list) else [value]
+        pack = self.pack
+        return find_records(str(self.body["messages"][-1]["content"]), schema_ids(pack) if pack is not None else [])
 
     @property
     def schema(self) -> dict[str, Any]:
