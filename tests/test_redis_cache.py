@@ -67,6 +67,17 @@ def test_leases_are_all_or_none_and_end_when_stored_or_released(redis_url: str) 
     b.close()
 
 
+def test_the_lease_time_comes_from_the_environment(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENRICHKIT_LEASE_SECONDS", "0.2")
+    cache = RedisCache(redis_url)
+    assert cache.lease_seconds == 0.2
+    cache.close()
+    for bad in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv("ENRICHKIT_LEASE_SECONDS", bad)
+        with pytest.raises(UserError, match="ENRICHKIT_LEASE_SECONDS must be a positive number of seconds"):
+            RedisCache(redis_url)
+
+
 HOLD = """
 import sys, time
 from enrichkit.redis_cache import RedisCache

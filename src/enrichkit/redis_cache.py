@@ -11,6 +11,8 @@ the lease time.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 import uuid
@@ -21,10 +23,11 @@ from typing import Any
 import redis
 
 from enrichkit.cache import Entry, decode
-from enrichkit.errors import StorageError
+from enrichkit.errors import StorageError, UserError
 from enrichkit.redact import redacted_url
 
-LEASE_SECONDS = 60.0  # a worker that died holds its rows this long (a live one renews its leases)
+LEASE_SECONDS = 20.0  # a worker that died holds its rows this long (a live one renews its leases)
+LEASE_VARIABLE = "ENRICHKIT_LEASE_SECONDS"  # a cluster's own lease time (e.g. shorter on preemptible nodes)
 _QUERY_KEYS = 500
 
 # KEYS: the n lease keys, then the n row keys; ARGV[1]: this holder's token, ARGV[2]: milliseconds. All
@@ -72,13 +75,27 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=30)
 
 
+def lease_time() -> float:
+    """``ENRICHKIT_LEASE_SECONDS`` from the environment, else ``LEASE_SECONDS``."""
+    given = os.environ.get(LEASE_VARIABLE, "").strip()
+    if not given:
+        return LEASE_SECONDS
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:
+        raise UserError(f"{LEASE_VARIABLE} must be a positive number of seconds, not {given!r}")
+    return seconds
+
+
 class RedisCache:
     """Validated answers in Redis, shared by every process and machine that names the same server."""
 
-    def __init__(self, url: str, *, prefix: str = "enrichkit", lease_seconds: float = LEASE_SECONDS) -> None:
+    def __init__(self, url: str, *, prefix: str = "enrichkit", lease_seconds: float | None = None) -> None:
         self.url = url
         self.prefix = prefix
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_time() if lease_seconds is None else lease_seconds
         self.damaged = 0
         self._token = uuid.uuid4().hex
         self._client = connect(url)
