@@ -31,6 +31,13 @@ def _pings(port: int) -> bool:
 @contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """A ``redis://`` URL of a fresh server (skips the test when ``redis-server`` is not installed)."""
+    with redis_process(folder) as (url, _):
+        yield url
+
+
+@contextmanager
+def redis_process(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A fresh server's URL and process (to kill it mid-run)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
@@ -43,7 +50,8 @@ def redis_server(folder: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start: {process.stderr.read() if process.stderr else ''!r}")
             time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(10)

@@ -67,18 +67,56 @@ def test_leases_are_all_or_none_and_end_when_stored_or_released(redis_url: str) 
     b.close()
 
 
-def test_a_lease_expires(redis_url: str) -> None:
-    a, b = RedisCache(redis_url, lease_seconds=0.05), RedisCache(redis_url)
-    assert a.lease(["k"]) == [] and b.lease(["k"]) == ["k"]
-    time.sleep(0.1)
-    assert b.lease(["k"]) == []  # a died holding it: after its lease time b may ask
-    a.close()
+def test_the_lease_time_comes_from_the_environment(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENRICHKIT_LEASE_SECONDS", "0.2")
+    cache = RedisCache(redis_url)
+    assert cache.lease_seconds == 0.2
+    cache.close()
+    for bad in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv("ENRICHKIT_LEASE_SECONDS", bad)
+        with pytest.raises(UserError, match="ENRICHKIT_LEASE_SECONDS must be a positive number of seconds"):
+            RedisCache(redis_url)
+
+
+HOLD = """
+import sys, time
+from enrichkit.redis_cache import RedisCache
+assert RedisCache(sys.argv[1], lease_seconds=0.5).lease(["k"]) == []
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_lease_of_a_killed_worker_expires(redis_url: str) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, redis_url], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    b = RedisCache(redis_url)
+    time.sleep(0.6)
+    assert b.lease(["k"]) == ["k"]  # alive: renewed past its lease time
+    holder.kill()  # died holding it, without a word
+    holder.wait()
+    time.sleep(0.6)
+    assert b.lease(["k"]) == []  # after its lease time b may ask
+    b.close()
+
+
+def test_a_live_holder_renews_its_leases_and_gives_them_up_when_closed(redis_url: str) -> None:
+    a, b = RedisCache(redis_url, lease_seconds=0.3), RedisCache(redis_url)
+    assert a.lease(["k1", "k2"]) == []
+    time.sleep(1.0)  # three lease times: a pack waiting on the rate limit keeps its rows
+    assert b.lease(["k1"]) == ["k1"]
+    a.put_many({"k1": Entry({"x": 1}, "m")})  # stored: no longer renewed, nor held
+    a.close()  # k2 was never answered: free at once, not after the lease time
+    assert b.lease(["k2"]) == []
     b.close()
 
 
 def test_an_unreachable_server_is_a_storage_error_and_a_bad_url_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"redis at redis://127.0.0.1:1/0: cannot open"):
         RedisCache("redis://127.0.0.1:1/0")
+    with pytest.raises(StorageError, match=r"redis at redis://:\[redacted\]@127.0.0.1:1/0: cannot open") as raised:
+        RedisCache("redis://:hunter22@127.0.0.1:1/0")
+    assert "hunter22" not in str(raised.value)
     with pytest.raises(UserError, match="cache must be a Redis URL"):
         enrich([], TASK, cache=str(tmp_path))
 

@@ -182,8 +182,6 @@ class Packer:
         share_in = reply.usage.prompt_tokens / pack_size
         share_out = reply.usage.output_tokens / pack_size
         entries = {w.key: Entry(values, model, share_in, share_out) for w, values in answers.items()}
-        if self.cache is not None:
-            self.cache.put_many(entries)
         self.results.update(entries)
         if pack_size > 1:
             self.packed.update((w.key, w) for w in answers)
@@ -191,6 +189,8 @@ class Packer:
             self.stats.enriched += w.rows
             self.stats.by_model.setdefault(model, ModelStats()).rows += w.rows
             self._settled(w.rows)
+        if self.cache is not None:  # last: the answers of a write that fails (a lost Redis) still reach the output
+            self.cache.put_many(entries)
 
     async def cached_meanwhile(self, items: list[Work]) -> list[Work]:
         """The rows still to ask: another process on the same cache may have stored some since the run began.

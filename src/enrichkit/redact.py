@@ -8,6 +8,7 @@ import re
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 MASK = "[redacted]"
 MIN_LENGTH = 8  # a shorter configured "key" (a stub's "k") is not worth blanking out of every word
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*")
 _LOOKS_LIKE_A_KEY = re.compile(r"(?<![\w-])(?:AIza[\w-]{35,}|sk-[\w-]{16,})")  # sk-ant-... included
 
 
@@ -30,3 +31,13 @@ def redact_exception(exc: BaseException) -> BaseException:
         current.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in current.args)
         current = current.__cause__ or current.__context__
     return exc
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password masked (``redis://:secret@host`` → ``redis://:[redacted]@host``; ``?password=``)."""
+    url = _PASSWORD_PARAMETER.sub(rf"\1{MASK}", url)
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in user):
+        return url
+    return f"{scheme}://{user.split(':', 1)[0]}:{MASK}@{host}"

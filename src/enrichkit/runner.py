@@ -32,6 +32,7 @@ from enrichkit.receipt import (
     run_report,
     run_text,
 )
+from enrichkit.redact import redacted_url
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.show_prompt import first_prompt
 from enrichkit.stdio import is_stdout
@@ -110,7 +111,7 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     choice = choose(options)
     provider = choice.provider
     options = options.replace(provider=provider)
-    where = f"cache: {options.cache_dir}" if options.use_cache else "no cache"
+    where = f"cache: {redacted_url(options.cache or str(options.cache_dir))}" if options.use_cache else "no cache"
     count = len(rows) if isinstance(rows, Sequence) else cli.total
     if count is not None and cli.limit is not None:
         count = min(count, cli.limit)

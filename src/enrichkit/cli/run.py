@@ -76,6 +76,12 @@ def _enrich_options(command: F) -> F:
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         CACHE_DIR,
         click.option(
+            "--cache",
+            metavar="URL",
+            help="A Redis server many machines share (redis://host:6379/0, enrichkit[redis]): the cache, one rate"
+            " limit and in-flight leases for every run that names it (default: the folder --cache-dir).",
+        ),
+        click.option(
             "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
         ),
         BASE_URL,

@@ -1,0 +1,78 @@
+"""``enrichkit run --cache redis://...`` as a subprocess against the Gemini stub and a real redis-server:
+a re-run pays nothing, an unreachable server is one line before anything is sent, and a server killed
+mid-run stops the run as a fatal stop does, with every answer received in the output."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from enrichkit.redis_cache import RedisCache
+from enrichkit.runner import STOPPED
+from enrichkit.testing import GeminiStub
+from redisd import redis_process
+from test_cli_storage import TASK, enrichkit, rows_file, temps
+
+
+def test_the_cache_flag_shares_answers_through_redis(redis_url: str, tmp_path: Path) -> None:
+    rows, out = rows_file(tmp_path, 50), tmp_path / "out.jsonl"
+    with GeminiStub() as stub:
+        first = enrichkit("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, stub=stub)
+        calls = len(stub.generate_calls)
+        again = enrichkit("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, "-q", stub=stub)
+        assert len(stub.generate_calls) == calls == 3  # the re-run: every row from Redis
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert f"cache: {redis_url}" in first.stderr.splitlines()[0]
+    assert not (tmp_path / "cache").exists()  # no folder cache beside it
+    cache = RedisCache(redis_url)
+    assert len(cache) == 50
+    cache.close()
+
+
+def test_an_unreachable_redis_is_one_line_exit_2_and_nothing_sent(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with GeminiStub() as stub:
+        args = ["run", str(rows_file(tmp_path, 30)), "-t", TASK, "-o", str(out)]
+        done = enrichkit(*args, "--cache", "redis://:hunter22@127.0.0.1:1/0", "-q", stub=stub)
+        bad = enrichkit(*args, "--cache", str(tmp_path / "folder"), stub=stub)
+        assert stub.calls == []  # not even a token count
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: redis at redis://:[redacted]@127.0.0.1:1/0: cannot open (")
+    assert "hunter22" not in done.stderr
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith("error: cache must be a Redis URL")
+    assert not out.exists() and not temps(tmp_path)
+
+
+def test_redis_killed_mid_run_stops_the_run_with_every_answer_received_written(tmp_path: Path) -> None:
+    out, failures = tmp_path / "out.jsonl", tmp_path / "failures.jsonl"
+    rows = rows_file(tmp_path, 2_000)
+    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--failures", str(failures), "--concurrency", "4", "-q"]
+    with GeminiStub(latency=0.1) as stub, redis_process(tmp_path) as (url, server):
+        stored: list[int] = []
+
+        def kill_after_five_calls(call: object) -> bool:
+            if len(stub.generate_calls) == 5:
+                cache = RedisCache(url)
+                stored.append(len(cache))  # the first answers are stored; the packs in flight find no server
+                cache.close()
+                server.kill()
+                server.wait()
+            return False
+
+        stub.rule(kill_after_five_calls, lambda call: None)
+        started = time.monotonic()
+        done = enrichkit(*args, "--cache", url, stub=stub)
+        calls = len(stub.generate_calls)
+    assert done.returncode == STOPPED, done.stderr
+    [line] = done.stderr.splitlines()  # -q: the stop's one line
+    assert line.startswith(f"stopped: redis at {url}: cannot ") and "Traceback" not in done.stderr
+    written = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    failed = [json.loads(x) for x in failures.read_text(encoding="utf-8").splitlines()]
+    answered = [r for r in written if r["tldr"] is not None]
+    assert len(written) == 2_000 and len(answered) + len(failed) == 2_000 and not temps(tmp_path)
+    assert len(answered) >= stored[0] + 20  # those stored before the kill, and the pack whose write failed
+    assert {f["id"] for f in failed} == {r["id"] for r in written if r["tldr"] is None}
+    assert all("the run stopped (redis at" in f["error"] for f in failed)
+    assert calls < 20 and time.monotonic() - started < 60  # stopped at once, not after the whole input
