@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from enrichkit.crosswire import suspects, text_fields
+import math
+from collections import Counter
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enrichkit.crosswire import _WORD, RARE, suspects, text_fields
 
 ROWS = {
     "r1": {"topic": "Git", "description": "Version control for source code."},
@@ -51,3 +58,33 @@ def test_only_free_text_fields_are_compared() -> None:
         }
     }
     assert text_fields(schema) == ["tldr"]
+
+
+def _all_pairs(answers: dict[str, dict[str, str]], rows: dict[str, dict[str, str]], fields: list[str]) -> set[str]:
+    """The check as first written: every answer scored against every row of its pack."""
+    words = {rid: {w.lower() for v in values.values() for w in _WORD.findall(str(v))} for rid, values in rows.items()}
+    seen_in = Counter(w for ws in words.values() for w in ws)
+    weight = {w: math.log((len(rows) + 1) / n) for w, n in seen_in.items()}
+    found = set()
+    for rid, values in answers.items():
+        said = {w.lower() for f in fields for w in _WORD.findall(str(values.get(f, "")))} & weight.keys()
+        scores = {other: sum(weight[w] for w in said & ws) for other, ws in words.items()}
+        own = scores.pop(rid, 0.0)
+        best = max(scores.values(), default=0.0)
+        if best >= math.log(RARE) and best > 2 * own:
+            found.add(rid)
+    return found
+
+
+VOCABULARY = ["git", "docker", "code", "containers", "Machines", "basics", "12", "ship", "teams", "version", "Über"]
+TEXTS = st.lists(st.sampled_from(VOCABULARY), max_size=6).map(" ".join)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(TEXTS, TEXTS, TEXTS), min_size=2, max_size=20), st.randoms())
+def test_the_word_index_decides_as_scoring_every_row_did(pack: list[tuple[str, str, str]], rnd: Any) -> None:
+    rows = {f"r{n}": {"topic": topic, "description": text} for n, (topic, text, _) in enumerate(pack)}
+    answers = {f"r{n}": {"tldr": said} for n, (_, _, said) in enumerate(pack)}
+    swapped = dict(zip(answers, rnd.sample(list(answers.values()), len(answers)), strict=True))
+    for given_answers in (answers, swapped):
+        assert suspects(given_answers, rows, FIELDS) == _all_pairs(given_answers, rows, FIELDS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,28 +32,41 @@ def text_fields(schema: Mapping[str, Any]) -> list[str]:
 
 
 def _words(values: Iterable[Any]) -> set[str]:
-    return {w.lower() for value in values for w in _WORD.findall(str(value))}
+    return {w.lower() for w in _WORD.findall(" ".join(map(str, values)))}
 
 
 def suspects(
     answers: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Mapping[str, Any]], fields: list[str]
 ) -> set[str]:
     """The pack ids among ``answers`` whose free text (``fields``) resembles another row of the pack
-    (``rows``: pack id → input values) clearly better than its own."""
+    (``rows``: pack id → input values) clearly better than its own.
+
+    Scored through an index from each word to the rows that hold it, so an answer costs the rows its
+    words are in, not every row; a word every row holds adds the same to every row's score."""
     if len(rows) < 2 or not fields:
         return set()
-    row_words = {rid: _words(values.values()) for rid, values in rows.items()}
-    seen_in = Counter(w for words in row_words.values() for w in words)
-    weight = {w: math.log((len(rows) + 1) / n) for w, n in seen_in.items()}  # once per pack, not per answer
+    holders: dict[str, list[str]] = {}
+    for rid, values in rows.items():
+        for word in _words(values.values()):
+            holders.setdefault(word, []).append(rid)
+    everywhere = len(rows)
+    weight = {w: math.log((everywhere + 1) / len(having)) for w, having in holders.items()}  # once per pack
     rare = math.log(RARE)
     found = set()
     for rid, values in answers.items():
-        said = _words(values.get(f, "") for f in fields) & weight.keys()
-        if not said:
-            continue
-        scores = {other: sum(weight[w] for w in said & words) for other, words in row_words.items()}
-        own = scores.pop(rid, 0.0)
-        best = max(scores.values(), default=0.0)
+        scores: dict[str, float] = {}
+        common = 0.0
+        for word in _words(values.get(f, "") for f in fields):
+            having = holders.get(word)
+            if having is None:
+                continue
+            if len(having) == everywhere:
+                common += weight[word]
+                continue
+            for other in having:
+                scores[other] = scores.get(other, 0.0) + weight[word]
+        own = scores.pop(rid, 0.0) + (common if rid in rows else 0.0)
+        best = max(scores.values(), default=0.0) + common
         if best >= rare and best > 2 * own:
             found.add(rid)
     return found
