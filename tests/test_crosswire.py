@@ -76,7 +76,21 @@ def _all_pairs(answers: dict[str, dict[str, str]], rows: dict[str, dict[str, str
     return found
 
 
-VOCABULARY = ["git", "docker", "code", "containers", "Machines", "basics", "12", "ship", "teams", "version", "Über"]
+VOCABULARY = [
+    "git",
+    "Docker",
+    "code",
+    "containers",
+    "basics",
+    "12",
+    "ship",
+    "row-7",
+    "a_b",
+    "v2beta",
+    "ok",
+    "Über",
+    "İstanbul",
+]
 TEXTS = st.lists(st.sampled_from(VOCABULARY), max_size=6).map(" ".join)
 
 

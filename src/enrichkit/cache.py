@@ -50,6 +50,12 @@ def row_key(run_fingerprint: str, inputs: Mapping[str, Any] | str) -> str:
     return hashlib.sha256((run_fingerprint + text).encode()).hexdigest()
 
 
+def row_keys(run_fingerprint: str, texts: Iterable[str]) -> list[str]:
+    """``row_key`` of many rows' ``canonical`` texts."""
+    sha256 = hashlib.sha256
+    return [sha256((run_fingerprint + text).encode()).hexdigest() for text in texts]
+
+
 def default_dir() -> Path:
     return Path(os.environ.get("ENRICHKIT_CACHE_DIR") or DEFAULT_DIR)
 

@@ -26,13 +26,17 @@ _LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
 def _plain(value: Any) -> bool:
     """Whether orjson writes ``value`` as ``json`` does (floats are left to ``json``: their notations differ)."""
     kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if not (kind is str or kind is int or kind is bool or item is None or _plain(item)):
+                return False
+        return True
     if kind is str or kind is int or kind is bool or value is None:
         return True
-    if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return False
+    return kind is list and all(_plain(item) for item in value)
 
 
 def canonical(value: Any) -> str:

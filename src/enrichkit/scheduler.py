@@ -165,7 +165,8 @@ class Scheduler:
                 raise
         self.stats.count_call(provider.model, kind)
         try:
-            reply = await asyncio.wait_for(provider.generate(request), request.timeout)
+            call = provider.generate(request)
+            reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
         except TimeoutError:
             return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
         except FatalProviderError:
