@@ -74,3 +74,12 @@ def test_bulk_writes_are_diskcaches_own_rows_and_replace_entries_kept_in_files(t
     assert cache.written_elsewhere()
     other.close()
     cache.close()
+
+
+def test_values_come_back_as_json_reads_them(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    odd = {"big": 2**70, "small": -(2**64), "x": 1e-05, "text": "\u2028 \x00 é"}
+    cache.put_many({"a": Entry(odd, "m"), "b": Entry({"n": 1}, "m")})
+    found = cache.get_many(["a", "b"])
+    assert repr(found["a"].values) == repr(odd) and found["b"].values == {"n": 1}
+    cache.close()

@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import diskcache
 
 from enrichkit.disk import os_cause
 from enrichkit.errors import StorageError
 from enrichkit.jsontext import canonical as canonical
-from enrichkit.jsontext import compact, loads
+from enrichkit.jsontext import compact, is_exact, loads
 
 DEFAULT_DIR = "cache"
 WAL_PAGES = 10_000  # pages written to the WAL before a checkpoint (see ``RowCache._open``)
@@ -38,6 +38,7 @@ _UPSERT = (  # a row of diskcache's own table, as ``diskcache.Cache.set`` writes
     " size = 0, mode = 1, value = excluded.value WHERE filename IS NULL"
 )
 _COUNT = "SELECT value FROM Settings WHERE key = 'count'"
+_NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -88,11 +89,20 @@ class Entry(NamedTuple):
             values, model, (prompt, output), stored = doc["v"], doc["m"], doc["u"], doc["t"]
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"not a cache entry ({exc!r})") from None
-        if not (isinstance(values, dict) and isinstance(model, str)):
+        if type(values) is not dict or type(model) is not str:
             raise ValueError("not a cache entry (values or model of the wrong type)")
-        if not all(isinstance(n, int | float) for n in (prompt, output, stored)):
+        if not (type(prompt) in _NUMBERS and type(output) in _NUMBERS and type(stored) in _NUMBERS):
             raise ValueError("not a cache entry (usage or time not numbers)")
         return cls(values, model, prompt, output, stored)
+
+
+def _exact_entries(docs: list[Any]) -> bool:
+    """Whether ``json`` reads these entries as orjson did (``jsontext.is_exact``): only their values can hold
+    an integer orjson read as a float (usage and time are ours, small floats); others are left to ``json``."""
+    for doc in docs:
+        if type(doc) is not dict or not is_exact(doc.get("v")):
+            return False
+    return True
 
 
 def decode(text: str) -> Entry | None:
@@ -212,22 +222,21 @@ class RowCache:
         a value diskcache keeps elsewhere (a file, for big ones) or a table it cannot read falls back
         to ``diskcache.Cache.get``. A damaged entry is left out and counted in ``damaged``.
         """
-        wanted = list(keys)
+        wanted = keys if isinstance(keys, list | tuple) else list(keys)
         found: dict[str, Entry] = {}
         with self._guard("read"):
-            for start in range(0, len(wanted), _QUERY_KEYS):
-                texts = self._select(wanted[start : start + _QUERY_KEYS])
-                for key, text in texts.items():
-                    if text is None:
-                        text = self._db.get(key)  # kept elsewhere by diskcache
-                        texts[key] = text if isinstance(text, str) or text is None else ""
-                self._decode_into(found, [(key, text) for key, text in texts.items() if text is not None])
+            self._sql.execute("BEGIN")
+            try:
+                for start in range(0, len(wanted), _QUERY_KEYS):
+                    self._decode_into(found, self._select(wanted[start : start + _QUERY_KEYS]))
+            finally:
+                self._sql.execute("COMMIT")
         return found
 
     def _decode_into(self, found: dict[str, Entry], known: list[tuple[str, str]]) -> None:
         try:
-            docs = loads("[" + ",".join(text for _, text in known) + "]")  # one parse for the lot
-            found.update((key, Entry.of(doc)) for (key, _), doc in zip(known, docs, strict=True))
+            docs = loads("[" + ",".join([text for _, text in known]) + "]", _exact_entries)  # one parse for the lot
+            found.update(zip([key for key, _ in known], map(Entry.of, docs), strict=True))
         except ValueError:  # some entry is damaged: decode one by one
             for key, text in known:
                 if (entry := decode(text)) is None:
@@ -236,21 +245,31 @@ class RowCache:
                 else:
                     found[key] = entry
 
-    def _select(self, keys: Sequence[str]) -> dict[str, str | None]:
-        """The stored texts of those ``keys`` that exist (None: ask diskcache itself)."""
+    def _select(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        """The stored texts of those ``keys`` that exist (from diskcache itself where it keeps them elsewhere;
+        an empty text where it keeps no text)."""
         marks = ",".join("?" * len(keys))
         try:
-            rows = self._sql.execute(
-                f"SELECT key, value, mode FROM Cache WHERE raw = 1 AND key IN ({marks})", keys
+            rows: list[tuple[str, str | None]] = self._sql.execute(
+                f"SELECT key, CASE WHEN mode = {diskcache.core.MODE_RAW} AND typeof(value) = 'text' THEN value END"
+                f" FROM Cache WHERE raw = 1 AND key IN ({marks})",
+                keys,
             ).fetchall()
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorname", "") != "SQLITE_ERROR":  # not merely a table it cannot read
                 raise
-            return {key: None for key in keys}
-        return {
-            key: value if mode == diskcache.core.MODE_RAW and isinstance(value, str) else None
-            for key, value, mode in rows
-        }
+            rows = [(key, None) for key in keys]
+        if all(text is not None for _, text in rows):
+            return cast(list[tuple[str, str]], rows)
+        return [(key, text) for key, text in map(self._elsewhere, rows) if text is not None]
+
+    def _elsewhere(self, row: tuple[str, str | None]) -> tuple[str, str | None]:
+        """A row as ``_select`` read it, its text asked of diskcache where the table had none."""
+        key, text = row
+        if text is None:
+            kept = self._db.get(key)
+            text = kept if isinstance(kept, str) or kept is None else ""
+        return key, text
 
     def put_many(self, entries: Mapping[str, Entry]) -> None:
         """Store entries atomically (one transaction): a crash keeps all of them or none.
@@ -353,8 +372,10 @@ class RowCache:
 
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection of our own to diskcache's database, for bulk reads and writes, set up as diskcache
-    sets up its own: commits synchronous=NORMAL in WAL mode (a crash loses nothing), the same checkpoints."""
+    sets up its own: commits synchronous=NORMAL in WAL mode (a crash loses nothing), the same checkpoints
+    and page cache."""
     connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA cache_size = 8192")  # pages: diskcache's own (32 MB), so look-ups seldom read the file
     connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
     return connection

@@ -6,21 +6,20 @@ values it writes byte for byte as ``json`` does (strings, integers, booleans and
 string keys and in arrays); a float, a lone surrogate, an integer beyond 64 bits and anything else go
 through ``json``. Reading takes orjson's value unless ``json`` could read the text otherwise: a text
 orjson refuses (NaN, a lone surrogate escape, malformed JSON: ``json`` then gives its own error) or
-one with a run of 19 digits (orjson reads an integer beyond 64 bits as a float).
+whose value holds a float of 2**63 or more (orjson reads an integer beyond 64 bits as a float).
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+_BIG = float(2**63)
 
 
 def _plain(value: Any) -> bool:
@@ -61,11 +60,32 @@ def compact(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
-def loads(text: str | bytes) -> Any:
-    """``json.loads(text)``: the same value, or the same ``json.JSONDecodeError``."""
+def loads(text: str | bytes, exact: Callable[[Any], bool] | None = None) -> Any:
+    """``json.loads(text)``: the same value, or the same ``json.JSONDecodeError``. ``exact(value)``: whether
+    ``json`` reads ``text`` as the value orjson read, for a caller that knows where floats may be
+    (default ``exact``: no float anywhere that may have been an integer beyond 64 bits)."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
-    long = _LONG_NUMBER_BYTES.search(text) if isinstance(text, bytes) else _LONG_NUMBER.search(text)
-    return value if long is None else json.loads(text)
+    return value if (exact or is_exact)(value) else json.loads(text)
+
+
+def is_exact(value: Any) -> bool:
+    """Whether ``json`` reads the text orjson read as ``value`` as the same value: no float that may have been
+    an integer beyond 64 bits (orjson reads those as floats)."""
+    kind = type(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return kind is not float or -_BIG < value < _BIG
+    for item in value:
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is float:
+            if not -_BIG < item < _BIG:
+                return False
+        elif not is_exact(item):
+            return False
+    return True
