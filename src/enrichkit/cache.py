@@ -99,10 +99,7 @@ class Entry(NamedTuple):
 def _exact_entries(docs: list[Any]) -> bool:
     """Whether ``json`` reads these entries as orjson did (``jsontext.is_exact``): only their values can hold
     an integer orjson read as a float (usage and time are ours, small floats); others are left to ``json``."""
-    for doc in docs:
-        if type(doc) is not dict or not is_exact(doc.get("v")):
-            return False
-    return True
+    return all(type(doc) is dict and is_exact(doc.get("v")) for doc in docs)
 
 
 def decode(text: str) -> Entry | None:
