@@ -22,22 +22,15 @@ from typing import Any, NamedTuple, Protocol, cast
 
 import diskcache
 
-from enrichkit.disk import os_cause
+from enrichkit.cachedb import COUNT, WAL_PAGES, connect, is_corrupt, owner_only, upsert
+from enrichkit.cachedb import storage_cause as storage_cause
 from enrichkit.errors import StorageError
 from enrichkit.jsontext import canonical as canonical
 from enrichkit.jsontext import compact, is_exact, loads
 
 DEFAULT_DIR = "cache"
-WAL_PAGES = 10_000  # pages written to the WAL before a checkpoint (see ``RowCache._open``)
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
-_UPSERT = (  # a row of diskcache's own table, as ``diskcache.Cache.set`` writes a text kept in the table
-    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename, value)"
-    " VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?) ON CONFLICT(key, raw) DO UPDATE SET"
-    " store_time = excluded.store_time, expire_time = NULL, access_time = excluded.access_time, tag = NULL,"
-    " size = 0, mode = 1, value = excluded.value WHERE filename IS NULL"
-)
-_COUNT = "SELECT value FROM Settings WHERE key = 'count'"
 _NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them
 
 
@@ -110,39 +103,6 @@ def decode(text: str) -> Entry | None:
         return None
 
 
-def storage_cause(exc: sqlite3.Error | OSError, folder: Path | None = None) -> str:
-    """A disk error in a few words; SQLite's own message is made plainer by a look at ``folder``'s disk."""
-    if isinstance(exc, OSError):
-        return os_cause(exc)
-    name = getattr(exc, "sqlite_errorname", "")
-    if folder is None or not name.startswith(("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
-        return str(exc)
-    try:
-        disk = os.statvfs(folder)
-    except OSError:
-        return str(exc)
-    if disk.f_flag & os.ST_RDONLY:
-        return f"read-only file system: {exc}"
-    if not os.access(folder, os.W_OK):
-        return f"permission denied: {exc}"
-    if disk.f_bavail * disk.f_frsize < 1 << 20:
-        return f"no space left on device: {exc}"
-    return str(exc)
-
-
-def is_corrupt(exc: sqlite3.Error) -> bool:
-    """Whether SQLite says the database file itself is damaged (not merely unwritable)."""
-    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-
-
-def _owner_only(folder: Path) -> None:
-    """Paid answers are the user's data: the folder and its files are readable by the owner only
-    (SQLite gives its -wal/-shm files the database file's permissions)."""
-    folder.chmod(0o700)
-    for path in folder.iterdir():
-        path.chmod(0o700 if path.is_dir() else 0o600)
-
-
 class Cache(Protocol):
     """Where a run keeps validated answers: ``RowCache`` (a folder, the default) or ``RedisCache`` (shared).
 
@@ -179,9 +139,9 @@ class RowCache:
             self._db = self._open(rows)
         try:
             with self._guard("open"):
-                _owner_only(rows)
-                self._sql = _connect(rows / diskcache.core.DBNAME)
-                self._expected = len(self._db)
+                owner_only(rows)
+                self._sql = connect(rows / diskcache.core.DBNAME)
+                self._expected = len(self)
         except StorageError:
             self._db.close()
             raise
@@ -278,33 +238,15 @@ class RowCache:
         texts = [(key, entry.dumps(entry.stored_at or now)) for key, entry in entries.items()]
         with self._guard("write"):
             small = all(len(text) < self._db.disk.min_file_size for _, text in texts)
-            if small and self._upsert(texts, now):
+            added = upsert(self._sql, [(key, now, now, text) for key, text in texts]) if small else None
+            if added is not None:
+                self._expected += added
                 return
             with self._db.transact():
                 before = len(self._db)
                 for key, text in texts:
                     self._db.set(key, text)
                 self._expected += len(self._db) - before
-
-    def _upsert(self, texts: list[tuple[str, str]], now: float) -> bool:
-        """Insert or replace ``texts`` in one transaction; False (nothing written) if one replaces an entry
-        that diskcache keeps in a file."""
-        sql = self._sql
-        sql.execute("BEGIN IMMEDIATE")
-        try:
-            (before,) = sql.execute(_COUNT).fetchone()
-            written = sql.executemany(_UPSERT, [(key, now, now, text) for key, text in texts]).rowcount
-            if written != len(texts):
-                sql.execute("ROLLBACK")
-                return False
-            (after,) = sql.execute(_COUNT).fetchone()
-            sql.execute("COMMIT")
-        except BaseException:
-            if sql.in_transaction:
-                sql.execute("ROLLBACK")
-            raise
-        self._expected += after - before
-        return True
 
     def written_elsewhere(self) -> bool:
         """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
@@ -318,8 +260,10 @@ class RowCache:
         """Nothing to release (see ``lease``)."""
 
     def __len__(self) -> int:
+        """The entries stored (diskcache's own count, kept by its triggers): one cheap query."""
         with self._guard("read"):
-            return len(self._db)
+            (count,) = self._sql.execute(COUNT).fetchone()
+            return int(count)
 
     def volume(self) -> int:
         """Bytes used on disk."""
@@ -365,14 +309,3 @@ class RowCache:
     def close(self) -> None:
         self._sql.close()
         self._db.close()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A connection of our own to diskcache's database, for bulk reads and writes, set up as diskcache
-    sets up its own: commits synchronous=NORMAL in WAL mode (a crash loses nothing), the same checkpoints
-    and page cache."""
-    connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute("PRAGMA cache_size = 8192")  # pages: diskcache's own (32 MB), so look-ups seldom read the file
-    connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
-    return connection
