@@ -54,3 +54,32 @@ def test_bulk_look_ups_cover_many_queries_and_values_diskcache_keeps_in_files(tm
     cache.close()
     assert set(found) == set(entries)  # 1,201 keys: three SELECTs of up to 500
     assert found["big"].values == {"text": big} and found["k1199"].values == {"n": 1199}
+
+
+def test_bulk_writes_are_diskcaches_own_rows_and_replace_entries_kept_in_files(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    big = Entry({"text": "word " * 20_000}, "m")  # diskcache keeps it in a file of its own
+    cache.put_many({"a": big, "b": Entry({"n": 1}, "m")})
+    kept = [p for p in (tmp_path / "rows").rglob("*.val")]
+    assert len(kept) == 1
+    cache.put_many({"a": Entry({"n": 2}, "m"), "b": Entry({"n": 3}, "m"), "c": Entry({"n": 4}, "m")})
+    assert not kept[0].exists()  # replaced through diskcache, which removes the file
+    cache.put_many({"b": Entry({"n": 5}, "m"), "d": Entry({"n": 6}, "m")})  # an upsert over a row of the table
+    found = cache.get_many(["a", "b", "c", "d"])
+    assert {k: e.values["n"] for k, e in found.items()} == {"a": 2, "b": 5, "c": 4, "d": 6}
+    assert Entry.loads(cache._db["d"]).values == {"n": 6}  # diskcache reads what the bulk write wrote
+    assert len(cache) == 4 and not cache.written_elsewhere()
+    other = RowCache(tmp_path)
+    other.put_many({"e": Entry({"n": 7}, "m")})
+    assert cache.written_elsewhere()
+    other.close()
+    cache.close()
+
+
+def test_values_come_back_as_json_reads_them(tmp_path: Path) -> None:
+    cache = RowCache(tmp_path)
+    odd = {"big": 2**70, "small": -(2**64), "x": 1e-05, "text": "\u2028 \x00 é"}
+    cache.put_many({"a": Entry(odd, "m"), "b": Entry({"n": 1}, "m")})
+    found = cache.get_many(["a", "b"])
+    assert repr(found["a"].values) == repr(odd) and found["b"].values == {"n": 1}
+    cache.close()

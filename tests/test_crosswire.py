@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from enrichkit.crosswire import suspects, text_fields
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enrichkit.crosswire import _STOP, _WORD, _words, suspects, text_fields
 
 ROWS = {
     "r1": {"topic": "Git", "description": "Version control for source code."},
@@ -94,3 +97,30 @@ def test_in_a_pack_of_two_one_word_tells_the_rows_apart() -> None:
     rows = {"r1": {"topic": "Short Term Memory"}, "r2": {"topic": "Long Term Memory"}}
     answers = {"r1": {"tldr": "Long term memory."}, "r2": {"tldr": "Short term memory."}}
     assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
+VOCABULARY = [
+    "git",
+    "Docker",
+    "code",
+    "containers",
+    "basics",
+    "12",
+    "ship",
+    "row-7",
+    "a_b",
+    "v2beta",
+    "ok",
+    "Über",
+    "İstanbul",
+    "About",
+    "the",
+]
+TEXTS = st.lists(st.sampled_from(VOCABULARY), max_size=6).map(" ".join)
+
+
+@settings(max_examples=500)
+@given(st.lists(TEXTS, max_size=4))
+def test_the_fast_word_split_finds_the_words_the_pattern_does(texts: list[str]) -> None:
+    expected = {w.lower() for text in texts for w in _WORD.findall(text)} - _STOP
+    assert _words(texts) == expected

@@ -231,7 +231,7 @@ class BatchRun:
 
     async def _collect(self, manifest: Manifest, status: JobStatus, by_key: dict[str, Work]) -> dict[Work, str]:
         """Check and cache a finished job's answers; the rows of this run that got none."""
-        failed = collect(self.packer, manifest, status, await self._results(manifest, status), by_key)
+        failed = await collect(self.packer, manifest, status, await self._results(manifest, status), by_key)
         self.store.drop(manifest)
         return failed
 
@@ -256,7 +256,7 @@ class BatchRun:
         return await self._submit(nxt, list(failed))
 
 
-def collect(
+async def collect(
     packer: Packer,
     manifest: Manifest,
     status: JobStatus,
@@ -281,10 +281,11 @@ def collect(
             stats.count_call(manifest.model, "batch")
             stats.add_usage(manifest.model, result.usage)
             if pack.ids is None:
-                reason = packer.accept_single(result, items[0], manifest.model)
+                reason = await packer.accept_single(result, items[0], manifest.model)
                 reasons = {} if reason is None else {items[0].key: reason}
             else:
-                reasons = {w.key: why for w, why in packer.accept_pack(result, pack.ids, items, manifest.model).items()}
+                answer = await packer.accept_pack(result, pack.ids, items, manifest.model)
+                reasons = {w.key: why for w, why in answer.items()}
         else:
             stats.count_call(manifest.model, "batch")
             reasons = {w.key: result or "no result for this request in the batch job" for w in items}

@@ -12,31 +12,26 @@ other disk failure (full, read-only, no permission), is a ``StorageError`` of on
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import diskcache
 
-from enrichkit.disk import os_cause
+from enrichkit.cachedb import COUNT, WAL_PAGES, connect, is_corrupt, owner_only, upsert
+from enrichkit.cachedb import storage_cause as storage_cause
 from enrichkit.errors import StorageError
+from enrichkit.jsontext import canonical as canonical
+from enrichkit.jsontext import compact, is_exact, loads
 
 DEFAULT_DIR = "cache"
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # made once: per row
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical(value: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept."""
-    return _CANONICAL.encode(value)
+_NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -47,6 +42,12 @@ def row_key(run_fingerprint: str, inputs: Mapping[str, Any] | str) -> str:
     """The cache key of a row's ``inputs`` (or of their ``canonical`` text)."""
     text = inputs if isinstance(inputs, str) else canonical(inputs)
     return hashlib.sha256((run_fingerprint + text).encode()).hexdigest()
+
+
+def row_keys(run_fingerprint: str, texts: Iterable[str]) -> list[str]:
+    """``row_key`` of many rows' ``canonical`` texts."""
+    sha256 = hashlib.sha256
+    return [sha256((run_fingerprint + text).encode()).hexdigest() for text in texts]
 
 
 def default_dir() -> Path:
@@ -65,13 +66,15 @@ class Entry(NamedTuple):
     stored_at: float = 0.0
 
     def dumps(self, stored_at: float) -> str:
-        doc = {"v": self.values, "m": self.model, "u": [self.prompt_tokens, self.output_tokens], "t": stored_at}
-        return _COMPACT.encode(doc)
+        """``{"v": values, "m": model, "u": [prompt, output], "t": stored_at}`` as compact JSON (numbers
+        as ``json`` writes them: their ``repr``)."""
+        usage = f"{self.prompt_tokens!r},{self.output_tokens!r}"
+        return f'{{"v":{compact(self.values)},"m":{compact(self.model)},"u":[{usage}],"t":{stored_at!r}}}'
 
     @classmethod
     def loads(cls, text: str) -> Entry:
         """The entry ``dumps`` wrote; ``ValueError`` for any other text (cut JSON, missing fields)."""
-        return cls.of(json.loads(text))
+        return cls.of(loads(text))
 
     @classmethod
     def of(cls, doc: Any) -> Entry:
@@ -79,11 +82,17 @@ class Entry(NamedTuple):
             values, model, (prompt, output), stored = doc["v"], doc["m"], doc["u"], doc["t"]
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"not a cache entry ({exc!r})") from None
-        if not (isinstance(values, dict) and isinstance(model, str)):
+        if type(values) is not dict or type(model) is not str:
             raise ValueError("not a cache entry (values or model of the wrong type)")
-        if not all(isinstance(n, int | float) for n in (prompt, output, stored)):
+        if not (type(prompt) in _NUMBERS and type(output) in _NUMBERS and type(stored) in _NUMBERS):
             raise ValueError("not a cache entry (usage or time not numbers)")
         return cls(values, model, prompt, output, stored)
+
+
+def _exact_entries(docs: list[Any]) -> bool:
+    """Whether ``json`` reads these entries as orjson did (``jsontext.is_exact``): only their values can hold
+    an integer orjson read as a float (usage and time are ours, small floats); others are left to ``json``."""
+    return all(type(doc) is dict and is_exact(doc.get("v")) for doc in docs)
 
 
 def decode(text: str) -> Entry | None:
@@ -92,39 +101,6 @@ def decode(text: str) -> Entry | None:
         return Entry.loads(text)
     except ValueError:  # json.JSONDecodeError is one
         return None
-
-
-def storage_cause(exc: sqlite3.Error | OSError, folder: Path | None = None) -> str:
-    """A disk error in a few words; SQLite's own message is made plainer by a look at ``folder``'s disk."""
-    if isinstance(exc, OSError):
-        return os_cause(exc)
-    name = getattr(exc, "sqlite_errorname", "")
-    if folder is None or not name.startswith(("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
-        return str(exc)
-    try:
-        disk = os.statvfs(folder)
-    except OSError:
-        return str(exc)
-    if disk.f_flag & os.ST_RDONLY:
-        return f"read-only file system: {exc}"
-    if not os.access(folder, os.W_OK):
-        return f"permission denied: {exc}"
-    if disk.f_bavail * disk.f_frsize < 1 << 20:
-        return f"no space left on device: {exc}"
-    return str(exc)
-
-
-def is_corrupt(exc: sqlite3.Error) -> bool:
-    """Whether SQLite says the database file itself is damaged (not merely unwritable)."""
-    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-
-
-def _owner_only(folder: Path) -> None:
-    """Paid answers are the user's data: the folder and its files are readable by the owner only
-    (SQLite gives its -wal/-shm files the database file's permissions)."""
-    folder.chmod(0o700)
-    for path in folder.iterdir():
-        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 class Cache(Protocol):
@@ -163,9 +139,9 @@ class RowCache:
             self._db = self._open(rows)
         try:
             with self._guard("open"):
-                _owner_only(rows)
-                self._reader = sqlite3.connect(rows / diskcache.core.DBNAME, check_same_thread=False)
-                self._expected = len(self._db)
+                owner_only(rows)
+                self._sql = connect(rows / diskcache.core.DBNAME)
+                self._expected = len(self)
         except StorageError:
             self._db.close()
             raise
@@ -177,7 +153,7 @@ class RowCache:
         # checkpoint every 10,000 pages instead of 1,000 writes each page fewer times (measured 134 -> 94 us
         # a row, 100,000 rows in transactions of 20). Commits stay synchronous=NORMAL: a crash loses nothing.
         return diskcache.Cache(
-            str(rows), eviction_policy="none", statistics=False, cull_limit=0, sqlite_wal_autocheckpoint=10_000
+            str(rows), eviction_policy="none", statistics=False, cull_limit=0, sqlite_wal_autocheckpoint=WAL_PAGES
         )
 
     @contextmanager
@@ -203,22 +179,21 @@ class RowCache:
         a value diskcache keeps elsewhere (a file, for big ones) or a table it cannot read falls back
         to ``diskcache.Cache.get``. A damaged entry is left out and counted in ``damaged``.
         """
-        wanted = list(keys)
+        wanted = keys if isinstance(keys, list | tuple) else list(keys)
         found: dict[str, Entry] = {}
         with self._guard("read"):
-            for start in range(0, len(wanted), _QUERY_KEYS):
-                texts = self._select(wanted[start : start + _QUERY_KEYS])
-                for key, text in texts.items():
-                    if text is None:
-                        text = self._db.get(key)  # kept elsewhere by diskcache
-                        texts[key] = text if isinstance(text, str) or text is None else ""
-                self._decode_into(found, [(key, text) for key, text in texts.items() if text is not None])
+            self._sql.execute("BEGIN")
+            try:
+                for start in range(0, len(wanted), _QUERY_KEYS):
+                    self._decode_into(found, self._select(wanted[start : start + _QUERY_KEYS]))
+            finally:
+                self._sql.execute("COMMIT")
         return found
 
     def _decode_into(self, found: dict[str, Entry], known: list[tuple[str, str]]) -> None:
         try:
-            docs = json.loads("[" + ",".join(text for _, text in known) + "]")  # one parse for the lot
-            found.update((key, Entry.of(doc)) for (key, _), doc in zip(known, docs, strict=True))
+            docs = loads("[" + ",".join([text for _, text in known]) + "]", _exact_entries)  # one parse for the lot
+            found.update(zip([key for key, _ in known], map(Entry.of, docs), strict=True))
         except ValueError:  # some entry is damaged: decode one by one
             for key, text in known:
                 if (entry := decode(text)) is None:
@@ -227,29 +202,51 @@ class RowCache:
                 else:
                     found[key] = entry
 
-    def _select(self, keys: Sequence[str]) -> dict[str, str | None]:
-        """The stored texts of those ``keys`` that exist (None: ask diskcache itself)."""
+    def _select(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        """The stored texts of those ``keys`` that exist (from diskcache itself where it keeps them elsewhere;
+        an empty text where it keeps no text)."""
         marks = ",".join("?" * len(keys))
         try:
-            rows = self._reader.execute(
-                f"SELECT key, value, mode FROM Cache WHERE raw = 1 AND key IN ({marks})", keys
+            rows: list[tuple[str, str | None]] = self._sql.execute(
+                f"SELECT key, CASE WHEN mode = {diskcache.core.MODE_RAW} AND typeof(value) = 'text' THEN value END"
+                f" FROM Cache WHERE raw = 1 AND key IN ({marks})",
+                keys,
             ).fetchall()
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorname", "") != "SQLITE_ERROR":  # not merely a table it cannot read
                 raise
-            return {key: None for key in keys}
-        return {
-            key: value if mode == diskcache.core.MODE_RAW and isinstance(value, str) else None
-            for key, value, mode in rows
-        }
+            rows = [(key, None) for key in keys]
+        if all(text is not None for _, text in rows):
+            return cast(list[tuple[str, str]], rows)
+        return [(key, text) for key, text in map(self._elsewhere, rows) if text is not None]
+
+    def _elsewhere(self, row: tuple[str, str | None]) -> tuple[str, str | None]:
+        """A row as ``_select`` read it, its text asked of diskcache where the table had none."""
+        key, text = row
+        if text is None:
+            kept = self._db.get(key)
+            text = kept if isinstance(kept, str) or kept is None else ""
+        return key, text
 
     def put_many(self, entries: Mapping[str, Entry]) -> None:
-        """Store entries atomically (one transaction): a crash keeps all of them or none."""
+        """Store entries atomically (one transaction): a crash keeps all of them or none.
+
+        They go straight into diskcache's table, in one statement, as ``diskcache.Cache.set`` writes a
+        text kept in the table; a text big enough for diskcache to keep in a file of its own, or an
+        entry kept in such a file now, goes through diskcache itself."""
         now = time.time()
-        with self._guard("write"), self._db.transact():
-            for key, entry in entries.items():
-                self._db.set(key, entry.dumps(entry.stored_at or now))
-        self._expected += len(entries)
+        texts = [(key, entry.dumps(entry.stored_at or now)) for key, entry in entries.items()]
+        with self._guard("write"):
+            small = all(len(text) < self._db.disk.min_file_size for _, text in texts)
+            added = upsert(self._sql, [(key, now, now, text) for key, text in texts]) if small else None
+            if added is not None:
+                self._expected += added
+                return
+            with self._db.transact():
+                before = len(self._db)
+                for key, text in texts:
+                    self._db.set(key, text)
+                self._expected += len(self._db) - before
 
     def written_elsewhere(self) -> bool:
         """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
@@ -263,8 +260,10 @@ class RowCache:
         """Nothing to release (see ``lease``)."""
 
     def __len__(self) -> int:
+        """The entries stored (diskcache's own count, kept by its triggers): one cheap query."""
         with self._guard("read"):
-            return len(self._db)
+            (count,) = self._sql.execute(COUNT).fetchone()
+            return int(count)
 
     def volume(self) -> int:
         """Bytes used on disk."""
@@ -294,7 +293,7 @@ class RowCache:
             params.append("%" + contains.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%")
         query = f"SELECT key, value FROM Cache WHERE {' AND '.join(where)} ORDER BY store_time DESC"
         with self._guard("read"):
-            for key, value in self._reader.execute(query, params):
+            for key, value in self._sql.execute(query, params):
                 text = value if isinstance(value, str) else self._db.get(key)  # big values live in files
                 if not isinstance(text, str) or (contains is not None and contains.lower() not in text.lower()):
                     continue
@@ -308,5 +307,5 @@ class RowCache:
         return gone
 
     def close(self) -> None:
-        self._reader.close()
+        self._sql.close()
         self._db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import IO, Any
 from enrichkit.disk import atomic, checked, storage_errors, unwritable
 from enrichkit.disk import sweep_temps as sweep_temps
 from enrichkit.errors import UserError
+from enrichkit.jsontext import loads
 from enrichkit.stdio import destination, is_stdout
 from enrichkit.writers import SQLITE, load_pyarrow, parquet_writer, sqlite_writer
 
@@ -117,7 +119,7 @@ def _jsonl(lines: Iterable[str], origin: str) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{origin}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(row, dict):
@@ -246,9 +248,10 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
     with destination(path) as out:
         if suffix == ".csv":
             writer = csv.writer(out, lineterminator="\n")
+            cells = _cells(names)
             with storage_errors(path):
                 writer.writerow(names)
-            yield checked(path, lambda rows: writer.writerows([_cell(row.get(c)) for c in names] for row in full(rows)))
+            yield checked(path, lambda rows: writer.writerows(map(cells, full(rows))))
         elif suffix == ".jsonl":
             yield checked(
                 path, lambda rows: out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in full(rows))
@@ -280,6 +283,21 @@ def write_json(path: Path, doc: Any) -> None:
     with destination(path) as out, storage_errors(path):
         json.dump(doc, out, indent=1, ensure_ascii=False)
         out.write("\n")
+
+
+def _cells(names: Sequence[str]) -> Callable[[Row], Sequence[Any]]:
+    """A row's CSV cells (``_cell``), in ``names``' order (a row has them all). The csv module itself writes
+    text, numbers and booleans as ``_cell`` gives them, and None as empty: those rows go as they are."""
+    if len(names) < 2:
+        return lambda row: [_cell(row[name]) for name in names]
+    pick = operator.itemgetter(*names)
+    plain = {str, int, float, bool, type(None)}
+
+    def cells(row: Row) -> Sequence[Any]:
+        values: tuple[Any, ...] = pick(row)
+        return values if plain.issuperset(map(type, values)) else [_cell(v) for v in values]
+
+    return cells
 
 
 def _cell(value: Any) -> Any:

@@ -74,7 +74,7 @@ async def _collect(cache_dir: Path, manifest: Manifest, base_url: str | None, wa
             task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
             packer = Packer(task, Stats(), cache=cache, echo=manifest.echo)
             results = await backend.results(manifest.name) if status.state in ANSWERING else {}
-        collect(packer, manifest, status, results, {})
+        await collect(packer, manifest, status, results, {})
         JobStore(cache_dir).drop(manifest)
         return Collected(status, manifest.rows, len(packer.results))
     finally:

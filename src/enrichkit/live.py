@@ -144,7 +144,7 @@ class LiveRun:
             failed = items
             self.ladder.observe(len(items), len(items), len(items))
         else:
-            failed = list(self.packer.accept_pack(reply, ids, items, provider.model))
+            failed = list(await self.packer.accept_pack(reply, ids, items, provider.model))
             blocked = reply.finish == "blocked"
             answered = reply.finish == "stop"
             none_valid = not self.packer.results
@@ -174,7 +174,7 @@ class LiveRun:
             again, invalid, refusal = False, False, ""
             try:
                 reply = await self.scheduler.call(provider, self.packer.single_request(item, rejected), kind)
-                failure = self.packer.accept_single(reply, item, provider.model)
+                failure = await self.packer.accept_single(reply, item, provider.model)
                 again = reply.finish != "blocked"
                 invalid = reply.finish == "stop"
             except RequestRejected as exc:

@@ -14,6 +14,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from enrichkit.cache import Cache, Entry, canonical
+from enrichkit.commits import GroupCommit
 from enrichkit.crosswire import suspects, text_fields
 from enrichkit.prompt import (
     IdStyle,
@@ -71,6 +72,7 @@ class Packer:
         self.task = task
         self.stats = stats
         self.cache = cache
+        self._commits = GroupCommit(cache) if cache is not None else None
         self.id_style = id_style
         self.echo = echo_field(task) if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
@@ -139,7 +141,7 @@ class Packer:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def accept_pack(self, reply: Reply, ids: list[str], items: list[Work], model: str) -> dict[Work, str]:
+    async def accept_pack(self, reply: Reply, ids: list[str], items: list[Work], model: str) -> dict[Work, str]:
         """Check a pack's answer from ``model``; cache the valid rows; the others with why they failed."""
         by_id = dict(zip(ids, items, strict=True))
         try:
@@ -156,10 +158,10 @@ class Packer:
         self.stats.invalid_items += len(check.invalid)
         self.stats.unknown_ids += check.unknown_ids
         self.stats.crosswired += check.crosswired
-        self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
+        await self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
         return {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid}
 
-    def accept_single(self, reply: Reply, item: Work, model: str) -> str | None:
+    async def accept_single(self, reply: Reply, item: Work, model: str) -> str | None:
         """Check one row's answer from ``model``; cache it if valid, else say why not."""
         try:
             payload = parse_answer(reply.text, dict)
@@ -169,14 +171,14 @@ class Packer:
         if problem is not None:
             self.stats.invalid_items += 1
             return explain(reply, problem)
-        self._store({item: values}, reply, model, 1)
+        await self._store({item: values}, reply, model, 1)
         return None
 
     def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The output fields of one answer and the first problem with them (None when valid)."""
         return check_values(item, self._fields, self._validator)
 
-    def _store(self, answers: Mapping[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int) -> None:
+    async def _store(self, answers: Mapping[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int) -> None:
         if not answers:
             return
         share_in = reply.usage.prompt_tokens / pack_size
@@ -189,8 +191,8 @@ class Packer:
             self.stats.enriched += w.rows
             self.stats.by_model.setdefault(model, ModelStats()).rows += w.rows
             self._settled(w.rows)
-        if self.cache is not None:  # last: the answers of a write that fails (a lost Redis) still reach the output
-            self.cache.put_many(entries)
+        if self._commits is not None:  # last: the answers of a write that fails (a lost Redis) still reach the output
+            await self._commits.put(entries)
 
     async def cached_meanwhile(self, items: list[Work]) -> list[Work]:
         """The rows still to ask: another process on the same cache may have stored some since the run began.

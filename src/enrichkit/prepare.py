@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from enrichkit.cache import Cache, Entry, canonical, fingerprint, row_key
+from enrichkit.cache import Cache, Entry, canonical, fingerprint, row_keys
 from enrichkit.errors import UserError
 from enrichkit.hints import did_you_mean
 from enrichkit.packer import Work
@@ -29,25 +29,28 @@ def _row_inputs(
     ids of earlier chunks) is an error. Rows are numbered from ``offset``."""
     ids: list[Any] = []
     inputs: list[dict[str, Any]] = []
+    id_field, fields = task.id_field, task.inputs
     for n, row in enumerate(rows, offset):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
-        rid = row.get(task.id_field, n) if task.id_field else n
-        if task.id_field:
-            if task.id_field not in row:
-                raise UserError(f"row {n + 1}: id field {task.id_field!r} is missing")
+        rid = n
+        if id_field:
+            if id_field not in row:
+                raise UserError(f"row {n + 1}: id field {id_field!r} is missing")
+            rid = row[id_field]
             if rid in seen:
-                raise UserError(f"rows {seen[rid] + 1} and {n + 1}: duplicate id {rid!r} in field {task.id_field!r}")
+                raise UserError(f"rows {seen[rid] + 1} and {n + 1}: duplicate id {rid!r} in field {id_field!r}")
             seen[rid] = n
-        missing = [f for f in task.inputs if f not in row]
-        if missing:
-            hint = did_you_mean(missing[0], row)
+        try:
+            inputs.append({f: row[f] for f in fields})
+        except KeyError:
+            missing = next(f for f in fields if f not in row)
+            hint = did_you_mean(missing, row)
             columns = ", ".join(map(str, row))
             raise UserError(
-                f"row {n + 1} (id {rid!r}): input field {missing[0]!r} is missing{hint}; the row has: {columns}"
-            )
+                f"row {n + 1} (id {rid!r}): input field {missing!r} is missing{hint}; the row has: {columns}"
+            ) from None
         ids.append(rid)
-        inputs.append({f: row[f] for f in task.inputs})
     return ids, inputs
 
 
@@ -77,7 +80,7 @@ def prepare(
     ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
     run_fp = run_fingerprint(task, provider, echo)
     texts = [canonical(values) for values in inputs]
-    keys = [row_key(run_fp, text) for text in texts]
+    keys = row_keys(run_fp, texts)
     found = cache.get_many(set(keys)) if cache is not None else {}
     stats.rows += len(table)
     work: dict[str, Work] = {}

@@ -2,8 +2,8 @@
 
 Calls wait for a concurrency slot, for the client-side RPM/TPM limiter (hard caps), for a rate-limit
 pause the server asked for (a 429 holds every call, queued ones too) and for the limit learned from
-the server's 429s (``Pacing``). Until one call has been answered they go one at a time (a free
-``countTokens`` preflight proves the key and model first where the provider can count). The
+the server's 429s (``Pacing``). Until the key is proven to generate they go one at a time, or two after a
+free ``countTokens`` preflight that passed (see ``Scheduler.preflight``). The
 concurrency adapts unless it was given: it grows while every slot is busy and nothing is held back
 (doubling each round trip until the first 429, then by one a round trip), and halves on a 429 (once
 per window). Rate limits wait as the server says and retry the same call; transient errors retry
@@ -28,6 +28,10 @@ from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind, Stats
 
 PREFLIGHT_SECONDS = 30.0
+QUIET_ROUND_TRIPS = 2
+"""A paid call still unanswered and unrefused after this many round trips of the free call (and at least
+``QUIET_SECONDS``) is being generated: a refusal of the key comes back as fast as the free call did."""
+QUIET_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,10 @@ class Scheduler:
         self._rooms: weakref.WeakSet[Gate] = weakref.WeakSet()
         self._slots = Gate(concurrency)
         self._pace = asyncio.Lock()
-        self._probe = asyncio.Semaphore(1)  # calls in flight before one paid call was answered
+        self._probe = Gate(1)  # calls in flight before the key was proven to generate
         self._counted = False
         self._proven = asyncio.Event()
-        self._answered = False  # a paid call got an answer (a refusal proves the key, not the request)
+        self._answered = False  # a paid call was answered or is being generated (see ``_accepted``)
         self._paused_until = 0.0
         self._threshold = max_concurrency or concurrency  # slow start below it
         self._credit = 0.0
@@ -104,9 +108,11 @@ class Scheduler:
 
     async def preflight(self, provider: Provider, request: Request) -> None:
         """A free call first (the provider counts ``request``'s tokens): a bad key or unknown model stops
-        the run before anything is paid. When it answers, two paid calls may go before the first of them
-        is answered (a key can pass the count and still be refused generation: then at most two are paid),
-        and every call once one has. Providers that cannot count send their first paid call alone."""
+        the run before anything is paid. When it answers, two paid calls may go before the key is proven
+        (a key can pass the count and still be refused generation: then at most two are paid), and every
+        call once it is: once one of them was answered, or went on for ``QUIET_ROUND_TRIPS`` round trips of
+        the free call without a refusal (it is being generated: a refusal comes back as fast as the count
+        did). Providers that cannot count send their first paid call alone, and the rest once it is answered."""
         if self._proven.is_set() or self._counted:
             return
         started = asyncio.get_running_loop().time()
@@ -120,8 +126,8 @@ class Scheduler:
         if counted is not None:
             self.pacing.round_trip = asyncio.get_running_loop().time() - started
             self._counted = True
+            self._probe.resize(2)  # a second paid call may go before the first is answered
             self._fit_rooms()
-            self._probe.release()  # a second paid call may go before the first is answered
 
     async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
         """One logical call: retried on rate limits and transient errors as the policy says."""
@@ -131,16 +137,19 @@ class Scheduler:
             async with self._admission():
                 await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
                 stamp, fills = await self._cleared(), self._slots.fills
-                outcome = await self._attempt(provider, request, kind)
+                quiet = self._watch_quiet()
+                try:
+                    outcome = await self._attempt(provider, request, kind)
+                finally:
+                    if quiet is not None:
+                        quiet.cancel()
                 if isinstance(outcome, RateLimited):
                     learned = self.pacing.refused(stamp, loop.time(), outcome.retry_after)
                     self.stats.rate_limit = self.pacing.describe()
                 elif not isinstance(outcome, TransientError):
-                    self._proven.set()  # the provider answered: the key and model work
+                    self._prove()  # the provider answered: the key and model work
                 if isinstance(outcome, Reply):
-                    if not self._answered:
-                        self._answered = True
-                        self._fit_rooms()
+                    self._accepted()
                     self.pacing.answered(stamp, loop.time())
                     self._grow(busy=self._slots.full or self._slots.fills != fills)
             if isinstance(outcome, Reply):
@@ -162,6 +171,28 @@ class Scheduler:
                 raise outcome
             self.stats.retries += 1
 
+    def _watch_quiet(self) -> asyncio.TimerHandle | None:
+        """Before the key was proven, after a passing free call: a timer that proves it if this paid call
+        goes on without a refusal for ``QUIET_ROUND_TRIPS`` round trips (it is being generated), so the
+        other calls need not wait for its whole answer."""
+        if self._proven.is_set() or not self._counted or self.pacing.round_trip is None:
+            return None
+        quiet = max(QUIET_SECONDS, QUIET_ROUND_TRIPS * self.pacing.round_trip)
+        return asyncio.get_running_loop().call_later(quiet, self._accepted)
+
+    def _accepted(self) -> None:
+        """A paid call was answered, or is being generated: the key works and so does the request's
+        shape, so the room opens to the concurrency (a refusal proves the key, not the request)."""
+        self._prove()
+        if not self._answered:
+            self._answered = True
+            self._fit_rooms()
+
+    def _prove(self) -> None:
+        """The key and model work: every call may go (within the concurrency)."""
+        self._proven.set()
+        self._probe.resize(self.max_concurrency or self.concurrency)
+
     def _rate_limit_wait(self, limited: RateLimited, tries: int) -> float:
         wait = limited.retry_after if limited.retry_after is not None else self.retry.delay(tries)
         if wait > self.retry.max_wait:
@@ -181,7 +212,8 @@ class Scheduler:
                 raise
         self.stats.count_call(provider.model, kind)
         try:
-            reply = await asyncio.wait_for(provider.generate(request), request.timeout)
+            call = provider.generate(request)
+            reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
         except TimeoutError:
             return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
         except FatalProviderError:
@@ -196,8 +228,7 @@ class Scheduler:
 
     @asynccontextmanager
     async def _admission(self) -> AsyncIterator[None]:
-        """A concurrency slot; until one paid call has been answered, one call at a time (two after a
-        passing preflight)."""
+        """A concurrency slot; until the key is proven, one call at a time (two after a passing preflight)."""
         if not self._proven.is_set():
             async with self._probe:
                 if not self._proven.is_set():
