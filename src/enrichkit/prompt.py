@@ -43,10 +43,14 @@ def system_instruction(task: Task) -> str:
 class Notes:
     """What a local model's system prompt adds to the task's (``guidance``). A local grammar constrains
     the answer without the model ever reading the schema, so a field's allowed values are spelled out
-    here, one a line; ``own_words`` asks for free text that does not copy the record."""
+    here, one a line; ``own_words`` asks for free text that does not copy the record, ``remind`` asks
+    it again at the end of the user message, ``text_first`` has the free text written before the
+    other fields (the grammar fixes the order)."""
 
     values: bool = True
     own_words: bool = True
+    remind: bool = False
+    text_first: bool = False
 
     def key(self) -> dict[str, Any]:
         """What changes answers, for the provider's settings (and so the cache keys)."""
@@ -84,6 +88,36 @@ def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
         named = ", ".join(f'"{name}"' for name in text)
         lines += ["", f"Write {named} in your own words: say what the record is for; never copy a phrase from it."]
     return "\n" + "\n".join(lines) if lines else ""
+
+
+def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
+    return [name for name, sub in answer_fields(schema).items() if _free_text(sub)]
+
+
+def reminder(schema: Mapping[str, Any], notes: Notes) -> str:
+    """What ``remind`` adds to the end of the user message (or nothing)."""
+    text = _free_text_names(schema)
+    if not (notes.remind and text):
+        return ""
+    return "\n\nWrite " + ", ".join(f'"{name}"' for name in text) + " in new words, not the record's."
+
+
+def free_text_first(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with each answer's free-text fields moved right after its ``id``/``echo``."""
+    out = dict(schema)
+    if out.get("type") == "array":
+        for key in ("prefixItems", "items"):
+            if isinstance(out.get(key), list):
+                out[key] = [free_text_first(item) for item in out[key]]
+            elif isinstance(out.get(key), Mapping):
+                out[key] = free_text_first(out[key])
+        return out
+    props = out.get("properties", {})
+    first = [n for n in ("id", "echo") if n in props] + [
+        n for n, sub in props.items() if n not in ("id", "echo") and _free_text(sub)
+    ]
+    out["properties"] = {n: props[n] for n in [*first, *(n for n in props if n not in first)]}
+    return out
 
 
 def _record_json(values: Mapping[str, Any]) -> str:

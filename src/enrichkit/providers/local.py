@@ -14,7 +14,7 @@ from typing import Any
 from enrichkit.cache import default_dir
 from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.local_models import embedded_model_path, file_sha256
-from enrichkit.prompt import NOTES, Notes, guidance
+from enrichkit.prompt import NOTES, Notes, free_text_first, guidance, reminder
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.schema import restrict
@@ -250,9 +250,9 @@ class LocalProvider:
         body = {
             "messages": [
                 {"role": "system", "content": request.system + guidance(request.schema, self.notes)},
-                {"role": "user", "content": request.prompt},
+                {"role": "user", "content": request.prompt + reminder(request.schema, self.notes)},
             ],
-            **answer_format(request.schema),
+            **answer_format(free_text_first(request.schema) if self.notes.text_first else request.schema),
             "max_tokens": request.max_output_tokens,
             "temperature": self.temperature,
             "seed": SEED,
