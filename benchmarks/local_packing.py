@@ -6,8 +6,9 @@ words. Every mode gets the same seeded sample (``--per-group`` rows of each grou
 cache and a fresh process, so the peak RSS is the mode's own.
 
 Variants (each a flag, all off by default; the mode's label lists those on):
-``--notes values,own_words`` the local provider's prompt notes (``enrichkit.prompt.Notes``; ``none``
-for neither); ``--describe`` the group field's description names the list's sections in each group
+``--notes values,own_words,remind,text_first`` the local provider's prompt notes
+(``enrichkit.prompt.Notes``; ``none`` for none); ``--spaced-json`` lets the model lay its JSON out (not
+compact); ``--describe`` the group field's description names the list's sections in each group
 (generated from the data's ``section`` headings); ``--examples N`` N rows of other groups, outside the
 sample, with their group, as worked examples in the instruction; ``--no-prompt-cache`` llama.cpp
 processes the whole prompt on every call instead of reusing the system prompt's KV cache.
@@ -21,7 +22,7 @@ contiguous run of the description's words; prompt tok/row and cached = prompt to
 share of them llama.cpp took from its KV cache; s/row = wall time of the run (model load included) / rows.
 
 Run: .venv/bin/python benchmarks/local_packing.py [--sizes 1 5 10 20] [--per-group 3] [--threads 2] [--save F]
-        [--notes values,own_words] [--describe] [--examples 2] [--no-prompt-cache]
+        [--notes values,own_words,remind,text_first] [--spaced-json] [--describe] [--examples 2] [--no-prompt-cache]
      .venv/bin/python benchmarks/local_packing.py --rescore F [F ...]   # the table again from saved runs
 """
 
@@ -85,7 +86,8 @@ class Variant:
 
     def label(self) -> str:
         parts = ["single row" if self.size == 1 else f"packs of {self.size}"]
-        parts += [name.replace("_", " ") for name, on in vars(self.notes).items() if on]
+        parts += [name.replace("_", " ") for name, on in vars(self.notes).items() if on and name != "compact"]
+        parts += ["spaced JSON"] * (not self.notes.compact)
         parts += ["group sections"] * self.describe + [f"{self.examples} examples"] * bool(self.examples)
         return ", ".join(parts + ["no prompt cache"] * (not self.prompt_cache))
 
@@ -278,12 +280,12 @@ HEADER = (
 RULE = "|" + "---|" * (HEADER.count("|") - 1)
 
 
-def parse_notes(text: str) -> Notes:
+def parse_notes(text: str, spaced: bool) -> Notes:
     names = set() if text == "none" else set(text.split(","))
-    unknown = names - set(vars(Notes()))
-    if unknown:
-        raise SystemExit(f"--notes: unknown {', '.join(sorted(unknown))} (values, own_words or none)")
-    return Notes(**{name: name in names for name in vars(Notes())})
+    known = set(vars(Notes())) - {"compact"}
+    if names - known:
+        raise SystemExit(f"--notes: unknown {', '.join(sorted(names - known))} ({', '.join(sorted(known))} or none)")
+    return Notes(**{name: name in names for name in known}, compact=not spaced)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -294,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--notes", default="none", help="The local prompt notes: values,own_words or none.")
     parser.add_argument("--describe", action="store_true", help="Name each group's sections in its description.")
     parser.add_argument("--examples", type=int, default=0, help="Worked examples (rows outside the sample).")
+    parser.add_argument("--spaced-json", action="store_true", help="JSON laid out as the model likes, not compact.")
     parser.add_argument("--no-prompt-cache", action="store_true")
     parser.add_argument("--model-dir", type=Path, default=Path.home() / ".cache" / "enrichkit")
     parser.add_argument("--save", type=Path, help="Also write every mode's answers and figures to this JSON file.")
@@ -319,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     spawn = multiprocessing.get_context("spawn")
     for size in args.sizes:
-        variant = Variant(size, parse_notes(args.notes), args.describe, args.examples, not args.no_prompt_cache)
+        variant = Variant(
+            size, parse_notes(args.notes, args.spaced_json), args.describe, args.examples, not args.no_prompt_cache
+        )
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             results.append(pool.submit(run_mode, variant, rows, task, model, args.threads).result())
         print(table_row(results[-1], rows, results[0]["answers"] if len(results) > 1 else {}), flush=True)

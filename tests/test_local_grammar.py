@@ -55,6 +55,7 @@ def test_grammar_schema_keeps_what_the_grammar_enforces(task: Task) -> None:
     assert first["properties"]["challenge"] == {"type": "string", "enum": ["practice", "expert"]}
     assert first["required"] == ["id", "tldr", "challenge"]
     assert first["additionalProperties"] is False  # llguidance would allow unlisted keys otherwise
+    assert grammar_schema(task.schema, compact=False)["x-guidance"]["whitespace_flexible"] is True
 
 
 def test_words_are_intersected_with_the_fields_own_pattern_and_length() -> None:

@@ -45,12 +45,14 @@ class Notes:
     the answer without the model ever reading the schema, so a field's allowed values are spelled out
     here, one a line; ``own_words`` asks for free text that does not copy the record, ``remind`` asks
     it again at the end of the user message, ``text_first`` has the free text written before the
-    other fields (the grammar fixes the order)."""
+    other fields (the grammar fixes the order); ``compact`` answers in JSON without whitespace (fewer
+    output tokens) rather than laid out as the model likes."""
 
     values: bool = True
     own_words: bool = True
     remind: bool = False
     text_first: bool = False
+    compact: bool = True
 
     def key(self) -> dict[str, Any]:
         """What changes answers, for the provider's settings (and so the cache keys)."""

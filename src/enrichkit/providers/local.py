@@ -63,8 +63,8 @@ SUPPORTED_KEYWORDS = frozenset(
     ]
 )
 FORMATS = frozenset(["date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"])
-# Compact JSON (no whitespace between tokens: fewer output tokens); ``lenient`` ignores what llguidance
-# cannot compile instead of dropping the whole grammar (``oneOf`` is taken as ``anyOf``).
+# ``lenient``: what llguidance cannot compile is ignored instead of dropping the whole grammar (``oneOf``
+# is taken as ``anyOf``); compact JSON (no whitespace between tokens) unless ``Notes.compact`` is off.
 GUIDANCE = {"whitespace_flexible": False, "lenient": True}
 # ``maxWords`` becomes a ``pattern`` of at most that many space-separated words, so no answer can break
 # it; each word is capped (generously) so a small model cannot ramble inside one word to the token
@@ -130,10 +130,12 @@ def _for_grammar(node: Any, llguidance: bool) -> Any:
     return out
 
 
-def grammar_schema(schema: Mapping[str, Any], llguidance: bool = True) -> Any:
+def grammar_schema(schema: Mapping[str, Any], llguidance: bool = True, compact: bool = True) -> Any:
     """The answer schema as the grammar compiler takes it (llguidance, or llama.cpp's own converter)."""
     out = restrict(_for_grammar(schema, llguidance), SUPPORTED_KEYWORDS)
-    return {"x-guidance": GUIDANCE, **out} if llguidance else out
+    if not llguidance:
+        return out
+    return {"x-guidance": GUIDANCE | {"whitespace_flexible": not compact}, **out}
 
 
 def _runtime_version() -> str:
@@ -157,11 +159,11 @@ def _llguidance() -> bool:
     return str(_runtime().json_schema_to_grammar({"type": "string"})).startswith("%llguidance")
 
 
-def answer_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+def answer_format(schema: Mapping[str, Any], compact: bool = True) -> dict[str, Any]:
     """The part of a request that constrains the answer to ``schema``: a llguidance grammar where the
     runtime has it, else ``response_format`` for llama.cpp's own converter."""
     if _llguidance():
-        return {"grammar": _runtime().json_schema_to_grammar(grammar_schema(schema))}
+        return {"grammar": _runtime().json_schema_to_grammar(grammar_schema(schema, compact=compact))}
     strict = {"name": "answer", "schema": grammar_schema(schema, llguidance=False), "strict": True}
     return {"response_format": {"type": "json_schema", "json_schema": strict}}
 
@@ -252,7 +254,9 @@ class LocalProvider:
                 {"role": "system", "content": request.system + guidance(request.schema, self.notes)},
                 {"role": "user", "content": request.prompt + reminder(request.schema, self.notes)},
             ],
-            **answer_format(free_text_first(request.schema) if self.notes.text_first else request.schema),
+            **answer_format(
+                free_text_first(request.schema) if self.notes.text_first else request.schema, self.notes.compact
+            ),
             "max_tokens": request.max_output_tokens,
             "temperature": self.temperature,
             "seed": SEED,
