@@ -124,6 +124,7 @@ def test_the_word_pattern_admits_up_to_the_limit_and_no_more() -> None:
     assert not pattern.match("one two three four") and not pattern.match("")
     assert not pattern.match("a" * (WORD_CHARS + 1))
     assert not pattern.match("one\ntwo\tthree\x1cfour")  # str.split() counts these as four words
+    assert pattern.match("one, two; three,") and not pattern.match("one,two,three,four")  # no gluing
 
 
 @needs_model

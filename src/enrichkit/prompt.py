@@ -47,12 +47,13 @@ class Notes:
     it again at the end of the user message, ``text_first`` has the free text written before the
     other fields (the grammar fixes the order); ``compact`` answers in JSON without whitespace (fewer
     output tokens) rather than laid out as the model likes; ``reason`` has the model write a short
-    reason first in each answer (taken out before the answer is checked)."""
+    reason first in each answer (taken out before the answer is checked). The defaults are the best
+    measured with benchmarks/local_packing.py (README, "The local model")."""
 
     values: bool = True
     own_words: bool = True
-    remind: bool = False
-    text_first: bool = False
+    remind: bool = True
+    text_first: bool = True
     compact: bool = True
     reason: bool = False
 
@@ -61,7 +62,7 @@ class Notes:
         return {"version": NOTES_VERSION, **asdict(self)}
 
 
-NOTES_VERSION = 1
+NOTES_VERSION = 2
 NOTES = Notes()
 PACKED = ("id", "echo")  # what a pack's answers carry besides the task's fields
 
@@ -108,10 +109,12 @@ def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
 
 def reminder(schema: Mapping[str, Any], notes: Notes) -> str:
     """What ``remind`` adds to the end of the user message (or nothing)."""
+    fields = answer_fields(schema)
     text = _free_text_names(schema)
     if not (notes.remind and text):
         return ""
-    return "\n\nWrite " + ", ".join(f'"{name}"' for name in text) + " in new words, not the record's."
+    named = ", ".join(f'"{name}" ({field_hint(fields[name])})' for name in text)
+    return f"\n\nWrite {named} in new words, not the record's."
 
 
 def _each_answer(schema: Mapping[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:

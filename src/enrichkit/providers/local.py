@@ -99,10 +99,12 @@ def compilable(pattern: str) -> bool:
 
 def word_pattern(words: int, llguidance: bool = True) -> str:
     """At most ``words`` words (no whitespace inside, as ``str.split`` counts them) of at most
-    ``WORD_CHARS`` characters, one space apart. llama.cpp's own converter reads the JSON text as
-    written, so there a word also excludes the quote and backslash."""
-    char = "[^\\s\\x1c-\\x1f]" if llguidance else '[^ "\\\\]'
-    word = f"{char}{{1,{WORD_CHARS}}}"
+    ``WORD_CHARS`` characters, one space apart; a comma or semicolon only ends a word, so a model
+    out of words cannot go on gluing them together ("a,b,c"). llama.cpp's own converter reads the
+    JSON text as written, so there a word also excludes the quote and backslash."""
+    if not llguidance:
+        return f'^[^ "\\\\]{{1,{WORD_CHARS}}}( [^ "\\\\]{{1,{WORD_CHARS}}}){{0,{words - 1}}}$'
+    word = f"[^\\s\\x1c-\\x1f,;]{{1,{WORD_CHARS}}}[,;]?"
     return f"^{word}( {word}){{0,{words - 1}}}$"
 
 
