@@ -160,4 +160,4 @@ def test_the_reason_is_written_but_not_returned() -> None:
 
     reply = asyncio.run(one())
     assert reply.usage.output_tokens > 10  # the reason was written
-    assert list(json.loads(reply.text or "")) == ["shelf", "gist", "isbn", "year"]
+    assert list(json.loads(reply.text or "")) == ["gist", "shelf", "isbn", "year"]  # free text first, no reason
