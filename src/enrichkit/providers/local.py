@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
+import re
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from enrichkit.cache import default_dir
 from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.local_models import embedded_model_path, file_sha256
+from enrichkit.prompt import (
+    NOTES,
+    REASON_TOKENS,
+    Notes,
+    free_text_first,
+    guidance,
+    reason_name,
+    reasoning_first,
+    reminder,
+    without_reason,
+)
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.schema import restrict
@@ -26,9 +40,11 @@ DEFAULT_CONTEXT = 8192
 SEED = 0
 INSTALL = "pip install 'enrichkit[local]'"
 
-# What llama.cpp's JSON-schema-to-grammar conversion enforces while decoding (``minimum``/``maximum``
-# only on integers, ``format`` only for date, time, date-time and uuid). The rest (maxWords, pattern,
-# uniqueItems ...) is stated in the prompt and checked by enrichkit after the answer arrives.
+# What the grammar enforces while decoding. xllamacpp's llama.cpp is built with llguidance, whose
+# JSON-schema compiler covers string lengths, regular expressions (unanchored ones too, as JSON Schema
+# means them), number and integer ranges, the common formats, and ``allOf`` as an intersection; a
+# runtime without llguidance gets llama.cpp's own converter (``response_format``), which enforces less.
+# The rest (uniqueItems ...) is stated in the prompt; every answer is checked by enrichkit anyway.
 SUPPORTED_KEYWORDS = frozenset(
     [
         "$defs",
@@ -48,6 +64,7 @@ SUPPORTED_KEYWORDS = frozenset(
         "maximum",
         "exclusiveMinimum",
         "exclusiveMaximum",
+        "multipleOf",
         "anyOf",
         "oneOf",
         "allOf",
@@ -56,41 +73,82 @@ SUPPORTED_KEYWORDS = frozenset(
         "required",
     ]
 )
-# ``maxWords`` becomes a ``pattern`` of at most that many space-separated words, which llama.cpp turns
-# into grammar, so no answer can break it; each word is capped (generously) so a small model cannot
-# ramble inside one word to the token limit. The word count is still checked afterwards.
+FORMATS = frozenset(["date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"])
+# ``lenient``: what llguidance cannot compile is ignored instead of dropping the whole grammar (``oneOf``
+# is taken as ``anyOf``); compact JSON (no whitespace between tokens) unless ``Notes.compact`` is off.
+GUIDANCE = {"whitespace_flexible": False, "lenient": True}
+# ``maxWords`` becomes a ``pattern`` of at most that many space-separated words, so no answer can break
+# it; each word is capped (generously) so a small model cannot ramble inside one word to the token
+# limit. Under llguidance it is intersected with the field's own ``pattern`` and length limits.
 WORD_CHARS = 24
+# Regular-expression syntax llguidance cannot compile (look-around, back-references, word boundaries,
+# atomic groups, possessive quantifiers, Python-only escapes): such a pattern is left to the check.
+_UNCOMPILABLE = re.compile(r"\\[1-9bBZGk]|\(\?[=!<>(]|\(\?P[=>]|[*+?}]\+")
+_ESCAPES_AND_SETS = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]")
+_BOUNDS = [("minLength", "maxLength"), ("minItems", "maxItems"), ("minimum", "maximum")]
 
 
-def _for_grammar(node: Any) -> Any:
+def compilable(pattern: str) -> bool:
+    """Whether llguidance can turn ``pattern`` into grammar (conservatively: unsure means no)."""
+    if _UNCOMPILABLE.search(pattern):
+        return False
+    inner = pattern.removeprefix("^")
+    inner = inner[:-1] if inner.endswith("$") and not inner.endswith("\\$") else inner
+    return not re.search(r"[\^$]", _ESCAPES_AND_SETS.sub("", inner))  # no anchor inside
+
+
+def word_pattern(words: int, llguidance: bool = True) -> str:
+    """At most ``words`` words (no whitespace inside, as ``str.split`` counts them) of at most
+    ``WORD_CHARS`` characters, one space apart; a comma or semicolon only ends a word, so a model
+    out of words cannot go on gluing them together ("a,b,c"). llama.cpp's own converter reads the
+    JSON text as written, so there a word also excludes the quote and backslash."""
+    if not llguidance:
+        return f'^[^ "\\\\]{{1,{WORD_CHARS}}}( [^ "\\\\]{{1,{WORD_CHARS}}}){{0,{words - 1}}}$'
+    word = f"[^\\s\\x1c-\\x1f,;]{{1,{WORD_CHARS}}}[,;]?"
+    return f"^{word}( {word}){{0,{words - 1}}}$"
+
+
+def _for_grammar(node: Any, llguidance: bool) -> Any:
     if isinstance(node, list):
-        return [_for_grammar(item) for item in node]
+        return [_for_grammar(item, llguidance) for item in node]
     if not isinstance(node, Mapping):
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("properties", "$defs"):
-            out[key] = {name: _for_grammar(sub) for name, sub in value.items()}
+            out[key] = {name: _for_grammar(sub, llguidance) for name, sub in value.items()}
         elif key in ("enum", "const"):
             out[key] = value
-        elif not (key == "items" and isinstance(value, bool)):  # llama.cpp rejects boolean ``items``
-            out[key] = _for_grammar(value)
+        elif llguidance or not (key == "items" and isinstance(value, bool)):  # llama.cpp's converter rejects it
+            out[key] = _for_grammar(value, llguidance)
+    if llguidance:
+        if "pattern" in out and not (isinstance(out["pattern"], str) and compilable(out["pattern"])):
+            del out["pattern"]
+        if "format" in out and out["format"] not in FORMATS:
+            del out["format"]
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False  # llguidance follows JSON Schema: unlisted keys are allowed
+    for low, high in _BOUNDS:  # a contradiction would make the grammar unsatisfiable: leave it to the check
+        if isinstance(out.get(low), int | float) and isinstance(out.get(high), int | float) and out[low] > out[high]:
+            del out[low], out[high]
     words = node.get("maxWords")
-    if isinstance(words, int) and words > 0 and not {"pattern", "maxLength"} & set(node):
-        out["pattern"] = word_pattern(words)
+    if isinstance(words, int) and words > 0:
+        if not llguidance:
+            if not {"pattern", "maxLength"} & set(node):
+                out["pattern"] = word_pattern(words, llguidance=False)
+        elif "pattern" in out:
+            out["allOf"] = [*out.get("allOf", []), {"pattern": word_pattern(words)}]
+        else:
+            out["pattern"] = word_pattern(words)
     return out
 
 
-def word_pattern(words: int) -> str:
-    """At most ``words`` space-separated words of at most ``WORD_CHARS`` characters each (no quote or
-    backslash: llama.cpp applies the pattern to the JSON string's characters as written)."""
-    word = f'[^ "\\\\]{{1,{WORD_CHARS}}}'
-    return f"^{word}( {word}){{0,{words - 1}}}$"
-
-
-def grammar_schema(schema: Mapping[str, Any]) -> Any:
-    """The answer schema as llama.cpp's grammar conversion takes it."""
-    return restrict(_for_grammar(schema), SUPPORTED_KEYWORDS)
+def grammar_schema(schema: Mapping[str, Any], llguidance: bool = True, compact: bool = True) -> Any:
+    """The answer schema as the grammar compiler takes it (llguidance, or llama.cpp's own converter)."""
+    out = restrict(_for_grammar(schema, llguidance), SUPPORTED_KEYWORDS)
+    if not llguidance:
+        return out
+    return {"x-guidance": GUIDANCE | {"whitespace_flexible": not compact}, **out}
 
 
 def _runtime_version() -> str:
@@ -98,6 +156,29 @@ def _runtime_version() -> str:
         return importlib.metadata.version("xllamacpp")
     except importlib.metadata.PackageNotFoundError:
         raise UserError(f"local models need xllamacpp: {INSTALL}") from None
+
+
+def _runtime() -> Any:
+    try:
+        import xllamacpp
+    except ImportError:
+        raise UserError(f"local models need xllamacpp: {INSTALL}") from None
+    return xllamacpp
+
+
+@functools.cache
+def _llguidance() -> bool:
+    """Whether this build of llama.cpp compiles grammars with llguidance (the Linux wheels do)."""
+    return str(_runtime().json_schema_to_grammar({"type": "string"})).startswith("%llguidance")
+
+
+def answer_format(schema: Mapping[str, Any], compact: bool = True) -> dict[str, Any]:
+    """The part of a request that constrains the answer to ``schema``: a llguidance grammar where the
+    runtime has it, else ``response_format`` for llama.cpp's own converter."""
+    if _llguidance():
+        return {"grammar": _runtime().json_schema_to_grammar(grammar_schema(schema, compact=compact))}
+    strict = {"name": "answer", "schema": grammar_schema(schema, llguidance=False), "strict": True}
+    return {"response_format": {"type": "json_schema", "json_schema": strict}}
 
 
 class LocalProvider:
@@ -117,6 +198,8 @@ class LocalProvider:
         context: int = DEFAULT_CONTEXT,
         threads: int | None = None,
         capabilities: Capabilities | None = None,
+        notes: Notes = NOTES,
+        prompt_cache: bool = True,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -126,12 +209,15 @@ class LocalProvider:
         self.context = context
         self.threads = threads
         self.capabilities = capabilities or CAPABILITIES
+        self.notes = notes
+        self.prompt_cache = prompt_cache
         self._sha256: str | None = None
         self._server: Any = None
         self._loading = threading.Lock()
 
     def settings(self) -> dict[str, Any]:
-        """The model file by content, the runtime and the sampling (not the display name or thread count)."""
+        """The model file by content, the runtime, the sampling and the local prompt notes (not the
+        display name, thread count or prompt cache, which do not change answers)."""
         if self._sha256 is None:
             self._sha256 = file_sha256(self.path)
         return {
@@ -139,19 +225,18 @@ class LocalProvider:
             "runtime": f"xllamacpp {_runtime_version()}",
             "temperature": self.temperature,
             "seed": SEED,
+            "notes": self.notes.key(),
         }
 
     def _load(self) -> Any:
-        try:
-            import xllamacpp
-        except ImportError:
-            raise UserError(f"local models need xllamacpp: {INSTALL}") from None
+        xllamacpp = _runtime()
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
         params.n_ctx = self.context
         params.n_parallel = 1
         params.sampling.temp = self.temperature
         params.sampling.seed = SEED
+        params.cache_prompt = self.prompt_cache
         params.warmup = False
         params.verbosity = 0  # llama.cpp logs every request to stderr otherwise
         if self.threads:
@@ -177,20 +262,26 @@ class LocalProvider:
         return response
 
     async def generate(self, request: Request) -> Reply:
+        schema = free_text_first(request.schema) if self.notes.text_first else request.schema
+        extra_tokens = 0
+        if self.notes.reason:
+            schema = reasoning_first(schema)
+            extra_tokens = REASON_TOKENS * len(request.schema.get("prefixItems", [None]))
         body = {
             "messages": [
-                {"role": "system", "content": request.system},
-                {"role": "user", "content": request.prompt},
+                {"role": "system", "content": request.system + guidance(request.schema, self.notes)},
+                {"role": "user", "content": request.prompt + reminder(request.schema, self.notes)},
             ],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": grammar_schema(request.schema), "strict": True},
-            },
-            "max_tokens": request.max_output_tokens,
+            **answer_format(schema, self.notes.compact),
+            "max_tokens": request.max_output_tokens + extra_tokens,
             "temperature": self.temperature,
             "seed": SEED,
+            "cache_prompt": self.prompt_cache,
         }
-        return to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
+        reply = to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
+        if self.notes.reason:
+            return replace(reply, text=without_reason(reply.text, reason_name(request.schema)))
+        return reply
 
     async def count_tokens(self, request: Request) -> int | None:
         """None: counting would mean loading the model, so the engine's estimate is used."""
@@ -198,7 +289,14 @@ class LocalProvider:
 
     def with_model(self, model: str) -> LocalProvider:
         """Another GGUF file (``model`` is its path) with the same settings."""
-        return LocalProvider(model, temperature=self.temperature, context=self.context, threads=self.threads)
+        return LocalProvider(
+            model,
+            temperature=self.temperature,
+            context=self.context,
+            threads=self.threads,
+            notes=self.notes,
+            prompt_cache=self.prompt_cache,
+        )
 
     def on_tier(self, tier: str) -> LocalProvider:
         raise UserError(f"the local provider has no service tier {tier!r}")
