@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tqdm.auto import tqdm
 
 from enrichkit.adaptive import PackSizer
+from enrichkit.audit import audit_packed
 from enrichkit.backends import open_cache, open_limiter
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.budget import Budget, BudgetReached
@@ -187,7 +188,7 @@ async def aenrich_chunks(
             if not stats.stopped:
                 try:
                     await _send(list(run.work.values()), opts, packer, live, task, primary, echo, cache)
-                    await live.audit(opts.audit)
+                    await audit_packed(packer, scheduler, tiers[0], opts.audit)
                 except (FatalProviderError, StorageError, BudgetReached) as exc:
                     if not stats.enriched:  # nothing was bought: the user's error is the whole story
                         raise

@@ -9,6 +9,7 @@ slightly different words (plurals, "use"/"using") still score high, and word ord
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import re
@@ -16,9 +17,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from statistics import fmean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from enrichkit.errors import UserError
+from enrichkit.errors import ProviderError, UserError
+from enrichkit.validation import AnswerError, parse_answer
+
+if TYPE_CHECKING:
+    from enrichkit.packer import Packer, Work
+    from enrichkit.providers.base import Provider
+    from enrichkit.scheduler import Scheduler
 
 SIMILAR = 0.5
 """Two texts at least this similar count as agreeing."""
@@ -137,3 +144,30 @@ def audit_text(doc: Mapping[str, Any]) -> str:
     if any(f["agreement"] < HINT_BELOW for f in doc["fields"].values()):
         line += "\nhint: packed answers often differ from the same rows asked alone; a smaller --batch-size may help"
     return line
+
+
+async def audit_packed(packer: Packer, scheduler: Scheduler, provider: Provider, fraction: float) -> None:
+    """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
+    ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
+    ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
+    if fraction <= 0:
+        return
+    chosen = [packer.packed[key] for key in sample(packer.packed, fraction)]
+    single: dict[str, dict[str, Any]] = {}
+
+    async def ask_alone(item: Work) -> None:
+        """One audit call into ``single``; a failed call or an invalid answer gives none."""
+        try:
+            reply = await scheduler.call(provider, packer.single_request(item), "audit")
+            values, problem = packer.check_values(parse_answer(reply.text, dict))
+        except (ProviderError, AnswerError):
+            return
+        if problem is None:
+            single[item.key] = values
+
+    async with asyncio.TaskGroup() as group:
+        for item in chosen:
+            group.create_task(ask_alone(item))
+    packed = [packer.results[key].values for key in single]
+    fields = agreement(packer.task.schema, packed, list(single.values()))
+    packer.stats.audit = merged(packer.stats.audit, Audit(fraction, len(chosen), len(single), fields))

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from enrichkit.adaptive import PackSizer
-from enrichkit.audit import Audit, agreement, merged, sample
-from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, RequestRejected, TransientError
+from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
 from enrichkit.ladder import Ladder, Rung
 from enrichkit.pacing import Gate
 from enrichkit.packer import Packer, Work
@@ -29,7 +28,6 @@ from enrichkit.pools import Pools
 from enrichkit.providers.base import Provider
 from enrichkit.result import CallKind
 from enrichkit.scheduler import Scheduler
-from enrichkit.validation import AnswerError, parse_answer
 
 PackFailure = (TransientError, PromptTooLong, RequestRejected)
 """Errors that fail the rows of one call (they go down the ladder), not the run."""
@@ -70,24 +68,52 @@ class LiveRun:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self._pools.opened(rung)  # the feed: its packs' failed rows may join every pool below it
-                async for pack, formed, limit in self._feed(work, rung.size):
+                async for pack, formed, limit in self._feed(work, rung):
                     self._send(pack, Rung(limit, rung.tier), formed)
                 self._pools.closed(rung)
                 self._flush()
         except BaseExceptionGroup as failed:
             raise _first_cause(failed) from None
 
-    async def _feed(self, work: Sequence[Work], size: int) -> AsyncIterator[tuple[list[Work], int, int]]:
+    async def _feed(self, work: Sequence[Work], rung: Rung) -> AsyncIterator[tuple[list[Work], int, int]]:
         """Each pack, with the adaptive size it was formed at and its rung's size, once there is room (so it
-        looks at the cache just before it is sent, and takes the sizes the ladder and the sizer hold then)."""
+        looks at the cache just before it is sent, and takes the sizes the ladder and the sizer hold then).
+        A pack is filled with rows this run may ask: rows stored meanwhile settle as hits, and rows another
+        worker is asking are left to it (``_await``), so the pack takes the next rows instead."""
         start = 0
-        while start < len(work):
+        claimed: list[Work] = []  # rows this run may ask, not packed yet
+        while start < len(work) or claimed:
             await self._room.acquire()
-            formed = self.sizer.size if self.sizer is not None else size
-            limit = max(1, min(formed, size, self.ladder.cap))
-            pack = self.packer.packs(work[start : start + limit], limit)[0]
-            start += len(pack)
+            formed = self.sizer.size if self.sizer is not None else rung.size
+            limit = max(1, min(formed, rung.size, self.ladder.cap))
+            while len(claimed) < limit and start < len(work):
+                taken = list(work[start : start + limit - len(claimed)])
+                start += len(taken)
+                free, held = self.packer.claim(taken)
+                claimed += free
+                if held:
+                    self._await(held, Rung(limit, rung.tier))
+            if not claimed:
+                self._room.release()
+                continue
+            pack = self.packer.packs(claimed, limit)[0]
+            del claimed[: len(pack)]
             yield pack, formed, limit
+
+    def _await(self, held: list[Work], rung: Rung) -> None:
+        """Leave rows to the other worker asking them; the rows it does not answer join the pool at ``rung``."""
+        assert self._group is not None
+        self._pools.opened(rung)
+        self._group.create_task(self._awaited(held, rung))
+
+    async def _awaited(self, held: list[Work], rung: Rung) -> None:
+        try:
+            free = await self.packer.awaited(held)
+        finally:
+            self._pools.closed(rung)
+        for items, at in self._pools.add(free, rung):
+            self._send(items, at)
+        self._flush()
 
     def _send(self, items: list[Work], rung: Rung, formed: int | None = None) -> None:
         """Ask ``items`` at ``rung`` as a new call (``formed``: a pack of the feed, formed at this adaptive
@@ -102,7 +128,7 @@ class LiveRun:
             if formed is None:
                 await self._room.acquire()
             try:
-                await self._ask(items, rung)
+                await self._ask(items, rung, claimed=formed is not None)
                 if formed is not None:
                     self._observe(items, formed)
             finally:
@@ -121,8 +147,12 @@ class LiveRun:
         if self.sizer is not None:
             self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
 
-    async def _ask(self, items: list[Work], rung: Rung) -> None:
-        items = await self.packer.cached_meanwhile(items)
+    async def _ask(self, items: list[Work], rung: Rung, *, claimed: bool = False) -> None:
+        """Ask ``items`` at ``rung`` (``claimed``: the feed has claimed them just now)."""
+        if not claimed:
+            items, held = self.packer.claim(items)
+            if held:
+                self._await(held, rung)
         if not items:
             return
         if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
@@ -220,32 +250,6 @@ class LiveRun:
                 f"no answer satisfies the task's schema: {len(self._invalid)} answers for"
                 f" {len(set(self._invalid))} rows on their own were invalid and none was valid (last: {problem})"
             )
-
-    async def audit(self, fraction: float) -> None:
-        """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record
-        in ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused
-        call ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
-        if fraction <= 0:
-            return
-        packer = self.packer
-        chosen = [packer.packed[key] for key in sample(packer.packed, fraction)]
-        single: dict[str, dict[str, Any]] = {}
-        async with asyncio.TaskGroup() as group:
-            for item in chosen:
-                group.create_task(self._ask_alone(item, single))
-        packed = [packer.results[key].values for key in single]
-        fields = agreement(packer.task.schema, packed, list(single.values()))
-        packer.stats.audit = merged(packer.stats.audit, Audit(fraction, len(chosen), len(single), fields))
-
-    async def _ask_alone(self, item: Work, answers: dict[str, dict[str, Any]]) -> None:
-        """One audit call into ``answers``; a failed call or an invalid answer gives none."""
-        try:
-            reply = await self.scheduler.call(self.tiers[0], self.packer.single_request(item), "audit")
-            values, problem = self.packer.check_values(parse_answer(reply.text, dict))
-        except (ProviderError, AnswerError):
-            return
-        if problem is None:
-            answers[item.key] = values
 
 
 def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:

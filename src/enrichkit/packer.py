@@ -194,23 +194,35 @@ class Packer:
         if self._commits is not None:  # last: the answers of a write that fails (a lost Redis) still reach the output
             await self._commits.put(entries)
 
-    async def cached_meanwhile(self, items: list[Work]) -> list[Work]:
-        """The rows still to ask: another process on the same cache may have stored some since the run began.
+    def claim(self, items: list[Work]) -> tuple[list[Work], list[Work]]:
+        """The rows to ask now, and the rows another worker is asking now (``awaited``).
 
-        On a cache with leases the pack takes its rows' leases, all or none: while another worker
-        holds some (or some are stored meanwhile), it holds none itself (so no two packs wait on each
-        other) and looks at the cache again after a short wait, until each row is answered there or
-        free for it to ask (a lease ends when its row is stored or failed, or after the lease time)."""
+        Another process on the same cache may have stored some rows since the run began: they settle
+        as hits. On a cache with leases this run takes the leases of the rows that are free; a row whose
+        lease another worker holds is left to it (a lease ends when its row is stored or failed, or
+        after the lease time), so the pack is formed from the other rows instead of waiting."""
         if self.cache is None:
-            return items
+            return items, []
         if self.cache.written_elsewhere():
             items = self._hits(items)
+        taken = set(self.cache.lease([w.key for w in items]))
+        if not taken:
+            return items, []
+        items = self._hits(items)  # some were taken because they are stored already
+        return [w for w in items if w.key not in taken], [w for w in items if w.key in taken]
+
+    async def awaited(self, held: list[Work]) -> list[Work]:
+        """Wait for rows other workers hold, looking at the cache again after short waits: the rows they
+        store settle as hits; the rows returned became free (their holder failed them or died) and are
+        this run's to ask."""
+        free: list[Work] = []
         delay = LEASE_POLL
-        while items and self.cache.lease([w.key for w in items]):
+        while held:
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(1.0, delay * 1.5)
-            items = self._hits(items)
-        return items
+            more, held = self.claim(held)
+            free += more
+        return free
 
     def _hits(self, items: list[Work]) -> list[Work]:
         """``items`` less the rows the cache holds now (settled as hits)."""

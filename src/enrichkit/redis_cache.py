@@ -40,8 +40,9 @@ for i = 1, n do
   local owner = redis.call('GET', KEYS[i])
   if (owner and owner ~= ARGV[1]) or redis.call('EXISTS', KEYS[n + i]) == 1 then taken[#taken + 1] = i end
 end
-if #taken == 0 then
-  for i = 1, n do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+local t = 1
+for i = 1, n do
+  if taken[t] == i then t = t + 1 else redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
 end
 return taken
 """
@@ -158,21 +159,20 @@ class RedisCache:
             return int(self._client.get(self._writes) or 0) != self._expected
 
     def lease(self, keys: Sequence[str]) -> list[str]:
-        """Take the leases of all ``keys`` (or renew this object's), or none; the keys others hold, or
-        that are stored already (read them: ``get_many``)."""
+        """Take (or renew) the leases of the ``keys`` that are free; the keys others hold, or that are
+        stored already (read them: ``get_many``). Nobody waits holding a lease, so none can deadlock."""
         if not keys or self.lease_seconds <= 0:
             return []
         with self._guard("lease"):
             names = [*map(self._lease, keys), *map(self._row, keys)]
             held: Any = self._client.eval(_LEASE, len(names), *names, self._token, self._lease_ms())
-        if held:
-            return [keys[i - 1] for i in held]
+        taken = [keys[i - 1] for i in held]
         with self._held_lock:
-            self._held.update(keys)
+            self._held.update(set(keys).difference(taken))
         if self._renewer is None:
             self._renewer = threading.Thread(target=self._renew, name="enrichkit-leases", daemon=True)
             self._renewer.start()
-        return []
+        return taken
 
     def release(self, keys: Iterable[str]) -> None:
         """End this object's leases of ``keys`` (a row it gave up on: the others may ask it)."""
