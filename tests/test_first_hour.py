@@ -61,6 +61,15 @@ def test_no_failures_file_when_every_row_was_enriched(stub: GeminiStub, tmp_path
     assert "by reason" not in result.stderr
 
 
+def test_a_run_with_no_failures_removes_the_last_runs_failures_file(stub: GeminiStub, tmp_path: Path) -> None:
+    rows, out = write_jsonl(tmp_path / "rows.jsonl", topic_rows(5)), tmp_path / "out.jsonl"
+    stale = tmp_path / "out-failures.jsonl"
+    stale.write_text('{"id": "t3", "reason": "an earlier run"}\n', encoding="utf-8")
+    result = invoke(stub, "run", str(rows), "-t", TASK, "-o", str(out), "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+
+
 def test_an_interrupted_receipt_shows_the_real_wall_time(tmp_path: Path) -> None:
     rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
     write_jsonl(rows, topic_rows(200))

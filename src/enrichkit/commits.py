@@ -3,8 +3,7 @@
 A transaction per pack makes SQLite write every page the pack dirtied, and cache keys are random, so
 that is about a page a row; one transaction for all the packs of a turn writes each page once for them
 all (measured on ext4: 24 µs a row in transactions of 20 rows). ``put`` returns once its entries are
-committed, so a row is in the cache before the run counts it settled; a failed commit fails every
-pack in it.
+committed; a failed commit fails every pack in it.
 """
 
 from __future__ import annotations

@@ -150,6 +150,8 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         return INTERRUPTED
     finally:
         progress.close()
+    if lazy is not None and not stats.failed and not stats.pending:
+        lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
     if shown:
         say(preview_text(shown, task), cli.quiet)
