@@ -41,22 +41,13 @@ def text_fields(schema: Mapping[str, Any]) -> list[str]:
     ]
 
 
-_SPACES = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
-
-
 def _words(values: Iterable[Any]) -> set[str]:
-    """The ``_WORD``s of ``values`` in lower case, less ``_STOP`` (ASCII text: split at what is not a letter
-    or digit, faster)."""
+    """The ``_WORD``s of ``values`` in lower case, less ``_STOP`` (ASCII text is lowered first: faster; other
+    text word by word, as lowering may change its length)."""
     text = " ".join(map(str, values))
-    if not text.isascii():
-        return {w.lower() for w in _WORD.findall(text)} - _STOP
-    words = set()
-    for token in text.lower().translate(_SPACES).split():
-        if token.isdigit() or (len(token) > 2 and token.isalpha()):
-            words.add(token)
-        elif not token.isalpha():
-            words.update(_WORD.findall(token))  # letters and digits mixed
-    return words - _STOP
+    if text.isascii():
+        return set(_WORD.findall(text.lower())) - _STOP
+    return {w.lower() for w in _WORD.findall(text)} - _STOP
 
 
 def suspects(
