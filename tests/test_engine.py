@@ -189,7 +189,10 @@ def test_a_whole_pack_that_keeps_failing_goes_down_to_single_rows(
     cut_before_any_item = with_text(lambda text: text[:3], finish="MAX_TOKENS")
     stub.rule(lambda call: bool(call.ids), cut_before_any_item)  # every packed answer is cut off
     result = run(topic_rows(8), task, client, cache_dir)
-    assert pack_sizes(stub) == [8, 4, 4, 2, 2, 2, 2, *[1] * 8]
+    sizes = pack_sizes(stub)
+    assert sizes[:3] == [8, 4, 4] and sizes[-8:] == [1] * 8  # each row ends up alone
+    # packs of 2, a size that never worked, are given up after two fail (those already sent still go)
+    assert 2 <= sizes.count(2) <= 4 and len(sizes) == 3 + sizes.count(2) + 8
     assert result.failures == []
 
 
