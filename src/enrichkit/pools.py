@@ -63,9 +63,4 @@ class Pools(Generic[T]):
 
     def _fed(self, rung: Rung) -> bool:
         """Whether a larger source on ``rung``'s tier may still add rows to its pool."""
-        larger = [r for r in (*self._sources, *self._rows) if r.tier == rung.tier and r.size > rung.size]
-        return bool(larger)
-
-    def waiting(self) -> int:
-        """Rows in the pools (not yet sent)."""
-        return sum(len(rows) for rows in self._rows.values())
+        return any(r.tier == rung.tier and r.size > rung.size for r in (*self._sources, *self._rows))

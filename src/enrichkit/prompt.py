@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from enrichkit.schema import field_hint
+from enrichkit.schema import field_hint, is_free_text
 from enrichkit.task import Task
 
 PROMPT_VERSION = 1
@@ -76,10 +76,6 @@ def answer_fields(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.get("properties", {}).items() if k not in PACKED}
 
 
-def _free_text(schema: Mapping[str, Any]) -> bool:
-    return schema.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(schema)
-
-
 def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
     """Lines for the end of the system prompt (empty, or starting with a blank line); they depend
     only on the task, so the system prompt stays one fixed prefix for the whole run."""
@@ -89,7 +85,7 @@ def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
         for name, sub in fields.items():
             if isinstance(sub.get("enum"), list):
                 lines += ["", f'"{name}" is exactly one of these values:', *(f"- {v}" for v in sub["enum"])]
-    text = [name for name, sub in fields.items() if _free_text(sub)]
+    text = _free_text_names(schema)
     if notes.reason:
         name = reason_name(schema)
         lines += [
@@ -104,7 +100,7 @@ def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
 
 
 def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
-    return [name for name, sub in answer_fields(schema).items() if _free_text(sub)]
+    return [name for name, sub in answer_fields(schema).items() if is_free_text(sub)]
 
 
 def reminder(schema: Mapping[str, Any], notes: Notes) -> str:
@@ -137,7 +133,7 @@ def free_text_first(schema: Mapping[str, Any]) -> dict[str, Any]:
 
     def reorder(props: dict[str, Any]) -> dict[str, Any]:
         first = [n for n in PACKED if n in props] + [
-            n for n, sub in props.items() if n not in PACKED and _free_text(sub)
+            n for n, sub in props.items() if n not in PACKED and is_free_text(sub)
         ]
         return {n: props[n] for n in [*first, *(n for n in props if n not in first)]}
 

@@ -2,8 +2,8 @@
 
 The keys are ``RowCache``'s row keys under a prefix, the values the same entry JSON, and the same rule
 holds: only validated values, nothing expires. A pack is one round trip each way (``MGET``; one
-pipeline of ``MSET``, the end of its leases and a count of writes). A lease (``SET NX PX``, taken for a
-whole pack or not at all) keeps a row in flight in one worker: the others wait for its answer. A
+pipeline of ``MSET``, the end of its leases and a count of writes). A lease (``SET PX``, taken for the rows
+of a pack that are free) keeps a row in flight in one worker: the others leave it to that worker. A
 thread renews the leases a worker holds every third of the lease time, so a pack may wait on the rate
 limit or a 429 as long as it must; a worker that dies stops renewing, and its rows are free after
 the lease time.

@@ -225,6 +225,11 @@ _WORDED = {
 }
 
 
+def is_free_text(field: Mapping[str, Any]) -> bool:
+    """Whether an output field is free text: a string without an enum, const, format or pattern."""
+    return field.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(field)
+
+
 def field_hint(schema: Mapping[str, Any]) -> str:
     """A one-line English description of a field's type and constraints, for the prompt."""
     parts: list[str] = []

@@ -22,15 +22,7 @@ class AnswerError(ValueError):
 
 def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]]) -> Any:
     """The JSON value in ``text``; tolerates a ```json fence and prose before the JSON, nothing else."""
-    start = _json_start(text, expect)
-    assert text is not None
-    try:
-        value, _ = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
-    if not isinstance(value, expect):
-        raise AnswerError(f"answer is not a JSON {'array' if expect is list else 'object'}")
-    return value
+    return _decode(text, _json_start(text, expect), expect)
 
 
 def parse_items(text: str | None) -> tuple[list[Any], str | None]:
@@ -40,7 +32,7 @@ def parse_items(text: str | None) -> tuple[list[Any], str | None]:
     start = _json_start(text, list)
     assert text is not None
     try:
-        return parse_answer(text, list), None
+        return _decode(text, start, list), None
     except AnswerError as exc:
         problem = str(exc)
     items: list[Any] = []
@@ -58,6 +50,18 @@ def parse_items(text: str | None) -> tuple[list[Any], str | None]:
     if not items:
         raise AnswerError(problem)
     return items, problem
+
+
+def _decode(text: str | None, start: int, expect: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """The JSON value of ``expect``'s type at ``start`` in ``text``."""
+    assert text is not None
+    try:
+        value, _ = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, expect):
+        raise AnswerError(f"answer is not a JSON {'array' if expect is list else 'object'}")
+    return value
 
 
 def _skip_space(text: str, pos: int) -> int:
