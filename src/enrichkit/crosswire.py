@@ -21,6 +21,7 @@ from typing import Any
 from enrichkit.schema import is_free_text
 
 _WORD = re.compile(r"\d+|[^\W\d_]{3,}")  # numbers, and words of three letters or more
+_ASCII_WORD = re.compile(r"[0-9]+|[a-z]{3,}")  # ``_WORD`` in lower-case ASCII text (a simpler pattern: faster)
 _STOP = frozenset(
     """about above across after again against all also among and any are because been before being below
     between both but can could did does doing down during each few for from further had has have having
@@ -43,9 +44,9 @@ def _words(values: Iterable[Any]) -> set[str]:
     """The ``_WORD``s of ``values`` in lower case, less ``_STOP`` (ASCII text is lowered first: faster; other
     text word by word, as lowering may change its length)."""
     text = " ".join(map(str, values))
-    if text.isascii():
-        return set(_WORD.findall(text.lower())) - _STOP
-    return {w.lower() for w in _WORD.findall(text)} - _STOP
+    words = set(_ASCII_WORD.findall(text.lower())) if text.isascii() else {w.lower() for w in _WORD.findall(text)}
+    words.difference_update(_STOP)
+    return words
 
 
 def suspects(
@@ -72,21 +73,23 @@ def suspects(
     lean: dict[str, dict[str, float]] = {}  # answer -> other row -> how much better it fits that row
     found: set[str] = set()
     for rid, values in answers.items():
-        said = _words(values.get(f, "") for f in fields) & weight.keys()
+        said = _words([values.get(f, "") for f in fields])
+        said.intersection_update(weight.keys())
         own = row_words.get(rid, set())
         theirs: defaultdict[str, float] = defaultdict(float)  # other row -> said words it has, this row lacks
         count: defaultdict[str, int] = defaultdict(int)  # other row -> how many such words
-        shared: defaultdict[str, float] = defaultdict(float)  # other row -> said words both rows have
-        for w in said:
+        for w in said - own:
             for other in holders[w]:
-                if other == rid:
-                    continue
-                if w in own:
-                    shared[other] += weight[w]
-                else:
-                    theirs[other] += weight[w]
-                    count[other] += 1
-        mine = sum(weight[w] for w in said & own)
+                theirs[other] += weight[w]
+                count[other] += 1
+        if not theirs:  # the usual case: no word of the answer is another row's alone
+            lean[rid] = {}
+            continue
+        mine_words = said & own
+        mine = sum(weight[w] for w in mine_words)
+        shared = {  # other row -> said words both rows have
+            other: sum(weight[w] for w in mine_words if w in row_words[other]) for other in theirs
+        }
         lean[rid] = {other: score - (mine - shared[other]) for other, score in theirs.items()}
         needed = 1 if mine else 2  # an answer with no word of its own row: one word of another is chance
         if any(

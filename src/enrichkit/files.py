@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from enrichkit.disk import atomic, checked, storage_errors, unwritable
 from enrichkit.disk import sweep_temps as sweep_temps
 from enrichkit.errors import UserError
-from enrichkit.jsontext import loads
+from enrichkit.jsontext import is_exact, loads
 from enrichkit.stdio import destination, is_stdout
 from enrichkit.writers import SQLITE, load_pyarrow, parquet_writer, sqlite_writer
 
@@ -55,8 +57,8 @@ def iter_rows(source: str | Path, stdin_format: str = "jsonl") -> Iterator[Row]:
     ``next``; an input without rows is an error once it is used up.
     """
     if str(source) == "-":
-        lines = _decoded(sys.stdin.buffer, "<stdin>")
-        rows = _csv(lines, "<stdin>") if stdin_format == "csv" else _jsonl(lines, "<stdin>")
+        stdin = sys.stdin.buffer
+        rows = _csv(_decoded(stdin, "<stdin>"), "<stdin>") if stdin_format == "csv" else _jsonl_bytes(stdin, "<stdin>")
         yield from _nonempty(rows, "<stdin>")
         return
     path = Path(source)
@@ -75,7 +77,7 @@ def iter_rows(source: str | Path, stdin_format: str = "jsonl") -> Iterator[Row]:
         if suffix == ".json":
             yield from _nonempty(iter(_json_array(decode(stream.read(), str(path)), str(path))), str(path))
         elif suffix == ".jsonl":
-            yield from _nonempty(_jsonl(_decoded(stream, str(path)), str(path)), str(path))
+            yield from _nonempty(_jsonl_bytes(stream, str(path)), str(path))
         else:
             yield from _nonempty(_csv(_decoded(stream, str(path)), str(path)), str(path))
 
@@ -84,12 +86,17 @@ def _decoded(stream: IO[bytes], origin: str) -> Iterator[str]:
     """The lines of a binary stream as UTF-8 text (a BOM at the start is dropped)."""
     offset = 0
     for number, raw in enumerate(stream, 1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{origin}:{number}: not UTF-8 text (bad byte at offset {offset + exc.start})") from None
+        line = _decode_line(raw, number, offset, origin)
         offset += len(raw)
         yield line
+
+
+def _decode_line(raw: bytes, number: int, offset: int, origin: str) -> str:
+    """Line ``number`` (at byte ``offset``) as UTF-8 text (a BOM at the start of the first is dropped)."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{origin}:{number}: not UTF-8 text (bad byte at offset {offset + exc.start})") from None
 
 
 def _nonempty(rows: Iterator[Row], origin: str) -> Iterator[Row]:
@@ -116,15 +123,38 @@ def parse_rows(text: str, suffix: str, origin: str) -> list[Row]:
 
 def _jsonl(lines: Iterable[str], origin: str) -> Iterator[Row]:
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+        if (row := _row(line, number, origin)) is not None:
+            yield row
+
+
+def _jsonl_bytes(stream: IO[bytes], origin: str) -> Iterator[Row]:
+    """``_jsonl`` of a binary stream: a line orjson reads as an object as ``json`` would is taken as it is;
+    any other (a BOM, a blank line, a float or text orjson reads otherwise, a mistake) goes the careful
+    way, ``_decode_line`` and ``_row``, which find the mistake and name it."""
+    offset = 0
+    for number, raw in enumerate(stream, 1):
         try:
-            row = loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{origin}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{origin}:{number}: a row must be a JSON object, not {type(row).__name__}")
-        yield row
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            row = None
+        if type(row) is not dict or not is_exact(row):
+            row = _row(_decode_line(raw, number, offset, origin), number, origin)
+        offset += len(raw)
+        if row is not None:
+            yield row
+
+
+def _row(line: str, number: int, origin: str) -> Row | None:
+    """The row on line ``number`` (None: a blank line)."""
+    if not line.strip():
+        return None
+    try:
+        row = loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{origin}:{number}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(row, dict):
+        raise UserError(f"{origin}:{number}: a row must be a JSON object, not {type(row).__name__}")
+    return row
 
 
 def load_json(text: str, origin: str) -> Any:

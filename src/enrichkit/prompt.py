@@ -182,8 +182,11 @@ def without_reason(text: str | None, name: str) -> str | None:
     return json.dumps(answer, ensure_ascii=False)
 
 
+_RECORD = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))  # one encoder: ``dumps`` makes one a call
+
+
 def _record_json(values: Mapping[str, Any]) -> str:
-    return json.dumps(values, ensure_ascii=False, separators=(", ", ": "))
+    return _RECORD.encode(values)
 
 
 def echo_field(task: Task) -> str:
