@@ -21,7 +21,8 @@ from enrichkit.audit import audit_packed
 from enrichkit.backends import open_cache, open_limiter
 from enrichkit.batch import BatchRun, JobStore
 from enrichkit.budget import Budget, BudgetReached
-from enrichkit.cache import Cache, default_dir
+from enrichkit.cache import Cache, Entry, default_dir
+from enrichkit.collector import fewer_collections
 from enrichkit.crosswire import text_fields
 from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.frames import source
@@ -29,7 +30,7 @@ from enrichkit.ladder import Ladder
 from enrichkit.live import LiveRun
 from enrichkit.options import Mode, RunOptions
 from enrichkit.packer import Packer, Work
-from enrichkit.prepare import Prepared, prepare, run_fingerprint
+from enrichkit.prepare import Prepared, key_rows, plan, run_fingerprint
 from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
@@ -163,10 +164,17 @@ async def aenrich_chunks(
         if on_progress is not None:
             on_progress(done, stats)
 
+    collecting = contextlib.ExitStack()
+    collecting.enter_context(fewer_collections())
+    previous: EnrichResult | None = None
     try:
         for chunk in _chunks(rows, chunk_rows):
+            keyed = key_rows(chunk, task, primary, echo, seen, stats.rows)
+            lookup = _lookup(cache, keyed.keys)
+            if previous is not None:
+                yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
-            run = prepare(chunk, task, primary, cache, echo, stats, seen, stats.rows)
+            run = plan(keyed, await lookup, stats)
             if stats.rows == len(run.table):  # the first chunk
                 stats.mode = choose_mode(opts.mode, primary, len(run.work), opts.use_cache)
                 if stats.mode == "flex":
@@ -193,13 +201,28 @@ async def aenrich_chunks(
                     if not stats.enriched:  # nothing was bought: the user's error is the whole story
                         raise
                     stats.stopped = str(exc)
+                finally:
+                    await packer.flush()
             stats.seconds = time.perf_counter() - started
-            yield _result(run, packer, stats)
+            previous = _result(run, packer, stats)
+        if previous is not None:
+            yield previous
     finally:
+        collecting.close()
         for tier in tiers:
             await tier.aclose()
         if cache is not None:
             cache.close()
+
+
+def _lookup(cache: Cache | None, keys: list[str]) -> asyncio.Future[dict[str, Entry]]:
+    """The cache's entries for ``keys``, looked up in a worker thread that starts now."""
+    loop = asyncio.get_running_loop()
+    if cache is None:
+        nothing: asyncio.Future[dict[str, Entry]] = loop.create_future()
+        nothing.set_result({})
+        return nothing
+    return loop.run_in_executor(None, cache.get_many, set(keys))
 
 
 def _budget(limit: float, mode: str, packer: Packer, work: list[Work], size: int, primary: Provider) -> Budget:
@@ -248,16 +271,19 @@ async def _send(
 def _result(run: Prepared, packer: Packer, stats: Stats) -> EnrichResult:
     """A chunk's rows with their answers, and its failures."""
     failures = []
+    rows: list[dict[str, Any]] = []
+    found, results = run.found, packer.results
     for n, (row, key) in enumerate(zip(run.table, run.keys, strict=True)):
-        if (entry := run.found.get(key) or packer.results.get(key)) is not None:
-            row.update(entry.values)
+        if (entry := found.get(key) or results.get(key)) is not None:
+            rows.append(row | entry.values if type(row) is dict else {**row, **entry.values})
         else:
+            rows.append(dict(row))
             attempts = run.work[key].attempts if key in run.work else 0
             if stats.stopped and key not in packer.failures:
                 stats.failed += 1  # never asked: the run stopped first
             reason = packer.failures.get(key) or _unanswered(stats)
             failures.append(Failure(run.ids[n], reason, attempts, {f: row[f] for f in packer.task.inputs}))
-    return EnrichResult(run.table, failures, stats, model=packer.task.model)
+    return EnrichResult(rows, failures, stats, model=packer.task.model)
 
 
 def _unanswered(stats: Stats) -> str:

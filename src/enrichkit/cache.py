@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -131,6 +132,8 @@ class RowCache:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.damaged = 0  # entries found undecodable (and treated as misses) by this object
+        self._write_lock = threading.Lock()  # ``put_many`` may run in a worker thread, and so may
+        self._read_lock = threading.Lock()  # ``get_many``: each is one thread's at a time, and ``close`` waits
         if self.directory.exists() and not self.directory.is_dir():
             raise StorageError(f"cache at {self.directory}: is a file, not a directory")
         rows = self.directory / "rows"
@@ -141,6 +144,7 @@ class RowCache:
             with self._guard("open"):
                 owner_only(rows)
                 self._sql = connect(rows / diskcache.core.DBNAME)
+                self._writer = connect(rows / diskcache.core.DBNAME)  # ``put_many``'s, in whichever thread
                 self._expected = len(self)
         except StorageError:
             self._db.close()
@@ -181,7 +185,7 @@ class RowCache:
         """
         wanted = keys if isinstance(keys, list | tuple) else list(keys)
         found: dict[str, Entry] = {}
-        with self._guard("read"):
+        with self._read_lock, self._guard("read"):
             self._sql.execute("BEGIN")
             try:
                 for start in range(0, len(wanted), _QUERY_KEYS):
@@ -229,16 +233,17 @@ class RowCache:
         return key, text
 
     def put_many(self, entries: Mapping[str, Entry]) -> None:
-        """Store entries atomically (one transaction): a crash keeps all of them or none.
+        """Store entries atomically (one transaction): a crash keeps all of them or none. Safe in any thread
+        (one at a time; reads go on meanwhile on a connection of their own).
 
         They go straight into diskcache's table, in one statement, as ``diskcache.Cache.set`` writes a
         text kept in the table; a text big enough for diskcache to keep in a file of its own, or an
         entry kept in such a file now, goes through diskcache itself."""
         now = time.time()
         texts = [(key, entry.dumps(entry.stored_at or now)) for key, entry in entries.items()]
-        with self._guard("write"):
+        with self._write_lock, self._guard("write"):
             small = all(len(text) < self._db.disk.min_file_size for _, text in texts)
-            added = upsert(self._sql, [(key, now, now, text) for key, text in texts]) if small else None
+            added = upsert(self._writer, now, texts) if small else None
             if added is not None:
                 self._expected += added
                 return
@@ -261,7 +266,7 @@ class RowCache:
 
     def __len__(self) -> int:
         """The entries stored (diskcache's own count, kept by its triggers): one cheap query."""
-        with self._guard("read"):
+        with self._read_lock, self._guard("read"):
             (count,) = self._sql.execute(COUNT).fetchone()
             return int(count)
 
@@ -307,5 +312,7 @@ class RowCache:
         return gone
 
     def close(self) -> None:
-        self._sql.close()
-        self._db.close()
+        with self._write_lock, self._read_lock:  # after a commit or look-up running in another thread
+            self._writer.close()
+            self._sql.close()
+            self._db.close()

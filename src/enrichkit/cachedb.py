@@ -8,14 +8,24 @@ import sqlite3
 from pathlib import Path
 
 from enrichkit.disk import os_cause
+from enrichkit.jsontext import compact
 
 WAL_PAGES = 10_000  # pages written to the WAL before a checkpoint (see ``RowCache._open``)
-UPSERT = (  # a row of diskcache's own table, as ``diskcache.Cache.set`` writes a text kept in the table
-    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename, value)"
-    " VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?) ON CONFLICT(key, raw) DO UPDATE SET"
-    " store_time = excluded.store_time, expire_time = NULL, access_time = excluded.access_time, tag = NULL,"
-    " size = 0, mode = 1, value = excluded.value WHERE filename IS NULL"
+_COLUMNS = "key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename, value"
+_ON_CONFLICT = (  # as ``diskcache.Cache.set`` replaces an entry it keeps in the table
+    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time, expire_time = NULL,"
+    " access_time = excluded.access_time, tag = NULL, size = 0, mode = 1, value = excluded.value"
+    " WHERE filename IS NULL"
 )
+UPSERT = f"INSERT INTO Cache({_COLUMNS}) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?){_ON_CONFLICT}"
+"""A row of diskcache's own table, as ``diskcache.Cache.set`` writes a text kept in the table."""
+UPSERT_JSON = (
+    f"INSERT INTO Cache({_COLUMNS}) SELECT json_extract(value, '$[0]'), 1, :now, NULL, :now, 0, NULL, 0, 1, NULL,"
+    f" json_extract(value, '$[1]') FROM json_each(:rows) WHERE true{_ON_CONFLICT}"
+)
+"""``UPSERT`` of many rows given as one JSON array of [key, text] pairs: one statement, which SQLite runs
+without Python (so a commit in a worker thread does not wait for the GIL row by row)."""
+JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in by default
 COUNT = "SELECT value FROM Settings WHERE key = 'count'"
 
 
@@ -63,13 +73,20 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def upsert(connection: sqlite3.Connection, rows: list[tuple[str, float, float, str]]) -> int | None:
-    """Insert or replace ``rows`` (key, store time, access time, text) in one transaction: how many entries
-    that added; None, and nothing written, if one would replace an entry that diskcache keeps in a file."""
+def upsert(
+    connection: sqlite3.Connection, now: float, rows: list[tuple[str, str]], *, bulk: bool = JSON_EACH
+) -> int | None:
+    """Insert or replace ``rows`` (key, text) stored at ``now`` in one transaction: how many entries that
+    added; None, and nothing written, if one would replace an entry that diskcache keeps in a file.
+    (``bulk``: in one statement, ``UPSERT_JSON``; else ``UPSERT`` row by row.)"""
     connection.execute("BEGIN IMMEDIATE")
     try:
         (before,) = connection.execute(COUNT).fetchone()
-        if connection.executemany(UPSERT, rows).rowcount != len(rows):
+        if bulk:
+            cursor = connection.execute(UPSERT_JSON, {"now": now, "rows": compact([list(row) for row in rows])})
+        else:
+            cursor = connection.executemany(UPSERT, [(key, now, now, text) for key, text in rows])
+        if cursor.rowcount != len(rows):
             connection.execute("ROLLBACK")
             return None
         (after,) = connection.execute(COUNT).fetchone()

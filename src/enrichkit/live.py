@@ -16,13 +16,13 @@ would be while not one row of the run is valid (a schema no answer satisfies).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 from enrichkit.adaptive import PackSizer
 from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
 from enrichkit.ladder import Ladder, Rung
-from enrichkit.pacing import Gate
+from enrichkit.pacing import Gate, Place
 from enrichkit.packer import Packer, Work
 from enrichkit.pools import Pools
 from enrichkit.providers.base import Provider
@@ -125,12 +125,12 @@ class LiveRun:
         try:
             if formed is None:
                 await self._room.acquire()
+            observe = None if formed is None else lambda: self._observe(items, formed)
+            place = Place(self._room, observe)  # the adaptive size learns of the pack before the next is formed
             try:
-                await self._ask(items, rung, claimed=formed is not None)
-                if formed is not None:
-                    self._observe(items, formed)
+                await self._ask(items, rung, place, claimed=formed is not None)
             finally:
-                self._room.release()
+                place.leave()
         finally:
             self._pools.closed(rung)
         self._flush()
@@ -145,8 +145,9 @@ class LiveRun:
         if self.sizer is not None:
             self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
 
-    async def _ask(self, items: list[Work], rung: Rung, *, claimed: bool = False) -> None:
-        """Ask ``items`` at ``rung`` (``claimed``: the feed has claimed them just now)."""
+    async def _ask(self, items: list[Work], rung: Rung, place: Place, *, claimed: bool = False) -> None:
+        """Ask ``items`` at ``rung`` (``claimed``: the feed has claimed them just now); a pack leaves its
+        ``place`` in the room once its answer is checked, not waiting for the cache to store it."""
         if not claimed:
             items, held = self.packer.claim(items)
             if held:
@@ -164,6 +165,7 @@ class LiveRun:
         for w in items:
             w.attempts += 1
         blocked = False
+        stored: Awaitable[None] | None = None
         try:
             reply = await self.scheduler.call(provider, request, "packed")
         except TransientError:  # a server error that outlived its retries says nothing about the pack
@@ -172,13 +174,17 @@ class LiveRun:
             failed = items
             self.ladder.observe(len(items), len(items), len(items))
         else:
-            failed = list(await self.packer.accept_pack(reply, ids, items, provider.model))
+            rejected, stored = self.packer.take_pack(reply, ids, items, provider.model)
+            failed = list(rejected)
             blocked = reply.finish == "blocked"
             answered = reply.finish == "stop"
             none_valid = not self.packer.results
             self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
         if failed:
             self._salvage(failed, Rung(len(items), rung.tier), blocked)
+        place.leave()
+        if stored is not None:
+            await stored
 
     def _salvage(self, failed: list[Work], rung: Rung, blocked: bool) -> None:
         """The failed rows of a request at ``rung``, pooled at the next rung (sent once a pack is full, or

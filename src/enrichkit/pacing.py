@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import math
+from collections.abc import Callable
 
 MAX_WINDOW = 60.0
 """The longest window assumed (quotas count per minute): an older first send means a run that went on
@@ -144,3 +145,21 @@ class Gate:
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+class Place:
+    """A place taken in a ``Gate``, left once (``leave`` again does nothing), after ``on_leave``."""
+
+    def __init__(self, gate: Gate, on_leave: Callable[[], None] | None = None) -> None:
+        self._gate: Gate | None = gate
+        self._on_leave = on_leave
+
+    def leave(self) -> None:
+        if self._gate is None:
+            return
+        gate, self._gate = self._gate, None
+        try:
+            if self._on_leave is not None:
+                self._on_leave()
+        finally:
+            gate.release()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -143,11 +143,21 @@ class Packer:
 
     async def accept_pack(self, reply: Reply, ids: list[str], items: list[Work], model: str) -> dict[Work, str]:
         """Check a pack's answer from ``model``; cache the valid rows; the others with why they failed."""
+        failed, stored = self.take_pack(reply, ids, items, model)
+        if stored is not None:
+            await stored
+        return failed
+
+    def take_pack(
+        self, reply: Reply, ids: list[str], items: list[Work], model: str
+    ) -> tuple[dict[Work, str], Awaitable[None] | None]:
+        """``accept_pack`` without waiting for the cache: the valid rows are in ``results`` at once, and
+        the awaitable (None: nothing to wait for) is done once they are cached (it raises if that failed)."""
         by_id = dict(zip(ids, items, strict=True))
         try:
             payload, broken = parse_items(reply.text)
         except AnswerError as exc:
-            return dict.fromkeys(items, explain(reply, str(exc)))
+            return dict.fromkeys(items, explain(reply, str(exc))), None
         echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
         check = check_pack(payload, ids, self._fields, self._validator, echoes, missing=broken)
         inputs = {rid: w.inputs for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
@@ -158,8 +168,8 @@ class Packer:
         self.stats.invalid_items += len(check.invalid)
         self.stats.unknown_ids += check.unknown_ids
         self.stats.crosswired += check.crosswired
-        await self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
-        return {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid}
+        stored = self._store({by_id[rid]: values for rid, values in check.valid.items()}, reply, model, len(items))
+        return {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid}, stored
 
     async def accept_single(self, reply: Reply, item: Work, model: str) -> str | None:
         """Check one row's answer from ``model``; cache it if valid, else say why not."""
@@ -171,16 +181,20 @@ class Packer:
         if problem is not None:
             self.stats.invalid_items += 1
             return explain(reply, problem)
-        await self._store({item: values}, reply, model, 1)
+        if (stored := self._store({item: values}, reply, model, 1)) is not None:
+            await stored
         return None
 
     def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The output fields of one answer and the first problem with them (None when valid)."""
         return check_values(item, self._fields, self._validator)
 
-    async def _store(self, answers: Mapping[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int) -> None:
+    def _store(
+        self, answers: Mapping[Work, dict[str, Any]], reply: Reply, model: str, pack_size: int
+    ) -> Awaitable[None] | None:
+        """Settle ``answers`` now; the awaitable (None: nothing to wait for) is done once they are cached."""
         if not answers:
-            return
+            return None
         share_in = reply.usage.prompt_tokens / pack_size
         share_out = reply.usage.output_tokens / pack_size
         entries = {w.key: Entry(values, model, share_in, share_out) for w, values in answers.items()}
@@ -191,8 +205,14 @@ class Packer:
             self.stats.enriched += w.rows
             self.stats.by_model.setdefault(model, ModelStats()).rows += w.rows
             self._settled(w.rows)
-        if self._commits is not None:  # last: the answers of a write that fails (a lost Redis) still reach the output
-            await self._commits.put(entries)
+        if self._commits is None:
+            return None
+        return self._commits.add(entries)  # last: answers whose write fails (a lost Redis) still reach the output
+
+    async def flush(self) -> None:
+        """Return once every answer stored so far is committed to the cache (or its commit failed)."""
+        if self._commits is not None:
+            await self._commits.wait()
 
     def claim(self, items: list[Work]) -> tuple[list[Work], list[Work]]:
         """The rows to ask now, and the rows another worker is asking now (``awaited``).

@@ -55,14 +55,55 @@ def _row_inputs(
 
 
 @dataclass
-class Prepared:
-    """The rows of a run, their keys, what the cache already holds, and the unique work left."""
+class Keyed:
+    """The rows of a chunk (as given: the result's rows are new dicts), their ids, input values, and cache keys."""
 
-    table: list[dict[str, Any]]
+    table: list[Mapping[str, Any]]
+    ids: list[Any]
+    inputs: list[dict[str, Any]]
+    texts: list[str]  # the inputs' canonical JSON
+    keys: list[str]
+
+
+@dataclass
+class Prepared:
+    """The rows of a chunk, their keys, what the cache already holds, and the unique work left."""
+
+    table: list[Mapping[str, Any]]
     ids: list[Any]
     keys: list[str]
     found: dict[str, Entry]
     work: dict[str, Work]
+
+
+def key_rows(
+    rows: Iterable[Mapping[str, Any]],
+    task: Task,
+    provider: Provider,
+    echo: bool,
+    seen: dict[Any, int] | None = None,
+    offset: int = 0,
+) -> Keyed:
+    """Check the rows' ids and input values, and key them (``seen``, ``offset``: see ``_row_inputs``)."""
+    table = rows if isinstance(rows, list) else list(rows)
+    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
+    texts = [canonical(values) for values in inputs]
+    return Keyed(table, ids, inputs, texts, row_keys(run_fingerprint(task, provider, echo), texts))
+
+
+def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Prepared:
+    """The unique work left once the cache ``found`` some rows; hits and duplicates counted into ``stats``."""
+    stats.rows += len(keyed.table)
+    work: dict[str, Work] = {}
+    for key, values, text in zip(keyed.keys, keyed.inputs, keyed.texts, strict=True):
+        if key in found:
+            stats.cache_hits += 1
+        elif key in work:
+            work[key].rows += 1
+            stats.duplicates += 1
+        else:
+            work[key] = Work(key, values, text=text)
+    return Prepared(keyed.table, keyed.ids, keyed.keys, found, work)
 
 
 def prepare(
@@ -76,20 +117,5 @@ def prepare(
     offset: int = 0,
 ) -> Prepared:
     """Key the rows, look them up in the cache and count hits and duplicates into ``stats``."""
-    table = [dict(row) for row in rows]
-    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
-    run_fp = run_fingerprint(task, provider, echo)
-    texts = [canonical(values) for values in inputs]
-    keys = row_keys(run_fp, texts)
-    found = cache.get_many(set(keys)) if cache is not None else {}
-    stats.rows += len(table)
-    work: dict[str, Work] = {}
-    for key, values, text in zip(keys, inputs, texts, strict=True):
-        if key in found:
-            stats.cache_hits += 1
-        elif key in work:
-            work[key].rows += 1
-            stats.duplicates += 1
-        else:
-            work[key] = Work(key, values, text=text)
-    return Prepared(table, ids, keys, found, work)
+    keyed = key_rows(rows, task, provider, echo, seen, offset)
+    return plan(keyed, cache.get_many(set(keyed.keys)) if cache is not None else {}, stats)
