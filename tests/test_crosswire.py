@@ -110,6 +110,10 @@ VOCABULARY = [
     "row-7",
     "a_b",
     "v2beta",
+    "x86",
+    "ab",
+    "I/O",
+    "3.11",
     "ok",
     "Über",
     "İstanbul",
@@ -124,3 +128,9 @@ TEXTS = st.lists(st.sampled_from(VOCABULARY), max_size=6).map(" ".join)
 def test_the_fast_word_split_finds_the_words_the_pattern_does(texts: list[str]) -> None:
     expected = {w.lower() for text in texts for w in _WORD.findall(text)} - _STOP
     assert _words(texts) == expected
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="abcXYZ0129 -_./:\n\tÜé", max_size=40))
+def test_the_fast_word_split_agrees_with_the_pattern_on_any_text(text: str) -> None:
+    assert _words([text]) == {w.lower() for w in _WORD.findall(text)} - _STOP

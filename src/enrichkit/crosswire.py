@@ -16,12 +16,16 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from string import ascii_lowercase
 from typing import Any
 
 from enrichkit.schema import is_free_text
 
 _WORD = re.compile(r"\d+|[^\W\d_]{3,}")  # numbers, and words of three letters or more
 _ASCII_WORD = re.compile(r"[0-9]+|[a-z]{3,}")  # ``_WORD`` in lower-case ASCII text (a simpler pattern: faster)
+_ASCII = bytes(range(128))
+_SPACED = bytes.maketrans(_ASCII, bytes(c if chr(c).isalnum() else 32 for c in _ASCII))  # all but a-z0-9 a space
+_SHAPE = bytes.maketrans(_ASCII, bytes(97 if chr(c).isalpha() else 48 if chr(c).isdigit() else 32 for c in _ASCII))
 _STOP = frozenset(
     """about above across after again against all also among and any are because been before being below
     between both but can could did does doing down during each few for from further had has have having
@@ -31,6 +35,8 @@ _STOP = frozenset(
     which while who whom whose why will with within without would you your yours""".split()  # noqa: SIM905 (a word list reads best as words)
 )
 """English words of three letters or more that say nothing of a row (any answer may use them)."""
+_SHORT_OR_STOP = _STOP | set(ascii_lowercase) | {a + b for a in ascii_lowercase for b in ascii_lowercase}
+"""What a run of letters in ``_SPACED`` text must not be to be a word (a ``_STOP`` word, or under three letters)."""
 RARE = 4
 """A word in at most one row in ``RARE`` of the pack is rare enough to tell rows apart."""
 
@@ -44,9 +50,13 @@ def _words(values: Iterable[Any]) -> set[str]:
     """The ``_WORD``s of ``values`` in lower case, less ``_STOP`` (ASCII text is lowered first: faster; other
     text word by word, as lowering may change its length)."""
     text = " ".join(map(str, values))
-    words = set(_ASCII_WORD.findall(text.lower())) if text.isascii() else {w.lower() for w in _WORD.findall(text)}
-    words.difference_update(_STOP)
-    return words
+    if not text.isascii():
+        return {w.lower() for w in _WORD.findall(text)} - _STOP
+    lowered = text.lower().encode()
+    shape = lowered.translate(_SHAPE)  # letters as a, digits as 0
+    if b"a0" in shape or b"0a" in shape:  # a run of letters and digits (v2): the pattern splits it
+        return set(_ASCII_WORD.findall(lowered.decode())) - _STOP
+    return set(lowered.translate(_SPACED).decode().split()) - _SHORT_OR_STOP  # runs of letters or of digits
 
 
 def suspects(
@@ -63,17 +73,18 @@ def suspects(
     other row, when it fits this row better than its own (the other half of a swap)."""
     if len(rows) < 2 or not fields:
         return set()
+    said_by = {rid: _words([values.get(f, "") for f in fields]) for rid, values in answers.items()}
+    heard = set().union(*said_by.values())
     row_words = {rid: _words(values.values()) for rid, values in rows.items()}
-    holders: defaultdict[str, list[str]] = defaultdict(list)  # word -> the rows that hold it
+    holders: defaultdict[str, list[str]] = defaultdict(list)  # word an answer says -> the rows that hold it
     for rid, words in row_words.items():
-        for w in words:
+        for w in words & heard:
             holders[w].append(rid)
     weight = {w: math.log((len(rows) + 1) / len(held)) for w, held in holders.items()}  # once per pack
     rare = math.log(min(RARE, len(rows) + 1))  # in a small pack, a word of one row only is rare enough
     lean: dict[str, dict[str, float]] = {}  # answer -> other row -> how much better it fits that row
     found: set[str] = set()
-    for rid, values in answers.items():
-        said = _words([values.get(f, "") for f in fields])
+    for rid, said in said_by.items():
         said.intersection_update(weight.keys())
         own = row_words.get(rid, set())
         theirs: defaultdict[str, float] = defaultdict(float)  # other row -> said words it has, this row lacks

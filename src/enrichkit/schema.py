@@ -136,7 +136,19 @@ _TYPES: dict[str, Check] = {
 
 def _of_types(kinds: list[str]) -> Check:
     tests = [_TYPES[k] for k in kinds]
-    return lambda v: any(t(v) for t in tests)
+    return tests[0] if len(tests) == 1 else lambda v: any(t(v) for t in tests)
+
+
+def _every(checks: list[Check]) -> Check:
+    """One check that all of ``checks`` pass (the usual one or two called directly: a field is checked per row)."""
+    if not checks:
+        return lambda v: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+    return lambda v: all(check(v) for check in checks)
 
 
 def _one_of(options: frozenset[str]) -> Check:
@@ -184,7 +196,7 @@ def _compile_field(schema: Any) -> Check | None:
             checks.append(_within(-inf, value) if key == "maximum" else _within(value, inf))
         else:
             return None
-    return lambda v: all(check(v) for check in checks)
+    return _every(checks)
 
 
 def _compile_object(schema: Mapping[str, Any]) -> Check | None:
@@ -199,15 +211,21 @@ def _compile_object(schema: Mapping[str, Any]) -> Check | None:
     compiled = [(name, check) for name, check in fields.items() if check is not None]
     if len(compiled) < len(fields):
         return None
-    required = tuple(schema.get("required", ()))
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        return None
+    required = frozenset(required)
     closed = schema.get("additionalProperties") is False
 
     def check(item: Any) -> bool:
-        if not isinstance(item, dict) or any(name not in item for name in required):
+        if not isinstance(item, dict) or not item.keys() >= required:
             return False
-        if closed and any(name not in fields for name in item):
+        if closed and not item.keys() <= fields.keys():
             return False
-        return all(check(item[name]) for name, check in compiled if name in item)
+        for name, check in compiled:  # noqa: SIM110 (a loop, not a generator: this runs for every answer)
+            if name in item and not check(item[name]):
+                return False
+        return True
 
     return check
 

@@ -123,11 +123,11 @@ def check_pack(
     ``missing``: why the answer holds only some items (it was cut off), the reason of the rows not in it.
     """
     expected = set(ids)
-    counts = Counter(_item_id(item) for item in items)
+    item_ids = [_item_id(item) for item in items]
+    counts = Counter(item_ids)
     out = PackCheck()
     out.unknown_ids = sum(n for rid, n in counts.items() if rid not in expected)
-    for item in items:
-        rid = _item_id(item)
+    for rid, item in zip(item_ids, items, strict=True):
         if rid not in expected:
             continue
         assert rid is not None and isinstance(item, Mapping)
