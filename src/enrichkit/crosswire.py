@@ -87,15 +87,15 @@ def suspects(
     for rid, said in said_by.items():
         said.intersection_update(weight.keys())
         own = row_words.get(rid, set())
+        lean[rid] = {}
+        if said <= own:  # the usual case: no word of the answer is another row's alone
+            continue
         theirs: defaultdict[str, float] = defaultdict(float)  # other row -> said words it has, this row lacks
         count: defaultdict[str, int] = defaultdict(int)  # other row -> how many such words
         for w in said - own:
             for other in holders[w]:
                 theirs[other] += weight[w]
                 count[other] += 1
-        if not theirs:  # the usual case: no word of the answer is another row's alone
-            lean[rid] = {}
-            continue
         mine_words = said & own
         mine = sum(weight[w] for w in mine_words)
         shared = {  # other row -> said words both rows have
