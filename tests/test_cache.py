@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from enrichkit.cache import Entry, RowCache, canonical, row_key
+from enrichkit.cachedb import upsert
 
 
 def test_canonical_json_ignores_key_order_and_keeps_unicode() -> None:
@@ -83,3 +84,17 @@ def test_values_come_back_as_json_reads_them(tmp_path: Path) -> None:
     found = cache.get_many(["a", "b"])
     assert repr(found["a"].values) == repr(odd) and found["b"].values == {"n": 1}
     cache.close()
+
+
+def test_the_one_statement_write_and_the_row_by_row_write_store_the_same_rows(tmp_path: Path) -> None:
+    texts = [("k1", Entry({"n": 1}, "m").dumps(5.0)), ("k2", Entry({"t": 'é " \\ \n'}, "m").dumps(5.0))]
+    stored = []
+    for bulk in (True, False):
+        cache = RowCache(tmp_path / str(bulk))
+        assert upsert(cache._writer, 5.0, texts, bulk=bulk) == 2
+        assert upsert(cache._writer, 6.0, texts[1:], bulk=bulk) == 0  # replaced, not added
+        stored.append(cache._writer.execute("SELECT * FROM Cache ORDER BY key").fetchall())
+        assert len(cache) == 2 and cache.get_many(["k2"])["k2"].values == {"t": 'é " \\ \n'}
+        cache.close()
+    bulk_rows, single_rows = stored
+    assert [row[1:] for row in bulk_rows] == [row[1:] for row in single_rows]  # all but the rowid

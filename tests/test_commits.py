@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -80,4 +81,30 @@ def test_a_cancelled_pack_does_not_cancel_the_others_commit(tmp_path: Path) -> N
 
     asyncio.run(run())
     assert set(cache.get_many(["a", "b"])) == {"a", "b"}
+    cache.close()
+
+
+class Slow(Counting):
+    """A real cache whose commits take a while (as a big one on a slow disk does)."""
+
+    def put_many(self, entries: Mapping[str, Entry]) -> None:
+        time.sleep(0.2)
+        super().put_many(entries)
+
+
+def test_packs_settled_while_a_commit_runs_form_the_next_group_and_wait_sees_them_all(tmp_path: Path) -> None:
+    cache = Slow(tmp_path)
+    commits = GroupCommit(cache)
+
+    async def run() -> None:
+        commits.add({"a": Entry({}, "m")})
+        await asyncio.sleep(0.05)  # the first commit is running in its thread: the loop is free meanwhile
+        later = [commits.add({key: Entry({}, "m")}) for key in "bcd"]
+        assert not any(f.done() for f in later)
+        await commits.wait()
+        assert all(f.done() for f in later)
+
+    asyncio.run(run())
+    assert cache.commits == [["a"], ["b", "c", "d"]]
+    assert set(cache.get_many(["a", "b", "c", "d"])) == {"a", "b", "c", "d"}
     cache.close()

@@ -78,3 +78,16 @@ def test_jsonl_rows_keep_their_own_extra_keys(tmp_path: Path) -> None:
     with row_writer(path, ["id"]) as write:
         write([{"id": "a"}, {"id": "b", "more": 2}])
     assert read_rows(path) == [{"id": "a"}, {"id": "b", "more": 2}]
+
+
+def test_jsonl_lines_orjson_reads_otherwise_go_the_careful_way(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    big = 2**70
+    path.write_bytes(b'\xef\xbb\xbf{"id": "r1", "n": 1.5}\n\n  \n{"id": "r2", "n": ' + str(big).encode() + b"}\n")
+    assert read_rows(path) == [{"id": "r1", "n": 1.5}, {"id": "r2", "n": big}]  # BOM, blanks, a 70-bit integer
+    path.write_bytes(b'{"id": "r1"}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(UserError, match=r"rows.jsonl:2: not UTF-8 text \(bad byte at offset 24\)"):
+        read_rows(path)
+    path.write_bytes(b'{"id": "r1"}\n[1, 2]\n')
+    with pytest.raises(UserError, match=r"rows.jsonl:2: a row must be a JSON object, not list"):
+        read_rows(path)
