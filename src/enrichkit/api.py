@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -164,13 +164,14 @@ async def aenrich_chunks(
         if on_progress is not None:
             on_progress(done, stats)
 
-    collecting = contextlib.ExitStack()
-    collecting.enter_context(fewer_collections())
+    held = contextlib.ExitStack()  # for the run: fewer garbage collections, one thread for the cache's I/O
+    held.enter_context(fewer_collections())
+    cache_thread = held.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrichkit-cache"))
     previous: EnrichResult | None = None
     try:
         for chunk in _chunks(rows, chunk_rows):
             keyed = key_rows(chunk, task, primary, echo, seen, stats.rows)
-            lookup = _lookup(cache, keyed.keys)
+            lookup = _lookup(cache, keyed.keys, cache_thread)
             if previous is not None:
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
@@ -189,6 +190,7 @@ async def aenrich_chunks(
                 affinity=affinity,
                 timeout=opts.timeout or tiers[0].capabilities.timeout,
                 on_settled=settled,
+                cache_thread=cache_thread,
             )
             live = LiveRun(packer, scheduler, tiers, ladder, sizer)
             if opts.max_cost is not None and scheduler.budget is None:  # the first chunk's estimate is checked
@@ -208,21 +210,21 @@ async def aenrich_chunks(
         if previous is not None:
             yield previous
     finally:
-        collecting.close()
+        held.close()
         for tier in tiers:
             await tier.aclose()
         if cache is not None:
             cache.close()
 
 
-def _lookup(cache: Cache | None, keys: list[str]) -> asyncio.Future[dict[str, Entry]]:
-    """The cache's entries for ``keys``, looked up in a worker thread that starts now."""
+def _lookup(cache: Cache | None, keys: list[str], thread: Executor) -> asyncio.Future[dict[str, Entry]]:
+    """The cache's entries for ``keys``, looked up in ``thread`` from now on."""
     loop = asyncio.get_running_loop()
     if cache is None:
         nothing: asyncio.Future[dict[str, Entry]] = loop.create_future()
         nothing.set_result({})
         return nothing
-    return loop.run_in_executor(None, cache.get_many, set(keys))
+    return loop.run_in_executor(thread, cache.get_many, set(keys))
 
 
 def _budget(limit: float, mode: str, packer: Packer, work: list[Work], size: int, primary: Provider) -> Budget:

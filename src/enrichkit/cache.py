@@ -30,6 +30,8 @@ from enrichkit.jsontext import canonical as canonical
 from enrichkit.jsontext import compact, is_exact, loads
 
 DEFAULT_DIR = "cache"
+READER_PAGES = 4096  # the look-ups' page cache (16 MB): 32 MB was no faster on 1M keys, and 16 MB more to hold
+WRITER_PAGES = 512  # the write connection's page cache (2 MB): a bigger one kept 60 MB more at 1M rows, no faster
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
 _NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them
@@ -143,8 +145,8 @@ class RowCache:
         try:
             with self._guard("open"):
                 owner_only(rows)
-                self._sql = connect(rows / diskcache.core.DBNAME)
-                self._writer = connect(rows / diskcache.core.DBNAME)  # ``put_many``'s, in whichever thread
+                self._sql = connect(rows / diskcache.core.DBNAME, READER_PAGES)
+                self._writer = connect(rows / diskcache.core.DBNAME, WRITER_PAGES)  # ``put_many``'s, in any thread
                 self._expected = len(self)
         except StorageError:
             self._db.close()

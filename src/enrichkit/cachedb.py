@@ -62,13 +62,13 @@ def owner_only(folder: Path) -> None:
         path.chmod(0o700 if path.is_dir() else 0o600)
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, cache_pages: int) -> sqlite3.Connection:
     """A connection of our own to diskcache's database, for bulk reads and writes, set up as diskcache
-    sets up its own: commits synchronous=NORMAL in WAL mode (a crash loses nothing), the same checkpoints
-    and page cache."""
+    sets up its own: commits synchronous=NORMAL in WAL mode (a crash loses nothing), the same checkpoints;
+    a page cache of ``cache_pages`` (diskcache's own: 8,192)."""
     connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute("PRAGMA cache_size = 8192")  # pages: diskcache's own (32 MB), so look-ups seldom read the file
+    connection.execute(f"PRAGMA cache_size = {cache_pages}")
     connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
     return connection
 

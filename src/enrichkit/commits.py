@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from concurrent.futures import Executor
 
 from enrichkit.cache import Cache, Entry
 
@@ -20,8 +21,9 @@ from enrichkit.cache import Cache, Entry
 class GroupCommit:
     """Puts into ``cache`` gathered into groups, one ``put_many`` (in a worker thread) a group, one at a time."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, thread: Executor | None = None) -> None:
         self.cache = cache
+        self._thread = thread  # where commits run (None: the event loop's default executor)
         self._pending: dict[str, Entry] = {}
         self._done: asyncio.Future[None] | None = None  # the group gathering now
         self._writing: asyncio.Future[None] | None = None  # the commit running now
@@ -52,7 +54,7 @@ class GroupCommit:
         done, pending = self._done, self._pending
         self._done, self._pending = None, {}
         assert done is not None
-        writing = self._writing = asyncio.get_running_loop().run_in_executor(None, self.cache.put_many, pending)
+        writing = self._writing = asyncio.get_running_loop().run_in_executor(self._thread, self.cache.put_many, pending)
         writing.add_done_callback(lambda _: self._committed(writing, done))
 
     def _committed(self, writing: asyncio.Future[None], done: asyncio.Future[None]) -> None:

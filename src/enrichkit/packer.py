@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -68,11 +69,12 @@ class Packer:
         affinity: bool = False,
         timeout: float | None = None,
         on_settled: Callable[[int], None] | None = None,
+        cache_thread: Executor | None = None,
     ) -> None:
         self.task = task
         self.stats = stats
         self.cache = cache
-        self._commits = GroupCommit(cache) if cache is not None else None
+        self._commits = GroupCommit(cache, cache_thread) if cache is not None else None
         self.id_style = id_style
         self.echo = echo_field(task) if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
