@@ -40,7 +40,7 @@ def test_packs_of_one_turn_go_in_one_commit_and_are_stored_when_put_returns(tmp_
     commits = GroupCommit(cache)
 
     async def pack(n: int) -> bool:
-        await commits.put({f"k{n}-{i}": Entry({"n": i}, "m") for i in range(3)})
+        await commits.add({f"k{n}-{i}": Entry({"n": i}, "m") for i in range(3)})
         return f"k{n}-0" in cache.get_many([f"k{n}-0"])
 
     async def run() -> list[bool]:
@@ -58,7 +58,7 @@ def test_a_failed_commit_fails_every_pack_in_it(tmp_path: Path) -> None:
     commits = GroupCommit(cache)
 
     async def run() -> list[BaseException | None]:
-        return await asyncio.gather(*(commits.put({f"k{n}": Entry({}, "m")}) for n in range(3)), return_exceptions=True)
+        return await asyncio.gather(*(commits.add({f"k{n}": Entry({}, "m")}) for n in range(3)), return_exceptions=True)
 
     assert all(isinstance(outcome, StorageError) for outcome in asyncio.run(run()))
     cache.fail = False
@@ -71,8 +71,8 @@ def test_a_cancelled_pack_does_not_cancel_the_others_commit(tmp_path: Path) -> N
     commits = GroupCommit(cache)
 
     async def run() -> None:
-        cancelled = asyncio.ensure_future(commits.put({"a": Entry({}, "m")}))
-        kept = asyncio.ensure_future(commits.put({"b": Entry({}, "m")}))
+        cancelled = asyncio.ensure_future(commits.add({"a": Entry({}, "m")}))
+        kept = asyncio.ensure_future(commits.add({"b": Entry({}, "m")}))
         await asyncio.sleep(0)
         cancelled.cancel()
         await kept

@@ -30,8 +30,8 @@ from enrichkit.jsontext import canonical as canonical
 from enrichkit.jsontext import compact, is_exact, loads
 
 DEFAULT_DIR = "cache"
-READER_PAGES = 4096  # the look-ups' page cache (16 MB): 32 MB was no faster on 1M keys, and 16 MB more to hold
-WRITER_PAGES = 512  # the write connection's page cache (2 MB): a bigger one kept 60 MB more at 1M rows, no faster
+READER_PAGES = 4096  # the look-ups' page cache (16 MB; diskcache's 32 MB was no faster on 1M keys, and held more)
+WRITER_PAGES = 512  # the write connection's page cache (2 MB; a bigger one held more memory at 1M rows, no faster)
 _QUERY_KEYS = 500  # keys in one SELECT (SQLite allows 32,766 parameters)
 
 _NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them

@@ -5,8 +5,8 @@ A transaction per pack makes SQLite write every page the pack dirtied, and cache
 that is about a page a row; one transaction for all the packs of a group writes each page once for
 them all (measured on ext4: 24 µs a row in transactions of 20 rows). The commit runs in a worker
 thread (SQLite lets go of the GIL while it works), so checking the next answers goes on meanwhile;
-the packs settled during a commit form the next group. ``put`` returns once its entries are
-committed; a failed commit fails every pack in it.
+the packs settled during a commit form the next group. ``add``'s future is done once its entries
+are committed; a failed commit fails every pack in it.
 """
 
 from __future__ import annotations
@@ -28,13 +28,9 @@ class GroupCommit:
         self._done: asyncio.Future[None] | None = None  # the group gathering now
         self._writing: asyncio.Future[None] | None = None  # the commit running now
 
-    async def put(self, entries: Mapping[str, Entry]) -> None:
-        """Store ``entries`` with those of the other packs of the group; returns once they are committed."""
-        await self.add(entries)
-
     def add(self, entries: Mapping[str, Entry]) -> asyncio.Future[None]:
-        """``put`` without waiting: ``entries`` join the group now; the future is done once they are committed
-        (cancelling it does not cancel the others' commit)."""
+        """``entries`` join the group now; the future is done once they are committed (cancelling it does
+        not cancel the others' commit)."""
         self._pending.update(entries)
         done = self._done
         if done is None:
