@@ -122,6 +122,8 @@ async def aenrich_chunks(
     options: RunOptions | None = None,
     *,
     on_progress: Callable[[int, Stats], None] | None = None,
+    numbers: Iterator[int] | None = None,
+    stats: Stats | None = None,
     **given: Any,
 ) -> AsyncGenerator[EnrichResult, None]:
     """Enrich ``rows`` with the columns of ``task`` (see ``enrich``), ``chunk_rows`` rows at a time.
@@ -131,6 +133,8 @@ async def aenrich_chunks(
     row as one chunk (one batch job). All chunks share one ``stats``: the last result's figures are the
     run's. ``on_progress(settled_rows, stats)`` is called once the cache was read and after every
     settled row. The options are ``RunOptions``' fields, as an object or as keyword arguments.
+    When ``rows`` are some of a bigger input (``sweep``: the rows its cache did not hold), ``numbers``
+    gives their numbers in it (default 0, 1, ...) and ``stats`` the figures of the others.
     """
     started = time.perf_counter()
     opts = options_of(options, given)
@@ -138,7 +142,7 @@ async def aenrich_chunks(
     primary = choose(opts).provider
     tiers = [primary, *(fallback_provider(primary, choice, opts.cache_dir) for choice in opts.fallback)]
     cache = open_cache(opts)
-    stats = Stats()
+    stats = stats or Stats()
     limiter = open_limiter(opts, primary)
     size = min(opts.pack_size, primary.capabilities.max_pack_size)
     echo, affinity = crosswire_checks(task, opts.echo, size)
@@ -168,15 +172,18 @@ async def aenrich_chunks(
     held.enter_context(fewer_collections())
     cache_thread = held.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrichkit-cache"))
     previous: EnrichResult | None = None
+    first = True
     try:
         for chunk in _chunks(rows, chunk_rows):
-            keyed = key_rows(chunk, task, primary, echo, seen, stats.rows)
+            at = stats.rows if numbers is None else list(itertools.islice(numbers, len(chunk)))
+            keyed = key_rows(chunk, task, primary, echo, seen, at)
             lookup = _lookup(cache, keyed.keys, cache_thread)
             if previous is not None:
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
             run = plan(keyed, await lookup, stats)
-            if stats.rows == len(run.table):  # the first chunk
+            if first:
+                first = False
                 stats.mode = choose_mode(opts.mode, primary, len(run.work), opts.use_cache)
                 if stats.mode == "flex":
                     tiers = [t.on_tier("flex") for t in tiers]

@@ -248,6 +248,61 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
     the database is built in memory and written at the end.
     """
     suffix = _suffix(path)
+    if suffix in (".csv", ".jsonl"):
+        header, render = line_renderer(path, columns)
+        with destination(path) as out:
+            with storage_errors(path):
+                out.write(header)
+            yield checked(path, lambda rows: _write(out, render(rows)))
+        return
+    full = _filled(path, columns)
+    if suffix == ".parquet":
+        with atomic(path, binary=True) as binary, parquet_writer(path, binary, list(columns)) as write_table:
+            yield lambda rows: write_table(list(full(rows)))
+        return
+    if suffix in SQLITE:
+        with atomic(path, binary=True) as binary, sqlite_writer(path, binary, list(columns)) as write_records:
+            yield lambda rows: write_records(list(full(rows)))
+        return
+    with destination(path) as out:
+        first = True
+
+        def items(rows: Sequence[Row]) -> None:
+            nonlocal first
+            for row in full(rows):
+                out.write(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
+                first = False
+
+        yield checked(path, items)
+        with storage_errors(path):
+            out.write("[]\n" if first else "\n]\n")
+
+
+def _write(out: IO[str], text: str) -> None:
+    out.write(text)
+
+
+def line_renderer(path: Path, columns: Sequence[str]) -> tuple[str, Callable[[Sequence[Row]], str]]:
+    """The header and a renderer of rows as the lines of a ``.csv`` or ``.jsonl`` file (see ``row_writer``)."""
+    full = _filled(path, columns)
+    if _suffix(path) == ".jsonl":
+        return "", lambda rows: "".join([json.dumps(r, ensure_ascii=False) + "\n" for r in full(rows)])
+    cells = _cells(list(columns))
+
+    def render(rows: Sequence[Row]) -> str:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(map(cells, full(rows)))
+        return text.getvalue()
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(columns)
+    return header.getvalue(), render
+
+
+def _filled(path: Path, columns: Sequence[str]) -> Callable[[Sequence[Row]], Iterator[Row]]:
+    """Rows with every one of ``columns`` (missing ones as None); in CSV and Parquet a row with another column is
+    a ``UserError`` (rows are counted across calls, for the message)."""
+    suffix = _suffix(path)
     names = list(columns)
     known = set(names)
     written = 0
@@ -267,37 +322,7 @@ def row_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[[Sequenc
                 )
             yield {c: row.get(c) for c in names} | {k: row[k] for k in extra}
 
-    if suffix == ".parquet":
-        with atomic(path, binary=True) as binary, parquet_writer(path, binary, names) as write_table:
-            yield lambda rows: write_table(list(full(rows)))
-        return
-    if suffix in SQLITE:
-        with atomic(path, binary=True) as binary, sqlite_writer(path, binary, names) as write_records:
-            yield lambda rows: write_records(list(full(rows)))
-        return
-    with destination(path) as out:
-        if suffix == ".csv":
-            writer = csv.writer(out, lineterminator="\n")
-            cells = _cells(names)
-            with storage_errors(path):
-                writer.writerow(names)
-            yield checked(path, lambda rows: writer.writerows(map(cells, full(rows))))
-        elif suffix == ".jsonl":
-            yield checked(
-                path, lambda rows: out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in full(rows))
-            )
-        else:
-            first = True
-
-            def items(rows: Sequence[Row]) -> None:
-                nonlocal first
-                for row in full(rows):
-                    out.write(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
-                    first = False
-
-            yield checked(path, items)
-            with storage_errors(path):
-                out.write("[]\n" if first else "\n]\n")
+    return full
 
 
 @contextmanager

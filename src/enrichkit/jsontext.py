@@ -12,7 +12,7 @@ whose value holds a float of 2**63 or more (orjson reads an integer beyond 64 bi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -20,6 +20,10 @@ import orjson
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _BIG = float(2**63)
+# Numbers found in text by C-speed scans (faster than a regular expression): digits made "0", exponents ".".
+_DIGITS = bytes.maketrans(b"123456789eE", b"000000000..")
+_DIGITS_TEXT = str.maketrans("123456789", "000000000")
+_LONG = "0" * 19  # an integer of 2**63 or more (which orjson reads as a float) has 19 digits or more
 
 
 def _plain(value: Any) -> bool:
@@ -49,6 +53,25 @@ def canonical(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+def canonical_all(values: Iterable[Any], floatless: bool = False) -> list[str]:
+    """``canonical`` of each value; ``floatless``: the caller knows the values hold only what orjson writes as
+    ``json`` does (``floatless(text)`` of the text they were read from), so their walk is skipped."""
+    if not floatless:
+        return [canonical(value) for value in values]
+    dumps, option = orjson.dumps, orjson.OPT_SORT_KEYS
+    try:
+        return [dumps(value, option=option).decode() for value in values]
+    except TypeError:  # an integer beyond 64 bits after all
+        return [canonical(value) for value in values]
+
+
+def floatless(text: bytes) -> bool:
+    """Whether the values orjson reads from ``text`` hold no float (nor an integer orjson reads as one): no
+    digit is followed by ``.``, ``e`` or ``E`` and no 19 digits run (text in strings may say no wrongly)."""
+    digits = text.translate(_DIGITS)
+    return b"0." not in digits and _LONG.encode() not in digits
+
+
 def compact(value: Any) -> str:
     """No whitespace, keys in their order, UTF-8 kept: ``json.dumps(value, separators=(",", ":"),
     ensure_ascii=False)``."""
@@ -68,7 +91,15 @@ def loads(text: str | bytes, exact: Callable[[Any], bool] | None = None) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
-    return value if (exact or is_exact)(value) else json.loads(text)
+    return value if reads_exactly(text) or (exact or is_exact)(value) else json.loads(text)
+
+
+def reads_exactly(text: str | bytes) -> bool:
+    """Whether orjson reads every number in ``text`` as ``json`` does, known from the text alone: no 19 digits
+    run (text in strings may say no wrongly: ``is_exact`` then walks the value)."""
+    if isinstance(text, str):
+        return _LONG not in text.translate(_DIGITS_TEXT)
+    return _LONG.encode() not in text.translate(_DIGITS)
 
 
 def is_exact(value: Any) -> bool:

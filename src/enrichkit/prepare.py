@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from enrichkit.cache import Cache, Entry, canonical, fingerprint, row_keys
+from enrichkit.cache import Cache, Entry, fingerprint, row_keys
 from enrichkit.errors import UserError
 from enrichkit.hints import did_you_mean
+from enrichkit.jsontext import canonical_all
 from enrichkit.packer import Work
 from enrichkit.prompt import PROMPT_VERSION
 from enrichkit.providers.base import Provider
@@ -23,14 +24,14 @@ def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
 
 
 def _row_inputs(
-    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], offset: int
+    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], numbers: Iterable[int]
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """Row ids and the input values of every row; a missing field or a repeated id (``seen``: the
-    ids of earlier chunks) is an error. Rows are numbered from ``offset``."""
+    ids of earlier chunks) is an error. ``numbers``: the rows' numbers (from 0) in their input."""
     ids: list[Any] = []
     inputs: list[dict[str, Any]] = []
     id_field, fields = task.id_field, task.inputs
-    for n, row in enumerate(rows, offset):
+    for n, row in zip(numbers, rows, strict=False):  # numbers may run on (a range)
         if type(row) is not dict and not isinstance(row, Mapping):
             raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
         rid = n
@@ -82,12 +83,15 @@ def key_rows(
     provider: Provider,
     echo: bool,
     seen: dict[Any, int] | None = None,
-    offset: int = 0,
+    offset: int | Sequence[int] = 0,
+    floatless: bool = False,
 ) -> Keyed:
-    """Check the rows' ids and input values, and key them (``seen``, ``offset``: see ``_row_inputs``)."""
+    """Check the rows' ids and input values, and key them (``seen``: see ``_row_inputs``). The rows are
+    numbered from ``offset``, or as it lists them; ``floatless``: see ``jsontext.canonical_all``."""
     table = rows if isinstance(rows, list) else list(rows)
-    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, offset)
-    texts = [canonical(values) for values in inputs]
+    numbers = range(offset, offset + len(table)) if isinstance(offset, int) else offset
+    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, numbers)
+    texts = canonical_all(inputs, floatless)
     return Keyed(table, ids, inputs, texts, row_keys(run_fingerprint(task, provider, echo), texts))
 
 

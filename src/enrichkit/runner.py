@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from enrichkit.api import aenrich_chunks, choose
+from enrichkit import sweep
+from enrichkit.api import aenrich_chunks, choose, crosswire_checks
 from enrichkit.cache import default_dir
 from enrichkit.dry_run import adry_run
 from enrichkit.errors import UserError
 from enrichkit.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.options import RunOptions
+from enrichkit.providers.base import Provider
 from enrichkit.receipt import (
     count_reasons,
     failures_report,
@@ -36,8 +40,10 @@ from enrichkit.redact import redacted_url
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.show_prompt import first_prompt
 from enrichkit.stdio import is_stdout
+from enrichkit.sweep import Swept
 from enrichkit.task import Task
 
+Write = Callable[[Sequence[dict[str, Any]]], None]
 STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
 INTERRUPTED = 130
 
@@ -54,6 +60,7 @@ class CliOptions:
     total: int | None = None  # the input's rows, when counted up front (for the progress bar)
     show_prompt: bool = False
     preview: int = 0  # rows of the output shown after the receipt
+    source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
 
 
 @dataclass
@@ -64,12 +71,17 @@ class _Progress:
     quiet: bool
     stats: Stats = field(default_factory=Stats)
     bar: tqdm[Any] | None = None
+    shown: tuple[int, int] = (-1, -1)  # the calls and failures the bar says
 
     def __call__(self, done: int, stats: Stats) -> None:
         self.stats = stats
+        if self.quiet:
+            return
         if self.bar is None:
-            self.bar = tqdm(total=self.total, unit="row", disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
-        self.bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+            self.bar = tqdm(total=self.total, unit="row", file=sys.stderr, dynamic_ncols=True)
+        if (counts := (stats.calls, stats.failed)) != self.shown:  # called for every row: set what changed
+            self.shown = counts
+            self.bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
         self.bar.update(done - self.bar.n)  # redraws at most every 0.1 s
 
     def close(self) -> None:
@@ -128,17 +140,30 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         return 0
     progress = _Progress(count, cli.quiet)
     started = time.perf_counter()
-    chunks = aenrich_chunks(rows, task, options, on_progress=progress)
     failures = cli.failures or (None if is_stdout(output) else default_failures(output))
     reasons: Counter[str] = Counter()
     try:
         lazy = None if cli.failures else failures
         shown: list[dict[str, Any]] = []
-        stats = asyncio.run(
-            write_chunks(
-                chunks, task, output, cli.failures, failures_if_any=lazy, reasons=reasons, first=(shown, cli.preview)
+        with _swept(rows, task, output, options, cli, provider) as swept:
+            if swept is None:
+                chunks = aenrich_chunks(rows, task, options, on_progress=progress)
+                opened: Callable[[list[str]], ContextManager[Write]] = functools.partial(row_writer, output)
+            else:
+                chunks, opened = _after_sweep(swept, task, options, progress)
+            stats = asyncio.run(
+                write_chunks(
+                    chunks,
+                    task,
+                    output,
+                    cli.failures,
+                    failures_if_any=lazy,
+                    reasons=reasons,
+                    first=(shown, cli.preview),
+                    opened=opened,
+                )
             )
-        )
+        stats.seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         progress.close()
         progress.stats.seconds = time.perf_counter() - started
@@ -158,6 +183,46 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     return code
 
 
+def _swept(
+    rows: Iterable[dict[str, Any]], task: Task, output: Path, options: RunOptions, cli: CliOptions, provider: Provider
+) -> ContextManager[Swept | None]:
+    """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
+    local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
+    source = cli.source
+    usual = (
+        source is None
+        or options.mode not in ("live", "flex")
+        or not options.use_cache
+        or options.cache is not None
+        or cli.limit is not None
+        or cli.preview
+        or is_stdout(output)
+        or not sweep.eligible(source, output)
+    )
+    if usual or source is None or (columns := sweep.columns(sweep.first_line(source), task)) is None:
+        return contextlib.nullcontext()
+    echo = crosswire_checks(task, options.echo, min(options.pack_size, provider.capabilities.max_pack_size))[0]
+    assert options.cache_dir is not None
+    return sweep.sweep(sweep.Run(source, output, task, provider, echo, options.cache_dir, columns))
+
+
+def _after_sweep(
+    swept: Swept, task: Task, options: RunOptions, progress: Callable[[int, Stats], None]
+) -> tuple[AsyncGenerator[EnrichResult, None], Callable[[list[str]], ContextManager[Write]]]:
+    """The swept file's misses enriched (their output rows written between the parts' by ``sweep.joined``)."""
+    counted = Stats(rows=swept.hits, cache_hits=swept.hits)
+    progress(swept.hits, counted)
+    chunks = aenrich_chunks(
+        swept.misses,
+        task,
+        options.replace(chunk_rows=options.chunk_rows if swept.misses else None),  # None: one result, even empty
+        on_progress=lambda done, stats: progress(swept.hits + done, stats),
+        numbers=iter(swept.numbers),
+        stats=counted,
+    )
+    return chunks, lambda columns: sweep.joined(swept)
+
+
 def default_failures(output: Path) -> Path:
     """Where failed rows go when no --failures was given: ``<output stem>-failures.jsonl`` beside the output."""
     return output.with_name(f"{output.stem}-failures.jsonl")
@@ -172,14 +237,16 @@ async def write_chunks(
     failures_if_any: Path | None = None,
     reasons: Counter[str] | None = None,
     first: tuple[list[dict[str, Any]], int] = ([], 0),
+    opened: Callable[[list[str]], ContextManager[Write]] | None = None,
 ) -> Stats:
     """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
 
     ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
-    counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written."""
+    counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written;
+    ``opened(columns)`` opens the writer of the rows (default: ``row_writer`` of ``output``)."""
     stats = Stats()
     with contextlib.ExitStack() as files:
-        write: Callable[[Sequence[dict[str, Any]]], None] | None = None
+        write: Write | None = None
         write_failures: Callable[[Iterable[dict[str, Any]]], None] | None = None
         async with contextlib.aclosing(chunks):
             async for result in chunks:
@@ -187,7 +254,8 @@ async def write_chunks(
                 if stats.pending:
                     return stats
                 if write is None:
-                    write = files.enter_context(row_writer(output, columns_of(result.rows, task.fields)))
+                    columns = columns_of(result.rows, task.fields)
+                    write = files.enter_context(opened(columns) if opened else row_writer(output, columns))
                     if failures is not None:
                         write_failures = files.enter_context(jsonl_writer(failures))
                 if write_failures is None and failures_if_any is not None and result.failures:

@@ -250,6 +250,7 @@ def run(
     task --instruction/--input/--column."""
     target = _target(output, kwargs)
     kwargs["total"] = count_rows(input_path)
+    kwargs["source"] = None if input_path == "-" else Path(input_path)
     with task_path(task, instruction, inputs, columns) as path:
         return run_job(iter_rows(input_path, stdin_format), path, target, *_options(kwargs))
 
