@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,6 @@ from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
 from enrichkit.runner import CliOptions, run_job
-from enrichkit.sweep import workers
 from enrichkit.testing import FunctionProvider, ids_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +152,46 @@ def instant_provider() -> FunctionProvider:
     return FunctionProvider(instant, name="instant", model="instant", capabilities=capabilities, record=False)
 
 
+def _pss_kb(pid: int | str) -> int:
+    """A process's proportional set size (its pages, each shared page divided among its sharers), 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def _children() -> list[str]:
+    pids: list[str] = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            pids += Path(f"/proc/self/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+    return pids
+
+
+class TreeMemory:
+    """The peak of this process's and its children's summed PSS, sampled every 50 ms in a thread: the memory
+    a run with forked processes holds (their RSS summed would count each page they share once per process)."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            if children := _children():  # else this process's ru_maxrss says it all
+                self.peak_kb = max(self.peak_kb, _pss_kb("self") + sum(map(_pss_kb, children)))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
 def child(kind: str, n: int, folder: str) -> None:
     """Run in a child process (so peak RSS is this run's alone) and print the figures as JSON.
 
@@ -160,6 +200,7 @@ def child(kind: str, n: int, folder: str) -> None:
     swept by one process per core (``enrichkit.sweep``).
     """
     cache = Path(folder) / "cache"
+    tree_kb = 0
     started, cpu_before = time.perf_counter(), time.process_time()
     if kind.startswith("memory"):
         stats = asyncio.run(
@@ -171,18 +212,20 @@ def child(kind: str, n: int, folder: str) -> None:
             with source.open("w", encoding="utf-8") as out:
                 out.writelines(json.dumps(row) + "\n" for row in iter_synthetic_rows(n))
         started, cpu_before = time.perf_counter(), time.process_time()
+        tree = TreeMemory()
         report = Path(folder) / "report.json"
         options = RunOptions(provider=instant_provider(), cache_dir=cache)
         code = run_job(iter_rows(source), TASK_FILE, Path(folder) / "out.csv", options,
                        CliOptions(report=report, quiet=True, source=source))  # fmt: skip
         assert code == 0, f"exit code {code}"
         stats = Stats(**{k: v for k, v in json.loads(report.read_text()).items() if k in STATS})
+        tree_kb = tree.stop()
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     forked = resource.getrusage(resource.RUSAGE_CHILDREN)  # a swept re-run's processes (ru_maxrss: the largest)
     cpu = usage.ru_utime + usage.ru_stime + forked.ru_utime + forked.ru_stime - cpu_before
-    # at most: this process's peak and, once per core, the largest forked one's (pages they share count twice)
-    peak = (usage.ru_maxrss + workers() * forked.ru_maxrss) / 1024
+    # this process's peak RSS; with forked processes (a swept re-run), the sampled peak of their summed PSS
+    peak = max(usage.ru_maxrss, tree_kb) / 1024
     print(json.dumps({"kind": kind, "rows": n, "calls": stats.calls, "hits": stats.cache_hits, "seconds": seconds,
                       "cpu_seconds": round(cpu, 2), "peak_mb": peak}))  # fmt: skip
 
