@@ -185,7 +185,7 @@ class RowCache:
         a value diskcache keeps elsewhere (a file, for big ones) or a table it cannot read falls back
         to ``diskcache.Cache.get``. A damaged entry is left out and counted in ``damaged``.
         """
-        wanted = sorted(keys)  # in key order, SQLite finds them in pages it just read (twice as fast as at random)
+        wanted = sorted(keys)  # in key order: SQLite finds each in pages it just read
         found: dict[str, Entry] = {}
         with self._read_lock, self._guard("read"):
             self._sql.execute("BEGIN")

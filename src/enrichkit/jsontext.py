@@ -24,6 +24,7 @@ _BIG = float(2**63)
 _DIGITS = bytes.maketrans(b"123456789eE", b"000000000..")
 _DIGITS_TEXT = str.maketrans("123456789", "000000000")
 _LONG = "0" * 19  # an integer of 2**63 or more (which orjson reads as a float) has 19 digits or more
+_LONG_BYTES = _LONG.encode()
 
 
 def _plain(value: Any) -> bool:
@@ -69,7 +70,7 @@ def floatless(text: bytes) -> bool:
     """Whether the values orjson reads from ``text`` hold no float (nor an integer orjson reads as one): no
     digit is followed by ``.``, ``e`` or ``E`` and no 19 digits run (text in strings may say no wrongly)."""
     digits = text.translate(_DIGITS)
-    return b"0." not in digits and _LONG.encode() not in digits
+    return b"0." not in digits and _LONG_BYTES not in digits
 
 
 def compact(value: Any) -> str:
@@ -99,7 +100,7 @@ def reads_exactly(text: str | bytes) -> bool:
     run (text in strings may say no wrongly: ``is_exact`` then walks the value)."""
     if isinstance(text, str):
         return _LONG not in text.translate(_DIGITS_TEXT)
-    return _LONG.encode() not in text.translate(_DIGITS)
+    return _LONG_BYTES not in text.translate(_DIGITS)
 
 
 def is_exact(value: Any) -> bool:

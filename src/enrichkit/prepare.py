@@ -31,7 +31,7 @@ def _row_inputs(
     ids: list[Any] = []
     inputs: list[dict[str, Any]] = []
     id_field, fields = task.id_field, task.inputs
-    for n, row in zip(numbers, rows, strict=False):  # numbers may run on (a range)
+    for n, row in zip(numbers, rows, strict=True):
         if type(row) is not dict and not isinstance(row, Mapping):
             raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
         rid = n

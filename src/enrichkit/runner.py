@@ -145,7 +145,7 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     try:
         lazy = None if cli.failures else failures
         shown: list[dict[str, Any]] = []
-        with _swept(rows, task, output, options, cli, provider) as swept:
+        with _swept(task, output, options, cli, provider) as swept:
             if swept is None:
                 chunks = aenrich_chunks(rows, task, options, on_progress=progress)
                 opened: Callable[[list[str]], ContextManager[Write]] = functools.partial(row_writer, output)
@@ -184,12 +184,12 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
 
 
 def _swept(
-    rows: Iterable[dict[str, Any]], task: Task, output: Path, options: RunOptions, cli: CliOptions, provider: Provider
+    task: Task, output: Path, options: RunOptions, cli: CliOptions, provider: Provider
 ) -> ContextManager[Swept | None]:
     """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
     local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
     source = cli.source
-    usual = (
+    if (
         source is None
         or options.mode not in ("live", "flex")
         or not options.use_cache
@@ -198,8 +198,8 @@ def _swept(
         or cli.preview
         or is_stdout(output)
         or not sweep.eligible(source, output)
-    )
-    if usual or source is None or (columns := sweep.columns(sweep.first_line(source), task)) is None:
+        or (columns := sweep.columns(source, task)) is None
+    ):
         return contextlib.nullcontext()
     echo = crosswire_checks(task, options.echo, min(options.pack_size, provider.capabilities.max_pack_size))[0]
     assert options.cache_dir is not None

@@ -32,7 +32,7 @@ import orjson
 from enrichkit.cache import RowCache
 from enrichkit.disk import TEMP_SUFFIX, atomic, storage_errors, temp_prefix
 from enrichkit.errors import StorageError, UserError
-from enrichkit.files import Row, line_renderer
+from enrichkit.files import Row, columns_of, line_renderer
 from enrichkit.jsontext import floatless, is_exact, reads_exactly
 from enrichkit.prepare import key_rows
 from enrichkit.providers.base import Provider
@@ -60,11 +60,10 @@ class Run:
 
 @dataclass
 class Part:
-    """A byte range's outcome: its rows and hits, its misses (row number in the part, byte offset in the
+    """A byte range's outcome: its rows, its misses (row number in the part, byte offset in the
     part file, the line), and the hashes of its row ids; ``gave_up`` says why it stopped short."""
 
     rows: int = 0
-    hits: int = 0
     misses: list[tuple[int, int, bytes]] = field(default_factory=list)
     ids: array[int] = field(default_factory=lambda: array("q"))
     gave_up: str = ""
@@ -134,7 +133,8 @@ def _swept(run: Run, paths: list[Path], parts: list[Part]) -> Swept | None:
         ids.extend(part.ids)
     if len(set(ids)) != len(ids):  # a repeated id (or, rarely, two ids of one hash): the usual way names it
         return None
-    swept = Swept(run, paths, sum(p.rows for p in parts), sum(p.hits for p in parts), [], [], [])
+    rows = sum(p.rows for p in parts)
+    swept = Swept(run, paths, rows, rows - sum(len(p.misses) for p in parts), [], [], [])
     before = 0
     for index, part in enumerate(parts):
         for number, at, line in part.misses:
@@ -261,11 +261,10 @@ def _sweep_block(
             into.write(render(done).encode())
             done.clear()
             out.misses.append((out.rows + n, into.tell(), lines[n]))
-        if row.keys() != known and not row.keys() <= known:
+        if not row.keys() <= known:
             return "a row has a column the first row lacks"
     into.write(render(done).encode())
     out.rows += len(rows)
-    out.hits = out.rows - len(out.misses)
     return "too many misses" if len(out.misses) > MAX_MISS_SHARE * out.rows else ""
 
 
@@ -287,11 +286,12 @@ def _rows_of(block: bytes, lines: list[bytes]) -> list[Row] | None:
     return rows if reads_exactly(block) or all(map(is_exact, rows)) else None
 
 
-def columns(first_line: bytes, task: Task) -> list[str] | None:
-    """The output's columns as the first row's answer sets them: its keys, then the task's new fields."""
-    with contextlib.suppress(orjson.JSONDecodeError):
-        if type(row := orjson.loads(first_line)) is dict:
-            return [*row, *(f for f in task.fields if f not in row)]
+def columns(source: Path, task: Task) -> list[str] | None:
+    """The output's columns as the first row's answer sets them (``files.columns_of``); None if the first line
+    is not a JSON object (the usual way names the problem)."""
+    with source.open("rb") as stream, contextlib.suppress(orjson.JSONDecodeError):
+        if type(row := orjson.loads(stream.readline())) is dict:
+            return columns_of([row], task.fields)
     return None
 
 
@@ -329,8 +329,3 @@ def joined(swept: Swept) -> Iterator[Callable[[Sequence[Row]], None]]:
 def _copy_rest(stream: IO[bytes], out: IO[bytes]) -> None:
     while chunk := stream.read(1 << 20):
         out.write(chunk)
-
-
-def first_line(source: Path) -> bytes:
-    with source.open("rb") as stream:
-        return stream.readline()
