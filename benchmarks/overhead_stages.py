@@ -15,13 +15,13 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from enrichkit.cache import RowCache
 from enrichkit.collector import fewer_collections
 from enrichkit.files import iter_rows, row_writer
 from enrichkit.prepare import key_rows, plan
 from enrichkit.result import Stats
+from enrichkit.seen_ids import SeenIds
 from throughput import TASK, in_child, instant_provider
 
 CHUNK = 20_000
@@ -30,7 +30,7 @@ CHUNK = 20_000
 def stages(folder: Path) -> dict[str, float]:
     took: defaultdict[str, float] = defaultdict(float)
     provider, cache, stats = instant_provider(), RowCache(folder / "cache"), Stats()
-    seen: dict[Any, int] = {}
+    seen = SeenIds("id")
     clock = time.perf_counter
     with fewer_collections():
         start = clock()

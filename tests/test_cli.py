@@ -203,6 +203,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "nofield.jsonl": b'{"id": "a", "category": "c", "topic": "t", "description": "d"}\n{"id": "b", "topic": "t"}\n',
         "dupe.jsonl": b'{"id": "a", "category": "c", "topic": "t", "description": "d"}\n'
         b'{"id": "a", "category": "c", "topic": "u", "description": "e"}\n',
+        "listid.jsonl": b'{"id": ["a"], "category": "c", "topic": "t", "description": "d"}\n',
         "badtask.json": b'{"instruction": "x", "inputs": "topic", "output": {"type": "object", "properties": {}}}',
     }
     for name, data in files.items():
@@ -222,6 +223,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "non-utf8": (run(str(tmp / "latin1.jsonl")), "not UTF-8 text (bad byte at offset 25)"),
         "missing field": (run(str(tmp / "nofield.jsonl")), "row 2 (id 'b'): input field 'category' is missing"),
         "duplicate ids": (run(str(tmp / "dupe.jsonl")), "rows 1 and 2: duplicate id 'a'"),
+        "id not a value": (run(str(tmp / "listid.jsonl")), "row 1: id ['a'] in field 'id' is not a string or a number"),
         "task missing": (["run", str(good), "-t", str(tmp / "no-task.json"), "-o", out], "no-task.json"),
         "task invalid": (
             ["run", str(good), "-t", str(tmp / "badtask.json"), "-o", out],
@@ -239,7 +241,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     "case",
     [
         "missing input", "empty input", "malformed jsonl", "malformed json", "ragged csv", "non-utf8",
-        "missing field", "duplicate ids", "task missing", "task invalid", "unknown output extension",
+        "missing field", "duplicate ids", "id not a value", "task missing", "task invalid", "unknown output extension",
         "output dir missing", "batch size 0", "batch size 51", "no api key",
     ],
 )  # fmt: skip

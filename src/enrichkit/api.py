@@ -35,6 +35,7 @@ from enrichkit.providers.base import Provider
 from enrichkit.providers.choose import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.scheduler import Scheduler
+from enrichkit.seen_ids import SeenIds
 from enrichkit.task import Task
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ async def aenrich_chunks(
     )
     ladder = Ladder(size, len(tiers))
     chunk_rows = None if opts.mode in ("batch", "auto") else opts.chunk_rows
-    seen: dict[Any, int] = {}
+    seen = SeenIds(task.id_field) if task.id_field else None
     done = 0
 
     def settled(n: int) -> None:

@@ -14,6 +14,7 @@ from enrichkit.packer import Work
 from enrichkit.prompt import PROMPT_VERSION
 from enrichkit.providers.base import Provider
 from enrichkit.result import Stats
+from enrichkit.seen_ids import SeenIds
 from enrichkit.task import Task
 
 
@@ -24,10 +25,10 @@ def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
 
 
 def _row_inputs(
-    rows: Sequence[Mapping[str, Any]], task: Task, seen: dict[Any, int], numbers: Iterable[int]
+    rows: Sequence[Mapping[str, Any]], task: Task, numbers: Iterable[int]
 ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Row ids and the input values of every row; a missing field or a repeated id (``seen``: the
-    ids of earlier chunks) is an error. ``numbers``: the rows' numbers (from 0) in their input."""
+    """Row ids and the input values of every row; a missing field is an error. ``numbers``: the rows'
+    numbers (from 0) in their input."""
     ids: list[Any] = []
     inputs: list[dict[str, Any]] = []
     id_field, fields = task.id_field, task.inputs
@@ -39,9 +40,6 @@ def _row_inputs(
             if id_field not in row:
                 raise UserError(f"row {n + 1}: id field {id_field!r} is missing")
             rid = row[id_field]
-            if rid in seen:
-                raise UserError(f"rows {seen[rid] + 1} and {n + 1}: duplicate id {rid!r} in field {id_field!r}")
-            seen[rid] = n
         try:
             inputs.append({f: row[f] for f in fields})
         except KeyError:
@@ -82,15 +80,18 @@ def key_rows(
     task: Task,
     provider: Provider,
     echo: bool,
-    seen: dict[Any, int] | None = None,
+    seen: SeenIds | None = None,
     offset: int | Sequence[int] = 0,
     floatless: bool = False,
 ) -> Keyed:
-    """Check the rows' ids and input values, and key them (``seen``: see ``_row_inputs``). The rows are
-    numbered from ``offset``, or as it lists them; ``floatless``: see ``jsontext.canonical_all``."""
+    """Check the rows' input values and ids (none repeated, with the ids ``seen`` in earlier chunks), and
+    key them. The rows are numbered from ``offset``, or as it lists them; ``floatless``: see
+    ``jsontext.canonical_all``."""
     table = rows if isinstance(rows, list) else list(rows)
     numbers = range(offset, offset + len(table)) if isinstance(offset, int) else offset
-    ids, inputs = _row_inputs(table, task, {} if seen is None else seen, numbers)
+    ids, inputs = _row_inputs(table, task, numbers)
+    if task.id_field:
+        (SeenIds(task.id_field) if seen is None else seen).add(ids, numbers)
     texts = canonical_all(inputs, floatless)
     return Keyed(table, ids, inputs, texts, row_keys(run_fingerprint(task, provider, echo), texts))
 
@@ -117,7 +118,7 @@ def prepare(
     cache: Cache | None,
     echo: bool,
     stats: Stats,
-    seen: dict[Any, int] | None = None,
+    seen: SeenIds | None = None,
     offset: int = 0,
 ) -> Prepared:
     """Key the rows, look them up in the cache and count hits and duplicates into ``stats``."""
