@@ -46,17 +46,28 @@ def text_fields(schema: Mapping[str, Any]) -> list[str]:
     return [name for name, field in schema.get("properties", {}).items() if is_free_text(field)]
 
 
-def _words(values: Iterable[Any]) -> set[str]:
-    """The ``_WORD``s of ``values`` in lower case, less ``_STOP`` (ASCII text is lowered first: faster; other
-    text word by word, as lowering may change its length)."""
-    text = " ".join(map(str, values))
-    if not text.isascii():
-        return {w.lower() for w in _WORD.findall(text)} - _STOP
-    lowered = text.lower().encode()
+def _words(texts: list[str]) -> list[set[str]]:
+    """The ``_WORD``s of each text in lower case, less ``_STOP``. ASCII texts are lowered and split all at
+    once (faster); other text, or a run of letters and digits (v2) the pattern splits, one text at a time."""
+    whole = " ".join(texts)
+    if not whole.isascii():
+        return [{w.lower() for w in _WORD.findall(text)} - _STOP for text in texts]
+    lowered = whole.lower().encode()
     shape = lowered.translate(_SHAPE)  # letters as a, digits as 0
-    if b"a0" in shape or b"0a" in shape:  # a run of letters and digits (v2): the pattern splits it
-        return set(_ASCII_WORD.findall(lowered.decode())) - _STOP
-    return set(lowered.translate(_SPACED).decode().split()) - _SHORT_OR_STOP  # runs of letters or of digits
+    if b"a0" in shape or b"0a" in shape:
+        return [set(_ASCII_WORD.findall(text.lower())) - _STOP for text in texts]
+    spaced = lowered.translate(_SPACED).decode()  # runs of letters or of digits, as long as ``whole``
+    found: list[set[str]] = []
+    start = 0
+    for text in texts:
+        end = start + len(text)
+        found.append(set(spaced[start:end].split()) - _SHORT_OR_STOP)
+        start = end + 1
+    return found
+
+
+def _text(values: Iterable[Any]) -> str:
+    return " ".join(map(str, values))
 
 
 def suspects(
@@ -73,9 +84,14 @@ def suspects(
     other row, when it fits this row better than its own (the other half of a swap)."""
     if len(rows) < 2 or not fields:
         return set()
-    said_by = {rid: _words([values.get(f, "") for f in fields]) for rid, values in answers.items()}
+    texts = [_text(values.get(f, "") for f in fields) for values in answers.values()]
+    split = _words(texts + [_text(values.values()) for values in rows.values()])
+    said_by = dict(zip(answers, split[: len(answers)], strict=True))
+    row_words = dict(zip(rows, split[len(answers) :], strict=True))
+    in_rows = set().union(*row_words.values())
+    if all((said - row_words.get(rid, set())).isdisjoint(in_rows) for rid, said in said_by.items()):
+        return set()  # the usual case: no word of an answer is only another row's
     heard = set().union(*said_by.values())
-    row_words = {rid: _words(values.values()) for rid, values in rows.items()}
     holders: defaultdict[str, list[str]] = defaultdict(list)  # word an answer says -> the rows that hold it
     for rid, words in row_words.items():
         for w in words & heard:
