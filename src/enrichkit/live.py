@@ -7,10 +7,9 @@ the same task group, so salvage overlaps the packs still in flight. Calls go thr
 
 A row on its own whose answer is invalid, cut off or refused is asked again up to ``REPAIRS`` times
 (an invalid answer's reason goes into the prompt, for the model to repair), before the next tier. A
-provider reply never stops the run on its own, except by evidence that the run cannot succeed:
-``STOP_AFTER`` different rows in a row that failed on every tier with the same refusal of the
-request, or rows on their own answered invalidly as often as ``STOP_AFTER`` rows with their repairs
-would be while not one row of the run is valid (a schema no answer satisfies).
+provider reply never stops the run on its own, except by evidence that the run cannot succeed
+(``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
+invalidly again and again while not one row of the run is valid (a schema no answer satisfies).
 """
 
 from __future__ import annotations
@@ -28,9 +27,7 @@ from enrichkit.pools import Pools
 from enrichkit.providers.base import Provider
 from enrichkit.result import CallKind
 from enrichkit.scheduler import Scheduler
-
-REPAIRS = 2
-STOP_AFTER = 3
+from enrichkit.stop_evidence import REPAIRS, StopEvidence
 
 
 class LiveRun:
@@ -50,8 +47,7 @@ class LiveRun:
         self._group: asyncio.TaskGroup | None = None
         self._pools: Pools[Work] = Pools()
         self._room = Gate(1)  # a place for each call in flight (the run's gate follows the concurrency)
-        self._refused: list[tuple[str, str]] = []  # (row key, refusal) of single-row refusals since an answer
-        self._invalid: list[str] = []  # the rows of invalid single answers while nothing is valid
+        self._evidence = StopEvidence()
 
     async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
         """Enrich all ``work`` from rung ``start`` (default the ladder's first); results land in the
@@ -60,7 +56,7 @@ class LiveRun:
         if work:
             first = self.packer.packs(work, rung.size)[0]
             await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
-        self._room = self.scheduler.gate()
+        self._room = self.scheduler.admission.room()
         self._pools = Pools()
         try:
             async with asyncio.TaskGroup() as group:
@@ -218,13 +214,14 @@ class LiveRun:
                 failure = str(exc)
             if failure is None:
                 self.packer.stats.repaired += tries > 0
-                self._refused.clear()
+                self._evidence.answered()
                 return
             reason = failure
-            if invalid and current.tier == len(self.tiers) - 1:  # a fallback model may still satisfy it
-                self._stop_if_unsatisfiable(item, failure)
+            last_tier = current.tier == len(self.tiers) - 1  # (a fallback model may still satisfy it)
+            if invalid and last_tier and not self.packer.results:
+                self._stop_if(self._evidence.invalid(item.key, failure))
             if refusal:
-                self._stop_if_refused(item, refusal)
+                self._stop_if(self._evidence.refused(item.key, refusal))
             if again and tries < REPAIRS:
                 tries += 1
                 rejected = failure if invalid else None
@@ -232,28 +229,11 @@ class LiveRun:
             current, rejected, tries = self.ladder.after(current), None, 0
         self.packer.fail(item, reason)
 
-    def _stop_if_refused(self, item: Work, refusal: str) -> None:
-        """Stop the run when single rows got the same refusal of the request as often as ``STOP_AFTER``
-        rows with their retries would, from ``STOP_AFTER`` rows or more, with no answer in between."""
-        self._refused.append((item.key, refusal))
-        recent = self._refused[-STOP_AFTER * (1 + REPAIRS) :]
-        same = len(recent) == STOP_AFTER * (1 + REPAIRS) and len({r for _, r in recent}) == 1
-        if same and len({k for k, _ in recent}) >= STOP_AFTER:
+    def _stop_if(self, reason: str | None) -> None:
+        """Stop the run for ``reason`` (None: go on)."""
+        if reason is not None:
             self.scheduler.abort()
-            raise FatalProviderError(f"the provider refused the request for {STOP_AFTER} rows in a row: {refusal}")
-
-    def _stop_if_unsatisfiable(self, item: Work, problem: str) -> None:
-        """Stop the run when rows on their own, on the last tier, got as many invalid answers as ``STOP_AFTER``
-        rows with their repairs would, from ``STOP_AFTER`` rows or more, and not one row of the run is valid."""
-        if self.packer.results:
-            return
-        self._invalid.append(item.key)
-        if len(self._invalid) >= STOP_AFTER * (1 + REPAIRS) and len(set(self._invalid)) >= STOP_AFTER:
-            self.scheduler.abort()
-            raise FatalProviderError(
-                f"no answer satisfies the task's schema: {len(self._invalid)} answers for"
-                f" {len(set(self._invalid))} rows on their own were invalid and none was valid (last: {problem})"
-            )
+            raise FatalProviderError(reason)
 
 
 def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:

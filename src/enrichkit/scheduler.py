@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from enrichkit.admission import Admission
 from enrichkit.budget import Budget, BudgetReached
+from enrichkit.concurrency import Concurrency
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, TransientError, Unreachable
 from enrichkit.limiter import Limiter
-from enrichkit.pacing import Gate, Pacing
+from enrichkit.pacing import Pacing
 from enrichkit.prompt import estimate_tokens
 from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind, Stats
@@ -66,45 +65,23 @@ class Scheduler:
         """``max_concurrency``: adapt the concurrency from ``concurrency`` up to this (None: keep it fixed)."""
         self.stats = stats
         self.budget = budget
-        self.concurrency = concurrency
-        self.max_concurrency = max_concurrency
+        self.sizing = Concurrency(concurrency, max_concurrency)
         self.retry = retry
         self.limiter = limiter
         self.pacing = Pacing()
-        self._rooms: weakref.WeakSet[Gate] = weakref.WeakSet()
-        self._slots = Gate(concurrency)
+        self.admission = Admission(concurrency, max_concurrency)
         self._pace = asyncio.Lock()
-        self._probe = Gate(1)  # calls in flight before the key was proven to generate
-        self._counted = False
-        self._proven = asyncio.Event()
-        self._answered = False  # a paid call was answered or is being generated (see ``_accepted``)
         self._paused_until = 0.0
-        self._threshold = max_concurrency or concurrency  # slow start below it
-        self._credit = 0.0
         self._held_back = False  # a call waits for the server's pause or the learned limit
-        self._shrunk_until = 0.0
-        self._aborted = False
 
-    def gate(self) -> Gate:
-        """``LiveRun``'s room for calls: a semaphore of the calls that may go out now, which follows the
-        concurrency as it adapts; until one paid call was answered, only as many as may go before that
-        (so the calls that wait are formed with what the first replies taught: a refused pack size, say)."""
-        gate = Gate(self._room())
-        self._rooms.add(gate)
-        return gate
-
-    def _room(self) -> int:
-        if self._answered:
-            return self.concurrency
-        return min(self.concurrency, 2 if self._counted else 1)
-
-    def _fit_rooms(self) -> None:
-        for room in self._rooms:
-            room.resize(self._room())
+    @property
+    def concurrency(self) -> int:
+        """The most calls in flight now."""
+        return self.sizing.size
 
     def abort(self) -> None:
         """No new call starts (the run is stopping)."""
-        self._aborted = True
+        self.admission.abort()
 
     async def preflight(self, provider: Provider, request: Request) -> None:
         """A free call first (the provider counts ``request``'s tokens): a bad key or unknown model stops
@@ -113,7 +90,7 @@ class Scheduler:
         call once it is: once one of them was answered, or went on for ``QUIET_ROUND_TRIPS`` round trips of
         the free call without a refusal (it is being generated: a refusal comes back as fast as the count
         did). Providers that cannot count send their first paid call alone, and the rest once it is answered."""
-        if self._proven.is_set() or self._counted:
+        if self.admission.proven or self.admission.counted:
             return
         started = asyncio.get_running_loop().time()
         try:
@@ -125,18 +102,16 @@ class Scheduler:
             return
         if counted is not None:
             self.pacing.round_trip = asyncio.get_running_loop().time() - started
-            self._counted = True
-            self._probe.resize(2)  # a second paid call may go before the first is answered
-            self._fit_rooms()
+            self.admission.count_passed()
 
     async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
         """One logical call: retried on rate limits and transient errors as the policy says."""
         transient = limited = 0
         loop = asyncio.get_running_loop()
         while True:
-            async with self._admission():
+            async with self.admission.slot():
                 await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
-                stamp, fills = await self._cleared(), self._slots.fills
+                stamp, fills = await self._cleared(), self.admission.slots.fills
                 quiet = self._watch_quiet()
                 try:
                     outcome = await self._attempt(provider, request, kind)
@@ -147,17 +122,20 @@ class Scheduler:
                     learned = self.pacing.refused(stamp, loop.time(), outcome.retry_after)
                     self.stats.rate_limit = self.pacing.describe()
                 elif not isinstance(outcome, TransientError):
-                    self._prove()  # the provider answered: the key and model work
+                    self.admission.prove()  # the provider answered: the key and model work
                 if isinstance(outcome, Reply):
-                    self._accepted()
+                    self.admission.accepted()
                     self.pacing.answered(stamp, loop.time())
-                    self._grow(busy=self._slots.full or self._slots.fills != fills)
+                    slots = self.admission.slots
+                    if self.sizing.grow(slots.full or slots.fills != fills, self._held_back):
+                        self.admission.resize(self.concurrency)
             if isinstance(outcome, Reply):
                 return outcome
             if isinstance(outcome, RateLimited):
                 limited += 1
                 wait = self._rate_limit_wait(outcome, limited)
-                self._shrink(wait, learned)
+                if self.sizing.shrink(loop.time(), wait, learned):
+                    self.admission.resize(self.concurrency)
                 self._pause(wait)
             elif isinstance(outcome, TransientError):
                 transient += 1
@@ -175,23 +153,10 @@ class Scheduler:
         """Before the key was proven, after a passing free call: a timer that proves it if this paid call
         goes on without a refusal for ``QUIET_ROUND_TRIPS`` round trips (it is being generated), so the
         other calls need not wait for its whole answer."""
-        if self._proven.is_set() or not self._counted or self.pacing.round_trip is None:
+        if self.admission.proven or not self.admission.counted or self.pacing.round_trip is None:
             return None
         quiet = max(QUIET_SECONDS, QUIET_ROUND_TRIPS * self.pacing.round_trip)
-        return asyncio.get_running_loop().call_later(quiet, self._accepted)
-
-    def _accepted(self) -> None:
-        """A paid call was answered, or is being generated: the key works and so does the request's
-        shape, so the room opens to the concurrency (a refusal proves the key, not the request)."""
-        self._prove()
-        if not self._answered:
-            self._answered = True
-            self._fit_rooms()
-
-    def _prove(self) -> None:
-        """The key and model work: every call may go (within the concurrency)."""
-        self._proven.set()
-        self._probe.resize(self.max_concurrency or self.concurrency)
+        return asyncio.get_running_loop().call_later(quiet, self.admission.accepted)
 
     def _rate_limit_wait(self, limited: RateLimited, tries: int) -> float:
         wait = limited.retry_after if limited.retry_after is not None else self.retry.delay(tries)
@@ -226,25 +191,6 @@ class Scheduler:
             self.budget.spend(provider.model, reply.usage)
         return reply
 
-    @asynccontextmanager
-    async def _admission(self) -> AsyncIterator[None]:
-        """A concurrency slot; until the key is proven, one call at a time (two after a passing preflight)."""
-        if not self._proven.is_set():
-            async with self._probe:
-                if not self._proven.is_set():
-                    async with self._slots:
-                        self._check_aborted()
-                        yield
-                    return
-        async with self._slots:
-            self._check_aborted()
-            yield
-
-    def _check_aborted(self) -> None:
-        """After a fatal error no new call starts (the task group is about to cancel everything)."""
-        if self._aborted:
-            raise asyncio.CancelledError
-
     def _pause(self, seconds: float) -> None:
         """Hold every new call for ``seconds``: the server's rate limit applies to all of them."""
         loop = asyncio.get_running_loop()
@@ -264,36 +210,5 @@ class Scheduler:
                 self._held_back = held > 0
                 await asyncio.sleep(left)
             self._held_back = False
-            self._check_aborted()
+            self.admission.check_aborted()
             return self.pacing.sent(loop.time())
-
-    def _grow(self, busy: bool) -> None:
-        """An answer to a call during which every slot was taken (``busy``), while no call is held back:
-        latency binds, so one more slot (slow start: one per answer until the first 429; then one per
-        round trip)."""
-        if self.max_concurrency is None or self.concurrency >= self.max_concurrency:
-            return
-        if not busy or self._held_back:
-            return
-        if self.concurrency < self._threshold:
-            self._resize(self.concurrency + 1)
-            return
-        self._credit += 1 / self.concurrency
-        if self._credit >= 1:
-            self._credit = 0.0
-            self._resize(self.concurrency + 1)
-
-    def _shrink(self, wait: float, learned: bool) -> None:
-        """A 429 ends the slow start. One that taught the limit leaves the pacing to it; any other halves
-        the concurrency, once per pause (the refusals of one burst count once)."""
-        now = asyncio.get_running_loop().time()
-        if self.max_concurrency is None or now < self._shrunk_until:
-            return
-        self._shrunk_until = now + wait
-        self._threshold = self.concurrency if learned else max(1, self.concurrency // 2)
-        self._resize(self._threshold)
-
-    def _resize(self, size: int) -> None:
-        self.concurrency = size
-        self._slots.resize(size)
-        self._fit_rooms()
