@@ -1,5 +1,5 @@
 """The row ids a run has seen, to name a repeated one: in a dict while they are few, then in an in-memory
-SQLite table (about 30 bytes an id instead of about 130, so a run of millions of rows stays small)."""
+SQLite table (a fraction of the dict's memory, so a run of millions of rows stays small)."""
 
 from __future__ import annotations
 
