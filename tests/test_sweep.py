@@ -118,7 +118,12 @@ def test_a_repeated_id_in_another_part_is_named_as_the_usual_way_names_it(
 
 @pytest.mark.parametrize(
     ("line", "why"),
-    [(b'{"id": "x", "topic": 1e400}\n', "a number"), (b"not json\n", "a mistake"), (b"[1, 2]\n", "not an object")],
+    [
+        (b'{"id": "x", "topic": 1e400}\n', "a number"),
+        (b"not json\n", "a mistake"),
+        (b"[1, 2]\n", "not an object"),
+        (b'{"id": ["x"], "category": "c", "topic": "t", "description": "d"}\n', "an id that is not a value"),
+    ],
 )
 def test_a_line_the_careful_reader_must_see_gives_the_sweep_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sweeps: list[int], line: bytes, why: str

@@ -240,12 +240,9 @@ def _sweep_block(
         return "a line the careful reader must see"
     if len(rows) < len(lines):
         lines = [line for line in lines if line.strip()]
-    keyed = key_rows(rows, run.task, run.provider, run.echo, floatless=floatless(block))
+    keyed = key_rows(rows, run.task, run.provider, run.echo, floatless=floatless(block))  # ids checked: hashable
     if run.task.id_field:
-        try:
-            out.ids.extend(map(hash, keyed.ids))
-        except TypeError:
-            return "an id that is not a plain value"
+        out.ids.extend(map(hash, keyed.ids))
     found = cache.get_many(set(keyed.keys))
     known = set(run.columns)
     done: list[Row] = []
