@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import itertools
 import sys
 import time
@@ -146,9 +145,9 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         lazy = None if cli.failures else failures
         shown: list[dict[str, Any]] = []
         with _swept(task, output, options, cli, provider) as swept:
+            opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
             if swept is None:
                 chunks = aenrich_chunks(rows, task, options, on_progress=progress)
-                opened: Callable[[list[str]], ContextManager[Write]] = functools.partial(row_writer, output)
             else:
                 chunks, opened = _after_sweep(swept, task, options, progress)
             stats = asyncio.run(

@@ -306,10 +306,10 @@ def joined(swept: Swept) -> Iterator[Callable[[Sequence[Row]], None]]:
         def copy(upto: int, at: int | None) -> None:
             nonlocal current
             while current < upto:
-                _copy_rest(streams[current], out)
+                _copy(streams[current], out)
                 current += 1
             stream = streams[current]
-            out.write(stream.read() if at is None else stream.read(at - stream.tell()))
+            _copy(stream, out, None if at is None else at - stream.tell())
 
         def write(rows: Sequence[Row]) -> None:
             for row in rows:
@@ -323,6 +323,11 @@ def joined(swept: Swept) -> Iterator[Callable[[Sequence[Row]], None]]:
             copy(len(streams) - 1, None)
 
 
-def _copy_rest(stream: IO[bytes], out: IO[bytes]) -> None:
-    while chunk := stream.read(1 << 20):
+def _copy(stream: IO[bytes], out: IO[bytes], size: int | None = None) -> None:
+    """``size`` bytes of ``stream`` (None: the rest) into ``out``, a megabyte at a time."""
+    while size is None or size > 0:
+        if not (chunk := stream.read(1 << 20 if size is None else min(size, 1 << 20))):
+            return
         out.write(chunk)
+        if size is not None:
+            size -= len(chunk)
