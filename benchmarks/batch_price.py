@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Callable
 
 from enrichkit import enrich
+from enrichkit.calls.prices import price_of
 from enrichkit.options import Mode
-from enrichkit.prices import price_of
 from enrichkit.providers import anthropic, openai
 from enrichkit.providers.base import Provider
 from enrichkit.providers.gemini import DEFAULT_MODEL

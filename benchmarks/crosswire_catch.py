@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit import Task, enrich
-from enrichkit.crosswire import suspects
+from enrichkit.engine.crosswire import suspects
 from enrichkit.testing import FunctionProvider, ids_of, records_of
 
 ROOT = Path(__file__).resolve().parents[1]

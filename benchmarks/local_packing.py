@@ -44,12 +44,12 @@ from statistics import fmean
 from typing import Any
 
 from enrichkit import Task, aenrich
-from enrichkit.audit import similarity
-from enrichkit.local_models import embedded_model_path
-from enrichkit.prompt import Notes
+from enrichkit.engine.audit import similarity
+from enrichkit.engine.validation import AnswerError, parse_answer
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.local import CAPABILITIES, LocalProvider
-from enrichkit.validation import AnswerError, parse_answer
+from enrichkit.providers.local.prompting import Notes
+from enrichkit.providers.local.weights import embedded_model_path
 
 DATA_FILE = Path("shared") / "data" / "awesome-python" / "awesome-python.jsonl"
 # ../shared beside the clone (a worktree further down finds it too)

@@ -16,12 +16,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from enrichkit.cache import RowCache
-from enrichkit.collector import fewer_collections
-from enrichkit.files import iter_rows, row_writer
-from enrichkit.prepare import key_rows, plan
+from enrichkit.cache.folder import RowCache
+from enrichkit.engine.collector import fewer_collections
+from enrichkit.engine.prepare import plan, run_fingerprint
+from enrichkit.output.files import row_writer
 from enrichkit.result import Stats
-from enrichkit.seen_ids import SeenIds
+from enrichkit.rows.files import iter_rows
+from enrichkit.rows.keys import key_rows
+from enrichkit.rows.seen_ids import SeenIds
 from throughput import TASK, in_child, instant_provider
 
 CHUNK = 20_000
@@ -40,7 +42,7 @@ def stages(folder: Path) -> dict[str, float]:
         with row_writer(folder / "out.csv", columns) as write:
             for offset in range(0, len(rows), CHUNK):
                 start = clock()
-                keyed = key_rows(rows[offset : offset + CHUNK], TASK, provider, False, seen, offset)
+                keyed = key_rows(rows[offset : offset + CHUNK], TASK, run_fingerprint(TASK, provider), seen, offset)
                 mark = clock()
                 took["keys"] += mark - start
                 found = cache.get_many(set(keyed.keys))

@@ -14,11 +14,12 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from enrichkit.crosswire import suspects, text_fields
-from enrichkit.packer import Packer, Work
+from enrichkit.engine.codec import Packer
+from enrichkit.engine.crosswire import suspects, text_fields
+from enrichkit.engine.validation import check_pack, parse_items
 from enrichkit.result import Stats
-from enrichkit.schema import make_validator
-from enrichkit.validation import check_pack, parse_items
+from enrichkit.rows.work import Work
+from enrichkit.task.schema import make_validator
 from throughput import TASK, instant, iter_synthetic_rows
 
 

@@ -12,7 +12,7 @@ dedupe     10,000 rows, 20 % of them copies of rows in another partition (25 par
            150th call. Each then re-run whole. Ideal: ceil(8,000 unique rows / 20) = 400 calls.
 rate       4 actors at rpm=300 against a stub that answers 429 above 300 calls in any 60 s; 18,000 rows
            (900 calls). The bound: the last 300 calls may start only 2 windows (120 s) after the first.
-overhead   rows/s of enrichkit.ray.enrich for 1, 2 and 4 actors, 20,000 rows, stub at zero latency in
+overhead   rows/s of enrichkit.integrations.ray.enrich for 1, 2 and 4 actors, 20,000 rows, stub at zero latency in
            its own process, a fresh Redis cache: wall from the call to the last row, actors' start included.
 cache      the Redis cache's cost per row beside diskcache's (RowCache in a temp folder): 20,000 rows
            put and got in packs of 20 (a run's write and its look before a pack), got in one bulk
@@ -45,8 +45,10 @@ from typing import Any
 
 import redis
 
-from enrichkit.cache import Cache, Entry, RowCache
-from enrichkit.redis_cache import RedisCache
+from enrichkit.cache.base import Cache
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
+from enrichkit.cache.redis import RedisCache
 from enrichkit.testing import GeminiStub
 from enrichkit.testing.call import Call
 
@@ -132,11 +134,11 @@ class Job:
 
 def ray_job(ray: Any, rows: list[dict[str, Any]], blocks: int, actors: int, **options: Any) -> Job:
     """Enrich ``rows`` on ``actors`` actors."""
-    import enrichkit.ray
+    import enrichkit.integrations.ray
 
     started = time.monotonic()
     data = ray.data.from_items(rows, override_num_blocks=blocks)
-    out = enrichkit.ray.enrich(data, TASK, actors=actors, provider="gemini", **options)
+    out = enrichkit.integrations.ray.enrich(data, TASK, actors=actors, provider="gemini", **options)
     job = Job(0.0, 0, 0.0, 0, set())
     count = 0
     batches: Iterator[Any] = iter(out.iter_batches(batch_size=None, batch_format="pandas"))
@@ -307,9 +309,9 @@ WINDOW, LIMIT = 5.0, 40
 WORKER = """
 import json, sys
 from enrichkit import enrich
-from enrichkit.limiter import RateLimiter
-from enrichkit.redis_cache import RedisCache
-from enrichkit.shared_limit import RedisRateLimiter
+from enrichkit.calls.limits import RateLimiter
+from enrichkit.cache.redis import RedisCache
+from enrichkit.calls.redis_limit import RedisRateLimiter
 job = json.loads(sys.argv[1])
 if job["no_leases"]:
     RedisCache.lease = lambda self, keys: []

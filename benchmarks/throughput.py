@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit import Task, aenrich
-from enrichkit.files import iter_rows
+from enrichkit.cli.runner import CliOptions, run_job
 from enrichkit.options import RunOptions
 from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
-from enrichkit.runner import CliOptions, run_job
+from enrichkit.rows.files import iter_rows
 from enrichkit.testing import FunctionProvider, ids_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ def child(kind: str, n: int, folder: str) -> None:
 
     ``memory``: rows in a list through ``aenrich`` (enrichkit's own cost). ``file``: what the CLI does
     (``run_job``): a JSONL file read, enriched and written to CSV a chunk at a time, or, on a cached re-run,
-    swept by one process per core (``enrichkit.sweep``).
+    swept by one process per core (``enrichkit.output.sweep``).
     """
     cache = Path(folder) / "cache"
     tree_kb = 0

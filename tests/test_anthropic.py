@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from enrichkit import Task, enrich
+from enrichkit.engine.prompt import pack_prompt, pack_schema
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, RequestRejected, TransientError
-from enrichkit.prompt import pack_prompt, pack_schema
+from enrichkit.providers import choose_provider
 from enrichkit.providers.anthropic import AnthropicProvider, anthropic_provider
 from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.choose import choose_provider
 from enrichkit.testing import AnthropicStub
 from enrichkit.testing.anthropic import error, message
 from enrichkit.testing.faults import Outcome

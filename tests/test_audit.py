@@ -11,10 +11,11 @@ import pytest
 from google import genai
 
 from enrichkit import Task, UserError, enrich
-from enrichkit.adaptive import PackSize, PackSizer
-from enrichkit.audit import FieldAgreement, agreement, sample, similarity
+from enrichkit.engine.audit import agreement, sample, similarity
+from enrichkit.engine.sizing import PackSizer
+from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.gemini import make_client
-from enrichkit.receipt import run_report, run_text
+from enrichkit.result import FieldAgreement, PackSize
 from enrichkit.testing import Call, Fault, GeminiStub, drop_ids, http_error, set_field, with_items
 from helpers import FAST_RETRY, topic_rows
 from test_cli import TASK, invoke, write_jsonl

@@ -11,9 +11,9 @@ import pytest
 from google import genai
 
 from enrichkit import EnrichResult, FatalProviderError, Task, api, enrich
-from enrichkit.batch import JobStore
-from enrichkit.cache import RowCache
-from enrichkit.providers import gemini_batch
+from enrichkit.cache.folder import RowCache
+from enrichkit.engine.batch import JobStore
+from enrichkit.providers import gemini as gemini_batch
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub, drop_ids, http_error
 from helpers import FAST_RETRY, topic_rows

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from enrichkit.batch import JobStore
+from enrichkit.engine.batch import JobStore
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 

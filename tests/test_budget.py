@@ -9,9 +9,9 @@ import pytest
 from google import genai
 
 from enrichkit import Task, UserError, enrich
-from enrichkit.files import iter_rows
+from enrichkit.cli.runner import STOPPED, CliOptions, run_job
 from enrichkit.options import RunOptions
-from enrichkit.runner import STOPPED, CliOptions, run_job
+from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 

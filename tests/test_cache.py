@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from enrichkit.cache import Entry, RowCache, canonical, row_key
-from enrichkit.cachedb import upsert
+from enrichkit.cache.db import upsert
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
+from enrichkit.rows.jsontext import canonical
+from enrichkit.rows.keys import row_key
 
 
 def test_canonical_json_ignores_key_order_and_keeps_unicode() -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from disks import read_only, tiny_disk
-from enrichkit.cache import Entry, RowCache
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
+from enrichkit.cache.salvage import repair
 from enrichkit.errors import StorageError
-from enrichkit.repair import repair
 
 N = 3_000
 KEYS = [f"{i:064x}" for i in range(N)]

@@ -12,11 +12,11 @@ from google import genai
 
 from enrichkit import EnrichResult, Task
 from enrichkit.api import aenrich_chunks
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
+from enrichkit.cli.runner import STOPPED, CliOptions, run_job
 from enrichkit.errors import UserError
-from enrichkit.files import iter_rows
 from enrichkit.options import RunOptions
-from enrichkit.runner import STOPPED, CliOptions, run_job
+from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub, http_error
 from helpers import ROOT, topic_rows
 

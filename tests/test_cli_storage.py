@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from disks import file_size_limit, read_only
-from enrichkit.runner import STOPPED
+from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 
@@ -110,9 +110,9 @@ import os
 import sys
 from pathlib import Path
 from enrichkit.cli.common import sigterm_as_interrupt
-from enrichkit.files import iter_rows
+from enrichkit.rows.files import iter_rows
 from enrichkit.options import RunOptions
-from enrichkit.runner import CliOptions, run_job
+from enrichkit.cli.runner import CliOptions, run_job
 
 rows, task, out, cache = sys.argv[1:]
 options = RunOptions(

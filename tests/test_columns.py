@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from enrichkit import Task, UserError
 from enrichkit.cli import main
-from enrichkit.columns import parse_columns
+from enrichkit.task.columns import parse_columns
 from helpers import ROOT
 
 
@@ -80,7 +80,7 @@ def test_task_new_writes_a_valid_task_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text(encoding="utf-8"))
-    meta = json.loads((ROOT / "src" / "enrichkit" / "task.schema.json").read_text(encoding="utf-8"))
+    meta = json.loads((ROOT / "schemas" / "task.schema.json").read_text(encoding="utf-8"))
     assert not list(Draft202012Validator(meta).iter_errors(doc))
     assert doc["name"] == "reviews" and doc["inputs"] == ["text"]
     assert Task.from_file(out) == Task.from_columns("Classify each review", "text", args[9::2], name="reviews")

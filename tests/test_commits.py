@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit.cache import Entry, RowCache
-from enrichkit.commits import GroupCommit
+from enrichkit.cache.commits import GroupCommit
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
 from enrichkit.errors import StorageError
 
 

@@ -3,7 +3,7 @@ it when it taught the limit; a given concurrency never moves."""
 
 from __future__ import annotations
 
-from enrichkit.concurrency import Concurrency
+from enrichkit.calls.concurrency import Concurrency
 
 
 def test_slow_start_then_one_a_round_trip_up_to_the_most() -> None:

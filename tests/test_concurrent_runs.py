@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
 from enrichkit.testing import Call, GeminiStub
 from helpers import ROOT, topic_rows
 

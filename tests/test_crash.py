@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 

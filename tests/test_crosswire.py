@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichkit.crosswire import _STOP, _WORD, _words, suspects, text_fields
+from enrichkit.engine.crosswire import _STOP, _WORD, _words, suspects, text_fields
 
 ROWS = {
     "r1": {"topic": "Git", "description": "Version control for source code."},

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from enrichkit.errors import UserError
-from enrichkit.files import check_output, row_writer, sweep_temps, write_json
+from enrichkit.output.atomic import sweep_temps
+from enrichkit.output.files import check_output, row_writer, write_json
 
 
 def test_a_temp_file_being_written_is_kept_and_a_leftover_is_swept(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 from google import genai
 
 from enrichkit import FatalProviderError, Task, aenrich, enrich
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
+from enrichkit.calls.scheduler import QUIET_SECONDS
 from enrichkit.providers.gemini import GeminiProvider, make_client
-from enrichkit.scheduler import QUIET_SECONDS
 from enrichkit.testing import (
     Call,
     Fault,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from enrichkit.errors import UserError
-from enrichkit.files import iter_rows, read_rows, row_writer
+from enrichkit.output.files import row_writer
+from enrichkit.rows.files import iter_rows, read_rows
 
 ROWS = [{"id": f"r{i}", "text": f"row {i}", "n": i} for i in range(5)]
 

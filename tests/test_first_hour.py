@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from enrichkit.receipt import count_reasons, failures_report, failures_text, reason_kind
+from enrichkit.output.receipt import count_reasons, failures_report, failures_text, reason_kind
 from enrichkit.testing import GeminiStub, set_field
 from helpers import topic_rows
 from test_cli import TASK, invoke, read_jsonl, write_jsonl

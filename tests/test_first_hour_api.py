@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from enrichkit import Task, enrich
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
 from enrichkit.testing import GeminiStub, set_field
 from helpers import topic_rows
 

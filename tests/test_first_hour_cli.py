@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from enrichkit.stdio import count_rows
+from enrichkit.output.stdio import count_rows
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 from test_cli import TASK, invoke, write_jsonl

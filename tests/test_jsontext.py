@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichkit.jsontext import canonical, compact, loads
+from enrichkit.rows.jsontext import canonical, compact, loads
 
 SCALARS = (
     st.none()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from enrichkit import Task, aenrich
-from enrichkit.limiter import RateLimiter
+from enrichkit.calls.limits import RateLimiter
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
 from helpers import FAST_RETRY, topic_rows

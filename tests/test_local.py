@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from enrichkit import Task, UserError, aenrich
+from enrichkit.engine.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
-from enrichkit.local_models import smollm2_path
-from enrichkit.prompt import pack_ids, pack_prompt, pack_schema, system_instruction
 from enrichkit.providers.base import Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.providers.local import CAPABILITIES, LocalProvider
+from enrichkit.providers.local.weights import smollm2_path
 from helpers import topic_rows
 
 SMOLLM2 = smollm2_path()

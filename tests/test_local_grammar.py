@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from enrichkit import Task, aenrich
-from enrichkit.local_models import smollm2_path
-from enrichkit.prompt import pack_schema
+from enrichkit.engine.prompt import pack_schema
 from enrichkit.providers.base import Request
-from enrichkit.providers.local import WORD_CHARS, LocalProvider, answer_format, compilable, grammar_schema, word_pattern
+from enrichkit.providers.local import LocalProvider
+from enrichkit.providers.local.grammar import WORD_CHARS, answer_format, compilable, grammar_schema, word_pattern
+from enrichkit.providers.local.weights import smollm2_path
 
 SMOLLM2 = smollm2_path()
 needs_model = pytest.mark.skipif(

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit import UserError, local_models
-from enrichkit.local_models import embedded_model_path, embedded_parts, file_sha256, joined_model, smollm2_path
+from enrichkit import UserError
+from enrichkit.providers.local import weights as local_models
+from enrichkit.providers.local.weights import (
+    embedded_model_path,
+    embedded_parts,
+    file_sha256,
+    joined_model,
+    smollm2_path,
+)
 
 CHUNKS = [b"GGUF" + bytes(range(256)) * 40, b"middle part " * 1000, b"tail"]
 WHOLE = b"".join(CHUNKS)

@@ -9,22 +9,20 @@ from pathlib import Path
 import pytest
 
 from enrichkit import Task
-from enrichkit.local_models import smollm2_path
-from enrichkit.prompt import (
+from enrichkit.engine.prompt import pack_schema, single_prompt, system_instruction
+from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.local import LocalProvider
+from enrichkit.providers.local.prompting import (
     NOTES,
     Notes,
     free_text_first,
     guidance,
-    pack_schema,
     reason_name,
     reasoning_first,
     reminder,
-    single_prompt,
-    system_instruction,
     without_reason,
 )
-from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.local import LocalProvider
+from enrichkit.providers.local.weights import smollm2_path
 
 SMOLLM2 = smollm2_path()
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from enrichkit import EnrichResult, FatalProviderError, Task, aenrich, enrich
-from enrichkit.cache import RowCache
-from enrichkit.prompt import pack_prompt, pack_schema
+from enrichkit.cache.folder import RowCache
+from enrichkit.engine.prompt import pack_prompt, pack_schema
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.openai import OpenAIProvider, openai_provider
 from enrichkit.testing.openai import OpenAIStub, cut_off, error

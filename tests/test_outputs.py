@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from disks import file_size_limit
+from enrichkit.cli.runner import CliOptions, run_job
 from enrichkit.errors import UserError
-from enrichkit.files import iter_rows, row_writer
 from enrichkit.options import RunOptions
-from enrichkit.runner import CliOptions, run_job
+from enrichkit.output.files import row_writer
+from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub, set_field
 from helpers import ROOT, topic_rows
 from test_cli import TASK, invoke, write_jsonl

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from enrichkit import Task, aenrich
+from enrichkit.calls.limits import RateLimiter
+from enrichkit.calls.pacing import Gate, Pacing
+from enrichkit.calls.scheduler import Scheduler
 from enrichkit.errors import RateLimited
-from enrichkit.limiter import RateLimiter
-from enrichkit.pacing import Gate, Pacing
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
-from enrichkit.scheduler import Scheduler
 from enrichkit.testing import FunctionProvider, GeminiStub
 from helpers import FAST_RETRY, topic_rows
 

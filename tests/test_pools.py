@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from enrichkit.ladder import Rung
-from enrichkit.pools import Pools
+from enrichkit.engine.ladder import Rung
+from enrichkit.engine.pools import Pools
 
 
 def test_a_full_pack_goes_at_once_and_the_rest_waits_while_a_larger_pack_is_in_flight() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichkit.prompt import echo_of, pack_ids
-from enrichkit.schema import first_error, make_validator
-from enrichkit.validation import AnswerError, check_pack, parse_answer
+from enrichkit.engine.prompt import echo_of, pack_ids
+from enrichkit.engine.validation import AnswerError, check_pack, parse_answer
+from enrichkit.task.schema import first_error, make_validator
 from test_validation import TASK
 
 VALIDATOR = make_validator(TASK.schema)

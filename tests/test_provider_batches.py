@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from enrichkit import EnrichResult, Task, enrich
-from enrichkit.batch import JobStore
-from enrichkit.providers import openai_batch
+from enrichkit.engine.batch import JobStore
+from enrichkit.providers import openai as openai_batch
 from enrichkit.providers.anthropic import anthropic_provider
 from enrichkit.providers.base import Provider
 from enrichkit.providers.openai import openai_provider

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit.batch import JobStore
+from enrichkit.engine.batch import JobStore
 from enrichkit.testing import AnthropicStub, OpenAIBatchStub
 from helpers import ROOT, topic_rows
 

@@ -25,12 +25,12 @@ from enrichkit.errors import (
     Unreachable,
     UserError,
 )
-from enrichkit.providers import gemini_batch
+from enrichkit.providers import gemini as gemini_batch
 from enrichkit.providers.base import Capabilities, Provider, Reply, Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.providers.openai import openai_provider
-from enrichkit.redact import redact
+from enrichkit.providers.redact import redact
 from enrichkit.testing import Fault, GeminiStub, Outcome, hang
 from enrichkit.testing.openai import Answer, OpenAIStub, completion, error, raw
 from enrichkit.testing.openai import hang as chat_hang

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from enrichkit import UserError
-from enrichkit.limiter import RateLimiter
-from enrichkit.redis_cache import RedisCache
+from enrichkit.cache.redis import RedisCache
+from enrichkit.calls.limits import RateLimiter
 from enrichkit.testing import GeminiStub, set_field
 from helpers import ROOT, topic_rows
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'enrichkit[ray]')")
-enrichkit_ray = pytest.importorskip("enrichkit.ray")
+enrichkit_ray = pytest.importorskip("enrichkit.integrations.ray")
 pytestmark = pytest.mark.ray
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from enrichkit import UserError, enrich
-from enrichkit.cache import Entry, RowCache, row_key
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
+from enrichkit.cache.redis import RedisCache, connect
 from enrichkit.errors import StorageError
-from enrichkit.redis_cache import RedisCache, connect
+from enrichkit.rows.keys import row_key
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, topic_rows
 from test_concurrent_runs import hold_until_both_sent, sender
@@ -80,7 +82,7 @@ def test_the_lease_time_comes_from_the_environment(redis_url: str, monkeypatch: 
 
 HOLD = """
 import sys, time
-from enrichkit.redis_cache import RedisCache
+from enrichkit.cache.redis import RedisCache
 assert RedisCache(sys.argv[1], lease_seconds=0.5).lease(["k"]) == []
 print("held", flush=True)
 time.sleep(60)

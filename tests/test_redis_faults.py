@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from enrichkit.redis_cache import RedisCache
-from enrichkit.runner import STOPPED
+from enrichkit.cache.redis import RedisCache
+from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
 from redisd import redis_process
 from test_cli_storage import TASK, enrichkit, rows_file, temps

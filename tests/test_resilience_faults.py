@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from enrichkit import Task
-from enrichkit.prompt import pack_prompt, pack_schema, single_prompt
+from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
 from enrichkit.providers.chat import response_format
 from enrichkit.testing import (
     OpenAIStub,

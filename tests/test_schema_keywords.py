@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from enrichkit import Task, UserError
-from enrichkit.schema import first_error, make_validator
+from enrichkit.task.schema import first_error, make_validator
 
 
 def output(**field: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enrichkit.errors import UserError
-from enrichkit.seen_ids import SeenIds
+from enrichkit.rows.seen_ids import SeenIds
 
 ID_VALUES = st.one_of(
     st.sampled_from(["a", "b", "1", "", "int 9223372036854775808", b"int 1", 1, 2, -1, 1.0, 2.5, True, False, 0, None]),

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from enrichkit import aenrich
+from enrichkit.calls.redis_limit import RedisRateLimiter
 from enrichkit.providers.gemini import make_client
-from enrichkit.shared_limit import RedisRateLimiter
 from enrichkit.testing import GeminiStub
 from helpers import FAST_RETRY, ROOT, topic_rows
 from test_limiter import most_in_any_window

@@ -13,8 +13,8 @@ from google import genai
 
 from enrichkit import FatalProviderError, Task, enrich
 from enrichkit.cli import main
+from enrichkit.cli.runner import STOPPED
 from enrichkit.providers.openai import openai_provider
-from enrichkit.runner import STOPPED
 from enrichkit.testing import Call, GeminiStub, Outcome, error_body, http_error, set_field
 from enrichkit.testing.openai import OpenAIStub
 from enrichkit.testing.openai import set_field as chat_set_field

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from enrichkit import sweep
+from enrichkit.cli.runner import CliOptions, run_job
 from enrichkit.errors import UserError
-from enrichkit.files import iter_rows
 from enrichkit.options import RunOptions
+from enrichkit.output import sweep
 from enrichkit.providers.base import Reply, Request, Usage
-from enrichkit.runner import CliOptions, run_job
+from enrichkit.rows.files import iter_rows
 from enrichkit.testing import FunctionProvider, ids_of, records_of
 
 TASK = Path(__file__).resolve().parent.parent / "schemas" / "roadmap-topic.json"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from google import genai
 
 from enrichkit import Task, enrich
-from enrichkit.cache import RowCache
+from enrichkit.cache.folder import RowCache
 from enrichkit.cli import main
 from enrichkit.testing import GeminiStub, set_field, swap_answers, with_items
 from helpers import FAST_RETRY, ROOT, topic_rows

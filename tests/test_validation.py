@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from enrichkit import Task
-from enrichkit.validation import AnswerError, check_pack, parse_answer, parse_items
+from enrichkit.engine.validation import AnswerError, check_pack, parse_answer, parse_items
 
 TASK = Task(
     instruction="x",
@@ -24,7 +24,7 @@ IDS = ["r1", "r2", "r3"]
 
 
 def check(items: Any) -> Any:
-    from enrichkit.schema import make_validator
+    from enrichkit.task.schema import make_validator
 
     return check_pack(items, IDS, TASK.fields, make_validator(TASK.schema))
 
@@ -135,7 +135,7 @@ def test_an_array_without_one_whole_item_is_unusable(text: str | None) -> None:
 
 
 def test_rows_missing_from_a_cut_off_answer_say_why() -> None:
-    from enrichkit.schema import make_validator
+    from enrichkit.task.schema import make_validator
 
     result = check_pack([], IDS, TASK.fields, make_validator(TASK.schema), missing="cut off")
     assert result.invalid == dict.fromkeys(IDS, "missing from the answer (cut off)")

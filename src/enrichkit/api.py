@@ -16,30 +16,35 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from enrichkit.adaptive import PackSizer
-from enrichkit.audit import audit_packed
-from enrichkit.backends import open_cache, open_limiter
-from enrichkit.batch import BatchRun, JobStore
-from enrichkit.budget import Budget, BudgetReached
-from enrichkit.cache import Cache, Entry, default_dir
-from enrichkit.collector import fewer_collections
-from enrichkit.crosswire import text_fields
+from enrichkit.cache.base import Cache
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import default_dir
+from enrichkit.cache.open import open_cache
+from enrichkit.calls.budget import Budget, BudgetReached
+from enrichkit.calls.limits import open_limiter
+from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.audit import audit_packed
+from enrichkit.engine.batch import BatchRun, JobStore
+from enrichkit.engine.codec import Packer
+from enrichkit.engine.collector import fewer_collections
+from enrichkit.engine.crosswire import text_fields
+from enrichkit.engine.ladder import Ladder
+from enrichkit.engine.live import LiveRun
+from enrichkit.engine.prepare import Prepared, plan, run_fingerprint
+from enrichkit.engine.sizing import PackSizer
 from enrichkit.errors import FatalProviderError, StorageError, UserError
-from enrichkit.frames import source
-from enrichkit.ladder import Ladder
-from enrichkit.live import LiveRun
 from enrichkit.options import Mode, RunOptions
-from enrichkit.packer import Packer, Work
-from enrichkit.prepare import Prepared, key_rows, plan, run_fingerprint
+from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.providers.base import Provider
-from enrichkit.providers.choose import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.result import EnrichResult, Failure, Stats
-from enrichkit.scheduler import Scheduler
-from enrichkit.seen_ids import SeenIds
-from enrichkit.task import Task
+from enrichkit.rows.frames import source, with_columns
+from enrichkit.rows.keys import key_rows
+from enrichkit.rows.seen_ids import SeenIds
+from enrichkit.rows.work import Work
+from enrichkit.task.task import Task
 
 if TYPE_CHECKING:
-    from enrichkit.frames import Rows
+    from enrichkit.rows.frames import Rows
 
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 T = TypeVar("T")
@@ -161,6 +166,7 @@ async def aenrich_chunks(
     ladder = Ladder(size, len(tiers))
     chunk_rows = None if opts.mode in ("batch", "auto") else opts.chunk_rows
     seen = SeenIds(task.id_field) if task.id_field else None
+    keyprint = run_fingerprint(task, primary, echo)
     done = 0
 
     def settled(n: int) -> None:
@@ -177,7 +183,7 @@ async def aenrich_chunks(
     try:
         for chunk in _chunks(rows, chunk_rows):
             at = stats.rows if numbers is None else list(itertools.islice(numbers, len(chunk)))
-            keyed = key_rows(chunk, task, primary, echo, seen, at)
+            keyed = key_rows(chunk, task, keyprint, seen, at)
             lookup = _lookup(cache, keyed.keys, cache_thread)
             if previous is not None:
                 yield previous  # written while the cache looks this chunk up
@@ -346,7 +352,9 @@ async def aenrich(
         [result] = [chunk async for chunk in aenrich_chunks(given_rows.rows, task, opts, on_progress=on_progress)]
     if result.stats.stopped:
         warnings.warn(f"enrichkit stopped early: {result.stats.stopped}", RuntimeWarning, stacklevel=2)
-    return given_rows.finish(result, task)
+    if given_rows.frame is not None:
+        result.frame = with_columns(given_rows.frame, result.rows, task.schema["properties"])
+    return result
 
 
 def run_sync(job: Coroutine[Any, Any, T]) -> T:

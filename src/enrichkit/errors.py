@@ -52,3 +52,8 @@ class RequestRejected(ProviderError):
     def __init__(self, message: str, invalid_answer: bool = False) -> None:
         super().__init__(message)
         self.invalid_answer = invalid_answer
+
+
+def os_cause(exc: OSError) -> str:
+    """What went wrong in a few words: ``no space left on device``, ``read-only file system``..."""
+    return (exc.strerror or str(exc)).lower()

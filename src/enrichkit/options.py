@@ -8,18 +8,16 @@ list. Options that pick the provider (``provider``, ``client``, ``model``, ``bas
 from __future__ import annotations
 
 import dataclasses
+import random
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from enrichkit.audit import check_fraction
 from enrichkit.errors import UserError
-from enrichkit.limiter import Limiter
+from enrichkit.providers import PROVIDERS, ProviderName
 from enrichkit.providers.base import Provider
-from enrichkit.providers.choose import PROVIDERS, ProviderName
-from enrichkit.scheduler import RetryPolicy
 
 Mode = Literal["live", "flex", "batch", "auto"]
 MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
@@ -27,6 +25,37 @@ MAX_PACK_SIZE = 50
 CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class Limiter(Protocol):
+    """What the scheduler asks of a limiter: a local ``RateLimiter`` or a shared ``RedisRateLimiter``."""
+
+    @property
+    def rpm(self) -> int | None: ...
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until one more request of ``tokens`` tokens fits, and count it."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """The server said wait (a 429): whoever shares this limit waits ``seconds`` before the next call."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one call: transient errors get ``attempts`` tries with exponential backoff;
+    rate limits wait as the server says, up to ``rate_limit_attempts`` tries; a server asking to
+    wait longer than ``max_wait`` seconds stops the run (a quota is exhausted)."""
+
+    attempts: int = 3
+    rate_limit_attempts: int = 10
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    max_wait: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) + random.uniform(0, self.backoff))
 
 
 @dataclass(frozen=True)
@@ -111,3 +140,8 @@ class RunOptions:
 
     def replace(self, **changes: Any) -> RunOptions:
         return dataclasses.replace(self, **changes)
+
+
+def check_fraction(fraction: float) -> None:
+    if not 0 <= fraction <= 1:
+        raise UserError(f"audit fraction must be between 0 and 1, not {fraction:g}")

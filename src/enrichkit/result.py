@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from enrichkit.adaptive import PackSize
-from enrichkit.audit import Audit
 from enrichkit.providers.base import Usage
 
 CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit"]
@@ -110,7 +108,7 @@ class EnrichResult:
 
     def to_pandas(self) -> Any:
         """The enriched rows as a pandas DataFrame (``frame`` converted, when the input was one)."""
-        from enrichkit import frames
+        from enrichkit.rows import frames
 
         if self.frame is None:
             return frames.rows_frame(self.rows)
@@ -119,11 +117,12 @@ class EnrichResult:
     def failures_frame(self, backend: str | None = None) -> Any:
         """The failures as a frame: ``id``, ``reason``, ``attempts`` and the input fields, one row each; of
         ``backend`` (``"pandas"``, ``"polars"``, ``"pyarrow"``), by default the input frame's library, or pandas."""
-        from enrichkit import frames
+        from enrichkit.rows import frames
 
         if backend is None:
             backend = "pandas" if self.frame is None else frames.native_frame(self.frame).implementation
-        return frames.failures_frame(self.failures, backend)
+        rows = [{"id": f.row_id, "reason": f.reason, "attempts": f.attempts, **f.inputs} for f in self.failures]
+        return frames.rows_frame(rows, backend, ["id", "reason", "attempts"])
 
     def __repr__(self) -> str:  # a summary: the default repr would print every row
         s = self.stats
@@ -152,3 +151,49 @@ class EnrichResult:
             self.model.model_validate({n: row[n] for n in names if n in row}) if any(n in row for n in names) else None
             for row in self.rows
         ]
+
+
+@dataclass
+class PackSize:
+    """The pack sizes an adaptive run used (the report's ``pack_size``)."""
+
+    started: int
+    ended: int
+    smallest: int
+
+
+@dataclass(frozen=True)
+class FieldAgreement:
+    """How one output field's packed answers compare with its single-row answers: ``agreement`` is
+    the share of rows that agree (equal, or for free text at least ``SIMILAR`` similar);
+    ``similarity`` is the mean similarity of free-text fields (None for exact ones)."""
+
+    agreement: float
+    similarity: float | None = None
+
+
+@dataclass
+class Audit:
+    """The audit of a run (the report's ``audit``): ``rows`` re-asked singly, ``answered`` of them
+    with a valid answer (the others do not count), and the agreement of every output field."""
+
+    fraction: float
+    rows: int = 0
+    answered: int = 0
+    fields: dict[str, FieldAgreement] = field(default_factory=dict)
+
+
+def merged(before: Audit | None, after: Audit) -> Audit:
+    """Two chunks' audits of one run as one: counts added, agreements weighted by answered rows."""
+    if before is None:
+        return after
+    fields: dict[str, FieldAgreement] = {}
+    for name in [*before.fields, *(n for n in after.fields if n not in before.fields)]:
+        parts = [(a.fields[name], a.answered) for a in (before, after) if name in a.fields and a.answered]
+        rows = sum(n for _, n in parts)
+        texts = [(f.similarity, n) for f, n in parts if f.similarity is not None]
+        fields[name] = FieldAgreement(
+            round(sum(f.agreement * n for f, n in parts) / rows, 4),
+            round(sum(s * n for s, n in texts) / sum(n for _, n in texts), 4) if texts else None,
+        )
+    return Audit(after.fraction, before.rows + after.rows, before.answered + after.answered, fields)

@@ -13,11 +13,12 @@ from typing import Any
 
 import click
 
-from enrichkit.cache import Entry, RowCache, default_dir
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache, default_dir
+from enrichkit.cache.salvage import repair as salvage
 from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
 from enrichkit.errors import UserError
-from enrichkit.local_models import models_dir
-from enrichkit.repair import repair as salvage
+from enrichkit.providers.local.weights import models_dir
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from enrichkit.cache import default_dir
+from enrichkit.cache.folder import default_dir
 from enrichkit.cli.common import BASE_URL, CACHE_DIR, guarded, quiet_verbose
-from enrichkit.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
+from enrichkit.engine.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
 from enrichkit.options import POLL_SECONDS
 
 

@@ -10,14 +10,14 @@ import click
 
 from enrichkit.api import AUTO_BATCH_ROWS
 from enrichkit.cli.common import BASE_URL, CACHE_DIR, MODEL, F, guarded, quiet_verbose
+from enrichkit.cli.runner import CliOptions, run_job, write_plain
 from enrichkit.cli.task import one_line_options, task_path
-from enrichkit.files import iter_rows
 from enrichkit.options import MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
-from enrichkit.providers.choose import PROVIDERS
-from enrichkit.runner import CliOptions, run_job, write_plain
-from enrichkit.scrape.records import csv_records, json_records
+from enrichkit.output.stdio import count_rows, stdout_output
+from enrichkit.providers import PROVIDERS
+from enrichkit.rows.documents import csv_records, json_records
+from enrichkit.rows.files import iter_rows
 from enrichkit.scrape.roadmap import scrape_roadmap
-from enrichkit.stdio import count_rows, stdout_output
 
 
 def _enrich_options(command: F) -> F:

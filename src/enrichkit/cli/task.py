@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from enrichkit.cli.common import F, guarded
-from enrichkit.columns import TYPES
-from enrichkit.files import write_json
-from enrichkit.task import Task
+from enrichkit.output.files import write_json
+from enrichkit.task.columns import TYPES
+from enrichkit.task.task import Task
 
 
 def one_line_options(command: F) -> F:

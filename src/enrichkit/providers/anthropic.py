@@ -1,8 +1,17 @@
-"""Claude through the official ``anthropic`` SDK (``enrichkit[anthropic]``): one forced tool call a request.
+"""Claude through the official ``anthropic`` SDK (``enrichkit[anthropic]``): one forced tool call a
+request, live or in Message Batches.
 
 The answer schema is the ``input_schema`` of a tool the model must call (``tool_choice``), so the
 tool's input is the answer; a pack's array schema travels wrapped as ``{"items": [...]}`` (tool
 inputs are objects) and is unwrapped before the engine sees it.
+
+A batch request travels as ``{"custom_id", "params"}``: ``params`` exactly the live call's
+(``AnthropicProvider.body``), ``custom_id`` the request's key (``joblines.request_id``, at most 64 of
+``[a-zA-Z0-9_-]``). Results are streamed (JSONL) and joined on ``custom_id`` only; each request
+succeeded, errored (its error is the reason), expired or was canceled. ``split`` keeps a job under
+100,000 requests and 256 MB. Message Batches carry no name of ours, so ``find`` cannot look a job up
+by its display name: a run killed between creating a job and saving its id (one HTTP call) submits
+those rows again.
 """
 
 from __future__ import annotations
@@ -10,20 +19,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx2
 import pydantic
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
-from enrichkit.providers.base import Capabilities, Finish, Reply, Request, Usage
+from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Usage
 from enrichkit.providers.chat import unwrap, wrapped, wraps
 from enrichkit.providers.classify import by_status, first_line, malformed, retry_after, transport
-from enrichkit.redact import redact_exception
-
-if TYPE_CHECKING:
-    from enrichkit.providers.anthropic_batch import AnthropicBatches
+from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
+from enrichkit.providers.redact import redact_exception
 
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -90,7 +98,6 @@ class AnthropicProvider:
 
     def batches(self) -> AnthropicBatches:
         """The Message Batches API."""
-        from enrichkit.providers.anthropic_batch import AnthropicBatches
 
         return AnthropicBatches(self)
 
@@ -160,3 +167,85 @@ def anthropic_provider(model: str | None = None, base_url: str | None = None) ->
     # No timeout or retries of the client's own: each call carries its deadline, the engine retries.
     client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=None)
     return AnthropicProvider(client, model or DEFAULT_MODEL, owns_client=True)
+
+
+T = TypeVar("T")
+
+MAX_REQUESTS = 100_000
+
+MAX_BYTES = 256 * 1000 * 1000
+
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class AnthropicBatches:
+    """Submit, watch, collect and cancel Message Batches for one Anthropic provider (same model)."""
+
+    def __init__(self, provider: AnthropicProvider) -> None:
+        self.provider = provider
+        self.client = provider.client
+
+    @property
+    def model(self) -> str:
+        return self.provider.model
+
+    def split(self, requests: Keyed) -> list[Keyed]:
+        return fit(requests, lambda k, r: len(json.dumps(self._request(k, r)).encode()), MAX_REQUESTS, MAX_BYTES)
+
+    async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
+        """Create ONE Message Batch holding ``requests``; its id (``display_name`` is not sent: no field takes it)."""
+        batch = await self._call(
+            self.client.messages.batches.create(requests=[self._request(key, r) for key, r in requests])
+        )
+        return str(batch.id)
+
+    async def find(self, display_name: str) -> str | None:
+        """Always None: a Message Batch carries no display name to look it up by."""
+        return None
+
+    async def status(self, name: str) -> JobStatus:
+        batch = await self._call(self.client.messages.batches.retrieve(name))
+        return JobStatus(str(batch.id), _state(batch))
+
+    async def results(self, name: str) -> dict[str, Reply | str]:
+        """Per request key: the reply, or why that request failed, expired or was canceled."""
+        out: dict[str, Reply | str] = {}
+        with mapped_errors(self.model):
+            async for item in await self.client.messages.batches.results(name):
+                key, wrapped = key_of(item.custom_id)
+                result = item.result
+                if result.type == "succeeded":
+                    out[key] = to_reply(result.message.model_dump(warnings=False), wrapped=wrapped)
+                elif result.type == "errored":
+                    error = result.error.error
+                    out[key] = request_failed(f"{error.type}: {error.message}")
+                else:
+                    out[key] = request_failed(f"request {result.type} before it was answered")
+        return out
+
+    async def cancel(self, name: str) -> None:
+        await self._call(self.client.messages.batches.cancel(name))
+
+    def _request(self, key: str, request: Request) -> dict[str, Any]:
+        custom_id = request_id(key, request)
+        if not CUSTOM_ID.match(custom_id):
+            raise UserError(f"batch request id {custom_id!r} is not 1-64 of a-z, A-Z, 0-9, _ and -")
+        return {"custom_id": custom_id, "params": self.provider.body(request)}
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Await an SDK call, mapping its errors to enrichkit's provider errors."""
+        with mapped_errors(self.model):
+            return await call
+
+
+def _state(batch: Any) -> JobState:
+    """A Message Batch's state: ``ended`` is cancelled if a cancel was asked, expired if nothing was
+    answered and requests expired, else succeeded (its requests say one by one how they went)."""
+    if batch.processing_status != "ended":
+        return "running"
+    if batch.cancel_initiated_at is not None:
+        return "cancelled"
+    counts = batch.request_counts
+    if counts.succeeded == 0 and counts.errored == 0 and counts.expired > 0:
+        return "expired"
+    return "succeeded"

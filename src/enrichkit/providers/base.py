@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from enrichkit.prompt import IdStyle
-
 Finish = Literal["stop", "max_tokens", "blocked", "other"]
 JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired", "unknown"]
 
@@ -123,3 +121,11 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+IdStyle = Literal["enum", "prefix"]
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-neutral token estimate (about four characters a token)."""
+    return len(text) // 4 + 1

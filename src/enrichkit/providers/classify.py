@@ -24,7 +24,7 @@ from enrichkit.errors import (
     TransientError,
     Unreachable,
 )
-from enrichkit.redact import redact
+from enrichkit.providers.redact import redact
 
 MESSAGE_CHARS = 200
 TOO_LONG_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})

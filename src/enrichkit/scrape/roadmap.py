@@ -20,7 +20,7 @@ from typing import Any
 import httpx2
 
 from enrichkit.errors import UserError
-from enrichkit.files import decode, load_json
+from enrichkit.rows.files import decode, load_json
 
 RAW_BASE = "https://raw.githubusercontent.com/kamranahmedse/developer-roadmap/master/src/data/roadmaps"
 CONTENTS_API = (

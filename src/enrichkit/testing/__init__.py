@@ -23,6 +23,7 @@ own faults (``enrichkit.testing.openai``); they are re-exported here with a ``ch
 name would clash with a Gemini fault (``chat_drop_ids``, ``chat_hang``, ...).
 """
 
+from enrichkit.providers.function import Answer, FunctionProvider, ids_of, records_of
 from enrichkit.testing.anthropic import AnthropicStub
 from enrichkit.testing.batch import BatchFiles, StubJob
 from enrichkit.testing.call import Call
@@ -48,7 +49,7 @@ from enrichkit.testing.faults import (
     with_items,
     with_text,
 )
-from enrichkit.testing.function import Answer, FunctionProvider, ids_of, records_of
+from enrichkit.testing.gemini import GeminiStub
 from enrichkit.testing.openai import Answer as ChatAnswer
 from enrichkit.testing.openai import Fault as ChatFault
 from enrichkit.testing.openai import (
@@ -71,7 +72,6 @@ from enrichkit.testing.openai import swap_answers as chat_swap_answers
 from enrichkit.testing.openai import with_items as chat_with_items
 from enrichkit.testing.openai_batches import OpenAIBatchStub
 from enrichkit.testing.openai_batches import json_validate_failed as batch_json_validate_failed
-from enrichkit.testing.server import GeminiStub
 from enrichkit.testing.wire import Asked
 
 __all__ = [

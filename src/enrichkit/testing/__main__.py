@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import threading
 
-from enrichkit.testing.server import GeminiStub
+from enrichkit.testing.gemini import GeminiStub
 
 
 def main() -> None:

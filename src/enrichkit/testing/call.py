@@ -1,46 +1,12 @@
-"""One request as the stub reads it: texts, answer schema, pack ids and records, found without
-relying on how enrichkit lays out its prompt."""
+"""One Gemini request as the stub reads it: texts, answer schema, pack ids and records."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-_OPENING = re.compile(r"[\[{]")
-
-
-def schema_ids(schema: Mapping[str, Any]) -> list[str]:
-    """The pack ids an answer schema allows, in order (empty for a single row's object schema)."""
-    if "prefixItems" in schema:
-        return [item["properties"]["id"]["const"] for item in schema["prefixItems"]]
-    if schema.get("type") == "array":
-        return list(schema["items"]["properties"]["id"]["enum"])
-    return []
-
-
-def find_records(prompt: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The records in ``prompt``: the JSON array whose objects carry exactly ``ids`` (a pack) or, with
-    no ids, the first JSON object (a single row), wherever it stands in the text; empty if none."""
-    decoder = json.JSONDecoder()
-    wanted = set(ids)
-    for opening in _OPENING.finditer(prompt):
-        try:
-            value, _ = decoder.raw_decode(prompt, opening.start())
-        except json.JSONDecodeError:
-            continue
-        if not wanted and isinstance(value, dict):
-            return [value]
-        if (
-            wanted
-            and isinstance(value, list)
-            and {r.get("id") if isinstance(r, dict) else None for r in value} == wanted
-        ):
-            return value
-    return []
+from enrichkit.providers.function import find_records, schema_ids
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from enrichkit.prompt import echo_of
+from enrichkit.engine.prompt import echo_of
 from enrichkit.testing.call import Call
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from enrichkit.prompt import echo_of
-from enrichkit.testing.call import find_records, schema_ids
+from enrichkit.engine.prompt import echo_of
+from enrichkit.providers.function import find_records, schema_ids
 from enrichkit.testing.wire import http_handler
 
 

@@ -1,0 +1,27 @@
+"""The cache protocol: where a run keeps validated answers, and the leases of rows in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from enrichkit.cache.entry import Entry
+
+
+class Cache(Protocol):
+    """Where a run keeps validated answers: ``RowCache`` (a folder, the default) or ``RedisCache`` (shared).
+
+    Leases keep a row in flight in one place: ``lease`` takes them for all ``keys`` or for none, and
+    returns the keys someone else holds (empty: all are this object's); storing a row ends its lease."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Entry]: ...
+
+    def put_many(self, entries: Mapping[str, Entry]) -> None: ...
+
+    def written_elsewhere(self) -> bool: ...
+
+    def lease(self, keys: Sequence[str]) -> list[str]: ...
+
+    def release(self, keys: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,58 @@
+"""A cache entry: a validated answer for one row, as the cache stores it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from enrichkit.rows.jsontext import compact, is_exact, loads
+
+_NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` takes them
+
+
+class Entry(NamedTuple):
+    """A validated answer for one row, with the model that wrote it and its share of the usage.
+
+    (A named tuple: a cached re-run builds one per row, and it is cheap to build.)"""
+
+    values: dict[str, Any]
+    model: str
+    prompt_tokens: float = 0.0
+    output_tokens: float = 0.0
+    stored_at: float = 0.0
+
+    def dumps(self, stored_at: float) -> str:
+        """``{"v": values, "m": model, "u": [prompt, output], "t": stored_at}`` as compact JSON (numbers
+        as ``json`` writes them: their ``repr``)."""
+        usage = f"{self.prompt_tokens!r},{self.output_tokens!r}"
+        return f'{{"v":{compact(self.values)},"m":{compact(self.model)},"u":[{usage}],"t":{stored_at!r}}}'
+
+    @classmethod
+    def loads(cls, text: str) -> Entry:
+        """The entry ``dumps`` wrote; ``ValueError`` for any other text (cut JSON, missing fields)."""
+        return cls.of(loads(text))
+
+    @classmethod
+    def of(cls, doc: Any) -> Entry:
+        try:
+            values, model, (prompt, output), stored = doc["v"], doc["m"], doc["u"], doc["t"]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"not a cache entry ({exc!r})") from None
+        if type(values) is not dict or type(model) is not str:
+            raise ValueError("not a cache entry (values or model of the wrong type)")
+        if not (type(prompt) in _NUMBERS and type(output) in _NUMBERS and type(stored) in _NUMBERS):
+            raise ValueError("not a cache entry (usage or time not numbers)")
+        return cls(values, model, prompt, output, stored)
+
+
+def exact_entries(docs: list[Any]) -> bool:
+    """Whether ``json`` reads these entries as orjson did (``jsontext.is_exact``): only their values can hold
+    an integer orjson read as a float (usage and time are ours, small floats); others are left to ``json``."""
+    return all(type(doc) is dict and is_exact(doc.get("v")) for doc in docs)
+
+
+def decode(text: str) -> Entry | None:
+    """The entry stored as ``text``, or None if it is damaged."""
+    try:
+        return Entry.loads(text)
+    except ValueError:  # json.JSONDecodeError is one
+        return None

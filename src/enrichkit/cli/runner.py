@@ -1,0 +1,306 @@
+"""A whole enrich job as the CLI runs it: rows in, output file, failures file, report and receipt out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from enrichkit.api import aenrich_chunks, choose, crosswire_checks
+from enrichkit.cache.folder import default_dir
+from enrichkit.engine.dry_run import adry_run, first_prompt
+from enrichkit.engine.prepare import run_fingerprint
+from enrichkit.errors import UserError
+from enrichkit.options import RunOptions
+from enrichkit.output import sweep
+from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
+from enrichkit.output.receipt import (
+    count_reasons,
+    failures_report,
+    failures_text,
+    plan_report,
+    plan_text,
+    preview_text,
+    run_report,
+    run_text,
+)
+from enrichkit.output.stdio import is_stdout
+from enrichkit.output.sweep import Swept
+from enrichkit.providers.base import Provider
+from enrichkit.providers.redact import redacted_url
+from enrichkit.result import EnrichResult, Stats
+from enrichkit.task.task import Task
+
+Write = Callable[[Sequence[dict[str, Any]]], None]
+
+STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
+
+INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """What only the command line has: where the receipt and failures go, ``--limit``, ``--dry-run``, ``-q``."""
+
+    report: Path | None = None
+    failures: Path | None = None
+    limit: int | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    total: int | None = None  # the input's rows, when counted up front (for the progress bar)
+    show_prompt: bool = False
+    preview: int = 0  # rows of the output shown after the receipt
+    source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
+
+
+@dataclass
+class _Progress:
+    """A tqdm bar over rows; keeps the latest stats so an interrupted run can still print a receipt."""
+
+    total: int | None
+    quiet: bool
+    stats: Stats = field(default_factory=Stats)
+    bar: tqdm[Any] | None = None
+    shown: tuple[int, int] = (-1, -1)  # the calls and failures the bar says
+
+    def __call__(self, done: int, stats: Stats) -> None:
+        self.stats = stats
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, unit="row", file=sys.stderr, dynamic_ncols=True)
+        if (counts := (stats.calls, stats.failed)) != self.shown:  # called for every row: set what changed
+            self.shown = counts
+            self.bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+        self.bar.update(done - self.bar.n)  # redraws at most every 0.1 s
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def say(text: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(text, file=sys.stderr)
+
+
+def _check_paths(output: Path, cli: CliOptions) -> None:
+    check_output(output)
+    for extra in (cli.report, cli.failures):
+        if extra is not None and not extra.parent.is_dir():
+            raise UserError(f"{extra}: directory {str(extra.parent)!r} does not exist")
+
+
+def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> int:
+    """Scrape without enrichment: the rows as they are."""
+    check_output(output)
+    write_rows(output, rows, columns_of(rows))
+    say(f"wrote {len(rows):,} rows to {output}", quiet)
+    return 0
+
+
+def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, options: RunOptions, cli: CliOptions) -> int:
+    """Enrich ``rows`` with the task at ``task_path`` into ``output``; the exit code (0 ok, 1 some failed).
+
+    ``rows`` may be an iterator (``files.iter_rows``): live and flex runs read, enrich and write it
+    ``chunk_rows`` rows at a time, into a temp file renamed over ``output`` at the end.
+    """
+    task = Task.from_file(task_path)
+    _check_paths(output, cli)
+    if cli.limit is not None:
+        rows = rows[: cli.limit] if isinstance(rows, Sequence) else itertools.islice(rows, cli.limit)
+    options = options.replace(cache_dir=options.cache_dir or default_dir())
+    choice = choose(options)
+    provider = choice.provider
+    options = options.replace(provider=provider)
+    where = f"cache: {redacted_url(options.cache or str(options.cache_dir))}" if options.use_cache else "no cache"
+    count = len(rows) if isinstance(rows, Sequence) else cli.total
+    if count is not None and cli.limit is not None:
+        count = min(count, cli.limit)
+    head = f"{count:,} rows · " if count is not None else ""
+    say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", cli.quiet)
+    if cli.dry_run:
+        if cli.show_prompt:
+            rows = list(rows)
+            print(first_prompt(rows, task, options) or "nothing to send: every row is a cache hit")
+        plan = asyncio.run(adry_run(rows, task, options))
+        report = plan_report(plan)
+        _write_report(cli.report, report)
+        print(plan_text(report), file=sys.stderr)
+        return 0
+    progress = _Progress(count, cli.quiet)
+    started = time.perf_counter()
+    failures = cli.failures or (None if is_stdout(output) else default_failures(output))
+    reasons: Counter[str] = Counter()
+    try:
+        lazy = None if cli.failures else failures
+        shown: list[dict[str, Any]] = []
+        with _swept(task, output, options, cli, provider) as swept:
+            opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
+            if swept is None:
+                chunks = aenrich_chunks(rows, task, options, on_progress=progress)
+            else:
+                chunks, opened = _after_sweep(swept, task, options, progress)
+            stats = asyncio.run(
+                write_chunks(
+                    chunks,
+                    task,
+                    output,
+                    cli.failures,
+                    failures_if_any=lazy,
+                    reasons=reasons,
+                    first=(shown, cli.preview),
+                    opened=opened,
+                )
+            )
+        stats.seconds = time.perf_counter() - started
+    except KeyboardInterrupt:
+        progress.close()
+        progress.stats.seconds = time.perf_counter() - started
+        report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
+        _write_report(cli.report, report)
+        print(
+            run_text(report) + "\nno output written; every validated row is cached: re-run to resume", file=sys.stderr
+        )
+        return INTERRUPTED
+    finally:
+        progress.close()
+    if lazy is not None and not stats.failed and not stats.pending:
+        lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
+    code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    if shown:
+        say(preview_text(shown, task), cli.quiet)
+    return code
+
+
+def _swept(
+    task: Task, output: Path, options: RunOptions, cli: CliOptions, provider: Provider
+) -> ContextManager[Swept | None]:
+    """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
+    local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
+    source = cli.source
+    if (
+        source is None
+        or options.mode not in ("live", "flex")
+        or not options.use_cache
+        or options.cache is not None
+        or cli.limit is not None
+        or cli.preview
+        or is_stdout(output)
+        or not sweep.eligible(source, output)
+        or (columns := sweep.columns(source, task)) is None
+    ):
+        return contextlib.nullcontext()
+    echo = crosswire_checks(task, options.echo, min(options.pack_size, provider.capabilities.max_pack_size))[0]
+    assert options.cache_dir is not None
+    return sweep.sweep(
+        sweep.Run(source, output, task, run_fingerprint(task, provider, echo), options.cache_dir, columns)
+    )
+
+
+def _after_sweep(
+    swept: Swept, task: Task, options: RunOptions, progress: Callable[[int, Stats], None]
+) -> tuple[AsyncGenerator[EnrichResult, None], Callable[[list[str]], ContextManager[Write]]]:
+    """The swept file's misses enriched (their output rows written between the parts' by ``sweep.joined``)."""
+    counted = Stats(rows=swept.hits, cache_hits=swept.hits)
+    progress(swept.hits, counted)
+    chunks = aenrich_chunks(
+        swept.misses,
+        task,
+        options.replace(chunk_rows=options.chunk_rows if swept.misses else None),  # None: one result, even empty
+        on_progress=lambda done, stats: progress(swept.hits + done, stats),
+        numbers=iter(swept.numbers),
+        stats=counted,
+    )
+    return chunks, lambda columns: sweep.joined(swept)
+
+
+def default_failures(output: Path) -> Path:
+    """Where failed rows go when no --failures was given: ``<output stem>-failures.jsonl`` beside the output."""
+    return output.with_name(f"{output.stem}-failures.jsonl")
+
+
+async def write_chunks(
+    chunks: AsyncGenerator[EnrichResult, None],
+    task: Task,
+    output: Path,
+    failures: Path | None,
+    *,
+    failures_if_any: Path | None = None,
+    reasons: Counter[str] | None = None,
+    first: tuple[list[dict[str, Any]], int] = ([], 0),
+    opened: Callable[[list[str]], ContextManager[Write]] | None = None,
+) -> Stats:
+    """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
+
+    ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
+    counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written;
+    ``opened(columns)`` opens the writer of the rows (default: ``row_writer`` of ``output``)."""
+    stats = Stats()
+    with contextlib.ExitStack() as files:
+        write: Write | None = None
+        write_failures: Callable[[Iterable[dict[str, Any]]], None] | None = None
+        async with contextlib.aclosing(chunks):
+            async for result in chunks:
+                stats = result.stats
+                if stats.pending:
+                    return stats
+                if write is None:
+                    columns = columns_of(result.rows, task.fields)
+                    write = files.enter_context(opened(columns) if opened else row_writer(output, columns))
+                    if failures is not None:
+                        write_failures = files.enter_context(jsonl_writer(failures))
+                if write_failures is None and failures_if_any is not None and result.failures:
+                    write_failures = files.enter_context(jsonl_writer(failures_if_any))
+                if reasons is not None:
+                    reasons.update(count_reasons(f.reason for f in result.failures))
+                write(result.rows)
+                kept, wanted = first
+                kept.extend(result.rows[: max(0, wanted - len(kept))])
+                if write_failures is not None:
+                    write_failures(
+                        {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}
+                        for f in result.failures
+                    )
+        if write is None:  # no rows at all
+            write_rows(output, [], task.fields)
+    return stats
+
+
+def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str, reasons: Counter[str]) -> int:
+    report = run_report(stats, provider, model)
+    report.update(failures_report(reasons, cli.failures if reasons else None))
+    _write_report(cli.report, report)
+    say(run_text(report), cli.quiet)
+    if reasons:
+        say(failures_text(report), cli.quiet)
+    if stats.stopped and cli.quiet:
+        say(f"stopped: {stats.stopped}")  # the one line -q still prints
+    if stats.pending:
+        say(
+            f"{stats.pending:,} rows wait in batch job {', '.join(stats.jobs)}: no output written yet;"
+            " run the same command again to collect them (`enrichkit jobs list` shows their state)",
+            cli.quiet,
+        )
+        return 0
+    failed = f" · failures: {cli.failures}" if stats.failed and cli.failures else ""
+    say(f"output: {output}{failed}", cli.quiet)
+    if stats.stopped:
+        return STOPPED
+    return 1 if stats.failed else 0
+
+
+def _write_report(path: Path | None, report: dict[str, Any]) -> None:
+    if path is not None:
+        write_json(path, report)

@@ -1,0 +1,110 @@
+"""The packing audit: packed answers compared with the same rows asked one at a time.
+
+Fields with a closed set of answers (enum, const, boolean, number, anything not free text) are
+compared exactly. Free-text strings are compared by similarity: both answers lowercased, every run
+of punctuation and whitespace made one space, then ``difflib.SequenceMatcher``'s ratio (0 to 1).
+A character-level ratio rather than word Jaccard: short answers that say the same thing in
+slightly different words (plurals, "use"/"using") still score high, and word order counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+from collections.abc import Collection, Mapping, Sequence
+from difflib import SequenceMatcher
+from statistics import fmean
+from typing import TYPE_CHECKING, Any
+
+from enrichkit.engine.validation import AnswerError, parse_answer
+from enrichkit.errors import ProviderError
+from enrichkit.result import Audit, FieldAgreement, merged
+
+if TYPE_CHECKING:
+    from enrichkit.calls.scheduler import Scheduler
+    from enrichkit.engine.codec import Packer
+    from enrichkit.providers.base import Provider
+    from enrichkit.rows.work import Work
+
+SIMILAR = 0.5
+
+"""Two texts at least this similar count as agreeing."""
+
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def sample(keys: Collection[str], fraction: float) -> list[str]:
+    """``fraction`` of ``keys`` (rounded half up, at least one), drawn by a generator seeded with the keys
+    themselves: the same rows give the same sample, whatever order they settled in."""
+    if fraction <= 0 or not keys:
+        return []
+    ordered = sorted(keys)
+    seed = hashlib.sha256("\n".join(ordered).encode()).hexdigest()
+    return random.Random(seed).sample(ordered, min(len(ordered), max(1, int(fraction * len(ordered) + 0.5))))
+
+
+def normalized(text: str) -> str:
+    return " ".join(_SEPARATORS.sub(" ", text.lower()).split())
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two texts are, 0 to 1, after ``normalized`` (two empty texts are alike)."""
+    return SequenceMatcher(None, normalized(a), normalized(b), autojunk=False).ratio()
+
+
+def _free_text(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    strings = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    return strings and "enum" not in schema and "const" not in schema
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def agreement(
+    schema: Mapping[str, Any], packed: Sequence[Mapping[str, Any]], single: Sequence[Mapping[str, Any]]
+) -> dict[str, FieldAgreement]:
+    """The agreement of every field of the output ``schema`` between ``packed`` and ``single``
+    answers of the same rows (pairwise; empty without rows)."""
+    pairs = list(zip(packed, single, strict=True))
+    if not pairs:
+        return {}
+    fields: dict[str, FieldAgreement] = {}
+    for name, sub in schema["properties"].items():
+        if _free_text(sub):
+            scores = [similarity(_text(p.get(name)), _text(s.get(name))) for p, s in pairs]
+            share = sum(score >= SIMILAR for score in scores) / len(scores)
+            fields[name] = FieldAgreement(round(share, 4), round(fmean(scores), 4))
+        else:
+            fields[name] = FieldAgreement(round(sum(p.get(name) == s.get(name) for p, s in pairs) / len(pairs), 4))
+    return fields
+
+
+async def audit_packed(packer: Packer, scheduler: Scheduler, provider: Provider, fraction: float) -> None:
+    """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
+    ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
+    ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
+    if fraction <= 0:
+        return
+    chosen = [packer.packed[key] for key in sample(packer.packed, fraction)]
+    single: dict[str, dict[str, Any]] = {}
+
+    async def ask_alone(item: Work) -> None:
+        """One audit call into ``single``; a failed call or an invalid answer gives none."""
+        try:
+            reply = await scheduler.call(provider, packer.single_request(item), "audit")
+            values, problem = packer.check_values(parse_answer(reply.text, dict))
+        except (ProviderError, AnswerError):
+            return
+        if problem is None:
+            single[item.key] = values
+
+    async with asyncio.TaskGroup() as group:
+        for item in chosen:
+            group.create_task(ask_alone(item))
+    packed = [packer.results[key].values for key in single]
+    fields = agreement(packer.task.schema, packed, list(single.values()))
+    packer.stats.audit = merged(packer.stats.audit, Audit(fraction, len(chosen), len(single), fields))

@@ -1,0 +1,83 @@
+"""The salvage ladder: where the rows of a failed request go next, in live and batch mode alike.
+
+A rung is a pack size on a model tier (0: the main model, then each fallback in turn). Rows of a
+failed pack go to packs half its size, down to one row on its own (object schema, no id); a row that
+failed on its own goes to the next tier, then fails for this run (it is asked again next run). A block
+sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours), so a
+failed pack's rows go straight to single rows there.
+
+The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row (``UNTRIED_AFTER`` while that size
+has not worked once) lose at least half their rows (to the answer, or to a refusal, not to a passing
+server error), that size and every larger one are given up for the rest of the run; new packs and
+salvage go straight to the largest size that has worked, or half the broken size when none has yet.
+And when ``BROKEN_AFTER`` packs were answered but not one row of the run was valid (a model that
+cannot follow the pack format, a schema it cannot satisfy), packs are given up at once: every row
+goes on its own. So a provider that cannot answer packs costs a few packs and then about a call a
+row, not a walk down every rung for every pack.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+BROKEN_AFTER = 3
+
+"""Packs in a row of one size that lost half their rows or more before that size is given up."""
+
+UNTRIED_AFTER = 2
+
+"""The same, for a size that has not worked once in this run (the first two packs refused: a size limit)."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    size: int
+    """Rows per request: more than one is a pack, one a row asked on its own."""
+    tier: int = 0
+    """0 the main model, then each fallback model in turn."""
+
+
+class Ladder:
+    def __init__(self, pack_size: int, tiers: int, *, whole_jobs: bool = False) -> None:
+        self.pack_size = pack_size
+        self.tiers = tiers
+        self.whole_jobs = whole_jobs
+        self.cap = pack_size
+        """The largest pack size still believed to work."""
+        self._recent: defaultdict[int, deque[bool]] = defaultdict(lambda: deque(maxlen=BROKEN_AFTER))
+        self._worked: set[int] = set()
+        self._answered_in_vain = 0
+
+    @property
+    def first(self) -> Rung:
+        return Rung(min(self.pack_size, self.cap))
+
+    def after(self, rung: Rung, *, blocked: bool = False) -> Rung | None:
+        """The rung for rows that failed at ``rung``; None when there is none left."""
+        if rung.size > 1:
+            size = 1 if blocked or self.whole_jobs else min(rung.size // 2, self.cap)
+            return Rung(max(1, size), rung.tier)
+        if rung.tier + 1 < self.tiers:
+            return Rung(1, rung.tier + 1)
+        return None
+
+    def observe(self, size: int, rows: int, lost: int, *, answered: bool = False, none_valid: bool = False) -> None:
+        """A pack of ``size`` rows (``rows`` of them still asked) lost ``lost`` rows to its answer or a refusal;
+        ``answered``: the model answered it in full; ``none_valid``: no row of the whole run is valid yet."""
+        if size < 2 or size > self.cap:
+            return
+        if answered and none_valid and lost == rows:
+            self._answered_in_vain += 1
+            if self._answered_in_vain >= BROKEN_AFTER:
+                self.cap = 1
+                return
+        bad = 2 * lost >= rows
+        if not bad:
+            self._worked.add(size)
+        recent = self._recent[size]
+        recent.append(bad)
+        untried = size not in self._worked and len(recent) >= UNTRIED_AFTER  # never worked: fewer to prove it
+        if all(recent) and (len(recent) == BROKEN_AFTER or untried):
+            working = [s for s in self._worked if s < size]
+            self.cap = max(working) if working else max(1, size // 2)

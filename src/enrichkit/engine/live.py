@@ -1,0 +1,242 @@
+"""Live mode: packs sent as concurrent calls, failed rows walked down the ladder as they fail.
+
+Every unique row (``Work``) starts in a pack at the ladder's first rung. Valid items are cached at
+once (by the ``Packer``); the rows that failed go to the rung the ``Ladder`` names, as new calls in
+the same task group, so salvage overlaps the packs still in flight. Calls go through the run's
+``Scheduler`` (admission, rate limits, retries); a fatal error stops the run.
+
+A row on its own whose answer is invalid, cut off or refused is asked again up to ``REPAIRS`` times
+(an invalid answer's reason goes into the prompt, for the model to repair), before the next tier. A
+provider reply never stops the run on its own, except by evidence that the run cannot succeed
+(``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
+invalidly again and again while not one row of the run is valid (a schema no answer satisfies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
+
+from enrichkit.calls.pacing import Gate, Place
+from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.codec import Packer
+from enrichkit.engine.ladder import Ladder, Rung
+from enrichkit.engine.pools import Pools
+from enrichkit.engine.sizing import PackSizer
+from enrichkit.engine.stop_evidence import REPAIRS, StopEvidence
+from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
+from enrichkit.providers.base import Provider
+from enrichkit.result import CallKind
+from enrichkit.rows.work import Work
+
+
+class LiveRun:
+    def __init__(
+        self,
+        packer: Packer,
+        scheduler: Scheduler,
+        tiers: Sequence[Provider],
+        ladder: Ladder,
+        sizer: PackSizer | None = None,
+    ) -> None:
+        self.packer = packer
+        self.scheduler = scheduler
+        self.tiers = list(tiers)
+        self.ladder = ladder
+        self.sizer = sizer
+        self._group: asyncio.TaskGroup | None = None
+        self._pools: Pools[Work] = Pools()
+        self._room = Gate(1)  # a place for each call in flight (the run's gate follows the concurrency)
+        self._evidence = StopEvidence()
+
+    async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
+        """Enrich all ``work`` from rung ``start`` (default the ladder's first); results land in the
+        packer (and the cache) as they come."""
+        rung = start or self.ladder.first
+        if work:
+            first = self.packer.packs(work, rung.size)[0]
+            await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
+        self._room = self.scheduler.admission.room()
+        self._pools = Pools()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._pools.opened(rung)  # the feed: its packs' failed rows may join every pool below it
+                async for pack, formed, limit in self._feed(work, rung):
+                    self._send(pack, Rung(limit, rung.tier), formed)
+                self._pools.closed(rung)
+                self._flush()
+        except BaseExceptionGroup as failed:
+            raise _first_cause(failed) from None
+
+    async def _feed(self, work: Sequence[Work], rung: Rung) -> AsyncIterator[tuple[list[Work], int, int]]:
+        """Each pack, with the adaptive size it was formed at and its rung's size, once there is room (so it
+        looks at the cache just before it is sent, and takes the sizes the ladder and the sizer hold then).
+        A pack is filled with rows this run may ask: rows stored meanwhile settle as hits, and rows another
+        worker is asking are left to it (``_await``), so the pack takes the next rows instead."""
+        start = 0
+        claimed: list[Work] = []  # rows this run may ask, not packed yet
+        while start < len(work) or claimed:
+            await self._room.acquire()
+            formed = self.sizer.size if self.sizer is not None else rung.size
+            limit = max(1, min(formed, rung.size, self.ladder.cap))
+            while len(claimed) < limit and start < len(work):
+                taken = list(work[start : start + limit - len(claimed)])
+                start += len(taken)
+                free, held = self.packer.claim(taken)
+                claimed += free
+                if held:
+                    self._await(held, Rung(limit, rung.tier))
+            if not claimed:
+                self._room.release()
+                continue
+            pack = self.packer.packs(claimed, limit)[0]
+            del claimed[: len(pack)]
+            yield pack, formed, limit
+
+    def _await(self, held: list[Work], rung: Rung) -> None:
+        """Leave rows to the other worker asking them; the rows it does not answer join the pool at ``rung``."""
+        assert self._group is not None
+        self._pools.opened(rung)
+        self._group.create_task(self._awaited(held, rung))
+
+    async def _awaited(self, held: list[Work], rung: Rung) -> None:
+        try:
+            free = await self.packer.awaited(held)
+        finally:
+            self._pools.closed(rung)
+        for items, at in self._pools.add(free, rung):
+            self._send(items, at)
+        self._flush()
+
+    def _send(self, items: list[Work], rung: Rung, formed: int | None = None) -> None:
+        """Ask ``items`` at ``rung`` as a new call (``formed``: a pack of the feed, formed at this adaptive
+        size once it had its place in the room; any other call waits for its place, so it goes out with
+        what the ladder learned meanwhile)."""
+        assert self._group is not None
+        self._pools.opened(rung)
+        self._group.create_task(self._call(items, rung, formed))
+
+    async def _call(self, items: list[Work], rung: Rung, formed: int | None) -> None:
+        try:
+            if formed is None:
+                await self._room.acquire()
+            observe = None if formed is None else lambda: self._observe(items, formed)
+            place = Place(self._room, observe)  # the adaptive size learns of the pack before the next is formed
+            try:
+                await self._ask(items, rung, place, claimed=formed is not None)
+            finally:
+                place.leave()
+        finally:
+            self._pools.closed(rung)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the pooled rows that nothing can add to any more."""
+        for items, rung in self._pools.ready():
+            self._send(items, rung)
+
+    def _observe(self, pack: list[Work], formed: int) -> None:
+        """Tell the adaptive size how many rows of a settled pack its answer left unanswered."""
+        if self.sizer is not None:
+            self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
+
+    async def _ask(self, items: list[Work], rung: Rung, place: Place, *, claimed: bool = False) -> None:
+        """Ask ``items`` at ``rung`` (``claimed``: the feed has claimed them just now); a pack leaves its
+        ``place`` in the room once its answer is checked, not waiting for the cache to store it."""
+        if not claimed:
+            items, held = self.packer.claim(items)
+            if held:
+                self._await(held, rung)
+        if not items:
+            return
+        if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
+            self._salvage(items, Rung(2 * self.ladder.cap, rung.tier), blocked=False)
+            return
+        if len(items) == 1:
+            await self._single(items[0], Rung(1, rung.tier))
+            return
+        provider = self.tiers[rung.tier]
+        ids, request = self.packer.pack_request(items)
+        for w in items:
+            w.attempts += 1
+        blocked = False
+        stored: Awaitable[None] | None = None
+        try:
+            reply = await self.scheduler.call(provider, request, "packed")
+        except TransientError:  # a server error that outlived its retries says nothing about the pack
+            failed = items
+        except (PromptTooLong, RequestRejected):
+            failed = items
+            self.ladder.observe(len(items), len(items), len(items))
+        else:
+            rejected, stored = self.packer.take_pack(reply, ids, items, provider.model)
+            failed = list(rejected)
+            blocked = reply.finish == "blocked"
+            answered = reply.finish == "stop"
+            none_valid = not self.packer.results
+            self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
+        if failed:
+            self._salvage(failed, Rung(len(items), rung.tier), blocked)
+        place.leave()
+        if stored is not None:
+            await stored
+
+    def _salvage(self, failed: list[Work], rung: Rung, blocked: bool) -> None:
+        """The failed rows of a request at ``rung``, pooled at the next rung (sent once a pack is full, or
+        once nothing can add to it)."""
+        nxt = self.ladder.after(rung, blocked=blocked)
+        assert nxt is not None  # a pack always has a smaller rung below it
+        for items, at in self._pools.add(failed, nxt):
+            self._send(items, at)
+
+    async def _single(self, item: Work, rung: Rung) -> None:
+        """One row on its own: repaired while its answers are invalid, then down the tiers, until an
+        answer is valid or no tier is left."""
+        current: Rung | None = rung
+        rejected: str | None = None  # why the last answer was invalid, for the model to repair
+        tries = 0
+        reason = ""
+        while current is not None:
+            provider = self.tiers[current.tier]
+            item.attempts += 1
+            kind: CallKind = "repair" if tries else "single" if current.tier == 0 else "fallback"
+            again, invalid, refusal = False, False, ""
+            try:
+                reply = await self.scheduler.call(provider, self.packer.single_request(item, rejected), kind)
+                failure = await self.packer.accept_single(reply, item, provider.model)
+                again = reply.finish != "blocked"
+                invalid = reply.finish == "stop"
+            except RequestRejected as exc:
+                failure, again, invalid = str(exc), True, exc.invalid_answer
+                refusal = "" if exc.invalid_answer else str(exc)
+            except (TransientError, PromptTooLong) as exc:
+                failure = str(exc)
+            if failure is None:
+                self.packer.stats.repaired += tries > 0
+                self._evidence.answered()
+                return
+            reason = failure
+            last_tier = current.tier == len(self.tiers) - 1  # (a fallback model may still satisfy it)
+            if invalid and last_tier and not self.packer.results:
+                self._stop_if(self._evidence.invalid(item.key, failure))
+            if refusal:
+                self._stop_if(self._evidence.refused(item.key, refusal))
+            if again and tries < REPAIRS:
+                tries += 1
+                rejected = failure if invalid else None
+                continue
+            current, rejected, tries = self.ladder.after(current), None, 0
+        self.packer.fail(item, reason)
+
+    def _stop_if(self, reason: str | None) -> None:
+        """Stop the run for ``reason`` (None: go on)."""
+        if reason is not None:
+            self.scheduler.abort()
+            raise FatalProviderError(reason)
+
+
+def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first

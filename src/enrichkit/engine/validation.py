@@ -1,0 +1,150 @@
+"""Checking a model's answer: parse the JSON, then accept each item only if it is unambiguous and valid."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from enrichkit.engine.prompt import echo_of
+from enrichkit.task.schema import Validator, first_error
+
+_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
+
+_DECODER = json.JSONDecoder()
+
+
+class AnswerError(ValueError):
+    """The answer as a whole is unusable (no JSON, wrong shape); every row in it failed."""
+
+
+def parse_answer(text: str | None, expect: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """The JSON value in ``text``; tolerates a ```json fence and prose before the JSON, nothing else."""
+    return _decode(text, _json_start(text, expect), expect)
+
+
+def parse_items(text: str | None) -> tuple[list[Any], str | None]:
+    """The items of the JSON array in ``text``, and None; or, when the array is cut off or broken (an
+    answer stopped at the token limit), the items complete before the break and what broke it.
+    Raises ``AnswerError`` when not even one item is whole."""
+    start = _json_start(text, list)
+    assert text is not None
+    try:
+        return _decode(text, start, list), None
+    except AnswerError as exc:
+        problem = str(exc)
+    items: list[Any] = []
+    pos = _skip_space(text, start + 1)
+    while pos < len(text) and text[pos] != "]":
+        try:
+            item, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            break
+        items.append(item)
+        pos = _skip_space(text, pos)
+        if not text.startswith(",", pos):
+            break
+        pos = _skip_space(text, pos + 1)
+    if not items:
+        raise AnswerError(problem)
+    return items, problem
+
+
+def _decode(text: str | None, start: int, expect: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """The JSON value of ``expect``'s type at ``start`` in ``text``."""
+    assert text is not None
+    try:
+        value, _ = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"invalid JSON in the answer: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, expect):
+        raise AnswerError(f"answer is not a JSON {'array' if expect is list else 'object'}")
+    return value
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _json_start(text: str | None, expect: type[list[Any]] | type[dict[str, Any]]) -> int:
+    """Where the answer's JSON value starts: after a ```json fence or prose, not at a ``` inside it."""
+    if not text or not text.strip():
+        raise AnswerError("empty answer")
+    opener = "[" if expect is list else "{"
+    start = text.find(opener)
+    fenced = _FENCE.search(text)
+    if fenced is not None and (start < 0 or fenced.start() < start):  # a fence before the JSON, not ``` inside it
+        start = text.find(opener, fenced.end())
+    if start < 0:
+        raise AnswerError(f"no JSON {'array' if expect is list else 'object'} in the answer")
+    return start
+
+
+def check_values(
+    item: Mapping[str, Any], fields: Sequence[str], validator: Validator
+) -> tuple[dict[str, Any], str | None]:
+    """The output fields of ``item`` and the first problem with them (None when valid)."""
+    values = {name: item[name] for name in fields if name in item}
+    return values, first_error(validator, values)
+
+
+def _item_id(item: Any) -> str | None:
+    rid = item.get("id") if isinstance(item, Mapping) else None
+    return rid if isinstance(rid, str) else None
+
+
+@dataclass
+class PackCheck:
+    """Per pack id: the valid values, or why the row got no valid answer."""
+
+    valid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+    unknown_ids: int = 0
+    crosswired: int = 0
+
+
+def check_pack(
+    items: Sequence[Any],
+    ids: Sequence[str],
+    fields: Sequence[str],
+    validator: Validator,
+    echoes: Mapping[str, str] | None = None,
+    *,
+    missing: str | None = None,
+) -> PackCheck:
+    """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
+
+    An id that appears twice is ambiguous, so neither answer is kept. With ``echoes`` (pack id →
+    the expected echo), an item whose echo does not match its row is cross-wired and rejected.
+    ``missing``: why the answer holds only some items (it was cut off), the reason of the rows not in it.
+    """
+    expected = set(ids)
+    item_ids = [_item_id(item) for item in items]
+    counts = Counter(item_ids)
+    out = PackCheck()
+    out.unknown_ids = sum(n for rid, n in counts.items() if rid not in expected)
+    for rid, item in zip(item_ids, items, strict=True):
+        if rid not in expected:
+            continue
+        assert rid is not None and isinstance(item, Mapping)
+        if counts[rid] > 1:
+            out.invalid[rid] = f"id {rid} answered {counts[rid]} times"
+            continue
+        if echoes is not None and (got := echo_of(item.get("echo", ""))) != echoes[rid]:
+            out.invalid[rid] = f"echo {got!r} is not the row's {echoes[rid]!r}: an answer for another row?"
+            out.crosswired += 1
+            continue
+        values, problem = check_values(item, fields, validator)
+        if problem is None:
+            out.valid[rid] = values
+        else:
+            out.invalid[rid] = problem
+    for rid in ids:
+        if rid not in out.valid and rid not in out.invalid:
+            out.invalid[rid] = f"missing from the answer ({missing})" if missing else "missing from the answer"
+    return out

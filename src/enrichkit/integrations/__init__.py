@@ -1,0 +1,1 @@
+"""enrichkit beside other frameworks: Ray Data (``integrations.ray``)."""

@@ -1,0 +1,125 @@
+"""``FunctionProvider``: a provider whose answers a Python function writes, for tests at the Provider seam.
+
+def answer(request: Request) -> list[dict[str, Any]]:
+    return [{"id": r["id"], "tldr": "...", "challenge": "easy"} for r in records_of(request)]
+
+result = enrich(rows, task, provider=FunctionProvider(answer))
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from enrichkit.errors import UserError
+from enrichkit.providers.base import BatchBackend, Capabilities, Reply, Request, Usage
+
+Answer = Reply | str | dict[str, Any] | list[Any]
+
+"""A reply as is, raw text, or a value sent as its JSON text."""
+
+
+def ids_of(request: Request) -> list[str]:
+    """The pack ids the request's answer schema allows, in order (empty for a single row)."""
+    return schema_ids(request.schema)
+
+
+def records_of(request: Request) -> list[dict[str, Any]]:
+    """The records in the request's prompt: a pack's objects (each with its ``id``), or a single row's one."""
+    return find_records(request.prompt, ids_of(request))
+
+
+class FunctionProvider:
+    """A provider that answers every request with ``fn(request)``, sync or async; ``fn`` may raise a
+    ``ProviderError`` to fail the call. ``requests`` keeps every request it got (unless ``record`` is
+    false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it."""
+
+    def __init__(
+        self,
+        fn: Callable[[Request], Answer | Awaitable[Answer]],
+        *,
+        name: str = "function",
+        model: str = "function",
+        capabilities: Capabilities | None = None,
+        record: bool = True,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.model = model
+        self.capabilities = capabilities or Capabilities()
+        self.record = record
+        self.tier: str | None = None
+        """The service tier this provider sends on (set by ``on_tier``)."""
+        self.requests: list[Request] = []
+
+    def settings(self) -> dict[str, Any]:
+        return {"model": self.model}
+
+    async def generate(self, request: Request) -> Reply:
+        if self.record:
+            self.requests.append(request)
+        answer = self.fn(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if isinstance(answer, Reply):
+            return answer
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        return Reply(text, usage=Usage(len(request.system + request.prompt) // 4, len(text) // 4))
+
+    async def count_tokens(self, request: Request) -> int | None:
+        return None
+
+    def with_model(self, model: str) -> FunctionProvider:
+        other = copy.copy(self)
+        other.model = model
+        return other
+
+    def on_tier(self, tier: str) -> FunctionProvider:
+        if tier not in self.capabilities.tiers:
+            raise UserError(f"{self.name} has no service tier {tier!r}")
+        other = copy.copy(self)
+        other.tier = tier
+        return other
+
+    def batches(self) -> BatchBackend | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+_OPENING = re.compile(r"[\[{]")
+
+
+def schema_ids(schema: Mapping[str, Any]) -> list[str]:
+    """The pack ids an answer schema allows, in order (empty for a single row's object schema)."""
+    if "prefixItems" in schema:
+        return [item["properties"]["id"]["const"] for item in schema["prefixItems"]]
+    if schema.get("type") == "array":
+        return list(schema["items"]["properties"]["id"]["enum"])
+    return []
+
+
+def find_records(prompt: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The records in ``prompt``: the JSON array whose objects carry exactly ``ids`` (a pack) or, with
+    no ids, the first JSON object (a single row), wherever it stands in the text; empty if none."""
+    decoder = json.JSONDecoder()
+    wanted = set(ids)
+    for opening in _OPENING.finditer(prompt):
+        try:
+            value, _ = decoder.raw_decode(prompt, opening.start())
+        except json.JSONDecodeError:
+            continue
+        if not wanted and isinstance(value, dict):
+            return [value]
+        if (
+            wanted
+            and isinstance(value, list)
+            and {r.get("id") if isinstance(r, dict) else None for r in value} == wanted
+        ):
+            return value
+    return []

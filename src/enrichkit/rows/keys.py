@@ -1,0 +1,91 @@
+"""Row keys: each row's ids and input values checked, and its cache key (the run's fingerprint and the
+row's input values, hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from enrichkit.errors import UserError
+from enrichkit.rows.jsontext import canonical, canonical_all
+from enrichkit.rows.seen_ids import SeenIds
+from enrichkit.task.hints import did_you_mean
+from enrichkit.task.task import Task
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(parts).encode()).hexdigest()
+
+
+def row_key(run_fingerprint: str, inputs: Mapping[str, Any] | str) -> str:
+    """The cache key of a row's ``inputs`` (or of their ``canonical`` text)."""
+    text = inputs if isinstance(inputs, str) else canonical(inputs)
+    return hashlib.sha256((run_fingerprint + text).encode()).hexdigest()
+
+
+def row_keys(run_fingerprint: str, texts: Iterable[str]) -> list[str]:
+    """``row_key`` of many rows' ``canonical`` texts."""
+    sha256 = hashlib.sha256
+    return [sha256((run_fingerprint + text).encode()).hexdigest() for text in texts]
+
+
+def _row_inputs(
+    rows: Sequence[Mapping[str, Any]], task: Task, numbers: Iterable[int]
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Row ids and the input values of every row; a missing field is an error. ``numbers``: the rows'
+    numbers (from 0) in their input."""
+    ids: list[Any] = []
+    inputs: list[dict[str, Any]] = []
+    id_field, fields = task.id_field, task.inputs
+    for n, row in zip(numbers, rows, strict=True):
+        if type(row) is not dict and not isinstance(row, Mapping):
+            raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
+        rid = n
+        if id_field:
+            if id_field not in row:
+                raise UserError(f"row {n + 1}: id field {id_field!r} is missing")
+            rid = row[id_field]
+        try:
+            inputs.append({f: row[f] for f in fields})
+        except KeyError:
+            missing = next(f for f in fields if f not in row)
+            hint = did_you_mean(missing, row)
+            columns = ", ".join(map(str, row))
+            raise UserError(
+                f"row {n + 1} (id {rid!r}): input field {missing!r} is missing{hint}; the row has: {columns}"
+            ) from None
+        ids.append(rid)
+    return ids, inputs
+
+
+@dataclass
+class Keyed:
+    """The rows of a chunk (as given: the result's rows are new dicts), their ids, input values, and cache keys."""
+
+    table: list[Mapping[str, Any]]
+    ids: list[Any]
+    inputs: list[dict[str, Any]]
+    texts: list[str]  # the inputs' canonical JSON
+    keys: list[str]
+
+
+def key_rows(
+    rows: Iterable[Mapping[str, Any]],
+    task: Task,
+    fingerprint: str,
+    seen: SeenIds | None = None,
+    offset: int | Sequence[int] = 0,
+    floatless: bool = False,
+) -> Keyed:
+    """Check the rows' input values and ids (none repeated, with the ids ``seen`` in earlier chunks), and
+    key them under the run's ``fingerprint``. The rows are numbered from ``offset``, or as it lists them;
+    ``floatless``: see ``jsontext.canonical_all``."""
+    table = rows if isinstance(rows, list) else list(rows)
+    numbers = range(offset, offset + len(table)) if isinstance(offset, int) else offset
+    ids, inputs = _row_inputs(table, task, numbers)
+    if task.id_field:
+        (SeenIds(task.id_field) if seen is None else seen).add(ids, numbers)
+    texts = canonical_all(inputs, floatless)
+    return Keyed(table, ids, inputs, texts, row_keys(fingerprint, texts))

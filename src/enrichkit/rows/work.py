@@ -1,0 +1,24 @@
+"""The unique work of a run: one ``Work`` per distinct row content still to enrich."""
+
+from __future__ import annotations
+
+from dataclasses import InitVar, dataclass, field
+from typing import Any
+
+from enrichkit.providers.base import estimate_tokens
+from enrichkit.rows.jsontext import canonical
+
+
+@dataclass(eq=False)
+class Work:
+    """One unique row content to enrich (rows with equal keys share it)."""
+
+    key: str
+    inputs: dict[str, Any]
+    rows: int = 1
+    attempts: int = 0
+    text: InitVar[str | None] = None  # the inputs' canonical JSON, when the caller has it already
+    prompt_tokens: int = field(init=False)
+
+    def __post_init__(self, text: str | None) -> None:
+        self.prompt_tokens = estimate_tokens(text if text is not None else canonical(self.inputs))
