@@ -1,11 +1,22 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests: rows, paths, fast retries, and the CLI run in-process or as a subprocess."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from enrichkit import RetryPolicy
+from click.testing import CliRunner, Result
+
+from enrichkit import RetryPolicy, Task
+from enrichkit.cli import main
+from enrichkit.testing import Call, GeminiStub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -23,3 +34,98 @@ def topic_rows(n: int, prefix: str = "t") -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
+
+
+TASK = str(ROOT / "schemas" / "roadmap-topic.json")
+
+
+def invoke(stub: GeminiStub | None, *args: str, key: bool = True, stdin: str | None = None) -> Result:
+    env = {"GEMINI_API_KEY": "test-key" if key else ""}
+    base = ["--base-url", stub.url] if stub is not None else []
+    return CliRunner().invoke(main, [*args, *base], env=env, input=stdin, catch_exceptions=False)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def start(stub: GeminiStub, rows: Path, out: Path, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}
+    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "--concurrency", "2", "-q"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "enrichkit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_calls(stub: GeminiStub, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(stub.generate_calls) < n:
+        assert time.monotonic() < deadline, f"only {len(stub.generate_calls)} calls arrived"
+        time.sleep(0.02)
+
+
+SRC = str(ROOT / "src")
+
+
+def env(stub: GeminiStub | None = None) -> dict[str, str]:
+    extra = {"ENRICHKIT_BASE_URL": stub.url} if stub is not None else {}
+    return {**os.environ, "PYTHONPATH": SRC, "GEMINI_API_KEY": "test-key", **extra}
+
+
+def run_cli(
+    *args: str, stub: GeminiStub | None = None, limit: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "enrichkit", *args], env=env(stub), capture_output=True, text=True, timeout=120,
+        preexec_fn=limit,
+    )  # fmt: skip
+
+
+def rows_jsonl(folder: Path, n: int) -> Path:
+    path = folder / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(n)), encoding="utf-8")
+    return path
+
+
+def temps(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.part"))
+
+
+TLDR_TASK = Task(
+    instruction="x",
+    inputs=["topic"],
+    output={
+        "type": "object",
+        "properties": {
+            "tldr": {"type": "string", "maxWords": 3},
+            "challenge": {"type": "string", "enum": ["practice", "expert"]},
+        },
+    },
+)
+
+
+def sender(call: Call) -> str:
+    return next(v for k, v in call.headers.items() if k.lower() == "x-goog-api-key")
+
+
+def hold_until_both_sent(stub: GeminiStub) -> None:
+    """Hold every call until both processes have sent one, so the runs overlap however their start-up differs."""
+    senders: set[str] = set()
+    both = threading.Event()
+
+    def gate(call: Call) -> None:
+        senders.add(sender(call))
+        if len(senders) == 2:
+            both.set()
+        both.wait(30)
+
+    stub.rule(lambda call: True, gate)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    return max(sum(1 for t in times if s <= t < s + window) for s in times)

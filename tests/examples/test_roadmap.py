@@ -3,6 +3,7 @@ forbids it), plus one comparison with the real published rows when the shared da
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +17,8 @@ import pytest
 from enrichkit.errors import UserError
 from enrichkit.scrape import roadmap
 from enrichkit.scrape.roadmap import RAW_BASE, NotFound, scrape_roadmap
-from helpers import SHARED
+from enrichkit.testing import GeminiStub
+from helpers import SHARED, TASK, invoke
 
 NAME = "garden"
 REAL_RAW = SHARED / "roadmaps" / "raw"
@@ -367,3 +369,35 @@ def test_engineering_manager_matches_the_published_rows_exactly() -> None:
     assert len(rows) == len(expected)
     for row, want in zip(rows, expected, strict=True):
         assert list(row.items()) == list(want.items())
+
+
+def test_scrape_roadmap_from_a_folder_and_enrich(stub: GeminiStub, tmp_path: Path) -> None:
+    folder = write_roadmap(tmp_path, {"nodes": NODES, "edges": EDGES}, CONTENT)
+    out, cache = tmp_path / "out.csv", str(tmp_path / "cache")
+    args = ["scrape", "roadmap", NAME, "--from", str(folder), "--enrich", TASK, "-o", str(out), "--cache-dir", cache]
+    first = invoke(stub, *args)
+    assert first.exit_code == 0, first.output
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["id"].startswith(f"{NAME}:") and r["challenge"] for r in rows)
+    calls = len(stub.generate_calls)
+    again = invoke(stub, *args)
+    assert again.exit_code == 0 and len(stub.generate_calls) == calls and "calls: 0" in again.stderr
+
+
+def test_engineering_manager_roadmap_scrapes_and_enriches_134_rows(stub: GeminiStub, tmp_path: Path) -> None:
+    source = SHARED / "roadmaps" / "raw" / "engineering-manager"
+    if not source.is_dir():
+        pytest.skip(f"{source} is not here (shared data sets live beside the project, not in it)")
+    out, cache = tmp_path / "out.csv", str(tmp_path / "cache")
+    args = ["scrape", "roadmap", "engineering-manager", "--from", str(source), "--enrich", TASK, "-o", str(out)]
+    first = invoke(stub, *args, "--cache-dir", cache)
+    assert first.exit_code == 0, first.output
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 134 and len({r["id"] for r in rows}) == 134
+    assert all(r["tldr"] and r["challenge"] in ("practice", "expert") for r in rows)
+    assert len(stub.generate_calls) == 7  # ceil(134 / 20)
+    again = invoke(stub, *args, "--cache-dir", cache)
+    assert again.exit_code == 0 and len(stub.generate_calls) == 7
+    assert "134 cache hits, 0 newly enriched" in again.stderr and "calls: 0" in again.stderr

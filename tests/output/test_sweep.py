@@ -20,8 +20,9 @@ from enrichkit.output import sweep
 from enrichkit.providers.base import Reply, Request, Usage
 from enrichkit.rows.files import iter_rows
 from enrichkit.testing import FunctionProvider, ids_of, records_of
+from helpers import ROOT
 
-TASK = Path(__file__).resolve().parent.parent / "schemas" / "roadmap-topic.json"
+TASK = ROOT / "schemas" / "roadmap-topic.json"
 pytestmark = pytest.mark.skipif(sweep.workers() < 2, reason="the sweep needs two cores")
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 from enrichkit.cache.redis import RedisCache
 from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
+from helpers import TASK, rows_jsonl, run_cli, temps
 from redisd import redis_process
-from test_cli_storage import TASK, enrichkit, rows_file, temps
 
 
 def test_the_cache_flag_shares_answers_through_redis(redis_url: str, tmp_path: Path) -> None:
-    rows, out = rows_file(tmp_path, 50), tmp_path / "out.jsonl"
+    rows, out = rows_jsonl(tmp_path, 50), tmp_path / "out.jsonl"
     with GeminiStub() as stub:
-        first = enrichkit("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, stub=stub)
+        first = run_cli("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, stub=stub)
         calls = len(stub.generate_calls)
-        again = enrichkit("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, "-q", stub=stub)
+        again = run_cli("run", str(rows), "-t", TASK, "-o", str(out), "--cache", redis_url, "-q", stub=stub)
         assert len(stub.generate_calls) == calls == 3  # the re-run: every row from Redis
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert f"cache: {redis_url}" in first.stderr.splitlines()[0]
@@ -33,9 +33,9 @@ def test_the_cache_flag_shares_answers_through_redis(redis_url: str, tmp_path: P
 def test_an_unreachable_redis_is_one_line_exit_2_and_nothing_sent(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     with GeminiStub() as stub:
-        args = ["run", str(rows_file(tmp_path, 30)), "-t", TASK, "-o", str(out)]
-        done = enrichkit(*args, "--cache", "redis://:hunter22@127.0.0.1:1/0", "-q", stub=stub)
-        bad = enrichkit(*args, "--cache", str(tmp_path / "folder"), stub=stub)
+        args = ["run", str(rows_jsonl(tmp_path, 30)), "-t", TASK, "-o", str(out)]
+        done = run_cli(*args, "--cache", "redis://:hunter22@127.0.0.1:1/0", "-q", stub=stub)
+        bad = run_cli(*args, "--cache", str(tmp_path / "folder"), stub=stub)
         assert stub.calls == []  # not even a token count
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
@@ -47,7 +47,7 @@ def test_an_unreachable_redis_is_one_line_exit_2_and_nothing_sent(tmp_path: Path
 
 def test_redis_killed_mid_run_stops_the_run_with_every_answer_received_written(tmp_path: Path) -> None:
     out, failures = tmp_path / "out.jsonl", tmp_path / "failures.jsonl"
-    rows = rows_file(tmp_path, 2_000)
+    rows = rows_jsonl(tmp_path, 2_000)
     args = ["run", str(rows), "-t", TASK, "-o", str(out), "--failures", str(failures), "--concurrency", "4", "-q"]
     with GeminiStub(latency=0.1) as stub, redis_process(tmp_path) as (url, server):
         stored: list[int] = []
@@ -63,7 +63,7 @@ def test_redis_killed_mid_run_stops_the_run_with_every_answer_received_written(t
 
         stub.rule(kill_after_five_calls, lambda call: None)
         started = time.monotonic()
-        done = enrichkit(*args, "--cache", url, stub=stub)
+        done = run_cli(*args, "--cache", url, stub=stub)
         calls = len(stub.generate_calls)
     assert done.returncode == STOPPED, done.stderr
     [line] = done.stderr.splitlines()  # -q: the stop's one line

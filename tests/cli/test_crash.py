@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from enrichkit.cache.folder import RowCache
 from enrichkit.testing import GeminiStub
-from helpers import ROOT, topic_rows
-
-TASK = str(ROOT / "schemas" / "roadmap-topic.json")
-
-
-def start(stub: GeminiStub, rows: Path, out: Path, cache: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}
-    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "--concurrency", "2", "-q"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "enrichkit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def wait_for_calls(stub: GeminiStub, n: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while len(stub.generate_calls) < n:
-        assert time.monotonic() < deadline, f"only {len(stub.generate_calls)} calls arrived"
-        time.sleep(0.02)
+from helpers import start, topic_rows, wait_for_calls
 
 
 def cached(cache: Path) -> int:

@@ -13,8 +13,7 @@ from enrichkit import aenrich
 from enrichkit.calls.redis_limit import RedisRateLimiter
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
-from helpers import FAST_RETRY, ROOT, topic_rows
-from test_limiter import most_in_any_window
+from helpers import FAST_RETRY, ROOT, most_in_any_window, topic_rows
 
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 

@@ -8,32 +8,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from enrichkit.cli import main
 from enrichkit.testing import GeminiStub, set_field
-from helpers import ROOT, SHARED, topic_rows
-from test_roadmap import CONTENT, EDGES, NAME, NODES, write_roadmap
-
-TASK = str(ROOT / "schemas" / "roadmap-topic.json")
-
-
-def invoke(stub: GeminiStub | None, *args: str, key: bool = True, stdin: str | None = None) -> Result:
-    env = {"GEMINI_API_KEY": "test-key" if key else ""}
-    base = ["--base-url", stub.url] if stub is not None else []
-    return CliRunner().invoke(main, [*args, *base], env=env, input=stdin, catch_exceptions=False)
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+from helpers import TASK, invoke, read_jsonl, topic_rows, write_jsonl
 
 
 @pytest.fixture
@@ -143,38 +124,6 @@ def test_scrape_json_records_and_enrich(stub: GeminiStub, tmp_path: Path) -> Non
                     "--no-cache")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert all("tldr" in r for r in read_jsonl(out))
-
-
-def test_scrape_roadmap_from_a_folder_and_enrich(stub: GeminiStub, tmp_path: Path) -> None:
-    folder = write_roadmap(tmp_path, {"nodes": NODES, "edges": EDGES}, CONTENT)
-    out, cache = tmp_path / "out.csv", str(tmp_path / "cache")
-    args = ["scrape", "roadmap", NAME, "--from", str(folder), "--enrich", TASK, "-o", str(out), "--cache-dir", cache]
-    first = invoke(stub, *args)
-    assert first.exit_code == 0, first.output
-    with out.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert rows and all(r["id"].startswith(f"{NAME}:") and r["challenge"] for r in rows)
-    calls = len(stub.generate_calls)
-    again = invoke(stub, *args)
-    assert again.exit_code == 0 and len(stub.generate_calls) == calls and "calls: 0" in again.stderr
-
-
-def test_engineering_manager_roadmap_scrapes_and_enriches_134_rows(stub: GeminiStub, tmp_path: Path) -> None:
-    source = SHARED / "roadmaps" / "raw" / "engineering-manager"
-    if not source.is_dir():
-        pytest.skip(f"{source} is not here (shared data sets live beside the project, not in it)")
-    out, cache = tmp_path / "out.csv", str(tmp_path / "cache")
-    args = ["scrape", "roadmap", "engineering-manager", "--from", str(source), "--enrich", TASK, "-o", str(out)]
-    first = invoke(stub, *args, "--cache-dir", cache)
-    assert first.exit_code == 0, first.output
-    with out.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 134 and len({r["id"] for r in rows}) == 134
-    assert all(r["tldr"] and r["challenge"] in ("practice", "expert") for r in rows)
-    assert len(stub.generate_calls) == 7  # ceil(134 / 20)
-    again = invoke(stub, *args, "--cache-dir", cache)
-    assert again.exit_code == 0 and len(stub.generate_calls) == 7
-    assert "134 cache hits, 0 newly enriched" in again.stderr and "calls: 0" in again.stderr
 
 
 def test_cache_stats_prune_clear(stub: GeminiStub, rows_file: Path, tmp_path: Path) -> None:

@@ -14,26 +14,16 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from enrichkit.cache.folder import RowCache
-from enrichkit.testing import Call, GeminiStub
-from helpers import ROOT, topic_rows
+from enrichkit.testing import GeminiStub
+from helpers import ROOT, hold_until_both_sent, read_jsonl, sender, topic_rows, write_jsonl
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
 ROWS = topic_rows(450)
 INPUTS = {"key-a": ROWS[0:300], "key-b": ROWS[150:450]}  # rows 150-299 are in both
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def start(stub: GeminiStub, key: str, rows: Path, out: Path, cache: Path) -> subprocess.Popen[str]:
@@ -55,24 +45,6 @@ def finish(process: subprocess.Popen[str], out: Path) -> dict[str, Any]:
     assert process.returncode == 0, stderr
     report: dict[str, Any] = json.loads(out.with_suffix(".report.json").read_text(encoding="utf-8"))
     return report
-
-
-def sender(call: Call) -> str:
-    return next(v for k, v in call.headers.items() if k.lower() == "x-goog-api-key")
-
-
-def hold_until_both_sent(stub: GeminiStub) -> None:
-    """Hold every call until both processes have sent one, so the runs overlap however their start-up differs."""
-    senders: set[str] = set()
-    both = threading.Event()
-
-    def gate(call: Call) -> None:
-        senders.add(sender(call))
-        if len(senders) == 2:
-            both.set()
-        both.wait(30)
-
-    stub.rule(lambda call: True, gate)
 
 
 def assert_valid(rows: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:

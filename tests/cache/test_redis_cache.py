@@ -24,8 +24,7 @@ from enrichkit.cache.redis import RedisCache, connect
 from enrichkit.errors import StorageError
 from enrichkit.rows.keys import row_key
 from enrichkit.testing import GeminiStub
-from helpers import ROOT, topic_rows
-from test_concurrent_runs import hold_until_both_sent, sender
+from helpers import ROOT, hold_until_both_sent, sender, topic_rows
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
 ROWS = topic_rows(450)

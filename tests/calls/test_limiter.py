@@ -11,7 +11,7 @@ from enrichkit import Task, aenrich
 from enrichkit.calls.limits import RateLimiter
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
-from helpers import FAST_RETRY, topic_rows
+from helpers import FAST_RETRY, most_in_any_window, topic_rows
 
 
 async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
@@ -25,10 +25,6 @@ async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
 
     await asyncio.gather(*(one(n) for n in tokens))
     return sorted(got)
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    return max(sum(1 for t in times if s <= t < s + window) for s in times)
 
 
 def test_never_more_requests_than_the_limit_in_any_window() -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from enrichkit.output.stdio import count_rows
 from enrichkit.testing import GeminiStub
-from helpers import ROOT, topic_rows
-from test_cli import TASK, invoke, write_jsonl
+from helpers import ROOT, TASK, invoke, topic_rows, write_jsonl
 
 
 def enrichkit(stub: GeminiStub, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,7 @@ from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import FieldAgreement, PackSize
 from enrichkit.testing import Call, Fault, GeminiStub, drop_ids, http_error, set_field, with_items
-from helpers import FAST_RETRY, topic_rows
-from test_cli import TASK, invoke, write_jsonl
+from helpers import FAST_RETRY, TASK, invoke, topic_rows, write_jsonl
 
 
 def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path, **kw: Any) -> Any:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from enrichkit.engine.prompt import echo_of, pack_ids
 from enrichkit.engine.validation import AnswerError, check_pack, parse_answer
 from enrichkit.task.schema import first_error, make_validator
-from test_validation import TASK
+from helpers import TLDR_TASK
 
-VALIDATOR = make_validator(TASK.schema)
+VALIDATOR = make_validator(TLDR_TASK.schema)
 IDS = pack_ids(5)
 ECHOES = {rid: f"row {rid} words" for rid in IDS}
 
@@ -37,14 +37,14 @@ answers = st.lists(items | json_values, max_size=9)
 @settings(max_examples=400, deadline=None)
 @given(answers, st.booleans())
 def test_check_pack_never_accepts_an_invalid_ambiguous_or_misattributed_item(answer: list[Any], echo: bool) -> None:
-    check = check_pack(answer, IDS, TASK.fields, VALIDATOR, ECHOES if echo else None)
+    check = check_pack(answer, IDS, TLDR_TASK.fields, VALIDATOR, ECHOES if echo else None)
     assert set(check.valid) | set(check.invalid) == set(IDS)
     assert not set(check.valid) & set(check.invalid)
     counts = Counter(i.get("id") for i in answer if isinstance(i, dict) and isinstance(i.get("id"), str))
     for rid, values in check.valid.items():
         assert counts[rid] == 1  # exactly one item claimed this id
         [source] = [i for i in answer if isinstance(i, dict) and i.get("id") == rid]
-        assert values == {k: source[k] for k in TASK.fields if k in source}  # this row's own answer
+        assert values == {k: source[k] for k in TLDR_TASK.fields if k in source}  # this row's own answer
         assert VALIDATOR.full.is_valid(values)  # jsonschema itself agrees
         if echo:
             assert echo_of(source.get("echo", "")) == echo_of(ECHOES[rid])

@@ -12,9 +12,7 @@ from pathlib import Path
 
 from enrichkit.engine.batch import JobStore
 from enrichkit.testing import GeminiStub
-from helpers import ROOT, topic_rows
-
-TASK = str(ROOT / "schemas" / "roadmap-topic.json")
+from helpers import TASK, topic_rows
 
 
 def enrichkit(stub: GeminiStub, *args: str) -> subprocess.Popen[str]:

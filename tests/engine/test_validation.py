@@ -6,27 +6,16 @@ from typing import Any
 
 import pytest
 
-from enrichkit import Task
 from enrichkit.engine.validation import AnswerError, check_pack, parse_answer, parse_items
+from helpers import TLDR_TASK
 
-TASK = Task(
-    instruction="x",
-    inputs=["topic"],
-    output={
-        "type": "object",
-        "properties": {
-            "tldr": {"type": "string", "maxWords": 3},
-            "challenge": {"type": "string", "enum": ["practice", "expert"]},
-        },
-    },
-)
 IDS = ["r1", "r2", "r3"]
 
 
 def check(items: Any) -> Any:
     from enrichkit.task.schema import make_validator
 
-    return check_pack(items, IDS, TASK.fields, make_validator(TASK.schema))
+    return check_pack(items, IDS, TLDR_TASK.fields, make_validator(TLDR_TASK.schema))
 
 
 def item(rid: Any, tldr: Any = "a b", challenge: Any = "expert") -> dict[str, Any]:
@@ -137,5 +126,5 @@ def test_an_array_without_one_whole_item_is_unusable(text: str | None) -> None:
 def test_rows_missing_from_a_cut_off_answer_say_why() -> None:
     from enrichkit.task.schema import make_validator
 
-    result = check_pack([], IDS, TASK.fields, make_validator(TASK.schema), missing="cut off")
+    result = check_pack([], IDS, TLDR_TASK.fields, make_validator(TLDR_TASK.schema), missing="cut off")
     assert result.invalid == dict.fromkeys(IDS, "missing from the answer (cut off)")

@@ -10,9 +10,7 @@ from pathlib import Path
 
 from enrichkit.output.receipt import count_reasons, failures_report, failures_text, reason_kind
 from enrichkit.testing import GeminiStub, set_field
-from helpers import topic_rows
-from test_cli import TASK, invoke, read_jsonl, write_jsonl
-from test_crash import start, wait_for_calls
+from helpers import TASK, invoke, read_jsonl, start, topic_rows, wait_for_calls, write_jsonl
 
 
 def test_rows_failing_the_same_way_count_together_whatever_their_values() -> None:

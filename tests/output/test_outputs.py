@@ -17,9 +17,7 @@ from enrichkit.options import RunOptions
 from enrichkit.output.files import row_writer
 from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub, set_field
-from helpers import ROOT, topic_rows
-from test_cli import TASK, invoke, write_jsonl
-from test_cli_storage import enrichkit, rows_file, temps
+from helpers import ROOT, TASK, invoke, rows_jsonl, run_cli, temps, topic_rows, write_jsonl
 
 REVIEWS = ["Great value for the money", "Broke after a day", "It does the job", "Would buy it again"]
 ONE_LINE = ["--instruction", "Classify each review", "--input", "text", "--column",
@@ -144,8 +142,8 @@ def test_parquet_types_come_from_the_first_chunk(tmp_path: Path) -> None:
 def test_a_full_output_disk_is_one_line_naming_the_output(tmp_path: Path, suffix: str, limit: int) -> None:
     out = tmp_path / f"out{suffix}"
     with GeminiStub() as stub:
-        done = enrichkit(
-            "run", str(rows_file(tmp_path, 400)), "-t", TASK, "-o", str(out), "--no-cache", "-q",
+        done = run_cli(
+            "run", str(rows_jsonl(tmp_path, 400)), "-t", TASK, "-o", str(out), "--no-cache", "-q",
             stub=stub, limit=file_size_limit(limit),
         )  # fmt: skip
     assert done.returncode == 2, done.stderr

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,34 +16,7 @@ import pytest
 from disks import file_size_limit, read_only
 from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
-from helpers import ROOT, topic_rows
-
-TASK = str(ROOT / "schemas" / "roadmap-topic.json")
-SRC = str(ROOT / "src")
-
-
-def env(stub: GeminiStub | None = None) -> dict[str, str]:
-    extra = {"ENRICHKIT_BASE_URL": stub.url} if stub is not None else {}
-    return {**os.environ, "PYTHONPATH": SRC, "GEMINI_API_KEY": "test-key", **extra}
-
-
-def enrichkit(
-    *args: str, stub: GeminiStub | None = None, limit: Callable[[], None] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "enrichkit", *args], env=env(stub), capture_output=True, text=True, timeout=120,
-        preexec_fn=limit,
-    )  # fmt: skip
-
-
-def rows_file(folder: Path, n: int) -> Path:
-    path = folder / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(n)), encoding="utf-8")
-    return path
-
-
-def temps(folder: Path) -> list[Path]:
-    return sorted(folder.glob(".*.part"))
+from helpers import TASK, env, rows_jsonl, run_cli, temps
 
 
 @pytest.mark.parametrize(
@@ -61,8 +33,8 @@ def test_a_bad_option_is_one_line_exit_2_and_no_output(option: list[str], named:
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("x")
     out = tmp_path / "out.jsonl"
-    args = ["run", str(rows_file(tmp_path, 3)), "-t", TASK, "-o", str(out), *option]
-    done = enrichkit(*[a.format(tmp=tmp_path) for a in args])
+    args = ["run", str(rows_jsonl(tmp_path, 3)), "-t", TASK, "-o", str(out), *option]
+    done = run_cli(*[a.format(tmp=tmp_path) for a in args])
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("error: ") and named in line, line
@@ -72,7 +44,7 @@ def test_a_bad_option_is_one_line_exit_2_and_no_output(option: list[str], named:
 def test_an_output_directory_that_is_read_only_is_one_line_at_start(tmp_path: Path) -> None:
     (tmp_path / "ro").mkdir()
     with read_only(tmp_path / "ro"):
-        done = enrichkit("run", str(rows_file(tmp_path, 3)), "-t", TASK, "-o", str(tmp_path / "ro" / "out.jsonl"))
+        done = run_cli("run", str(rows_jsonl(tmp_path, 3)), "-t", TASK, "-o", str(tmp_path / "ro" / "out.jsonl"))
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("error: ") and "cannot write in" in line
@@ -82,8 +54,8 @@ def test_an_output_directory_that_is_read_only_is_one_line_at_start(tmp_path: Pa
 def test_a_full_cache_mid_run_stops_the_run_and_still_writes_the_output(tmp_path: Path) -> None:
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     with GeminiStub() as stub:
-        done = enrichkit(
-            "run", str(rows_file(tmp_path, 3_000)), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "-q",
+        done = run_cli(
+            "run", str(rows_jsonl(tmp_path, 3_000)), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "-q",
             stub=stub, limit=file_size_limit(1_000_000),
         )  # fmt: skip
     assert done.returncode == STOPPED, done.stderr
@@ -96,8 +68,8 @@ def test_a_full_cache_mid_run_stops_the_run_and_still_writes_the_output(tmp_path
 def test_a_full_output_disk_is_one_line_naming_the_output(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     with GeminiStub() as stub:
-        done = enrichkit(
-            "run", str(rows_file(tmp_path, 400)), "-t", TASK, "-o", str(out), "--no-cache", "-q",
+        done = run_cli(
+            "run", str(rows_jsonl(tmp_path, 400)), "-t", TASK, "-o", str(out), "--no-cache", "-q",
             stub=stub, limit=file_size_limit(60_000),
         )  # fmt: skip
     assert done.returncode == 2, done.stderr
@@ -126,7 +98,7 @@ with sigterm_as_interrupt():
 def chunked_run(stub: GeminiStub, tmp_path: Path) -> subprocess.Popen[str]:
     """A run of 200 rows in chunks of 20 (the CLI's chunks are 20,000 rows): its output temp file
     exists from the first chunk on. Waits until it does."""
-    args = [str(rows_file(tmp_path, 200)), TASK, str(tmp_path / "out.jsonl"), str(tmp_path / "cache")]
+    args = [str(rows_jsonl(tmp_path, 200)), TASK, str(tmp_path / "out.jsonl"), str(tmp_path / "cache")]
     process = subprocess.Popen(
         [sys.executable, "-c", CHUNKED, *args], env=env(stub), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
@@ -158,7 +130,7 @@ def test_a_temp_output_left_by_kill_9_is_swept_by_the_next_run(tmp_path: Path) -
         assert left.name.startswith(".out.jsonl.enrichkit-")
         other = tmp_path / ".other.jsonl.enrichkit-x.part"  # another output's: not ours to delete
         other.write_text("")
-        done = enrichkit("run", str(tmp_path / "rows.jsonl"), "-t", TASK, "-o", str(out), "--cache-dir",
+        done = run_cli("run", str(tmp_path / "rows.jsonl"), "-t", TASK, "-o", str(out), "--cache-dir",
                          str(tmp_path / "cache"), "-q", stub=stub)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert temps(tmp_path) == [other]
@@ -175,7 +147,7 @@ def current_umask() -> int:
 def test_sigterm_of_the_cli_prints_the_receipt_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     with GeminiStub(latency=0.4) as stub:
-        args = ["run", str(rows_file(tmp_path, 200)), "-t", TASK, "-o", str(out), "--cache-dir", str(tmp_path / "c")]
+        args = ["run", str(rows_jsonl(tmp_path, 200)), "-t", TASK, "-o", str(out), "--cache-dir", str(tmp_path / "c")]
         process = subprocess.Popen(
             [sys.executable, "-m", "enrichkit", *args, "--concurrency", "2", "-q"], env=env(stub),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -193,26 +165,26 @@ def test_sigterm_of_the_cli_prints_the_receipt_and_exits_130(tmp_path: Path) -> 
 
 def test_cache_inspect_finds_an_answer_by_what_it_says_and_forget_drops_it(tmp_path: Path) -> None:
     out, cache = tmp_path / "out.jsonl", str(tmp_path / "cache")
-    run = ["run", str(rows_file(tmp_path, 5)), "-t", TASK, "-o", str(out), "--cache-dir", cache, "-q"]
+    run = ["run", str(rows_jsonl(tmp_path, 5)), "-t", TASK, "-o", str(out), "--cache-dir", cache, "-q"]
     with GeminiStub() as stub:
-        assert enrichkit(*run, stub=stub).returncode == 0
-        listed = enrichkit("cache", "inspect", "--cache-dir", cache)
+        assert run_cli(*run, stub=stub).returncode == 0
+        listed = run_cli("cache", "inspect", "--cache-dir", cache)
         assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 5
         bad = json.loads(out.read_text(encoding="utf-8").splitlines()[2])["tldr"]
-        one = enrichkit("cache", "inspect", "--contains", bad, "--json", "--cache-dir", cache)
+        one = run_cli("cache", "inspect", "--contains", bad, "--json", "--cache-dir", cache)
         [entry] = [json.loads(line) for line in one.stdout.splitlines()]
         assert entry["values"]["tldr"] == bad and entry["model"] == "gemini-3.1-flash-lite"
         key = entry["key"]
-        assert enrichkit("cache", "inspect", key[:12], "--cache-dir", cache).stdout.startswith(key[:16])
+        assert run_cli("cache", "inspect", key[:12], "--cache-dir", cache).stdout.startswith(key[:16])
 
-        ambiguous = enrichkit("cache", "forget", "", "--cache-dir", cache)
+        ambiguous = run_cli("cache", "forget", "", "--cache-dir", cache)
         assert ambiguous.returncode == 2 and "several" in ambiguous.stderr
-        forgot = enrichkit("cache", "forget", key[:12], "--cache-dir", cache)
+        forgot = run_cli("cache", "forget", key[:12], "--cache-dir", cache)
         assert forgot.returncode == 0 and "forgot 1 cached rows" in forgot.stdout
-        again = enrichkit("cache", "forget", key[:12], "--cache-dir", cache)
+        again = run_cli("cache", "forget", key[:12], "--cache-dir", cache)
         assert again.returncode == 2 and again.stderr.startswith("error: no cached row has a key starting")
         calls = len(stub.generate_calls)
-        assert enrichkit(*run, stub=stub).returncode == 0
+        assert run_cli(*run, stub=stub).returncode == 0
     assert len(stub.generate_calls) == calls + 1  # only the forgotten row is asked again
     assert len(out.read_text(encoding="utf-8").splitlines()) == 5
 
@@ -220,15 +192,15 @@ def test_cache_inspect_finds_an_answer_by_what_it_says_and_forget_drops_it(tmp_p
 def test_cache_repair_through_the_cli(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with GeminiStub() as stub:
-        assert enrichkit("run", str(rows_file(tmp_path, 30)), "-t", TASK, "-o", str(tmp_path / "o.jsonl"),
+        assert run_cli("run", str(rows_jsonl(tmp_path, 30)), "-t", TASK, "-o", str(tmp_path / "o.jsonl"),
                          "--cache-dir", str(cache), "-q", stub=stub).returncode == 0  # fmt: skip
     with (cache / "rows" / "cache.db").open("r+b") as file:
         file.write(b"\0" * 16)
-    stats = enrichkit("cache", "stats", "--cache-dir", str(cache))
+    stats = run_cli("cache", "stats", "--cache-dir", str(cache))
     assert stats.returncode == 2 and stats.stderr.splitlines() == [
         f"error: cache at {cache} is damaged (file is not a database): move it aside or run"
         f" `enrichkit cache repair --cache-dir {cache}`"
     ]
-    repaired = enrichkit("cache", "repair", "--cache-dir", str(cache))
+    repaired = run_cli("cache", "repair", "--cache-dir", str(cache))
     assert repaired.returncode == 0 and "saved 30 cached rows, lost 0" in repaired.stdout
-    assert "30 cached rows" in enrichkit("cache", "stats", "--cache-dir", str(cache)).stdout
+    assert "30 cached rows" in run_cli("cache", "stats", "--cache-dir", str(cache)).stdout
