@@ -298,7 +298,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, default=0, help="Worked examples (rows outside the sample).")
     parser.add_argument("--spaced-json", action="store_true", help="JSON laid out as the model likes, not compact.")
     parser.add_argument("--no-prompt-cache", action="store_true")
-    parser.add_argument("--model-dir", type=Path, default=Path.home() / ".cache" / "enrichkit")
     parser.add_argument("--save", type=Path, help="Also write every mode's answers and figures to this JSON file.")
     parser.add_argument(
         "--rescore", type=Path, nargs="+", help="Print the table from --save files (the first run is 'first')."
@@ -314,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for res in saved:
             print(table_row(res, rows, saved[0]["answers"] if res is not saved[0] else {}))
         return
-    model = embedded_model_path(args.model_dir)
+    model = embedded_model_path()
     print(f", model {model.name}, threads={args.threads}\n\n{HEADER}\n{RULE}", flush=True)
     task = make_task(
         groups, group_sections(data) if args.describe else None, worked_examples(data, rows, args.examples)

@@ -17,8 +17,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from enrichkit.cache.folder import RowCache
+from enrichkit.engine.chunks import plan
 from enrichkit.engine.collector import fewer_collections
-from enrichkit.engine.prepare import plan, run_fingerprint
+from enrichkit.engine.context import run_fingerprint
 from enrichkit.output.files import row_writer
 from enrichkit.result import Stats
 from enrichkit.rows.files import iter_rows

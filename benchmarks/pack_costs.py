@@ -3,7 +3,7 @@
     PYTHONPATH=src .venv/bin/python benchmarks/pack_costs.py
 
 The rows are ``throughput.py``'s synthetic ones and the answers its instant provider's, so these are
-the per-pack figures behind its fresh-run rows/s. The steps are ones every version of the packer has,
+the per-pack figures behind its fresh-run rows/s. The steps are ones every version of the pack codec has,
 so an older checkout can be timed the same way (``PYTHONPATH=<old checkout>/src``).
 """
 
@@ -14,10 +14,9 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from enrichkit.engine.codec import Packer
+from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import suspects, text_fields
 from enrichkit.engine.validation import check_pack, parse_items
-from enrichkit.result import Stats
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
 from throughput import TASK, instant, iter_synthetic_rows
@@ -28,17 +27,17 @@ def least_us(step: Callable[[], Any]) -> float:
 
 
 def main() -> None:
-    packer = Packer(TASK, Stats(), affinity=True)
+    codec = PackCodec(TASK, affinity=True)
     rows = [{f: row[f] for f in TASK.inputs} for row in iter_synthetic_rows(20)]
     items = [Work(f"k{n}", inputs) for n, inputs in enumerate(rows)]
-    ids, request = packer.pack_request(items)
+    ids, request = codec.pack_request(items)
     text = instant(request).text
     payload, _ = parse_items(text)
     validator, fields = make_validator(TASK.schema), TASK.fields
     check = check_pack(payload, ids, fields, validator)
     answers, inputs = check.valid, dict(zip(ids, rows, strict=True))
     steps: dict[str, Callable[[], Any]] = {
-        "prompt and request": lambda: packer.pack_request(items),
+        "prompt and request": lambda: codec.pack_request(items),
         "parse the answer": lambda: parse_items(text),
         "check ids and values": lambda: check_pack(payload, ids, fields, validator),
         "cross-wiring check": lambda: suspects(answers, inputs, text_fields(TASK.schema)),

@@ -1,20 +1,18 @@
 """enrichkit: enrich rows of data with columns written by an LLM, cached per row and packed per call."""
 
-from enrichkit.api import aenrich, aenrich_chunks, enrich
-from enrichkit.engine.dry_run import Plan, adry_run, dry_run
+from enrichkit.api import adry_run, aenrich, aenrich_chunks, dry_run, enrich
+from enrichkit.engine.dry_run import DryRun
 from enrichkit.errors import EnrichkitError, FatalProviderError, UserError
 from enrichkit.options import RetryPolicy, RunOptions
 from enrichkit.result import EnrichResult, Failure, Stats
-from enrichkit.task.task import Task
-
-plan = dry_run  # the old name of dry_run (deprecated)
+from enrichkit.task import Task
 
 __all__ = [
+    "DryRun",
     "EnrichResult",
     "EnrichkitError",
     "Failure",
     "FatalProviderError",
-    "Plan",
     "RetryPolicy",
     "RunOptions",
     "Stats",
@@ -25,5 +23,4 @@ __all__ = [
     "aenrich_chunks",
     "dry_run",
     "enrich",
-    "plan",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
 MAX_PACK_SIZE = 50
 CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
+AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -126,12 +126,8 @@ class RunOptions:
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> RunOptions:
-        """From keyword arguments (``enrich(**options)``); an unknown name is a one-line error.
-        ``batch_size`` is the old name of ``pack_size`` (deprecated)."""
+        """From keyword arguments (``enrich(**options)``); an unknown name is a one-line error."""
         given = dict(options)
-        if "batch_size" in given:
-            warnings.warn("batch_size= is now pack_size=", DeprecationWarning, stacklevel=3)
-            given.setdefault("pack_size", given.pop("batch_size"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(given) - known)
         if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -78,6 +79,10 @@ class Stats:
             target.prompt_tokens += usage.prompt_tokens
             target.output_tokens += usage.output_tokens
             target.cached_tokens += usage.cached_tokens
+
+    def snapshot(self) -> Stats:
+        """A copy that no longer changes as the run goes on (what a result holds)."""
+        return copy.deepcopy(self)
 
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from enrichkit.engine.batch import JobStore
 from enrichkit.testing import GeminiStub
 from helpers import TASK, topic_rows
@@ -84,6 +86,29 @@ def test_no_wait_and_the_jobs_commands(tmp_path: Path) -> None:
         code, _, err = finished(batch_run(stub, rows, out, cache))  # everything is in the cache now
         assert code == 0 and creates(stub) == 1, err
         assert len(out.read_text(encoding="utf-8").splitlines()) == 45
+
+
+@pytest.mark.redis
+def test_jobs_collect_stores_a_redis_runs_answers_in_redis(redis_url: str, tmp_path: Path) -> None:
+    rows, out, cache = rows_file(tmp_path, 45), tmp_path / "out.jsonl", tmp_path / "cache"
+    with GeminiStub(batch_auto=False) as stub:
+        code, _, err = finished(batch_run(stub, rows, out, cache, "--cache", redis_url, "--no-wait"))
+        assert code == 0 and "45 rows wait in batch job" in err, err
+        [job] = stub.jobs.values()
+        stub.advance(job.name)
+
+        collect = ["jobs", "collect", job.name, "--cache-dir", str(cache)]
+        code, said, err = finished(enrichkit(stub, *collect))  # the run kept its answers in Redis, not here
+        assert code == 2 and err.startswith("error: batch job") and "--cache" in err and said == "", err
+        assert len(JobStore(cache).all()) == 1  # nothing collected, nothing forgotten
+
+        code, said, err = finished(enrichkit(stub, *collect, "--cache", redis_url))
+        assert code == 0 and "succeeded: 45 of 45 rows valid and cached" in said, err
+
+        code, _, err = finished(batch_run(stub, rows, out, cache, "--cache", redis_url))
+        assert code == 0 and "45 cache hits" in err, err
+    assert creates(stub) == 1  # the re-run found every row in Redis: no second job
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 45
 
 
 def test_jobs_cancel_forgets_the_job_and_the_next_run_submits_again(tmp_path: Path) -> None:

@@ -180,8 +180,8 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "unknown output extension": (["run", str(good), *task, "-o", str(tmp / "out.xlsx")], "unknown output format"),
         "output dir missing": (["run", str(good), *task, "-o", str(tmp / "no" / "out.csv")], "does not exist"),
-        "batch size 0": (run(str(good), "--batch-size", "0"), "between 1 and 50"),
-        "batch size 51": (run(str(good), "--batch-size", "51"), "between 1 and 50"),
+        "pack size 0": (run(str(good), "--pack-size", "0"), "between 1 and 50"),
+        "pack size 51": (run(str(good), "--pack-size", "51"), "between 1 and 50"),
         "no api key": (run(str(good), "--provider", "gemini"), "set GEMINI_API_KEY or GOOGLE_API_KEY"),
     }
 
@@ -191,7 +191,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     [
         "missing input", "empty input", "malformed jsonl", "malformed json", "ragged csv", "non-utf8",
         "missing field", "duplicate ids", "id not a value", "task missing", "task invalid", "unknown output extension",
-        "output dir missing", "batch size 0", "batch size 51", "no api key",
+        "output dir missing", "pack size 0", "pack size 51", "no api key",
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, stub: GeminiStub, tmp_path: Path) -> None:

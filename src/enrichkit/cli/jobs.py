@@ -8,10 +8,9 @@ from typing import Any
 
 import click
 
-from enrichkit.cache.folder import default_dir
-from enrichkit.cli.common import BASE_URL, CACHE_DIR, guarded, quiet_verbose
+from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, guarded, quiet_verbose
 from enrichkit.engine.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
-from enrichkit.options import POLL_SECONDS
+from enrichkit.options import POLL_SECONDS, RunOptions
 
 
 @click.group()
@@ -26,6 +25,10 @@ def _job_line(line: JobLine) -> str:
     return f"{m.name or m.display_name}  {state}  {m.rows:,} rows in {len(m.packs):,} requests  {m.model}  {when}"
 
 
+def _options(cache_dir: Path | None, base_url: str | None, cache: str | None = None, **more: Any) -> RunOptions:
+    return RunOptions(cache_dir=cache_dir, base_url=base_url, cache=cache, **more)
+
+
 @jobs.command("list")
 @CACHE_DIR
 @BASE_URL
@@ -33,7 +36,7 @@ def _job_line(line: JobLine) -> str:
 @guarded
 def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """Every job with its state (asks the provider)."""
-    lines = list_jobs(cache_dir or default_dir(), base_url)
+    lines = list_jobs(_options(cache_dir, base_url))
     for line in lines:
         click.echo(_job_line(line))
     if not lines:
@@ -49,7 +52,7 @@ def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
 @guarded
 def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """The state of job NAME (batches/... or its display name)."""
-    click.echo(_job_line(job_status(cache_dir or default_dir(), name, base_url)))
+    click.echo(_job_line(job_status(_options(cache_dir, base_url), name)))
     return 0
 
 
@@ -58,14 +61,21 @@ def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: An
 @click.option("--wait", is_flag=True, help="Wait for the job to finish.")
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=POLL_SECONDS, show_default=True)
 @CACHE_DIR
+@CACHE
 @BASE_URL
 @quiet_verbose
 @guarded
 def jobs_collect(
-    name: str, wait: bool, poll_interval: float, cache_dir: Path | None, base_url: str | None, **_: Any
+    name: str,
+    wait: bool,
+    poll_interval: float,
+    cache_dir: Path | None,
+    cache: str | None,
+    base_url: str | None,
+    **_: Any,
 ) -> int:
     """Check and cache the answers of job NAME; the next run then writes its output from the cache."""
-    got = collect_job(cache_dir or default_dir(), name, base_url, wait=wait, poll=poll_interval)
+    got = collect_job(_options(cache_dir, base_url, cache, poll=poll_interval), name, wait=wait)
     if not got.status.done:
         click.echo(f"{got.status.name} is {got.status.state}: nothing to collect yet")
         return 0
@@ -81,6 +91,6 @@ def jobs_collect(
 @guarded
 def jobs_cancel(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """Cancel job NAME and forget it (the next run submits its rows again)."""
-    manifest = cancel_job(cache_dir or default_dir(), name, base_url)
+    manifest = cancel_job(_options(cache_dir, base_url), name)
     click.echo(f"cancelled {manifest.name or manifest.display_name} ({manifest.rows:,} rows)")
     return 0

@@ -8,11 +8,10 @@ from typing import Any
 
 import click
 
-from enrichkit.api import AUTO_BATCH_ROWS
-from enrichkit.cli.common import BASE_URL, CACHE_DIR, MODEL, F, guarded, quiet_verbose
+from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, guarded, quiet_verbose
 from enrichkit.cli.runner import CliOptions, run_job, write_plain
 from enrichkit.cli.task import one_line_options, task_path
-from enrichkit.options import MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
+from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
 from enrichkit.output.stdio import count_rows, stdout_output
 from enrichkit.providers import PROVIDERS
 from enrichkit.rows.documents import csv_records, json_records
@@ -39,7 +38,6 @@ def _enrich_options(command: F) -> F:
         click.option(
             "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
         ),
-        click.option("--batch-size", type=int, hidden=True, help="The old name of --pack-size (deprecated)."),
         click.option(
             "--adaptive",
             is_flag=True,
@@ -75,12 +73,7 @@ def _enrich_options(command: F) -> F:
         ),
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         CACHE_DIR,
-        click.option(
-            "--cache",
-            metavar="URL",
-            help="A Redis server many machines share (redis://host:6379/0, enrichkit[redis]): the cache, one rate"
-            " limit and in-flight leases for every run that names it (default: the folder --cache-dir).",
-        ),
+        CACHE,
         click.option(
             "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
         ),
@@ -154,9 +147,6 @@ _CLI = {f.name for f in dataclasses.fields(CliOptions)}
 
 def _options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
     """The run's options and the command line's own from the flags."""
-    if (old := kwargs.pop("batch_size", None)) is not None:
-        click.echo("warning: --batch-size is now --pack-size", err=True)
-        kwargs["pack_size"] = old
     if not 1 <= kwargs["pack_size"] <= MAX_PACK_SIZE:
         raise click.BadParameter(
             f"must be between 1 and {MAX_PACK_SIZE}, not {kwargs['pack_size']}", param_hint="--pack-size"

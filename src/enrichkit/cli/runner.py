@@ -9,40 +9,40 @@ import itertools
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from enrichkit.api import aenrich_chunks, choose, crosswire_checks
 from enrichkit.cache.folder import default_dir
-from enrichkit.engine.dry_run import adry_run, first_prompt
-from enrichkit.engine.prepare import run_fingerprint
+from enrichkit.engine.chunks import run_chunks
+from enrichkit.engine.context import RunContext
+from enrichkit.engine.dry_run import dry_run, first_prompt
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.output import sweep
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.output.receipt import (
     count_reasons,
+    dry_run_report,
+    dry_run_text,
     failures_report,
     failures_text,
-    plan_report,
-    plan_text,
     preview_text,
     run_report,
     run_text,
 )
 from enrichkit.output.stdio import is_stdout
 from enrichkit.output.sweep import Swept
-from enrichkit.providers.base import Provider
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.task.task import Task
 
 Write = Callable[[Sequence[dict[str, Any]]], None]
+T = TypeVar("T")
 
 STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
 
@@ -113,7 +113,7 @@ def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> in
 def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, options: RunOptions, cli: CliOptions) -> int:
     """Enrich ``rows`` with the task at ``task_path`` into ``output``; the exit code (0 ok, 1 some failed).
 
-    ``rows`` may be an iterator (``files.iter_rows``): live and flex runs read, enrich and write it
+    ``rows`` may be an iterator (``rows.files.iter_rows``): live and flex runs read, enrich and write it
     ``chunk_rows`` rows at a time, into a temp file renamed over ``output`` at the end.
     """
     task = Task.from_file(task_path)
@@ -121,24 +121,24 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     if cli.limit is not None:
         rows = rows[: cli.limit] if isinstance(rows, Sequence) else itertools.islice(rows, cli.limit)
     options = options.replace(cache_dir=options.cache_dir or default_dir())
-    choice = choose(options)
-    provider = choice.provider
-    options = options.replace(provider=provider)
+    context = RunContext.open(task, options)
+    try:
+        return _run(context, rows, output, cli)
+    finally:
+        if not context.closed:  # a user error before the run's event loop closed it
+            asyncio.run(context.aclose())
+
+
+def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli: CliOptions) -> int:
+    options, provider = context.options, context.provider
     where = f"cache: {redacted_url(options.cache or str(options.cache_dir))}" if options.use_cache else "no cache"
     count = len(rows) if isinstance(rows, Sequence) else cli.total
     if count is not None and cli.limit is not None:
         count = min(count, cli.limit)
     head = f"{count:,} rows · " if count is not None else ""
-    say(f"enrichkit: {head}{provider.name} / {provider.model} ({choice.why}) · {where}", cli.quiet)
+    say(f"enrichkit: {head}{provider.name} / {provider.model} ({context.why}) · {where}", cli.quiet)
     if cli.dry_run:
-        if cli.show_prompt:
-            rows = list(rows)
-            print(first_prompt(rows, task, options) or "nothing to send: every row is a cache hit")
-        plan = asyncio.run(adry_run(rows, task, options))
-        report = plan_report(plan)
-        _write_report(cli.report, report)
-        print(plan_text(report), file=sys.stderr)
-        return 0
+        return _within(context, _dry_run(context, list(rows) if cli.show_prompt else rows, cli))
     progress = _Progress(count, cli.quiet)
     started = time.perf_counter()
     failures = cli.failures or (None if is_stdout(output) else default_failures(output))
@@ -146,23 +146,24 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     try:
         lazy = None if cli.failures else failures
         shown: list[dict[str, Any]] = []
-        with _swept(task, output, options, cli, provider) as swept:
+        with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
             if swept is None:
-                chunks = aenrich_chunks(rows, task, options, on_progress=progress)
+                chunks = run_chunks(context, rows, on_progress=progress)
             else:
-                chunks, opened = _after_sweep(swept, task, options, progress)
-            stats = asyncio.run(
+                chunks, opened = _after_sweep(context, swept, progress)
+            stats = _within(
+                context,
                 write_chunks(
                     chunks,
-                    task,
+                    context.task,
                     output,
                     cli.failures,
                     failures_if_any=lazy,
                     reasons=reasons,
                     first=(shown, cli.preview),
                     opened=opened,
-                )
+                ),
             )
         stats.seconds = time.perf_counter() - started
     except KeyboardInterrupt:
@@ -180,16 +181,35 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
     if shown:
-        say(preview_text(shown, task), cli.quiet)
+        say(preview_text(shown, context.task), cli.quiet)
     return code
 
 
-def _swept(
-    task: Task, output: Path, options: RunOptions, cli: CliOptions, provider: Provider
-) -> ContextManager[Swept | None]:
+def _within(context: RunContext, job: Coroutine[Any, Any, T]) -> T:
+    """Run ``job`` in an event loop of its own, then close the run's context in it."""
+
+    async def closing() -> T:
+        try:
+            return await job
+        finally:
+            await context.aclose()
+
+    return asyncio.run(closing())
+
+
+async def _dry_run(context: RunContext, rows: Iterable[dict[str, Any]], cli: CliOptions) -> int:
+    if cli.show_prompt:
+        print(await first_prompt(context, rows) or "nothing to send: every row is a cache hit")
+    report = dry_run_report(await dry_run(context, rows))
+    _write_report(cli.report, report)
+    print(dry_run_text(report), file=sys.stderr)
+    return 0
+
+
+def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager[Swept | None]:
     """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
     local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
-    source = cli.source
+    options, source = context.options, cli.source
     if (
         source is None
         or options.mode not in ("live", "flex")
@@ -199,29 +219,26 @@ def _swept(
         or cli.preview
         or is_stdout(output)
         or not sweep.eligible(source, output)
-        or (columns := sweep.columns(source, task)) is None
+        or (columns := sweep.columns(source, context.task)) is None
     ):
         return contextlib.nullcontext()
-    echo = crosswire_checks(task, options.echo, min(options.pack_size, provider.capabilities.max_pack_size))[0]
     assert options.cache_dir is not None
-    return sweep.sweep(
-        sweep.Run(source, output, task, run_fingerprint(task, provider, echo), options.cache_dir, columns)
-    )
+    return sweep.sweep(sweep.Run(source, output, context.task, context.fingerprint, options.cache_dir, columns))
 
 
 def _after_sweep(
-    swept: Swept, task: Task, options: RunOptions, progress: Callable[[int, Stats], None]
+    context: RunContext, swept: Swept, progress: Callable[[int, Stats], None]
 ) -> tuple[AsyncGenerator[EnrichResult, None], Callable[[list[str]], ContextManager[Write]]]:
     """The swept file's misses enriched (their output rows written between the parts' by ``sweep.joined``)."""
     counted = Stats(rows=swept.hits, cache_hits=swept.hits)
     progress(swept.hits, counted)
-    chunks = aenrich_chunks(
+    chunks = run_chunks(
+        context,
         swept.misses,
-        task,
-        options.replace(chunk_rows=options.chunk_rows if swept.misses else None),  # None: one result, even empty
         on_progress=lambda done, stats: progress(swept.hits + done, stats),
         numbers=iter(swept.numbers),
         stats=counted,
+        whole=not swept.misses,  # one result, even an empty one
     )
     return chunks, lambda columns: sweep.joined(swept)
 

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 from enrichkit.engine.validation import AnswerError, parse_answer
 from enrichkit.errors import ProviderError
 from enrichkit.result import Audit, FieldAgreement, merged
+from enrichkit.task.schema import is_free_text
 
 if TYPE_CHECKING:
     from enrichkit.calls.scheduler import Scheduler
-    from enrichkit.engine.codec import Packer
+    from enrichkit.engine.codec import PackCodec
+    from enrichkit.engine.settle import Settlement
     from enrichkit.providers.base import Provider
     from enrichkit.rows.work import Work
 
@@ -54,12 +56,6 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, normalized(a), normalized(b), autojunk=False).ratio()
 
 
-def _free_text(schema: Mapping[str, Any]) -> bool:
-    kind = schema.get("type")
-    strings = kind == "string" or (isinstance(kind, list) and "string" in kind)
-    return strings and "enum" not in schema and "const" not in schema
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -74,7 +70,7 @@ def agreement(
         return {}
     fields: dict[str, FieldAgreement] = {}
     for name, sub in schema["properties"].items():
-        if _free_text(sub):
+        if is_free_text(sub):
             scores = [similarity(_text(p.get(name)), _text(s.get(name))) for p, s in pairs]
             share = sum(score >= SIMILAR for score in scores) / len(scores)
             fields[name] = FieldAgreement(round(share, 4), round(fmean(scores), 4))
@@ -83,20 +79,22 @@ def agreement(
     return fields
 
 
-async def audit_packed(packer: Packer, scheduler: Scheduler, provider: Provider, fraction: float) -> None:
+async def audit_packed(
+    codec: PackCodec, settlement: Settlement, scheduler: Scheduler, provider: Provider, fraction: float
+) -> None:
     """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
     ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
     ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
     if fraction <= 0:
         return
-    chosen = [packer.packed[key] for key in sample(packer.packed, fraction)]
+    chosen = [settlement.packed[key] for key in sample(settlement.packed, fraction)]
     single: dict[str, dict[str, Any]] = {}
 
     async def ask_alone(item: Work) -> None:
         """One audit call into ``single``; a failed call or an invalid answer gives none."""
         try:
-            reply = await scheduler.call(provider, packer.single_request(item), "audit")
-            values, problem = packer.check_values(parse_answer(reply.text, dict))
+            reply = await scheduler.call(provider, codec.single_request(item), "audit")
+            values, problem = codec.check_values(parse_answer(reply.text, dict))
         except (ProviderError, AnswerError):
             return
         if problem is None:
@@ -105,6 +103,6 @@ async def audit_packed(packer: Packer, scheduler: Scheduler, provider: Provider,
     async with asyncio.TaskGroup() as group:
         for item in chosen:
             group.create_task(ask_alone(item))
-    packed = [packer.results[key].values for key in single]
-    fields = agreement(packer.task.schema, packed, list(single.values()))
-    packer.stats.audit = merged(packer.stats.audit, Audit(fraction, len(chosen), len(single), fields))
+    packed = [settlement.results[key].values for key in single]
+    fields = agreement(codec.task.schema, packed, list(single.values()))
+    settlement.stats.audit = merged(settlement.stats.audit, Audit(fraction, len(chosen), len(single), fields))

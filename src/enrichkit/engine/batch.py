@@ -9,7 +9,7 @@ reboot loses nothing: the next run of the same job finds the manifest and re-att
 submitting again (a manifest without a name is looked up by its display name). Results are checked
 item by item exactly like live answers and valid rows are cached at once.
 
-The salvage ladder (``enrichkit.ladder``, the same as live mode's), one batch job a rung: packs on the
+The salvage ladder (``engine.ladder``, the same as live mode's), one batch job a rung: packs on the
 main model, then each failed row on its own, then on its own on each fallback model. With
 ``realtime_fallback`` the rows a job failed go to a live run instead (smaller packs, single rows,
 fallbacks, at the live price).
@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enrichkit.engine.codec import Packer
+from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.settle import Settlement
 from enrichkit.errors import FatalProviderError, RateLimited, RequestRejected, TransientError, UserError
 from enrichkit.options import POLL_SECONDS
 from enrichkit.providers.base import BatchBackend, JobStatus, Reply, Request
@@ -62,6 +63,8 @@ class Manifest:
     echo: bool
     packs: dict[str, Pack]
     provider: str = "gemini"
+    cache: str | None = None
+    """The Redis cache (its URL, the password masked) the run keeps its answers in; None: the cache folder."""
     name: str | None = None
     created: float = field(default_factory=time.time)
 
@@ -80,9 +83,6 @@ class Manifest:
     def loads(cls, text: str) -> Manifest:
         doc = json.loads(text)
         doc["packs"] = {k: Pack(**v) for k, v in doc["packs"].items()}
-        if "step" in doc:  # written before rungs had a size and a tier: step 0 packs, then singles per tier
-            step = doc.pop("step")
-            doc["rung"] = {"size": 2 if step == 0 else 1, "tier": max(0, step - 1)}
         doc["rung"] = Rung(**doc["rung"])
         return cls(**doc)
 
@@ -126,12 +126,14 @@ class JobStore:
 class BatchRun:
     """Drive the batch jobs of one run: submit or re-attach, wait, collect, salvage."""
 
-    packer: Packer
-    backends: Sequence[BatchBackend]  # one per tier: main model, then fallbacks
+    codec: PackCodec
+    settlement: Settlement
+    backends: Sequence[BatchBackend]  # one per model: the main model, then the fallbacks
     ladder: Ladder
     store: JobStore
     run: str
     provider: str
+    cache: str | None = None  # the Redis cache of the run (masked), for the manifests
     wait: bool = True
     realtime: LiveRun | None = None  # the rows a job failed go to this live run instead of a further job
     poll: float = POLL_SECONDS
@@ -156,7 +158,7 @@ class BatchRun:
                         active.extend(await self._salvage(manifest, failed))
                     else:
                         for w, reason in failed.items():  # submitted again by the next run
-                            self.packer.fail(w, reason)
+                            await self.settlement.fail(w, reason)
             if not active or not self.wait:
                 break
             await asyncio.sleep(delay)
@@ -169,7 +171,7 @@ class BatchRun:
         """The job's state; None when the provider could not say just now (asked again next round)."""
         assert manifest.name is not None
         try:
-            return await self.backends[manifest.rung.tier].status(manifest.name)
+            return await self.backends[manifest.rung.fallback].status(manifest.name)
         except (TransientError, RateLimited):
             return None
 
@@ -180,7 +182,7 @@ class BatchRun:
             if manifest.run != self.run or not any(k in by_key for k in manifest.row_keys()):
                 continue
             if manifest.name is None:  # killed between saving the manifest and saving the job's name
-                manifest.name = await self.backends[manifest.rung.tier].find(manifest.display_name)
+                manifest.name = await self.backends[manifest.rung.fallback].find(manifest.display_name)
                 if manifest.name is None:
                     self.store.drop(manifest)
                     continue
@@ -191,17 +193,17 @@ class BatchRun:
 
     async def _submit(self, rung: Rung, items: Sequence[Work]) -> list[Manifest]:
         """The requests of ``items`` at ``rung``, as one job (several where the provider's limits say so)."""
-        packer = self.packer
-        backend = self.backends[rung.tier]
+        codec = self.codec
+        backend = self.backends[rung.fallback]
         packs: dict[str, Pack] = {}
         requests: list[tuple[str, Request]] = []
-        for group in packer.packs(items, rung.size):
+        for group in codec.packs(items, rung.size):
             if len(group) > 1:
-                ids, request = packer.pack_request(group)
-                pack = Pack([w.key for w in group], ids, packer.echoes(group))
+                ids, request = codec.pack_request(group)
+                pack = Pack([w.key for w in group], ids, codec.echoes(group))
             else:
-                request, pack = packer.single_request(group[0]), Pack([group[0].key], None)
-            key = fingerprint({"keys": pack.keys, "rung": [rung.size, rung.tier]})[:20]
+                request, pack = codec.single_request(group[0]), Pack([group[0].key], None)
+            key = fingerprint({"keys": pack.keys, "rung": [rung.size, rung.fallback]})[:20]
             packs[key] = pack
             requests.append((key, request))
             for w in group:
@@ -210,16 +212,17 @@ class BatchRun:
 
     async def _create(self, rung: Rung, packs: dict[str, Pack], requests: Sequence[tuple[str, Request]]) -> Manifest:
         """Save the manifest, create the job, save its name."""
-        backend = self.backends[rung.tier]
+        backend = self.backends[rung.fallback]
         manifest = Manifest(
             display_name=f"enrichkit-{self.run[:8]}-{uuid.uuid4().hex[:12]}",
             run=self.run,
             model=backend.model,
             rung=rung,
-            task=self.packer.task.fingerprint(),
-            echo=self.packer.echo is not None,
+            task=self.codec.task.fingerprint(),
+            echo=self.codec.echo is not None,
             packs=packs,
             provider=self.provider,
+            cache=self.cache,
         )
         self.store.save(manifest)
         try:
@@ -233,7 +236,9 @@ class BatchRun:
 
     async def _collect(self, manifest: Manifest, status: JobStatus, by_key: dict[str, Work]) -> dict[Work, str]:
         """Check and cache a finished job's answers; the rows of this run that got none."""
-        failed = await collect(self.packer, manifest, status, await self._results(manifest, status), by_key)
+        failed = await collect(
+            self.codec, self.settlement, manifest, status, await self._results(manifest, status), by_key
+        )
         self.store.drop(manifest)
         return failed
 
@@ -241,7 +246,7 @@ class BatchRun:
         if status.state not in ANSWERING:
             return {}
         assert manifest.name is not None
-        return await self.backends[manifest.rung.tier].results(manifest.name)
+        return await self.backends[manifest.rung.fallback].results(manifest.name)
 
     async def _salvage(self, manifest: Manifest, failed: dict[Work, str]) -> list[Manifest]:
         """The next rung for the rows a job failed: jobs one rung down the ladder, or the live run."""
@@ -253,13 +258,14 @@ class BatchRun:
         nxt = self.ladder.after(manifest.rung)
         if nxt is None:
             for w, reason in failed.items():
-                self.packer.fail(w, reason)
+                await self.settlement.fail(w, reason)
             return []
         return await self._submit(nxt, list(failed))
 
 
 async def collect(
-    packer: Packer,
+    codec: PackCodec,
+    settlement: Settlement,
     manifest: Manifest,
     status: JobStatus,
     results: dict[str, Reply | str],
@@ -270,10 +276,10 @@ async def collect(
     keys the job did not hold are ignored and counted as unknown ids. Returns this run's rows that got
     no valid answer, and why."""
     failed: dict[Work, str] = {}
-    stats = packer.stats
+    stats = settlement.stats
     stats.unknown_ids += sum(1 for key in results if key not in manifest.packs)
     for key, pack in manifest.packs.items():
-        items = [by_key.get(k) or _stand_in(k, pack, n, packer) for n, k in enumerate(pack.keys)]
+        items = [by_key.get(k) or _stand_in(k, pack, n, codec) for n, k in enumerate(pack.keys)]
         result = results.get(key)
         if status.state != "succeeded" and not isinstance(result, Reply):
             reasons = {
@@ -283,11 +289,13 @@ async def collect(
             stats.count_call(manifest.model, "batch")
             stats.add_usage(manifest.model, result.usage)
             if pack.ids is None:
-                reason = await packer.accept_single(result, items[0], manifest.model)
-                reasons = {} if reason is None else {items[0].key: reason}
+                checked = codec.read_single(result, items[0])
             else:
-                answer = await packer.accept_pack(result, pack.ids, items, manifest.model)
-                reasons = {w.key: why for w, why in answer.items()}
+                checked = codec.read_pack(result, pack.ids, items)
+            answer, stored = settlement.accept(checked, result.usage, manifest.model, len(items))
+            if stored is not None:
+                await stored
+            reasons = {w.key: why for w, why in answer.items()}
         else:
             stats.count_call(manifest.model, "batch")
             reasons = {w.key: result or "no result for this request in the batch job" for w in items}
@@ -297,7 +305,7 @@ async def collect(
     return failed
 
 
-def _stand_in(key: str, pack: Pack, n: int, packer: Packer) -> Work:
+def _stand_in(key: str, pack: Pack, n: int, codec: PackCodec) -> Work:
     """A row of the job that this run does not hold: enough to check and cache its answer."""
-    inputs = {packer.echo: pack.echoes[n]} if packer.echo and pack.echoes else {}
+    inputs = {codec.echo: pack.echoes[n]} if codec.echo and pack.echoes else {}
     return Work(key, inputs, rows=0)  # not counted as a row of this run

@@ -1,31 +1,23 @@
-"""The dry run: what a run would send and roughly what it would cost, without calling the model;
-and ``--show-prompt``: the exact request of the first pack."""
+"""The dry run: what a run would send and roughly what it would cost, without calling the model; and
+``--show-prompt``: the exact request of the first pack."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from enrichkit.api import choose, crosswire_checks, load_task, options_of, run_sync
-from enrichkit.cache.open import open_cache
-from enrichkit.engine.codec import Packer
-from enrichkit.engine.prepare import prepare
+from enrichkit.engine.chunks import Chunk, lookup, plan
+from enrichkit.engine.context import RunContext
 from enrichkit.engine.prompt import ECHO_WORDS, expected_output_tokens
-from enrichkit.options import RunOptions
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.result import Stats
-from enrichkit.rows.frames import source
-from enrichkit.task.task import Task
-
-if TYPE_CHECKING:
-    from enrichkit.rows.frames import Rows
+from enrichkit.rows.keys import key_rows
 
 
 @dataclass(frozen=True)
-class Plan:
+class DryRun:
     """What a run would do, found without spending anything."""
 
     provider: str
@@ -44,39 +36,34 @@ class Plan:
         return len(self.packs)
 
 
-async def adry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> Plan:
+async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: Stats) -> Chunk:
+    """Every row in one chunk, keyed and looked up as the run would."""
+    keyed = key_rows(rows, context.task, context.fingerprint)
+    return plan(keyed, await lookup(context, keyed), stats)
+
+
+async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> DryRun:
     """The cache hits, packs and estimated tokens of a run, without calling the model.
 
     Prompt tokens are the provider's own count of the first pack (``countTokens`` is free on Gemini)
     scaled to all packs by length, or a four-characters-a-token estimate when it cannot count.
     """
-    opts = options_of(options, given)
-    task = load_task(task)
-    primary = choose(opts).provider
-    cache = open_cache(opts)
-    size = min(opts.pack_size, primary.capabilities.max_pack_size)
-    echo = crosswire_checks(task, opts.echo, size)[0]
-    try:
-        stats = Stats()
-        run = prepare(source(rows).rows, task, primary, cache, echo, stats)
-        packer = Packer(task, stats, id_style=primary.capabilities.id_style, echo=echo)
-        packs = packer.packs(list(run.work.values()), size)
-        requests = [packer.pack_request(pack)[1] for pack in packs]
-        estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
-        counted = await primary.count_tokens(requests[0]) if requests else None
-    finally:
-        await primary.aclose()
-        if cache is not None:
-            cache.close()
+    stats = Stats()
+    chunk = await _chunk(context, rows, stats)
+    codec, provider = context.codec(), context.provider
+    packs = codec.packs(list(chunk.work.values()), context.pack_size)
+    requests = [codec.pack_request(pack)[1] for pack in packs]
+    estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
+    counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
-    per_row = expected_output_tokens(task) + (ECHO_WORDS * 2 + 4 if echo else 0)
-    return Plan(
-        provider=primary.name,
-        model=primary.model,
+    per_row = expected_output_tokens(context.task) + (ECHO_WORDS * 2 + 4 if context.echo else 0)
+    return DryRun(
+        provider=provider.name,
+        model=provider.model,
         rows=stats.rows,
         cache_hits=stats.cache_hits,
         duplicates=stats.duplicates,
-        to_send=len(run.work),
+        to_send=len(chunk.work),
         packs=[len(pack) for pack in packs],
         prompt_tokens=round(sum(estimated) * scale),
         output_tokens=sum(len(pack) * per_row for pack in packs),
@@ -84,28 +71,15 @@ async def adry_run(rows: Rows, task: Task | str | Path, options: RunOptions | No
     )
 
 
-def dry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> Plan:
-    """What ``enrich`` would send, and roughly how many tokens, without calling the model."""
-    return run_sync(adry_run(rows, task, options, **given))
-
-
-def first_prompt(rows: Iterable[Mapping[str, Any]], task: Task, options: RunOptions) -> str | None:
+async def first_prompt(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> str | None:
     """The system instruction, user prompt and answer schema of the first pack of rows the cache does
-    not hold, as the provider of ``options`` would get them; None when there is nothing to send."""
-    provider = choose(options).provider
-    size = min(options.pack_size, provider.capabilities.max_pack_size)
-    echo = crosswire_checks(task, options.echo, size)[0]
-    cache = open_cache(options)
-    try:
-        work = list(prepare(rows, task, provider, cache, echo, Stats()).work.values())
-    finally:
-        if cache is not None:
-            cache.close()
+    not hold, as the run's provider would get them; None when there is nothing to send."""
+    work = list((await _chunk(context, rows, Stats())).work.values())
     if not work:
         return None
-    packer = Packer(task, Stats(), id_style=provider.capabilities.id_style, echo=echo)
-    pack = packer.packs(work, size)[0]
-    request = packer.single_request(pack[0]) if len(pack) == 1 else packer.pack_request(pack)[1]
+    codec, provider = context.codec(), context.provider
+    pack = codec.packs(work, context.pack_size)[0]
+    request = codec.single_request(pack[0]) if len(pack) == 1 else codec.pack_request(pack)[1]
     return "\n".join(
         [
             f"--- system ({provider.name} / {provider.model}) ---",

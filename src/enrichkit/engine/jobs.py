@@ -1,4 +1,8 @@
-"""``enrichkit jobs``: the batch jobs a cache directory is waiting for (list, status, collect, cancel)."""
+"""``enrichkit jobs``: the batch jobs a cache directory is waiting for (list, status, collect, cancel).
+
+A job's manifest names its provider, model and task; ``options`` give the rest as the run had them (the
+endpoint, and the cache its answers go to: a run on a Redis cache collects into that cache).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
 
-from enrichkit.cache.folder import RowCache
+from enrichkit.cache.folder import default_dir
 from enrichkit.engine.batch import ANSWERING, JobStore, Manifest, collect
-from enrichkit.engine.codec import Packer
+from enrichkit.engine.context import RunContext
+from enrichkit.engine.settle import Settlement
 from enrichkit.errors import UserError
-from enrichkit.providers import ProviderName, choose_provider
+from enrichkit.options import RunOptions
 from enrichkit.providers.base import BatchBackend, JobStatus
 from enrichkit.result import Stats
 from enrichkit.task.task import Task
@@ -32,69 +35,76 @@ class Collected:
     valid: int
 
 
+def _store(options: RunOptions) -> JobStore:
+    return JobStore(options.cache_dir or default_dir())
+
+
 @asynccontextmanager
-async def _backend(manifest: Manifest, base_url: str | None) -> AsyncIterator[BatchBackend]:
-    """The batch API of the provider and model that hold ``manifest``'s job."""
-    provider = choose_provider(cast(ProviderName, manifest.provider), model=manifest.model, base_url=base_url).provider
+async def _opened(manifest: Manifest, options: RunOptions) -> AsyncIterator[tuple[RunContext, BatchBackend]]:
+    """The run that submitted ``manifest``'s job, as far as collecting it needs (its task, checks and cache),
+    and the batch API of its provider and model."""
+    task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
+    given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo)
+    context = RunContext.open(task, given)
     try:
-        backend = provider.batches()
+        backend = context.provider.batches()
         if backend is None:
-            raise UserError(f"the {provider.name} provider has no batch API")
-        yield backend
+            raise UserError(f"the {context.provider.name} provider has no batch API")
+        yield context, backend
     finally:
-        await provider.aclose()
+        await context.aclose()
 
 
-async def _status(manifest: Manifest, base_url: str | None) -> JobStatus | None:
-    async with _backend(manifest, base_url) as backend:
+async def _status(manifest: Manifest, options: RunOptions) -> JobStatus | None:
+    async with _opened(manifest, options.replace(use_cache=False)) as (_, backend):
         return await backend.status(manifest.name) if manifest.name else None
 
 
-def list_jobs(cache_dir: Path, base_url: str | None = None) -> list[JobLine]:
+def list_jobs(options: RunOptions) -> list[JobLine]:
     """Every job the cache directory holds a manifest for, with its state as the provider reports it."""
-    return [JobLine(m, asyncio.run(_status(m, base_url))) for m in JobStore(cache_dir).all()]
+    return [JobLine(m, asyncio.run(_status(m, options))) for m in _store(options).all()]
 
 
-def job_status(cache_dir: Path, name: str, base_url: str | None = None) -> JobLine:
-    manifest = JobStore(cache_dir).find(name)
-    return JobLine(manifest, asyncio.run(_status(manifest, base_url)))
+def job_status(options: RunOptions, name: str) -> JobLine:
+    manifest = _store(options).find(name)
+    return JobLine(manifest, asyncio.run(_status(manifest, options)))
 
 
-async def _collect(cache_dir: Path, manifest: Manifest, base_url: str | None, wait: bool, poll: float) -> Collected:
-    cache = RowCache(cache_dir)
-    try:
-        async with _backend(manifest, base_url) as backend:
-            assert manifest.name is not None
+async def _collect(options: RunOptions, manifest: Manifest, wait: bool) -> Collected:
+    async with _opened(manifest, options) as (context, backend):
+        assert manifest.name is not None
+        status = await backend.status(manifest.name)
+        while wait and not status.done:
+            await asyncio.sleep(options.poll)
             status = await backend.status(manifest.name)
-            while wait and not status.done:
-                await asyncio.sleep(poll)
-                status = await backend.status(manifest.name)
-            if not status.done:
-                return Collected(status, manifest.rows, 0)
-            task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
-            packer = Packer(task, Stats(), cache=cache, echo=manifest.echo)
-            results = await backend.results(manifest.name) if status.state in ANSWERING else {}
-        await collect(packer, manifest, status, results, {})
-        JobStore(cache_dir).drop(manifest)
-        return Collected(status, manifest.rows, len(packer.results))
-    finally:
-        cache.close()
+        if not status.done:
+            return Collected(status, manifest.rows, 0)
+        results = await backend.results(manifest.name) if status.state in ANSWERING else {}
+        settlement = Settlement(Stats(), context.io)
+        await collect(context.codec(), settlement, manifest, status, results, {})
+        await settlement.flush()
+    _store(options).drop(manifest)
+    return Collected(status, manifest.rows, len(settlement.results))
 
 
-def collect_job(
-    cache_dir: Path, name: str, base_url: str | None = None, wait: bool = False, poll: float = 30
-) -> Collected:
+def collect_job(options: RunOptions, name: str, wait: bool = False) -> Collected:
     """Check and cache the answers of a finished job (its other rows are asked again by the next run)."""
-    return asyncio.run(_collect(cache_dir, JobStore(cache_dir).find(name), base_url, wait, poll))
+    manifest = _store(options).find(name)
+    if manifest.cache is not None and options.cache is None:
+        raise UserError(
+            f"batch job {name} belongs to a run whose answers are kept in Redis ({manifest.cache}):"
+            " give its URL with --cache, so that the answers go there"
+        )
+    return asyncio.run(_collect(options, manifest, wait))
 
 
-def cancel_job(cache_dir: Path, name: str, base_url: str | None = None) -> Manifest:
+def cancel_job(options: RunOptions, name: str) -> Manifest:
     """Cancel the job at the provider and forget it (its rows are submitted again by the next run)."""
-    store = JobStore(cache_dir)
+    store = _store(options)
     manifest = store.find(name)
 
     async def cancel() -> None:
-        async with _backend(manifest, base_url) as backend:
+        async with _opened(manifest, options.replace(use_cache=False)) as (_, backend):
             if manifest.name is not None:
                 await backend.cancel(manifest.name)
 

@@ -1,8 +1,8 @@
 """The salvage ladder: where the rows of a failed request go next, in live and batch mode alike.
 
-A rung is a pack size on a model tier (0: the main model, then each fallback in turn). Rows of a
+A rung is a pack size on a model (the main model, then each fallback model in turn). Rows of a
 failed pack go to packs half its size, down to one row on its own (object schema, no id); a row that
-failed on its own goes to the next tier, then fails for this run (it is asked again next run). A block
+failed on its own goes to the next fallback model, then fails for this run (it is asked again next run). A block
 sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours), so a
 failed pack's rows go straight to single rows there.
 
@@ -34,14 +34,14 @@ UNTRIED_AFTER = 2
 class Rung:
     size: int
     """Rows per request: more than one is a pack, one a row asked on its own."""
-    tier: int = 0
-    """0 the main model, then each fallback model in turn."""
+    fallback: int = 0
+    """0: the main model; n: the n-th fallback model."""
 
 
 class Ladder:
-    def __init__(self, pack_size: int, tiers: int, *, whole_jobs: bool = False) -> None:
+    def __init__(self, pack_size: int, models: int, *, whole_jobs: bool = False) -> None:
         self.pack_size = pack_size
-        self.tiers = tiers
+        self.models = models
         self.whole_jobs = whole_jobs
         self.cap = pack_size
         """The largest pack size still believed to work."""
@@ -57,9 +57,9 @@ class Ladder:
         """The rung for rows that failed at ``rung``; None when there is none left."""
         if rung.size > 1:
             size = 1 if blocked or self.whole_jobs else min(rung.size // 2, self.cap)
-            return Rung(max(1, size), rung.tier)
-        if rung.tier + 1 < self.tiers:
-            return Rung(1, rung.tier + 1)
+            return Rung(max(1, size), rung.fallback)
+        if rung.fallback + 1 < self.models:
+            return Rung(1, rung.fallback + 1)
         return None
 
     def observe(self, size: int, rows: int, lost: int, *, answered: bool = False, none_valid: bool = False) -> None:

@@ -1,12 +1,13 @@
 """Live mode: packs sent as concurrent calls, failed rows walked down the ladder as they fail.
 
-Every unique row (``Work``) starts in a pack at the ladder's first rung. Valid items are cached at
-once (by the ``Packer``); the rows that failed go to the rung the ``Ladder`` names, as new calls in
+Every unique row (``Work``) starts in a pack at the ladder's first rung. Valid items settle and are
+cached at once (``Settlement``); the rows that failed go to the rung the ``Ladder`` names, as new calls in
 the same task group, so salvage overlaps the packs still in flight. Calls go through the run's
 ``Scheduler`` (admission, rate limits, retries); a fatal error stops the run.
 
 A row on its own whose answer is invalid, cut off or refused is asked again up to ``REPAIRS`` times
-(an invalid answer's reason goes into the prompt, for the model to repair), before the next tier. A
+(an invalid answer's reason goes into the prompt, for the model to repair), before the next fallback
+model. A
 provider reply never stops the run on its own, except by evidence that the run cannot succeed
 (``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
 invalidly again and again while not one row of the run is valid (a schema no answer satisfies).
@@ -20,13 +21,15 @@ from typing import Any
 
 from enrichkit.calls.pacing import Gate, Place
 from enrichkit.calls.scheduler import Scheduler
-from enrichkit.engine.codec import Packer
+from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.ladder import Ladder, Rung
+from enrichkit.engine.leases import Claims
 from enrichkit.engine.pools import Pools
+from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
 from enrichkit.engine.stop_evidence import REPAIRS, StopEvidence
 from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
-from enrichkit.providers.base import Provider
+from enrichkit.providers.base import Provider, Reply
 from enrichkit.result import CallKind
 from enrichkit.rows.work import Work
 
@@ -34,15 +37,18 @@ from enrichkit.rows.work import Work
 class LiveRun:
     def __init__(
         self,
-        packer: Packer,
+        codec: PackCodec,
+        settlement: Settlement,
         scheduler: Scheduler,
-        tiers: Sequence[Provider],
+        models: Sequence[Provider],
         ladder: Ladder,
         sizer: PackSizer | None = None,
     ) -> None:
-        self.packer = packer
+        self.codec = codec
+        self.settlement = settlement
+        self.claims = Claims(settlement)
         self.scheduler = scheduler
-        self.tiers = list(tiers)
+        self.models = list(models)
         self.ladder = ladder
         self.sizer = sizer
         self._group: asyncio.TaskGroup | None = None
@@ -51,12 +57,12 @@ class LiveRun:
         self._evidence = StopEvidence()
 
     async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
-        """Enrich all ``work`` from rung ``start`` (default the ladder's first); results land in the
-        packer (and the cache) as they come."""
+        """Enrich all ``work`` from rung ``start`` (default the ladder's first); results settle (and are
+        cached) as they come."""
         rung = start or self.ladder.first
         if work:
-            first = self.packer.packs(work, rung.size)[0]
-            await self.scheduler.preflight(self.tiers[rung.tier], self.packer.pack_request(first)[1])
+            first = self.codec.packs(work, rung.size)[0]
+            await self.scheduler.preflight(self.models[rung.fallback], self.codec.pack_request(first)[1])
         self._room = self.scheduler.admission.room()
         self._pools = Pools()
         try:
@@ -64,7 +70,7 @@ class LiveRun:
                 self._group = group
                 self._pools.opened(rung)  # the feed: its packs' failed rows may join every pool below it
                 async for pack, formed, limit in self._feed(work, rung):
-                    self._send(pack, Rung(limit, rung.tier), formed)
+                    self._send(pack, Rung(limit, rung.fallback), formed)
                 self._pools.closed(rung)
                 self._flush()
         except BaseExceptionGroup as failed:
@@ -84,14 +90,14 @@ class LiveRun:
             while len(claimed) < limit and start < len(work):
                 taken = list(work[start : start + limit - len(claimed)])
                 start += len(taken)
-                free, held = self.packer.claim(taken)
+                free, held = await self.claims.claim(taken)
                 claimed += free
                 if held:
-                    self._await(held, Rung(limit, rung.tier))
+                    self._await(held, Rung(limit, rung.fallback))
             if not claimed:
                 self._room.release()
                 continue
-            pack = self.packer.packs(claimed, limit)[0]
+            pack = self.codec.packs(claimed, limit)[0]
             del claimed[: len(pack)]
             yield pack, formed, limit
 
@@ -103,7 +109,7 @@ class LiveRun:
 
     async def _awaited(self, held: list[Work], rung: Rung) -> None:
         try:
-            free = await self.packer.awaited(held)
+            free = await self.claims.awaited(held)
         finally:
             self._pools.closed(rung)
         for items, at in self._pools.add(free, rung):
@@ -140,25 +146,25 @@ class LiveRun:
     def _observe(self, pack: list[Work], formed: int) -> None:
         """Tell the adaptive size how many rows of a settled pack its answer left unanswered."""
         if self.sizer is not None:
-            self.sizer.observe(formed, len(pack), sum(w.key not in self.packer.results for w in pack))
+            self.sizer.observe(formed, len(pack), sum(w.key not in self.settlement.results for w in pack))
 
     async def _ask(self, items: list[Work], rung: Rung, place: Place, *, claimed: bool = False) -> None:
         """Ask ``items`` at ``rung`` (``claimed``: the feed has claimed them just now); a pack leaves its
         ``place`` in the room once its answer is checked, not waiting for the cache to store it."""
         if not claimed:
-            items, held = self.packer.claim(items)
+            items, held = await self.claims.claim(items)
             if held:
                 self._await(held, rung)
         if not items:
             return
         if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
-            self._salvage(items, Rung(2 * self.ladder.cap, rung.tier), blocked=False)
+            self._salvage(items, Rung(2 * self.ladder.cap, rung.fallback), blocked=False)
             return
         if len(items) == 1:
-            await self._single(items[0], Rung(1, rung.tier))
+            await self._single(items[0], Rung(1, rung.fallback))
             return
-        provider = self.tiers[rung.tier]
-        ids, request = self.packer.pack_request(items)
+        provider = self.models[rung.fallback]
+        ids, request = self.codec.pack_request(items)
         for w in items:
             w.attempts += 1
         blocked = False
@@ -171,14 +177,15 @@ class LiveRun:
             failed = items
             self.ladder.observe(len(items), len(items), len(items))
         else:
-            rejected, stored = self.packer.take_pack(reply, ids, items, provider.model)
+            checked = self.codec.read_pack(reply, ids, items)
+            rejected, stored = self.settlement.accept(checked, reply.usage, provider.model, len(items))
             failed = list(rejected)
             blocked = reply.finish == "blocked"
             answered = reply.finish == "stop"
-            none_valid = not self.packer.results
+            none_valid = not self.settlement.results
             self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
         if failed:
-            self._salvage(failed, Rung(len(items), rung.tier), blocked)
+            self._salvage(failed, Rung(len(items), rung.fallback), blocked)
         place.leave()
         if stored is not None:
             await stored
@@ -192,20 +199,20 @@ class LiveRun:
             self._send(items, at)
 
     async def _single(self, item: Work, rung: Rung) -> None:
-        """One row on its own: repaired while its answers are invalid, then down the tiers, until an
-        answer is valid or no tier is left."""
+        """One row on its own: repaired while its answers are invalid, then on each fallback model, until an
+        answer is valid or no model is left."""
         current: Rung | None = rung
         rejected: str | None = None  # why the last answer was invalid, for the model to repair
         tries = 0
         reason = ""
         while current is not None:
-            provider = self.tiers[current.tier]
+            provider = self.models[current.fallback]
             item.attempts += 1
-            kind: CallKind = "repair" if tries else "single" if current.tier == 0 else "fallback"
+            kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
             again, invalid, refusal = False, False, ""
             try:
-                reply = await self.scheduler.call(provider, self.packer.single_request(item, rejected), kind)
-                failure = await self.packer.accept_single(reply, item, provider.model)
+                reply = await self.scheduler.call(provider, self.codec.single_request(item, rejected), kind)
+                failure = await self._settle_single(reply, item, provider.model)
                 again = reply.finish != "blocked"
                 invalid = reply.finish == "stop"
             except RequestRejected as exc:
@@ -214,12 +221,12 @@ class LiveRun:
             except (TransientError, PromptTooLong) as exc:
                 failure = str(exc)
             if failure is None:
-                self.packer.stats.repaired += tries > 0
+                self.settlement.stats.repaired += tries > 0
                 self._evidence.answered()
                 return
             reason = failure
-            last_tier = current.tier == len(self.tiers) - 1  # (a fallback model may still satisfy it)
-            if invalid and last_tier and not self.packer.results:
+            last_model = current.fallback == len(self.models) - 1  # (a fallback model may still satisfy it)
+            if invalid and last_model and not self.settlement.results:
                 self._stop_if(self._evidence.invalid(item.key, failure))
             if refusal:
                 self._stop_if(self._evidence.refused(item.key, refusal))
@@ -228,7 +235,14 @@ class LiveRun:
                 rejected = failure if invalid else None
                 continue
             current, rejected, tries = self.ladder.after(current), None, 0
-        self.packer.fail(item, reason)
+        await self.settlement.fail(item, reason)
+
+    async def _settle_single(self, reply: Reply, item: Work, model: str) -> str | None:
+        """Settle one row's answer by ``model``; why it failed, or None when it is valid (and cached)."""
+        failed, stored = self.settlement.accept(self.codec.read_single(reply, item), reply.usage, model, 1)
+        if stored is not None:
+            await stored
+        return failed.get(item)
 
     def _stop_if(self, reason: str | None) -> None:
         """Stop the run for ``reason`` (None: go on)."""

@@ -3,7 +3,7 @@
 A pack that loses one row to a bad enum and another that loses two to a swap would each send a call
 of their own for one or two rows; pooled, those rows ride together in one pack of the next rung's
 size. A pool sends a pack as soon as it holds a full one, and its last rows once nothing above it can
-add to it any more: no pack of a larger size on its tier is still forming or in flight, and no larger
+add to it any more: no pack of a larger size on its model is still forming or in flight, and no larger
 pool still holds rows. Rows on their own (size 1) are never pooled: a call a row either way.
 """
 
@@ -49,18 +49,18 @@ class Pools(Generic[T]):
         return ready
 
     def ready(self) -> list[tuple[list[T], Rung]]:
-        """The partial packs nothing can add to any more: on each tier, the largest such pool (the packs
+        """The partial packs nothing can add to any more: for each model, the largest such pool (the packs
         sent from it become sources of the pools below, until they settle)."""
         out: list[tuple[list[T], Rung]] = []
         flushed: set[int] = set()
-        for rung in sorted(self._rows, key=lambda r: (r.tier, -r.size)):
-            if rung.tier in flushed or self._fed(rung):
+        for rung in sorted(self._rows, key=lambda r: (r.fallback, -r.size)):
+            if rung.fallback in flushed or self._fed(rung):
                 continue
             rows = self._rows.pop(rung)
             out.extend((rows[start : start + rung.size], rung) for start in range(0, len(rows), rung.size))
-            flushed.add(rung.tier)
+            flushed.add(rung.fallback)
         return out
 
     def _fed(self, rung: Rung) -> bool:
-        """Whether a larger source on ``rung``'s tier may still add rows to its pool."""
-        return any(r.tier == rung.tier and r.size > rung.size for r in (*self._sources, *self._rows))
+        """Whether a larger source on ``rung``'s model may still add rows to its pool."""
+        return any(r.fallback == rung.fallback and r.size > rung.size for r in (*self._sources, *self._rows))

@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from enrichkit.api import aenrich, choose, load_task
+from enrichkit.api import aenrich, load_task
 from enrichkit.calls.limits import open_limiter
+from enrichkit.engine.context import choose
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.rows.frames import native_frame, with_columns
@@ -37,13 +38,13 @@ def enrich(
     task: Task | str | Path,
     *,
     actors: int = 2,
-    batch_size: int = 400,
+    block_rows: int = 400,
     num_cpus: float = 0.5,
     error_column: str = ERROR_COLUMN,
     **options: Any,
 ) -> ray.data.Dataset:
     """``dataset`` with the columns of ``task`` and ``error_column``, enriched by ``actors`` actors
-    (``num_cpus`` each: the work is waiting on the network) in batches of ``batch_size`` rows.
+    (``num_cpus`` each: the work is waiting on the network), ``block_rows`` rows an actor at a time.
 
     The options are ``enrich()``'s, and they travel to the actors: the provider by name
     (``provider``, ``model``, ``base_url``; the key from the actors' environment, e.g. ``runtime_env``),
@@ -55,7 +56,7 @@ def enrich(
     return dataset.map_batches(
         _Enricher,
         fn_constructor_kwargs={"task": load_task(task), "options": opts, "error_column": error_column},
-        batch_size=batch_size,
+        batch_size=block_rows,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=num_cpus,

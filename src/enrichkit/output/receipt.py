@@ -14,7 +14,7 @@ from pathlib import Path
 
 from enrichkit.calls.prices import price_of
 from enrichkit.engine.audit import SIMILAR
-from enrichkit.engine.dry_run import Plan
+from enrichkit.engine.dry_run import DryRun
 from enrichkit.result import Stats
 from enrichkit.task.task import Task
 
@@ -41,7 +41,7 @@ def audit_text(doc: Mapping[str, Any]) -> str:
     ]
     line += ": " + "; ".join(parts)
     if any(f["agreement"] < HINT_BELOW for f in doc["fields"].values()):
-        line += "\nhint: packed answers often differ from the same rows asked alone; a smaller --batch-size may help"
+        line += "\nhint: packed answers often differ from the same rows asked alone; a smaller --pack-size may help"
     return line
 
 
@@ -134,25 +134,25 @@ def _audit_calls(report: dict[str, Any]) -> str:
     return f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
 
 
-def plan_report(plan: Plan) -> dict[str, Any]:
+def dry_run_report(dry: DryRun) -> dict[str, Any]:
     return {
         "dry_run": True,
-        "provider": plan.provider,
-        "model": plan.model,
-        "rows": plan.rows,
-        "cache_hits": plan.cache_hits,
-        "duplicates": plan.duplicates,
-        "rows_to_send": plan.to_send,
-        "calls": plan.calls,
-        "pack_sizes": sorted(set(plan.packs), reverse=True),
-        "prompt_tokens": plan.prompt_tokens,
-        "output_tokens": plan.output_tokens,
-        "tokens": "counted by the model on one pack, scaled" if plan.tokens_counted else "estimated (4 chars/token)",
-        "cost": None if plan.provider == "local" else costs(plan.model, plan.prompt_tokens, plan.output_tokens),
+        "provider": dry.provider,
+        "model": dry.model,
+        "rows": dry.rows,
+        "cache_hits": dry.cache_hits,
+        "duplicates": dry.duplicates,
+        "rows_to_send": dry.to_send,
+        "calls": dry.calls,
+        "pack_sizes": sorted(set(dry.packs), reverse=True),
+        "prompt_tokens": dry.prompt_tokens,
+        "output_tokens": dry.output_tokens,
+        "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
+        "cost": None if dry.provider == "local" else costs(dry.model, dry.prompt_tokens, dry.output_tokens),
     }
 
 
-def plan_text(report: dict[str, Any]) -> str:
+def dry_run_text(report: dict[str, Any]) -> str:
     lines = [
         f"dry run — nothing sent. {report['rows']:,} rows: {report['cache_hits']:,} cache hits,"
         f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send",

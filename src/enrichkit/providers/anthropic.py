@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -27,13 +26,13 @@ import httpx2
 import pydantic
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
+from enrichkit.providers import keys
 from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Usage
 from enrichkit.providers.chat import unwrap, wrapped, wraps
 from enrichkit.providers.classify import by_status, first_line, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
 from enrichkit.providers.redact import redact_exception
 
-KEY_VARIABLE = "ANTHROPIC_API_KEY"
 DEFAULT_MODEL = "claude-haiku-4-5"
 TOOL = "answer"
 FINISH: dict[str, Finish] = {
@@ -161,9 +160,9 @@ def mapped_errors(model: str) -> Iterator[None]:
 def anthropic_provider(model: str | None = None, base_url: str | None = None) -> AnthropicProvider:
     """A provider with the key from ANTHROPIC_API_KEY, on ``base_url`` (default Anthropic's API)."""
     anthropic = _sdk()
-    key = os.environ.get(KEY_VARIABLE, "").strip()
+    key = keys.from_env(keys.ANTHROPIC) or ""
     if not key:
-        raise UserError(f"no Anthropic API key: set {KEY_VARIABLE}")
+        raise UserError(f"no Anthropic API key: set {keys.ANTHROPIC}")
     # No timeout or retries of the client's own: each call carries its deadline, the engine retries.
     client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=None)
     return AnthropicProvider(client, model or DEFAULT_MODEL, owns_client=True)

@@ -52,7 +52,7 @@ class Capabilities:
     max_pack_size: int = 50
     concurrency: int = 8
     timeout: float | None = 120.0
-    tiers: frozenset[str] = frozenset()
+    service_tiers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class Provider(Protocol):
         ...
 
     def on_tier(self, tier: str) -> Provider:
-        """The same model on a service tier from ``capabilities.tiers`` (not part of cache keys)."""
+        """The same model on a service tier from ``capabilities.service_tiers`` (not part of cache keys)."""
         ...
 
     def batches(self) -> BatchBackend | None:

@@ -52,7 +52,7 @@ class FunctionProvider:
         self.model = model
         self.capabilities = capabilities or Capabilities()
         self.record = record
-        self.tier: str | None = None
+        self.service_tier: str | None = None
         """The service tier this provider sends on (set by ``on_tier``)."""
         self.requests: list[Request] = []
 
@@ -79,10 +79,10 @@ class FunctionProvider:
         return other
 
     def on_tier(self, tier: str) -> FunctionProvider:
-        if tier not in self.capabilities.tiers:
+        if tier not in self.capabilities.service_tiers:
             raise UserError(f"{self.name} has no service tier {tier!r}")
         other = copy.copy(self)
-        other.tier = tier
+        other.service_tier = tier
         return other
 
     def batches(self) -> BatchBackend | None:

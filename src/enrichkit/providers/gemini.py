@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
-import os
 import re
 import tempfile
 from collections.abc import Awaitable, Iterator, Sequence
@@ -24,14 +23,14 @@ from google import genai
 from google.genai import errors, types
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
+from enrichkit.providers import keys
 from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Usage
 from enrichkit.providers.classify import by_status, first_line, malformed, transport
 from enrichkit.providers.redact import redact_exception
 from enrichkit.task.schema import restrict
 
 DEFAULT_MODEL = "gemini-3.1-flash-lite"
-TIERS = {"flex": 900.0}  # service tier -> call deadline in seconds (Flex may queue a request for minutes)
-KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # the SDK's own precedence
+SERVICE_TIERS = {"flex": 900.0}  # service tier -> call deadline in seconds (Flex may queue a request for minutes)
 
 # The keywords Gemini's ``response_json_schema`` documents; the rest (maxWords, maxLength, pattern ...)
 # are stated in the prompt and checked by enrichkit after the answer arrives.
@@ -83,20 +82,12 @@ MAPPED = (
 """What the SDK raises for a failed call; ``mapped_errors`` turns these into enrichkit's kinds."""
 
 
-def api_key_from_env() -> str | None:
-    for name in KEY_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
-
-
 def make_client(api_key: str | None = None, base_url: str | None = None) -> genai.Client:
     """A client pinned to the ``v1beta`` API (where ``responseJsonSchema`` and thinking config live).
 
     Retries are left to the engine, which honours the server's RetryInfo (the SDK's retries ignore it).
     """
-    key = api_key or api_key_from_env()
+    key = api_key or keys.from_env(*keys.GEMINI)
     if not key:
         raise UserError("no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
@@ -107,6 +98,11 @@ def make_client(api_key: str | None = None, base_url: str | None = None) -> gena
         # exception types and adds hidden retries; pin httpx2.
         options.async_client_args = {"transport": httpx2.AsyncHTTPTransport()}
     return genai.Client(api_key=key, http_options=options)
+
+
+def gemini_provider(model: str | None = None, base_url: str | None = None) -> GeminiProvider:
+    """A provider on a client of its own (``make_client``), on ``model`` (default ``DEFAULT_MODEL``)."""
+    return GeminiProvider(make_client(base_url=base_url), model or DEFAULT_MODEL, owns_client=True)
 
 
 def _thinking(model: str) -> types.ThinkingConfig | None:
@@ -219,7 +215,7 @@ class GeminiProvider:
         self.service_tier = service_tier
         self.model = model
         self.temperature = temperature
-        self.capabilities = capabilities or Capabilities(tiers=frozenset(TIERS))
+        self.capabilities = capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS))
         self._thinking = _thinking(model)
 
     def settings(self) -> dict[str, Any]:
@@ -232,9 +228,9 @@ class GeminiProvider:
 
     def on_tier(self, tier: str) -> GeminiProvider:
         """The same model on another service tier (``flex``: about half price, slower, minutes a call)."""
-        if tier not in self.capabilities.tiers:
-            raise UserError(f"Gemini has no service tier {tier!r} (choose from {', '.join(sorted(TIERS))})")
-        capabilities = dataclasses.replace(self.capabilities, timeout=TIERS[tier])
+        if tier not in self.capabilities.service_tiers:
+            raise UserError(f"Gemini has no service tier {tier!r} (choose from {', '.join(sorted(SERVICE_TIERS))})")
+        capabilities = dataclasses.replace(self.capabilities, timeout=SERVICE_TIERS[tier])
         return GeminiProvider(
             self.client,
             self.model,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,13 +20,13 @@ import httpx2
 import pydantic
 
 from enrichkit.errors import ProviderError, UserError
+from enrichkit.providers import keys
 from enrichkit.providers.base import Capabilities, JobState, JobStatus, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
 from enrichkit.providers.classify import malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
 from enrichkit.providers.redact import redact_exception
 
-KEY_VARIABLE = "OPENAI_API_KEY"
 DEFAULT_MODEL = "gpt-4.1-mini"
 
 
@@ -117,9 +116,9 @@ def mapped_errors(model: str) -> Iterator[None]:
 def openai_provider(model: str | None = None, base_url: str | None = None) -> OpenAIProvider:
     """A provider on ``base_url`` (default OpenAI) with the key from OPENAI_API_KEY (optional for local servers)."""
     openai = _sdk()
-    key = os.environ.get(KEY_VARIABLE, "").strip()
+    key = keys.from_env(keys.OPENAI) or ""
     if not key and base_url is None:
-        raise UserError(f"no OpenAI API key: set {KEY_VARIABLE} (or pass --base-url for a local server)")
+        raise UserError(f"no OpenAI API key: set {keys.OPENAI} (or pass --base-url for a local server)")
     # No timeout of the client's own: each call carries its request's deadline.
     client = openai.AsyncOpenAI(api_key=key or "none", base_url=base_url, max_retries=0, timeout=None)
     return OpenAIProvider(client, model or DEFAULT_MODEL, owns_client=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+from enrichkit.providers import keys
 
 MASK = "[redacted]"
 
@@ -18,7 +18,7 @@ _LOOKS_LIKE_A_KEY = re.compile(r"(?<![\w-])(?:AIza[\w-]{35,}|sk-[\w-]{16,})")  #
 
 def redact(text: str) -> str:
     """``text`` without the configured API keys or anything shaped like a Google, OpenAI or Anthropic key."""
-    for name in KEY_VARIABLES:
+    for name in keys.ALL:
         value = os.environ.get(name, "").strip()
         if len(value) >= MIN_LENGTH:
             text = text.replace(value, MASK)

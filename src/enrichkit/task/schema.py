@@ -249,8 +249,12 @@ _WORDED = {
 
 
 def is_free_text(field: Mapping[str, Any]) -> bool:
-    """Whether an output field is free text: a string without an enum, const, format or pattern."""
-    return field.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(field)
+    """Whether an output field is free text: a string (or a nullable one) without an enum, const, format or
+    pattern. The one definition: the cross-wiring check reads these fields, the audit compares them by
+    similarity, the local model writes them first."""
+    kind = field.get("type")
+    strings = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    return strings and not {"enum", "const", "format", "pattern"} & set(field)
 
 
 def field_hint(schema: Mapping[str, Any]) -> str:

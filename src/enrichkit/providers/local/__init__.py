@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from enrichkit.cache.folder import default_dir
 from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import to_reply
@@ -166,8 +165,6 @@ class LocalProvider:
         self._server = None
 
 
-def local_provider(model_path: Path | None = None, cache_dir: Path | None = None) -> LocalProvider:
-    """A provider on ``model_path``, or on the embedded default model (joined under ``cache_dir`` on first use)."""
-    if model_path is None:
-        model_path = embedded_model_path(Path(cache_dir) if cache_dir is not None else default_dir())
-    return LocalProvider(model_path)
+def local_provider(model_path: Path | None = None) -> LocalProvider:
+    """A provider on ``model_path``, or on the embedded default model (joined on first use)."""
+    return LocalProvider(model_path or embedded_model_path())

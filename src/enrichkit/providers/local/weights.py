@@ -153,14 +153,8 @@ def _verified(path: Path, size: int, sha256: str) -> bool:
     return path.is_file() and path.stat().st_size == size and file_sha256(path) == sha256
 
 
-def embedded_model_path(cache_dir: Path | None = None) -> Path:
-    """The default local model as one verified GGUF file in ``models_dir()`` (joined on first use).
-
-    A verified copy that an older enrichkit joined into ``cache_dir/models`` is used where it is,
-    rather than joined again."""
-    old = cache_dir / "models" / EMBEDDED_FILE if cache_dir is not None else None
-    if old is not None and _verified(old, EMBEDDED_SIZE, EMBEDDED_SHA256):
-        return old
+def embedded_model_path() -> Path:
+    """The default local model as one verified GGUF file in ``models_dir()`` (joined on first use)."""
     return joined_model(models_dir() / EMBEDDED_FILE, EMBEDDED_SIZE, EMBEDDED_SHA256, embedded_parts)
 
 

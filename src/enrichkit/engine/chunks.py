@@ -1,0 +1,242 @@
+"""A run, a chunk of rows at a time: keyed, looked up, the misses asked (live or as batch jobs), settled.
+
+Each chunk's result is ready once all its rows settled, so memory stays bounded whatever the input's
+size. The chunks of a run share its scheduler, ladder and figures (``Stats``); each result holds a
+snapshot of the figures as they were when it was made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import default_dir
+from enrichkit.calls.budget import Budget, BudgetReached
+from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.audit import audit_packed
+from enrichkit.engine.batch import BatchRun, JobStore
+from enrichkit.engine.codec import PackCodec
+from enrichkit.engine.collector import fewer_collections
+from enrichkit.engine.context import RunContext
+from enrichkit.engine.ladder import Ladder
+from enrichkit.engine.live import LiveRun
+from enrichkit.engine.settle import Settlement
+from enrichkit.engine.sizing import PackSizer
+from enrichkit.errors import FatalProviderError, StorageError, UserError
+from enrichkit.options import AUTO_BATCH_ROWS, Mode
+from enrichkit.providers.base import Provider
+from enrichkit.providers.redact import redacted_url
+from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.rows.keys import Keyed, key_rows
+from enrichkit.rows.seen_ids import SeenIds
+from enrichkit.rows.work import Work
+from enrichkit.task.task import Task
+
+MAX_CONCURRENCY = 64
+"""The most calls in flight the adaptive concurrency grows to."""
+
+
+@dataclass
+class Chunk:
+    """The rows of a chunk, their ids and keys, what the cache already holds, and the unique work left."""
+
+    table: list[Mapping[str, Any]]
+    ids: list[Any]
+    keys: list[str]
+    found: dict[str, Entry]
+    work: dict[str, Work]
+
+
+def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
+    """The unique work left once the cache ``found`` some rows; hits and duplicates counted into ``stats``."""
+    stats.rows += len(keyed.table)
+    work: dict[str, Work] = {}
+    for key, values, text in zip(keyed.keys, keyed.inputs, keyed.texts, strict=True):
+        if key in found:
+            stats.cache_hits += 1
+        elif key in work:
+            work[key].rows += 1
+            stats.duplicates += 1
+        else:
+            work[key] = Work(key, values, text=text)
+    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work)
+
+
+async def lookup(context: RunContext, keyed: Keyed) -> dict[str, Entry]:
+    """What the run's cache holds of ``keyed``'s rows."""
+    io = context.io
+    return {} if io is None else await io.get_many(set(keyed.keys))
+
+
+async def run_chunks(
+    context: RunContext,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    on_progress: Callable[[int, Stats], None] | None = None,
+    numbers: Iterator[int] | None = None,
+    stats: Stats | None = None,
+    whole: bool = False,
+) -> AsyncGenerator[EnrichResult, None]:
+    """Enrich ``rows`` in the run ``context`` sets up, ``chunk_rows`` rows at a time (``batch`` and ``auto``
+    modes, or ``whole``: every row in one chunk, one batch job). ``on_progress(settled_rows, stats)`` is called once the
+    cache was read and after every settled row. When ``rows`` are some of a bigger input (the misses of a
+    swept file), ``numbers`` gives their numbers in it (default 0, 1, ...) and ``stats`` the figures of
+    the others."""
+    started = time.perf_counter()
+    opts, task, primary = context.options, context.task, context.provider
+    models = context.models
+    stats = stats or Stats()
+    sizer = PackSizer(context.pack_size) if opts.adaptive else None
+    stats.pack_size = sizer.sizes if sizer else None
+    limiter = context.limiter
+    concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
+    adapts = opts.concurrency is None and concurrency > 1  # a given concurrency is kept as it is
+    scheduler = Scheduler(
+        stats,
+        concurrency=concurrency,
+        retry=opts.retry,
+        limiter=limiter,
+        max_concurrency=MAX_CONCURRENCY if adapts else None,
+    )
+    ladder = Ladder(context.pack_size, len(models))
+    chunk_rows = None if whole or opts.mode in ("batch", "auto") else opts.chunk_rows
+    seen = SeenIds(task.id_field) if task.id_field else None
+    done = 0
+
+    def settled(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress is not None:
+            on_progress(done, stats)
+
+    previous: EnrichResult | None = None
+    first = True
+    with fewer_collections():
+        for rows_of_chunk in _chunks(rows, chunk_rows):
+            at = stats.rows if numbers is None else list(itertools.islice(numbers, len(rows_of_chunk)))
+            keyed = key_rows(rows_of_chunk, task, context.fingerprint, seen, at)
+            found = lookup(context, keyed)
+            if previous is not None:
+                yield previous  # written while the cache looks this chunk up
+            hits = stats.cache_hits
+            chunk = plan(keyed, await found, stats)
+            if first:
+                first = False
+                stats.mode = choose_mode(opts.mode, primary, len(chunk.work), opts.use_cache)
+                if stats.mode == "flex":
+                    models = [m.on_tier("flex") for m in models]
+            settled(stats.cache_hits - hits)
+            codec = context.codec(models[0])
+            settlement = Settlement(stats, context.io, settled)
+            live = LiveRun(codec, settlement, scheduler, models, ladder, sizer)
+            work = list(chunk.work.values())
+            if opts.max_cost is not None and scheduler.budget is None:  # the first chunk's estimate is checked
+                scheduler.budget = _budget(opts.max_cost, stats.mode, codec, work, context.pack_size, primary)
+            if not stats.stopped:
+                try:
+                    await _send(context, work, live)
+                    await audit_packed(codec, settlement, scheduler, models[0], opts.audit)
+                except (FatalProviderError, StorageError, BudgetReached) as exc:
+                    if not stats.enriched:  # nothing was bought: the user's error is the whole story
+                        raise
+                    stats.stopped = str(exc)
+                finally:
+                    await settlement.flush()
+            stats.seconds = time.perf_counter() - started
+            previous = _result(chunk, task, settlement, stats)
+        if previous is not None:
+            yield previous
+
+
+def default_concurrency(provider: Provider, rpm: int | None) -> int:
+    """The provider's default, raised under a high request limit so that the limit, not latency, binds:
+    at ``rpm`` requests a minute and up to ~6 s a call, about ``rpm / 10`` calls are in flight."""
+    base = provider.capabilities.concurrency
+    return min(MAX_CONCURRENCY, max(base, rpm // 10)) if rpm and base > 1 else base
+
+
+def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -> Mode:
+    """The mode a run uses: ``auto`` is batch from ``AUTO_BATCH_ROWS`` rows to send (where the provider
+    has a batch API), else live; ``flex`` and ``batch`` need a provider that can."""
+    has_batch = provider.batches() is not None
+    if mode == "auto":
+        return "batch" if has_batch and use_cache and to_send >= AUTO_BATCH_ROWS else "live"
+    if mode == "flex" and "flex" not in provider.capabilities.service_tiers:
+        raise UserError(f"--mode flex needs a provider with a Flex tier (gemini), not {provider.name}")
+    if mode == "batch" and not has_batch:
+        raise UserError(f"--mode batch is not available for {provider.name}")
+    return mode
+
+
+def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: int, primary: Provider) -> Budget:
+    """The run's budget, once the first chunk's estimate was found within it."""
+    budget = Budget(limit, batch=mode in ("batch", "flex"))
+    packs = codec.packs(work, size)
+    requests = [codec.pack_request(pack)[1] for pack in packs]
+    budget.check_estimate(primary.model, requests, sum(codec.expected_output_tokens(len(p)) for p in packs))
+    return budget
+
+
+async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
+    """Ask for ``work``: live, or as batch jobs."""
+    stats, opts = live.settlement.stats, context.options
+    if stats.mode != "batch":
+        await live.run(work)
+        return
+    backends = [b for m in live.models if (b := m.batches()) is not None]
+    batch = BatchRun(
+        live.codec,
+        live.settlement,
+        backends,
+        Ladder(live.ladder.pack_size, len(backends), whole_jobs=True),
+        JobStore(opts.cache_dir or default_dir()),
+        context.fingerprint,
+        context.provider.name,
+        redacted_url(opts.cache) if opts.cache else None,
+        opts.wait,
+        live if opts.realtime_fallback else None,
+        opts.poll,
+    )
+    try:
+        await batch(work)
+    finally:
+        stats.pending, stats.jobs = batch.pending, batch.jobs
+
+
+def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats) -> EnrichResult:
+    """A chunk's rows with their answers, and its failures; the figures as they are now."""
+    failures = []
+    rows: list[dict[str, Any]] = []
+    found, results = chunk.found, settlement.results
+    fields = task.inputs
+    for n, (row, key) in enumerate(zip(chunk.table, chunk.keys, strict=True)):
+        if (entry := found.get(key) or results.get(key)) is not None:
+            rows.append(row | entry.values if type(row) is dict else {**row, **entry.values})
+        else:
+            rows.append(dict(row))
+            attempts = chunk.work[key].attempts if key in chunk.work else 0
+            if stats.stopped and key not in settlement.failures:
+                stats.failed += 1  # never asked: the run stopped first
+            reason = settlement.failures.get(key) or _unanswered(stats)
+            failures.append(Failure(chunk.ids[n], reason, attempts, {f: row[f] for f in fields}))
+    return EnrichResult(rows, failures, stats.snapshot(), model=task.model)
+
+
+def _unanswered(stats: Stats) -> str:
+    if stats.stopped:
+        return f"not asked: the run stopped ({stats.stopped})"
+    return "waiting in a batch job: re-run to collect" if stats.pending else "not answered"
+
+
+def _chunks(rows: Iterable[Mapping[str, Any]], size: int | None) -> Iterator[list[Mapping[str, Any]]]:
+    """``rows`` in lists of ``size`` (None: one list, even an empty one)."""
+    if size is None:
+        yield list(rows)
+        return
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
