@@ -1,4 +1,4 @@
-"""A damaged, full or read-only cache: misses, one-line StorageErrors, and `cache repair` (real SQLite files)."""
+"""A damaged, full or read-only cache: misses, one-line StorageErrors, and `cache salvage` (real SQLite files)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from disks import read_only, tiny_disk
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import RowCache
-from enrichkit.cache.salvage import repair
+from enrichkit.cache.salvage import salvage
 from enrichkit.errors import StorageError
 
 N = 3_000
@@ -61,9 +61,9 @@ def test_a_bad_header_is_one_line_and_repair_saves_every_entry(tmp_path: Path) -
     message = str(caught.value)
     assert message == (
         f"cache at {tmp_path} is damaged (file is not a database): move it aside or run"
-        f" `enrichkit cache repair --cache-dir {tmp_path}`"
+        f" `enrichkit cache salvage --cache-dir {tmp_path}`"
     )
-    done = repair(tmp_path)
+    done = salvage(tmp_path)
     assert (done.saved, done.lost) == (N, 0)
     assert done.aside.parent == tmp_path and done.aside.name.startswith("rows.damaged-") and done.aside.is_dir()
     assert found(tmp_path) == N
@@ -79,7 +79,7 @@ def test_overwritten_pages_fail_on_read_and_repair_keeps_the_readable_rest(tmp_p
     with pytest.raises(StorageError, match=r"is damaged \(database disk image is malformed\)"):
         cache.get_many(KEYS)
     cache.close()
-    done = repair(tmp_path)
+    done = salvage(tmp_path)
     assert 0 < done.saved < N and done.lost == N - done.saved
     assert found(tmp_path) == done.saved
 
@@ -89,7 +89,7 @@ def test_a_truncated_file_is_damaged_on_open_and_repair_keeps_the_first_part(tmp
     os.truncate(db, db.stat().st_size // 2)
     with pytest.raises(StorageError, match="is damaged"):
         RowCache(tmp_path)
-    done = repair(tmp_path)
+    done = salvage(tmp_path)
     assert N // 4 < done.saved < N and done.lost == N - done.saved
     cache = RowCache(tmp_path)
     assert len(cache) == done.saved and KEYS[0] in cache.get_many(KEYS[:1])

@@ -11,7 +11,7 @@ from enrichkit import Task, aenrich
 from enrichkit.calls.limits import RateLimiter
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
-from helpers import FAST_RETRY, most_in_any_window, topic_rows
+from helpers import FAST_RETRY, in_virtual_time, most_in_any_window, topic_rows
 
 
 async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
@@ -28,27 +28,26 @@ async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
 
 
 def test_never_more_requests_than_the_limit_in_any_window() -> None:
-    times = asyncio.run(stamps(RateLimiter(rpm=5, window=0.4), [0] * 17))
-    assert most_in_any_window(times, 0.4 - 0.01) == 5
-    assert times[-1] == pytest.approx(3 * 0.4 * 1.02, abs=0.1)  # 4 waves: it waits exactly as long as needed
+    times = in_virtual_time(stamps(RateLimiter(rpm=5, window=60), [0] * 17))
+    assert most_in_any_window(times, 60 * 1.02) == 5
+    assert times[-1] == pytest.approx(3 * 60 * 1.02)  # 4 waves: it waits exactly as long as needed
 
 
 def test_token_limit_over_the_window() -> None:
-    limiter = RateLimiter(tpm=100, window=0.3)
-    times = asyncio.run(stamps(limiter, [40] * 6))
-    assert most_in_any_window(times, 0.29) == 2
-    assert limiter.waited > 0
+    limiter = RateLimiter(tpm=100, window=60)
+    times = in_virtual_time(stamps(limiter, [40] * 6))
+    assert most_in_any_window(times, 60 * 1.02) == 2
+    assert limiter.waited == pytest.approx(times[-1]) and times[-1] == pytest.approx(2 * 60 * 1.02)
 
 
 def test_a_request_larger_than_the_token_limit_goes_alone() -> None:
-    times = asyncio.run(stamps(RateLimiter(tpm=100, window=0.2), [30, 500, 30]))
-    assert len(times) == 3
-    assert times[-1] >= 0.2
+    times = in_virtual_time(stamps(RateLimiter(tpm=100, window=60), [30, 500, 30]))
+    assert times == pytest.approx([0, 60 * 1.02, 2 * 60 * 1.02])  # the big one waits for an empty window
 
 
 def test_no_limit_means_no_wait() -> None:
-    times = asyncio.run(stamps(RateLimiter(), [10**9] * 50))
-    assert times[-1] < 0.05
+    times = in_virtual_time(stamps(RateLimiter(), [10**9] * 50))
+    assert times[-1] == 0
 
 
 def test_engine_under_a_client_limit_gets_no_429(task: Task, tmp_path: Path) -> None:

@@ -199,8 +199,8 @@ def test_cache_repair_through_the_cli(tmp_path: Path) -> None:
     stats = run_cli("cache", "stats", "--cache-dir", str(cache))
     assert stats.returncode == 2 and stats.stderr.splitlines() == [
         f"error: cache at {cache} is damaged (file is not a database): move it aside or run"
-        f" `enrichkit cache repair --cache-dir {cache}`"
+        f" `enrichkit cache salvage --cache-dir {cache}`"
     ]
-    repaired = run_cli("cache", "repair", "--cache-dir", str(cache))
+    repaired = run_cli("cache", "salvage", "--cache-dir", str(cache))
     assert repaired.returncode == 0 and "saved 30 cached rows, lost 0" in repaired.stdout
     assert "30 cached rows" in run_cli("cache", "stats", "--cache-dir", str(cache)).stdout

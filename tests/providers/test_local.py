@@ -15,7 +15,7 @@ from enrichkit.engine.prompt import pack_ids, pack_prompt, pack_schema, system_i
 from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
 from enrichkit.providers.base import Request
 from enrichkit.providers.chat import to_reply
-from enrichkit.providers.local import CAPABILITIES, LocalProvider
+from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 from helpers import topic_rows
 

@@ -15,8 +15,8 @@ import pytest
 from enrichkit import Task, aenrich
 from enrichkit.engine.prompt import pack_schema
 from enrichkit.providers.base import Request
-from enrichkit.providers.local import LocalProvider
 from enrichkit.providers.local.grammar import WORD_CHARS, answer_format, compilable, grammar_schema, word_pattern
+from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 
 SMOLLM2 = smollm2_path()

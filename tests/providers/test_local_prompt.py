@@ -11,7 +11,6 @@ import pytest
 from enrichkit import Task
 from enrichkit.engine.prompt import pack_schema, single_prompt, system_instruction
 from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.local import LocalProvider
 from enrichkit.providers.local.prompting import (
     NOTES,
     Notes,
@@ -22,6 +21,7 @@ from enrichkit.providers.local.prompting import (
     reminder,
     without_reason,
 )
+from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 
 SMOLLM2 = smollm2_path()

@@ -86,7 +86,7 @@ class RowCache:
             if is_corrupt(exc):
                 raise StorageError(
                     f"cache at {self.directory} is damaged ({exc}): move it aside or run"
-                    f" `enrichkit cache repair --cache-dir {self.directory}`"
+                    f" `enrichkit cache salvage --cache-dir {self.directory}`"
                 ) from exc
             cause = storage_cause(exc, self.directory / "rows")
             raise StorageError(f"cache at {self.directory}: cannot {doing} ({cause})") from exc

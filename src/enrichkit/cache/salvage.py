@@ -1,4 +1,4 @@
-"""``enrichkit cache repair``: salvage every readable entry of a damaged cache into a new one.
+"""``enrichkit cache salvage``: salvage every readable entry of a damaged cache into a new one.
 
 The damaged database folder (``DIR/rows``) is renamed aside to ``DIR/rows.damaged-<time>`` and kept;
 a new one is built from what can still be read of it, range by range of row ids (and row by row
@@ -31,13 +31,13 @@ _MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
-class Repaired:
+class Salvaged:
     saved: int
     lost: int | None  # None: the damaged database does not say how many entries it held
     aside: Path
 
 
-def repair(directory: Path) -> Repaired:
+def salvage(directory: Path) -> Salvaged:
     """Move ``directory``'s database aside and copy every entry that can be read and decoded into a new one."""
     rows = directory / "rows"
     if not (rows / diskcache.core.DBNAME).is_file():
@@ -67,7 +67,7 @@ def repair(directory: Path) -> Repaired:
     finally:
         fresh.close()
         con.close()
-    return Repaired(saved, None if held is None else max(held - saved, undecodable), aside)
+    return Salvaged(saved, None if held is None else max(held - saved, undecodable), aside)
 
 
 def _store(cache: RowCache, batch: dict[str, Entry]) -> int:

@@ -1,4 +1,4 @@
-"""``enrichkit cache``: look after the cache directory (stats, clear, prune, repair, inspect, forget)."""
+"""``enrichkit cache``: look after the cache directory (stats, clear, prune, salvage, inspect, forget)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from enrichkit.cache.entry import Entry
-from enrichkit.cache.folder import RowCache, default_dir
-from enrichkit.cache.salvage import repair as salvage
 from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
 from enrichkit.errors import UserError
-from enrichkit.providers.local.weights import models_dir
+
+if TYPE_CHECKING:
+    from enrichkit.cache.entry import Entry
+    from enrichkit.cache.folder import RowCache
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -31,6 +31,8 @@ def cache() -> None:
 
 @contextmanager
 def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
+    from enrichkit.cache.folder import RowCache, default_dir
+
     rows = RowCache(cache_dir or default_dir())
     try:
         yield rows
@@ -44,6 +46,8 @@ def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
 @guarded
 def stats(cache_dir: Path | None, **_: Any) -> int:
     """Entries and size of the cache."""
+    from enrichkit.providers.local.weights import models_dir
+
     with _opened(cache_dir) as rows:
         directory, count = rows.directory, len(rows)
     click.echo(f"{directory}: {count:,} cached rows, {_size(_bytes(directory))} on disk")
@@ -97,12 +101,15 @@ def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
 @CACHE_DIR
 @quiet_verbose
 @guarded
-def repair(cache_dir: Path | None, **_: Any) -> int:
+def salvage(cache_dir: Path | None, **_: Any) -> int:
     """Salvage every readable entry of a damaged cache into a new one (the damaged one is kept aside).
 
     Run it while no other enrichkit command uses the cache."""
+    from enrichkit.cache.folder import default_dir
+    from enrichkit.cache.salvage import salvage as salvaged
+
     directory = cache_dir or default_dir()
-    done = salvage(directory)
+    done = salvaged(directory)
     lost = "an unknown number" if done.lost is None else f"{done.lost:,}"
     click.echo(f"{directory}: saved {done.saved:,} cached rows, lost {lost}; the damaged copy is at {done.aside}")
     return 0

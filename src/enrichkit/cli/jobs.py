@@ -1,16 +1,19 @@
-"""``enrichkit jobs``: the batch jobs a cache directory waits for."""
+"""``enrichkit jobs``: the batch jobs a cache directory waits for (each command imports the engine when it runs:
+``enrichkit --help`` stays quick)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, guarded, quiet_verbose
-from enrichkit.engine.jobs import JobLine, cancel_job, collect_job, job_status, list_jobs
 from enrichkit.options import POLL_SECONDS, RunOptions
+
+if TYPE_CHECKING:
+    from enrichkit.engine.jobs import JobLine
 
 
 @click.group()
@@ -36,6 +39,8 @@ def _options(cache_dir: Path | None, base_url: str | None, cache: str | None = N
 @guarded
 def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """Every job with its state (asks the provider)."""
+    from enrichkit.engine.jobs import list_jobs
+
     lines = list_jobs(_options(cache_dir, base_url))
     for line in lines:
         click.echo(_job_line(line))
@@ -52,6 +57,8 @@ def jobs_list(cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
 @guarded
 def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """The state of job NAME (batches/... or its display name)."""
+    from enrichkit.engine.jobs import job_status
+
     click.echo(_job_line(job_status(_options(cache_dir, base_url), name)))
     return 0
 
@@ -75,6 +82,8 @@ def jobs_collect(
     **_: Any,
 ) -> int:
     """Check and cache the answers of job NAME; the next run then writes its output from the cache."""
+    from enrichkit.engine.jobs import collect_job
+
     got = collect_job(_options(cache_dir, base_url, cache, poll=poll_interval), name, wait=wait)
     if not got.status.done:
         click.echo(f"{got.status.name} is {got.status.state}: nothing to collect yet")
@@ -91,6 +100,8 @@ def jobs_collect(
 @guarded
 def jobs_cancel(name: str, cache_dir: Path | None, base_url: str | None, **_: Any) -> int:
     """Cancel job NAME and forget it (the next run submits its rows again)."""
+    from enrichkit.engine.jobs import cancel_job
+
     manifest = cancel_job(_options(cache_dir, base_url), name)
     click.echo(f"cancelled {manifest.name or manifest.display_name} ({manifest.rows:,} rows)")
     return 0

@@ -47,7 +47,7 @@ def choose_provider(
 
         return Choice(gemini_provider(model=model, base_url=base_url), why)
     if name == "local":
-        from enrichkit.providers.local import local_provider
+        from enrichkit.providers.local.provider import local_provider
 
         return Choice(local_provider(model_path=model_path), why)
     if name == "openai":
