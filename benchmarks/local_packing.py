@@ -47,8 +47,8 @@ from enrichkit import Task, aenrich
 from enrichkit.engine.audit import similarity
 from enrichkit.engine.validation import AnswerError, parse_answer
 from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.prompting import Notes
+from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import embedded_model_path
 
 DATA_FILE = Path("shared") / "data" / "awesome-python" / "awesome-python.jsonl"
