@@ -122,3 +122,7 @@ def test_a_plugin_cannot_take_a_flag_of_the_enrich_options() -> None:
         @click.option("-o", "--limit", "limit", type=int)
         def clash(limit: int) -> list[dict[str, Any]]:
             return []
+
+
+def test_the_roadmap_example_is_installed_as_a_plugin() -> None:
+    assert listing()["roadmap"].startswith("A roadmap.sh roadmap NAME")

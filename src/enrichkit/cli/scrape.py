@@ -26,7 +26,6 @@ from enrichkit.cli.common import USAGE_ERROR, guarded
 from enrichkit.cli.run import OUTPUT, _enrich_options, _options, _target
 from enrichkit.cli.runner import run_job, write_plain
 from enrichkit.rows.documents import csv_records, json_records
-from enrichkit.scrape.roadmap import scrape_roadmap
 
 ENTRY_POINTS = "enrichkit.scrapers"
 
@@ -189,19 +188,5 @@ def csv_command(source: str) -> list[Row]:
     return csv_records(source)
 
 
-@scraper_command("roadmap", epilog=EXAMPLES)
-@click.argument("name")
-@click.option(
-    "--from",
-    "source",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="A local roadmap folder (default: fetch from GitHub).",
-)
-def roadmap_command(name: str, source: Path | None) -> list[Row]:
-    """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
-    return scrape_roadmap(name, source)
-
-
-scrape.add_command(roadmap_command)
 scrape.add_command(json_command)
 scrape.add_command(csv_command)
