@@ -93,7 +93,7 @@ def test_a_plugin_that_does_not_load_is_one_line_naming_it_and_the_help_still_wo
     assert result.stderr.startswith("error: scraper 'broken' from a package (") and result.stderr.count("\n") == 1
     assert result.stderr.endswith(f"): {reason}\n") and "Traceback" not in result.stderr
     commands = listing()
-    assert commands["broken"].startswith(f"(not loaded: {reason[:30]}")
+    assert commands["broken"].startswith(f"unusable: {reason[:30]}")
     assert commands["json"].startswith("Rows from the array")
     assert not (tmp_path / "out.jsonl").exists()
 

@@ -129,7 +129,7 @@ class Scrapers(click.Group):
             try:
                 command = self.get_command(ctx, name)
             except PluginError as exc:
-                text = f"(not loaded: {exc.reason})"
+                text = f"unusable: {exc.reason}"
                 rows.append((name, text if len(text) <= limit else f"{text[: limit - 3]}..."))
                 continue
             if command is not None and not command.hidden:
