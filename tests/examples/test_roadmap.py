@@ -1,5 +1,6 @@
-"""The roadmap.sh scraper, on a synthetic roadmap folder (roadmap.sh content must not be copied here: its licence
-forbids it), plus one comparison with the real published rows when the shared data is on this machine."""
+"""The roadmap.sh scraper plugin (examples/roadmap, installed by the Makefile), on a synthetic roadmap folder
+(roadmap.sh content must not be copied here: its licence forbids it), plus one comparison with the real published
+rows when the shared data is on this machine."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 
 from enrichkit.errors import UserError
-from enrichkit.scrape import roadmap
-from enrichkit.scrape.roadmap import RAW_BASE, NotFound, scrape_roadmap
 from enrichkit.testing import GeminiStub
+from enrichkit_roadmap import scrape as roadmap
+from enrichkit_roadmap.scrape import RAW_BASE, NotFound, scrape_roadmap
 from helpers import SHARED, TASK, invoke
 
 NAME = "garden"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from enrichkit.cli import cache, jobs, run, task
+from enrichkit.cli import cache, jobs, run, scrape, task
 from enrichkit.cli.common import Main
 
 
@@ -15,7 +15,7 @@ def main() -> None:
 
 
 main.add_command(run.run)
-main.add_command(run.scrape)
+main.add_command(scrape.scrape)
 main.add_command(cache.cache)
 main.add_command(jobs.jobs)
 main.add_command(task.task)

@@ -1,4 +1,4 @@
-"""``enrichkit run`` and ``enrichkit scrape``: the commands that enrich rows."""
+"""``enrichkit run``, and the options of every command that enriches rows (``enrichkit scrape``'s too)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from typing import Any
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, guarded, quiet_verbose
-from enrichkit.cli.runner import CliOptions, run_job, write_plain
+from enrichkit.cli.runner import CliOptions, run_job
 from enrichkit.cli.task import one_line_options, task_path
 from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
 from enrichkit.output.stdio import count_rows, stdout_output
 from enrichkit.providers import PROVIDERS
-from enrichkit.rows.documents import csv_records, json_records
 from enrichkit.rows.files import iter_rows
-from enrichkit.scrape.roadmap import scrape_roadmap
 
 
 def _enrich_options(command: F) -> F:
@@ -173,14 +171,6 @@ def _target(output: Path, kwargs: dict[str, Any]) -> Path:
     return stdout_output(fmt or "jsonl")
 
 
-def _scraped(
-    rows: list[dict[str, Any]], output: Path, task: Path | None, options: tuple[RunOptions, CliOptions]
-) -> int:
-    if task is None:
-        return write_plain(rows, output, options[1].quiet)
-    return run_job(rows, task, output, *options)
-
-
 OUTPUT = click.option(
     "-o",
     "--output",
@@ -188,14 +178,6 @@ OUTPUT = click.option(
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     help=".jsonl, .json, .csv, .parquet or .sqlite; - for stdout (JSONL, or --format; the receipt goes to stderr).",
 )
-ENRICH = click.option(
-    "--enrich",
-    "--task",
-    "task",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Task file: enrich the scraped rows in the same run (--task is the same flag).",
-)
-
 
 RUN_EXAMPLES = """Examples:
 
@@ -203,12 +185,6 @@ RUN_EXAMPLES = """Examples:
   enrichkit run rows.csv -t task.json -o enriched.csv
   enrichkit run rows.jsonl -t task.json -o enriched.jsonl --dry-run --show-prompt
   cat rows.csv | enrichkit run - --stdin-format csv -t task.json -o - --format csv > enriched.csv
-"""
-SCRAPE_EXAMPLES = """Examples:
-
-\b
-  enrichkit scrape json data.json --records items -o rows.jsonl
-  enrichkit scrape csv https://example.org/table.csv --enrich task.json -o enriched.csv
 """
 
 
@@ -243,51 +219,3 @@ def run(
     kwargs["source"] = None if input_path == "-" else Path(input_path)
     with task_path(task, instruction, inputs, columns) as path:
         return run_job(iter_rows(input_path, stdin_format), path, target, *_options(kwargs))
-
-
-@click.group()
-def scrape() -> None:
-    """Turn a source into rows (and, with --enrich, enrich them in the same run)."""
-
-
-@scrape.command(epilog=SCRAPE_EXAMPLES)
-@click.argument("name")
-@click.option(
-    "--from",
-    "source",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="A local roadmap folder (default: fetch from GitHub).",
-)
-@OUTPUT
-@ENRICH
-@_enrich_options
-@guarded
-def roadmap(name: str, source: Path | None, output: Path, task: Path | None, **kwargs: Any) -> int:
-    """A roadmap.sh roadmap NAME (e.g. engineering-manager): one row per topic, keyed by node id."""
-    target = _target(output, kwargs)
-    return _scraped(scrape_roadmap(name, source), target, task, _options(kwargs))
-
-
-@scrape.command("json", epilog=SCRAPE_EXAMPLES)
-@click.argument("source")
-@click.option("--records", default="", help="JSON pointer (/data/items) or dotted path (data.items) of the array.")
-@OUTPUT
-@ENRICH
-@_enrich_options
-@guarded
-def json_command(source: str, records: str, output: Path, task: Path | None, **kwargs: Any) -> int:
-    """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
-    target = _target(output, kwargs)
-    return _scraped(json_records(source, records), target, task, _options(kwargs))
-
-
-@scrape.command("csv", epilog=SCRAPE_EXAMPLES)
-@click.argument("source")
-@OUTPUT
-@ENRICH
-@_enrich_options
-@guarded
-def csv_command(source: str, output: Path, task: Path | None, **kwargs: Any) -> int:
-    """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
-    target = _target(output, kwargs)
-    return _scraped(csv_records(source), target, task, _options(kwargs))

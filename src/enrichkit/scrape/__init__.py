@@ -1,1 +1,0 @@
-"""Scrapers that turn public sources into rows for enrichkit."""
