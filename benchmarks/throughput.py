@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from enrichkit import Task, aenrich
-from enrichkit.cli.runner import CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import run_job
 from enrichkit.options import RunOptions
 from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client

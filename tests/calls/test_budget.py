@@ -9,7 +9,8 @@ import pytest
 from google import genai
 
 from enrichkit import Task, UserError, enrich
-from enrichkit.cli.runner import STOPPED, CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import STOPPED, run_job
 from enrichkit.options import RunOptions
 from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub

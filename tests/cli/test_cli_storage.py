@@ -84,7 +84,8 @@ from pathlib import Path
 from enrichkit.cli.common import sigterm_as_interrupt
 from enrichkit.rows.files import iter_rows
 from enrichkit.options import RunOptions
-from enrichkit.cli.runner import CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import run_job
 
 rows, task, out, cache = sys.argv[1:]
 options = RunOptions(

@@ -13,7 +13,8 @@ from google import genai
 from enrichkit import EnrichResult, Task
 from enrichkit.api import aenrich_chunks
 from enrichkit.cache.folder import RowCache
-from enrichkit.cli.runner import STOPPED, CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import STOPPED, run_job
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.rows.files import iter_rows

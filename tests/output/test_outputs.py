@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from disks import file_size_limit
-from enrichkit.cli.runner import CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import run_job
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.output.files import row_writer

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from enrichkit.cli.runner import CliOptions, run_job
+from enrichkit.cli.flags import CliOptions
+from enrichkit.cli.runner import run_job
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.output import sweep

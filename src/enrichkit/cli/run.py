@@ -2,182 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
-from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, guarded, quiet_verbose
-from enrichkit.cli.runner import CliOptions, run_job
+from enrichkit.cli.common import guarded
+from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
 from enrichkit.cli.task import one_line_options, task_path
-from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
-from enrichkit.output.stdio import count_rows, stdout_output
-from enrichkit.providers import PROVIDERS
+from enrichkit.output.stdio import count_rows
 from enrichkit.rows.files import iter_rows
-
-
-def _enrich_options(command: F) -> F:
-    """The options every enrich run takes."""
-    options = [
-        click.option(
-            "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
-        ),
-        MODEL,
-        click.option(
-            "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
-        ),
-        click.option(
-            "--fallback-model",
-            "fallback",
-            multiple=True,
-            help="Model for rows the main one could not answer; repeatable, cheapest first.",
-        ),
-        click.option(
-            "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
-        ),
-        click.option(
-            "--adaptive",
-            is_flag=True,
-            help="Halve the rows per call while packed answers come back invalid, double them back when clean.",
-        ),
-        click.option(
-            "--audit",
-            type=float,
-            default=0.0,
-            metavar="FRACTION",
-            help="Re-ask this share (0-1) of the rows answered in packs one at a time, and report how the"
-            " answers agree (costs a call a row; never cached).",
-        ),
-        click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
-        click.option(
-            "--max-cost",
-            type=click.FloatRange(min=0, min_open=True),
-            metavar="USD",
-            help="Spend at most this many US$ (at prices.json's rates): a run estimated above it is refused, and"
-            " a run stops cleanly before a call that could cross it.",
-        ),
-        click.option(
-            "--rpm",
-            type=click.IntRange(min=1),
-            help="Client-side limit: requests a minute (default none: the server's 429s are honoured).",
-        ),
-        click.option("--tpm", type=click.IntRange(min=1), help="Client-side limit: prompt tokens a minute."),
-        click.option(
-            "--echo/--no-echo",
-            default=None,
-            help="Packed answers copy their row's first words, so answers given to the wrong row are caught"
-            " (default: off; costs about 9 output tokens a row).",
-        ),
-        click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
-        CACHE_DIR,
-        CACHE,
-        click.option(
-            "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
-        ),
-        BASE_URL,
-        click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows."),
-        click.option(
-            "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write the receipt as JSON here."
-        ),
-        click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON on stdout."),
-        click.option(
-            "--failures",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="Write failed rows as JSONL here (default: OUTPUT's name with -failures.jsonl, when a row failed).",
-        ),
-        click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
-        click.option(
-            "--preview",
-            type=click.IntRange(min=0),
-            default=0,
-            metavar="N",
-            help="After the receipt, show the first N rows of the output (id and the new columns).",
-        ),
-        click.option(
-            "--show-prompt",
-            is_flag=True,
-            help="With --dry-run: print the system and user prompt and the answer schema of the first pack.",
-        ),
-        click.option(
-            "--format",
-            "output_format",
-            type=click.Choice(["jsonl", "json", "csv"]),
-            help="The format of -o - (default jsonl).",
-        ),
-        click.option(
-            "--mode",
-            type=click.Choice(MODES),
-            default="live",
-            show_default=True,
-            help="live: answers now; flex: Gemini Flex tier, about half price, slower; batch: one provider batch"
-            f" job, half price, resumable; auto: batch from {AUTO_BATCH_ROWS:,} rows to send, else live.",
-        ),
-        click.option(
-            "--no-wait",
-            "wait",
-            flag_value=False,
-            default=True,
-            help="Batch mode: submit the job and exit; re-run to collect.",
-        ),
-        click.option(
-            "--realtime-fallback",
-            is_flag=True,
-            help="Batch mode: ask the rows a job failed live (default: in a further batch job).",
-        ),
-        click.option(
-            "--poll-interval",
-            "poll",
-            type=click.FloatRange(min=0),
-            default=POLL_SECONDS,
-            show_default=True,
-            help="Batch mode: seconds between the first looks at a job (growing to 5 minutes).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return quiet_verbose(command)
-
-
-_RUN = {f.name for f in dataclasses.fields(RunOptions)}
-_CLI = {f.name for f in dataclasses.fields(CliOptions)}
-
-
-def _options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
-    """The run's options and the command line's own from the flags."""
-    if not 1 <= kwargs["pack_size"] <= MAX_PACK_SIZE:
-        raise click.BadParameter(
-            f"must be between 1 and {MAX_PACK_SIZE}, not {kwargs['pack_size']}", param_hint="--pack-size"
-        )
-    if kwargs["show_prompt"] and not kwargs["dry_run"]:
-        raise click.UsageError("--show-prompt goes with --dry-run (it shows what a run would send)")
-    if kwargs.pop("as_json"):
-        if kwargs["report"] is not None:
-            raise click.UsageError("--json and --report both write the receipt: choose one")
-        kwargs["report"] = stdout_output("json")
-    run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
-    return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
-
-
-def _target(output: Path, kwargs: dict[str, Any]) -> Path:
-    """OUTPUT as a path; ``-`` is standard output, in ``--format`` (JSONL by default)."""
-    fmt = kwargs.pop("output_format")
-    if str(output) != "-":
-        if fmt is not None:
-            raise click.UsageError(f"--format is for -o - (the format of {output} is its extension)")
-        return output
-    if kwargs["as_json"]:
-        raise click.UsageError("-o - and --json both write to stdout: give --report FILE for the receipt")
-    return stdout_output(fmt or "jsonl")
-
-
-OUTPUT = click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-    help=".jsonl, .json, .csv, .parquet or .sqlite; - for stdout (JSONL, or --format; the receipt goes to stderr).",
-)
 
 RUN_EXAMPLES = """Examples:
 
@@ -200,7 +34,7 @@ RUN_EXAMPLES = """Examples:
     show_default=True,
     help="The format of INPUT - (stdin).",
 )
-@_enrich_options
+@enrich_options
 @guarded
 def run(
     input_path: str,
@@ -214,8 +48,10 @@ def run(
 ) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for stdin) into OUTPUT, with the task file -t or the one-line
     task --instruction/--input/--column."""
-    target = _target(output, kwargs)
+    target = output_target(output, kwargs)
     kwargs["total"] = count_rows(input_path)
     kwargs["source"] = None if input_path == "-" else Path(input_path)
     with task_path(task, instruction, inputs, columns) as path:
-        return run_job(iter_rows(input_path, stdin_format), path, target, *_options(kwargs))
+        from enrichkit.cli.runner import run_job
+
+        return run_job(iter_rows(input_path, stdin_format), path, target, *split_options(kwargs))

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from enrichkit.cache.folder import default_dir
+from enrichkit.cli.flags import CliOptions
 from enrichkit.engine.chunks import run_chunks
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.dry_run import dry_run, first_prompt
@@ -47,21 +48,6 @@ T = TypeVar("T")
 STOPPED = 3  # a fatal error or the budget stopped the run: output and failures hold what settled
 
 INTERRUPTED = 130
-
-
-@dataclass(frozen=True)
-class CliOptions:
-    """What only the command line has: where the receipt and failures go, ``--limit``, ``--dry-run``, ``-q``."""
-
-    report: Path | None = None
-    failures: Path | None = None
-    limit: int | None = None
-    dry_run: bool = False
-    quiet: bool = False
-    total: int | None = None  # the input's rows, when counted up front (for the progress bar)
-    show_prompt: bool = False
-    preview: int = 0  # rows of the output shown after the receipt
-    source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
 
 
 @dataclass

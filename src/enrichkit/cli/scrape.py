@@ -23,9 +23,7 @@ from typing import Any
 import click
 
 from enrichkit.cli.common import USAGE_ERROR, guarded
-from enrichkit.cli.run import OUTPUT, _enrich_options, _options, _target
-from enrichkit.cli.runner import run_job, write_plain
-from enrichkit.rows.documents import csv_records, json_records
+from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
 
 ENTRY_POINTS = "enrichkit.scrapers"
 
@@ -70,12 +68,14 @@ def scraper_command(name: str | None = None, **attrs: Any) -> Callable[[Scrape],
 
         @OUTPUT
         @ENRICH
-        @_enrich_options
+        @enrich_options
         @guarded
         def enrich(output: Path, task: Path | None, **kwargs: Any) -> int:
             mine = {key: kwargs.pop(key) for key in own}
-            target = _target(output, kwargs)
-            options = _options(kwargs)
+            from enrichkit.cli.runner import run_job, write_plain
+
+            target = output_target(output, kwargs)
+            options = split_options(kwargs)
             rows = rows_of(**mine)
             if task is None:
                 return write_plain(list(rows), target, options[1].quiet)
@@ -178,6 +178,8 @@ def scrape() -> None:
 @click.option("--records", default="", help="JSON pointer (/data/items) or dotted path (data.items) of the array.")
 def json_command(source: str, records: str) -> list[Row]:
     """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
+    from enrichkit.rows.documents import json_records
+
     return json_records(source, records)
 
 
@@ -185,6 +187,8 @@ def json_command(source: str, records: str) -> list[Row]:
 @click.argument("source")
 def csv_command(source: str) -> list[Row]:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
+    from enrichkit.rows.documents import csv_records
+
     return csv_records(source)
 
 
