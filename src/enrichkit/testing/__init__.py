@@ -14,7 +14,10 @@ order, ``rule`` for every request after. ``stub.calls`` holds every request as `
         enrich(rows, task, client=make_client("k", stub.url))
         assert len(stub.generate_calls) == 2
 
-``FunctionProvider(fn)`` skips HTTP: ``fn(request)`` writes each reply.
+``FunctionProvider(fn)`` skips HTTP: ``fn(request)`` writes each reply. ``scripted(*faults, rules=...)``
+makes such a function from the same faults:
+
+    provider = FunctionProvider(scripted(drop_ids("r3")))
 
 ``python -m enrichkit.testing`` serves the Gemini stub in its own process.
 """
@@ -50,6 +53,7 @@ from enrichkit.testing.faults import (
 )
 from enrichkit.testing.gemini import GeminiStub
 from enrichkit.testing.openai import OpenAIStub
+from enrichkit.testing.script import Scripted, scripted
 
 __all__ = [
     "Answer",
@@ -62,6 +66,7 @@ __all__ = [
     "Items",
     "OpenAIStub",
     "Outcome",
+    "Scripted",
     "Target",
     "Wire",
     "add_unknown_id",
@@ -77,6 +82,7 @@ __all__ = [
     "quota_exhausted",
     "rate_limited",
     "records_of",
+    "scripted",
     "set_field",
     "shuffled",
     "swap_answers",
