@@ -14,7 +14,7 @@ from typing import Any, Unpack
 from urllib.parse import parse_qs
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
-from enrichkit.testing.gemini_batches import BatchFiles, StubJob
+from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
 from enrichkit.testing.wire import Pacing, WireStub
 
 _ROUTES = [
@@ -102,7 +102,7 @@ class GeminiStub(WireStub):
         **pacing: Unpack[Pacing],
     ) -> None:
         super().__init__(**pacing)
-        self.batches = BatchFiles(
+        self.batches = GeminiBatches(
             lambda job, key, request: self.answer(
                 asked_of(job.model, request, job.headers, job=job.name, custom_id=key)
             ),
@@ -113,14 +113,14 @@ class GeminiStub(WireStub):
         )
 
     @property
-    def jobs(self) -> dict[str, StubJob]:
+    def jobs(self) -> dict[str, GeminiJob]:
         return self.batches.jobs
 
     @property
     def files(self) -> dict[str, bytes]:
         return self.batches.files
 
-    def advance(self, name: str, state: str = "BATCH_STATE_SUCCEEDED") -> StubJob:
+    def advance(self, name: str, state: str = "BATCH_STATE_SUCCEEDED") -> GeminiJob:
         """Move job ``name`` to a wire ``state`` (answering its requests when it succeeds)."""
         with self.lock:
             job = self.jobs[name]

@@ -19,7 +19,7 @@ _GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14, 504: 4}
 
 
 @dataclass
-class StubJob:
+class GeminiJob:
     """One batch job. ``output`` holds ``(key, {"response": ...} | {"error": ...})`` in served order."""
 
     name: str
@@ -54,7 +54,7 @@ def _timestamp(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _job_json(job: StubJob, drop_inline_metadata: bool = False) -> dict[str, Any]:
+def _job_json(job: GeminiJob, drop_inline_metadata: bool = False) -> dict[str, Any]:
     """The job as the Batch API sends it: an operation whose ``metadata`` the SDK reads."""
     stats = {"requestCount": str(len(job.requests))}
     if job.output is None:
@@ -92,18 +92,13 @@ def _job_json(job: StubJob, drop_inline_metadata: bool = False) -> dict[str, Any
     return wire
 
 
-class BatchFiles:
-    """The Batch and Files API state of one stub (the caller holds its lock around every method).
-
-    Jobs are PENDING at create; with ``auto`` a job is RUNNING on its first GET and SUCCEEDED on its
-    second, otherwise only ``set_state`` changes it. When a job succeeds, ``answer(job, key, request)``
-    answers each of its requests as a live call. ``shuffle_outputs`` serves results out of request order;
-    ``drop_inline_metadata`` leaves the keys off inline results.
-    """
+class GeminiBatches:
+    """The Batch and Files API state of one stub (the caller holds its lock around every method); a job
+    that succeeds has ``answer(job, key, request)`` answer each of its requests as a live call."""
 
     def __init__(
         self,
-        answer: Callable[[StubJob, str, dict[str, Any]], Wire],
+        answer: Callable[[GeminiJob, str, dict[str, Any]], Wire],
         url: str,
         *,
         auto: bool = True,
@@ -115,7 +110,7 @@ class BatchFiles:
         self.auto = auto
         self.shuffle_outputs = shuffle_outputs
         self.drop_inline_metadata = drop_inline_metadata
-        self.jobs: dict[str, StubJob] = {}
+        self.jobs: dict[str, GeminiJob] = {}
         self.files: dict[str, bytes] = {}
         self._file_info: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
@@ -155,7 +150,7 @@ class BatchFiles:
             self.set_state(job, "BATCH_STATE_RUNNING" if job.gets == 1 else "BATCH_STATE_SUCCEEDED")
         return Wire(body=_job_json(job, self.drop_inline_metadata))
 
-    def set_state(self, job: StubJob, state: str) -> None:
+    def set_state(self, job: GeminiJob, state: str) -> None:
         """Move ``job`` to a wire ``state``, answering its requests when it succeeds."""
         job.state = state
         job.updated = time.time()
@@ -177,7 +172,7 @@ class BatchFiles:
             except ValueError:
                 return Error(400, f"{input_file} is not JSONL")
             requests = [(str(line.get("key", "")), line.get("request", {})) for line in lines]
-        job = StubJob(
+        job = GeminiJob(
             name=f"batches/{uuid.uuid4().hex[:12]}",
             model=model,
             display_name=batch.get("displayName", ""),
@@ -189,7 +184,7 @@ class BatchFiles:
         self.jobs[job.name] = job
         return Wire(body=_job_json(job, self.drop_inline_metadata))
 
-    def _answer(self, job: StubJob) -> None:
+    def _answer(self, job: GeminiJob) -> None:
         """Answer every request of ``job`` as a live call would be answered (delays ignored)."""
         output = []
         for key, request in job.requests:
