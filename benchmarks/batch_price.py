@@ -21,7 +21,7 @@ from enrichkit.options import Mode
 from enrichkit.providers import anthropic, openai
 from enrichkit.providers.base import Provider
 from enrichkit.providers.gemini import DEFAULT_MODEL
-from enrichkit.testing import AnthropicStub, OpenAIBatchStub
+from enrichkit.testing import AnthropicStub, OpenAIStub
 from throughput import TASK, live, synthetic_rows
 
 ROWS = 1_000
@@ -37,7 +37,7 @@ def run(mode: Mode, pack_size: int = 20) -> None:
     print(f"{name:<18} {figures} {cost / ROWS * 1_000_000:>14,.2f}")
 
 
-def other(name: str, model: str, stub: OpenAIBatchStub | AnthropicStub, make: Callable[..., Provider]) -> None:
+def other(name: str, model: str, stub: OpenAIStub | AnthropicStub, make: Callable[..., Provider]) -> None:
     """Live and batch on an in-process stub of ``name``'s wire API, priced for ``model``."""
     price = price_of(model)
     assert price is not None
@@ -62,7 +62,7 @@ def main() -> None:
     run("live", pack_size=1)
     for mode in modes:
         run(mode)
-    with OpenAIBatchStub() as chat:
+    with OpenAIStub() as chat:
         other("openai", openai.DEFAULT_MODEL, chat, openai.openai_provider)
     with AnthropicStub() as claude:
         other("anthropic", anthropic.DEFAULT_MODEL, claude, anthropic.anthropic_provider)

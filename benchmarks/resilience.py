@@ -48,26 +48,13 @@ from enrichkit import EnrichResult, RetryPolicy, Task, enrich
 from enrichkit.providers.gemini import make_client
 from enrichkit.providers.openai import openai_provider
 from enrichkit.testing import (
-    Call,
-    ChatAnswer,
-    ChatFault,
+    Asked,
     Fault,
     GeminiStub,
     OpenAIStub,
     Outcome,
-    Received,
     add_unknown_id,
-    answer_items,
-    chat_add_unknown_id,
-    chat_answer,
-    chat_completion,
-    chat_cut_off,
-    chat_drop_ids,
-    chat_duplicate_id,
-    chat_error,
-    chat_hang,
-    chat_set_field,
-    chat_swap_answers,
+    default_answer,
     drop_ids,
     duplicate_id,
     hang,
@@ -130,22 +117,24 @@ class Mix:
             self.picked[kind] += 1
 
 
-def gemini_fault(mix: Mix) -> Callable[[Call], Outcome | None]:
-    def fault(call: Call) -> Outcome | None:
+def random_fault(mix: Mix, groq: bool) -> Fault:
+    """The fault ``mix`` draws for each call (``groq``: the 400 is Groq's ``json_validate_failed``)."""
+
+    def fault(call: Asked) -> Outcome | None:
         chosen = mix.pick(call.model, call.prompt, call.ids)
         if chosen is None:
             return None
         kind, ids = chosen
         one = ids[0] if ids else None
         faults: dict[str, Callable[[], Fault]] = {
-            "400": lambda: http_error(400, INVALID_ARGUMENT),
+            "400": json_validate_failed if groq else lambda: http_error(400, INVALID_ARGUMENT),
             "bad enum": lambda: set_field(one, "challenge", "hard"),
             "drop id": lambda: drop_ids(ids[0]),
             "dup id": lambda: duplicate_id(ids[0]),
             "unknown id": lambda: add_unknown_id("r999"),
             "swap": lambda: swap_answers(ids[0], ids[1]),
             "truncated": truncated,
-            "429": lambda: http_error(429, "Resource has been exhausted (e.g. check quota).", f"{RETRY_DELAY}s"),
+            "429": lambda: rate_limited(RETRY_DELAY, "Resource has been exhausted (e.g. check quota)."),
             "500": lambda: http_error(500, "Internal error encountered."),
             "503": lambda: http_error(503, "The model is overloaded. Please try again later."),
             "hang": lambda: hang(HANG),
@@ -155,60 +144,23 @@ def gemini_fault(mix: Mix) -> Callable[[Call], Outcome | None]:
     return fault
 
 
-def openai_fault(mix: Mix, refuse_big: bool) -> Callable[[Received], ChatAnswer]:
-    def fault(call: Received) -> ChatAnswer:
-        if refuse_big and call.rows > BIG_PACK:
-            mix.count("400 big pack")
-            return chat_error(400, f"INVALID_ARGUMENT: {INVALID_ARGUMENT}", type="invalid_request_error")(call)
-        prompt = str(call.body["messages"][-1]["content"])
-        chosen = mix.pick(str(call.body.get("model")), prompt, call.ids)
-        if chosen is None:
-            return ChatAnswer(body=chat_completion(json.dumps(chat_answer(call))))
-        kind, ids = chosen
-        one = ids[0] if ids else None
-        faults: dict[str, Callable[[], ChatFault]] = {
-            "400": json_validate_failed,
-            "bad enum": lambda: chat_set_field(one, "challenge", "hard"),
-            "drop id": lambda: chat_drop_ids(ids[0]),
-            "dup id": lambda: chat_duplicate_id(ids[0]),
-            "unknown id": lambda: chat_add_unknown_id("r999"),
-            "swap": lambda: chat_swap_answers(ids[0], ids[1]),
-            "truncated": chat_cut_off,
-            "429": lambda: rate_limited(RETRY_DELAY),
-            "500": lambda: chat_error(
-                500, "The server had an error while processing your request.", type="server_error"
-            ),
-            "503": lambda: chat_error(503, "Service Unavailable", type="server_error"),
-            "hang": lambda: chat_hang(HANG),
-        }
-        return faults[kind]()(call)
+def big_pack_proxy(mix: Mix) -> Fault:
+    """The proxy of scenario 1: a 400 for a pack of more than ``BIG_PACK`` rows (counted, not drawn)."""
+    refuse = http_error(400, INVALID_ARGUMENT)
+
+    def fault(call: Asked) -> Outcome | None:
+        if len(call.ids) <= BIG_PACK:
+            return None
+        mix.count("400 big pack")
+        return refuse(call)
 
     return fault
 
 
-def inputs(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: row[name] for name in TASK.inputs}
-
-
-def expected_gemini(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Gemini stub's default answer for ``row`` asked on its own."""
-    text = "Enrich this record.\n\n" + json.dumps(inputs(row))
-    body = {
-        "contents": [{"role": "user", "parts": [{"text": text}]}],
-        "generationConfig": {"responseJsonSchema": TASK.schema},
-    }
-    answer: dict[str, Any] = answer_items(Call("POST", "/", "stub", "generateContent", body, {}))
+def expected(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The stubs' default answer for ``row`` asked on its own."""
+    answer: dict[str, Any] = default_answer(TASK.schema, [{name: row[name] for name in TASK.inputs}])
     return answer
-
-
-def expected_openai(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The OpenAI stub's default answer for ``row`` asked on its own."""
-    text = "Enrich this record.\n\n" + json.dumps(inputs(row))
-    body = {
-        "messages": [{"role": "user", "content": text}],
-        "response_format": {"json_schema": {"schema": TASK.schema}},
-    }
-    return chat_answer(Received(body, {}))
 
 
 @dataclass
@@ -235,9 +187,7 @@ class Run:
     seconds: float
 
 
-def score(
-    rows: list[dict[str, Any]], result: EnrichResult, expected: Callable[[Mapping[str, Any]], dict[str, Any]]
-) -> tuple[int, int, int, int]:
+def score(rows: list[dict[str, Any]], result: EnrichResult) -> tuple[int, int, int, int]:
     """(correct, cross-wired, wrong, failed) rows of ``result``."""
     wanted = {row["id"]: expected(row) for row in rows}
     tldrs = Counter(answer["tldr"] for answer in wanted.values())
@@ -269,24 +219,19 @@ def run(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
         options: dict[str, Any] = {"cache_dir": Path(cache), "retry": RETRY, "timeout": TIMEOUT, "echo": echo}
-        if stub_kind == "gemini":
-            with GeminiStub() as gemini:
-                if refuse_big:
-                    gemini.rule(lambda call: len(call.ids) > BIG_PACK, refuse_gemini(mix))
-                gemini.rule(lambda call: True, gemini_fault(mix))
-                result = enrich(rows, TASK, client=make_client("benchmark", gemini.url), progress=False, **options)
-                stub_calls = len(gemini.generate_calls)
-            expected = expected_gemini
-        else:
-            with OpenAIStub() as openai:
-                openai.rule(openai_fault(mix, refuse_big))
-                result = enrich(
-                    rows, TASK, provider=openai_provider("stub-model", openai.url), progress=False, **options
-                )
-                stub_calls = len(openai.calls)
-            expected = expected_openai
+        stub = GeminiStub() if stub_kind == "gemini" else OpenAIStub()
+        with stub:
+            if refuse_big:
+                stub.rule(big_pack_proxy(mix))
+            stub.rule(random_fault(mix, groq=stub_kind != "gemini"))
+            if isinstance(stub, GeminiStub):
+                result = enrich(rows, TASK, client=make_client("benchmark", stub.url), progress=False, **options)
+            else:
+                provider = openai_provider("stub-model", stub.url)
+                result = enrich(rows, TASK, provider=provider, progress=False, **options)
+            stub_calls = len(stub.generate_calls)
     seconds = time.perf_counter() - started
-    correct, crosswired, wrong, failed = score(rows, result, expected)
+    correct, crosswired, wrong, failed = score(rows, result)
     stats = result.stats
     return Run(
         scenario,
@@ -308,18 +253,6 @@ def run(
         [f"{f.row_id}: {f.reason}" for f in result.failures],
         seconds,
     )
-
-
-def refuse_gemini(mix: Mix) -> Callable[[Call], Outcome]:
-    refuse = http_error(400, INVALID_ARGUMENT)
-
-    def fault(call: Call) -> Outcome:
-        mix.count("400 big pack")
-        outcome = refuse(call)
-        assert outcome is not None
-        return outcome
-
-    return fault
 
 
 def synthetic_rows(n: int) -> list[dict[str, Any]]:

@@ -49,8 +49,7 @@ from enrichkit.cache.base import Cache
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import RowCache
 from enrichkit.cache.redis import RedisCache
-from enrichkit.testing import GeminiStub
-from enrichkit.testing.call import Call
+from enrichkit.testing import Asked, GeminiStub
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
@@ -187,11 +186,11 @@ def actor_pids() -> list[int]:
     return pids
 
 
-def kill_an_actor_at(stub: GeminiStub, nth: int, killed: list[int]) -> Callable[[Call], bool]:
+def kill_an_actor_at(stub: GeminiStub, nth: int, killed: list[int]) -> Callable[[Asked], bool]:
     """A stub rule (it changes no answer) that SIGKILLs one actor when the ``nth`` call arrives; ``killed``
     gets the calls received in the last call's time (the calls in flight, all actors together)."""
 
-    def rule(call: Call) -> bool:
+    def rule(call: Asked) -> bool:
         if len(stub.generate_calls) == nth and not killed and (pids := actor_pids()):
             now = time.monotonic()
             os.kill(pids[0], signal.SIGKILL)
@@ -210,7 +209,7 @@ def dedupe() -> None:
             with redis_server() as url, GeminiStub(latency=0.2) as stub:
                 killed: list[int] = []
                 if kill:
-                    stub.rule(kill_an_actor_at(stub, 150, killed), lambda call: None)
+                    stub.rule(lambda call: None, when=kill_an_actor_at(stub, 150, killed))
                 rows = with_copies(distance)
                 job = ray_job(ray, rows, BLOCKS, 4, cache=url, base_url=stub.url)
                 calls = len(stub.generate_calls)

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from enrichkit import RetryPolicy, Task
 from enrichkit.cli import main
-from enrichkit.testing import Call, GeminiStub
+from enrichkit.testing import Asked, GeminiStub
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -110,7 +110,7 @@ TLDR_TASK = Task(
 )
 
 
-def sender(call: Call) -> str:
+def sender(call: Asked) -> str:
     return next(v for k, v in call.headers.items() if k.lower() == "x-goog-api-key")
 
 
@@ -119,13 +119,13 @@ def hold_until_both_sent(stub: GeminiStub) -> None:
     senders: set[str] = set()
     both = threading.Event()
 
-    def gate(call: Call) -> None:
+    def gate(call: Asked) -> None:
         senders.add(sender(call))
         if len(senders) == 2:
             both.set()
         both.wait(30)
 
-    stub.rule(lambda call: True, gate)
+    stub.rule(gate)
 
 
 def most_in_any_window(times: list[float], window: float) -> int:

@@ -63,7 +63,7 @@ def test_a_progress_bar_by_default_and_none_with_progress_false(
 
 @pytest.mark.usefixtures("key")
 def test_models_are_instances_of_the_output_model_and_none_for_failed_rows(stub: GeminiStub) -> None:
-    stub.rule(lambda call: True, set_field(lambda rec: rec["topic"] == "Topic number 1", "challenge", "hard"))
+    stub.rule(set_field(lambda rec: rec["topic"] == "Topic number 1", "challenge", "hard"))
     result = enrich(topic_rows(3), NOTE, base_url=stub.url, use_cache=False, progress=False)
     first, failed, last = result.models
     assert isinstance(first, Note) and isinstance(last, Note) and failed is None

@@ -61,7 +61,7 @@ def test_redis_killed_mid_run_stops_the_run_with_every_answer_received_written(t
                 server.wait()
             return False
 
-        stub.rule(kill_after_five_calls, lambda call: None)
+        stub.rule(lambda call: None, when=kill_after_five_calls)
         started = time.monotonic()
         done = run_cli(*args, "--cache", url, stub=stub)
         calls = len(stub.generate_calls)

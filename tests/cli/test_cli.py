@@ -74,7 +74,7 @@ def test_stdin_json_output_and_report(stub: GeminiStub, tmp_path: Path) -> None:
 
 
 def test_failed_rows_exit_1_with_output_and_failures_file(stub: GeminiStub, rows_file: Path, tmp_path: Path) -> None:
-    stub.rule(lambda call: True, set_field(lambda record: record.get("topic") == "Topic number 7", "challenge", "hard"))
+    stub.rule(set_field(lambda record: record.get("topic") == "Topic number 7", "challenge", "hard"))
     out, failures = tmp_path / "out.csv", tmp_path / "failures.jsonl"
     result = invoke(
         stub, "run", str(rows_file), "-t", TASK, "-o", str(out), "--failures", str(failures),
@@ -104,7 +104,7 @@ def test_dry_run_counts_cache_hits_and_packs_and_sends_nothing(
                  "--report", str(report))  # fmt: skip
     assert dry.exit_code == 0, dry.output
     assert len(stub.generate_calls) == sent
-    assert any(c.action == "countTokens" for c in stub.calls)
+    assert any(c.action == "count" for c in stub.calls)
     plan = json.loads(report.read_text())
     assert plan["cache_hits"] == 10 and plan["rows_to_send"] == 35 and plan["calls"] == 2
     assert plan["pack_sizes"] == [20, 15] and plan["prompt_tokens"] > 0

@@ -37,7 +37,7 @@ def test_rows_failing_the_same_way_count_together_whatever_their_values() -> Non
 
 
 def test_failed_rows_go_to_a_failures_file_beside_the_output_by_default(stub: GeminiStub, tmp_path: Path) -> None:
-    stub.rule(lambda call: True, set_field(lambda rec: rec["topic"].endswith(("3", "7")), "challenge", "hard"))
+    stub.rule(set_field(lambda rec: rec["topic"].endswith(("3", "7")), "challenge", "hard"))
     rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(20))
     out, report = tmp_path / "out.csv", tmp_path / "report.json"
     result = invoke(stub, "run", str(rows), "-t", TASK, "-o", str(out), "--no-cache", "--report", str(report))

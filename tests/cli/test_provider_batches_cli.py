@@ -14,26 +14,26 @@ from pathlib import Path
 import pytest
 
 from enrichkit.engine.batch import JobStore
-from enrichkit.testing import AnthropicStub, OpenAIBatchStub
+from enrichkit.testing import AnthropicStub, OpenAIStub
 from helpers import ROOT, topic_rows
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
-Stubs = OpenAIBatchStub | AnthropicStub
+Stubs = OpenAIStub | AnthropicStub
 
 
 @pytest.fixture(params=["openai", "anthropic"])
 def stub(request: pytest.FixtureRequest) -> Iterator[Stubs]:
-    with OpenAIBatchStub(auto=False) if request.param == "openai" else AnthropicStub(auto=False) as server:
-        assert isinstance(server, OpenAIBatchStub | AnthropicStub)
+    with OpenAIStub(auto=False) if request.param == "openai" else AnthropicStub(auto=False) as server:
+        assert isinstance(server, OpenAIStub | AnthropicStub)
         yield server
 
 
 def provider(stub: Stubs) -> str:
-    return "openai" if isinstance(stub, OpenAIBatchStub) else "anthropic"
+    return "openai" if isinstance(stub, OpenAIStub) else "anthropic"
 
 
 def model(stub: Stubs) -> str:
-    return "gpt-4.1-mini" if isinstance(stub, OpenAIBatchStub) else "claude-haiku-4-5"
+    return "gpt-4.1-mini" if isinstance(stub, OpenAIStub) else "claude-haiku-4-5"
 
 
 def enrichkit(stub: Stubs, *args: str) -> subprocess.Popen[str]:
@@ -62,7 +62,7 @@ def rows_file(tmp_path: Path, n: int) -> Path:
 
 
 def looks(stub: Stubs) -> int:
-    return sum(1 for action, _ in stub.api if action == "retrieve")
+    return sum(1 for action, _ in stub.api_calls if action == "retrieve")
 
 
 def test_kill_9_while_waiting_then_the_rerun_reattaches_without_a_second_job(stub: Stubs, tmp_path: Path) -> None:
@@ -107,18 +107,18 @@ def test_jobs_cancel_cancels_at_the_provider(stub: Stubs, tmp_path: Path) -> Non
     [name] = stub.jobs
     code, said, err = finished(enrichkit(stub, "jobs", "cancel", name, "--cache-dir", str(cache)))
     assert code == 0 and f"cancelled {name} (20 rows)" in said, err
-    assert ("cancel", f"/v1/batches/{name}/cancel") in stub.api or (
+    assert ("cancel", f"/v1/batches/{name}/cancel") in stub.api_calls or (
         "cancel",
         f"/v1/messages/batches/{name}/cancel",
-    ) in stub.api
+    ) in stub.api_calls
     assert JobStore(cache).all() == []
 
 
 def test_batch_mode_on_a_provider_without_a_batch_api_is_one_line(tmp_path: Path) -> None:
     rows, out, model = rows_file(tmp_path, 5), tmp_path / "out.jsonl", tmp_path / "fake.gguf"
     model.touch()
-    with OpenAIBatchStub() as stub:
+    with OpenAIStub() as stub:
         args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--mode", "batch"]
         code, _, err = finished(enrichkit(stub, *args, "--provider", "local", "--model-path", str(model)))
-        assert stub.asked == [] and stub.api == []
+        assert stub.calls == [] and stub.api_calls == []
     assert code == 2 and err.splitlines()[-1] == "error: --mode batch is not available for local" and not out.exists()

@@ -16,7 +16,7 @@ from enrichkit.engine.sizing import PackSizer
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import FieldAgreement, PackSize
-from enrichkit.testing import Call, Fault, GeminiStub, drop_ids, http_error, set_field, with_items
+from enrichkit.testing import Asked, Fault, GeminiStub, drop_ids, http_error, set_field, with_items
 from helpers import FAST_RETRY, TASK, invoke, topic_rows, write_jsonl
 
 
@@ -24,11 +24,11 @@ def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir:
     return enrich(rows, task, client=client, cache_dir=cache_dir, retry=FAST_RETRY, **kw)
 
 
-def single_calls(stub: GeminiStub) -> list[Call]:
+def single_calls(stub: GeminiStub) -> list[Asked]:
     return [c for c in stub.generate_calls if not c.ids]
 
 
-def alone(call: Call) -> bool:
+def alone(call: Asked) -> bool:
     return not call.ids
 
 
@@ -112,7 +112,7 @@ def test_the_audit_re_asks_a_sample_singly_and_agrees_with_deterministic_answers
 def test_audit_answers_are_never_cached_nor_used(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.rule(alone, flip_answers())
+    stub.rule(flip_answers(), when=alone)
     result = run(topic_rows(40), task, client, cache_dir, audit=1.0)
     assert result.stats.audit.rows == 40 and len(single_calls(stub)) == 40
     assert not any(row["tldr"] == "Zebras qux." for row in result.rows)
@@ -125,7 +125,7 @@ def test_audit_answers_are_never_cached_nor_used(
 def test_single_answers_that_differ_lower_the_agreement_and_give_a_hint(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.rule(alone, flip_answers())
+    stub.rule(flip_answers(), when=alone)
     result = run(topic_rows(60), task, client, cache_dir, audit=0.25)
     fields = result.stats.audit.fields
     assert fields["challenge"] == FieldAgreement(0.0)
@@ -165,7 +165,7 @@ def test_a_rerun_without_cache_audits_the_same_rows(
 def test_an_audit_call_that_fails_counts_as_no_answer(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, fault: Fault, calls: int | None
 ) -> None:
-    stub.rule(alone, fault)
+    stub.rule(fault, when=alone)
     result = run(topic_rows(50), task, client, cache_dir, audit=0.1)
     assert result.failures == [] and result.stats.enriched == 50
     assert result.stats.invalid_items == 0 and result.stats.calls_single == 0
@@ -197,7 +197,7 @@ def test_an_audit_fraction_outside_0_to_1_is_refused(
 
 
 def drops_30_percent_of_big_packs(stub: GeminiStub) -> None:
-    stub.rule(lambda call: len(call.ids) > 5, with_items(lambda items, _: items[: len(items) * 7 // 10]))
+    stub.rule(with_items(lambda items, _: items[: len(items) * 7 // 10]), when=lambda call: len(call.ids) > 5)
 
 
 def test_the_sizer_halves_on_invalid_items_and_doubles_after_five_clean_packs() -> None:

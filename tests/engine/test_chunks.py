@@ -69,7 +69,7 @@ def test_a_fatal_error_in_a_later_chunk_still_writes_every_row(stub: GeminiStub,
     source.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(130)), encoding="utf-8")
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     options = RunOptions(provider="gemini", base_url=stub.url, cache_dir=cache, chunk_rows=50)
-    stub.rule(lambda call: len(stub.generate_calls) > 3, http_error(403, "API key revoked"))  # after chunk 1
+    stub.rule(http_error(403, "API key revoked"), when=lambda call: len(stub.generate_calls) > 3)  # after chunk 1
     failures = tmp_path / "failures.jsonl"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GEMINI_API_KEY", "test-key")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,17 @@ from enrichkit.cache.folder import RowCache
 from enrichkit.calls.scheduler import QUIET_SECONDS
 from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.testing import (
-    Call,
+    Answer,
+    Asked,
     Fault,
     GeminiStub,
-    Outcome,
     add_unknown_id,
-    answer_items,
     blocked,
     drop_ids,
     duplicate_id,
     fenced,
     hang,
     http_error,
-    response,
     set_field,
     shuffled,
     truncated,
@@ -120,7 +117,7 @@ def test_an_invalid_item_costs_one_single_row_call(
 def test_a_row_that_stays_invalid_fails_with_its_reason_and_is_not_cached(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, value: Any, reason: str
 ) -> None:
-    stub.rule(lambda call: True, set_field(lambda rec: rec["topic"] == "Topic number 4", "challenge", value))
+    stub.rule(set_field(lambda rec: rec["topic"] == "Topic number 4", "challenge", value))
     result = run(topic_rows(20), task, client, cache_dir)
     assert pack_sizes(stub) == [20, 1, 1, 1]  # the pack, the row alone, then two repairs
     assert [(f.row_id, f.reason, f.attempts) for f in result.failures] == [("t4", reason, 4)]
@@ -186,8 +183,8 @@ def test_rows_lost_in_different_packs_share_one_salvage_pack(
 def test_a_whole_pack_that_keeps_failing_goes_down_to_single_rows(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    cut_before_any_item = with_text(lambda text: text[:3], finish="MAX_TOKENS")
-    stub.rule(lambda call: bool(call.ids), cut_before_any_item)  # every packed answer is cut off
+    cut_before_any_item = with_text(lambda text: text[:3], finish="max_tokens")
+    stub.rule(cut_before_any_item, when=lambda call: bool(call.ids))  # every packed answer is cut off
     result = run(topic_rows(8), task, client, cache_dir)
     sizes = pack_sizes(stub)
     assert sizes[:3] == [8, 4, 4] and sizes[-8:] == [1] * 8  # each row ends up alone
@@ -216,7 +213,7 @@ def test_a_prompt_too_long_splits_the_pack(stub: GeminiStub, client: genai.Clien
 def test_429_waits_for_the_retry_delay_then_retries_the_same_pack(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.script(http_error(429, "quota", retry_delay="1.2s"))
+    stub.script(http_error(429, "quota", retry_after=1.2))
     started = time.monotonic()
     result = run(topic_rows(20), task, client, cache_dir)
     assert time.monotonic() - started >= 1.2
@@ -266,14 +263,14 @@ def test_a_bad_key_or_model_stops_the_run_before_any_paid_call(
     stub.refuse(status, message)
     with pytest.raises(FatalProviderError, match=expected) as info:
         run(topic_rows(150), task, client, cache_dir, concurrency=8)
-    assert [call.action for call in stub.calls] == ["countTokens"]  # free
+    assert [call.action for call in stub.calls] == ["count"]  # free
     assert "test-key" not in str(info.value)
 
 
 def test_if_the_free_check_passes_but_generation_is_refused_no_new_call_starts(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    stub.rule(lambda call: True, http_error(403, "Permission denied on this model"))
+    stub.rule(http_error(403, "Permission denied on this model"))
     with pytest.raises(FatalProviderError, match="refused"):
         run(topic_rows(400), task, client, cache_dir, concurrency=4)
     assert 1 <= len(stub.generate_calls) <= 2  # at most two are paid before the refusal: none of the other 18
@@ -295,7 +292,7 @@ def test_answers_validated_before_an_abort_stay_cached(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
     stub.script(None)
-    stub.rule(lambda call: True, http_error(403, "permission denied"))
+    stub.rule(http_error(403, "permission denied"))
     with pytest.warns(RuntimeWarning, match="stopped early"):
         stopped = run(topic_rows(60), task, client, cache_dir, concurrency=1)
     assert "refused the API key" in stopped.stats.stopped  # a stop mid-run still gives the rows it has
@@ -315,15 +312,15 @@ def test_an_unreachable_server_stops_the_run_after_bounded_retries(task: Task, c
 def test_a_fallback_model_rescues_a_row_the_main_model_cannot_answer(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
-    def hard_for_topic_1(call: Call) -> Outcome:  # the cheap model rates "Topic number 1" wrongly
-        items = answer_items(call)
+    def hard_for_topic_1(call: Asked) -> Answer:  # the cheap model rates "Topic number 1" wrongly
+        items = call.answer
         if call.ids:
             items = [{**i, "challenge": "hard"} if i["id"] == "r2" else i for i in items]
         else:
             items = {**items, "challenge": "hard"}
-        return Outcome(body=response(json.dumps(items)))
+        return Answer(items)
 
-    stub.rule(lambda call: call.model == "cheap" and "Topic number 1" in call.prompt, hard_for_topic_1)
+    stub.rule(hard_for_topic_1, when=lambda call: call.model == "cheap" and "Topic number 1" in call.prompt)
     result = run(topic_rows(4), task, client, cache_dir, model="cheap", fallback=["strong"])
     assert [c.model for c in stub.generate_calls] == ["cheap", "cheap", "cheap", "cheap", "strong"]
     assert pack_sizes(stub) == [4, 1, 1, 1, 1]  # the pack, the row alone and its two repairs, the fallback
@@ -376,7 +373,7 @@ def test_the_prompt_prefix_is_identical_for_every_call(
     stub.script(drop_ids("r1"))
     run(topic_rows(45), task, client, cache_dir)
     assert len({c.system for c in stub.generate_calls}) == 1
-    config = stub.generate_calls[0].config
+    config = stub.generate_calls[0].body["generationConfig"]
     assert config["temperature"] == 0 and config["responseMimeType"] == "application/json"
     assert config["thinkingConfig"] == {"thinking_level": "MINIMAL"}
     schema = stub.generate_calls[0].schema

@@ -14,15 +14,11 @@ from enrichkit.engine.batch import JobStore
 from enrichkit.providers.anthropic import anthropic_provider
 from enrichkit.providers.base import Provider
 from enrichkit.providers.openai import openai_provider
-from enrichkit.testing import AnthropicStub, Asked, OpenAIBatchStub
-from enrichkit.testing import batch_json_validate_failed as json_validate_failed
-from enrichkit.testing.anthropic import error as anthropic_error
-from enrichkit.testing.faults import Outcome
-from enrichkit.testing.wire import WireStub
+from enrichkit.testing import AnthropicStub, Asked, Fault, OpenAIStub, http_error, json_validate_failed
 from helpers import FAST_RETRY, topic_rows
 
 POLL = 0.01
-Stubs = OpenAIBatchStub | AnthropicStub
+Stubs = OpenAIStub | AnthropicStub
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +27,8 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
 
 
-def provider_on(stub: WireStub, model: str = "main-model") -> Provider:
-    if isinstance(stub, OpenAIBatchStub):
+def provider_on(stub: Stubs, model: str = "main-model") -> Provider:
+    if isinstance(stub, OpenAIStub):
         return openai_provider(model, base_url=stub.url)
     assert isinstance(stub, AnthropicStub)
     return anthropic_provider(model, base_url=stub.url)
@@ -43,17 +39,20 @@ def run(stub: Stubs, task: Task, cache_dir: Path, rows: int, **kw: Any) -> Enric
     return enrich(topic_rows(rows), task, provider=provider_on(stub), cache_dir=cache_dir, **kw)
 
 
-def request_failed(stub: Stubs) -> Outcome:
+GROQ_MESSAGE = "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details."
+
+
+def request_failed(stub: Stubs) -> Fault:
     """What the provider answers a request the model cannot answer in the schema."""
-    if isinstance(stub, OpenAIBatchStub):
-        return json_validate_failed()
-    return anthropic_error(400, "invalid_request_error", "stub: the output did not fit the tool's schema")
+    if isinstance(stub, OpenAIStub):
+        return json_validate_failed(GROQ_MESSAGE, '{"items": [')
+    return http_error(400, "stub: the output did not fit the tool's schema", code="invalid_request_error")
 
 
 @pytest.fixture(params=["openai", "anthropic"])
 def stub(request: pytest.FixtureRequest) -> Iterator[Stubs]:
-    with OpenAIBatchStub() if request.param == "openai" else AnthropicStub() as server:
-        assert isinstance(server, OpenAIBatchStub | AnthropicStub)
+    with OpenAIStub() if request.param == "openai" else AnthropicStub() as server:
+        assert isinstance(server, OpenAIStub | AnthropicStub)
         yield server
 
 
@@ -62,8 +61,8 @@ def test_a_thousand_rows_are_one_job_of_fifty_requests_and_a_rerun_costs_nothing
 ) -> None:
     result = run(stub, task, cache_dir, 1000)
     [job] = stub.jobs
-    assert len(stub.requests_of(job)) == 50 and all(len(a.answer) == 20 for a in stub.asked)
-    assert stub.live == []  # nothing went live
+    assert len(stub.requests_of(job)) == 50 and all(len(a.answer) == 20 for a in stub.calls)
+    assert stub.generate_calls == []  # nothing went live
     assert result.failures == [] and result.stats.enriched == 1000 and result.stats.calls_batch == 50
     assert result.stats.jobs == [job]
     by_id = {r["id"]: r for r in topic_rows(1000)}
@@ -76,7 +75,7 @@ def test_a_thousand_rows_are_one_job_of_fifty_requests_and_a_rerun_costs_nothing
 def test_a_batch_line_is_the_live_request(stub: Stubs, task: Task, cache_dir: Path) -> None:
     enrich(topic_rows(20), task, provider=provider_on(stub), cache_dir=cache_dir / "live", retry=FAST_RETRY)
     run(stub, task, cache_dir, 20)
-    live, batched = stub.asked
+    live, batched = stub.calls
     assert live.job is None and batched.job is not None and live.body == batched.body
 
 
@@ -86,11 +85,11 @@ def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
     """10 of 50 packs (20 %) fail on the main model, as do their rows alone; the fallback answers them."""
     bad = {i for i in range(1000) if (i // 20) % 5 == 0}  # every fifth pack of 20 rows
 
-    def cannot(asked: Asked) -> Outcome | None:
+    def cannot(asked: Asked) -> bool:
         rows = {int(n) for n in re.findall(r"Synthetic description (\d+) ", asked.prompt)}
-        return request_failed(stub) if asked.model == "main-model" and rows & bad else None
+        return asked.model == "main-model" and bool(rows & bad)
 
-    stub.rule(cannot)
+    stub.rule(request_failed(stub), when=cannot)
     result = run(stub, task, cache_dir, 1000, fallback=("fallback-model",))
     assert result.failures == [] and result.stats.enriched == 1000
     packs, singles, fallback = result.stats.jobs
@@ -102,7 +101,7 @@ def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
 
 
 def test_results_out_of_order_and_unknown_ids_are_joined_on_their_keys(task: Task, cache_dir: Path) -> None:
-    with OpenAIBatchStub(shuffle_outputs=True, unknown_ids=3) as stub:
+    with OpenAIStub(shuffle_outputs=True, unknown_ids=3) as stub:
         result = run(stub, task, cache_dir, 200)
     assert result.failures == [] and result.stats.unknown_ids == 3
     assert all(row["tldr"].endswith(f"Topic number {row['id'][1:]} Synthetic") for row in result.rows)
@@ -111,7 +110,7 @@ def test_results_out_of_order_and_unknown_ids_are_joined_on_their_keys(task: Tas
 def test_no_wait_then_an_expired_job_keeps_its_answers_and_the_rest_is_submitted_again(
     task: Task, cache_dir: Path
 ) -> None:
-    with OpenAIBatchStub(auto=False) as stub:
+    with OpenAIStub(auto=False) as stub:
         first = run(stub, task, cache_dir, 60, wait=False)
         assert first.stats.pending == 60 and len(stub.jobs) == 1
         [name] = stub.jobs
@@ -125,7 +124,7 @@ def test_no_wait_then_an_expired_job_keeps_its_answers_and_the_rest_is_submitted
 
 
 def test_a_run_killed_before_saving_the_job_name_finds_it_by_its_metadata(task: Task, cache_dir: Path) -> None:
-    with OpenAIBatchStub(auto=False) as stub:
+    with OpenAIStub(auto=False) as stub:
         run(stub, task, cache_dir, 40, wait=False)
         store = JobStore(cache_dir)
         [manifest] = store.all()
@@ -141,15 +140,15 @@ def test_a_job_over_the_request_limit_is_split_into_several(
     task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("enrichkit.providers.openai.MAX_REQUESTS", 2)
-    with OpenAIBatchStub() as stub:
+    with OpenAIStub() as stub:
         result = run(stub, task, cache_dir, 100)
         assert [len(stub.jobs[j].lines) for j in result.stats.jobs] == [2, 2, 1]
     assert result.failures == [] and result.stats.enriched == 100
 
 
 def test_the_error_file_reason_reaches_the_failure(task: Task, cache_dir: Path) -> None:
-    with OpenAIBatchStub() as stub:
-        stub.rule(lambda asked: json_validate_failed())
+    with OpenAIStub() as stub:
+        stub.rule(json_validate_failed(GROQ_MESSAGE, '{"items": ['))
         result = run(stub, task, cache_dir, 20, fallback=())
     assert result.stats.failed == 20 and len(result.stats.jobs) == 2  # the pack, then each row alone
     assert "400 json_validate_failed: Failed to generate JSON" in result.failures[0].reason

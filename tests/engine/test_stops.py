@@ -15,9 +15,7 @@ from enrichkit import FatalProviderError, Task, enrich
 from enrichkit.cli import main
 from enrichkit.cli.runner import STOPPED
 from enrichkit.providers.openai import openai_provider
-from enrichkit.testing import Call, GeminiStub, Outcome, error_body, http_error, set_field
-from enrichkit.testing.openai import OpenAIStub
-from enrichkit.testing.openai import set_field as chat_set_field
+from enrichkit.testing import Answer, GeminiStub, OpenAIStub, http_error, quota_exhausted, set_field
 from helpers import FAST_RETRY, ROOT, topic_rows
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
@@ -27,13 +25,6 @@ def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir:
     return enrich(rows, task, client=client, cache_dir=cache_dir, retry=FAST_RETRY, **kw)
 
 
-def daily_quota(call: Call) -> Outcome:
-    body = error_body(429, "You exceeded your current quota.")
-    violation = {"quotaId": "GenerateRequestsPerDayPerProjectPerModel", "quotaMetric": "generate_content_requests"}
-    body["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}]
-    return Outcome(status=429, body=body)
-
-
 def test_a_quota_exhausted_mid_run_writes_output_and_failures_and_the_rerun_pays_only_the_rest(
     stub: GeminiStub, tmp_path: Path
 ) -> None:
@@ -41,7 +32,8 @@ def test_a_quota_exhausted_mid_run_writes_output_and_failures_and_the_rerun_pays
     rows.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(100)), encoding="utf-8")
     out, failures, cache = tmp_path / "out.jsonl", tmp_path / "failures.jsonl", str(tmp_path / "cache")
     day_over = [True]
-    stub.rule(lambda call: day_over[0] and len(stub.generate_calls) > 2, daily_quota)  # two packs, then no more
+    daily_quota = quota_exhausted("GenerateRequestsPerDayPerProjectPerModel")
+    stub.rule(daily_quota, when=lambda call: day_over[0] and len(stub.generate_calls) > 2)  # two packs, then no more
     args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", cache, "--base-url", stub.url]
     env = {"GEMINI_API_KEY": "test-key"}
     first = CliRunner().invoke(main, [*args, "--failures", str(failures), "--concurrency", "1"], env=env)
@@ -52,7 +44,7 @@ def test_a_quota_exhausted_mid_run_writes_output_and_failures_and_the_rerun_pays
     assert len(written) == 100 and sum(r["tldr"] is not None for r in written) == 40
     failed = [json.loads(line) for line in failures.read_text(encoding="utf-8").splitlines()]
     assert len(failed) == 60 and all("quota exhausted" in f["error"] for f in failed)
-    assert len([c for c in stub.generate_calls if c.action == "generateContent"]) == 3  # stopped at the first 429
+    assert len([c for c in stub.generate_calls if c.action == "generate"]) == 3  # stopped at the first 429
 
     day_over[0] = False  # the next day
     sent = len(stub.generate_calls)
@@ -65,7 +57,7 @@ def test_an_unrecognised_400_on_big_packs_is_a_pack_failure_not_the_end(
     stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
 ) -> None:
     refuse_big = http_error(400, "Request contains an invalid argument.")
-    stub.rule(lambda call: len(call.ids) > 10, refuse_big)
+    stub.rule(refuse_big, when=lambda call: len(call.ids) > 10)
     result = run(topic_rows(134), task, client, cache_dir)
     assert result.failures == [] and not result.stats.stopped
     assert result.stats.calls <= 7 + 14 + 2  # the first wave at 20, then packs of 10 (the ladder learned)
@@ -74,7 +66,7 @@ def test_an_unrecognised_400_on_big_packs_is_a_pack_failure_not_the_end(
 def test_the_same_refusal_on_three_single_rows_stops_the_run(
     stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
 ) -> None:
-    stub.rule(lambda call: True, http_error(400, "Request contains an invalid argument."))
+    stub.rule(http_error(400, "Request contains an invalid argument."))
     with pytest.raises(FatalProviderError, match="refused the request for 3 rows in a row"):
         run(topic_rows(400), task, client, cache_dir, concurrency=2)
     assert len(stub.generate_calls) <= 30  # a few packs of each size, then three rows on their own: not 400
@@ -83,7 +75,7 @@ def test_the_same_refusal_on_three_single_rows_stops_the_run(
 def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(
     stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
 ) -> None:
-    stub.rule(lambda call: True, set_field(lambda record: True, "challenge", "impossible"))
+    stub.rule(set_field(lambda record: True, "challenge", "impossible"))
     with pytest.raises(FatalProviderError, match="no answer satisfies the task's schema"):
         run(topic_rows(200), task, client, cache_dir, concurrency=1)
     assert len(stub.generate_calls) < 40  # not 200 rows x 3 tries
@@ -92,10 +84,8 @@ def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(
 def test_when_every_pack_fails_the_run_costs_about_a_call_a_row(
     stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
 ) -> None:
-    def no_packs(call: Call) -> Outcome:
-        return Outcome(body={"candidates": [{"content": {"parts": [{"text": "not json"}]}, "finishReason": "STOP"}]})
-
-    stub.rule(lambda call: bool(call.ids), no_packs)  # a model that cannot follow the pack format
+    not_json = Answer(text="not json")  # a model that cannot follow the pack format
+    stub.rule(lambda call: not_json, when=lambda call: bool(call.ids))
     result = run(topic_rows(200), task, client, cache_dir, concurrency=2)
     assert result.failures == []
     assert result.stats.calls <= 200 + 15  # the naive ladder walks 20 -> 10 -> 5 -> 2 -> 1 for every pack
@@ -108,7 +98,7 @@ def test_a_fallback_on_another_provider_answers_what_the_first_cannot(
     monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", stub.url)  # the fallback's endpoint, as the SDK reads it
     with OpenAIStub() as groq:
-        groq.rule(chat_set_field(None, "challenge", "hard"))  # the small model never gets the enum right
+        groq.rule(set_field(None, "challenge", "hard"))  # the small model never gets the enum right
         primary = openai_provider("gpt-oss-20b", base_url=groq.url)
         result = enrich(
             topic_rows(4), task, provider=primary, fallback=["gemini:gemini-2.5-flash"], cache_dir=cache_dir,

@@ -36,7 +36,7 @@ def cluster() -> Iterator[None]:
 def test_a_dataset_comes_back_with_the_columns_and_an_error_column(redis_url: str) -> None:
     rows = topic_rows(60)
     with GeminiStub() as stub:
-        stub.rule(lambda call: True, set_field(lambda r: r.get("topic") == "Topic number 7", "challenge", "nonsense"))
+        stub.rule(set_field(lambda r: r.get("topic") == "Topic number 7", "challenge", "nonsense"))
         out = enrichkit_ray.enrich(
             ray.data.from_items(rows), TASK, cache=redis_url, base_url=stub.url, provider="gemini", block_rows=20
         )
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_batch_is_retried_and_pays_only_what_was_not_cached(
                 in_flight.append(sum(len(c.records) for c in stub.generate_calls[-4:]))
             return False
 
-        stub.rule(kill_an_actor, lambda call: None)
+        stub.rule(lambda call: None, when=kill_an_actor)
         options = {"cache": redis_url, "base_url": stub.url, "provider": "gemini", "block_rows": 60}
         enriched = enrichkit_ray.enrich(ray.data.from_items(data, override_num_blocks=5), TASK, **options).take_all()
         sent = sum(len(call.records) for call in stub.generate_calls)

@@ -95,7 +95,7 @@ def test_scrape_takes_task_as_well_as_enrich(stub: GeminiStub, tmp_path: Path) -
 
 def test_sqlite_output_one_table_named_after_the_file(stub: GeminiStub, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", [{**r, "tags": ["a", "b"]} for r in topic_rows(6)])
-    stub.rule(lambda call: True, set_field(lambda rec: rec["topic"] == "Topic number 2", "challenge", "hard"))
+    stub.rule(set_field(lambda rec: rec["topic"] == "Topic number 2", "challenge", "hard"))
     out = tmp_path / "topics.sqlite"
     result = invoke(stub, "run", str(source), "-t", TASK, "-o", str(out), "--no-cache")
     assert result.exit_code == 1, result.output  # one row failed: still written, with nulls

@@ -15,9 +15,8 @@ from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, Req
 from enrichkit.providers import choose_provider
 from enrichkit.providers.anthropic import AnthropicProvider, anthropic_provider
 from enrichkit.providers.base import Reply, Request
-from enrichkit.testing import AnthropicStub
-from enrichkit.testing.anthropic import error, message
-from enrichkit.testing.faults import Outcome
+from enrichkit.testing import AnthropicStub, Asked, Fault, Outcome, Wire, http_error, rate_limited
+from enrichkit.testing.anthropic import message
 from helpers import FAST_RETRY, topic_rows
 
 
@@ -48,7 +47,7 @@ def test_a_pack_is_one_forced_tool_call_and_every_row_is_valid(
 ) -> None:
     provider = choose_provider("anthropic", model="claude-haiku-4-5", base_url=stub.url).provider
     result = enrich(topic_rows(20), task, provider=provider, cache_dir=cache_dir, retry=FAST_RETRY)
-    [asked] = stub.asked
+    [asked] = stub.calls
     tool = asked.body["tools"][0]
     assert asked.body["tool_choice"] == {"type": "tool", "name": tool["name"]}
     assert tool["input_schema"]["type"] == "object" and tool["input_schema"]["required"] == ["items"]
@@ -64,37 +63,37 @@ def test_the_wrapped_tool_input_reaches_the_engine_as_the_bare_array(stub: Anthr
 
 @pytest.mark.parametrize(("stop", "finish"), [("max_tokens", "max_tokens"), ("refusal", "blocked")])
 def test_stop_reasons_map_to_finishes(stub: AnthropicStub, task: Task, stop: str, finish: str) -> None:
-    stub.rule(lambda asked: Outcome(body=message("answer", {"items": []}, asked.model, 10, stop)))
+    stub.rule(lambda asked: Wire(body=message("answer", {"items": []}, asked.model, 10, stop)))
     assert ask(anthropic_provider("m", base_url=stub.url), pack_request(task)).finish == finish
 
 
 @pytest.mark.parametrize(
-    ("outcome", "kind", "words"),
+    ("fault", "kind", "words"),
     [
-        (error(529, "overloaded_error", "Overloaded"), TransientError, "529 overloaded_error"),
-        (error(401, "authentication_error", "invalid x-api-key"), FatalProviderError, "refused the API key"),
-        (error(403, "permission_error", "no access"), FatalProviderError, "refused the API key"),
-        (error(402, "billing_error", "add credits"), FatalProviderError, "credit exhausted"),
+        (http_error(529, "Overloaded", code="overloaded_error"), TransientError, "529 overloaded_error"),
+        (http_error(401, "invalid x-api-key", code="authentication_error"), FatalProviderError, "refused the API key"),
+        (http_error(403, "no access", code="permission_error"), FatalProviderError, "refused the API key"),
+        (http_error(402, "add credits", code="billing_error"), FatalProviderError, "credit exhausted"),
         (
-            error(400, "invalid_request_error", "Your credit balance is too low to access the Anthropic API."),
+            http_error(
+                400, "Your credit balance is too low to access the Anthropic API.", code="invalid_request_error"
+            ),
             FatalProviderError,
             "credit exhausted",
         ),
-        (error(400, "invalid_request_error", "tools.0: bad schema"), RequestRejected, "rejected the request"),
+        (http_error(400, "tools.0: bad schema", code="invalid_request_error"), RequestRejected, "rejected the request"),
     ],
 )
 def test_errors_are_mapped(
-    stub: AnthropicStub, task: Task, outcome: Outcome, kind: type[ProviderError], words: str
+    stub: AnthropicStub, task: Task, fault: Fault, kind: type[ProviderError], words: str
 ) -> None:
-    stub.rule(lambda asked: outcome)
+    stub.rule(fault)
     with pytest.raises(kind, match=words):
         ask(anthropic_provider("m", base_url=stub.url), pack_request(task))
 
 
 def test_a_rate_limit_carries_retry_after(stub: AnthropicStub, task: Task) -> None:
-    limited = error(429, "rate_limit_error", "slow down")
-    limited.headers = {"retry-after": "7"}
-    stub.rule(lambda asked: limited)
+    stub.rule(rate_limited(7, "slow down"))
     with pytest.raises(RateLimited) as caught:
         ask(anthropic_provider("m", base_url=stub.url), pack_request(task))
     assert caught.value.retry_after == 7
@@ -103,14 +102,14 @@ def test_a_rate_limit_carries_retry_after(stub: AnthropicStub, task: Task) -> No
 def test_an_overloaded_call_is_retried(stub: AnthropicStub, task: Task, cache_dir: Path) -> None:
     calls: list[int] = []
 
-    def once(asked: object) -> Outcome | None:
+    def once(asked: Asked) -> Outcome | None:
         calls.append(1)
-        return error(529, "overloaded_error", "Overloaded") if len(calls) == 1 else None
+        return http_error(529, "Overloaded", code="overloaded_error")(asked) if len(calls) == 1 else None
 
     stub.rule(once)
     provider = anthropic_provider("m", base_url=stub.url)
     result = enrich(topic_rows(5), task, provider=provider, cache_dir=cache_dir, retry=FAST_RETRY)
-    assert result.failures == [] and result.stats.retries == 1 and len(stub.asked) == 2
+    assert result.failures == [] and result.stats.retries == 1 and len(stub.calls) == 2
 
 
 def test_no_key_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

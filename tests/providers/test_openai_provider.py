@@ -16,7 +16,8 @@ from enrichkit.cache.folder import RowCache
 from enrichkit.engine.prompt import pack_prompt, pack_schema
 from enrichkit.providers.base import Reply, Request
 from enrichkit.providers.openai import OpenAIProvider, openai_provider
-from enrichkit.testing.openai import OpenAIStub, cut_off, error
+from enrichkit.testing import OpenAIStub, Wire, http_error, truncated
+from enrichkit.testing.openai import error_body
 from helpers import FAST_RETRY, topic_rows
 
 Run = Callable[..., EnrichResult]
@@ -61,7 +62,7 @@ def test_the_wrapped_pack_answer_reaches_the_engine_as_the_bare_array(server: Op
             await provider.aclose()
 
     reply = asyncio.run(generate())
-    assert reply.finish == "stop" and reply.usage.prompt_tokens == 100
+    assert reply.finish == "stop" and reply.usage.prompt_tokens == (len(request.system) + len(request.prompt)) // 4
     assert [item["id"] for item in json.loads(reply.text or "")] == ["r1", "r2"]
 
 
@@ -73,19 +74,20 @@ def test_a_pack_is_one_wrapped_call_and_every_row_is_valid(run: Run, server: Ope
     assert call.body["model"] == "stub-model" and call.body["temperature"] == 0
     assert [m["role"] for m in call.body["messages"]] == ["system", "user"]
     assert call.body["response_format"]["type"] == "json_schema"
-    assert call.schema["type"] == "object" and call.schema["required"] == ["items"]
-    assert call.pack is not None and call.pack["items"]["properties"]["id"]["enum"] == [f"r{i}" for i in range(1, 21)]
+    wire_schema = call.body["response_format"]["json_schema"]["schema"]
+    assert wire_schema["type"] == "object" and wire_schema["required"] == ["items"]
+    assert call.packed and call.schema["items"]["properties"]["id"]["enum"] == [f"r{i}" for i in range(1, 21)]
     assert result.failures == [] and result.stats.calls == result.stats.calls_packed == 1
     assert [r["id"] for r in result.rows] == [r["id"] for r in rows]
     assert all(r["challenge"] in ("practice", "expert") and r["tldr"].startswith("About") for r in result.rows)
     assert result.rows[3]["tldr"] == "About Area 3 Topic number 3 Synthetic"  # row 3's own answer
-    assert result.stats.prompt_tokens == 100 and result.stats.output_tokens > 0
+    assert result.stats.prompt_tokens == call.prompt_tokens > 0 and result.stats.output_tokens > 0
 
 
 def test_a_single_row_is_asked_with_the_plain_object_schema(run: Run, server: OpenAIStub) -> None:
     result = run(topic_rows(1))
     [call] = server.calls
-    assert call.pack is None and set(call.schema["properties"]) == {"tldr", "challenge"}
+    assert not call.packed and set(call.schema["properties"]) == {"tldr", "challenge"}
     assert result.failures == [] and result.stats.calls_single == 1
 
 
@@ -103,7 +105,7 @@ def test_a_cached_rerun_makes_no_call(run: Run, server: OpenAIStub, cache_dir: P
 
 
 def test_a_429_waits_for_retry_after_then_retries_the_same_call(run: Run, server: OpenAIStub) -> None:
-    server.script(error(429, "Rate limit reached", {"retry-after": "0.3"}))
+    server.script(lambda call: Wire(429, error_body(429, "Rate limit reached"), {"retry-after": "0.3"}))
     started = time.monotonic()
     result = run(topic_rows(20))
     assert time.monotonic() - started >= 0.3
@@ -116,7 +118,7 @@ def test_a_429_waits_for_retry_after_then_retries_the_same_call(run: Run, server
     [{"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, {"retry-after-ms": "300", "retry-after": "soon"}],
 )
 def test_other_retry_after_forms_are_understood(run: Run, server: OpenAIStub, headers: dict[str, str]) -> None:
-    server.script(error(429, "Rate limit reached", headers))
+    server.script(lambda call: Wire(429, error_body(429, "Rate limit reached"), headers))
     started = time.monotonic()
     result = run(topic_rows(20))
     assert result.failures == [] and result.stats.retries == 1  # a date in the past means "now", not a crash
@@ -141,7 +143,7 @@ def test_a_callers_client_stays_open_for_the_next_run(server: OpenAIStub, task: 
 
 
 def test_finish_reason_length_keeps_the_whole_items_and_salvages_the_rest(run: Run, server: OpenAIStub) -> None:
-    server.script(cut_off())
+    server.script(truncated())
     result = run(topic_rows(20))
     first, rest = sizes(server)
     assert first == 20 and 0 < rest <= 10  # the items before the cut are kept
@@ -149,7 +151,7 @@ def test_finish_reason_length_keeps_the_whole_items_and_salvages_the_rest(run: R
 
 
 def test_finish_reason_length_is_reported_as_max_tokens(run: Run, server: OpenAIStub) -> None:
-    server.rule(cut_off())
+    server.rule(truncated())
     result = run(topic_rows(1))
     [failure] = result.failures
     assert "MAX_TOKENS" in failure.reason and len(server.calls) == 3  # the row, then two more tries
@@ -166,7 +168,7 @@ def test_finish_reason_length_is_reported_as_max_tokens(run: Run, server: OpenAI
 def test_a_refused_key_or_unknown_model_stops_the_run_after_one_call(
     run: Run, server: OpenAIStub, status: int, expected: str
 ) -> None:
-    server.rule(error(status, "Incorrect API key provided: test-key"))
+    server.rule(http_error(status, "Incorrect API key provided: test-key"))
     with pytest.raises(FatalProviderError, match=expected) as info:
         run(topic_rows(100), concurrency=8)
     assert len(server.calls) == 1  # the first call goes alone: a bad key costs one call, not five

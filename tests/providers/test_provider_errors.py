@@ -30,9 +30,8 @@ from enrichkit.providers.chat import to_reply
 from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.providers.openai import openai_provider
 from enrichkit.providers.redact import redact
-from enrichkit.testing import Fault, GeminiStub, Outcome, hang
-from enrichkit.testing.openai import Answer, OpenAIStub, completion, error, raw
-from enrichkit.testing.openai import hang as chat_hang
+from enrichkit.testing import Fault, GeminiStub, OpenAIStub, Wire, hang, http_error, json_validate_failed
+from enrichkit.testing.openai import completion, error_body
 
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
 REQUEST = Request("Label the record.", "Record:\n\n{}", SCHEMA, 256)
@@ -43,7 +42,7 @@ OPENAI_KEY = "sk-proj-" + "y" * 24
 def google_error(status: int, name: str, message: str, *details: dict[str, Any]) -> Fault:
     """A Gemini error answer with structured ``details`` (RetryInfo, QuotaFailure, ErrorInfo)."""
     body = {"error": {"code": status, "message": message, "status": name, "details": list(details)}}
-    return lambda call: Outcome(status, body)
+    return lambda call: Wire(status, body)
 
 
 def retry_info(delay: str) -> dict[str, Any]:
@@ -180,7 +179,7 @@ def test_gemini_error_answers_map_by_status_and_details(
             7.0,
         ),
         (
-            lambda call: Outcome(429, {"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "3"}),
+            lambda call: Wire(429, {"error": {"code": 429, "message": "slow down"}}, {"Retry-After": "3"}),
             3.0,
         ),
         (google_error(429, "RESOURCE_EXHAUSTED", "Resource exhausted."), None),
@@ -220,7 +219,7 @@ def test_a_base_url_without_a_scheme_is_refused_before_any_call() -> None:
 
 
 def test_a_malformed_gemini_answer_may_pass(stub: GeminiStub, gemini: GeminiProvider) -> None:
-    stub.script(lambda call: Outcome(200, "<html>not json</html>"))
+    stub.script(lambda call: Wire(200, "<html>not json</html>"))
     problem = failure(gemini)
     assert type(problem) is TransientError and "Gemini sent a malformed response" in str(problem)
 
@@ -318,7 +317,7 @@ def test_an_openai_key_echoed_by_the_endpoint_never_reaches_the_error(
     chat: OpenAIStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "a-configured-openai-key")
-    chat.script(error(401, f"Incorrect API key provided: {OPENAI_KEY}.", code="invalid_api_key"))
+    chat.script(http_error(401, f"Incorrect API key provided: {OPENAI_KEY}.", code="invalid_api_key"))
     problem = failure(openai_provider("stub-model", base_url=chat.url))
     assert (
         str(problem) == "127.0.0.1 refused the API key (401 invalid_api_key: Incorrect API key provided: [redacted].)"
@@ -332,55 +331,52 @@ def test_an_openai_key_echoed_by_the_endpoint_never_reaches_the_error(
 @pytest.mark.parametrize(
     ("fault", "kind", "text"),
     [
-        (error(401, "Invalid API Key", code="invalid_api_key"), FatalProviderError, "refused the API key (401"),
-        (error(403, "Project does not have access"), FatalProviderError, "refused the API key (403 stub_error"),
+        (http_error(401, "Invalid API Key", code="invalid_api_key"), FatalProviderError, "refused the API key (401"),
+        (http_error(403, "Project does not have access"), FatalProviderError, "refused the API key (403 stub_error"),
         (
-            error(404, "The model `stub-model` does not exist", code="model_not_found"),
+            http_error(404, "The model `stub-model` does not exist", code="model_not_found"),
             FatalProviderError,
             "does not know model 'stub-model' (404 model_not_found: The model `stub-model` does not exist)",
         ),
         (
-            error(429, "You exceeded your current quota.", code="insufficient_quota", type="insufficient_quota"),
+            http_error(429, "You exceeded your current quota.", code="insufficient_quota"),
             FatalProviderError,
             "quota exhausted: insufficient_quota (429 insufficient_quota: You exceeded your current quota.)",
         ),
         (
-            error(400, "Please reduce the length of the messages.", code="context_length_exceeded"),
+            http_error(400, "Please reduce the length of the messages.", code="context_length_exceeded"),
             PromptTooLong,
             "prompt too long for stub-model (400 context_length_exceeded",
         ),
         (
-            error(400, "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens."),
+            http_error(400, "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens."),
             PromptTooLong,
             "maximum context length is 8192 tokens",
         ),
         (
-            error(413, "Request too large for model on tokens per minute (TPM)", code="rate_limit_exceeded"),
+            http_error(413, "Request too large for model on tokens per minute (TPM)", code="rate_limit_exceeded"),
             PromptTooLong,
             "(413 rate_limit_exceeded: Request too large",
         ),
         (
-            error(400, "Failed to validate JSON", code="json_validate_failed", failed_generation=""),
+            json_validate_failed(),
             RequestRejected,
             "127.0.0.1 refused the model's answer (400 json_validate_failed: Failed to validate JSON)",
         ),
         (
-            error(
-                400,
-                "max completion tokens reached before generating a valid document",
-                code="json_validate_failed",
-                failed_generation='{"items": [',
+            json_validate_failed(
+                "max completion tokens reached before generating a valid document", failed_generation='{"items": ['
             ),
             RequestRejected,
             "json_validate_failed: max completion tokens reached before generating a valid document",
         ),
-        (error(422, "Unprocessable entity"), RequestRejected, "(422 stub_error: Unprocessable entity)"),
-        (error(408, "Request timeout"), TransientError, "127.0.0.1 error (408"),
-        (error(409, "Conflict"), TransientError, "(409 stub_error: Conflict)"),
-        (error(500, "The server had an error"), TransientError, "(500 stub_error: The server had an error)"),
-        (error(503, "Service unavailable"), TransientError, "Service unavailable"),
+        (http_error(422, "Unprocessable entity"), RequestRejected, "(422 stub_error: Unprocessable entity)"),
+        (http_error(408, "Request timeout"), TransientError, "127.0.0.1 error (408"),
+        (http_error(409, "Conflict"), TransientError, "(409 stub_error: Conflict)"),
+        (http_error(500, "The server had an error"), TransientError, "(500 stub_error: The server had an error)"),
+        (http_error(503, "Service unavailable"), TransientError, "Service unavailable"),
         (
-            raw(502, "<html>Bad gateway</html>\n<body/>"),
+            lambda call: Wire(502, "<html>Bad gateway</html>\n<body/>"),
             TransientError,
             "127.0.0.1 error (502: <html>Bad gateway</html>)",
         ),
@@ -396,7 +392,8 @@ def test_openai_error_answers_map_by_status_and_code(
 
 
 def test_an_openai_rate_limit_carries_retry_after(chat: OpenAIStub) -> None:
-    chat.script(error(429, "Rate limit reached for requests", {"retry-after": "2"}, code="rate_limit_exceeded"))
+    limited = error_body(429, "Rate limit reached for requests", "rate_limit_exceeded")
+    chat.script(lambda call: Wire(429, limited, {"retry-after": "2"}))
     problem = failure(openai_provider("stub-model", base_url=chat.url))
     assert isinstance(problem, RateLimited) and problem.retry_after == 2.0
     assert "rate limited (429 rate_limit_exceeded: Rate limit reached for requests)" in str(problem)
@@ -412,7 +409,7 @@ def test_openai_connection_failures() -> None:
 
 
 def test_a_malformed_openai_answer_may_pass(chat: OpenAIStub) -> None:
-    chat.script(raw(200, "not json"))
+    chat.script(lambda call: Wire(200, "not json"))
     problem = failure(openai_provider("m", base_url=chat.url))
     assert type(problem) is TransientError and "sent a malformed response" in str(problem)
 
@@ -420,9 +417,9 @@ def test_a_malformed_openai_answer_may_pass(chat: OpenAIStub) -> None:
 def test_each_openai_call_carries_its_own_deadline(chat: OpenAIStub) -> None:
     provider = openai_provider("m", base_url=chat.url)
     assert provider.client.timeout is None  # no cap of the client's own
-    chat.script(chat_hang(2))
+    chat.script(hang(2))
     assert ask(provider, Request(REQUEST.system, REQUEST.prompt, SCHEMA, 256, timeout=10)).finish == "stop"
-    chat.script(chat_hang(3))
+    chat.script(hang(3))
     late = failure(openai_provider("m", base_url=chat.url), Request("s", REQUEST.prompt, SCHEMA, 256, timeout=0.5))
     assert type(late) is TransientError and "did not answer in time" in str(late)
 
@@ -431,9 +428,9 @@ def test_each_openai_call_carries_its_own_deadline(chat: OpenAIStub) -> None:
 
 
 def test_one_reply_parser_reads_finish_usage_and_cached_tokens(chat: OpenAIStub) -> None:
-    body = completion('{"items": [{"id": "r1", "label": "a"}]}', finish="content_filter")
+    body = completion('{"items": [{"id": "r1", "label": "a"}]}', finish="content_filter", prompt_tokens=100)
     body["usage"]["prompt_tokens_details"] = {"cached_tokens": 64}
-    chat.script(lambda call: Answer(body=body))
+    chat.script(lambda call: Wire(body=body))
     array = {"type": "array", "items": SCHEMA}
     reply = ask(openai_provider("m", base_url=chat.url), Request("s", "p", array, 256))
     assert (reply.finish, reply.detail, reply.usage.cached_tokens, reply.usage.prompt_tokens) == (
@@ -443,7 +440,7 @@ def test_one_reply_parser_reads_finish_usage_and_cached_tokens(chat: OpenAIStub)
         100,
     )
     assert json.loads(reply.text or "") == [{"id": "r1", "label": "a"}]  # unwrapped
-    assert chat.calls[0].schema["required"] == ["items"]  # asked wrapped
+    assert chat.calls[0].body["response_format"]["json_schema"]["schema"]["required"] == ["items"]  # asked wrapped
     assert to_reply(completion("x", finish="tool_calls")).finish == "other"
     assert to_reply(completion("x", finish="length")).finish == "max_tokens"
     assert to_reply({"choices": "garbage", "usage": None}).text is None

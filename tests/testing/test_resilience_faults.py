@@ -1,4 +1,4 @@
-"""The OpenAI stub's fault helpers send the wire replies they claim (benchmarks/resilience.py relies on them)."""
+"""The fault helpers send the wire replies they claim on the OpenAI stub (benchmarks/resilience.py relies on them)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
 from enrichkit.providers.chat import response_format
 from enrichkit.testing import (
     OpenAIStub,
-    chat_add_unknown_id,
-    chat_drop_ids,
-    chat_duplicate_id,
-    chat_error,
-    chat_set_field,
-    chat_swap_answers,
+    add_unknown_id,
+    drop_ids,
+    duplicate_id,
+    http_error,
     json_validate_failed,
     rate_limited,
+    set_field,
+    swap_answers,
 )
 from helpers import topic_rows
 
@@ -113,11 +113,11 @@ def test_rate_limited_is_a_429_with_retry_after_ms(server: OpenAIStub, task: Tas
 def test_id_faults_spoil_the_items_as_named(server: OpenAIStub, task: Task) -> None:
     clean = items(post(server, pack_body(task)))["items"]
     server.script(
-        chat_drop_ids("r2"),
-        chat_duplicate_id("r2"),
-        chat_add_unknown_id("r999"),
-        chat_set_field("r2", "challenge", "hard"),
-        chat_swap_answers("r1", "r3"),
+        drop_ids("r2"),
+        duplicate_id("r2"),
+        add_unknown_id("r999"),
+        set_field("r2", "challenge", "hard"),
+        swap_answers("r1", "r3"),
     )
     dropped, duplicated, unknown, bad, swapped = (items(post(server, pack_body(task)))["items"] for _ in range(5))
     assert dropped == [clean[0], clean[2]]
@@ -130,13 +130,13 @@ def test_id_faults_spoil_the_items_as_named(server: OpenAIStub, task: Task) -> N
 def test_set_field_on_a_single_row_changes_its_object(server: OpenAIStub, task: Task) -> None:
     row = topic_rows(1)[0]
     clean = items(post(server, single_body(task, row)))
-    server.script(chat_set_field(None, "challenge", "hard"))
+    server.script(set_field(None, "challenge", "hard"))
     assert items(post(server, single_body(task, row))) == {**clean, "challenge": "hard"}
 
 
 def test_rules_apply_after_the_script_and_the_first_match_wins(server: OpenAIStub, task: Task) -> None:
-    server.rule(chat_error(400, "too big"), when=lambda call: call.rows > 2)
-    server.rule(chat_error(503, "busy"))
+    server.rule(http_error(400, "too big"), when=lambda call: call.rows > 2)
+    server.rule(http_error(503, "busy"))
     server.script(None)
     assert post(server, pack_body(task, 3))[0] == 200
     assert post(server, pack_body(task, 3))[0] == 400

@@ -13,7 +13,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from enrichkit.testing import Call, GeminiStub, Outcome, http_error, response
+from enrichkit.testing import Answer, GeminiStub, http_error
 
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}}
 MODEL = "gemini-2.5-flash"
@@ -79,7 +79,7 @@ def test_inline_job_runs_then_succeeds_with_keyed_answers(stub: GeminiStub) -> N
     assert [label(r.response) for r in results] == [f"About item {i}" for i in range(3)]
 
     client.batches.get(name=job.name)
-    assert [c.batch for c in stub.batch_requests] == [job.name] * 3  # answered once, not on every get
+    assert [c.job for c in stub.batch_requests] == [job.name] * 3  # answered once, not on every get
     assert [c.prompt for c in stub.batch_requests] == [prompt(i) for i in range(3)]
     assert stub.generate_calls == [] and len(stub.calls) == 3
     assert actions(stub) == ["batchGenerateContent", "batches.get", "batches.get", "batches.get"]
@@ -194,7 +194,7 @@ def test_failed_job_carries_an_operation_error_in_the_raw_json() -> None:
 
 
 def test_a_rule_fails_one_request_of_a_batch(stub: GeminiStub) -> None:
-    stub.rule(lambda call: "item 1" in call.prompt, http_error(500, "boom"))
+    stub.rule(http_error(500, "boom"), when=lambda call: "item 1" in call.prompt)
     client = sdk(stub)
     job = client.batches.create(model=MODEL, src=inline(3))
     assert job.name is not None
@@ -210,10 +210,7 @@ def test_a_rule_fails_one_request_of_a_batch(stub: GeminiStub) -> None:
 
 
 def test_the_script_applies_to_batch_requests_in_order(stub: GeminiStub) -> None:
-    def odd(call: Call) -> Outcome:
-        return Outcome(body=response(json.dumps({"label": "odd"})))
-
-    stub.script(None, http_error(429, "slow down"), odd)
+    stub.script(None, http_error(429, "slow down"), lambda call: Answer({"label": "odd"}))
     client = sdk(stub)
     data = jsonl(4)
     uploaded = client.files.upload(file=io.BytesIO(data), config={"mime_type": "jsonl"})

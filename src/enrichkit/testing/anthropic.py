@@ -1,34 +1,42 @@
-"""A local Anthropic server: Messages and Message Batches, for the real ``anthropic`` SDK
-(``base_url=stub.url``).
+"""A local Anthropic server for the real ``anthropic`` SDK (``base_url=stub.url``): Messages and Message
+Batches, each batched request answered like a live call.
 
-Every message request, live or inside a batch, is answered with the forced tool call its
-``tool_choice`` names, whose ``input`` is valid for the tool's ``input_schema`` (a pack's
-``{"items": [...]}``, one item per id; a single row's object), unless a rule (``stub.rule(fault)``)
-answers otherwise (``error(529, "overloaded_error", ...)``). A batch is ``in_progress`` when
-created; with ``auto`` it ends at its second retrieve, else only ``advance`` ends it (the first
-``answered`` requests answered, the rest ``expired`` or ``canceled``). ``cancel`` ends it at once
-with every request canceled. Results stream as JSONL, shuffled with ``shuffle_outputs``.
+Every message request must force one tool call (``tool_choice``); an answer is that tool call, its
+``input`` the JSON for the tool's ``input_schema`` (a pack's items wrapped as ``{"items": [...]}``;
+stop ``tool_use``, ``max_tokens``, ``refusal`` for blocked), or a text block when the answer's text is
+no JSON object. An error is Anthropic's error body (its ``type`` the code, by default the status's:
+``overloaded_error`` for 529, ...), a retry delay as ``retry-after``, a used-up quota as ``billing_error``.
+
+Message Batches (``anthropic_batches``): with ``auto`` a batch ends at its second retrieve, else only
+``advance`` ends it.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import random
 import re
-import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
-from enrichkit.testing.faults import Outcome
-from enrichkit.testing.wire import Asked, WireStub, tokens, unwrapped
+from enrichkit.testing.anthropic_batches import AnthropicJob, MessageBatches
+from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
+from enrichkit.testing.wire import Pacing, WireStub, unwrapped
 
-CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+FINISH = {"stop": "tool_use", "max_tokens": "max_tokens", "blocked": "refusal"}
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
 _ROUTES = [
     (method, re.compile(rf"^/v1/{path}$"), action)
     for method, path, action in [
-        ("POST", r"messages", "message"),
+        ("POST", r"messages", "generate"),
         ("POST", r"messages/batches", "create"),
         ("GET", r"messages/batches", "list"),
         ("GET", r"messages/batches/([^/]+)", "retrieve"),
@@ -38,156 +46,93 @@ _ROUTES = [
 ]
 
 
-@dataclass
-class AnthropicJob:
-    """One Message Batch: its requests and, once ended, one result per request (in served order)."""
-
-    id: str
-    requests: list[dict[str, Any]]
-    gets: int = 0
-    results: list[dict[str, Any]] | None = None
-    cancelled: bool = False
-    created: float = field(default_factory=time.time)
-    ended: float | None = None
-
-
-def error(status: int, kind: str, message: str) -> Outcome:
-    """An error answer as Anthropic sends it (``overloaded_error`` 529, ``rate_limit_error`` 429, ...)."""
-    return Outcome(status, {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_stub"})
+def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
+    """An error body as Anthropic sends it (``overloaded_error`` 529, ``rate_limit_error`` 429, ...)."""
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_stub"}
 
 
 def message(tool: str, answer: Any, model: str, prompt_tokens: int, stop: str = "tool_use") -> dict[str, Any]:
-    """A Message whose one content block calls ``tool`` with ``answer``."""
-    call = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:12]}", "name": tool, "input": answer}
+    """A Message whose one content block calls ``tool`` with ``answer`` (a text block if ``answer`` is text)."""
+    if isinstance(answer, str):
+        block: dict[str, Any] = {"type": "text", "text": answer}
+    else:
+        block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:12]}", "name": tool, "input": answer}
     usage = {"input_tokens": prompt_tokens, "output_tokens": tokens(json.dumps(answer))}
     return {"id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant", "model": model,
-            "content": [call], "stop_reason": stop, "stop_sequence": None, "usage": usage}  # fmt: skip
+            "content": [block], "stop_reason": stop, "stop_sequence": None, "usage": usage}  # fmt: skip
 
 
-def _iso(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat().replace("+00:00", "Z")
+def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Asked | None:
+    """A forced-tool-call Messages request as ``Asked`` (None for any other request)."""
+    tool = str(body.get("tool_choice", {}).get("name", ""))
+    spec = next((t for t in body.get("tools", []) if t.get("name") == tool), None)
+    if spec is None or body.get("tool_choice", {}).get("type") != "tool":
+        return None
+    system = body.get("system", "")
+    system = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+    prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
+    schema, wrapped = unwrapped(spec["input_schema"])
+    tier = body.get("service_tier")
+    return Asked(
+        str(body.get("model", "")), system, prompt, schema, body, headers, service_tier=tier, wrapped=wrapped, **more
+    )
 
 
 class AnthropicStub(WireStub):
-    def __init__(self, *, auto: bool = True, shuffle_outputs: bool = False) -> None:
-        super().__init__()
-        self.auto = auto
-        self.shuffle_outputs = shuffle_outputs
-        self.jobs: dict[str, AnthropicJob] = {}
-        self.api: list[tuple[str, str]] = []
-        """Every Message Batches request: (action, path)."""
+    """The Anthropic stub; ``api_calls`` holds every Message Batches request by action ("create", "list",
+    "retrieve", "cancel", "results")."""
+
+    routes = _ROUTES
+
+    def __init__(self, *, auto: bool = True, shuffle_outputs: bool = False, **pacing: Unpack[Pacing]) -> None:
+        super().__init__(**pacing)
+        self.batches = MessageBatches(
+            lambda job, request: self._message(
+                request.get("params", {}), {}, job=job.id, custom_id=str(request["custom_id"])
+            ),
+            self.root,
+            auto=auto,
+            shuffle_outputs=shuffle_outputs,
+        )
 
     @property
-    def url(self) -> str:
-        return self.root
-
-    @property
-    def live(self) -> list[Asked]:
-        return [a for a in self.asked if a.job is None]
-
-    def requests_of(self, job: str) -> list[Asked]:
-        """The requests answered inside batch ``job``."""
-        return [a for a in self.asked if a.job == job]
+    def jobs(self) -> dict[str, AnthropicJob]:
+        return self.batches.jobs
 
     def advance(self, name: str, answered: int | None = None, rest: str = "expired") -> AnthropicJob:
         """End batch ``name``: its first ``answered`` requests (all) answered, the others ``rest``."""
         with self.lock:
             job = self.jobs[name]
-            self._end(job, answered, rest)
+            self.batches.end(job, answered, rest)
             return job
 
-    def serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Outcome:
-        found = next(((m, a) for verb, pattern, a in _ROUTES if verb == method and (m := pattern.match(path))), None)
-        if found is None:
-            return error(404, "not_found_error", f"no route {method} {path}")
-        match, action = found
-        if action == "message":
-            return self._message(json.loads(raw))
-        with self.lock:
-            self.api.append((action, path))
-            if action == "create":
-                return self._create(json.loads(raw))
-            if action == "list":
-                data = [self._json(job) for job in reversed(self.jobs.values())]
-                return Outcome(body={"data": data, "has_more": False, "first_id": None, "last_id": None})
-            job = self.jobs.get(match.group(1))
-            if job is None:
-                return error(404, "not_found_error", f"no batch {match.group(1)}")
-            if action == "cancel" and job.results is None:
-                job.cancelled = True
-                self._end(job, 0, "canceled")
-            elif action == "retrieve" and self.auto and job.results is None:
-                job.gets += 1
-                if job.gets >= 2:
-                    self._end(job, None, "expired")
-            elif action == "results":
-                if job.results is None:
-                    return error(400, "invalid_request_error", f"batch {job.id} is still in progress")
-                return Outcome(body="".join(json.dumps(r) + "\n" for r in job.results).encode())
-            return Outcome(body=self._json(job))
+    def model_request(self, action: str, match: re.Match[str], headers: dict[str, str], raw: bytes) -> Wire:
+        return self._message(json.loads(raw), headers)
 
-    def _message(self, body: dict[str, Any], job: str | None = None, custom_id: str | None = None) -> Outcome:
-        tool = str(body.get("tool_choice", {}).get("name", ""))
-        spec = next((t for t in body.get("tools", []) if t.get("name") == tool), None)
-        if spec is None or body.get("tool_choice", {}).get("type") != "tool":
-            return error(400, "invalid_request_error", "this stub answers forced tool calls only")
-        system = body.get("system", "")
-        system = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
-        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
-        asked = Asked(str(body.get("model", "")), body, system, prompt, unwrapped(spec["input_schema"]), job, custom_id)
-        outcome = self.decide(asked)
-        if outcome is not None:
-            return outcome
-        answer = {"items": asked.answer} if asked.packed else asked.answer
-        return Outcome(body=message(tool, answer, asked.model, tokens(system + prompt)))
+    def api_request(
+        self, action: str, match: re.Match[str], path: str, headers: dict[str, str], raw: bytes
+    ) -> Wire | Error:
+        return self.batches.serve(action, match.group(1) if match.groups() else "", raw)
 
-    def _create(self, body: dict[str, Any]) -> Outcome:
-        requests = body.get("requests")
-        if not isinstance(requests, list) or not requests:
-            return error(400, "invalid_request_error", "requests: a non-empty list is required")
-        ids = [r.get("custom_id") for r in requests]
-        if bad := [i for i in ids if not isinstance(i, str) or not CUSTOM_ID.match(i)]:
-            return error(400, "invalid_request_error", f"custom_id {bad[0]!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$")
-        if len(set(ids)) != len(ids):
-            return error(400, "invalid_request_error", "custom_id values must be unique within a batch")
-        job = AnthropicJob(f"msgbatch_{uuid.uuid4().hex[:20]}", requests)
-        self.jobs[job.id] = job
-        return Outcome(body=self._json(job))
+    def answer_wire(self, answer: Answer, asked: Asked) -> Wire:
+        tool = str(asked.body.get("tool_choice", {}).get("name", ""))
+        text = answer.content(asked) or ""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        called = isinstance(value, dict)
+        stop = FINISH[answer.finish] if called or answer.finish != "stop" else "end_turn"
+        body = message(tool, value if called else text, asked.model, asked.prompt_tokens, stop)
+        return Wire(body=body, delay=answer.delay)
 
-    def _end(self, job: AnthropicJob, answered: int | None, rest: str) -> None:
-        results = []
-        for n, request in enumerate(job.requests):
-            custom_id = str(request["custom_id"])
-            if answered is not None and n >= answered:
-                results.append({"custom_id": custom_id, "result": {"type": rest}})
-                continue
-            outcome = self._message(request.get("params", {}), job.id, custom_id)
-            if outcome.status == 200:
-                result = {"type": "succeeded", "message": outcome.body}
-            else:
-                result = {"type": "errored", "error": outcome.body}
-            results.append({"custom_id": custom_id, "result": result})
-        if self.shuffle_outputs and len(results) > 1:
-            random.Random(job.id).shuffle(results)
-        job.results, job.ended = results, time.time()
+    def error_wire(self, error: Error) -> Wire:
+        kind = "billing_error" if error.quota is not None else error.code or TYPES.get(error.status, "api_error")
+        headers = {} if error.retry_after is None else {"retry-after": f"{error.retry_after:g}"}
+        return Wire(error.status, error_body(error.status, kind, error.message), headers, error.delay)
 
-    def _json(self, job: AnthropicJob) -> dict[str, Any]:
-        """The MessageBatch object as the API sends it."""
-        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
-        if job.results is None:
-            counts["processing"] = len(job.requests)
-        else:
-            for r in job.results:
-                counts[r["result"]["type"]] += 1
-        return {
-            "id": job.id,
-            "type": "message_batch",
-            "processing_status": "in_progress" if job.results is None else "ended",
-            "request_counts": counts,
-            "created_at": _iso(job.created),
-            "expires_at": _iso(job.created + 24 * 3600),
-            "ended_at": None if job.ended is None else _iso(job.ended),
-            "cancel_initiated_at": _iso(job.ended or time.time()) if job.cancelled else None,
-            "archived_at": None,
-            "results_url": None if job.results is None else f"{self.root}/v1/messages/batches/{job.id}/results",
-        }
+    def _message(self, body: dict[str, Any], headers: dict[str, str], **more: Any) -> Wire:
+        asked = asked_of(body, headers, **more)
+        if asked is None:
+            return self.error_wire(Error(400, "this stub answers forced tool calls only"))
+        return self.answer(asked)

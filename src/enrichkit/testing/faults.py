@@ -1,124 +1,137 @@
-"""What the stub answers: valid default answers built from the request, and the faults that spoil them."""
+"""The fault language every test double speaks: a request as ``Asked``, what to answer as an ``Outcome``.
+
+A fault reads the request and returns an outcome (None: the default answer). Each stub renders an
+outcome in its own wire format, and ``scripted`` at the provider seam, so one fault means the same on
+every provider: ``drop_ids("r3")`` loses r3 from a Gemini, OpenAI or Anthropic answer alike.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from enrichkit.engine.prompt import echo_of
-from enrichkit.testing.call import Call
+from enrichkit.providers.function import find_records, schema_ids
+from enrichkit.testing.answers import default_answer
+
+
+def tokens(text: str) -> int:
+    """The test doubles' token count: four characters a token."""
+    return len(text) // 4
 
 
 @dataclass
-class Outcome:
-    """What the stub sends back: a JSON body (or raw text) with a status, after a delay."""
+class Asked:
+    """One model request, whatever the wire: live (``job`` None) or inside a batch job."""
+
+    model: str
+    system: str
+    prompt: str
+    schema: dict[str, Any]
+    """The answer schema as the engine made it (a pack's array, a single row's object), unwrapped."""
+    body: dict[str, Any] = field(default_factory=dict)
+    """The request as the wire carried it (empty at the provider seam)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Its HTTP headers, names lower-cased."""
+    action: Literal["generate", "count"] = "generate"
+    """``count`` for a token count (recorded, answered for free, never scripted)."""
+    job: str | None = None
+    custom_id: str | None = None
+    """The request's key in its batch job."""
+    service_tier: str | None = None
+    wrapped: bool = False
+    """Whether the wire carries a pack's answer wrapped as ``{"items": [...]}`` (OpenAI, Anthropic)."""
+    received: float = field(default_factory=time.monotonic)
+
+    @property
+    def packed(self) -> bool:
+        return self.schema.get("type") == "array"
+
+    @property
+    def ids(self) -> list[str]:
+        """The pack ids the answer schema allows, in order (empty for a single row)."""
+        return schema_ids(self.schema)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records in the prompt (a pack's objects with their ids, or a single row's one object)."""
+        return find_records(self.prompt, self.ids)
+
+    @property
+    def rows(self) -> int:
+        return len(self.records)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return tokens(self.system + self.prompt)
+
+    @property
+    def answer(self) -> Any:
+        """The default answer (``answers.default_answer``): a pack's items, or a single row's object."""
+        return default_answer(self.schema, self.records)
+
+    def text_of(self, items: Any) -> str:
+        """The JSON text of an answer as the wire carries it (a pack's items wrapped where it wraps them)."""
+        return json.dumps({"items": items} if self.wrapped and self.packed else items)
+
+
+Finish = Literal["stop", "max_tokens", "blocked"]
+
+
+@dataclass
+class Answer:
+    """The model's answer: ``items`` (a pack's items or a single row's object, as JSON) or raw ``text``
+    (neither: no content), how generation finished, sent after ``delay`` seconds."""
+
+    items: Any = None
+    text: str | None = None
+    finish: Finish = "stop"
+    delay: float = 0.0
+
+    def content(self, asked: Asked) -> str | None:
+        """The text the wire carries."""
+        if self.text is not None:
+            return self.text
+        return None if self.items is None else asked.text_of(self.items)
+
+
+@dataclass
+class Error:
+    """An error answer: HTTP ``status`` and ``message``; the provider's error ``code`` (None: the wire's
+    own for the status); seconds to wait before trying again; the used-up ``quota`` (one per day stops a
+    run); ``fields`` for the wire's error object where it has room (Groq's ``failed_generation``)."""
+
+    status: int
+    message: str = "stub error"
+    code: str | None = None
+    retry_after: float | None = None
+    quota: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Wire:
+    """A reply exactly as one wire carries it (a JSON body, text or bytes; headers), for tests of that
+    wire's parsing. The provider seam has no wire: ``scripted`` refuses it."""
 
     status: int = 200
     body: Any = None
-    delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
-Fault = Callable[[Call], Outcome | None]
-
-
-def _stable(*parts: Any) -> int:
-    return int(hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8], 16)
-
-
-def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> Any:
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][_stable(record, name) % len(schema["enum"])]
-    kind = schema.get("type")
-    kind = kind[0] if isinstance(kind, list) else kind
-    if kind == "object":
-        return {k: _value(s, record, k) for k, s in schema.get("properties", {}).items()}
-    if kind == "array":
-        return []
-    if kind == "boolean":
-        return _stable(record, name) % 2 == 0
-    if kind in ("integer", "number"):
-        return _stable(record, name) % 100
-    words = " ".join(str(v) for v in record.values() if v is not None).split()
-    return " ".join(["About", *words[:6]]) if words else "About nothing"
-
-
-def answer_items(call: Call) -> Any:
-    """A valid answer for ``call``: one item per id (in order), or one object for a single row.
-
-    An item's ``echo`` (when its schema has one) copies its record's last input field, as the engine
-    compares it (``echo_of``)."""
-    schema = call.schema
-    records = call.records
-    if schema.get("type") != "array":
-        record = records[0] if records else {}
-        return {k: _value(s, record, k) for k, s in schema.get("properties", {}).items()}
-    by_id = {str(r.get("id")): r for r in records}
-    items = []
-    for position, rid in enumerate(call.ids):
-        item_schema = schema["prefixItems"][position] if "prefixItems" in schema else schema["items"]
-        record = {k: v for k, v in by_id.get(rid, {}).items() if k != "id"}
-        item: dict[str, Any] = {"id": rid}
-        for name, value_schema in item_schema["properties"].items():
-            if name == "echo":
-                item[name] = echo_of(next(reversed(record.values()), ""))
-            elif name != "id":
-                item[name] = _value(value_schema, record, name)
-        items.append(item)
-    return items
-
-
-def response(text: str | None, finish: str = "STOP", prompt_tokens: int = 0) -> dict[str, Any]:
-    """A generateContent response body carrying ``text``."""
-    candidate: dict[str, Any] = {"finishReason": finish, "index": 0}
-    candidate["content"] = {"role": "model", "parts": [{"text": text}]} if text is not None else {"role": "model"}
-    out_tokens = len(text or "") // 4
-    return {
-        "candidates": [candidate],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": out_tokens,
-            "totalTokenCount": prompt_tokens + out_tokens,
-        },
-        "modelVersion": "stub",
-    }
-
-
-def error_body(status: int, message: str, retry_delay: str | None = None) -> dict[str, Any]:
-    names = {
-        400: "INVALID_ARGUMENT",
-        401: "UNAUTHENTICATED",
-        403: "PERMISSION_DENIED",
-        404: "NOT_FOUND",
-        429: "RESOURCE_EXHAUSTED",
-        500: "INTERNAL",
-        503: "UNAVAILABLE",
-        504: "DEADLINE_EXCEEDED",
-    }
-    error: dict[str, Any] = {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}
-    if retry_delay is not None:
-        error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
-    return {"error": error}
-
-
-def prompt_tokens(call: Call) -> int:
-    """The stub's token count of a call's texts (four characters a token)."""
-    return (len(call.system) + len(call.prompt)) // 4
-
-
-def answer(call: Call) -> Outcome:
-    """The normal answer to ``call``: the default items as a response."""
-    return Outcome(body=response(json.dumps(answer_items(call)), prompt_tokens=prompt_tokens(call)))
-
+Outcome = Answer | Error | Wire
+Fault = Callable[[Asked], Outcome | None]
+"""What to answer one request with instead of the default (None: the default)."""
 
 Target = str | Callable[[Mapping[str, Any]], bool] | None
 """Which items a fault changes: a pack id, a test on the row's record, or every item (None)."""
+
+Items = list[dict[str, Any]]
 
 
 def _hit(target: Target, item: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
@@ -129,22 +142,18 @@ def _hit(target: Target, item: Mapping[str, Any], record: Mapping[str, Any]) -> 
     return target(record)
 
 
-Items = list[dict[str, Any]]
-
-
 def with_items(change: Callable[[Items, Items], Items]) -> Fault:
     """Answer with the default items after ``change(items, records)`` (a single row's answer is a
     one-item list whose item has no id)."""
 
-    def fault(call: Call) -> Outcome:
-        default = answer_items(call)
-        single = isinstance(default, dict)
+    def fault(asked: Asked) -> Answer:
+        default = asked.answer
+        single = not asked.packed
         items: Items = [default] if single else default
-        by_id = {str(r.get("id")): r for r in call.records}
-        records = call.records[:1] if single else [by_id.get(str(i.get("id")), {}) for i in items]
+        by_id = {str(r.get("id")): r for r in asked.records}
+        records = asked.records[:1] if single else [by_id.get(str(i.get("id")), {}) for i in items]
         changed = change(items, records)
-        body = (changed[0] if changed else {}) if single else changed
-        return Outcome(body=response(json.dumps(body), prompt_tokens=prompt_tokens(call)))
+        return Answer((changed[0] if changed else {}) if single else changed)
 
     return fault
 
@@ -183,14 +192,9 @@ def swap_answers(a: str, b: str) -> Fault:
     return with_items(change)
 
 
-def with_text(change: Callable[[str], str], finish: str = "STOP") -> Fault:
-    """Answer with the default answer's JSON text after ``change``, and the given finish reason."""
-
-    def fault(call: Call) -> Outcome:
-        text = change(json.dumps(answer_items(call)))
-        return Outcome(body=response(text, finish, prompt_tokens(call)))
-
-    return fault
+def with_text(change: Callable[[str], str], finish: Finish = "stop") -> Fault:
+    """Answer with the default answer's JSON text (as the wire carries it) after ``change``."""
+    return lambda asked: Answer(text=change(asked.text_of(asked.answer)), finish=finish)
 
 
 def fenced() -> Fault:
@@ -199,17 +203,39 @@ def fenced() -> Fault:
 
 def truncated() -> Fault:
     """The answer cut in the middle, as a model that ran out of output tokens sends it."""
-    return with_text(lambda t: t[: len(t) // 2], finish="MAX_TOKENS")
+    return with_text(lambda t: t[: len(t) // 2], finish="max_tokens")
 
 
 def blocked() -> Fault:
-    return lambda call: Outcome(body=response(None, "SAFETY", prompt_tokens(call)))
-
-
-def http_error(status: int, message: str = "stub error", retry_delay: str | None = None) -> Fault:
-    return lambda call: Outcome(status=status, body=error_body(status, message, retry_delay))
+    return lambda asked: Answer(finish="blocked")
 
 
 def hang(seconds: float) -> Fault:
     """Answer normally, but only after ``seconds`` (a hung server, for timeouts)."""
-    return lambda call: Outcome(body=response(json.dumps(answer_items(call))), delay=seconds)
+    return lambda asked: Answer(asked.answer, delay=seconds)
+
+
+def http_error(
+    status: int,
+    message: str = "stub error",
+    *,
+    code: str | None = None,
+    retry_after: float | None = None,
+    **fields: Any,
+) -> Fault:
+    return lambda asked: Error(status, message, code, retry_after, fields=fields)
+
+
+def rate_limited(seconds: float, message: str = "Rate limit reached for requests") -> Fault:
+    """A 429 asking to wait ``seconds``."""
+    return http_error(429, message, retry_after=seconds)
+
+
+def quota_exhausted(quota: str, message: str = "You exceeded your current quota.") -> Fault:
+    """A 429 naming the used-up ``quota`` (e.g. ``GenerateRequestsPerDayPerProjectPerModel``)."""
+    return lambda asked: Error(429, message, quota=quota)
+
+
+def json_validate_failed(message: str = "Failed to validate JSON", failed_generation: str = "") -> Fault:
+    """Groq's 400 for an answer its own decoder could not fit to the schema."""
+    return http_error(400, message, code="json_validate_failed", failed_generation=failed_generation)

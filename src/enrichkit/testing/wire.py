@@ -1,129 +1,229 @@
-"""What the OpenAI and Anthropic stubs share: a threaded local HTTP server, the requests they
-received, and valid default answers built from a request's schema and prompt."""
+"""What every stub shares: a threaded local HTTP server, the requests it received, the script and rules
+that decide each answer (``Script``), and latency and a requests-per-minute limit to simulate.
+
+A subclass names its ``routes``, reads a model request (``model_request``, which ``answer``s it) and
+serves its batch and file requests (``api_request``), and renders outcomes in its wire format
+(``answer_wire``, ``error_wire``).
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import json
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
-from enrichkit.testing.call import Call
-from enrichkit.testing.faults import Outcome, answer_items
-
-
-@dataclass
-class Asked:
-    """One model request a stub answered: live (``job`` None) or inside a batch job."""
-
-    model: str
-    body: dict[str, Any]
-    system: str
-    prompt: str
-    schema: dict[str, Any]
-    """The answer schema as the engine made it (unwrapped: a pack's array, a single row's object)."""
-    job: str | None = None
-    custom_id: str | None = None
-    received: float = field(default_factory=time.monotonic)
-
-    @property
-    def packed(self) -> bool:
-        return self.schema.get("type") == "array"
-
-    @property
-    def answer(self) -> Any:
-        """A valid answer: one item per pack id (echoes included), or one object for a single row."""
-        body = {
-            "systemInstruction": {"parts": [{"text": self.system}]},
-            "contents": [{"parts": [{"text": self.prompt}]}],
-            "generationConfig": {"responseJsonSchema": self.schema},
-        }
-        return answer_items(Call("POST", "", self.model, "generateContent", body, {}))
+from enrichkit.testing.faults import Answer, Asked, Error, Outcome, Wire, tokens
+from enrichkit.testing.script import Script
 
 
-Fault = Callable[[Asked], Outcome | None]
-"""What a stub answers instead of the default for one request (None: the default)."""
+class Pacing(TypedDict, total=False):
+    """How a stub paces live answers: ``latency`` seconds a call, plus ``per_output_token`` seconds an
+    output token and up to ``jitter`` more; ``rpm`` requests per ``window`` seconds before a 429, counted
+    in a sliding window, or in one that opens at the first request and resets whole (``fixed_window``)."""
+
+    latency: float
+    per_output_token: float
+    jitter: float
+    rpm: int | None
+    window: float
+    fixed_window: bool
+    port: int
 
 
-def unwrapped(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine's schema inside a wire schema ``{"items": [...]}`` (an object schema as is)."""
-    items = schema.get("properties", {}).get("items")
-    if schema.get("required") == ["items"] and isinstance(items, dict) and items.get("type") == "array":
-        return items
-    return dict(schema)
+class ApiCall(NamedTuple):
+    """A batch or file request a stub received: its action (the stub's name for it) and path."""
 
-
-def tokens(text: str) -> int:
-    """The stubs' token count: four characters a token."""
-    return len(text) // 4
+    action: str
+    path: str
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 128
+    request_queue_size = 256  # the default backlog of 5 drops concurrent connects (1 s SYN retry)
 
 
-class WireStub:
-    """A local server in a thread; ``serve(method, path, headers, body)`` answers each HTTP request."""
+class WireStub(Script):
+    """A stub server; a context manager serving on a local port (a free one by default) in a thread."""
 
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.asked: list[Asked] = []
-        self.rules: list[Fault] = []
-        self._server = _Server(
-            ("127.0.0.1", 0), http_handler(lambda m, path, h, raw: self.serve(m, path.split("?")[0], h, raw))
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+    prefix = ""
+    """The path of ``url`` below the server's root."""
+    routes: ClassVar[list[tuple[str, re.Pattern[str], str]]] = []
+    """(HTTP method, path pattern, action); a model request's action is ``generate`` or ``count``."""
+
+    def __init__(self, **pacing: Unpack[Pacing]) -> None:
+        super().__init__()
+        self.latency = pacing.get("latency", 0.0)
+        self.per_output_token = pacing.get("per_output_token", 0.0)
+        self.jitter = pacing.get("jitter", 0.0)
+        self.rpm = pacing.get("rpm")
+        self.window = pacing.get("window", 60.0)
+        self.fixed_window = pacing.get("fixed_window", False)
+        self.rate_limited = 0
+        """Requests answered 429 by the ``rpm`` limit."""
+        self.refusal: Error | None = None
+        self.api_calls: list[ApiCall] = []
+        self._recent: collections.deque[float] = collections.deque()
+        self._server = _Server(("127.0.0.1", pacing.get("port", 0)), http_handler(self.serve))
+        self._thread: threading.Thread | None = None
 
     @property
     def root(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
-    def rule(self, fault: Fault) -> None:
-        """Answer with ``fault`` wherever it returns an outcome (rules are tried in order)."""
+    @property
+    def url(self) -> str:
+        """The base URL to give the SDK."""
+        return self.root + self.prefix
+
+    @property
+    def generate_calls(self) -> list[Asked]:
+        """Live model requests (not token counts, nor the requests answered inside batch jobs)."""
+        return [c for c in self.calls if c.action == "generate" and c.job is None]
+
+    @property
+    def batch_requests(self) -> list[Asked]:
+        """The requests answered inside batch jobs."""
+        return [c for c in self.calls if c.job is not None]
+
+    def requests_of(self, job: str) -> list[Asked]:
+        """The requests answered inside batch ``job``."""
+        return [c for c in self.calls if c.job == job]
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer every request from now on, token counts and batch and file requests included, with this
+        error (a bad key, an unknown model)."""
+        self.refusal = Error(status, message)
+
+    def answer(self, asked: Asked) -> Wire:
+        """Record a model request and answer it: the refusal, a 429 over ``rpm``, or what the script
+        decides, paced (a batch job's requests are not limited or paced)."""
         with self.lock:
-            self.rules.append(fault)
+            self.calls.append(asked)
+            refusal = self.refusal
+            limited = self._over_rpm() if refusal is None and asked.job is None else None
+            self.rate_limited += limited is not None
+            faults = self.pick(asked) if refusal is None and limited is None else []
+        outcome: Outcome
+        if refusal is not None:
+            outcome = refusal
+        elif limited is not None:
+            outcome = Error(429, "stub rate limit", retry_after=limited)
+        else:
+            outcome = self.decide(faults, asked)
+        if isinstance(outcome, Answer) and outcome.delay == 0 and asked.job is None:
+            paced = self.latency + self.per_output_token * tokens(outcome.content(asked) or "")
+            outcome = dataclasses.replace(outcome, delay=paced + random.uniform(0, self.jitter))
+        return self.render(outcome, asked)
 
-    def decide(self, asked: Asked) -> Outcome | None:
-        """Record ``asked``; the first rule's outcome for it, or None for the default answer."""
+    def count(self, asked: Asked) -> Wire | None:
+        """Record a token count; the refusal to send for it, if any."""
         with self.lock:
-            self.asked.append(asked)
-            rules = list(self.rules)
-        return next((outcome for rule in rules if (outcome := rule(asked)) is not None), None)
+            self.calls.append(asked)
+        return None if self.refusal is None else self.error_wire(self.refusal)
 
-    def serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Outcome:
+    def api(self, action: str, path: str) -> Wire | None:
+        """Record a batch or file request; the refusal to send for it, if any."""
+        with self.lock:
+            self.api_calls.append(ApiCall(action, path))
+        return None if self.refusal is None else self.error_wire(self.refusal)
+
+    def render(self, outcome: Outcome, asked: Asked) -> Wire:
+        if isinstance(outcome, Wire):
+            return outcome
+        if isinstance(outcome, Error):
+            return self.error_wire(outcome)
+        return self.answer_wire(outcome, asked)
+
+    def serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Wire:
+        """Answer one HTTP request: ``path`` with its query, ``headers`` lower-cased (in a server thread)."""
+        found = self.route(method, path)
+        if found is None:
+            return self.error_wire(Error(404, f"no route {method} {path}"))
+        action, match = found
+        if action in ("generate", "count"):
+            return self.model_request(action, match, headers, raw)
+        refused = self.api(action, path.split("?")[0])
+        if refused is not None:
+            return refused
+        with self.lock:  # concurrent polls answer a job once
+            sent = self.api_request(action, match, path, headers, raw)
+        return sent if isinstance(sent, Wire) else self.error_wire(sent)
+
+    def route(self, method: str, path: str) -> tuple[str, re.Match[str]] | None:
+        """The action of the first route that matches (the path without its query), and the match."""
+        route = path.split("?")[0]
+        return next(
+            ((a, m) for verb, pattern, a in self.routes if verb == method and (m := pattern.match(route))), None
+        )
+
+    def model_request(self, action: str, match: re.Match[str], headers: dict[str, str], raw: bytes) -> Wire:
+        """Read a model request and ``answer`` it (or ``count`` it)."""
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def api_request(
+        self, action: str, match: re.Match[str], path: str, headers: dict[str, str], raw: bytes
+    ) -> Wire | Error:
+        """Serve a batch or file request (under ``lock``)."""
+        raise NotImplementedError
+
+    def answer_wire(self, answer: Answer, asked: Asked) -> Wire:
+        raise NotImplementedError
+
+    def error_wire(self, error: Error) -> Wire:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
+    def __enter__(self) -> Self:
+        return self.start()
 
-class Sent(Protocol):
-    """What a stub answers one HTTP request with."""
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
-    status: int
-    body: Any
-    headers: dict[str, str]
-    delay: float
+    def _over_rpm(self) -> float | None:
+        """Seconds until a request slot frees, when the last window already had ``rpm`` requests."""
+        if self.rpm is None:
+            return None
+        now = time.monotonic()
+        if self.fixed_window and self._recent and now - self._recent[0] >= self.window:
+            self._recent.clear()
+        while self._recent and now - self._recent[0] >= self.window:
+            self._recent.popleft()
+        if len(self._recent) >= self.rpm:
+            return self.window - (now - self._recent[0])
+        self._recent.append(now)
+        return None
 
 
-Serve = Callable[[str, str, dict[str, str], bytes], Sent]
-"""A stub's answer to (method, path with its query, lower-cased headers, raw body)."""
+def unwrapped(schema: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The engine's schema inside a wire schema ``{"items": [...]}`` (an object schema as is), and
+    whether it was wrapped."""
+    items = schema.get("properties", {}).get("items")
+    if schema.get("required") == ["items"] and isinstance(items, dict) and items.get("type") == "array":
+        return items, True
+    return dict(schema), False
 
 
-def http_handler(serve: Serve) -> type[BaseHTTPRequestHandler]:
-    """The request handler every stub runs over: read the request, ask ``serve``, send its answer
-    (JSON for a dict or list, the bytes as they are for a file download), after its delay."""
+def http_handler(serve: Callable[[str, str, dict[str, str], bytes], Wire]) -> type[BaseHTTPRequestHandler]:
+    """The request handler: read the request, ask ``serve``, send its answer after its delay (JSON for a
+    dict or list, text or bytes as they are)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -1,4 +1,4 @@
-"""The stub's Batch API (jobs of keyed requests) and Files API (resumable uploads, downloads)."""
+"""The Gemini stub's Batch API (jobs of keyed requests) and Files API (resumable uploads, downloads)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from enrichkit.testing.call import Call
-from enrichkit.testing.faults import Outcome, error_body
+from enrichkit.testing.faults import Error, Wire
 
 _TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
 _DONE = {"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"}
@@ -20,7 +19,7 @@ _GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 503: 14, 504: 4}
 
 
 @dataclass
-class StubJob:
+class GeminiJob:
     """One batch job. ``output`` holds ``(key, {"response": ...} | {"error": ...})`` in served order."""
 
     name: str
@@ -42,20 +41,20 @@ class StubJob:
         return f"files/batch-{self.name.removeprefix('batches/')}"
 
 
-def _batch_item(outcome: Outcome) -> dict[str, Any]:
-    """A batch result item for a live call's outcome (the error code gRPC-style, no details)."""
-    if outcome.status == 200:
-        return {"response": outcome.body}
-    error = outcome.body.get("error", {}) if isinstance(outcome.body, dict) else {}
-    message = str(error.get("message", outcome.body))
-    return {"error": {"code": _GRPC.get(outcome.status, outcome.status), "message": message}}
+def _batch_item(sent: Wire) -> dict[str, Any]:
+    """A batch result item for a live call's answer (the error code gRPC-style, no details)."""
+    if sent.status == 200:
+        return {"response": sent.body}
+    error = sent.body.get("error", {}) if isinstance(sent.body, dict) else {}
+    message = str(error.get("message", sent.body))
+    return {"error": {"code": _GRPC.get(sent.status, sent.status), "message": message}}
 
 
 def _timestamp(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _job_json(job: StubJob, drop_inline_metadata: bool = False) -> dict[str, Any]:
+def _job_json(job: GeminiJob, drop_inline_metadata: bool = False) -> dict[str, Any]:
     """The job as the Batch API sends it: an operation whose ``metadata`` the SDK reads."""
     stats = {"requestCount": str(len(job.requests))}
     if job.output is None:
@@ -93,18 +92,13 @@ def _job_json(job: StubJob, drop_inline_metadata: bool = False) -> dict[str, Any
     return wire
 
 
-class BatchFiles:
-    """The Batch and Files API state of one stub (the caller holds its lock around every method).
-
-    Jobs are PENDING at create; with ``auto`` a job is RUNNING on its first GET and SUCCEEDED on its
-    second, otherwise only ``set_state`` changes it. When a job succeeds, ``answer`` answers each of its
-    requests as a live call. ``shuffle_outputs`` serves results out of request order;
-    ``drop_inline_metadata`` leaves the keys off inline results.
-    """
+class GeminiBatches:
+    """The Batch and Files API state of one stub (the caller holds its lock around every method); a job
+    that succeeds has ``answer(job, key, request)`` answer each of its requests as a live call."""
 
     def __init__(
         self,
-        answer: Callable[[Call], Outcome],
+        answer: Callable[[GeminiJob, str, dict[str, Any]], Wire],
         url: str,
         *,
         auto: bool = True,
@@ -116,86 +110,85 @@ class BatchFiles:
         self.auto = auto
         self.shuffle_outputs = shuffle_outputs
         self.drop_inline_metadata = drop_inline_metadata
-        self.jobs: dict[str, StubJob] = {}
+        self.jobs: dict[str, GeminiJob] = {}
         self.files: dict[str, bytes] = {}
         self._file_info: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
 
-    def serve(self, call: Call, route: str, name: str, upload: str, raw: bytes) -> Outcome:
-        """Answer one Batch or Files API request; ``name`` is the job or file it names, ``upload`` the
-        upload session its bytes belong to ("" for none)."""
+    def serve(
+        self, action: str, route: str, name: str, body: dict[str, Any], headers: dict[str, str], upload: str, raw: bytes
+    ) -> Wire | Error:
+        """Answer one Batch or Files API request; ``name`` is the model, job or file it names, ``upload``
+        the upload session its bytes belong to ("" for none)."""
         if upload:
-            return self._upload_chunk(upload, raw, call.headers)
-        if call.action == "batchGenerateContent":
-            return self._create_job(call)
-        if call.action == "batches.list":
-            return Outcome(
-                body={"operations": [_job_json(job, self.drop_inline_metadata) for job in self.jobs.values()]}
-            )
-        if call.action == "files.upload":
-            return self._upload_start(call, route)
-        kind, _, verb = call.action.partition(".")
+            return self._upload_chunk(upload, raw, headers)
+        if action == "batchGenerateContent":
+            return self._create_job(name, body, headers)
+        if action == "batches.list":
+            return Wire(body={"operations": [_job_json(job, self.drop_inline_metadata) for job in self.jobs.values()]})
+        if action == "files.upload":
+            return self._upload_start(body, route)
+        kind, _, verb = action.partition(".")
         name = f"{kind}/{name}"
         if name not in (self.jobs if kind == "batches" else self.files):
-            return Outcome(404, error_body(404, f"{name} not found"))
+            return Error(404, f"{name} not found")
         if kind == "files":
             if verb == "delete":
                 del self.files[name], self._file_info[name]
-                return Outcome(body={})
-            return Outcome(body=self.files[name] if verb == "download" else self._file_info[name])
+                return Wire(body={})
+            return Wire(body=self.files[name] if verb == "download" else self._file_info[name])
         job = self.jobs[name]
         if verb == "delete":
             del self.jobs[name]
-            return Outcome(body={})
+            return Wire(body={})
         if verb == "cancel":
             if job.state not in _DONE:
                 self.set_state(job, "BATCH_STATE_CANCELLED")
-            return Outcome(body={})
+            return Wire(body={})
         job.gets += 1
         if self.auto and job.state in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
             self.set_state(job, "BATCH_STATE_RUNNING" if job.gets == 1 else "BATCH_STATE_SUCCEEDED")
-        return Outcome(body=_job_json(job, self.drop_inline_metadata))
+        return Wire(body=_job_json(job, self.drop_inline_metadata))
 
-    def set_state(self, job: StubJob, state: str) -> None:
+    def set_state(self, job: GeminiJob, state: str) -> None:
         """Move ``job`` to a wire ``state``, answering its requests when it succeeds."""
         job.state = state
         job.updated = time.time()
         if state == "BATCH_STATE_SUCCEEDED" and job.output is None:
             self._answer(job)
 
-    def _create_job(self, call: Call) -> Outcome:
-        batch = call.body.get("batch", {})
+    def _create_job(self, model: str, body: dict[str, Any], headers: dict[str, str]) -> Wire | Error:
+        batch = body.get("batch", {})
         source = batch.get("inputConfig", {})
         input_file = source.get("fileName")
         if input_file is None:
             inline = source.get("requests", {}).get("requests", [])
             requests = [(str(r.get("metadata", {}).get("key", "")), r.get("request", {})) for r in inline]
         elif input_file not in self.files:
-            return Outcome(404, error_body(404, f"{input_file} not found"))
+            return Error(404, f"{input_file} not found")
         else:
             try:
                 lines = [json.loads(line) for line in self.files[input_file].decode().splitlines() if line.strip()]
             except ValueError:
-                return Outcome(400, error_body(400, f"{input_file} is not JSONL"))
+                return Error(400, f"{input_file} is not JSONL")
             requests = [(str(line.get("key", "")), line.get("request", {})) for line in lines]
-        job = StubJob(
+        job = GeminiJob(
             name=f"batches/{uuid.uuid4().hex[:12]}",
-            model=call.model,
+            model=model,
             display_name=batch.get("displayName", ""),
             requests=requests,
             source="inline" if input_file is None else "file",
             input_file=input_file,
-            headers=call.headers,
+            headers=headers,
         )
         self.jobs[job.name] = job
-        return Outcome(body=_job_json(job, self.drop_inline_metadata))
+        return Wire(body=_job_json(job, self.drop_inline_metadata))
 
-    def _answer(self, job: StubJob) -> None:
+    def _answer(self, job: GeminiJob) -> None:
         """Answer every request of ``job`` as a live call would be answered (delays ignored)."""
         output = []
         for key, request in job.requests:
-            call = Call("POST", f"/{job.name}", job.model, "generateContent", request, job.headers, batch=job.name)
-            output.append((key, _batch_item(self.answer(call))))
+            output.append((key, _batch_item(self.answer(job, key, request))))
         if self.shuffle_outputs and len(output) > 1:
             mixed = random.Random(job.name).sample(output, len(output))
             output = mixed if mixed != output else output[::-1]
@@ -206,22 +199,22 @@ class BatchFiles:
             info = {"mimeType": "application/jsonl", "source": "GENERATED", "downloadUri": download}
             self._store(job.result_file, lines.encode(), info)
 
-    def _upload_start(self, call: Call, route: str) -> Outcome:
+    def _upload_start(self, body: dict[str, Any], route: str) -> Wire:
         """Open a resumable upload session; the client sends the bytes to ``X-Goog-Upload-URL``."""
-        meta = call.body.get("file", {})
+        meta = body.get("file", {})
         upload = uuid.uuid4().hex
         self._uploads[upload] = (meta, bytearray())
         url = f"{self.url}{route}?upload_id={upload}&upload_protocol=resumable"
-        return Outcome(body={}, headers={"X-Goog-Upload-Status": "active", "X-Goog-Upload-URL": url})
+        return Wire(body={}, headers={"X-Goog-Upload-Status": "active", "X-Goog-Upload-URL": url})
 
-    def _upload_chunk(self, upload: str, raw: bytes, headers: dict[str, str]) -> Outcome:
+    def _upload_chunk(self, upload: str, raw: bytes, headers: dict[str, str]) -> Wire | Error:
         if upload not in self._uploads:
-            return Outcome(404, error_body(404, f"no upload {upload}"))
+            return Error(404, f"no upload {upload}")
         meta, data = self._uploads[upload]
         data += raw
         command = next((v for k, v in headers.items() if k.lower() == "x-goog-upload-command"), "")
         if "finalize" not in command:
-            return Outcome(body={}, headers={"X-Goog-Upload-Status": "active"})
+            return Wire(body={}, headers={"X-Goog-Upload-Status": "active"})
         del self._uploads[upload]
         name = meta.get("name") or f"files/{uuid.uuid4().hex[:12]}"
         info = {
@@ -229,7 +222,7 @@ class BatchFiles:
             "mimeType": meta.get("mime_type", meta.get("mimeType")),
             "source": "UPLOADED",
         }
-        return Outcome(body={"file": self._store(name, bytes(data), info)}, headers={"X-Goog-Upload-Status": "final"})
+        return Wire(body={"file": self._store(name, bytes(data), info)}, headers={"X-Goog-Upload-Status": "final"})
 
     def _store(self, name: str, data: bytes, info: dict[str, Any]) -> dict[str, Any]:
         """Keep a file's bytes and its metadata (what ``files.get`` answers); return the metadata."""
