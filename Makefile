@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test clean
+.PHONY: demo test test-fast clean
 
 # The roadmap.sh scraper is a plugin (examples/roadmap): installed too, for `enrichkit scrape roadmap` and its tests.
 $(BIN)/enrichkit: pyproject.toml examples/roadmap/pyproject.toml
@@ -33,6 +33,10 @@ test: $(BIN)/enrichkit
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
+
+# The quick tier while working: no real model, no child process, no server of its own (make test runs all).
+test-fast: $(BIN)/enrichkit
+	$(BIN)/pytest -q -m "not slow and not redis and not subprocess and not ray"
 
 clean:
 	rm -rf $(VENV)

@@ -10,14 +10,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
 
-from enrichkit import RetryPolicy, Task
+from enrichkit import EnrichResult, RetryPolicy, Task, aenrich
 from enrichkit.cli import main
-from enrichkit.testing import Asked, GeminiStub
+from enrichkit.testing import Asked, FunctionProvider, GeminiStub, Scripted
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -136,17 +137,20 @@ T = TypeVar("T")
 
 
 class VirtualClock(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps: when nothing is ready, time moves at once to the next timer. A test
-    of timing (rate limits, pacing, backoff, deadlines) runs in no time and asserts exact durations; the
-    code under test reads ``loop.time()`` as usual. Only for tests without real I/O or threads."""
+    """An event loop whose clock jumps: when nothing is ready and no thread works for it, time moves at once
+    to the next timer. A test of timing (rate limits, pacing, backoff, deadlines) runs in no time and
+    asserts exact durations; the code under test reads ``loop.time()`` as usual. While a thread works for
+    the loop (``run_in_executor``: the cache's I/O) the clock waits for it, so no timer fires early.
+    Only for tests without network I/O."""
 
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
+        self.working = 0  # executor jobs not yet done
         poll = self._selector.select  # type: ignore[attr-defined]
 
         def select(timeout: float | None = None) -> list[Any]:
-            if timeout is None or timeout <= 0:
+            if timeout is None or timeout <= 0 or self.working:
                 return poll(timeout)  # type: ignore[no-any-return]
             ready: list[Any] = poll(0)
             if not ready:
@@ -158,8 +162,48 @@ class VirtualClock(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.now
 
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        self.working += 1
+        job = super().run_in_executor(executor, func, *args)
+        job.add_done_callback(self._done)
+        return job
+
+    def _done(self, _: object) -> None:
+        self.working -= 1
+
 
 def in_virtual_time(job: Coroutine[Any, Any, T]) -> T:
     """Run ``job`` on a ``VirtualClock``."""
     with asyncio.Runner(loop_factory=VirtualClock) as runner:
         return runner.run(job)
+
+
+async def timed(script: Scripted, rows: list[dict[str, Any]], task: Task, **options: Any) -> tuple[EnrichResult, float]:
+    """``aenrich`` at the seam, and how long it took on the event loop's clock."""
+    model, counts = options.pop("model", "function"), options.pop("counts", False)
+    provider = FunctionProvider(script, model=model, count=script.count if counts else None)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    result = await aenrich(rows, task, provider=provider, retry=FAST_RETRY, progress=False, **options)
+    return result, loop.time() - start
+
+
+def run_at_seam(
+    rows: list[dict[str, Any]], task: Task, script: Scripted, cache_dir: Path, **options: Any
+) -> EnrichResult:
+    """``aenrich`` on a ``FunctionProvider(script)`` (``model=``, ``counts=``: it counts tokens for free, as
+    Gemini does), on a virtual clock."""
+    return in_virtual_time(timed(script, rows, task, cache_dir=cache_dir, **options))[0]
+
+
+def generated(script: Scripted) -> list[Asked]:
+    """The requests for answers (not the free token counts), in the order they were sent."""
+    return [a for a in script.calls if a.action == "generate"]
+
+
+def pack_sizes(script: Scripted) -> list[int]:
+    """Rows per call (a pack's id count, or 1 for a single-row call), largest first: packs run
+    concurrently, so their order is not fixed."""
+    return sorted((len(a.ids) or 1 for a in generated(script)), reverse=True)

@@ -39,6 +39,7 @@ print(json.dumps({"enriched": result.stats.enriched, "hits": result.stats.cache_
 """
 
 
+@pytest.mark.redis
 def test_same_interface_as_the_row_cache(redis_url: str) -> None:
     cache, other = RedisCache(redis_url), RedisCache(redis_url)
     key = row_key("run", {"topic": "A"})
@@ -54,6 +55,7 @@ def test_same_interface_as_the_row_cache(redis_url: str) -> None:
     other.close()
 
 
+@pytest.mark.redis
 def test_leases_are_taken_where_free_and_end_when_stored_or_released(redis_url: str) -> None:
     a, b = RedisCache(redis_url), RedisCache(redis_url)
     assert a.lease(["k1", "k2"]) == []
@@ -68,6 +70,7 @@ def test_leases_are_taken_where_free_and_end_when_stored_or_released(redis_url: 
     b.close()
 
 
+@pytest.mark.redis
 def test_the_lease_time_comes_from_the_environment(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENRICHKIT_LEASE_SECONDS", "0.2")
     cache = RedisCache(redis_url)
@@ -88,6 +91,8 @@ time.sleep(60)
 """
 
 
+@pytest.mark.redis
+@pytest.mark.subprocess
 def test_the_lease_of_a_killed_worker_expires(redis_url: str) -> None:
     holder = subprocess.Popen([sys.executable, "-c", HOLD, redis_url], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
@@ -101,6 +106,7 @@ def test_the_lease_of_a_killed_worker_expires(redis_url: str) -> None:
     b.close()
 
 
+@pytest.mark.redis
 def test_a_live_holder_renews_its_leases_and_gives_them_up_when_closed(redis_url: str) -> None:
     a, b = RedisCache(redis_url, lease_seconds=0.3), RedisCache(redis_url)
     assert a.lease(["k1", "k2"]) == []
@@ -122,6 +128,7 @@ def test_an_unreachable_server_is_a_storage_error_and_a_bad_url_a_user_error(tmp
         enrich([], TASK, cache=str(tmp_path))
 
 
+@pytest.mark.redis
 def test_a_run_on_redis_writes_the_same_entries_a_folder_would(redis_url: str, tmp_path: Path) -> None:
     rows = topic_rows(30)
     with GeminiStub() as stub:
@@ -148,6 +155,8 @@ def start(stub: GeminiStub, key: str, rows: Path, url: str) -> subprocess.Popen[
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.redis
+@pytest.mark.subprocess
 def test_two_processes_on_one_redis_cache_pay_each_shared_row_once(redis_url: str, tmp_path: Path) -> None:
     with GeminiStub(latency=0.1) as stub:
         hold_until_both_sent(stub)

@@ -8,13 +8,18 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from enrichkit.cache.redis import RedisCache
 from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
 from helpers import TASK, rows_jsonl, run_cli, temps
 from redisd import redis_process
 
+pytestmark = pytest.mark.subprocess
 
+
+@pytest.mark.redis
 def test_the_cache_flag_shares_answers_through_redis(redis_url: str, tmp_path: Path) -> None:
     rows, out = rows_jsonl(tmp_path, 50), tmp_path / "out.jsonl"
     with GeminiStub() as stub:
@@ -45,6 +50,7 @@ def test_an_unreachable_redis_is_one_line_exit_2_and_nothing_sent(tmp_path: Path
     assert not out.exists() and not temps(tmp_path)
 
 
+@pytest.mark.redis
 def test_redis_killed_mid_run_stops_the_run_with_every_answer_received_written(tmp_path: Path) -> None:
     out, failures = tmp_path / "out.jsonl", tmp_path / "failures.jsonl"
     rows = rows_jsonl(tmp_path, 2_000)

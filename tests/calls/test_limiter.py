@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit import Task, aenrich
+from enrichkit import Task
 from enrichkit.calls.limits import RateLimiter
-from enrichkit.providers.gemini import make_client
-from enrichkit.testing import GeminiStub
-from helpers import FAST_RETRY, in_virtual_time, most_in_any_window, topic_rows
+from enrichkit.testing import ServerLimit, scripted
+from helpers import generated, in_virtual_time, most_in_any_window, run_at_seam, topic_rows
 
 
 async def stamps(limiter: RateLimiter, tokens: list[int]) -> list[float]:
@@ -51,26 +50,18 @@ def test_no_limit_means_no_wait() -> None:
 
 
 def test_engine_under_a_client_limit_gets_no_429(task: Task, tmp_path: Path) -> None:
-    with GeminiStub(rpm=3, window=0.8, latency=0.02) as stub:  # the first call arrives late (SDK start-up)
-        client = make_client(api_key="test-key", base_url=stub.url)
-        result = asyncio.run(
-            aenrich(
-                topic_rows(100),
-                task,
-                client=client,
-                cache_dir=tmp_path,
-                retry=FAST_RETRY,
-                limiter=RateLimiter(rpm=3, window=1.0),
-            )
-        )
+    server = ServerLimit(rpm=3, window=0.8, latency=0.02)
+    script = scripted(rules=[server])
+    limiter = RateLimiter(rpm=3, window=1.0)
+    result = run_at_seam(topic_rows(100), task, script, tmp_path, limiter=limiter)
     assert result.stats.enriched == 100 and result.stats.calls == 5
-    assert stub.rate_limited == 0
-    assert result.stats.seconds >= 1.0  # the 4th call had to wait for the window
+    assert server.refused == 0
+    sent = [a.received for a in generated(script)]
+    assert sent[3] - sent[0] == pytest.approx(1.02)  # the 4th call waited for the client's window
 
 
 def test_without_the_limit_the_server_429s_and_the_engine_waits(task: Task, tmp_path: Path) -> None:
-    with GeminiStub(rpm=3, window=0.5) as stub:
-        client = make_client(api_key="test-key", base_url=stub.url)
-        result = asyncio.run(aenrich(topic_rows(100), task, client=client, cache_dir=tmp_path, retry=FAST_RETRY))
+    server = ServerLimit(rpm=3, window=0.5)
+    result = run_at_seam(topic_rows(100), task, scripted(rules=[server]), tmp_path)
     assert result.stats.enriched == 100
-    assert stub.rate_limited > 0 and result.stats.retries == stub.rate_limited
+    assert server.refused > 0 and result.stats.retries == server.refused

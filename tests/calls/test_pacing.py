@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit import Task, aenrich
+from enrichkit import Task
 from enrichkit.calls.limits import RateLimiter
 from enrichkit.calls.pacing import Gate, Pacing
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.errors import RateLimited
 from enrichkit.providers.base import Reply, Request
-from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
-from enrichkit.testing import FunctionProvider, GeminiStub
-from helpers import FAST_RETRY, topic_rows
+from enrichkit.testing import FunctionProvider, ServerLimit, scripted
+from helpers import FAST_RETRY, generated, in_virtual_time, run_at_seam, topic_rows
 
 
 def test_a_429_teaches_the_window_and_the_limit() -> None:
@@ -72,8 +71,8 @@ def test_concurrency_grows_while_latency_binds_and_nothing_is_refused() -> None:
         return Reply("{}")
 
     grown, fixed = scheduler(4, 32), scheduler(4, None)
-    asyncio.run(calls(grown, FunctionProvider(slow), 200))
-    asyncio.run(calls(fixed, FunctionProvider(slow), 200))
+    in_virtual_time(calls(grown, FunctionProvider(slow), 200))
+    in_virtual_time(calls(fixed, FunctionProvider(slow), 200))
     assert grown.concurrency == 32 and fixed.concurrency == 4
 
 
@@ -88,17 +87,18 @@ def test_concurrency_halves_after_429s_without_a_retry_delay() -> None:
         return Reply("{}")
 
     s = scheduler(16, 64)
-    asyncio.run(calls(s, FunctionProvider(busy), 16))
+    in_virtual_time(calls(s, FunctionProvider(busy), 16))
     assert s.concurrency < 16 and s.stats.retries == 3
 
 
 @pytest.mark.parametrize("fixed", [False, True])
 def test_the_engine_learns_the_servers_window_and_stays_under_it(task: Task, tmp_path: Path, fixed: bool) -> None:
-    with GeminiStub(rpm=6, window=1.0, latency=0.05, fixed_window=fixed) as stub:
-        client = make_client(api_key="test-key", base_url=stub.url)
-        result = asyncio.run(aenrich(topic_rows(400), task, client=client, cache_dir=tmp_path, progress=False))
+    server = ServerLimit(rpm=6, window=1.0, fixed=fixed, latency=0.05)
+    script = scripted(rules=[server])
+    result = run_at_seam(topic_rows(400), task, script, tmp_path)
     s = result.stats
-    assert s.enriched == 400 and s.calls_packed == 20 + stub.rate_limited
-    assert 1 <= stub.rate_limited <= 6  # the first burst (calls in flight when the first 429 came back), then none
+    assert s.enriched == 400 and s.calls_packed == 20 + server.refused
+    assert 1 <= server.refused <= 6  # the first burst (calls in flight when the first 429 came back), then none
     assert re.fullmatch(r"~[56] requests / 1(\.\d)? s", s.rate_limit)  # a fixed window may look one smaller
-    assert s.seconds >= 3.0  # 20 calls at 6 a second's window: three windows to wait out
+    sent = sorted(a.received for a in generated(script))
+    assert sent[-1] - sent[0] >= 3.0  # 20 calls at 6 a second's window: three windows to wait out

@@ -9,11 +9,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from enrichkit import aenrich
 from enrichkit.calls.redis_limit import RedisRateLimiter
 from enrichkit.providers.gemini import make_client
 from enrichkit.testing import GeminiStub
 from helpers import FAST_RETRY, ROOT, most_in_any_window, topic_rows
+
+pytestmark = pytest.mark.redis
+
 
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 

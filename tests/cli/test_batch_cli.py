@@ -16,6 +16,8 @@ from enrichkit.engine.batch import JobStore
 from enrichkit.testing import GeminiStub
 from helpers import TASK, topic_rows
 
+pytestmark = pytest.mark.subprocess
+
 
 def enrichkit(stub: GeminiStub, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}

@@ -206,6 +206,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, stub: Gemini
     assert stub.generate_calls == []
 
 
+@pytest.mark.slow
 def test_unreachable_base_url_fails_after_bounded_retries(tmp_path: Path, rows_file: Path) -> None:
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(
@@ -237,6 +238,7 @@ def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" in result.stderr and "no such file" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_console_script_runs_as_a_subprocess(stub: GeminiStub, rows_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}

@@ -18,6 +18,8 @@ from enrichkit.cli.runner import STOPPED
 from enrichkit.testing import GeminiStub
 from helpers import TASK, env, rows_jsonl, run_cli, temps
 
+pytestmark = pytest.mark.subprocess
+
 
 @pytest.mark.parametrize(
     ("option", "named"),

@@ -17,9 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from enrichkit.cache.folder import RowCache
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, hold_until_both_sent, read_jsonl, sender, topic_rows, write_jsonl
+
+pytestmark = pytest.mark.subprocess
+
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
 ROWS = topic_rows(450)

@@ -6,9 +6,13 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from enrichkit.cache.folder import RowCache
 from enrichkit.testing import GeminiStub
 from helpers import start, topic_rows, wait_for_calls
+
+pytestmark = pytest.mark.subprocess
 
 
 def cached(cache: Path) -> int:

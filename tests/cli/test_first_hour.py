@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from enrichkit.output.receipt import count_reasons, failures_report, failures_text, reason_kind
 from enrichkit.testing import GeminiStub, set_field
 from helpers import TASK, invoke, read_jsonl, start, topic_rows, wait_for_calls, write_jsonl
@@ -68,6 +70,7 @@ def test_a_run_with_no_failures_removes_the_last_runs_failures_file(stub: Gemini
     assert not stale.exists()
 
 
+@pytest.mark.subprocess
 def test_an_interrupted_receipt_shows_the_real_wall_time(tmp_path: Path) -> None:
     rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
     write_jsonl(rows, topic_rows(200))

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from enrichkit.output.stdio import count_rows
 from enrichkit.testing import GeminiStub
 from helpers import ROOT, TASK, invoke, topic_rows, write_jsonl
@@ -32,6 +34,7 @@ def test_help_shows_environment_variables_and_an_example() -> None:
     assert "Examples:" in text and "enrichkit run rows.csv -t task.json -o enriched.csv" in text
 
 
+@pytest.mark.subprocess
 def test_the_model_from_m_or_the_environment(stub: GeminiStub, tmp_path: Path) -> None:
     rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(2))
     given = invoke(stub, "run", str(rows), "-t", TASK, "-o", str(tmp_path / "a.jsonl"), "--no-cache", "-m", "gemini-m")
@@ -46,6 +49,7 @@ def test_the_model_from_m_or_the_environment(stub: GeminiStub, tmp_path: Path) -
     assert [call.model for call in stub.generate_calls] == ["gemini-m", "gemini-env"]
 
 
+@pytest.mark.subprocess
 def test_rows_to_stdout_as_jsonl_with_the_receipt_on_stderr(stub: GeminiStub, tmp_path: Path) -> None:
     rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(3))
     done = enrichkit(stub, "run", str(rows), "-t", TASK, "-o", "-", "--no-cache")
@@ -56,6 +60,7 @@ def test_rows_to_stdout_as_jsonl_with_the_receipt_on_stderr(stub: GeminiStub, tm
     assert list(tmp_path.iterdir()) == [rows]
 
 
+@pytest.mark.subprocess
 def test_csv_on_stdin_to_csv_on_stdout(stub: GeminiStub) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, ["id", "category", "topic", "description"])
@@ -68,6 +73,7 @@ def test_csv_on_stdin_to_csv_on_stdout(stub: GeminiStub) -> None:
     assert [r["id"] for r in got] == ["t0", "t1", "t2", "t3"] and list(got[0])[-2:] == ["tldr", "challenge"]
 
 
+@pytest.mark.subprocess
 def test_json_prints_the_receipt_on_stdout(stub: GeminiStub, tmp_path: Path) -> None:
     rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(3))
     done = enrichkit(stub, "run", str(rows), "-t", TASK, "-o", str(tmp_path / "o.csv"), "--no-cache", "--json")
@@ -78,6 +84,7 @@ def test_json_prints_the_receipt_on_stdout(stub: GeminiStub, tmp_path: Path) -> 
     assert clash.returncode == 2 and "error: -o - and --json both write to stdout" in clash.stderr
 
 
+@pytest.mark.subprocess
 def test_show_prompt_prints_the_first_packs_request_and_sends_nothing(stub: GeminiStub, tmp_path: Path) -> None:
     rows = write_jsonl(tmp_path / "rows.jsonl", topic_rows(30))
     done = enrichkit(stub, "run", str(rows), "-t", TASK, "-o", str(tmp_path / "o.csv"), "--no-cache", "--dry-run",

@@ -17,6 +17,9 @@ from enrichkit.engine.batch import JobStore
 from enrichkit.testing import AnthropicStub, OpenAIStub
 from helpers import ROOT, topic_rows
 
+pytestmark = pytest.mark.subprocess
+
+
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
 Stubs = OpenAIStub | AnthropicStub
 

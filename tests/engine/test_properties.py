@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ items = st.fixed_dictionaries(
 answers = st.lists(items | json_values, max_size=9)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(answers, st.booleans())
 def test_check_pack_never_accepts_an_invalid_ambiguous_or_misattributed_item(answer: list[Any], echo: bool) -> None:
@@ -50,6 +52,7 @@ def test_check_pack_never_accepts_an_invalid_ambiguous_or_misattributed_item(ans
             assert echo_of(source.get("echo", "")) == echo_of(ECHOES[rid])
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=200) | st.builds(lambda a: json.dumps(a), answers), st.sampled_from([list, dict]))
 def test_parse_answer_either_returns_the_expected_shape_or_raises_answer_error(text: str, expect: Any) -> None:

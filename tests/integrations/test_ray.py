@@ -33,6 +33,7 @@ def cluster() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.mark.redis
 def test_a_dataset_comes_back_with_the_columns_and_an_error_column(redis_url: str) -> None:
     rows = topic_rows(60)
     with GeminiStub() as stub:
@@ -49,6 +50,7 @@ def test_a_dataset_comes_back_with_the_columns_and_an_error_column(redis_url: st
     assert {k: got["t8"][k] for k in rows[8]} == rows[8]
 
 
+@pytest.mark.redis
 def test_rows_repeated_across_partitions_are_paid_once(redis_url: str) -> None:
     rows = topic_rows(150)
     copies: list[dict[str, Any]] = [{**r, "id": f"copy-{r['id']}"} for r in rows[50:150]]  # same content
@@ -74,6 +76,7 @@ def actor_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.redis
 def test_a_worker_killed_mid_batch_is_retried_and_pays_only_what_was_not_cached(redis_url: str) -> None:
     rows = topic_rows(240)
     copies = [{**r, "id": f"copy-{r['id']}"} for r in rows[120:180]]  # in two partitions

@@ -139,6 +139,7 @@ def test_parquet_types_come_from_the_first_chunk(tmp_path: Path) -> None:
     assert pq.read_table(out).column("n").to_pylist() == [None, "x"]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("suffix", "limit"), [(".sqlite", 20_000), (".parquet", 4_000)])
 def test_a_full_output_disk_is_one_line_naming_the_output(tmp_path: Path, suffix: str, limit: int) -> None:
     out = tmp_path / f"out{suffix}"

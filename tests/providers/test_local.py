@@ -50,6 +50,7 @@ def smollm2(max_pack_size: int | None = None) -> LocalProvider:
     return LocalProvider(SMOLLM2, threads=1, capabilities=caps)
 
 
+@pytest.mark.slow
 @needs_model
 def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> None:
     rows = topic_rows(6)
@@ -72,6 +73,7 @@ def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> 
     assert again.rows == result.rows
 
 
+@pytest.mark.slow
 @needs_model
 def test_by_default_rows_go_one_at_a_time(cache_dir: Path) -> None:
     result = asyncio.run(aenrich(topic_rows(2), LABELS, provider=smollm2(), pack_size=20, cache_dir=cache_dir))
@@ -79,6 +81,7 @@ def test_by_default_rows_go_one_at_a_time(cache_dir: Path) -> None:
     assert (result.stats.calls_single, result.stats.calls_packed) == (2, 0)
 
 
+@pytest.mark.slow
 @needs_model
 def test_prefix_schema_pins_every_id_in_order() -> None:
     ids = pack_ids(4)

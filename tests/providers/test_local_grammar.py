@@ -133,6 +133,7 @@ def test_the_runtime_compiles_grammars_with_llguidance() -> None:
     assert answer_format(obj(t={"type": "string"}))["grammar"].startswith("%llguidance")
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_local_answer_cannot_break_any_limit() -> None:
     schema = obj(
@@ -160,6 +161,7 @@ def test_a_local_answer_cannot_break_any_limit() -> None:
     datetime.date.fromisoformat(answer["day"])
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_limit_the_grammar_cannot_hold_is_still_checked(cache_dir: Path) -> None:
     task = Task(

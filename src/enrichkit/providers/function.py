@@ -34,20 +34,25 @@ def records_of(request: Request) -> list[dict[str, Any]]:
 
 
 class FunctionProvider:
-    """A provider that answers every request with ``fn(request)``, sync or async; ``fn`` may raise a
-    ``ProviderError`` to fail the call. ``requests`` keeps every request it got (unless ``record`` is
-    false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it."""
+    """A provider that answers every request with ``fn(request)`` (or ``fn(request, model=...)`` where ``fn``
+    takes the model asked), sync or async; ``fn`` may raise a ``ProviderError`` to fail the call.
+    ``count(request)``: a free count of the request's tokens, as Gemini's ``countTokens`` (None: the
+    provider cannot count, as most cannot). ``requests`` keeps every request it got (unless ``record``
+    is false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it."""
 
     def __init__(
         self,
-        fn: Callable[[Request], Answer | Awaitable[Answer]],
+        fn: Callable[..., Answer | Awaitable[Answer]],
         *,
         name: str = "function",
         model: str = "function",
         capabilities: Capabilities | None = None,
         record: bool = True,
+        count: Callable[[Request], int | None] | None = None,
     ) -> None:
         self.fn = fn
+        self.count = count
+        self._with_model = "model" in inspect.signature(fn).parameters
         self.name = name
         self.model = model
         self.capabilities = capabilities or Capabilities()
@@ -62,7 +67,7 @@ class FunctionProvider:
     async def generate(self, request: Request) -> Reply:
         if self.record:
             self.requests.append(request)
-        answer = self.fn(request)
+        answer = self.fn(request, model=self.model) if self._with_model else self.fn(request)
         if inspect.isawaitable(answer):
             answer = await answer
         if isinstance(answer, Reply):
@@ -71,7 +76,7 @@ class FunctionProvider:
         return Reply(text, usage=Usage(len(request.system + request.prompt) // 4, len(text) // 4))
 
     async def count_tokens(self, request: Request) -> int | None:
-        return None
+        return None if self.count is None else self.count(request)
 
     def with_model(self, model: str) -> FunctionProvider:
         other = copy.copy(self)

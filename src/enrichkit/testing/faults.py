@@ -7,6 +7,8 @@ every provider: ``drop_ids("r3")`` loses r3 from a Gemini, OpenAI or Anthropic a
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import random
 import time
@@ -45,6 +47,7 @@ class Asked:
     wrapped: bool = False
     """Whether the wire carries a pack's answer wrapped as ``{"items": [...]}`` (OpenAI, Anthropic)."""
     received: float = field(default_factory=time.monotonic)
+    """When it arrived: the wall clock at a stub, the event loop's clock at the seam (``scripted``)."""
 
     @property
     def packed(self) -> bool:
@@ -239,3 +242,44 @@ def quota_exhausted(quota: str, message: str = "You exceeded your current quota.
 def json_validate_failed(message: str = "Failed to validate JSON", failed_generation: str = "") -> Fault:
     """Groq's 400 for an answer its own decoder could not fit to the schema."""
     return http_error(400, message, code="json_validate_failed", failed_generation=failed_generation)
+
+
+class RequestWindow:
+    """A server's request limit: at most ``rpm`` requests per ``window`` seconds, counted in a sliding window,
+    or (``fixed``) in windows that open at the first request and then reset whole."""
+
+    def __init__(self, rpm: int, window: float = 60.0, fixed: bool = False) -> None:
+        self.rpm = rpm
+        self.window = window
+        self.fixed = fixed
+        self._recent: collections.deque[float] = collections.deque()
+
+    def refuse(self, now: float) -> float | None:
+        """Count a request arriving at ``now``; or, when the window is full, the seconds until a slot frees."""
+        recent = self._recent
+        if self.fixed and recent and now - recent[0] >= self.window:
+            recent.clear()
+        while recent and now - recent[0] >= self.window:
+            recent.popleft()
+        if len(recent) >= self.rpm:
+            return self.window - (now - recent[0])
+        recent.append(now)
+        return None
+
+
+class ServerLimit:
+    """A fault for the provider seam (``scripted``): a server's own request limit on the event loop's clock
+    (a 429 with the seconds until a slot frees, as Gemini's ``RetryInfo`` says), and every answer after
+    ``latency`` seconds; ``refused`` counts the 429s."""
+
+    def __init__(self, rpm: int, window: float = 60.0, *, fixed: bool = False, latency: float = 0.0) -> None:
+        self.limit = RequestWindow(rpm, window, fixed)
+        self.latency = latency
+        self.refused = 0
+
+    def __call__(self, asked: Asked) -> Outcome:
+        wait = self.limit.refuse(asyncio.get_running_loop().time())
+        if wait is None:
+            return Answer(asked.answer, delay=self.latency)
+        self.refused += 1
+        return Error(429, "rate limit", retry_after=wait)

@@ -14,6 +14,7 @@ import collections
 import threading
 from collections.abc import Callable, Iterable
 
+from enrichkit.errors import ProviderError
 from enrichkit.providers.base import Reply, Request, Usage
 from enrichkit.providers.classify import by_status, transport
 from enrichkit.testing.faults import Answer, Asked, Error, Fault, Outcome, Wire, tokens
@@ -30,6 +31,7 @@ class Script:
         self.calls: list[Asked] = []
         self._next: collections.deque[Fault | None] = collections.deque(faults)
         self._rules: list[tuple[Fault, When | None]] = [(rule, None) for rule in rules]
+        self.refusal: Error | None = None
 
     def script(self, *faults: Fault | None) -> None:
         """Use these faults for the next requests, in order (``None``: answer normally)."""
@@ -41,6 +43,11 @@ class Script:
         tried in the order added, and a fault that returns None passes the request on to the next."""
         with self.lock:
             self._rules.append((fault, when))
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer every request from now on, token counts included, with this error (a bad key, an unknown
+        model)."""
+        self.refusal = Error(status, message)
 
     def pick(self, asked: Asked) -> list[Fault]:
         """The faults to try on ``asked``, in order (the caller holds ``lock``: ``when`` sees the
@@ -55,22 +62,18 @@ class Script:
         """The first outcome a fault gives, else the default answer."""
         return next((out for fault in faults if (out := fault(asked)) is not None), None) or Answer(asked.answer)
 
-    def outcome(self, asked: Asked) -> Outcome:
-        """Record ``asked`` and decide what it gets."""
-        with self.lock:
-            self.calls.append(asked)
-            faults = self.pick(asked)
-        return self.decide(faults, asked)
-
 
 class Scripted(Script):
     """A ``FunctionProvider`` function: an answer becomes a ``Reply``, an error is raised as the real
     providers raise it (``classify.by_status``), a delay is slept (past the request's timeout, the call
     fails as a timed-out one does)."""
 
-    async def __call__(self, request: Request) -> Reply:
-        asked = Asked("function", request.system, request.prompt, request.schema)
-        outcome = self.outcome(asked)
+    async def __call__(self, request: Request, model: str = "function") -> Reply:
+        asked = Asked(model, request.system, request.prompt, request.schema, received=_now())
+        with self.lock:
+            self.calls.append(asked)
+            faults = [] if self.refusal is not None else self.pick(asked)
+        outcome = self.refusal or self.decide(faults, asked)
         if isinstance(outcome, Wire):
             raise TypeError("a Wire reply needs a stub: the provider seam has no wire")
         if request.timeout is not None and outcome.delay > request.timeout:
@@ -79,17 +82,37 @@ class Scripted(Script):
         if outcome.delay:
             await asyncio.sleep(outcome.delay)
         if isinstance(outcome, Error):
-            raise by_status(
-                outcome.status,
-                outcome.message,
-                provider="function",
-                model=asked.model,
-                code=outcome.code or "",
-                retry_after=outcome.retry_after,
-                exhausted=outcome.quota or "",
-            )
+            raise _raised(outcome, model)
         text = outcome.content(asked)
         return Reply(text, outcome.finish, Usage(asked.prompt_tokens, tokens(text or "")))
+
+    def count(self, request: Request) -> int:
+        """A free token count (``FunctionProvider(script, count=script.count)``): recorded, never scripted;
+        the refusal, if any, is raised as the real providers raise it."""
+        asked = Asked("function", request.system, request.prompt, request.schema, action="count", received=_now())
+        with self.lock:
+            self.calls.append(asked)
+        if self.refusal is not None:
+            raise _raised(self.refusal, asked.model)
+        return asked.prompt_tokens
+
+
+def _now() -> float:
+    """The event loop's clock (a test's virtual clock, where it runs on one)."""
+    return asyncio.get_running_loop().time()
+
+
+def _raised(error: Error, model: str) -> ProviderError:
+    """``error`` as enrichkit's kind of error, as a real provider would raise it."""
+    return by_status(
+        error.status,
+        error.message,
+        provider="function",
+        model=model,
+        code=error.code or "",
+        retry_after=error.retry_after,
+        exhausted=error.quota or "",
+    )
 
 
 def scripted(*faults: Fault | None, rules: Iterable[Fault] = ()) -> Scripted:

@@ -8,7 +8,6 @@ serves its batch and file requests (``api_request``), and renders outcomes in it
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import json
@@ -20,7 +19,7 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
-from enrichkit.testing.faults import Answer, Asked, Error, Outcome, Wire, tokens
+from enrichkit.testing.faults import Answer, Asked, Error, Outcome, RequestWindow, Wire, tokens
 from enrichkit.testing.script import Script
 
 
@@ -64,14 +63,11 @@ class WireStub(Script):
         self.latency = pacing.get("latency", 0.0)
         self.per_output_token = pacing.get("per_output_token", 0.0)
         self.jitter = pacing.get("jitter", 0.0)
-        self.rpm = pacing.get("rpm")
-        self.window = pacing.get("window", 60.0)
-        self.fixed_window = pacing.get("fixed_window", False)
+        rpm, window, fixed = pacing.get("rpm"), pacing.get("window", 60.0), pacing.get("fixed_window", False)
+        self.limit = None if rpm is None else RequestWindow(rpm, window, fixed)
         self.rate_limited = 0
         """Requests answered 429 by the ``rpm`` limit."""
-        self.refusal: Error | None = None
         self.api_calls: list[ApiCall] = []
-        self._recent: collections.deque[float] = collections.deque()
         self._server = _Server(("127.0.0.1", pacing.get("port", 0)), http_handler(self.serve))
         self._thread: threading.Thread | None = None
 
@@ -99,18 +95,15 @@ class WireStub(Script):
         """The requests answered inside batch ``job``."""
         return [c for c in self.calls if c.job == job]
 
-    def refuse(self, status: int, message: str) -> None:
-        """Answer every request from now on, token counts and batch and file requests included, with this
-        error (a bad key, an unknown model)."""
-        self.refusal = Error(status, message)
-
     def answer(self, asked: Asked) -> Wire:
         """Record a model request and answer it: the refusal, a 429 over ``rpm``, or what the script
         decides, paced (a batch job's requests are not limited or paced)."""
         with self.lock:
             self.calls.append(asked)
             refusal = self.refusal
-            limited = self._over_rpm() if refusal is None and asked.job is None else None
+            limited = None
+            if refusal is None and asked.job is None and self.limit is not None:
+                limited = self.limit.refuse(time.monotonic())
             self.rate_limited += limited is not None
             faults = self.pick(asked) if refusal is None and limited is None else []
         outcome: Outcome
@@ -196,20 +189,6 @@ class WireStub(Script):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _over_rpm(self) -> float | None:
-        """Seconds until a request slot frees, when the last window already had ``rpm`` requests."""
-        if self.rpm is None:
-            return None
-        now = time.monotonic()
-        if self.fixed_window and self._recent and now - self._recent[0] >= self.window:
-            self._recent.clear()
-        while self._recent and now - self._recent[0] >= self.window:
-            self._recent.popleft()
-        if len(self._recent) >= self.rpm:
-            return self.window - (now - self._recent[0])
-        self._recent.append(now)
-        return None
 
 
 def unwrapped(schema: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
