@@ -1,5 +1,5 @@
 """The packing audit (``audit=``, ``--audit``) and the adaptive pack size (``adaptive=``, ``--adaptive``),
-on the real google-genai client against the Gemini stub."""
+at the provider seam; and both through the real CLI against the Gemini stub."""
 
 from __future__ import annotations
 
@@ -8,24 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google import genai
 
-from enrichkit import Task, UserError, enrich
+from enrichkit import Task, UserError
 from enrichkit.engine.audit import agreement, sample, similarity
 from enrichkit.engine.sizing import PackSizer
 from enrichkit.output.receipt import run_report, run_text
-from enrichkit.providers.gemini import make_client
 from enrichkit.result import FieldAgreement, PackSize
-from enrichkit.testing import Asked, Fault, GeminiStub, drop_ids, http_error, set_field, with_items
-from helpers import FAST_RETRY, TASK, invoke, topic_rows, write_jsonl
+from enrichkit.testing import Asked, Fault, GeminiStub, Scripted, drop_ids, http_error, scripted, set_field, with_items
+from helpers import TASK, invoke, run_at_seam, topic_rows, write_jsonl
 
 
-def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path, **kw: Any) -> Any:
-    return enrich(rows, task, client=client, cache_dir=cache_dir, retry=FAST_RETRY, **kw)
+@pytest.fixture
+def script() -> Scripted:
+    return scripted()
 
 
-def single_calls(stub: GeminiStub) -> list[Asked]:
-    return [c for c in stub.generate_calls if not c.ids]
+def run(*args: Any, **options: Any) -> Any:
+    """``run_at_seam``, its result untyped (the audit's figures are optional in ``Stats``)."""
+    return run_at_seam(*args, **options)
+
+
+def single_calls(script: Scripted) -> list[Asked]:
+    return [c for c in script.calls if not c.ids]
 
 
 def alone(call: Asked) -> bool:
@@ -97,11 +101,11 @@ def test_the_sample_is_fixed_by_the_keys_and_never_empty() -> None:
 
 
 def test_the_audit_re_asks_a_sample_singly_and_agrees_with_deterministic_answers(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+    script: Scripted, task: Task, cache_dir: Path
 ) -> None:
-    result = run(topic_rows(100), task, client, cache_dir, audit=0.1)
-    assert len(single_calls(stub)) == 10 and len(stub.generate_calls) == 15
-    assert all(c.schema["type"] == "object" for c in single_calls(stub))
+    result = run(topic_rows(100), task, script, cache_dir, audit=0.1)
+    assert len(single_calls(script)) == 10 and len(script.calls) == 15
+    assert all(c.schema["type"] == "object" for c in single_calls(script))
     audit = result.stats.audit
     assert (audit.fraction, audit.rows, audit.answered) == (0.1, 10, 10)
     assert audit.fields == {"tldr": FieldAgreement(1.0, 1.0), "challenge": FieldAgreement(1.0)}
@@ -109,24 +113,22 @@ def test_the_audit_re_asks_a_sample_singly_and_agrees_with_deterministic_answers
     assert result.stats.enriched == 100 and result.stats.pack_size is None
 
 
-def test_audit_answers_are_never_cached_nor_used(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    stub.rule(flip_answers(), when=alone)
-    result = run(topic_rows(40), task, client, cache_dir, audit=1.0)
-    assert result.stats.audit.rows == 40 and len(single_calls(stub)) == 40
+def test_audit_answers_are_never_cached_nor_used(script: Scripted, task: Task, cache_dir: Path) -> None:
+    script.rule(flip_answers(), when=alone)
+    result = run(topic_rows(40), task, script, cache_dir, audit=1.0)
+    assert result.stats.audit.rows == 40 and len(single_calls(script)) == 40
     assert not any(row["tldr"] == "Zebras qux." for row in result.rows)
-    again = run(topic_rows(40), task, client, cache_dir)
+    again = run(topic_rows(40), task, script, cache_dir)
     assert again.stats.calls == 0 and again.stats.cache_hits == 40
     assert again.rows == result.rows and again.stats.audit is None
-    assert len(stub.generate_calls) == 42
+    assert len(script.calls) == 42
 
 
 def test_single_answers_that_differ_lower_the_agreement_and_give_a_hint(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
+    script: Scripted, task: Task, cache_dir: Path
 ) -> None:
-    stub.rule(flip_answers(), when=alone)
-    result = run(topic_rows(60), task, client, cache_dir, audit=0.25)
+    script.rule(flip_answers(), when=alone)
+    result = run(topic_rows(60), task, script, cache_dir, audit=0.25)
     fields = result.stats.audit.fields
     assert fields["challenge"] == FieldAgreement(0.0)
     assert fields["tldr"].agreement == 0.0 and fields["tldr"].similarity is not None
@@ -136,26 +138,22 @@ def test_single_answers_that_differ_lower_the_agreement_and_give_a_hint(
     assert "hint: packed answers often differ" in text
 
 
-def test_only_rows_answered_in_a_pack_this_run_are_audited(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    run(topic_rows(40), task, client, cache_dir)
-    stub.script(drop_ids("r3"))  # the first new pack loses Topic number 42: it is answered singly
-    result = run(topic_rows(60), task, client, cache_dir, audit=1.0)
+def test_only_rows_answered_in_a_pack_this_run_are_audited(script: Scripted, task: Task, cache_dir: Path) -> None:
+    run(topic_rows(40), task, script, cache_dir)
+    script.script(drop_ids("r3"))  # the first new pack loses Topic number 42: it is answered singly
+    result = run(topic_rows(60), task, script, cache_dir, audit=1.0)
     assert result.stats.cache_hits == 40 and result.stats.calls_single == 1
     assert result.stats.audit.rows == 19 and result.stats.calls_audit == 19
-    asked = [c.records[0]["topic"] for c in single_calls(stub)]
+    asked = [c.records[0]["topic"] for c in single_calls(script)]
     assert sorted(asked) == sorted(f"Topic number {i}" for i in range(40, 60))
     assert asked.count("Topic number 42") == 1  # the ladder's single call, not an audit one
 
 
-def test_a_rerun_without_cache_audits_the_same_rows(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    run(topic_rows(80), task, client, cache_dir, use_cache=False, audit=0.1)
-    first = sorted(c.prompt for c in single_calls(stub))
-    run(topic_rows(80), task, client, cache_dir, use_cache=False, audit=0.1)
-    assert len(first) == 8 and sorted(c.prompt for c in single_calls(stub)[8:]) == first
+def test_a_rerun_without_cache_audits_the_same_rows(script: Scripted, task: Task, cache_dir: Path) -> None:
+    run(topic_rows(80), task, script, cache_dir, use_cache=False, audit=0.1)
+    first = sorted(c.prompt for c in single_calls(script))
+    run(topic_rows(80), task, script, cache_dir, use_cache=False, audit=0.1)
+    assert len(first) == 8 and sorted(c.prompt for c in single_calls(script)[8:]) == first
 
 
 @pytest.mark.parametrize(
@@ -163,10 +161,10 @@ def test_a_rerun_without_cache_audits_the_same_rows(
     [(set_field(None, "challenge", "hard"), 5), (http_error(500), 15), (http_error(403, "permission denied"), None)],
 )
 def test_an_audit_call_that_fails_counts_as_no_answer(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, fault: Fault, calls: int | None
+    script: Scripted, task: Task, cache_dir: Path, fault: Fault, calls: int | None
 ) -> None:
-    stub.rule(fault, when=alone)
-    result = run(topic_rows(50), task, client, cache_dir, audit=0.1)
+    script.rule(fault, when=alone)
+    result = run(topic_rows(50), task, script, cache_dir, audit=0.1)
     assert result.failures == [] and result.stats.enriched == 50
     assert result.stats.invalid_items == 0 and result.stats.calls_single == 0
     assert (result.stats.audit.rows, result.stats.audit.answered, result.stats.audit.fields) == (5, 0, {})
@@ -176,28 +174,26 @@ def test_an_audit_call_that_fails_counts_as_no_answer(
         assert 1 <= result.stats.calls_audit <= 5
 
 
-def test_nothing_to_audit_when_every_row_is_cached(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    run(topic_rows(20), task, client, cache_dir)
-    again = run(topic_rows(20), task, client, cache_dir, audit=0.5)
+def test_nothing_to_audit_when_every_row_is_cached(script: Scripted, task: Task, cache_dir: Path) -> None:
+    run(topic_rows(20), task, script, cache_dir)
+    again = run(topic_rows(20), task, script, cache_dir, audit=0.5)
     assert again.stats.calls == 0 and (again.stats.audit.rows, again.stats.audit.answered) == (0, 0)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan")])
 def test_an_audit_fraction_outside_0_to_1_is_refused(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path, fraction: float
+    script: Scripted, task: Task, cache_dir: Path, fraction: float
 ) -> None:
     with pytest.raises(UserError, match="audit fraction must be between 0 and 1"):
-        run(topic_rows(5), task, client, cache_dir, audit=fraction)
-    assert stub.calls == []
+        run(topic_rows(5), task, script, cache_dir, audit=fraction)
+    assert script.calls == []
 
 
 # -- adaptive pack size ----------------------------------------------------------------------------
 
 
-def drops_30_percent_of_big_packs(stub: GeminiStub) -> None:
-    stub.rule(with_items(lambda items, _: items[: len(items) * 7 // 10]), when=lambda call: len(call.ids) > 5)
+def drops_30_percent_of_big_packs(script: Scripted) -> None:
+    script.rule(with_items(lambda items, _: items[: len(items) * 7 // 10]), when=lambda call: len(call.ids) > 5)
 
 
 def test_the_sizer_halves_on_invalid_items_and_doubles_after_five_clean_packs() -> None:
@@ -218,26 +214,22 @@ def test_the_sizer_halves_on_invalid_items_and_doubles_after_five_clean_packs() 
     assert small.size == 2
 
 
-def test_adaptive_packs_shrink_when_big_packs_come_back_invalid(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    drops_30_percent_of_big_packs(stub)
-    result = run(topic_rows(200), task, client, cache_dir, adaptive=True, concurrency=1)
-    sizes = [len(c.ids) or 1 for c in stub.generate_calls]  # one call at a time: in the order sent
+def test_adaptive_packs_shrink_when_big_packs_come_back_invalid(script: Scripted, task: Task, cache_dir: Path) -> None:
+    drops_30_percent_of_big_packs(script)
+    result = run(topic_rows(200), task, script, cache_dir, adaptive=True, concurrency=1)
+    sizes = [len(c.ids) or 1 for c in script.calls]  # one call at a time: in the order sent
     assert sizes[0] == 20 and max(sizes[1:]) <= 10 and sizes.count(5) >= 10
     assert result.stats.pack_size == PackSize(started=20, ended=result.stats.pack_size.ended, smallest=5)
     assert result.failures == []
-    with GeminiStub() as fixed:
-        drops_30_percent_of_big_packs(fixed)
-        fixed_size = run(topic_rows(200), task, make_client("k", fixed.url), cache_dir / "fixed", concurrency=1)
+    fixed = scripted()
+    drops_30_percent_of_big_packs(fixed)
+    fixed_size = run(topic_rows(200), task, fixed, cache_dir / "fixed", concurrency=1)
     assert result.stats.invalid_items * 2 < fixed_size.stats.invalid_items
 
 
-def test_adaptive_packs_stay_at_the_batch_size_when_clean(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    result = run(topic_rows(150), task, client, cache_dir, adaptive=True, concurrency=2)
-    assert sorted((len(c.ids) for c in stub.generate_calls), reverse=True) == [20] * 7 + [10]
+def test_adaptive_packs_stay_at_the_batch_size_when_clean(script: Scripted, task: Task, cache_dir: Path) -> None:
+    result = run(topic_rows(150), task, script, cache_dir, adaptive=True, concurrency=2)
+    assert sorted((len(c.ids) for c in script.calls), reverse=True) == [20] * 7 + [10]
     assert result.stats.pack_size == PackSize(20, 20, 20)
 
 

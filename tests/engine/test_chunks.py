@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from google import genai
 
 from enrichkit import EnrichResult, Task
 from enrichkit.api import aenrich_chunks
@@ -18,35 +16,37 @@ from enrichkit.cli.runner import STOPPED, run_job
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.rows.files import iter_rows
-from enrichkit.testing import GeminiStub, http_error
-from helpers import ROOT, topic_rows
+from enrichkit.testing import FunctionProvider, GeminiStub, Scripted, http_error, scripted
+from helpers import ROOT, in_virtual_time, topic_rows
 
 
-def chunked(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path) -> list[EnrichResult]:
+def chunked(rows: list[dict[str, Any]], task: Task, script: Scripted, cache_dir: Path) -> list[EnrichResult]:
+    """``aenrich_chunks`` in chunks of 50 rows, at the provider seam."""
+    provider = FunctionProvider(script)
+
     async def collect() -> list[EnrichResult]:
-        return [r async for r in aenrich_chunks(rows, task, client=client, cache_dir=cache_dir, chunk_rows=50)]
+        return [r async for r in aenrich_chunks(rows, task, provider=provider, cache_dir=cache_dir, chunk_rows=50)]
 
-    return asyncio.run(collect())
+    return in_virtual_time(collect())
 
 
-def test_chunks_share_one_set_of_figures_and_the_cache(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
+def test_chunks_share_one_set_of_figures_and_the_cache(task: Task, cache_dir: Path) -> None:
     rows = topic_rows(100) + [{**r, "id": f"again-{r['id']}"} for r in topic_rows(20)]  # same content, new ids
-    results = chunked(rows, task, client, cache_dir)
+    script = scripted()
+    results = chunked(rows, task, script, cache_dir)
     assert [len(r.rows) for r in results] == [50, 50, 20]
     assert [r.stats.rows for r in results] == [50, 100, 120]  # each result: the run's figures up to its chunk
     stats = results[-1].stats
     assert stats.rows == 120 and stats.enriched == 100 and stats.cache_hits == 20  # the last chunk: all hits
-    assert len(stub.generate_calls) == 6  # 3 packs for each of the first two chunks, none for the third
+    assert len(script.calls) == 6  # 3 packs for each of the first two chunks, none for the third
     assert [row["id"] for r in results for row in r.rows] == [row["id"] for row in rows]
     assert results[2].rows[0]["tldr"] == results[0].rows[0]["tldr"]
 
 
-def test_a_duplicate_id_in_a_later_chunk_names_both_rows(client: genai.Client, task: Task, cache_dir: Path) -> None:
+def test_a_duplicate_id_in_a_later_chunk_names_both_rows(task: Task, cache_dir: Path) -> None:
     rows = [*topic_rows(60), topic_rows(1)[0]]
     with pytest.raises(UserError, match=r"rows 1 and 61: duplicate id 't0'"):
-        chunked(rows, task, client, cache_dir)
+        chunked(rows, task, scripted(), cache_dir)
 
 
 def test_run_job_writes_chunk_by_chunk_into_one_file(stub: GeminiStub, tmp_path: Path) -> None:

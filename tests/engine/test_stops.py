@@ -1,5 +1,6 @@
 """When a run stops, and what it leaves: no provider reply ends a run unless it proves the run cannot
-succeed; a stop mid-run still writes every row it has (real CLI and SDK against the Gemini stub)."""
+succeed (the ladder and its stop evidence at the provider seam); a stop mid-run still writes every row it has
+(real CLI and SDK against the Gemini stub)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from enrichkit import FatalProviderError, Task, enrich
 from enrichkit.cli import main
 from enrichkit.cli.runner import STOPPED
 from enrichkit.providers.openai import openai_provider
-from enrichkit.testing import Answer, GeminiStub, OpenAIStub, http_error, quota_exhausted, set_field
-from helpers import FAST_RETRY, ROOT, topic_rows
+from enrichkit.testing import Answer, GeminiStub, OpenAIStub, http_error, quota_exhausted, scripted, set_field
+from helpers import FAST_RETRY, ROOT, run_at_seam, topic_rows
 
 TASK = str(ROOT / "schemas" / "roadmap-topic.json")
 
@@ -53,40 +54,32 @@ def test_a_quota_exhausted_mid_run_writes_output_and_failures_and_the_rerun_pays
     assert sum(len(c.ids) or 1 for c in stub.generate_calls[sent:]) == 60  # only the rows not yet answered
 
 
-def test_an_unrecognised_400_on_big_packs_is_a_pack_failure_not_the_end(
-    stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
-) -> None:
-    refuse_big = http_error(400, "Request contains an invalid argument.")
-    stub.rule(refuse_big, when=lambda call: len(call.ids) > 10)
-    result = run(topic_rows(134), task, client, cache_dir)
+def test_an_unrecognised_400_on_big_packs_is_a_pack_failure_not_the_end(task: Task, cache_dir: Path) -> None:
+    script = scripted()
+    script.rule(http_error(400, "Request contains an invalid argument."), when=lambda asked: len(asked.ids) > 10)
+    result = run_at_seam(topic_rows(134), task, script, cache_dir)
     assert result.failures == [] and not result.stats.stopped
     assert result.stats.calls <= 7 + 14 + 2  # the first wave at 20, then packs of 10 (the ladder learned)
 
 
-def test_the_same_refusal_on_three_single_rows_stops_the_run(
-    stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
-) -> None:
-    stub.rule(http_error(400, "Request contains an invalid argument."))
+def test_the_same_refusal_on_three_single_rows_stops_the_run(task: Task, cache_dir: Path) -> None:
+    script = scripted(rules=[http_error(400, "Request contains an invalid argument.")])
     with pytest.raises(FatalProviderError, match="refused the request for 3 rows in a row"):
-        run(topic_rows(400), task, client, cache_dir, concurrency=2)
-    assert len(stub.generate_calls) <= 30  # a few packs of each size, then three rows on their own: not 400
+        run_at_seam(topic_rows(400), task, script, cache_dir, concurrency=2)
+    assert len(script.calls) <= 30  # a few packs of each size, then three rows on their own: not 400
 
 
-def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(
-    stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
-) -> None:
-    stub.rule(set_field(lambda record: True, "challenge", "impossible"))
+def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(task: Task, cache_dir: Path) -> None:
+    script = scripted(rules=[set_field(lambda record: True, "challenge", "impossible")])
     with pytest.raises(FatalProviderError, match="no answer satisfies the task's schema"):
-        run(topic_rows(200), task, client, cache_dir, concurrency=1)
-    assert len(stub.generate_calls) < 40  # not 200 rows x 3 tries
+        run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=1)
+    assert len(script.calls) < 40  # not 200 rows x 3 tries
 
 
-def test_when_every_pack_fails_the_run_costs_about_a_call_a_row(
-    stub: GeminiStub, task: Task, client: genai.Client, cache_dir: Path
-) -> None:
-    not_json = Answer(text="not json")  # a model that cannot follow the pack format
-    stub.rule(lambda call: not_json, when=lambda call: bool(call.ids))
-    result = run(topic_rows(200), task, client, cache_dir, concurrency=2)
+def test_when_every_pack_fails_the_run_costs_about_a_call_a_row(task: Task, cache_dir: Path) -> None:
+    script = scripted()
+    script.rule(lambda asked: Answer(text="not json"), when=lambda asked: asked.packed)  # a model that cannot pack
+    result = run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=2)
     assert result.failures == []
     assert result.stats.calls <= 200 + 15  # the naive ladder walks 20 -> 10 -> 5 -> 2 -> 1 for every pack
 

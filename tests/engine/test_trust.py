@@ -13,8 +13,8 @@ from google import genai
 from enrichkit import Task, enrich
 from enrichkit.cache.folder import RowCache
 from enrichkit.cli import main
-from enrichkit.testing import GeminiStub, set_field, swap_answers, with_items
-from helpers import FAST_RETRY, ROOT, topic_rows
+from enrichkit.testing import GeminiStub, scripted, set_field, swap_answers, with_items
+from helpers import FAST_RETRY, ROOT, run_at_seam, topic_rows
 
 
 def run(rows: list[dict[str, Any]], task: Task, client: genai.Client, cache_dir: Path, **kw: Any) -> Any:
@@ -25,54 +25,46 @@ LEVEL = {"challenge": {"type": "string", "enum": ["practice", "expert"]}}
 
 
 def mentions_own_topic(row: dict[str, Any]) -> bool:
-    """The stub writes tldrs from the row's own words ("About <category> <topic> ...")."""
+    """The default answers write tldrs from the row's own words ("About <category> <topic> ...")."""
     return row["topic"] in row["tldr"]
 
 
-def test_swapped_answers_are_caught_by_the_echo_and_asked_again(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    stub.script(swap_answers("r3", "r7"))
-    result = run(topic_rows(20), task, client, cache_dir, echo=True)
+def test_swapped_answers_are_caught_by_the_echo_and_asked_again(task: Task, cache_dir: Path) -> None:
+    script = scripted(swap_answers("r3", "r7"))
+    result = run_at_seam(topic_rows(20), task, script, cache_dir, echo=True)
     assert result.stats.crosswired == 2
     assert result.failures == []
     assert all(mentions_own_topic(row) for row in result.rows)
     assert result.stats.calls == 2  # the pack of 20, then r3 and r7 again together
-    echo_field = stub.generate_calls[0].schema["items"]["properties"]["echo"]
+    echo_field = script.calls[0].schema["items"]["properties"]["echo"]
     assert "description" in echo_field["description"]
 
 
-def test_a_default_run_catches_swapped_answers_at_no_token_cost(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    stub.script(swap_answers("r3", "r7"))
-    result = run(topic_rows(20), task, client, cache_dir)
+def test_a_default_run_catches_swapped_answers_at_no_token_cost(task: Task, cache_dir: Path) -> None:
+    script = scripted(swap_answers("r3", "r7"))
+    result = run_at_seam(topic_rows(20), task, script, cache_dir)
     assert result.stats.crosswired == 2
     assert result.failures == []
     assert all(mentions_own_topic(row) for row in result.rows)
     assert result.stats.calls == 2
-    assert "echo" not in stub.generate_calls[0].schema["items"]["properties"]  # the check costs no output tokens
+    assert "echo" not in script.calls[0].schema["items"]["properties"]  # the check costs no output tokens
 
 
-def test_a_task_without_free_text_gets_the_echo_by_default(
-    stub: GeminiStub, client: genai.Client, cache_dir: Path
-) -> None:
+def test_a_task_without_free_text_gets_the_echo_by_default(cache_dir: Path) -> None:
     labels = Task("Rate each topic.", ["topic", "description"], {"type": "object", "properties": LEVEL})
-    stub.script(swap_answers("r3", "r7"))
-    result = run(topic_rows(20), labels, client, cache_dir)
-    assert "echo" in stub.generate_calls[0].schema["items"]["properties"]
+    script = scripted(swap_answers("r3", "r7"))
+    result = run_at_seam(topic_rows(20), labels, script, cache_dir)
+    assert "echo" in script.calls[0].schema["items"]["properties"]
     assert result.stats.crosswired == 2 and result.failures == []
 
 
-def test_without_the_echo_a_swap_goes_unnoticed(
-    stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
-) -> None:
-    stub.script(swap_answers("r3", "r7"))
-    result = run(topic_rows(20), task, client, cache_dir, echo=False)
+def test_without_the_echo_a_swap_goes_unnoticed(task: Task, cache_dir: Path) -> None:
+    script = scripted(swap_answers("r3", "r7"))
+    result = run_at_seam(topic_rows(20), task, script, cache_dir, echo=False)
     assert result.stats.crosswired == 0
     wrong = [row["id"] for row in result.rows if not mentions_own_topic(row)]
     assert wrong == ["t2", "t6"]  # the risk the echo removes: r3 is the 3rd row (t2), r7 the 7th (t6)
-    assert "echo" not in stub.generate_calls[0].schema["items"]["properties"]
+    assert "echo" not in script.calls[0].schema["items"]["properties"]
 
 
 INJECTION = (
