@@ -11,8 +11,12 @@ from enrichkit.cache.entry import Entry
 class Cache(Protocol):
     """Where a run keeps validated answers: ``RowCache`` (a folder, the default) or ``RedisCache`` (shared).
 
-    Leases keep a row in flight in one place: ``lease`` takes them for all ``keys`` or for none, and
-    returns the keys someone else holds (empty: all are this object's); storing a row ends its lease."""
+    Leases keep a row in flight in one place: ``lease`` takes the leases of the ``keys`` that are free
+    and returns the others (held by someone else, or stored already); storing a row ends its lease."""
+
+    remote: bool
+    """Whether a call is a network round trip (Redis). A run makes every call to a remote cache from its
+    cache thread; of a folder's, only ``written_elsewhere`` (one local query) runs on the event loop."""
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Entry]: ...
 

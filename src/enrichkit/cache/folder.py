@@ -46,6 +46,8 @@ class RowCache:
     Nothing is ever evicted: a paid answer stays until ``clear``, ``prune`` or ``forget``.
     """
 
+    remote = False
+
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.damaged = 0  # entries found undecodable (and treated as misses) by this object

@@ -97,6 +97,8 @@ def lease_time() -> float:
 class RedisCache:
     """Validated answers in Redis, shared by every process and machine that names the same server."""
 
+    remote = True
+
     def __init__(self, url: str, *, prefix: str = "enrichkit", lease_seconds: float | None = None) -> None:
         self.url = url
         self.prefix = prefix

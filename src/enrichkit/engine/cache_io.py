@@ -1,8 +1,9 @@
-"""A run's calls to its cache, all in one worker thread: the event loop never waits on the cache.
+"""A run's calls to its cache, in one worker thread: the event loop never waits on a round trip.
 
 Look-ups, leases, their release and the group commits of answers (``GroupCommit``) go to one thread,
 in the order they are made; SQLite and Redis let go of the GIL while they work, so checking answers
-goes on meanwhile.
+goes on meanwhile. The one call a folder answers on the event loop is the cheap check, before each
+pack, of whether another process wrote to it (``Cache.remote``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class CacheIO:
     async def claim(self, keys: Sequence[str]) -> tuple[dict[str, Entry], set[str]]:
         """The entries of ``keys`` stored meanwhile, and the keys whose lease another worker holds; this run
         takes the leases of the rest (see ``Cache.lease``)."""
+        if not self.cache.remote and not self.cache.written_elsewhere():  # one local query: the usual case
+            return {}, set()
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._claim, keys)
 
     def _claim(self, keys: Sequence[str]) -> tuple[dict[str, Entry], set[str]]:
@@ -42,7 +45,8 @@ class CacheIO:
 
     async def release(self, keys: Sequence[str]) -> None:
         """End this run's leases of ``keys`` (rows it gave up on: other workers may ask them)."""
-        await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
+        if self.cache.remote:  # a folder holds no leases
+            await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
 
     def store(self, entries: Mapping[str, Entry]) -> asyncio.Future[None]:
         """Cache ``entries`` with the next group commit; the future is done once they are committed."""
