@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from enrichkit import EnrichResult, RetryPolicy, Task, aenrich
 from enrichkit.cli import main
+from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.testing import Asked, FunctionProvider, GeminiStub, Scripted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +208,15 @@ def pack_sizes(script: Scripted) -> list[int]:
     """Rows per call (a pack's id count, or 1 for a single-row call), largest first: packs run
     concurrently, so their order is not fixed."""
     return sorted((len(a.ids) or 1 for a in generated(script)), reverse=True)
+
+
+def ask(provider: Provider, request: Request) -> Reply:
+    """One request sent through ``provider`` (closed after), in an event loop of its own."""
+
+    async def go() -> Reply:
+        try:
+            return await provider.generate(request)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())

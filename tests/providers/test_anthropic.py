@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +12,11 @@ from enrichkit import Task, enrich
 from enrichkit.engine.prompt import pack_prompt, pack_schema
 from enrichkit.errors import FatalProviderError, ProviderError, RateLimited, RequestRejected, TransientError
 from enrichkit.providers import choose_provider
-from enrichkit.providers.anthropic import AnthropicProvider, anthropic_provider
-from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.anthropic import anthropic_provider
+from enrichkit.providers.base import Request
 from enrichkit.testing import AnthropicStub, Asked, Fault, Outcome, Wire, http_error, rate_limited
 from enrichkit.testing.anthropic import message
-from helpers import FAST_RETRY, topic_rows
+from helpers import FAST_RETRY, ask, topic_rows
 
 
 @pytest.fixture
@@ -25,16 +24,6 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[AnthropicStub]:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     with AnthropicStub() as server:
         yield server
-
-
-def ask(provider: AnthropicProvider, request: Request) -> Reply:
-    async def go() -> Reply:
-        try:
-            return await provider.generate(request)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
 
 
 def pack_request(task: Task) -> Request:

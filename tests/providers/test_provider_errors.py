@@ -32,6 +32,7 @@ from enrichkit.providers.openai import openai_provider
 from enrichkit.providers.redact import redact
 from enrichkit.testing import Fault, GeminiStub, OpenAIStub, Wire, hang, http_error, json_validate_failed
 from enrichkit.testing.openai import completion, error_body
+from helpers import ask as sent
 
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
 REQUEST = Request("Label the record.", "Record:\n\n{}", SCHEMA, 256)
@@ -59,13 +60,7 @@ def error_info(reason: str) -> dict[str, Any]:
 
 
 def ask(provider: Provider, request: Request = REQUEST) -> Reply:
-    async def go() -> Reply:
-        try:
-            return await provider.generate(request)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
+    return sent(provider, request)
 
 
 def failure(provider: Provider, request: Request = REQUEST) -> ProviderError:

@@ -40,6 +40,7 @@ from enrichkit.testing import (
 )
 from enrichkit.testing.script import Script
 from helpers import FAST_RETRY, topic_rows
+from helpers import ask as ask_once
 
 Ask = tuple[Callable[[], Provider], Script]
 
@@ -71,15 +72,7 @@ def pack(task: Task, timeout: float | None = None) -> Request:
 def reply(ask: Ask, request: Request, *faults: Fault) -> Reply:
     make, script = ask
     script.script(*faults)
-    provider = make()
-
-    async def go() -> Reply:
-        try:
-            return await provider.generate(request)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
+    return ask_once(make(), request)
 
 
 def failure(ask: Ask, request: Request, fault: Fault) -> ProviderError:

@@ -8,7 +8,6 @@ the answers settle is the ``Settlement``'s.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from enrichkit.engine.crosswire import suspects, text_fields
@@ -22,7 +21,7 @@ from enrichkit.engine.prompt import (
     single_prompt,
     system_instruction,
 )
-from enrichkit.engine.validation import AnswerError, check_pack, check_values, parse_answer, parse_items
+from enrichkit.engine.validation import AnswerError, Checked, check_pack, check_values, parse_answer, parse_items
 from enrichkit.providers.base import IdStyle, Reply, Request
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
@@ -30,17 +29,6 @@ from enrichkit.task.task import Task
 
 PACK_PROMPT_BUDGET = 24_000
 PACK_OUTPUT_BUDGET = 8_000
-
-
-@dataclass
-class Checked:
-    """An answer checked: each row's valid values, or why it got none; and what the check counted."""
-
-    valid: dict[Work, dict[str, Any]] = field(default_factory=dict)
-    invalid: dict[Work, str] = field(default_factory=dict)
-    invalid_items: int = 0
-    unknown_ids: int = 0
-    crosswired: int = 0
 
 
 class PackCodec:
@@ -123,7 +111,7 @@ class PackCodec:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def read_pack(self, reply: Reply, ids: list[str], items: list[Work]) -> Checked:
+    def read_pack(self, reply: Reply, ids: list[str], items: list[Work]) -> Checked[Work]:
         """A pack's answer checked item by item: ids exactly once, values valid, not cross-wired."""
         by_id = dict(zip(ids, items, strict=True))
         try:
@@ -137,15 +125,16 @@ class PackCodec:
             del check.valid[rid]
             check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
             check.crosswired += 1
+            check.invalid_items += 1
         return Checked(
             {by_id[rid]: values for rid, values in check.valid.items()},
             {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid},
-            len(check.invalid),
+            check.invalid_items,
             check.unknown_ids,
             check.crosswired,
         )
 
-    def read_single(self, reply: Reply, item: Work) -> Checked:
+    def read_single(self, reply: Reply, item: Work) -> Checked[Work]:
         """One row's answer checked."""
         try:
             payload = parse_answer(reply.text, dict)

@@ -11,7 +11,7 @@ from typing import Any
 
 from enrichkit.cache.entry import Entry
 from enrichkit.engine.cache_io import CacheIO
-from enrichkit.engine.codec import Checked
+from enrichkit.engine.validation import Checked
 from enrichkit.providers.base import Usage
 from enrichkit.result import ModelStats, Stats
 from enrichkit.rows.work import Work
@@ -32,7 +32,7 @@ class Settlement:
         self.packed: dict[str, Work] = {}
 
     def accept(
-        self, checked: Checked, usage: Usage, model: str, pack_size: int
+        self, checked: Checked[Work], usage: Usage, model: str, pack_size: int
     ) -> tuple[dict[Work, str], Awaitable[None] | None]:
         """Settle the valid rows of an answer by ``model`` to a request of ``pack_size`` rows; the others with
         why they failed, and an awaitable (None: nothing to wait for) done once the valid ones are cached

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from enrichkit.engine.prompt import echo_of
 from enrichkit.task.schema import Validator, first_error
@@ -98,12 +98,17 @@ def _item_id(item: Any) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-@dataclass
-class PackCheck:
-    """Per pack id: the valid values, or why the row got no valid answer."""
+K = TypeVar("K")
 
-    valid: dict[str, dict[str, Any]] = field(default_factory=dict)
-    invalid: dict[str, str] = field(default_factory=dict)
+
+@dataclass
+class Checked(Generic[K]):
+    """An answer checked, per row (a pack id, or the codec's ``Work``): its valid values or why it got none;
+    ``invalid_items``: the items whose values were checked and refused (not an answer that failed whole)."""
+
+    valid: dict[K, dict[str, Any]] = field(default_factory=dict)
+    invalid: dict[K, str] = field(default_factory=dict)
+    invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
 
@@ -116,7 +121,7 @@ def check_pack(
     echoes: Mapping[str, str] | None = None,
     *,
     missing: str | None = None,
-) -> PackCheck:
+) -> Checked[str]:
     """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
 
     An id that appears twice is ambiguous, so neither answer is kept. With ``echoes`` (pack id →
@@ -126,7 +131,7 @@ def check_pack(
     expected = set(ids)
     item_ids = [_item_id(item) for item in items]
     counts = Counter(item_ids)
-    out = PackCheck()
+    out: Checked[str] = Checked()
     out.unknown_ids = sum(n for rid, n in counts.items() if rid not in expected)
     for rid, item in zip(item_ids, items, strict=True):
         if rid not in expected:
@@ -147,4 +152,5 @@ def check_pack(
     for rid in ids:
         if rid not in out.valid and rid not in out.invalid:
             out.invalid[rid] = f"missing from the answer ({missing})" if missing else "missing from the answer"
+    out.invalid_items = len(out.invalid)
     return out
