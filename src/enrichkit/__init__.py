@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from enrichkit.errors import EnrichkitError, FatalProviderError, UserError
     from enrichkit.options import RetryPolicy, RunOptions
     from enrichkit.result import EnrichResult, Failure, Stats
-    from enrichkit.task import Task
+    from enrichkit.task.task import Task
 
 _HOMES = {
     "DryRun": "enrichkit.engine.dry_run",
@@ -26,7 +26,7 @@ _HOMES = {
     "RetryPolicy": "enrichkit.options",
     "RunOptions": "enrichkit.options",
     "Stats": "enrichkit.result",
-    "Task": "enrichkit.task",
+    "Task": "enrichkit.task.task",
     "UserError": "enrichkit.errors",
     "adry_run": "enrichkit.api",
     "aenrich": "enrichkit.api",

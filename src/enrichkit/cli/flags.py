@@ -12,7 +12,6 @@ import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
 from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
-from enrichkit.output.stdio import stdout_output
 from enrichkit.providers import PROVIDERS
 
 
@@ -159,6 +158,8 @@ _CLI = {f.name for f in dataclasses.fields(CliOptions)}
 
 def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
     """The run's options and the command line's own from the flags."""
+    from enrichkit.output.stdio import stdout_output
+
     if not 1 <= kwargs["pack_size"] <= MAX_PACK_SIZE:
         raise click.BadParameter(
             f"must be between 1 and {MAX_PACK_SIZE}, not {kwargs['pack_size']}", param_hint="--pack-size"
@@ -175,6 +176,8 @@ def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
 
 def output_target(output: Path, kwargs: dict[str, Any]) -> Path:
     """OUTPUT as a path; ``-`` is standard output, in ``--format`` (JSONL by default)."""
+    from enrichkit.output.stdio import stdout_output
+
     fmt = kwargs.pop("output_format")
     if str(output) != "-":
         if fmt is not None:

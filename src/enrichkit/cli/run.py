@@ -10,8 +10,6 @@ import click
 from enrichkit.cli.common import guarded
 from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
 from enrichkit.cli.task import one_line_options, task_path
-from enrichkit.output.stdio import count_rows
-from enrichkit.rows.files import iter_rows
 
 RUN_EXAMPLES = """Examples:
 
@@ -48,10 +46,12 @@ def run(
 ) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for stdin) into OUTPUT, with the task file -t or the one-line
     task --instruction/--input/--column."""
+    from enrichkit.cli.runner import run_job
+    from enrichkit.output.stdio import count_rows
+    from enrichkit.rows.files import iter_rows
+
     target = output_target(output, kwargs)
     kwargs["total"] = count_rows(input_path)
     kwargs["source"] = None if input_path == "-" else Path(input_path)
     with task_path(task, instruction, inputs, columns) as path:
-        from enrichkit.cli.runner import run_job
-
         return run_job(iter_rows(input_path, stdin_format), path, target, *split_options(kwargs))

@@ -7,14 +7,15 @@ import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from enrichkit.cli.common import F, guarded
-from enrichkit.output.files import write_json
 from enrichkit.task.columns import TYPES
-from enrichkit.task.task import Task
+
+if TYPE_CHECKING:
+    from enrichkit.task.task import Task
 
 
 def one_line_options(command: F) -> F:
@@ -46,6 +47,8 @@ def one_line_task(instruction: str | None, inputs: Sequence[str], columns: Seque
             f"a task without a file needs --instruction, --input and --column (missing {missing[0]})"
         )
     assert instruction is not None
+    from enrichkit.task.task import Task
+
     return Task.from_columns(instruction, inputs, columns, **more)
 
 
@@ -88,6 +91,8 @@ def new(output: Path, instruction: str | None, inputs: tuple[str, ...], columns:
     if not output.parent.is_dir():
         raise click.UsageError(f"{output}: directory {str(output.parent)!r} does not exist")
     built = one_line_task(instruction, inputs, columns, id_field=kwargs["id_field"], name=kwargs["name"] or output.stem)
+    from enrichkit.output.files import write_json
+
     write_json(output, built.document())
     click.echo(f"wrote {output}: {len(built.fields)} columns ({', '.join(built.fields)})", err=True)
     return 0

@@ -1,6 +1,2 @@
 """What to ask for every row: the ``Task``, the one-line column language and the JSON Schema dialect
 of its answers."""
-
-from enrichkit.task.task import Task
-
-__all__ = ["Task"]
