@@ -1,4 +1,4 @@
-"""What the default cross-wiring check (``enrichkit.crosswire``) catches, and how often it cries wolf.
+"""What the default cross-wiring check (``enrichkit.engine.crosswire``) catches, and how often it cries wolf.
 
     PYTHONPATH=src .venv/bin/python benchmarks/crosswire_catch.py [--swaps 3] [--seed 1]
 

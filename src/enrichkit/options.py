@@ -97,7 +97,7 @@ class RunOptions:
     poll: float = POLL_SECONDS
     chunk_rows: int | None = CHUNK_ROWS
     max_cost: float | None = None
-    """US$ the run may spend at most (``enrichkit.budget``); None: no limit."""
+    """US$ the run may spend at most (``calls.budget``); None: no limit."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.pack_size <= MAX_PACK_SIZE:

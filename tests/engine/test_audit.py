@@ -227,7 +227,7 @@ def test_adaptive_packs_shrink_when_big_packs_come_back_invalid(script: Scripted
     assert result.stats.invalid_items * 2 < fixed_size.stats.invalid_items
 
 
-def test_adaptive_packs_stay_at_the_batch_size_when_clean(script: Scripted, task: Task, cache_dir: Path) -> None:
+def test_adaptive_packs_stay_at_the_pack_size_when_clean(script: Scripted, task: Task, cache_dir: Path) -> None:
     result = run(topic_rows(150), task, script, cache_dir, adaptive=True, concurrency=2)
     assert sorted((len(c.ids) for c in script.calls), reverse=True) == [20] * 7 + [10]
     assert result.stats.pack_size == PackSize(20, 20, 20)

@@ -177,7 +177,7 @@ class RowCache:
         return len(self) != self._expected
 
     def lease(self, keys: Sequence[str]) -> list[str]:
-        """No leases on one machine: a row in flight in two processes is paid twice (rarely: see ``Packer``)."""
+        """No leases on one machine: a row in flight in two processes is paid twice (rarely: see ``engine.leases``)."""
         return []
 
     def release(self, keys: Iterable[str]) -> None:

@@ -1,4 +1,4 @@
-"""The ``enrichkit`` command: a thin click shell over the library (see ``runner`` and ``api``)."""
+"""The ``enrichkit`` command: a thin click shell over the library (``runner`` runs the job; see ``enrichkit.api``)."""
 
 from __future__ import annotations
 
