@@ -32,9 +32,12 @@ class CacheIO:
     async def claim(self, keys: Sequence[str]) -> tuple[dict[str, Entry], set[str]]:
         """The entries of ``keys`` stored meanwhile, and the keys whose lease another worker holds; this run
         takes the leases of the rest (see ``Cache.lease``)."""
-        if not self.cache.remote and not self.cache.written_elsewhere():  # one local query: the usual case
-            return {}, set()
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._claim, keys)
+        loop = asyncio.get_running_loop()
+        if not self.cache.remote:  # a folder holds no leases; asking whether it was written is one local query
+            if not self.cache.written_elsewhere():
+                return {}, set()
+            return await loop.run_in_executor(self._thread, self.cache.get_many, keys), set()
+        return await loop.run_in_executor(self._thread, self._claim, keys)
 
     def _claim(self, keys: Sequence[str]) -> tuple[dict[str, Entry], set[str]]:
         found = self.cache.get_many(keys) if self.cache.written_elsewhere() else {}
