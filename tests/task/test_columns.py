@@ -83,6 +83,8 @@ def test_task_new_writes_a_valid_task_file(tmp_path: Path) -> None:
     meta = json.loads((ROOT / "schemas" / "task.schema.json").read_text(encoding="utf-8"))
     assert not list(Draft202012Validator(meta).iter_errors(doc))
     assert doc["name"] == "reviews" and doc["inputs"] == ["text"]
+    assert doc["$schema"] == meta["$id"] and out.read_text(encoding="utf-8").endswith("}\n")
+    assert "2 columns (sentiment, stars)" in result.output
     assert Task.from_file(out) == Task.from_columns("Classify each review", "text", args[9::2], name="reviews")
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "exists (--force overwrites it)" in again.output

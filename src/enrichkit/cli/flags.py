@@ -79,8 +79,9 @@ def enrich_options(command: F) -> F:
         click.option(
             "--echo/--no-echo",
             default=None,
-            help="Packed answers copy their row's first words, so answers given to the wrong row are caught"
-            " (default: off; costs about 9 output tokens a row).",
+            help="Packed answers copy their row's first words, so answers given to the wrong row are caught (about 9"
+            " output tokens a row). Default: only for a task without free-text columns; the free text of the others"
+            " is checked against its row at no cost. --no-echo turns both checks off.",
         ),
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         CACHE_DIR,
@@ -97,7 +98,8 @@ def enrich_options(command: F) -> F:
         click.option(
             "--failures",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="Write failed rows as JSONL here (default: OUTPUT's name with -failures.jsonl, when a row failed).",
+            help="Write failed rows as JSONL here, once a row failed; a run where none failed removes an earlier"
+            " run's file there (default: OUTPUT's name with -failures.jsonl).",
         ),
         click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
         click.option(

@@ -28,6 +28,7 @@ from enrichkit.output import sweep
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.output.receipt import (
     count_reasons,
+    counted,
     dry_run_report,
     dry_run_text,
     failures_report,
@@ -36,7 +37,7 @@ from enrichkit.output.receipt import (
     run_report,
     run_text,
 )
-from enrichkit.output.stdio import is_stdout
+from enrichkit.output.stdio import is_stdout, shown
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import EnrichResult, Stats
@@ -92,7 +93,7 @@ def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> in
     """Scrape without enrichment: the rows as they are."""
     check_output(output)
     write_rows(output, rows, columns_of(rows))
-    say(f"wrote {len(rows):,} rows to {output}", quiet)
+    say(f"wrote {counted(len(rows), 'row')} to {shown(output)}", quiet)
     return 0
 
 
@@ -121,7 +122,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     count = len(rows) if isinstance(rows, Sequence) else cli.total
     if count is not None and cli.limit is not None:
         count = min(count, cli.limit)
-    head = f"{count:,} rows · " if count is not None else ""
+    head = f"{counted(count, 'row')} · " if count is not None else ""
     say(f"enrichkit: {head}{provider.name} / {provider.model} ({context.why}) · {where}", cli.quiet)
     if cli.dry_run:
         return _within(context, _dry_run(context, list(rows) if cli.show_prompt else rows, cli))
@@ -130,8 +131,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     failures = cli.failures or (None if is_stdout(output) else default_failures(output))
     reasons: Counter[str] = Counter()
     try:
-        lazy = None if cli.failures else failures
-        shown: list[dict[str, Any]] = []
+        first: list[dict[str, Any]] = []
         with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
             if swept is None:
@@ -144,10 +144,9 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
                     chunks,
                     context.task,
                     output,
-                    cli.failures,
-                    failures_if_any=lazy,
+                    failures,
                     reasons=reasons,
-                    first=(shown, cli.preview),
+                    first=(first, cli.preview),
                     opened=opened,
                 ),
             )
@@ -163,11 +162,11 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         return INTERRUPTED
     finally:
         progress.close()
-    if lazy is not None and not stats.failed and not stats.pending:
-        lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
+    if failures is not None and not stats.failed and not stats.pending:
+        failures.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
-    if shown:
-        say(preview_text(shown, context.task), cli.quiet)
+    if first:
+        say(preview_text(first, context.task), cli.quiet)
     return code
 
 
@@ -240,14 +239,13 @@ async def write_chunks(
     output: Path,
     failures: Path | None,
     *,
-    failures_if_any: Path | None = None,
     reasons: Counter[str] | None = None,
     first: tuple[list[dict[str, Any]], int] = ([], 0),
     opened: Callable[[list[str]], ContextManager[Write]] | None = None,
 ) -> Stats:
     """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
 
-    ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
+    ``failures`` is written only once a row failed (none is written when no row failed); ``reasons``
     counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written;
     ``opened(columns)`` opens the writer of the rows (default: ``row_writer`` of ``output``)."""
     stats = Stats()
@@ -262,10 +260,8 @@ async def write_chunks(
                 if write is None:
                     columns = columns_of(result.rows, task.fields)
                     write = files.enter_context(opened(columns) if opened else row_writer(output, columns))
-                    if failures is not None:
-                        write_failures = files.enter_context(jsonl_writer(failures))
-                if write_failures is None and failures_if_any is not None and result.failures:
-                    write_failures = files.enter_context(jsonl_writer(failures_if_any))
+                if write_failures is None and failures is not None and result.failures:
+                    write_failures = files.enter_context(jsonl_writer(failures))
                 if reasons is not None:
                     reasons.update(count_reasons(f.reason for f in result.failures))
                 write(result.rows)
@@ -298,7 +294,7 @@ def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: s
         )
         return 0
     failed = f" · failures: {cli.failures}" if stats.failed and cli.failures else ""
-    say(f"output: {output}{failed}", cli.quiet)
+    say(f"output: {shown(output)}{failed}", cli.quiet)
     if stats.stopped:
         return STOPPED
     return 1 if stats.failed else 0

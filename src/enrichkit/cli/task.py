@@ -6,6 +6,7 @@ import contextlib
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,12 @@ def task_path(
         yield path
 
 
+def schema_id() -> str:
+    """The ``$id`` of the task file's JSON Schema (``enrichkit/task/task.schema.json``), for ``$schema``."""
+    text = resources.files("enrichkit.task").joinpath("task.schema.json").read_text(encoding="utf-8")
+    return str(json.loads(text)["$id"])
+
+
 @click.group()
 def task() -> None:
     """Write task files."""
@@ -92,7 +99,8 @@ def new(output: Path, instruction: str | None, inputs: tuple[str, ...], columns:
         raise click.UsageError(f"{output}: directory {str(output.parent)!r} does not exist")
     built = one_line_task(instruction, inputs, columns, id_field=kwargs["id_field"], name=kwargs["name"] or output.stem)
     from enrichkit.output.files import write_json
+    from enrichkit.output.receipt import counted
 
-    write_json(output, built.document())
-    click.echo(f"wrote {output}: {len(built.fields)} columns ({', '.join(built.fields)})", err=True)
+    write_json(output, {"$schema": schema_id()} | built.document())
+    click.echo(f"wrote {output}: {counted(len(built.fields), 'column')} ({', '.join(built.fields)})", err=True)
     return 0

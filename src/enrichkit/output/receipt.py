@@ -65,6 +65,11 @@ def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = F
     return report
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 row``, ``2 rows``, ``0 cache hits``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _usd(value: float) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
@@ -89,7 +94,8 @@ def run_text(report: dict[str, Any]) -> str:
     head = "interrupted: " if report["interrupted"] else ""
     lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
     lines += [
-        f"{head}{rows:,} rows: {hits:,} cache hits, {report['enriched']:,} newly enriched, {failed:,} failed"
+        f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
+        f" {failed:,} failed"
         f" ({report['success_rate']:.1%} ok)",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
@@ -144,6 +150,8 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "duplicates": dry.duplicates,
         "rows_to_send": dry.to_send,
         "calls": dry.calls,
+        "calls_packed": sum(size > 1 for size in dry.packs),
+        "calls_single": dry.packs.count(1),
         "pack_sizes": sorted(set(dry.packs), reverse=True),
         "prompt_tokens": dry.prompt_tokens,
         "output_tokens": dry.output_tokens,
@@ -154,9 +162,9 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
 
 def dry_run_text(report: dict[str, Any]) -> str:
     lines = [
-        f"dry run — nothing sent. {report['rows']:,} rows: {report['cache_hits']:,} cache hits,"
+        f"dry run — nothing sent. {counted(report['rows'], 'row')}: {counted(report['cache_hits'], 'cache hit')},"
         f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send",
-        f"calls: {report['calls']:,} packed calls (pack sizes {report['pack_sizes'] or [0]})",
+        f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
     cost = report["cost"]
@@ -167,6 +175,19 @@ def dry_run_text(report: dict[str, Any]) -> str:
     else:
         lines.append(f"est. cost: {_usd(cost['live_usd'])} live ({_usd(cost['batch_usd'])} at the batch price)")
     return "\n".join(lines)
+
+
+def _planned_calls(report: dict[str, Any]) -> str:
+    """A dry run's calls: packs (several rows a call, with their sizes) and single calls (one row a call)."""
+    packed, single = report["calls_packed"], report["calls_single"]
+    sizes = [size for size in report["pack_sizes"] if size > 1]
+    if packed and single:
+        return f"{report['calls']:,}: {packed:,} packed (pack sizes {sizes}), {single:,} single"
+    if packed:
+        return f"{counted(packed, 'packed call')} (pack sizes {sizes})"
+    if single:
+        return f"{counted(single, 'single call')} (one row each)"
+    return "none"
 
 
 TOP_REASONS = 3

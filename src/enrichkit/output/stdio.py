@@ -27,6 +27,11 @@ def is_stdout(path: Path) -> bool:
     return path.with_suffix("") == STDOUT
 
 
+def shown(path: Path) -> str:
+    """``path`` as a receipt names it: ``standard output`` for ``stdout_output`` paths."""
+    return "standard output" if is_stdout(path) else str(path)
+
+
 @contextmanager
 def destination(path: Path) -> Iterator[IO[Any]]:
     """Standard output for ``stdout_output`` paths (flushed at the end), else ``atomic(path)``."""
