@@ -91,6 +91,13 @@ def test_task_new_writes_a_valid_task_file(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
 
 
+def test_an_unreadable_column_type_names_the_close_one() -> None:
+    with pytest.raises(UserError, match=r"cannot read 'str' \(did you mean 'text'\?\)"):
+        parse_columns(["name: str"])
+    with pytest.raises(UserError, match=r"cannot read 'intger' \(did you mean 'integer'\?\)"):
+        parse_columns(["stars: intger"])
+
+
 def test_task_new_needs_all_three(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["task", "new", "-o", str(tmp_path / "t.json"), "--instruction", "x"])
     assert result.exit_code == 2 and "needs --instruction, --input and --column (missing --input)" in result.output

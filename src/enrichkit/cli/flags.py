@@ -6,13 +6,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
 from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
 from enrichkit.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from enrichkit.rows.files import CsvFormat
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,35 @@ def output_target(output: Path, kwargs: dict[str, Any]) -> Path:
     if kwargs["as_json"]:
         raise click.UsageError("-o - and --json both write to stdout: give --report FILE for the receipt")
     return stdout_output(fmt or "jsonl")
+
+
+def csv_options(command: F) -> F:
+    """``--delimiter`` and ``--encoding``: how a CSV input is read."""
+    options = [
+        click.option(
+            "--delimiter",
+            metavar="CHAR",
+            help="The CSV input's delimiter ('tab' for a tab; default: sniffed from the header line among , ; tab |).",
+        ),
+        click.option(
+            "--encoding",
+            help="The CSV input's text encoding (default utf-8; e.g. cp1252 or latin-1): never guessed.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def csv_format(delimiter: str | None, encoding: str | None) -> CsvFormat:
+    """The ``CsvFormat`` of ``--delimiter`` and ``--encoding``."""
+    from enrichkit.rows.files import CsvFormat
+
+    if delimiter is not None:
+        delimiter = "\t" if delimiter in ("tab", "\\t") else delimiter
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise click.BadParameter(f"{delimiter!r} is not one character (or 'tab')", param_hint="--delimiter")
+    return CsvFormat(delimiter, encoding or "utf-8")
 
 
 OUTPUT = click.option(

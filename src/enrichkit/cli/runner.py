@@ -40,7 +40,7 @@ from enrichkit.output.receipt import (
 from enrichkit.output.stdio import is_stdout, shown
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
-from enrichkit.result import EnrichResult, Stats
+from enrichkit.result import EnrichResult, Failure, Stats
 from enrichkit.task.task import Task
 
 Write = Callable[[Sequence[dict[str, Any]]], None]
@@ -268,13 +268,17 @@ async def write_chunks(
                 kept, wanted = first
                 kept.extend(result.rows[: max(0, wanted - len(kept))])
                 if write_failures is not None:
-                    write_failures(
-                        {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}
-                        for f in result.failures
-                    )
+                    write_failures(failure_record(f, task) for f in result.failures)
         if write is None:  # no rows at all
             write_rows(output, [], task.fields)
     return stats
+
+
+def failure_record(failure: Failure, task: Task) -> dict[str, Any]:
+    """A line of the failures file: the row's id (its ``id_field``'s value) or, without an id field, its
+    number in the input (from 1); its inputs, the last reason it failed and the attempts."""
+    named = {"id": failure.row_id} if task.id_field else {"row": failure.row_id + 1}
+    return named | {"input": dict(failure.inputs), "error": failure.reason, "attempts": failure.attempts}
 
 
 def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str, reasons: Counter[str]) -> int:

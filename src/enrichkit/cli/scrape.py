@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from enrichkit.cli.common import USAGE_ERROR, guarded
-from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
+from enrichkit.cli.flags import OUTPUT, csv_format, csv_options, enrich_options, output_target, split_options
 
 ENTRY_POINTS = "enrichkit.scrapers"
 
@@ -185,11 +185,12 @@ def json_command(source: str, records: str) -> list[Row]:
 
 @scraper_command("csv", epilog=EXAMPLES)
 @click.argument("source")
-def csv_command(source: str) -> list[Row]:
+@csv_options
+def csv_command(source: str, delimiter: str | None, encoding: str | None) -> list[Row]:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
     from enrichkit.rows.documents import csv_records
 
-    return csv_records(source)
+    return csv_records(source, csv_format(delimiter, encoding))
 
 
 scrape.add_command(json_command)

@@ -44,8 +44,9 @@ def destination(path: Path) -> Iterator[IO[Any]]:
         yield out
 
 
-def count_rows(source: str | Path) -> int | None:
-    """The rows of a JSONL or CSV file, counted cheaply up front; None for stdin, JSON, big or odd files."""
+def count_rows(source: str | Path, encoding: str = "utf-8-sig") -> int | None:
+    """The rows of a JSONL or CSV file (of ``encoding``), counted cheaply up front; None for stdin, JSON, big
+    or odd files."""
     path = Path(source)
     suffix = path.suffix.lower()
     if str(source) == "-" or suffix not in (".jsonl", ".ndjson", ".csv"):
@@ -55,6 +56,6 @@ def count_rows(source: str | Path) -> int | None:
             with path.open("rb") as stream:
                 if suffix != ".csv":
                     return sum(1 for line in stream if line.strip())
-                records = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+                records = csv.reader(io.TextIOWrapper(stream, encoding=encoding, newline=""))
                 return max(0, sum(1 for record in records if record) - 1)
     return None

@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 
 from enrichkit.errors import UserError
-from enrichkit.rows.files import check_objects, decode, load_json, parse_rows
+from enrichkit.rows.files import NOT_UTF8, CsvFormat, check_objects, decode, load_json, parse_rows
 
 TIMEOUT = 30.0
 
@@ -67,5 +67,18 @@ def json_records(source: str, path: str = "") -> list[dict[str, Any]]:
     return check_objects(found, f"{source} at {path or '/'!r}")
 
 
-def csv_records(source: str) -> list[dict[str, Any]]:
-    return parse_rows(decode(read_source(source), source), ".csv", source)
+def csv_records(source: str, csv_format: CsvFormat | None = None) -> list[dict[str, Any]]:
+    """The rows of the CSV file ``source``, read as ``csv_format`` says (default: UTF-8, the delimiter sniffed)."""
+    csv_format = csv_format or CsvFormat()
+    data = read_source(source)
+    if csv_format.utf8:
+        try:
+            text = decode(data, source)
+        except UserError as exc:
+            raise UserError(f"{exc}; {NOT_UTF8}") from None
+    else:
+        try:
+            text = data.decode(csv_format.encoding)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{source}: not {csv_format.encoding} text ({exc.reason} at byte {exc.start})") from None
+    return parse_rows(text, ".csv", source, csv_format.delimiter)
