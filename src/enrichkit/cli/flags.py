@@ -30,6 +30,7 @@ class CliOptions:
     total: int | None = None  # the input's rows, when counted up front (for the progress bar)
     show_prompt: bool = False
     preview: int = 0  # rows of the output shown after the receipt
+    preview_width: int | None = None  # the preview's width in characters (None: the terminal's; 0: no limit)
     source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
 
 
@@ -111,6 +112,13 @@ def enrich_options(command: F) -> F:
             default=0,
             metavar="N",
             help="After the receipt, show the first N rows of the output (id and the new columns).",
+        ),
+        click.option(
+            "--preview-width",
+            type=click.IntRange(min=0),
+            metavar="COLUMNS",
+            help="Cut the preview's longest cells to fit this many characters a line (default: the terminal's"
+            " width; 0, or stderr not a terminal: no cut).",
         ),
         click.option(
             "--show-prompt",

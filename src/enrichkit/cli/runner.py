@@ -33,11 +33,10 @@ from enrichkit.output.receipt import (
     dry_run_text,
     failures_report,
     failures_text,
-    preview_text,
     run_report,
     run_text,
 )
-from enrichkit.output.stdio import is_stdout, shown
+from enrichkit.output.stdio import is_stdout, preview_text, shown, terminal_width
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import EnrichResult, Failure, Stats
@@ -166,7 +165,8 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         failures.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
     if first:
-        say(preview_text(first, context.task), cli.quiet)
+        width = terminal_width() if cli.preview_width is None else cli.preview_width
+        say(preview_text(first, context.task, width), cli.quiet)
     return code
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,7 +16,6 @@ from enrichkit.calls.prices import price_of
 from enrichkit.engine.audit import SIMILAR
 from enrichkit.engine.dry_run import DryRun
 from enrichkit.result import Stats
-from enrichkit.task.task import Task
 
 HINT_BELOW = 0.8
 
@@ -241,21 +240,3 @@ def failures_text(report: dict[str, Any]) -> str:
         else "failed rows: not kept (--failures FILE keeps them)"
     )
     return "\n".join(lines)
-
-
-PREVIEW_CHARS = 48
-
-
-def preview_text(rows: Sequence[Mapping[str, Any]], task: Task) -> str:
-    """The first rows of the output as a small table: the row's id (or first input) and the new columns."""
-    key = task.id_field or task.inputs[0]
-    columns = [key, *task.fields]
-
-    def cell(value: Any) -> str:
-        text = "" if value is None else str(value).replace("\n", " ")
-        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-    table = [columns, *([cell(row.get(c)) for c in columns] for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
-    return "\n".join([f"first {len(rows)} rows:", *lines])
