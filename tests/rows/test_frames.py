@@ -111,7 +111,8 @@ def test_dry_run_reads_a_frame(stub: GeminiStub, client: genai.Client, cache_dir
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ("reviews.csv", "rows: a str is not accepted; pass an iterable of dicts, a pandas or polars DataFrame"),
+        (b"reviews.csv", "rows: a bytes is not accepted; pass an iterable of dicts, a pandas or polars DataFrame"),
+        ("no-such-reviews.csv", "no-such-reviews.csv: no such file"),
         ({"text": "one row"}, "rows: a dict is not accepted"),
         (pl.DataFrame({"text": REVIEWS}).lazy(), r"a polars.LazyFrame is not accepted.*collect a lazy frame first"),
         (pd.Series(REVIEWS), "a pandas.Series is not accepted"),
