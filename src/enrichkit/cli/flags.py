@@ -34,25 +34,39 @@ class CliOptions:
     source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
 
 
+PROVIDER = click.option(
+    "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
+)
+MODEL_PATH = click.option(
+    "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
+)
+PACK_SIZE = click.option(
+    "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
+)
+ECHO = click.option(
+    "--echo/--no-echo",
+    default=None,
+    help="Packed answers copy their row's first words, so answers given to the wrong row are caught (about 9"
+    " output tokens a row). Default: only for a task without free-text columns; the free text of the others"
+    " is checked against its row at no cost. --no-echo turns both checks off.",
+)
+KEYED = [PROVIDER, MODEL, MODEL_PATH, PACK_SIZE, ECHO, BASE_URL]
+"""The options that make a run's cache keys (``engine.context.run_fingerprint``), besides the task."""
+
+
 def enrich_options(command: F) -> F:
     """The options every enrich run takes."""
     options = [
-        click.option(
-            "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
-        ),
+        PROVIDER,
         MODEL,
-        click.option(
-            "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
-        ),
+        MODEL_PATH,
         click.option(
             "--fallback-model",
             "fallback",
             multiple=True,
             help="Model for rows the main one could not answer; repeatable, cheapest first.",
         ),
-        click.option(
-            "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
-        ),
+        PACK_SIZE,
         click.option(
             "--adaptive",
             is_flag=True,
@@ -80,13 +94,7 @@ def enrich_options(command: F) -> F:
             help="Client-side limit: requests a minute (default none: the server's 429s are honoured).",
         ),
         click.option("--tpm", type=click.IntRange(min=1), help="Client-side limit: prompt tokens a minute."),
-        click.option(
-            "--echo/--no-echo",
-            default=None,
-            help="Packed answers copy their row's first words, so answers given to the wrong row are caught (about 9"
-            " output tokens a row). Default: only for a task without free-text columns; the free text of the others"
-            " is checked against its row at no cost. --no-echo turns both checks off.",
-        ),
+        ECHO,
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         CACHE_DIR,
         CACHE,
