@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from enrichkit.cache.folder import default_dir
 from enrichkit.cli.common import CACHE, CACHE_DIR, F, guarded, quiet_verbose
 from enrichkit.cli.flags import KEYED, csv_format, csv_options
 from enrichkit.cli.task import one_line_options, task_path
@@ -44,7 +43,7 @@ def cache() -> None:
 
 @contextmanager
 def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
-    from enrichkit.cache.folder import RowCache
+    from enrichkit.cache.folder import RowCache, default_dir
 
     rows = RowCache(cache_dir or default_dir())
     try:
@@ -187,6 +186,7 @@ def lookup(
 ) -> int:  # fmt: skip
     """The cached answer of each row of INPUT, with the row's id (or number), inputs and cache key: the keys
     `enrichkit run` makes with the same task and --provider/--model/--pack-size/--echo/--base-url."""
+    from enrichkit.cache.folder import default_dir
     from enrichkit.engine.context import RunContext
     from enrichkit.options import RunOptions
     from enrichkit.rows.files import iter_rows

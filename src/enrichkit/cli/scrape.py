@@ -53,10 +53,9 @@ def scraper_command(name: str | None = None, **attrs: Any) -> Callable[[Scrape],
     The function takes its own click arguments and options (put their decorators under this one); the command adds
     ``-o/--output``, ``--enrich/--task``, the one-line task (``--instruction/--input/--column/--id-field``) and the
     options of an enrich run (``--provider``, ``--dry-run``, ``--limit``, ...). Without a task the rows are written
-    as they are, else enriched with it. An
-    ``enrichkit.errors.UserError`` the function raises is one line on stderr and exit 2. ``name`` and ``attrs``
-    (``help``, ``epilog``, ...) go to ``click.command``; the help defaults to the function's docstring. A plugin's
-    subcommand is named by its entry point, whatever ``name`` says::
+    as they are, else enriched with it. An ``enrichkit.errors.UserError`` the function raises is one line on stderr
+    and exit 2. ``name`` and ``attrs`` (``help``, ``epilog``, ...) go to ``click.command``; the help defaults to the
+    function's docstring. A plugin's subcommand is named by its entry point, whatever ``name`` says::
 
         @scraper_command(epilog="Example: enrichkit scrape things shelf -o things.jsonl")
         @click.argument("shelf")

@@ -94,8 +94,7 @@ def run_text(report: dict[str, Any]) -> str:
     lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
     lines += [
         f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
-        f" {failed:,} failed"
-        f" ({report['success_rate']:.1%} ok)",
+        f" {failed:,} failed ({report['success_rate']:.1%} ok)",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
         f" {report['calls_fallback']:,} fallback{_repair_calls(report)}{_audit_calls(report)};"
