@@ -44,7 +44,8 @@ async def _opened(manifest: Manifest, options: RunOptions) -> AsyncIterator[tupl
     """The run that submitted ``manifest``'s job, as far as collecting it needs (its task, checks and cache),
     and the batch API of its provider and model."""
     task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
-    given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo)
+    base_url = options.base_url or manifest.base_url  # the run's endpoint, unless another is given
+    given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo, base_url=base_url)
     context = RunContext.open(task, given)
     try:
         backend = context.provider.batches()
