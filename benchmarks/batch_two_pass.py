@@ -60,31 +60,37 @@ def main() -> None:
     with OpenAIStub() as stub:
         enriched(stub)
         clean = sent_tokens(stub)
-    for seed in range(seeds):
-        draw = random.Random(seed)
-        refused: dict[str, bool] = {}
-
-        def weak(asked: Asked, draw: random.Random = draw, refused: dict[str, bool] = refused) -> bool:
-            if asked.model != SMALL:
-                return False
-            key = asked.custom_id or asked.prompt
-            if key not in refused:
-                refused[key] = draw.random() < REFUSED
-            return refused[key]
-
-        with OpenAIStub() as stub:
-            stub.rule(json_validate_failed("Failed to generate JSON"), when=weak)
-            result = enriched(stub, fallback=(BIG,))
-            live = len(stub.generate_calls)
-            tokens = sent_tokens(stub)
-        s = result.stats
-        sent = sum(r.requests for r in s.batch_rungs)
-        rungs = ", ".join(f"{r.requests} x {r.size} rows on {r.model}" for r in s.batch_rungs)
+    for fallback in ((BIG,), ()):
         print(
-            f"{seed:>4} {len(s.jobs):>5} {sent:>9} {tokens:>11,} {tokens / clean:>8.3f}"
-            f" {sum(refused.values()) / 50:>8.0%} {live:>5}"
-            f" {right(result):>5}/{ROWS}  {rungs}"
+            f"with --fallback-model {BIG}:"
+            if fallback
+            else "without a fallback (the 20B alone; a refusal drawn anew per request):"
         )
+        for seed in range(seeds):
+            draw = random.Random(seed)
+            refused: dict[str, bool] = {}
+
+            def weak(asked: Asked, draw: random.Random = draw, refused: dict[str, bool] = refused) -> bool:
+                if asked.model != SMALL:
+                    return False
+                key = asked.custom_id or asked.prompt
+                if key not in refused:
+                    refused[key] = draw.random() < REFUSED
+                return refused[key]
+
+            with OpenAIStub() as stub:
+                stub.rule(json_validate_failed("Failed to generate JSON"), when=weak)
+                result = enriched(stub, fallback=fallback)
+                live = len(stub.generate_calls)
+                tokens = sent_tokens(stub)
+            s = result.stats
+            sent = sum(r.requests for r in s.batch_rungs)
+            rungs = ", ".join(f"{r.requests} x {r.size} rows on {r.model}" for r in s.batch_rungs)
+            print(
+                f"{seed:>4} {len(s.jobs):>5} {sent:>9} {tokens:>11,} {tokens / clean:>8.3f}"
+                f" {sum(refused.values()) / len(refused):>8.0%} {live:>5}"
+                f" {right(result):>5}/{ROWS}  {rungs}"
+            )
     print(f"clean run: {clean:,} prompt tokens in 50 requests")
 
 

@@ -161,7 +161,8 @@ class EnrichResult:
         s = self.stats
         lines = [
             f"EnrichResult: {len(self.rows):,} rows · {s.cache_hits:,} from the cache · {s.enriched:,} newly enriched"
-            f" · {len(self.failures):,} failed" + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
+            f" · {len(self.failures) - s.pending:,} failed"
+            + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
             f"calls: {s.calls:,} ({s.calls_packed:,} packed, {s.calls_single:,} single, {s.calls_repair:,} repair,"
             f" {s.calls_fallback:,} fallback, {s.calls_batch:,} batch) · tokens: {s.prompt_tokens:,} in"
             f" / {s.output_tokens:,} out · {s.seconds:.1f} s",

@@ -50,6 +50,7 @@ def test_no_wait_submits_and_a_rerun_reattaches_without_a_second_job(task: Task,
         client = genai_client(stub)
         first = batch(topic_rows(60), task, client, cache_dir, wait=False)
         assert first.stats.pending == 60 and len(first.failures) == 60
+        assert "0 newly enriched · 0 failed · 60 waiting in a batch job" in repr(first)
         [manifest] = JobStore(cache_dir).all()
         assert manifest.name in stub.jobs and manifest.rows == 60
         assert creates(stub) == 1

@@ -310,6 +310,8 @@ class BatchRun:
             await self.live.run(items, rung)
         for model, now in stats.by_model.items():
             was = before.get(model, ModelStats())
+            if now == was:
+                continue
             part = stats.live_by_model.setdefault(model, ModelStats())
             for name in ("calls", "rows", "prompt_tokens", "output_tokens", "cached_tokens"):
                 setattr(part, name, getattr(part, name) + getattr(now, name) - getattr(was, name))
