@@ -153,8 +153,8 @@ def test_the_error_file_reason_reaches_the_failure(task: Task, cache_dir: Path) 
     with OpenAIStub() as stub:
         stub.rule(json_validate_failed(GROQ_MESSAGE, '{"items": ['))
         result = run(stub, task, cache_dir, 20, fallback=())
-    assert result.stats.failed == 20 and len(result.stats.jobs) == 4  # the pack, half packs twice, each row alone
-    assert [(r.size, r.requests) for r in result.stats.batch_rungs] == [(20, 1), (10, 2), (5, 4), (1, 20)]
+    assert result.stats.failed == 20 and len(result.stats.jobs) == 6  # 20, 10, 5, then each row alone 3 times
+    assert [(r.size, r.requests) for r in result.stats.batch_rungs] == [(20, 1), (10, 2), (5, 4), (1, 60)]
     assert "400 json_validate_failed: Failed to generate JSON" in result.failures[0].reason
 
 

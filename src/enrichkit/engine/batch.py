@@ -12,7 +12,8 @@ cancelled or expired job did give.
 
 The rows a round left go to the next round: a request that failed for a passing reason (a 5xx, a
 deadline, a rate limit, an expired or cancelled job) at the same rung, up to ``RETRIES`` times; the
-others one rung down the salvage ladder, still packed (``Ladder.in_batch``). At most ``ROUNDS`` rounds.
+others one rung down the salvage ladder, still packed (``Ladder.in_batch``), or on the last rung again
+(up to ``RETRIES`` times too, as live mode repairs a single row: another answer may pass). At most ``ROUNDS`` rounds.
 Rows finish live, at the live price, when ``realtime`` says every failed row does, when they are
 stragglers (few rows left after a round: ``STRAGGLER_SHARE`` of the run's and at most
 ``STRAGGLER_ROWS``; ``stragglers`` says live, another round, or fail), or when the jobs still running
@@ -282,8 +283,10 @@ class BatchRun:
         for w, miss in missed.items():
             target: Rung | None = miss.rung
             if miss.kind != "passing" or self._retried[w.key] >= RETRIES:
-                target = self.ladder.in_batch(miss.rung, whole=miss.kind != "row")
-            else:
+                target = self.ladder.in_batch(miss.rung, whole=miss.kind == "whole")
+            if target is None and self._retried[w.key] < RETRIES:
+                target = miss.rung  # the last rung: another try may pass (as live mode repairs a single row)
+            if target == miss.rung:
                 self._retried[w.key] += 1
             if target is None:
                 await self.settlement.fail(w, miss.reason)
