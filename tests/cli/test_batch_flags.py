@@ -17,4 +17,4 @@ def test_batch_timeout_takes_a_duration_and_refuses_anything_else_in_one_line(tm
         assert stub.calls == [] and not (tmp_path / "out.jsonl").exists()
         done = invoke(stub, *args, "--mode", "batch", "--batch-timeout", "30m", "--stragglers", "fail")
     assert done.exit_code == 0, done.output
-    assert "batch: 2 requests in 1 job: 2 packed on" in done.output and "0 rows pending" in done.output
+    assert "batch: 2 requests in 1 job: 2 packs of up to 20 on" in done.output and "0 rows pending" in done.output

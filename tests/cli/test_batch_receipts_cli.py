@@ -66,7 +66,7 @@ def test_no_wait_counts_the_rows_as_waiting_and_jobs_list_calls_the_runs_endpoin
     assert code == 0, err
     assert "30 rows: 0 cache hits, 0 newly enriched, 30 submitted and waiting in batch jobs, 0 failed" in err
     assert "100.0% ok" not in err and "nothing was sent" not in err
-    assert "batch: 2 requests in 1 job: 2 packed on" in err
+    assert "batch: 2 requests in 1 job: 2 packs of up to 20 on" in err
     [manifest] = JobStore(tmp_path / "cache").all()
     assert manifest.base_url == stub.url
     assert KEY not in (tmp_path / "cache" / "jobs" / f"{manifest.display_name}.json").read_text(encoding="utf-8")
@@ -80,7 +80,10 @@ def test_ctrl_c_while_waiting_says_the_rows_are_in_the_job(stub: Stubs, tmp_path
     while len(JobStore(tmp_path / "cache").all()) != 1 or not JobStore(tmp_path / "cache").all()[0].name:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.02)
-    time.sleep(1.5)  # a look or two: the waiting line is shown
+    seen = len(stub.api_calls)
+    while len(stub.api_calls) < seen + 2:  # two more looks at the job: the waiting line was shown
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     code, _, err = finished(process)
     [manifest] = JobStore(tmp_path / "cache").all()

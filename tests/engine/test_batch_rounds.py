@@ -156,7 +156,8 @@ def test_the_two_pass_scenario_sends_failed_packs_to_the_fallback_still_packed(t
         ("big", 20, 15, 300),
     ]
     text = run_text(run_report(result.stats, "openai", "small"))
-    assert "batch: 65 requests in 2 jobs: 50 packed on small (1,000 rows), 15 packed on big (300 rows)" in text
+    rungs = "50 packs of up to 20 on small (1,000 rows), 15 packs of up to 20 on big (300 rows)"
+    assert f"batch: 65 requests in 2 jobs: {rungs}" in text
 
 
 def test_the_first_look_comes_early_then_backs_off_to_the_poll_interval() -> None:

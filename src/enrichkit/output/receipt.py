@@ -136,7 +136,9 @@ def batch_text(report: dict[str, Any]) -> str:
     rungs = report["batch_rungs"]
     sent = sum(r["requests"] for r in rungs)
     parts = [
-        f"{r['requests']:,} {'packed' if r['size'] > 1 else 'single-row'} on {r['model']} ({r['rows']:,} rows)"
+        f"{r['requests']:,} packs of up to {r['size']} on {r['model']} ({r['rows']:,} rows)"
+        if r["size"] > 1
+        else f"{r['requests']:,} single rows on {r['model']}"
         for r in rungs
     ]
     jobs = report["jobs"]
