@@ -24,6 +24,16 @@ class ModelStats:
 
 
 @dataclass
+class BatchRung:
+    """The requests a batch-mode run sent at one rung: ``size`` rows a request at most (1: rows on their own)."""
+
+    model: str
+    size: int
+    requests: int = 0
+    rows: int = 0
+
+
+@dataclass
 class Stats:
     """Counts of one run. ``calls`` counts every request sent, refused or not."""
 
@@ -54,6 +64,14 @@ class Stats:
     """The server's rate limit learned from its 429s (e.g. ``~30 requests / 6 s``); empty if none was met."""
     """Why the run stopped before every row settled (a fatal error, the budget); empty if it did not."""
     jobs: list[str] = field(default_factory=list)
+    batch_rungs: list[BatchRung] = field(default_factory=list)
+    """Batch mode: the requests submitted in jobs, by model and rung."""
+    finished_live: int = 0
+    """Batch mode: rows finished live at the live price (stragglers, a failed or timed-out job)."""
+    live_by_model: dict[str, ModelStats] = field(default_factory=dict)
+    """Batch mode: the part of ``by_model`` paid at the live price."""
+    waiting: str = ""
+    """Batch mode: what the run waits for just now (job, state, requests done, next look); empty when not."""
     by_model: dict[str, ModelStats] = field(default_factory=dict)
     audit: Audit | None = None
     pack_size: PackSize | None = None
@@ -73,6 +91,15 @@ class Stats:
         setattr(self, f"calls_{kind}", getattr(self, f"calls_{kind}") + 1)
         self.by_model.setdefault(model, ModelStats()).calls += 1
 
+    def count_batch(self, model: str, size: int, rows: int) -> None:
+        """One request of ``rows`` rows submitted in a job, at a rung of ``size`` rows on ``model``."""
+        rung = next((r for r in self.batch_rungs if (r.model, r.size) == (model, size)), None)
+        if rung is None:
+            rung = BatchRung(model, size)
+            self.batch_rungs.append(rung)
+        rung.requests += 1
+        rung.rows += rows
+
     def add_usage(self, model: str, usage: Usage) -> None:
         per = self.by_model.setdefault(model, ModelStats())
         for target in (self, per):
@@ -87,6 +114,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["calls"] = self.calls
+        del doc["waiting"]
         return doc
 
 
@@ -133,7 +161,8 @@ class EnrichResult:
         s = self.stats
         lines = [
             f"EnrichResult: {len(self.rows):,} rows · {s.cache_hits:,} from the cache · {s.enriched:,} newly enriched"
-            f" · {len(self.failures):,} failed" + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
+            f" · {len(self.failures) - s.pending:,} failed"
+            + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
             f"calls: {s.calls:,} ({s.calls_packed:,} packed, {s.calls_single:,} single, {s.calls_repair:,} repair,"
             f" {s.calls_fallback:,} fallback, {s.calls_batch:,} batch) · tokens: {s.prompt_tokens:,} in"
             f" / {s.output_tokens:,} out · {s.seconds:.1f} s",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
-from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
+from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, STRAGGLERS, RunOptions
 from enrichkit.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -52,6 +52,24 @@ ECHO = click.option(
 )
 KEYED = [PROVIDER, MODEL, MODEL_PATH, PACK_SIZE, ECHO, BASE_URL]
 """The options that make a run's cache keys (``engine.context.run_fingerprint``), besides the task."""
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Seconds, from ``90``, ``90s``, ``30m``, ``2h`` or ``1d`` (None stays None)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    number = text.rstrip("smhd")
+    try:
+        seconds = float(number) * _UNITS[text[len(number) :]]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 90s, 30m, 2h)") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration")
+    return seconds
 
 
 def enrich_options(command: F) -> F:
@@ -155,9 +173,25 @@ def enrich_options(command: F) -> F:
             help="Batch mode: submit the job and exit; re-run to collect.",
         ),
         click.option(
-            "--realtime-fallback",
-            is_flag=True,
-            help="Batch mode: ask the rows a job failed live (default: in a further batch job).",
+            "--realtime-fallback/--no-realtime-fallback",
+            default=None,
+            help="Batch mode: ask every row a job failed live / never pay the live price (default: only"
+            " stragglers and rows left at --batch-timeout go live; the rest go to a further batch job).",
+        ),
+        click.option(
+            "--stragglers",
+            type=click.Choice(STRAGGLERS),
+            default="live",
+            show_default=True,
+            help="Batch mode: the few rows left after a round (at most 2% of the job and 100 rows) are"
+            " finished live at the live price, sent in another batch round, or failed.",
+        ),
+        click.option(
+            "--batch-timeout",
+            callback=duration,
+            metavar="DURATION",
+            help="Batch mode: wait this long (90s, 30m, 2h), then cancel the jobs not finished, keep what they"
+            " answered and finish the rest live (--no-realtime-fallback: leave them for `enrichkit jobs collect`).",
         ),
         click.option(
             "--poll-interval",
@@ -165,7 +199,7 @@ def enrich_options(command: F) -> F:
             type=click.FloatRange(min=0),
             default=POLL_SECONDS,
             show_default=True,
-            help="Batch mode: seconds between the first looks at a job (growing to 5 minutes).",
+            help="Batch mode: the most seconds between looks at a job (the first look comes after a second).",
         ),
     ]
     for option in reversed(options):

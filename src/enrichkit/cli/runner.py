@@ -59,6 +59,7 @@ class _Progress:
     stats: Stats = field(default_factory=Stats)
     bar: tqdm[Any] | None = None
     shown: tuple[int, int] = (-1, -1)  # the calls and failures the bar says
+    waiting: str = ""
 
     def __call__(self, done: int, stats: Stats) -> None:
         self.stats = stats
@@ -69,6 +70,9 @@ class _Progress:
         if (counts := (stats.calls, stats.failed)) != self.shown:  # called for every row: set what changed
             self.shown = counts
             self.bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+        if stats.waiting != self.waiting:  # batch mode: the jobs waited for, as the bar's description
+            self.waiting = stats.waiting
+            self.bar.set_description_str(stats.waiting, refresh=True)
         self.bar.update(done - self.bar.n)  # redraws at most every 0.1 s
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from enrichkit.cache.folder import default_dir
 from enrichkit.calls.budget import Budget, BudgetReached
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.engine.audit import audit_packed
-from enrichkit.engine.batch import BatchRun, JobStore
+from enrichkit.engine.batch import BatchRun, JobStore, endpoint
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.context import RunContext
@@ -192,14 +192,18 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
         live.codec,
         live.settlement,
         backends,
-        Ladder(live.ladder.pack_size, len(backends), whole_jobs=True),
+        Ladder(live.ladder.pack_size, len(backends)),
         JobStore(opts.cache_dir or default_dir()),
         context.fingerprint,
         context.provider.name,
-        redacted_url(opts.cache) if opts.cache else None,
-        opts.wait,
-        live if opts.realtime_fallback else None,
-        opts.poll,
+        live,
+        cache=redacted_url(opts.cache) if opts.cache else None,
+        endpoint=endpoint(opts, context.provider),
+        wait=opts.wait,
+        realtime=opts.realtime_fallback,
+        stragglers=opts.stragglers,
+        timeout=opts.batch_timeout,
+        poll=opts.poll,
     )
     try:
         await batch(work)

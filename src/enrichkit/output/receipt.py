@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from enrichkit.calls.prices import price_of
 from enrichkit.engine.audit import SIMILAR
@@ -57,9 +53,12 @@ def costs(model: str, prompt_tokens: int, output_tokens: int) -> dict[str, float
 
 def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"provider": provider, "model": model, **stats.as_dict()}
-    done = stats.rows - stats.failed
+    done = stats.rows - stats.failed - stats.pending
     report["success_rate"] = round(done / stats.rows, 4) if stats.rows else 1.0
     report["cost"] = {name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.by_model.items()}
+    report["cost_live_part"] = {
+        name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.live_by_model.items() if m.calls
+    }
     report["interrupted"] = interrupted
     return report
 
@@ -83,6 +82,14 @@ def _cost_text(report: dict[str, Any], provider: str) -> str:
         return "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
     live = _usd(sum(c["live_usd"] for c in known))
     batch = _usd(sum(c["batch_usd"] for c in known))
+    paid_live = [c for c in (report.get("cost_live_part") or {}).values() if c is not None]
+    if report["mode"] == "batch" and paid_live:  # rows finished live: their part at the live price
+        live_part = sum(c["live_usd"] for c in paid_live)
+        batch_part = sum(c["batch_usd"] for c in known) - sum(c["batch_usd"] for c in paid_live)
+        return (
+            f"est. cost {_usd(batch_part + live_part)} ({_usd(batch_part)} at the batch price"
+            f" + {_usd(live_part)} live for {report['finished_live']:,} rows)"
+        )
     if report["mode"] in ("batch", "flex"):
         return f"est. cost {batch} at the {report['mode']} price ({live} live)"
     return f"est. cost {live} (batch price {batch})"
@@ -92,14 +99,17 @@ def run_text(report: dict[str, Any]) -> str:
     rows, hits, failed = report["rows"], report["cache_hits"], report["failed"]
     head = "interrupted: " if report["interrupted"] else ""
     lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
+    pending = report["pending"]
+    waiting = f"{pending:,} submitted and waiting in batch jobs, " if pending else ""
+    rate = f"{report['success_rate']:.1%} done so far" if pending else f"{report['success_rate']:.1%} ok"
     lines += [
         f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
-        f" {failed:,} failed ({report['success_rate']:.1%} ok)",
+        f" {waiting}{failed:,} failed ({rate})",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
         f" {report['calls_fallback']:,} fallback{_repair_calls(report)}{_audit_calls(report)};"
         f" {report['retries']:,} retries)"
-        + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows else ""),
+        + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows == hits else ""),
         f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
         f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
     ]
@@ -110,10 +120,7 @@ def run_text(report: dict[str, Any]) -> str:
     if report.get("rate_limit"):
         lines.append(f"rate limit: the server allowed {report['rate_limit']} (learned from its 429s)")
     if report["mode"] == "batch":
-        jobs = ", ".join(report["jobs"]) or "none"
-        lines.append(
-            f"batch: {report['calls_batch']:,} requests answered in jobs {jobs}; {report['pending']:,} rows pending"
-        )
+        lines.append(batch_text(report))
     elif report["mode"] == "flex":
         lines.append("flex: every call on Gemini's Flex tier")
     if report["audit"] is not None:
@@ -122,6 +129,29 @@ def run_text(report: dict[str, Any]) -> str:
         sizes = f"started {size['started']}, ended {size['ended']}, smallest {size['smallest']}"
         lines.append(f"adaptive pack size: {sizes}")
     return "\n".join(lines)
+
+
+def batch_text(report: dict[str, Any]) -> str:
+    """The batch line: the requests submitted by model and rung, in which jobs; rows pending, rows finished live."""
+    rungs = report["batch_rungs"]
+    sent = sum(r["requests"] for r in rungs)
+    parts = [
+        f"{r['requests']:,} packs of up to {r['size']} on {r['model']} ({r['rows']:,} rows)"
+        if r["size"] > 1
+        else f"{r['requests']:,} single rows on {r['model']}"
+        for r in rungs
+    ]
+    jobs = report["jobs"]
+    count = f"{len(jobs):,} job{'s' if len(jobs) != 1 else ''}"
+    line = f"batch: {sent:,} requests in {count}: {', '.join(parts)}" if sent else f"batch: re-attached to {count}"
+    line += f"; {report['calls_batch']:,} answered; {report['pending']:,} rows pending"
+    if jobs and report["pending"]:
+        line += f" in {', '.join(jobs)}"
+    if report["finished_live"]:
+        line += f"; {report['finished_live']:,} rows finished live at the live price"
+    if report["interrupted"] and report["pending"]:
+        line += "\nthe jobs keep their rows: Ctrl-C is safe, re-run the same command to re-attach"
+    return line
 
 
 def _batch_calls(report: dict[str, Any]) -> str:

@@ -204,7 +204,9 @@ class AnthropicBatches:
 
     async def status(self, name: str) -> JobStatus:
         batch = await self._call(self.client.messages.batches.retrieve(name))
-        return JobStatus(str(batch.id), _state(batch))
+        c = batch.request_counts
+        failed = c.errored + c.expired + c.canceled
+        return JobStatus(str(batch.id), _state(batch), "", c.processing + c.succeeded + failed, c.succeeded, failed)
 
     async def results(self, name: str) -> dict[str, Reply | str]:
         """Per request key: the reply, or why that request failed, expired or was canceled."""
