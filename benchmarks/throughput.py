@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/throughput.py --million  # and 1,000,000 rows file to file (bounded memory)
     .venv/bin/python benchmarks/throughput.py --overhead --json  # file to file, median of 3, one JSON line
     .venv/bin/python benchmarks/throughput.py --window   # 30 requests per 6 s window at 0.4 s, 3 runs
+    .venv/bin/python benchmarks/throughput.py --check    # the check of a 1,000,000-line JSONL file before a run
 
 The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
 0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
@@ -33,6 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from enrichkit import Task, aenrich
 from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
@@ -41,6 +44,7 @@ from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
 from enrichkit.rows.files import iter_rows
+from enrichkit.rows.precheck import check_input
 from enrichkit.testing import FunctionProvider, ids_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,6 +292,23 @@ def window_limited(fixed: bool, runs: int = 3) -> None:
         print(f"{run:>3} {s.calls:>6} {s.retries:>5} {s.seconds:>7.2f} {bound:>7.1f} {ratio:>5.2f}  {s.rate_limit}")
 
 
+def check_rate(n: int = 1_000_000, runs: int = 3) -> None:
+    """Lines a second of the check a file input gets before its first paid call (``rows.precheck``), best of
+    ``runs``, on a JSONL file of ``n`` synthetic rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "rows.jsonl"
+        with source.open("wb") as out:
+            out.writelines(orjson.dumps(row) + b"\n" for row in iter_synthetic_rows(n))
+        best = math.inf
+        for _ in range(runs):
+            started = time.perf_counter()
+            assert check_input(source, iter_rows(source), TASK) == n
+            best = min(best, time.perf_counter() - started)
+        size = source.stat().st_size
+    rate = f"{n / best:,.0f} lines/s"
+    print(f"check before paying: {n:,} JSONL lines ({size / n:.0f} bytes each) in {best:.2f} s: {rate}")
+
+
 def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "") -> str:
     ratio = f"{r['seconds'] / bound:5.2f}" if bound else "     "
     b = f"{bound:7.1f}" if bound else "       "
@@ -305,6 +326,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="with --overhead: one JSON line, median of 3 runs")
     parser.add_argument("--window", action="store_true", help="only the 30-requests-per-6-s-window scenario")
     parser.add_argument("--fixed-window", action="store_true", help="with --window: a window that resets whole")
+    parser.add_argument("--check", action="store_true", help="only the check of a file before its run")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
     args = parser.parse_args()
     if args.child:
@@ -313,6 +335,9 @@ def main() -> None:
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     if args.window:
         window_limited(args.fixed_window)
+        return
+    if args.check:
+        check_rate()
         return
     if args.overhead and args.json:
         overhead_json(100_000)
@@ -323,6 +348,7 @@ def main() -> None:
     print(f"{'run':<15} {'rows':>9} {'calls':>7} {'wall s':>8} {'rows/s':>8} {'peak MB':>8}")
     overhead("memory", 100_000)
     overhead("file", 100_000)
+    check_rate()
     if args.million:
         overhead("file", 1_000_000)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class CliOptions:
     show_prompt: bool = False
     preview: int = 0  # rows of the output shown after the receipt
     source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
+    reread: Callable[[], Iterator[dict[str, Any]]] | None = None  # a second reader of ``source``: its check
 
 
 def enrich_options(command: F) -> F:

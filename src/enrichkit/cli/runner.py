@@ -40,6 +40,7 @@ from enrichkit.output.stdio import is_stdout
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import EnrichResult, Stats
+from enrichkit.rows.precheck import check_input
 from enrichkit.task.task import Task
 
 Write = Callable[[Sequence[dict[str, Any]]], None]
@@ -135,6 +136,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
             if swept is None:
+                _check_input(context, cli)
                 chunks = run_chunks(context, rows, on_progress=progress)
             else:
                 chunks, opened = _after_sweep(context, swept, progress)
@@ -210,6 +212,13 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
         return contextlib.nullcontext()
     assert options.cache_dir is not None
     return sweep.sweep(sweep.Run(source, output, context.task, context.fingerprint, options.cache_dir, columns))
+
+
+def _check_input(context: RunContext, cli: CliOptions) -> None:
+    """The input file checked whole before the first paid call (a swept file was, by its sweep; stdin is
+    read as it comes)."""
+    if cli.source is not None and cli.reread is not None:
+        check_input(cli.source, cli.reread(), context.task, cli.limit)
 
 
 def _after_sweep(
