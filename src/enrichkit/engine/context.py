@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enrichkit.cache.base import Cache
 from enrichkit.cache.open import open_cache
 from enrichkit.calls.limits import open_limiter
-from enrichkit.engine.cache_io import CacheIO
+from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
@@ -71,7 +71,7 @@ class RunContext:
     def io(self) -> CacheIO | None:
         """The cache, called from the event loop (None without one)."""
         if self._io is None and self.cache is not None:
-            self._io = CacheIO(self.cache)
+            self._io = CacheIO(self.cache, fits_task(self.task))
         return self._io
 
     def codec(self, provider: Provider | None = None) -> PackCodec:
