@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from enrichkit.cache.folder import default_dir
+from enrichkit.cache.journal import Journal, journal_path
 from enrichkit.cli.flags import CliOptions
 from enrichkit.engine.chunks import run_chunks
 from enrichkit.engine.context import RunContext
@@ -110,10 +111,20 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     options = options.replace(cache_dir=options.cache_dir or default_dir())
     context = RunContext.open(task, options)
     try:
+        _journal(context, output, cli.quiet)
         return _run(context, rows, output, cli)
     finally:
         if not context.closed:  # a user error before the run's event loop closed it
             asyncio.run(context.aclose())
+
+
+def _journal(context: RunContext, output: Path, quiet: bool) -> None:
+    """Answers an earlier run into ``output`` could not cache, stored now; later ones go to the same journal."""
+    if context.cache is None or is_stdout(output):
+        return
+    context.journal = Journal(journal_path(output))
+    if stored := context.journal.replay(context.cache):
+        say(f"enrichkit: cached {stored:,} answers an earlier run kept in {context.journal.path}", quiet)
 
 
 def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli: CliOptions) -> int:
@@ -168,6 +179,8 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     if lazy is not None and not stats.failed and not stats.pending:
         lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    if context.journal is not None and context.journal.path.is_file():
+        say(f"answers the cache could not take are kept in {context.journal.path}: the next run stores them", cli.quiet)
     if shown:
         say(preview_text(shown, context.task), cli.quiet)
     return code

@@ -14,6 +14,7 @@ row is asked again.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
@@ -21,6 +22,8 @@ from operator import itemgetter
 from enrichkit.cache.base import Cache
 from enrichkit.cache.commits import GroupCommit
 from enrichkit.cache.entry import Entry
+from enrichkit.cache.journal import Journal
+from enrichkit.errors import StorageError
 from enrichkit.task.schema import first_error, make_validator
 from enrichkit.task.task import Task
 
@@ -53,12 +56,13 @@ def sound(found: dict[str, Entry], fits: Fits) -> list[str]:
 class CacheIO:
     """The cache of a run, called from its event loop (``close`` when the run ends)."""
 
-    def __init__(self, cache: Cache, fits: Fits | None = None) -> None:
+    def __init__(self, cache: Cache, fits: Fits | None = None, journal: Journal | None = None) -> None:
         self.cache = cache
         self.fits = fits  # None: entries are served as the cache decodes them
+        self.journal = journal  # where answers go that the cache cannot take (None: they are in the output only)
         self.damaged = 0  # entries found damaged, or not fitting the schema, by this run's look-ups
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrichkit-cache")
-        self._commits = GroupCommit(cache, self._thread)
+        self._commits = GroupCommit(self._put, self._thread)
 
     def get_many(self, keys: Collection[str]) -> asyncio.Future[dict[str, Entry]]:
         """The entries of ``keys``, looked up from now on."""
@@ -95,6 +99,15 @@ class CacheIO:
         """End this run's leases of ``keys`` (rows it gave up on: other workers may ask them)."""
         if self.cache.remote:  # a folder holds no leases
             await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
+
+    def _put(self, entries: Mapping[str, Entry]) -> None:
+        """``Cache.put_many``; entries it cannot store (a full disk, a lost server) are kept in the journal."""
+        try:
+            self.cache.put_many(entries)
+        except StorageError:
+            if self.journal is not None:
+                self.journal.keep(entries, time.time())
+            raise
 
     def store(self, entries: Mapping[str, Entry]) -> asyncio.Future[None]:
         """Cache ``entries`` with the next group commit; the future is done once they are committed."""
