@@ -53,6 +53,8 @@ class Stats:
     invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
+    damaged: int = 0
+    """Cache entries found damaged (undecodable, or values no longer fitting the schema): asked again."""
     prompt_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ class CliOptions:
     preview: int = 0  # rows of the output shown after the receipt
     preview_width: int | None = None  # the preview's width in characters (None: the terminal's; 0: no limit)
     source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
+    reread: Callable[[], Iterator[dict[str, Any]]] | None = None  # a second reader of ``source``: its check
 
 
 PROVIDER = click.option(

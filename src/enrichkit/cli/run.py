@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -61,5 +62,8 @@ def run(
     target = output_target(output, kwargs)
     kwargs["total"] = count_rows(input_path, "utf-8-sig" if rows_format.utf8 else rows_format.encoding)
     kwargs["source"] = None if input_path == "-" else Path(input_path)
+    kwargs["reread"] = (
+        None if input_path == "-" else functools.partial(iter_rows, input_path, stdin_format, rows_format)
+    )
     with task_path(task, instruction, inputs, columns, id_field) as path:
         return run_job(iter_rows(input_path, stdin_format, rows_format), path, target, *split_options(kwargs))

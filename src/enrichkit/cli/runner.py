@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from enrichkit.cache.folder import default_dir
+from enrichkit.cache.journal import Journal, journal_path
 from enrichkit.cli.flags import CliOptions
 from enrichkit.engine.chunks import run_chunks
 from enrichkit.engine.context import RunContext
@@ -40,6 +41,7 @@ from enrichkit.output.stdio import is_stdout, preview_text, shown, terminal_widt
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.rows.precheck import check_input
 from enrichkit.task.task import Task
 
 Write = Callable[[Sequence[dict[str, Any]]], None]
@@ -113,10 +115,20 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     options = options.replace(cache_dir=options.cache_dir or default_dir())
     context = RunContext.open(task, options)
     try:
+        _journal(context, output, cli.quiet)
         return _run(context, rows, output, cli)
     finally:
         if not context.closed:  # a user error before the run's event loop closed it
             asyncio.run(context.aclose())
+
+
+def _journal(context: RunContext, output: Path, quiet: bool) -> None:
+    """Answers an earlier run into ``output`` could not cache, stored now; later ones go to the same journal."""
+    if context.cache is None or is_stdout(output):
+        return
+    context.journal = Journal(journal_path(output))
+    if stored := context.journal.replay(context.cache):
+        say(f"enrichkit: cached {stored:,} answers an earlier run kept in {context.journal.path}", quiet)
 
 
 def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli: CliOptions) -> int:
@@ -138,6 +150,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
             if swept is None:
+                _check_input(context, cli)
                 chunks = run_chunks(context, rows, on_progress=progress)
             else:
                 chunks, opened = _after_sweep(context, swept, progress)
@@ -168,6 +181,8 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     if failures is not None and not stats.failed and not stats.pending:
         failures.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    if context.journal is not None and context.journal.path.is_file():
+        say(f"answers the cache could not take are kept in {context.journal.path}: the next run stores them", cli.quiet)
     if first:
         width = terminal_width() if cli.preview_width is None else cli.preview_width
         say(preview_text(first, context.task, width), cli.quiet)
@@ -213,6 +228,13 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
         return contextlib.nullcontext()
     assert options.cache_dir is not None
     return sweep.sweep(sweep.Run(source, output, context.task, context.fingerprint, options.cache_dir, columns))
+
+
+def _check_input(context: RunContext, cli: CliOptions) -> None:
+    """The input file checked whole before the first paid call (a swept file was, by its sweep; stdin is
+    read as it comes)."""
+    if cli.source is not None and cli.reread is not None:
+        check_input(cli.source, cli.reread(), context.task, cli.limit)
 
 
 def _after_sweep(

@@ -124,6 +124,8 @@ async def run_chunks(
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
             chunk = plan(keyed, await found, stats)
+            if context.io is not None:
+                stats.damaged = context.io.damaged
             if first:
                 first = False
                 stats.mode = choose_mode(opts.mode, primary, len(chunk.work), opts.use_cache)

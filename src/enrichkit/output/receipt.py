@@ -117,6 +117,9 @@ def run_text(report: dict[str, Any]) -> str:
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
         f" {report['unknown_ids']:,} unknown ids (all asked again)"
     )
+    if damaged := report.get("damaged"):
+        entries = "entry" if damaged == 1 else "entries"
+        lines.append(f"cache: {damaged:,} damaged cache {entries} asked again (undecodable, or not fitting the schema)")
     if report.get("rate_limit"):
         lines.append(f"rate limit: the server allowed {report['rate_limit']} (learned from its 429s)")
     if report["mode"] == "batch":

@@ -63,6 +63,14 @@ def _has(row: Mapping[str, Any], missing: str) -> str:
     return f"{did_you_mean(missing, row)}; the row has: {', '.join(map(str, row)) or 'no fields'}"
 
 
+def check_rows(rows: Sequence[Mapping[str, Any]], task: Task, seen: SeenIds | None = None, offset: int = 0) -> None:
+    """``key_rows``'s checks alone (rows numbered from ``offset``): a missing field or a repeated id is an error."""
+    numbers = range(offset, offset + len(rows))
+    ids, _ = _row_inputs(rows, task, numbers)
+    if task.id_field:
+        (SeenIds(task.id_field) if seen is None else seen).add(ids, numbers)
+
+
 @dataclass
 class Keyed:
     """The rows of a chunk (as given: the result's rows are new dicts), their ids, input values, and cache keys."""
