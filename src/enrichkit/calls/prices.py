@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from enrichkit.errors import UserError
+from enrichkit.result import Cost, Stats
 
 PRICES_VARIABLE = "ENRICHKIT_PRICES"
 
@@ -63,3 +65,28 @@ def price_of(model: str) -> Price | None:
             return None
         name = head
     return table.get(name)
+
+
+def cost_of(model: str, prompt_tokens: int, output_tokens: int, mode: str = "live") -> Cost | None:
+    """What ``model``'s tokens cost (None: no price is known for it)."""
+    price = price_of(model)
+    if price is None:
+        return None
+    live, batch = price.cost(prompt_tokens, output_tokens), price.cost(prompt_tokens, output_tokens, batch=True)
+    return Cost(round(live, 6), round(batch, 6), mode)
+
+
+def run_cost(stats: Stats, free: Collection[str] = ()) -> Cost | None:
+    """What the tokens ``stats`` counts cost, model by model; the ``free`` models' (the local ones) nothing.
+    None when a model that was called has no price."""
+    live = batch = 0.0
+    for model, used in stats.by_model.items():
+        if model in free:
+            continue
+        price = price_of(model)
+        if price is None:
+            return None
+        live += price.cost(used.prompt_tokens, used.output_tokens)
+        batch += price.cost(used.prompt_tokens, used.output_tokens, batch=True)
+    only_free = bool(free) and set(stats.by_model) <= set(free)
+    return Cost(round(live, 6), round(batch, 6), stats.mode, free=only_free)

@@ -153,26 +153,33 @@ class Scheduler:
         return wait
 
     async def _attempt(self, provider: Provider, request: Request, kind: CallKind) -> Reply | ProviderError:
+        held = 0.0  # the budget's hold on this call's worst case, until it is answered
         if self.budget is not None:
             try:
-                self.budget.before(provider.model, request)
+                held = await self.budget.before(provider.model, request)
             except BudgetReached:
                 self.abort()
                 raise
         self.stats.count_call(provider.model, kind)
+        answered = False
         try:
-            call = provider.generate(request)
-            reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
-        except TimeoutError:
-            return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
-        except FatalProviderError:
-            self.abort()
-            raise
-        except ProviderError as exc:
-            return exc
+            try:
+                call = provider.generate(request)
+                reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
+            except TimeoutError:
+                return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
+            except FatalProviderError:
+                self.abort()
+                raise
+            except ProviderError as exc:
+                return exc
+            answered = True
+        finally:
+            if self.budget is not None and not answered:
+                self.budget.release(held)
         self.stats.add_usage(provider.model, reply.usage)
         if self.budget is not None:
-            self.budget.spend(provider.model, reply.usage)
+            self.budget.spend(provider.model, reply.usage, held)
         return reply
 
     def _pause(self, seconds: float) -> None:

@@ -10,7 +10,7 @@ A row on its own whose answer is invalid, cut off or refused is asked again up t
 model. A
 provider reply never stops the run on its own, except by evidence that the run cannot succeed
 (``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
-invalidly again and again while not one row of the run is valid (a schema no answer satisfies).
+invalidly again and again while fewer rows of the run were valid (a schema the model cannot satisfy).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from enrichkit.engine.leases import Claims
 from enrichkit.engine.pools import Pools
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
-from enrichkit.engine.stop_evidence import REPAIRS, StopEvidence
-from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
+from enrichkit.engine.stop_evidence import REPAIRS, CannotSucceed, StopEvidence
+from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
 from enrichkit.providers.base import Provider, Reply
 from enrichkit.result import CallKind
 from enrichkit.rows.work import Work
@@ -226,8 +226,8 @@ class LiveRun:
                 return
             reason = failure
             last_model = current.fallback == len(self.models) - 1  # (a fallback model may still satisfy it)
-            if invalid and last_model and not self.settlement.results:
-                self._stop_if(self._evidence.invalid(item.key, failure))
+            if invalid and last_model:
+                self._stop_if(self._evidence.invalid(item.key, failure, len(self.settlement.results)))
             if refusal:
                 self._stop_if(self._evidence.refused(item.key, refusal))
             if again and tries < REPAIRS:
@@ -244,11 +244,11 @@ class LiveRun:
             await stored
         return failed.get(item)
 
-    def _stop_if(self, reason: str | None) -> None:
-        """Stop the run for ``reason`` (None: go on)."""
-        if reason is not None:
+    def _stop_if(self, stop: CannotSucceed | None) -> None:
+        """Stop the run for the evidence ``stop`` holds (None: go on)."""
+        if stop is not None:
             self.scheduler.abort()
-            raise FatalProviderError(reason)
+            raise stop
 
 
 def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:
