@@ -28,7 +28,7 @@ def test_a_live_run_estimated_over_the_budget_runs_up_to_it_and_says_what_fits(
         result = enrich(topic_rows(300), task, client=client, cache_dir=cache_dir, max_cost=0.012, concurrency=1)
     cost = result.stats.est_cost
     assert cost is not None and 0.012 - 0.0054 < cost.live_usd <= 0.012 and 0 < result.stats.enriched < 300
-    assert result.stats.not_asked and len(result.rows) == 300
+    assert result.stats.not_asked == 300 - result.stats.enriched and len(result.rows) == 300  # none sent in vain
     assert "re-run with a higher --max-cost" in result.stats.hint and "--limit " in result.stats.hint
 
 

@@ -16,7 +16,7 @@ invalidly again and again while fewer rows of the run were valid (a schema the m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from enrichkit.calls.pacing import Gate, Place
@@ -165,12 +165,10 @@ class LiveRun:
             return
         provider = self.models[rung.fallback]
         ids, request = self.codec.pack_request(items)
-        for w in items:
-            w.attempts += 1
         blocked = False
         stored: Awaitable[None] | None = None
         try:
-            reply = await self.scheduler.call(provider, request, "packed")
+            reply = await self.scheduler.call(provider, request, "packed", _attempted(items))
         except TransientError:  # a server error that outlived its retries says nothing about the pack
             failed = items
         except (PromptTooLong, RequestRejected):
@@ -207,11 +205,11 @@ class LiveRun:
         reason = ""
         while current is not None:
             provider = self.models[current.fallback]
-            item.attempts += 1
             kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
             again, invalid, refusal = False, False, ""
             try:
-                reply = await self.scheduler.call(provider, self.codec.single_request(item, rejected), kind)
+                request = self.codec.single_request(item, rejected)
+                reply = await self.scheduler.call(provider, request, kind, _attempted([item]))
                 failure = await self._settle_single(reply, item, provider.model)
                 again = reply.finish != "blocked"
                 invalid = reply.finish == "stop"
@@ -249,6 +247,21 @@ class LiveRun:
         if stop is not None:
             self.scheduler.abort()
             raise stop
+
+
+def _attempted(items: list[Work]) -> Callable[[], None]:
+    """Count a call's attempt on each of its rows once, when its first try goes out (its retries are the
+    same attempt; a call that never went out is none)."""
+    counted = False
+
+    def sent() -> None:
+        nonlocal counted
+        if not counted:
+            counted = True
+            for w in items:
+                w.attempts += 1
+
+    return sent
 
 
 def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:
