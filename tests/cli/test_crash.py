@@ -58,7 +58,8 @@ def test_ctrl_c_stops_the_calls_writes_what_was_answered_and_counts_the_rows_not
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert report["interrupted"] and report["stopped"] == "interrupted"
     answered, not_asked = report["enriched"], report["not_asked"]
-    assert answered == cached(cache) >= 40 and not_asked >= 200 - 20 * sent  # the rows of no call
+    assert answered == cached(cache) >= 40
+    assert 200 - 20 * sent - 40 <= not_asked <= 200 - 20 * sent  # the rows of no call (2 may not have arrived)
     assert f"interrupted: 200 rows: 0 cache hits, {answered} newly enriched, {200 - answered} failed" in stderr
     assert f"({not_asked} not asked; " in stderr and "re-run to ask the rest" in stderr
     written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
