@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit.output.receipt import count_reasons, failures_report, failures_text, reason_kind
+from enrichkit.engine.reasons import reason_kind
+from enrichkit.output.receipt import count_reasons, failures_report, failures_text
 from enrichkit.testing import GeminiStub, set_field
 from helpers import TASK, invoke, read_jsonl, start, topic_rows, wait_for_calls, write_jsonl
 

@@ -105,8 +105,8 @@ def enrich_options(command: F) -> F:
             "--max-cost",
             type=click.FloatRange(min=0, min_open=True),
             metavar="USD",
-            help="Spend at most this many US$ (at prices.json's rates): a run estimated above it is refused, and"
-            " a run stops cleanly before a call that could cross it.",
+            help="Spend at most this many US$ (at prices.json's rates): a run stops cleanly before a call that"
+            " could cross it (a batch run estimated above it is refused).",
         ),
         click.option(
             "--rpm",

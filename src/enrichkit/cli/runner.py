@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from enrichkit.cache.folder import default_dir
 from enrichkit.cache.journal import Journal, journal_path
+from enrichkit.calls.prices import run_cost
 from enrichkit.cli.flags import CliOptions
-from enrichkit.engine.chunks import run_chunks
+from enrichkit.engine.chunks import local_models, run_chunks
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.dry_run import dry_run, first_prompt
+from enrichkit.engine.interrupt import Interrupt
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.output import sweep
@@ -149,27 +151,27 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         first: list[dict[str, Any]] = []
         with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
+            interrupt = Interrupt()
             if swept is None:
                 _check_input(context, cli)
-                chunks = run_chunks(context, rows, on_progress=progress)
+                chunks = run_chunks(context, rows, on_progress=progress, interrupt=interrupt)
             else:
-                chunks, opened = _after_sweep(context, swept, progress)
-            stats = _within(
-                context,
-                write_chunks(
-                    chunks,
-                    context.task,
-                    output,
-                    failures,
-                    reasons=reasons,
-                    first=(first, cli.preview),
-                    opened=opened,
-                ),
+                chunks, opened = _after_sweep(context, swept, progress, interrupt)
+            written = write_chunks(
+                chunks,
+                context.task,
+                output,
+                failures,
+                reasons=reasons,
+                first=(first, cli.preview),
+                opened=opened,
             )
+            stats = _within(context, _interruptible(interrupt, written))
         stats.seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         progress.close()
         progress.stats.seconds = time.perf_counter() - started
+        progress.stats.est_cost = run_cost(progress.stats, local_models(context.models))
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
         _write_report(cli.report, report)
         print(
@@ -210,6 +212,12 @@ async def _dry_run(context: RunContext, rows: Iterable[dict[str, Any]], cli: Cli
     return 0
 
 
+async def _interruptible(interrupt: Interrupt, job: Coroutine[Any, Any, T]) -> T:
+    """``job`` with ``interrupt`` as the SIGINT handler: a first Ctrl-C in a live run stops it cleanly."""
+    with interrupt.installed():
+        return await job
+
+
 def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager[Swept | None]:
     """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
     local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
@@ -238,7 +246,7 @@ def _check_input(context: RunContext, cli: CliOptions) -> None:
 
 
 def _after_sweep(
-    context: RunContext, swept: Swept, progress: Callable[[int, Stats], None]
+    context: RunContext, swept: Swept, progress: Callable[[int, Stats], None], interrupt: Interrupt
 ) -> tuple[AsyncGenerator[EnrichResult, None], Callable[[list[str]], ContextManager[Write]]]:
     """The swept file's misses enriched (their output rows written between the parts' by ``sweep.joined``)."""
     counted = Stats(rows=swept.hits, cache_hits=swept.hits)
@@ -250,6 +258,7 @@ def _after_sweep(
         numbers=iter(swept.numbers),
         stats=counted,
         whole=not swept.misses,  # one result, even an empty one
+        interrupt=interrupt,
     )
     return chunks, lambda columns: sweep.joined(swept)
 
@@ -311,9 +320,13 @@ def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: s
     report = run_report(stats, provider, model)
     report.update(failures_report(reasons, cli.failures if reasons else None))
     _write_report(cli.report, report)
-    say(run_text(report), cli.quiet)
+    say(run_text(report), cli.quiet and not stats.interrupted)  # -q: an interrupted run still says so
     if reasons:
         say(failures_text(report), cli.quiet)
+    if stats.interrupted:
+        failed = f" · failures: {cli.failures}" if cli.failures else ""
+        say(f"output: {output}{failed}; every validated row is cached: re-run to ask the rest")
+        return INTERRUPTED
     if stats.stopped and cli.quiet:
         say(f"stopped: {stats.stopped}")  # the one line -q still prints
     if stats.pending:

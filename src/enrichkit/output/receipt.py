@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from enrichkit.calls.prices import price_of
+from enrichkit.calls.prices import cost_of
 from enrichkit.engine.audit import SIMILAR
 from enrichkit.engine.dry_run import DryRun
-from enrichkit.result import Stats
+from enrichkit.engine.reasons import reason_kind
+from enrichkit.result import UNKNOWN_COST, Cost, Stats, usd
 
 HINT_BELOW = 0.8
 
@@ -42,13 +42,11 @@ def audit_text(doc: Mapping[str, Any]) -> str:
 
 def costs(model: str, prompt_tokens: int, output_tokens: int) -> dict[str, float] | None:
     """Estimated US$ at the live and the batch price of ``model``; None when its price is unknown."""
-    price = price_of(model)
-    if price is None:
-        return None
-    return {
-        "live_usd": round(price.cost(prompt_tokens, output_tokens), 6),
-        "batch_usd": round(price.cost(prompt_tokens, output_tokens, batch=True), 6),
-    }
+    return _prices(cost_of(model, prompt_tokens, output_tokens))
+
+
+def _prices(cost: Cost | None) -> dict[str, float] | None:
+    return None if cost is None or cost.free else {"live_usd": cost.live_usd, "batch_usd": cost.batch_usd}
 
 
 def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = False) -> dict[str, Any]:
@@ -59,7 +57,7 @@ def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = F
     report["cost_live_part"] = {
         name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.live_by_model.items() if m.calls
     }
-    report["interrupted"] = interrupted
+    report["interrupted"] = interrupted or stats.interrupted
     return report
 
 
@@ -68,50 +66,24 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-def _usd(value: float) -> str:
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
-
-
-def _cost_text(report: dict[str, Any], provider: str) -> str:
-    if provider == "local":
-        return "cost $0 (local model)"
-    known = [c for c in report["cost"].values() if c is not None]
-    if not report["cost"]:
-        return "cost $0"
-    if len(known) < len(report["cost"]):
-        return "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
-    live = _usd(sum(c["live_usd"] for c in known))
-    batch = _usd(sum(c["batch_usd"] for c in known))
-    paid_live = [c for c in (report.get("cost_live_part") or {}).values() if c is not None]
-    if report["mode"] == "batch" and paid_live:  # rows finished live: their part at the live price
-        live_part = sum(c["live_usd"] for c in paid_live)
-        batch_part = sum(c["batch_usd"] for c in known) - sum(c["batch_usd"] for c in paid_live)
-        return (
-            f"est. cost {_usd(batch_part + live_part)} ({_usd(batch_part)} at the batch price"
-            f" + {_usd(live_part)} live for {report['finished_live']:,} rows)"
-        )
-    if report["mode"] in ("batch", "flex"):
-        return f"est. cost {batch} at the {report['mode']} price ({live} live)"
-    return f"est. cost {live} (batch price {batch})"
-
-
 def run_text(report: dict[str, Any]) -> str:
     rows, hits, failed = report["rows"], report["cache_hits"], report["failed"]
     head = "interrupted: " if report["interrupted"] else ""
-    lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
+    lines = [f"stopped: {report['stopped']}"] if report.get("stopped") and not report["interrupted"] else []
     pending = report["pending"]
     waiting = f"{pending:,} submitted and waiting in batch jobs, " if pending else ""
+    not_asked = f"{report['not_asked']:,} not asked; " if report.get("not_asked") else ""
     rate = f"{report['success_rate']:.1%} done so far" if pending else f"{report['success_rate']:.1%} ok"
     lines += [
         f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
-        f" {waiting}{failed:,} failed ({rate})",
+        f" {waiting}{failed:,} failed ({not_asked}{rate})",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
         f" {report['calls_fallback']:,} fallback{_repair_calls(report)}{_audit_calls(report)};"
         f" {report['retries']:,} retries)"
         + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows == hits else ""),
         f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
-        f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
+        f" / {report['output_tokens']:,} out; {_cost_text(report)}; wall {report['seconds']:.1f} s",
     ]
     lines.append(
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
@@ -128,6 +100,8 @@ def run_text(report: dict[str, Any]) -> str:
         lines.append("flex: every call on Gemini's Flex tier")
     if report["audit"] is not None:
         lines.append(audit_text(report["audit"]))
+    if report.get("hint"):
+        lines.append(f"hint: {report['hint']}")
     if (size := report["pack_size"]) is not None:
         sizes = f"started {size['started']}, ended {size['ended']}, smallest {size['smallest']}"
         lines.append(f"adaptive pack size: {sizes}")
@@ -155,6 +129,11 @@ def batch_text(report: dict[str, Any]) -> str:
     if report["interrupted"] and report["pending"]:
         line += "\nthe jobs keep their rows: Ctrl-C is safe, re-run the same command to re-attach"
     return line
+
+
+def _cost_text(report: dict[str, Any]) -> str:
+    cost = report["est_cost"]
+    return UNKNOWN_COST if cost is None else str(Cost(**cost))
 
 
 def _batch_calls(report: dict[str, Any]) -> str:
@@ -187,7 +166,7 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "prompt_tokens": dry.prompt_tokens,
         "output_tokens": dry.output_tokens,
         "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
-        "cost": None if dry.provider == "local" else costs(dry.model, dry.prompt_tokens, dry.output_tokens),
+        "cost": _prices(dry.cost),
     }
 
 
@@ -204,7 +183,7 @@ def dry_run_text(report: dict[str, Any]) -> str:
     elif cost is None:
         lines.append(f"cost: unknown (no price for {report['model']}; see ENRICHKIT_PRICES)")
     else:
-        lines.append(f"est. cost: {_usd(cost['live_usd'])} live ({_usd(cost['batch_usd'])} at the batch price)")
+        lines.append(f"est. cost: {usd(cost['live_usd'])} live ({usd(cost['batch_usd'])} at the batch price)")
     return "\n".join(lines)
 
 
@@ -222,29 +201,6 @@ def _planned_calls(report: dict[str, Any]) -> str:
 
 
 TOP_REASONS = 3
-
-# What varies from row to row in a failure reason, so that rows failing the same way count together.
-_VARYING = [
-    (re.compile(r"has \d+ words, more than (\d+)"), r"more than \1 words"),
-    (
-        re.compile(  # "field: <the value's repr> is ..."
-            r"^([\w.\[\]-]+: )(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\[.*?\]|\{.*?\}|[-+\w.]+)"
-            r" (is |does not |not in )"
-        ),
-        r"\1value \2",
-    ),
-    (re.compile(r"^echo .*? is not the row's .*?: "), "echo is not the row's: "),
-    (re.compile(r"^id \S+ answered \d+ times"), "an id answered more than once"),
-    (re.compile(r" at character \d+"), ""),
-]
-
-
-def reason_kind(reason: str) -> str:
-    """A failure reason without the row's own values: ``tldr: has 14 words, more than 12`` is
-    ``tldr: more than 12 words``, ``challenge: 'hard' not in [...]`` is ``challenge: value not in [...]``."""
-    for pattern, replacement in _VARYING:
-        reason = pattern.sub(replacement, reason)
-    return reason
 
 
 def count_reasons(reasons: Iterable[str]) -> Counter[str]:

@@ -162,7 +162,8 @@ def anthropic_provider(model: str | None = None, base_url: str | None = None) ->
     anthropic = _sdk()
     key = keys.from_env(keys.ANTHROPIC) or ""
     if not key:
-        raise UserError(f"no Anthropic API key: set {keys.ANTHROPIC}")
+        stub = f" (any value does for a local stub: {keys.ANTHROPIC}=stub)" if base_url else ""
+        raise UserError(f"no Anthropic API key: set {keys.ANTHROPIC}{stub}")
     # No timeout or retries of the client's own: each call carries its deadline, the engine retries.
     client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=None)
     return AnthropicProvider(client, model or DEFAULT_MODEL, owns_client=True)

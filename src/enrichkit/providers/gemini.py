@@ -89,7 +89,8 @@ def make_client(api_key: str | None = None, base_url: str | None = None) -> gena
     """
     key = api_key or keys.from_env(*keys.GEMINI)
     if not key:
-        raise UserError("no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY")
+        stub = " (any value does for a local stub: GEMINI_API_KEY=stub)" if base_url else ""
+        raise UserError(f"no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY{stub}")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise UserError(f"the base URL {base_url!r} needs http:// or https://")
     options = types.HttpOptions(api_version="v1beta", base_url=base_url)
