@@ -35,7 +35,8 @@ class PackCodec:
     """Packs, requests and answers of one task, as a provider with ``id_style`` takes them.
 
     ``echo``: packed answers copy their row's first words; ``affinity``: their free text is checked
-    against the rows of their pack (``crosswire``); ``timeout``: each request's deadline."""
+    against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
+    the model reads the answer schema (``Capabilities.reads_schema``)."""
 
     def __init__(
         self,
@@ -45,13 +46,14 @@ class PackCodec:
         echo: bool = False,
         affinity: bool = False,
         timeout: float | None = None,
+        reads_schema: bool = True,
     ) -> None:
         self.task = task
         self.id_style = id_style
         self.echo = echo_field(task) if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
         self.timeout = timeout
-        self._system = system_instruction(task)
+        self._system = system_instruction(task, reads_schema)
         self._validator = make_validator(task.schema)
         self._fields = task.fields
         self._row_output_tokens = expected_output_tokens(task)

@@ -83,6 +83,7 @@ class RunContext:
             echo=self.echo,
             affinity=self.affinity,
             timeout=self.options.timeout or provider.capabilities.timeout,
+            reads_schema=provider.capabilities.reads_schema,
         )
 
     async def aclose(self) -> None:
