@@ -2,14 +2,15 @@
 
 A row gets the same answer packed or alone, and the same on every run: text is "About" and the
 record's first six words, an enum value, a boolean or a number is chosen by a hash of the record and
-the field's name, an array is empty. An ``echo`` copies the record's last input field as the engine
-compares it (``echo_of``).
+the field's name, an array is empty. An ``echo`` copies what its description asks for (the first
+words of a field of the record), as the engine compares it (``echo_of``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,10 +34,20 @@ def default_answer(schema: Mapping[str, Any], records: Sequence[dict[str, Any]])
 
 def _object(schema: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: echo_of(next(reversed(record.values()), "")) if name == "echo" else _value(value, record, name)
+        name: _echo(value, record) if name == "echo" else _value(value, record, name)
         for name, value in schema.get("properties", {}).items()
         if name != "id"
     }
+
+
+_ECHO = re.compile(r'first (?:(\d+) words|word) of the record\'s "([^"]+)"')
+
+
+def _echo(schema: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """The echo the field's description asks for (``prompt.pack_schema``)."""
+    found = _ECHO.search(str(schema.get("description", "")))
+    assert found is not None, f"an echo field that names no input: {schema}"
+    return echo_of(record.get(found[2], ""), int(found[1] or 1))
 
 
 def _stable(*parts: Any) -> int:
