@@ -1,6 +1,6 @@
 """What the default cross-wiring checks catch, how often they cry wolf, and what they cost in output tokens.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/crosswire_catch.py [--swaps 3] [--seed 1]
+    PYTHONPATH=src .venv/bin/python benchmarks/crosswire_catch.py [--swaps 3] [--seed 1] [--words-only]
 
 Rows: the 9,426 roadmap.sh topics of shared/data (read in place, never copied) in file order, so a
 pack holds neighbouring topics of one roadmap (the hard case: they share their category and many
@@ -124,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--swaps", type=int, default=3, help="random pairs swapped in each pack")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--words-only", action="store_true", help="the word check alone, on every task (no echo)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [{name: r.get(name, "") or "" for name in INPUTS} for r in rows]
@@ -134,7 +135,7 @@ def main() -> None:
     print(f" {'both caught':>12} {'rows wrong':>11} {'out tok/row':>12} {'vs none':>8}")
     for label, task, style, write in CASES:
         for size in SIZES:
-            echo, affinity = crosswire_checks(task, None, size)
+            echo, affinity = (False, True) if args.words_only else crosswire_checks(task, None, size)
             codec = PackCodec(task, echo=echo, affinity=affinity)
             bare = PackCodec(task)
             checks = "+".join(name for name, on in (("words", affinity), ("echo", echo)) if on) or "none"

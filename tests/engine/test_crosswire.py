@@ -88,6 +88,20 @@ def test_the_other_half_of_a_swap_is_caught_with_the_half_that_gives_it_away() -
     assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
 
 
+def test_the_other_half_of_a_swap_is_caught_even_when_it_holds_no_word_of_its_own() -> None:
+    rows = {
+        "r1": {"area": "Engineering management", "topic": "People", "description": "Managing people."},
+        "r2": {"area": "Engineering management", "topic": "EM vs IC", "description": "Roles compared."},
+        "r3": {"area": "Delivery", "topic": "Planning", "description": "Plans and estimates."},
+    }
+    answers = {  # r1 holds r2's answer (nothing but shared words and two-letter ones), r2 holds r1's
+        "r1": {"tldr": "Engineering management: EM vs IC"},
+        "r2": {"tldr": "Engineering management: managing people"},
+        "r3": {"tldr": "Planning with estimates"},
+    }
+    assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
 def test_a_stock_phrase_many_answers_say_accuses_nobody() -> None:
     rows = {f"r{i}": {"topic": f"Tool {i}", "description": f"Item {i} of the list."} for i in range(8)}
     rows["r7"] = {"topic": "Tool 7", "description": "A daily practice for the whole team."}

@@ -111,7 +111,8 @@ def suspects(
     Words both rows share (a common category, say) count for neither, so they cannot mask a swap. An
     answer is suspect when ``theirs`` holds a rare word and is over twice ``mine`` (and holds two words
     when the answer has none of its own row's: one alone is chance); and then so is the answer of that
-    other row, when it fits this row better than its own (the other half of a swap)."""
+    other row, when it fits this row better than its own, or when it fits neither and this answer fits
+    no other row (the other half of a swap, which may hold no word of its own: "EM vs IC")."""
     if len(rows) < 2 or not fields:
         return set()
     texts = [_text(values.get(f, "") for f in fields) for values in answers.values()]
@@ -159,7 +160,9 @@ def suspects(
         ):
             found.add(rid)
     for rid in list(found):  # a swap has two halves: the answer of the row this one fits may be the other
-        for other, margin in lean[rid].items():
-            if margin >= rare and lean.get(other, {}).get(rid, 0.0) > 0:
+        fits = [other for other, margin in lean[rid].items() if margin >= rare and other in lean]
+        for other in fits:  # it is, when it fits this row too, or fits neither and this answer fits it alone
+            back = lean[other].get(rid, 0.0)
+            if back > 0 or (back == 0 and len(fits) == 1):
                 found.add(other)
     return found
