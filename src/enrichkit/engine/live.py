@@ -204,11 +204,12 @@ class LiveRun:
         """One row on its own: tried again while its failures are noise, then on each fallback model, until an
         answer is valid or no model is left.
 
-        A row is given up on a model when one kind of failure (an invalid answer, a refused request, a
-        cut-off answer) came ``REPAIRS + 1`` times: evidence about the row, where three unrelated
-        faults in a row are the server's. An invalid answer's reason goes into the next prompt (a repair). A
-        server error that outlived the scheduler's retries gets one more round of them when the run has
-        answered rows (the server works, it is flaky); a block or a prompt too long goes straight on."""
+        A row is given up on a model when one kind of failure (an invalid answer, an answer the provider
+        refused as invalid, a refused request, a cut-off answer) came ``REPAIRS + 1`` times: evidence about
+        the row, where three unrelated faults in a row are the server's. An invalid answer's reason goes into
+        the next prompt (a repair). A server error that outlived the scheduler's retries gets one more round
+        of them when the run has answered rows (the server works, it is flaky); a block or a prompt too long
+        goes straight on."""
         current: Rung | None = rung
         rejected: str | None = None  # why the last answer was invalid, for the model to repair
         tries = 0
@@ -227,7 +228,7 @@ class LiveRun:
             except RequestRejected as exc:
                 failure, invalid = str(exc), exc.invalid_answer
                 refusal = "" if exc.invalid_answer else str(exc)
-                failed_as = "invalid" if invalid else "refused"
+                failed_as = "refused answer" if invalid else "refused"
             except TransientError as exc:
                 failure = str(exc)
                 failed_as = "server" if self.settlement.results and not met["server"] else "over"
