@@ -1,7 +1,8 @@
 """Resilience of enrichkit against faulty providers: the targets of issue 12.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/resilience.py              # seeds 1..3, about 2 minutes
+    PYTHONPATH=src .venv/bin/python benchmarks/resilience.py              # seeds 1..5, about 3 minutes
     PYTHONPATH=src .venv/bin/python benchmarks/resilience.py --seed 7     # one seed
+    PYTHONPATH=src .venv/bin/python benchmarks/resilience.py --only roadmap --seeds 20   # seeds 1..20, scenario 1
     PYTHONPATH=src .venv/bin/python benchmarks/resilience.py --json       # one JSON line a run instead
 
 Every run goes through ``enrich()`` with the real SDK against an in-process stub (the Gemini stub with
@@ -356,14 +357,19 @@ def targets(label: str, runs: list[Run], clean: Run, calls: float, tokens: float
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seed", type=int, action="append", help="a fault seed (repeatable; default 1, 2 and 3)")
+    parser.add_argument("--seed", type=int, action="append", help="a fault seed (repeatable; default 1 to 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="without --seed: seeds 1 to this")
+    parser.add_argument("--only", choices=("roadmap", "synthetic"), help="run one scenario (and its clean run)")
     parser.add_argument("--json", action="store_true", help="one JSON line a run instead of the table")
     args = parser.parse_args(argv)
-    seeds: list[int] = args.seed or [1, 2, 3]
+    seeds: list[int] = args.seed or list(range(1, args.seeds + 1))
     os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
     os.environ["OPENAI_API_KEY"] = "benchmark-dummy-key"  # this process only; the stub ignores it
 
     flags = "".join(f" --seed {s}" for s in args.seed or []) + (" --json" if args.json else "")
+    flags += (f" --seeds {args.seeds}" if args.seeds != 5 and not args.seed else "") + (
+        f" --only {args.only}" if args.only else ""
+    )
     out: Callable[[Run], None]
     if args.json:
         out = lambda r: print(json.dumps(asdict(r)), flush=True)  # noqa: E731
@@ -376,27 +382,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = lambda r: print(line(r), flush=True)  # noqa: E731
 
     summary: list[str] = []
-    roadmap = roadmap_rows()
-    if roadmap is None:
+    roadmap = None if args.only == "synthetic" else roadmap_rows()
+    if roadmap is None and args.only != "synthetic":
         print(f"# skipped the roadmap scenario: {ROADMAP} is absent", file=sys.stderr)
-    else:
-        for kind in ("gemini", "openai"):
-            clean = run("roadmap clean", kind, roadmap, None, 0.0)
-            out(clean)
-            runs = [run("roadmap 40% faults", kind, roadmap, seed, 0.4, refuse_big=True) for seed in seeds]
-            for r in runs:
-                out(r)
-            label = f"{len(roadmap)} roadmap rows on {kind} (naive single-row fallback: {NAIVE_ROADMAP} calls)"
-            summary += targets(label, runs, clean, CALL_TARGET_ROADMAP)
+    for kind in ("gemini", "openai") if roadmap else ():
+        assert roadmap is not None
+        clean = run("roadmap clean", kind, roadmap, None, 0.0)
+        out(clean)
+        runs = [run("roadmap 40% faults", kind, roadmap, seed, 0.4, refuse_big=True) for seed in seeds]
+        for r in runs:
+            out(r)
+        label = f"{len(roadmap)} roadmap rows on {kind} (naive single-row fallback: {NAIVE_ROADMAP} calls)"
+        summary += targets(label, runs, clean, CALL_TARGET_ROADMAP)
 
-    rows = synthetic_rows(SYNTHETIC_ROWS)
-    clean = run("synthetic clean no-echo", "gemini", rows, None, 0.0, echo=False)
-    out(clean)
-    runs = [run("synthetic 15% faults", "gemini", rows, seed, 0.15) for seed in seeds]
-    for r in runs:
-        out(r)
-    label = f"{SYNTHETIC_ROWS:,} synthetic rows on gemini"
-    summary += targets(label, runs, clean, CALL_TARGET_SYNTHETIC, TOKEN_TARGET_SYNTHETIC)
+    if args.only != "roadmap":
+        rows = synthetic_rows(SYNTHETIC_ROWS)
+        clean = run("synthetic clean no-echo", "gemini", rows, None, 0.0, echo=False)
+        out(clean)
+        runs = [run("synthetic 15% faults", "gemini", rows, seed, 0.15) for seed in seeds]
+        for r in runs:
+            out(r)
+        label = f"{SYNTHETIC_ROWS:,} synthetic rows on gemini"
+        summary += targets(label, runs, clean, CALL_TARGET_SYNTHETIC, TOKEN_TARGET_SYNTHETIC)
     if not args.json:
         print()
         for text in summary:

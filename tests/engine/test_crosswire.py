@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrichkit.engine.crosswire import _STOP, _WORD, _words, suspects, text_fields
+from enrichkit.engine.crosswire import _STOP, _WORD, _words, carries_words, suspects, text_fields
 
 ROWS = {
     "r1": {"topic": "Git", "description": "Version control for source code."},
@@ -85,6 +86,44 @@ def test_the_other_half_of_a_swap_is_caught_with_the_half_that_gives_it_away() -
         "r3": {"tldr": "Git is version control."},
     }
     assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
+def test_the_other_half_of_a_swap_is_caught_even_when_it_holds_no_word_of_its_own() -> None:
+    rows = {
+        "r1": {"area": "Engineering management", "topic": "People", "description": "Managing people."},
+        "r2": {"area": "Engineering management", "topic": "EM vs IC", "description": "Roles compared."},
+        "r3": {"area": "Delivery", "topic": "Planning", "description": "Plans and estimates."},
+    }
+    answers = {  # r1 holds r2's answer (nothing but shared words and two-letter ones), r2 holds r1's
+        "r1": {"tldr": "Engineering management: EM vs IC"},
+        "r2": {"tldr": "Engineering management: managing people"},
+        "r3": {"tldr": "Planning with estimates"},
+    }
+    assert suspects(answers, rows, FIELDS) == {"r1", "r2"}
+
+
+def test_a_stock_phrase_many_answers_say_accuses_nobody() -> None:
+    rows = {f"r{i}": {"topic": f"Tool {i}", "description": f"Item {i} of the list."} for i in range(8)}
+    rows["r7"] = {"topic": "Tool 7", "description": "A daily practice for the whole team."}
+    answers = {rid: {"tldr": "Useful daily practice for any team."} for rid in rows}  # its words are r7's
+    assert suspects(answers, rows, FIELDS) == set()
+
+
+@pytest.mark.parametrize(
+    ("field", "carries"),
+    [
+        ({"type": "string", "maxWords": 12}, True),
+        ({"type": "string", "maxLength": 200}, True),
+        ({"type": "string", "maxWords": 3}, False),  # a name: too short to carry its row's words
+        ({"type": "string", "maxLength": 20}, False),
+        ({"type": "string"}, False),  # no limit (a pydantic str): it may hold a name
+        ({"type": "string", "enum": ["a", "b"]}, False),  # not free text
+    ],
+)
+def test_answers_carry_their_rows_words_only_where_a_text_field_is_sure_to_be_long(
+    field: dict[str, object], carries: bool
+) -> None:
+    assert carries_words({"properties": {"out": field}}) is carries
 
 
 def test_common_english_words_accuse_nobody() -> None:

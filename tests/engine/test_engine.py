@@ -19,6 +19,7 @@ from enrichkit.testing import (
     Fault,
     FunctionProvider,
     GeminiStub,
+    Outcome,
     Scripted,
     add_unknown_id,
     blocked,
@@ -132,6 +133,43 @@ def test_an_invalid_single_answer_is_repaired_with_its_reason_in_the_prompt(
     repair = generated(script)[2].prompt
     assert "previous answer was rejected" in repair and "'hard' not in [practice, expert]" in repair
     assert (result.stats.calls_repair, result.stats.repaired) == (1, 1)
+
+
+def test_a_row_hit_by_unrelated_faults_on_its_own_is_tried_until_one_kind_repeats(
+    script: Scripted, task: Task, cache_dir: Path
+) -> None:
+    refused = http_error(400, "Request contains an invalid argument.")
+    bad_enum = set_field(lambda rec: True, "challenge", "hard")
+    script.script(drop_ids("r2"), refused, truncated(), bad_enum)  # the pack, then three different faults alone
+    result = run(topic_rows(5), task, script, cache_dir)
+    assert result.failures == [] and pack_sizes(script) == [5, 1, 1, 1, 1]  # the fourth try alone is answered
+    script.script(drop_ids("r2"), bad_enum, truncated(), bad_enum, refused, bad_enum)
+    again = run(topic_rows(5), task, script, cache_dir / "2")
+    assert [(f.row_id, f.attempts) for f in again.failures] == [("t1", 6)]  # the third invalid answer ends it
+
+
+@pytest.mark.parametrize("others_answered", [True, False])
+def test_a_server_error_on_a_row_alone_gets_one_more_round_of_retries_once_rows_are_answered(
+    script: Scripted, task: Task, cache_dir: Path, others_answered: bool
+) -> None:
+    tries = 0
+
+    def times_out(call: Asked) -> Outcome | None:  # the row alone: its call and its retries time out, twice
+        nonlocal tries
+        tries += 1
+        return hang(5)(call) if tries <= 6 else None
+
+    script.rule(drop_ids("r2"), when=lambda call: bool(call.ids))
+    script.rule(times_out, when=lambda call: not call.ids and call.records[0]["topic"] == "Topic number 1")
+    rows = topic_rows(5) if others_answered else topic_rows(5)[1:2]
+    result = run(rows, task, script, cache_dir, timeout=0.5)
+    if others_answered:  # the server works for the others: a second round, then a third does not come
+        assert [f.row_id for f in result.failures] == ["t1"] and pack_sizes(script) == [5] + [1] * 6
+    else:  # nothing answered yet (a server that is down): the row fails after one round, as before
+        assert [f.row_id for f in result.failures] == ["t1"] and pack_sizes(script) == [1] * 3
+    tries = 3  # one round of time-outs left: the second round is answered
+    again = run(topic_rows(5), task, script, cache_dir / "again", timeout=0.5)
+    assert again.failures == []
 
 
 def test_unknown_ids_are_ignored(script: Scripted, task: Task, cache_dir: Path) -> None:

@@ -14,6 +14,7 @@ from enrichkit import Task, enrich
 from enrichkit.cache.folder import RowCache
 from enrichkit.cli import main
 from enrichkit.testing import GeminiStub, scripted, set_field, swap_answers, with_items
+from enrichkit.testing.answers import default_answer
 from helpers import FAST_RETRY, ROOT, run_at_seam, topic_rows
 
 
@@ -36,8 +37,8 @@ def test_swapped_answers_are_caught_by_the_echo_and_asked_again(task: Task, cach
     assert result.failures == []
     assert all(mentions_own_topic(row) for row in result.rows)
     assert result.stats.calls == 2  # the pack of 20, then r3 and r7 again together
-    echo_field = script.calls[0].schema["items"]["properties"]["echo"]
-    assert "description" in echo_field["description"]
+    echo_field = script.calls[0].schema["items"]["properties"]["echo"]  # the shortest copy that tells rows apart
+    assert echo_field["description"] == 'The first 3 words of the record\'s "topic", copied exactly.'
 
 
 def test_a_default_run_catches_swapped_answers_at_no_token_cost(task: Task, cache_dir: Path) -> None:
@@ -56,6 +57,21 @@ def test_a_task_without_free_text_gets_the_echo_by_default(cache_dir: Path) -> N
     result = run_at_seam(topic_rows(20), labels, script, cache_dir)
     assert "echo" in script.calls[0].schema["items"]["properties"]
     assert result.stats.crosswired == 2 and result.failures == []
+
+
+@pytest.mark.parametrize("limit", [{"maxWords": 3}, {}])  # a name; or no limit, which may hold one
+def test_short_answers_get_the_cheapest_echo_by_default_and_a_swap_is_caught(
+    cache_dir: Path, limit: dict[str, int]
+) -> None:
+    names = {"type": "object", "properties": {"name": {"type": "string", **limit}, **LEVEL}}
+    task = Task("Name the tool each item is about.", ["code", "topic"], names)
+    records = [{"code": f"c{i}", "topic": f"Tool{i}"} for i in range(20)]
+    script = scripted(swap_answers("r3", "r7"))
+    result = run_at_seam([{"id": f"t{i}", **r} for i, r in enumerate(records)], task, script, cache_dir)
+    echo = script.calls[0].schema["items"]["properties"]["echo"]  # the shortest input that tells rows apart
+    assert echo["description"] == 'The first word of the record\'s "code", copied exactly.'
+    assert result.stats.crosswired == 2 and result.failures == []
+    assert [row["name"] for row in result.rows] == [default_answer(task.schema, [r])["name"] for r in records]
 
 
 def test_without_the_echo_a_swap_goes_unnoticed(task: Task, cache_dir: Path) -> None:

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 
 from enrichkit.engine.validation import AnswerError, check_pack, parse_answer, parse_items
+from enrichkit.task.schema import make_validator
 from helpers import TLDR_TASK
 
 IDS = ["r1", "r2", "r3"]
 
 
 def check(items: Any) -> Any:
-    from enrichkit.task.schema import make_validator
-
     return check_pack(items, IDS, TLDR_TASK.fields, make_validator(TLDR_TASK.schema))
 
 
@@ -128,3 +127,14 @@ def test_rows_missing_from_a_cut_off_answer_say_why() -> None:
 
     result = check_pack([], IDS, TLDR_TASK.fields, make_validator(TLDR_TASK.schema), missing="cut off")
     assert result.invalid == dict.fromkeys(IDS, "missing from the answer (cut off)")
+
+
+def test_an_echo_passes_when_it_points_at_its_row_alone_whatever_words_it_copied() -> None:
+    echoes = {"r1": "email", "r2": "slack sms", "r3": "slack teams"}
+    items = [
+        {"id": "r1", "echo": "Email / Slack", "tldr": "a", "challenge": "practice"},  # more words than asked
+        {"id": "r2", "echo": "Slack", "tldr": "b", "challenge": "practice"},  # fewer: fits r3's too
+        {"id": "r3", "echo": "slack teams", "tldr": "c", "challenge": "practice"},
+    ]
+    checked = check_pack(items, IDS, TLDR_TASK.fields, make_validator(TLDR_TASK.schema), echoes)
+    assert set(checked.valid) == {"r1", "r3"} and "an answer for another row?" in checked.invalid["r2"]

@@ -39,13 +39,16 @@ def inputs(task: Task, row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in task.inputs}
 
 
-def pack_body(task: Task, n: int = 3, echo: str | None = None) -> dict[str, Any]:
+def pack_body(task: Task, n: int = 3, echo: str | None = None, echo_words: int = 3) -> dict[str, Any]:
     ids = [f"r{i}" for i in range(1, n + 1)]
     records = [(rid, inputs(task, row)) for rid, row in zip(ids, topic_rows(n), strict=True)]
     return {
         "model": "m",
-        "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": pack_prompt(records, echo)}],
-        "response_format": response_format(pack_schema(task, ids, echo=echo)),
+        "messages": [
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": pack_prompt(records, echo, echo_words)},
+        ],
+        "response_format": response_format(pack_schema(task, ids, echo=echo, echo_words=echo_words)),
     }
 
 
@@ -83,9 +86,11 @@ def test_a_row_gets_the_same_answer_packed_or_alone(server: OpenAIStub, task: Ta
     assert [c.ids for c in server.calls] == [["r1", "r2", "r3"], [], [], []]
 
 
-def test_an_echo_copies_the_first_words_of_the_last_input(server: OpenAIStub, task: Task) -> None:
-    packed = items(post(server, pack_body(task, 2, echo="description")))["items"]
-    assert [i["echo"] for i in packed] == ["synthetic description 0", "synthetic description 1"]
+def test_an_echo_copies_the_words_its_description_asks_for(server: OpenAIStub, task: Task) -> None:
+    packed = items(post(server, pack_body(task, 2, echo="description", echo_words=2)))["items"]
+    assert [i["echo"] for i in packed] == ["synthetic description", "synthetic description"]
+    packed = items(post(server, pack_body(task, 2, echo="topic", echo_words=3)))["items"]
+    assert [i["echo"] for i in packed] == ["topic number 0", "topic number 1"]
 
 
 def test_json_validate_failed_is_groqs_400(server: OpenAIStub, task: Task) -> None:

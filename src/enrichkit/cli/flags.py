@@ -48,9 +48,9 @@ PACK_SIZE = click.option(
 ECHO = click.option(
     "--echo/--no-echo",
     default=None,
-    help="Packed answers copy their row's first words, so answers given to the wrong row are caught (about 9"
-    " output tokens a row). Default: only for a task without free-text columns; the free text of the others"
-    " is checked against its row at no cost. --no-echo turns both checks off.",
+    help="Packed answers copy a few words of their row, so answers given to the wrong row are caught. Default:"
+    " free text is checked against its row at no cost, and the echo is added only where answers may be too"
+    " short to carry their row's words (no text field limited to more than 3 words). --no-echo turns both off.",
 )
 KEYED = [PROVIDER, MODEL, MODEL_PATH, PACK_SIZE, ECHO, BASE_URL]
 """The options that make a run's cache keys (``engine.context.run_fingerprint``), besides the task."""

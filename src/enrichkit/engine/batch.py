@@ -474,7 +474,7 @@ async def collect(
             if pack.ids is None:
                 checked = codec.read_single(result, items[0])
             else:
-                checked = codec.read_pack(result, pack.ids, items)
+                checked = codec.read_pack(result, pack.ids, items, pack.echoes)
             answer, stored = settlement.accept(checked, result.usage, manifest.model, len(items))
             if stored is not None:
                 await stored

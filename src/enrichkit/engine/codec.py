@@ -12,8 +12,8 @@ from typing import Any
 
 from enrichkit.engine.crosswire import suspects, text_fields
 from enrichkit.engine.prompt import (
-    echo_field,
-    echo_of,
+    cheapest_echo,
+    echo_text,
     expected_output_tokens,
     pack_ids,
     pack_prompt,
@@ -34,8 +34,10 @@ PACK_OUTPUT_BUDGET = 8_000
 class PackCodec:
     """Packs, requests and answers of one task, as a provider with ``id_style`` takes them.
 
-    ``echo``: packed answers copy their row's first words; ``affinity``: their free text is checked
-    against the rows of their pack (``crosswire``); ``timeout``: each request's deadline."""
+    ``echo``: packed answers copy the first words of their row (``cheapest_echo``: those that tell the
+    pack's rows apart in the fewest characters); ``affinity``: their free text is checked
+    against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
+    the model reads the answer schema (``Capabilities.reads_schema``)."""
 
     def __init__(
         self,
@@ -45,13 +47,14 @@ class PackCodec:
         echo: bool = False,
         affinity: bool = False,
         timeout: float | None = None,
+        reads_schema: bool = True,
     ) -> None:
         self.task = task
         self.id_style = id_style
-        self.echo = echo_field(task) if echo else None
+        self.echo = "echo" if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
         self.timeout = timeout
-        self._system = system_instruction(task)
+        self._system = system_instruction(task, reads_schema)
         self._validator = make_validator(task.schema)
         self._fields = task.fields
         self._row_output_tokens = expected_output_tokens(task)
@@ -78,10 +81,12 @@ class PackCodec:
     def pack_request(self, items: Sequence[Work]) -> tuple[list[str], Request]:
         """The pack-local ids and the request of a pack of ``items``."""
         ids = pack_ids(len(items))
+        field, words = self._echo_plan(items)
+        records = [(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]
         request = Request(
             system=self._system,
-            prompt=pack_prompt([(rid, w.inputs) for rid, w in zip(ids, items, strict=True)], self.echo),
-            schema=pack_schema(self.task, ids, self.id_style, self.echo),
+            prompt=pack_prompt(records, field, words),
+            schema=pack_schema(self.task, ids, self.id_style, field, words),
             max_output_tokens=self._max_output_tokens(len(items)),
             timeout=self.timeout,
         )
@@ -100,7 +105,12 @@ class PackCodec:
 
     def echoes(self, items: Sequence[Work]) -> list[str] | None:
         """What each packed answer must echo of its row (None without the echo check)."""
-        return [echo_of(w.inputs.get(self.echo)) for w in items] if self.echo else None
+        field, words = self._echo_plan(items)
+        return [echo_text(w.inputs.get(field), words) for w in items] if field else None
+
+    def _echo_plan(self, items: Sequence[Work]) -> tuple[str | None, int]:
+        """The input field and number of words a pack's answers echo (no field without the echo check)."""
+        return cheapest_echo([w.inputs for w in items], self.task.inputs) if self.echo else (None, 0)
 
     def expected_output_tokens(self, rows: int) -> int:
         """The answer tokens ``rows`` rows are expected to take (the dry run's and the budget's estimate)."""
@@ -111,15 +121,19 @@ class PackCodec:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def read_pack(self, reply: Reply, ids: list[str], items: list[Work]) -> Checked[Work]:
-        """A pack's answer checked item by item: ids exactly once, values valid, not cross-wired."""
+    def read_pack(
+        self, reply: Reply, ids: list[str], items: list[Work], echoes: Sequence[str] | None = None
+    ) -> Checked[Work]:
+        """A pack's answer checked item by item: ids exactly once, values valid, not cross-wired. ``echoes``:
+        what each item must echo (a batch job's manifest keeps them), else ``echoes(items)``."""
         by_id = dict(zip(ids, items, strict=True))
         try:
             payload, broken = parse_items(reply.text)
         except AnswerError as exc:
             return Checked(invalid=dict.fromkeys(items, explain(reply, str(exc))))
-        echoes = {rid: echo_of(by_id[rid].inputs.get(self.echo)) for rid in ids} if self.echo else None
-        check = check_pack(payload, ids, self._fields, self._validator, echoes, missing=broken)
+        expected = echoes if echoes is not None else self.echoes(items)
+        wanted = dict(zip(ids, expected, strict=True)) if expected is not None and self.echo else None
+        check = check_pack(payload, ids, self._fields, self._validator, wanted, missing=broken)
         inputs = {rid: w.inputs for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
         for rid in suspects({r: v for r, v in check.valid.items() if r in inputs}, inputs, self.affinity):
             del check.valid[rid]

@@ -15,7 +15,7 @@ from enrichkit.cache.open import open_cache
 from enrichkit.calls.limits import open_limiter
 from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
-from enrichkit.engine.crosswire import text_fields
+from enrichkit.engine.crosswire import carries_words, text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
 from enrichkit.options import Limiter, RunOptions
 from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
@@ -85,6 +85,7 @@ class RunContext:
             echo=self.echo,
             affinity=self.affinity,
             timeout=self.options.timeout or provider.capabilities.timeout,
+            reads_schema=provider.capabilities.reads_schema,
         )
 
     async def aclose(self) -> None:
@@ -117,11 +118,12 @@ def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
 
 def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[bool, bool]:
     """Whether packed answers echo their row, and whether their free text is checked against their row
-    (``engine.crosswire``, free). By default the free check where the task has free text, else the
-    echo; ``echo=True`` adds the echo, ``echo=False`` turns both off. Single rows need neither."""
+    (``engine.crosswire``, free). By default the free check where the task has free text, plus the echo
+    where that text is too short to carry its row's words (or there is none); ``echo=True`` adds the
+    echo, ``echo=False`` turns both off. Single rows need neither."""
     text = bool(text_fields(task.schema))
     if echo is None:
-        return pack_size > 1 and not text, text
+        return pack_size > 1 and not carries_words(task.schema), text
     return echo, echo and text
 
 

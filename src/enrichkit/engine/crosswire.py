@@ -6,15 +6,17 @@ Each answer is scored against every row of its pack by the words they share, wei
 the word is in the pack (a word in every row says nothing). An answer that matches another row at
 least twice as well as its own, and by at least one rare word, is held to be cross-wired and asked
 again (a false alarm costs a call, never a wrong row). It costs no tokens; it needs a free-text
-output field (``text_fields``), and it cannot see a swap between rows whose answers share no words
-with their rows (the echo can: ``--echo``).
+output field (``text_fields``) limited to more than a few words (``carries_words``; where answers may be
+short, a run adds the echo by default), and it cannot see a swap between rows whose answers share no
+words with their rows (the echo can: ``--echo``). A word several answers of the pack say (a stock
+phrase) is their style, not a row's, and counts for nothing.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from string import ascii_lowercase
 from typing import Any
@@ -51,9 +53,27 @@ RARE = 4
 """A word in at most one row in ``RARE`` of the pack is rare enough to tell rows apart."""
 
 
+SHORT_WORDS = 3
+
+"""Free text of this many words (or ``8 * SHORT_WORDS`` characters) is short: a name, one or two words,
+too few to carry words of its row that tell it from the others."""
+
+
 def text_fields(schema: Mapping[str, Any]) -> list[str]:
     """The output fields of free text: strings without an enum, const, format or pattern."""
     return [name for name, field in schema.get("properties", {}).items() if is_free_text(field)]
+
+
+def carries_words(schema: Mapping[str, Any]) -> bool:
+    """Whether answers' free text is sure to be long enough to carry its row's words (so the word check
+    sees a swap): some free-text field allows more than ``SHORT_WORDS`` words (``maxWords``) or
+    ``8 * SHORT_WORDS`` characters (``maxLength``). A field with no limit may hold a name (a pydantic
+    ``str``, a ``text`` column): not sure."""
+    fields = schema.get("properties", {})
+    return any(
+        fields[name].get("maxWords", 0) > SHORT_WORDS or fields[name].get("maxLength", 0) > 8 * SHORT_WORDS
+        for name in text_fields(schema)
+    )
 
 
 def _words(texts: list[str]) -> list[set[str]]:
@@ -91,7 +111,8 @@ def suspects(
     Words both rows share (a common category, say) count for neither, so they cannot mask a swap. An
     answer is suspect when ``theirs`` holds a rare word and is over twice ``mine`` (and holds two words
     when the answer has none of its own row's: one alone is chance); and then so is the answer of that
-    other row, when it fits this row better than its own (the other half of a swap)."""
+    other row, when it fits this row better than its own, or when it fits neither and this answer fits
+    no other row (the other half of a swap, which may hold no word of its own: "EM vs IC")."""
     if len(rows) < 2 or not fields:
         return set()
     texts = [_text(values.get(f, "") for f in fields) for values in answers.values()]
@@ -102,6 +123,8 @@ def suspects(
     if all((said - row_words.get(rid, set())).isdisjoint(in_rows) for rid, said in said_by.items()):
         return set()  # the usual case: no word of an answer is only another row's
     heard = set().union(*said_by.values())
+    said_often = Counter(w for said in said_by.values() for w in said)
+    common = max(3, len(said_by) // RARE)  # a word more answers say is their style (a stock phrase), not a row's
     holders: defaultdict[str, list[str]] = defaultdict(list)  # word an answer says -> the rows that hold it
     for rid, words in row_words.items():
         for w in words & heard:
@@ -119,6 +142,8 @@ def suspects(
         theirs: defaultdict[str, float] = defaultdict(float)  # other row -> said words it has, this row lacks
         count: defaultdict[str, int] = defaultdict(int)  # other row -> how many such words
         for w in said - own:
+            if said_often[w] > common:
+                continue
             for other in holders[w]:
                 theirs[other] += weight[w]
                 count[other] += 1
@@ -135,7 +160,9 @@ def suspects(
         ):
             found.add(rid)
     for rid in list(found):  # a swap has two halves: the answer of the row this one fits may be the other
-        for other, margin in lean[rid].items():
-            if margin >= rare and lean.get(other, {}).get(rid, 0.0) > 0:
+        fits = [other for other, margin in lean[rid].items() if margin >= rare and other in lean]
+        for other in fits:  # it is, when it fits this row too, or fits neither and this answer fits it alone
+            back = lean[other].get(rid, 0.0)
+            if back > 0 or (back == 0 and len(fits) == 1):
                 found.add(other)
     return found

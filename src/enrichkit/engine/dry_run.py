@@ -11,7 +11,7 @@ from typing import Any
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.chunks import Chunk, lookup, plan
 from enrichkit.engine.context import RunContext
-from enrichkit.engine.prompt import ECHO_WORDS, expected_output_tokens
+from enrichkit.engine.prompt import ECHO_TOKENS, expected_output_tokens
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.result import Cost, Stats
 from enrichkit.rows.keys import key_rows
@@ -59,7 +59,7 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
     counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
-    per_row = expected_output_tokens(context.task) + (ECHO_WORDS * 2 + 4 if context.echo else 0)
+    per_row = expected_output_tokens(context.task) + (ECHO_TOKENS if context.echo else 0)
     prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(len(pack) * per_row for pack in packs)
     local = provider.name == "local"
     return DryRun(

@@ -5,9 +5,10 @@ cached at once (``Settlement``); the rows that failed go to the rung the ``Ladde
 the same task group, so salvage overlaps the packs still in flight. Calls go through the run's
 ``Scheduler`` (admission, rate limits, retries); a fatal error stops the run.
 
-A row on its own whose answer is invalid, cut off or refused is asked again up to ``REPAIRS`` times
-(an invalid answer's reason goes into the prompt, for the model to repair), before the next fallback
-model. A
+A row on its own is asked again until one kind of failure (an invalid answer, a refused request, an
+answer cut off) came ``REPAIRS + 1`` times (an invalid answer's reason goes into the prompt, for the
+model to repair), before the next fallback model: unrelated faults hitting one row are the server's
+noise, not evidence about the row. A
 provider reply never stops the run on its own, except by evidence that the run cannot succeed
 (``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
 invalidly again and again while fewer rows of the run were valid (a schema the model cannot satisfy).
@@ -16,6 +17,7 @@ invalidly again and again while fewer rows of the run were valid (a schema the m
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -197,26 +199,38 @@ class LiveRun:
             self._send(items, at)
 
     async def _single(self, item: Work, rung: Rung) -> None:
-        """One row on its own: repaired while its answers are invalid, then on each fallback model, until an
-        answer is valid or no model is left."""
+        """One row on its own: tried again while its failures are noise, then on each fallback model, until an
+        answer is valid or no model is left.
+
+        A row is given up on a model when one kind of failure (an invalid answer, an answer the provider
+        refused as invalid, a refused request, a cut-off answer) came ``REPAIRS + 1`` times: evidence about
+        the row, where three unrelated faults in a row are the server's. An invalid answer's reason goes into
+        the next prompt (a repair). A server error that outlived the scheduler's retries gets one more round
+        of them when the run has answered rows (the server works, it is flaky); a block or a prompt too long
+        goes straight on."""
         current: Rung | None = rung
         rejected: str | None = None  # why the last answer was invalid, for the model to repair
         tries = 0
+        met: Counter[str] = Counter()  # kind of failure -> how often this row met it on this model
         reason = ""
         while current is not None:
             provider = self.models[current.fallback]
             kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
-            again, invalid, refusal = False, False, ""
+            invalid, refusal, failed_as = False, "", "over"
             try:
                 request = self.codec.single_request(item, rejected)
                 reply = await self.scheduler.call(provider, request, kind, _attempted([item]))
                 failure = await self._settle_single(reply, item, provider.model)
-                again = reply.finish != "blocked"
                 invalid = reply.finish == "stop"
+                failed_as = "invalid" if invalid else "cut" if reply.finish != "blocked" else "over"
             except RequestRejected as exc:
-                failure, again, invalid = str(exc), True, exc.invalid_answer
+                failure, invalid = str(exc), exc.invalid_answer
                 refusal = "" if exc.invalid_answer else str(exc)
-            except (TransientError, PromptTooLong) as exc:
+                failed_as = "refused answer" if invalid else "refused"
+            except TransientError as exc:
+                failure = str(exc)
+                failed_as = "server" if self.settlement.results and not met["server"] else "over"
+            except PromptTooLong as exc:
                 failure = str(exc)
             if failure is None:
                 self.settlement.stats.repaired += tries > 0
@@ -228,11 +242,13 @@ class LiveRun:
                 self._stop_if(self._evidence.invalid(item.key, failure, len(self.settlement.results)))
             if refusal:
                 self._stop_if(self._evidence.refused(item.key, refusal))
-            if again and tries < REPAIRS:
+            met[failed_as] += 1
+            if failed_as != "over" and met[failed_as] <= REPAIRS:
                 tries += 1
                 rejected = failure if invalid else None
                 continue
             current, rejected, tries = self.ladder.after(current), None, 0
+            met.clear()
         await self.settlement.fail(item, reason)
 
     async def _settle_single(self, reply: Reply, item: Work, model: str) -> str | None:

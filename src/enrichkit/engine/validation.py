@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from enrichkit.engine.prompt import echo_of
+from enrichkit.engine.prompt import echo_fits, echo_of
 from enrichkit.task.schema import Validator, first_error
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
@@ -93,6 +93,15 @@ def check_values(
     return values, first_error(validator, values)
 
 
+def _echoes_row(got: str, rid: str, echoes: Mapping[str, str]) -> bool:
+    """Whether ``got`` is a copy of row ``rid``'s echo and of no other row's that differs from it (an empty
+    expected echo checks nothing)."""
+    own = echoes[rid]
+    if not own:
+        return True
+    return echo_fits(got, own) and not any(e != own and echo_fits(got, e) for e in echoes.values() if e)
+
+
 def _item_id(item: Any) -> str | None:
     rid = item.get("id") if isinstance(item, Mapping) else None
     return rid if isinstance(rid, str) else None
@@ -125,7 +134,7 @@ def check_pack(
     """Map items to rows by id: each id must come back exactly once, unknown ids are ignored.
 
     An id that appears twice is ambiguous, so neither answer is kept. With ``echoes`` (pack id →
-    the expected echo), an item whose echo does not match its row is cross-wired and rejected.
+    the expected echo), an item whose echo does not point at its row alone is cross-wired and rejected.
     ``missing``: why the answer holds only some items (it was cut off), the reason of the rows not in it.
     """
     expected = set(ids)
@@ -140,7 +149,7 @@ def check_pack(
         if counts[rid] > 1:
             out.invalid[rid] = f"id {rid} answered {counts[rid]} times"
             continue
-        if echoes is not None and (got := echo_of(item.get("echo", ""))) != echoes[rid]:
+        if echoes is not None and not _echoes_row(got := echo_of(item.get("echo", ""), 99), rid, echoes):
             out.invalid[rid] = f"echo {got!r} is not the row's {echoes[rid]!r}: an answer for another row?"
             out.crosswired += 1
             continue

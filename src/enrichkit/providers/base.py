@@ -46,13 +46,16 @@ class Reply:
 @dataclass(frozen=True)
 class Capabilities:
     """What the engine may assume: how ids are pinned, how big a pack, how many calls at once, the
-    default call deadline, and which service tiers the provider can send on."""
+    default call deadline, which service tiers the provider can send on, and whether the model reads the
+    answer schema (``reads_schema``: a response schema or a tool's input schema is shown to it, so fields
+    are described there alone; False for a schema that only constrains decoding, a local grammar)."""
 
     id_style: IdStyle = "enum"
     max_pack_size: int = 50
     concurrency: int = 8
     timeout: float | None = 120.0
     service_tiers: frozenset[str] = frozenset()
+    reads_schema: bool = True
 
 
 @dataclass(frozen=True)

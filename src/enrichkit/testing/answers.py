@@ -5,8 +5,9 @@ record's first six words, an enum value, a boolean or a number is chosen by a ha
 the field's name, an array holds as few items as it may. The schema's limits hold: a number's range
 (``minimum``, ``maximum``, the exclusive bounds, ``multipleOf``), a text's ``maxWords``, length and
 ``format``, an array's ``minItems``, in the wire's schema or stated in the prompt (``- tldr (string; at
-most 12 words)``, where the wire cannot carry them); a ``pattern`` and ``uniqueItems`` are not followed. An ``echo``
-copies the record's last input field as the engine compares it (``echo_of``).
+most 12 words)``, where the wire cannot carry them); a ``pattern`` and ``uniqueItems`` are not followed. An
+``echo`` copies what its description asks for (the first words of a field of the record), as the engine
+compares it (``echo_of``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def default_answer(schema: Mapping[str, Any], records: Sequence[dict[str, Any]],
     return items
 
 
-_FIELD_LINE = re.compile(r"^- (\S+) \((.*)\)$", re.MULTILINE)
+_FIELD_LINE = re.compile(r"^- ([\w.-]+)(.*)$", re.MULTILINE)  # "- tldr: at most 12 words", "- tldr (…): …"
 _STATED = {
     "maxWords": re.compile(r"at most (\d+) words"),
     "maxLength": re.compile(r"at most (\d+) characters"),
@@ -47,7 +48,7 @@ _STATED = {
 
 
 def _with_stated(schema: Mapping[str, Any], system: str) -> Mapping[str, Any]:
-    """``schema`` with the text limits the prompt's field lines state (``- tldr (string; at most 12 words)``)
+    """``schema`` with the text limits the prompt's field lines state (``- tldr: at most 12 words``)
     added to its fields (the items' fields of a pack's array)."""
     stated = {
         name: {key: int(m.group(1)) for key, pattern in _STATED.items() if (m := pattern.search(line))}
@@ -69,10 +70,20 @@ def _with_stated(schema: Mapping[str, Any], system: str) -> Mapping[str, Any]:
 
 def _object(schema: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: echo_of(next(reversed(record.values()), "")) if name == "echo" else _value(value, record, name)
+        name: _echo(value, record) if name == "echo" else _value(value, record, name)
         for name, value in schema.get("properties", {}).items()
         if name != "id"
     }
+
+
+_ECHO = re.compile(r'first (?:(\d+) words|word) of the record\'s "([^"]+)"')
+
+
+def _echo(schema: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """The echo the field's description asks for (``prompt.pack_schema``)."""
+    found = _ECHO.search(str(schema.get("description", "")))
+    assert found is not None, f"an echo field that names no input: {schema}"
+    return echo_of(record.get(found[2], ""), int(found[1] or 1))
 
 
 def _stable(*parts: Any) -> int:

@@ -30,7 +30,7 @@ from enrichkit.providers.local.weights import embedded_model_path, file_sha256
 # model, packing saved no time on a CPU (output tokens dominate; packs add ids and re-asks) and made
 # answers worse from 10 rows on; a caller who raises ``max_pack_size`` gets ids pinned per position,
 # without which weak models drop or repeat ids.
-CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None)
+CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False)
 
 DEFAULT_CONTEXT = 8192
 
