@@ -71,7 +71,8 @@ def _usd(value: float) -> str:
 
 def _cost_text(report: dict[str, Any], provider: str) -> str:
     if provider == "local":
-        return "cost $0 (local model)"
+        loaded = report.get("load_seconds")
+        return "cost $0 (local model" + (f", loaded in {loaded:.1f} s)" if loaded is not None else ")")
     known = [c for c in report["cost"].values() if c is not None]
     if not report["cost"]:
         return "cost $0"
