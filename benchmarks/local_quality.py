@@ -6,9 +6,10 @@ Columns, over the rows answered:
 - foreign: free-text answers with letters of a script (``enrichkit.task.scripts``) that neither the
   row's inputs nor the task's instruction use (e.g. Chinese in an English summary);
 - glued: free-text answers with a glued word: a word (letters only, lowered, after splitting on
-  anything else) that is not in the dictionary, not in the row's inputs, and splits into two
-  dictionary words of two letters or more ("isquick" = "is" + "quick"); the dictionary is
-  pyspellchecker's English word list (``pip install pyspellchecker``);
+  anything else but an apostrophe inside; words with one, contractions and possessives, are skipped)
+  that is not in the dictionary, not in the row's inputs, and splits into two dictionary words of two
+  letters or more ("isquick" = "is" + "quick"); the dictionary is pyspellchecker's English word
+  list (``pip install pyspellchecker``; 160,572 words);
 - copies: free text whose ``difflib.SequenceMatcher`` ratio to the row's text (description or
   review, lowered) is above 0.8;
 - accuracy: the answer's group (awesome-python: the data's own ``group``) or sentiment (reviews: the
@@ -43,14 +44,16 @@ TEXT = {"demo20": ("description", "tldr"), "awesome100": ("description", "tldr")
 
 _WORDS = SpellChecker().word_frequency.dictionary
 
+_WORD = r"[^\W\d_]+(?:'[^\W\d_]+)*"  # letters, with an apostrophe inside (a contraction is not glued)
+
 
 def glued(text: str, inputs: str) -> list[str]:
     """The glued words of ``text`` (see the module's docstring)."""
-    known = set(re.findall(r"[^\W\d_]+", inputs.lower()))
+    known = set(re.findall(_WORD, inputs.lower()))
     out = []
-    for word in re.findall(r"[^\W\d_]+", text):
+    for word in re.findall(_WORD, text):
         lowered = word.lower()
-        if len(lowered) < 4 or lowered in _WORDS or lowered in known:
+        if len(lowered) < 4 or "'" in lowered or lowered in _WORDS or lowered in known:
             continue
         if any(lowered[:i] in _WORDS and lowered[i:] in _WORDS for i in range(2, len(lowered) - 1)):
             out.append(word)

@@ -62,7 +62,7 @@ def cli_one_row(src: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--old", default=OLD, help=f"git ref of the version to compare with (default {OLD})")
-    parser.add_argument("--datasets", nargs="+", default=["demo20", "awesome100"])
+    parser.add_argument("--datasets", nargs="*", default=["demo20", "awesome100"], help="none: CLI and load only")
     parser.add_argument("--slots", type=int, default=default_slots(), help="the new version's slots (default: its own)")
     parser.add_argument("--loads", type=int, default=3)
     parser.add_argument("--save", type=Path, help="keep the runs in this JSON file (and reuse those it holds)")
