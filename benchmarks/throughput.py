@@ -6,6 +6,8 @@
     .venv/bin/python benchmarks/throughput.py --million  # and 1,000,000 rows file to file (bounded memory)
     .venv/bin/python benchmarks/throughput.py --overhead --json  # file to file, median of 3, one JSON line
     .venv/bin/python benchmarks/throughput.py --window   # 30 requests per 6 s window at 0.4 s, 3 runs
+    .venv/bin/python benchmarks/throughput.py --check    # the check of a 1,000,000-line JSONL file before a run
+    .venv/bin/python benchmarks/throughput.py --startup  # where a run's start-up goes, before its first call
 
 The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
 0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
@@ -33,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from enrichkit import Task, aenrich
 from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
@@ -41,6 +45,7 @@ from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.result import Stats
 from enrichkit.rows.files import iter_rows
+from enrichkit.rows.precheck import check_input
 from enrichkit.testing import FunctionProvider, ids_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,25 +272,98 @@ def overhead_json(n: int, runs: int = 3) -> None:
 
 
 def window_limited(fixed: bool, runs: int = 3) -> None:
-    """1,000 rows against a stub allowing 30 requests per 6 s window at 0.4 s a call, default settings."""
+    """1,000 rows against a stub allowing 30 requests per 6 s window at 0.4 s a call, default settings: the
+    ``enrichkit run`` command in a child process, timed from its start (start-up included) to its exit."""
     rpm, window, latency, n = 30, 6.0, 0.4, 1_000
     calls = math.ceil(n / 20)
     bound = (math.ceil(calls / rpm) - 1) * window + latency
     kind = "fixed" if fixed else "sliding"
     print(f"stub: {rpm} requests per {window:g} s ({kind} window), {latency} s a call; {n:,} rows; bound {bound:.1f} s")
-    print(f"{'run':>3} {'calls':>6} {'429s':>5} {'wall s':>7} {'bound s':>7} {'÷bnd':>5}  limit found")
+    print(f"{'run':>3} {'calls':>6} {'429s':>5} {'command':>7} {'in run':>6} {'bound s':>7} {'÷bnd':>5}  limit found")
+    command = Path(sys.executable).parent / "enrichkit"
     for run in range(1, runs + 1):
         stub = Stub(latency, 0, 0, rpm, window, fixed)
         try:
-            with tempfile.TemporaryDirectory() as cache:
-                client = make_client(api_key="benchmark", base_url=stub.url)
-                rows = synthetic_rows(n)
-                s = asyncio.run(aenrich(rows, TASK, client=client, cache_dir=cache, progress=False)).stats
+            with tempfile.TemporaryDirectory() as folder:
+                source, report = Path(folder) / "rows.jsonl", Path(folder) / "report.json"
+                source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(n)))
+                args = [str(source), "-t", str(TASK_FILE), "-o", f"{folder}/out.csv", "--cache-dir", f"{folder}/cache"]
+                args += ["--provider", "gemini", "--base-url", stub.url, "--report", str(report), "-q"]
+                env = {**os.environ, "GEMINI_API_KEY": "benchmark"}
+                started = time.perf_counter()
+                subprocess.run([str(command), "run", *args], check=True, env=env)
+                seconds = time.perf_counter() - started
+                s = json.loads(report.read_text())
         finally:
             stub.stop()
-        assert s.enriched == n, f"{s.failed} rows failed"
-        ratio = s.seconds / bound
-        print(f"{run:>3} {s.calls:>6} {s.retries:>5} {s.seconds:>7.2f} {bound:>7.1f} {ratio:>5.2f}  {s.rate_limit}")
+        assert s["enriched"] == n, f"{s['failed']} rows failed"
+        print(f"{run:>3} {s['calls']:>6} {s['retries']:>5} {seconds:>7.2f} {s['seconds']:>6.2f} {bound:>7.1f}"
+              f" {seconds / bound:>5.2f}  {s['rate_limit']}")  # fmt: skip
+
+
+STARTUP = """
+import sys, time
+from pathlib import Path
+marks = [("interpreter", time.time())]
+def mark(stage):
+    marks.append((stage, time.time()))
+import enrichkit.cli
+mark("import enrichkit.cli (click, the commands)")
+from enrichkit.cli.runner import run_job
+from enrichkit.output.stdio import count_rows
+from enrichkit.rows.files import iter_rows
+mark("import the runner (engine, output, rows)")
+count_rows(sys.argv[1])
+mark("count the input's rows")
+from enrichkit.task.task import Task
+task = Task.from_file(sys.argv[2])
+mark("read the task")
+from enrichkit.engine.context import RunContext
+from enrichkit.options import RunOptions
+context = RunContext.open(task, RunOptions(provider="gemini", base_url=sys.argv[3], cache_dir=sys.argv[4]))
+mark("open the run (provider SDK, cache)")
+from enrichkit.rows.precheck import check_input
+check_input(Path(sys.argv[1]), iter_rows(sys.argv[1]), task)
+mark("check the input")
+context.cache.close()
+start = float(sys.argv[5])
+print("\\n".join(f"{stage:<45} {at - start:6.3f} s" for stage, at in marks))
+"""
+
+
+def startup(runs: int = 3) -> None:
+    """Seconds from a child process's start to each stage before a run's first call (cumulative), ``runs`` times."""
+    stub = Stub(0, 0, 0, None)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            source = Path(folder) / "rows.jsonl"
+            source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(1_000)))
+            for run in range(1, runs + 1):
+                env = {**os.environ, "GEMINI_API_KEY": "benchmark"}
+                args = [str(source), str(TASK_FILE), stub.url, f"{folder}/cache{run}"]
+                started = time.time()
+                done = subprocess.run([sys.executable, "-c", STARTUP, *args, repr(started)], env=env,
+                                      check=True, capture_output=True, text=True)  # fmt: skip
+                print(f"run {run}, seconds from the command's start:\n{done.stdout}")
+    finally:
+        stub.stop()
+
+
+def check_rate(n: int = 1_000_000, runs: int = 3) -> None:
+    """Lines a second of the check a file input gets before its first paid call (``rows.precheck``), best of
+    ``runs``, on a JSONL file of ``n`` synthetic rows."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "rows.jsonl"
+        with source.open("wb") as out:
+            out.writelines(orjson.dumps(row) + b"\n" for row in iter_synthetic_rows(n))
+        best = math.inf
+        for _ in range(runs):
+            started = time.perf_counter()
+            assert check_input(source, iter_rows(source), TASK) == n
+            best = min(best, time.perf_counter() - started)
+        size = source.stat().st_size
+    rate = f"{n / best:,.0f} lines/s"
+    print(f"check before paying: {n:,} JSONL lines ({size / n:.0f} bytes each) in {best:.2f} s: {rate}")
 
 
 def line(name: str, r: dict[str, Any], bound: float | None = None, note: str = "") -> str:
@@ -305,6 +383,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="with --overhead: one JSON line, median of 3 runs")
     parser.add_argument("--window", action="store_true", help="only the 30-requests-per-6-s-window scenario")
     parser.add_argument("--fixed-window", action="store_true", help="with --window: a window that resets whole")
+    parser.add_argument("--check", action="store_true", help="only the check of a file before its run")
+    parser.add_argument("--startup", action="store_true", help="only where a run's start-up goes")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
     args = parser.parse_args()
     if args.child:
@@ -313,6 +393,12 @@ def main() -> None:
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     if args.window:
         window_limited(args.fixed_window)
+        return
+    if args.check:
+        check_rate()
+        return
+    if args.startup:
+        startup()
         return
     if args.overhead and args.json:
         overhead_json(100_000)
@@ -323,6 +409,7 @@ def main() -> None:
     print(f"{'run':<15} {'rows':>9} {'calls':>7} {'wall s':>8} {'rows/s':>8} {'peak MB':>8}")
     overhead("memory", 100_000)
     overhead("file", 100_000)
+    check_rate()
     if args.million:
         overhead("file", 1_000_000)
 

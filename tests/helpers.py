@@ -57,9 +57,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def start(stub: GeminiStub, rows: Path, out: Path, cache: Path) -> subprocess.Popen[str]:
+def start(stub: GeminiStub, rows: Path, out: Path, cache: Path, *more: str) -> subprocess.Popen[str]:
     env = {**os.environ, "GEMINI_API_KEY": "test-key", "ENRICHKIT_BASE_URL": stub.url}
-    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "--concurrency", "2", "-q"]
+    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(cache), "--concurrency", "2", "-q", *more]
     return subprocess.Popen(
         [sys.executable, "-m", "enrichkit", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

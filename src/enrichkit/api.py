@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator, Mapping, Sized
@@ -20,6 +21,7 @@ from enrichkit.engine.dry_run import DryRun
 from enrichkit.engine.dry_run import dry_run as dry_run_of
 from enrichkit.options import RunOptions
 from enrichkit.result import EnrichResult, Stats
+from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.rows.frames import source, with_columns
 from enrichkit.task.task import Task
 
@@ -27,6 +29,15 @@ if TYPE_CHECKING:
     from enrichkit.rows.frames import Rows
 
 T = TypeVar("T")
+
+
+RowFile = str | os.PathLike[str]
+"""A row file (``.jsonl``, ``.json`` or ``.csv``), read as ``enrichkit run`` reads it (``rows.files``)."""
+
+
+def read_if_path(rows: Rows | RowFile) -> Rows:
+    """The rows of a row file, or ``rows`` as they are."""
+    return read_rows(os.fspath(rows)) if isinstance(rows, str | os.PathLike) else rows
 
 
 def load_task(task: Task | str | Path) -> Task:
@@ -41,7 +52,7 @@ def options_of(options: RunOptions | None, given: Mapping[str, Any]) -> RunOptio
 
 
 async def aenrich_chunks(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Mapping[str, Any]] | RowFile,
     task: Task | str | Path,
     options: RunOptions | None = None,
     *,
@@ -55,8 +66,10 @@ async def aenrich_chunks(
     row as one chunk (one batch job). The figures of each result are the run's up to that chunk: the
     last result's are the whole run's. ``on_progress(settled_rows, stats)`` is called once the cache was
     read and after every settled row. The options are ``RunOptions``' fields, as an object or as
-    keyword arguments.
+    keyword arguments. A path (``str`` or ``Path``) is a row file, read a chunk at a time.
     """
+    if isinstance(rows, str | os.PathLike):
+        rows = iter_rows(os.fspath(rows))
     context = RunContext.open(load_task(task), options_of(options, given))
     try:
         async with contextlib.aclosing(run_chunks(context, rows, on_progress=on_progress)) as chunks:
@@ -86,7 +99,7 @@ def progress_bar(rows: object, enabled: bool) -> Iterator[Callable[[int, Stats],
 
 
 async def aenrich(
-    rows: Rows,
+    rows: Rows | RowFile,
     task: Task | str | Path,
     options: RunOptions | None = None,
     *,
@@ -95,6 +108,7 @@ async def aenrich(
 ) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
     opts = options_of(options, given).replace(chunk_rows=None)
+    rows = read_if_path(rows)
     task, given_rows = load_task(task), source(rows)  # a DataFrame in: result.frame out
     with progress_bar(rows, progress) as on_progress:
         [result] = [chunk async for chunk in aenrich_chunks(given_rows.rows, task, opts, on_progress=on_progress)]
@@ -116,15 +130,15 @@ def run_sync(job: Coroutine[Any, Any, T]) -> T:
 
 
 def enrich(
-    rows: Rows,
+    rows: Rows | RowFile,
     task: Task | str | Path,
     options: RunOptions | None = None,
     *,
     progress: bool = True,
     **given: Any,
 ) -> EnrichResult:
-    """Enrich ``rows`` (dicts, or a pandas or polars DataFrame or a pyarrow Table) with the columns ``task``
-    describes.
+    """Enrich ``rows`` (dicts, a pandas or polars DataFrame or a pyarrow Table, or the path of a ``.jsonl``,
+    ``.json`` or ``.csv`` file, read as ``enrichkit run`` reads it) with the columns ``task`` describes.
 
     Cached rows cost nothing; the rest travel in packs of up to ``pack_size`` rows per call. The
     options are ``RunOptions``' fields (as an object, or as keyword arguments): e.g. ``client=`` a
@@ -139,16 +153,18 @@ def enrich(
     return run_sync(aenrich(rows, task, options, progress=progress, **given))
 
 
-async def adry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> DryRun:
+async def adry_run(
+    rows: Rows | RowFile, task: Task | str | Path, options: RunOptions | None = None, **given: Any
+) -> DryRun:
     """The cache hits, packs and estimated tokens of a run, without calling the model (see ``dry_run``)."""
     context = RunContext.open(load_task(task), options_of(options, given))
     try:
-        return await dry_run_of(context, source(rows).rows)
+        return await dry_run_of(context, source(read_if_path(rows)).rows)
     finally:
         await context.aclose()
 
 
-def dry_run(rows: Rows, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> DryRun:
+def dry_run(rows: Rows | RowFile, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> DryRun:
     """What ``enrich`` would send, and roughly how many tokens, without calling the model: prompt tokens
     are the provider's own count of the first pack (``countTokens`` is free on Gemini) scaled to all
     packs by length, or a four-characters-a-token estimate where it cannot count."""

@@ -20,6 +20,8 @@ from enrichkit.providers.base import Provider
 
 Mode = Literal["live", "flex", "batch", "auto"]
 MODES: tuple[Mode, ...] = ("live", "flex", "batch", "auto")
+Stragglers = Literal["live", "batch", "fail"]
+STRAGGLERS: tuple[Stragglers, ...] = ("live", "batch", "fail")
 MAX_PACK_SIZE = 50
 CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
@@ -93,7 +95,13 @@ class RunOptions:
     adaptive: bool = False
     mode: Mode = "live"
     wait: bool = True
-    realtime_fallback: bool = False
+    realtime_fallback: bool | None = None
+    """Batch mode: True asks every row a job failed live; None (default) only stragglers and rows left at
+    ``batch_timeout``; False never pays the live price (rows left at the timeout stay in their jobs)."""
+    stragglers: Stragglers = "live"
+    """Batch mode: the few rows left after a round go ``live``, to another ``batch`` round, or ``fail``."""
+    batch_timeout: float | None = None
+    """Batch mode: seconds to wait for the jobs; then they are cancelled and the rest finishes live."""
     poll: float = POLL_SECONDS
     chunk_rows: int | None = CHUNK_ROWS
     max_cost: float | None = None
@@ -117,6 +125,10 @@ class RunOptions:
             raise UserError(f"timeout must be positive, not {self.timeout}")
         if self.cache is not None and not self.cache.startswith(REDIS_SCHEMES):
             raise UserError(f"cache must be a Redis URL ({', '.join(REDIS_SCHEMES)}...), not {self.cache!r}")
+        if self.stragglers not in STRAGGLERS:
+            raise UserError(f"stragglers must be one of {', '.join(STRAGGLERS)}, not {self.stragglers!r}")
+        if self.batch_timeout is not None and self.batch_timeout <= 0:
+            raise UserError(f"batch timeout must be positive, not {self.batch_timeout}")
         if self.mode == "batch" and not self.use_cache:
             raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
         object.__setattr__(self, "fallback", tuple(self.fallback))

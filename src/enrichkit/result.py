@@ -23,6 +23,62 @@ class ModelStats:
     cached_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What tokens cost at ``prices.json``'s rates, in US$ (an estimate: the provider's bill is the truth):
+    at the standard price (``live_usd``) and at the batch and flex price (``batch_usd``); ``mode`` says
+    which one the run pays (``usd``); ``free``: the local model's tokens, which cost nothing. A batch run's
+    ``live_rows`` finished live: their tokens (in both totals) cost ``live_part_usd`` at the live price, not
+    ``live_part_batch_usd``."""
+
+    live_usd: float
+    batch_usd: float
+    mode: str = "live"
+    free: bool = False
+    live_rows: int = 0
+    live_part_usd: float = 0.0
+    live_part_batch_usd: float = 0.0
+
+    @property
+    def usd(self) -> float:
+        if self.mode in ("batch", "flex"):
+            return self.batch_usd - self.live_part_batch_usd + self.live_part_usd
+        return self.live_usd
+
+    def __str__(self) -> str:
+        """The receipt's wording: ``est. cost $0.0014 (batch price $0.0007)``."""
+        if self.free:
+            return "cost $0 (local model)"
+        if not self.live_usd and not self.batch_usd:
+            return "cost $0"
+        if self.mode == "batch" and self.live_rows:
+            batch_part = self.batch_usd - self.live_part_batch_usd
+            return (
+                f"est. cost {usd(self.usd)} ({usd(batch_part)} at the batch price"
+                f" + {usd(self.live_part_usd)} live for {self.live_rows:,} rows)"
+            )
+        if self.mode in ("batch", "flex"):
+            return f"est. cost {usd(self.batch_usd)} at the {self.mode} price ({usd(self.live_usd)} live)"
+        return f"est. cost {usd(self.live_usd)} (batch price {usd(self.batch_usd)})"
+
+
+UNKNOWN_COST = "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
+
+
+def usd(value: float) -> str:
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+@dataclass
+class BatchRung:
+    """The requests a batch-mode run sent at one rung: ``size`` rows a request at most (1: rows on their own)."""
+
+    model: str
+    size: int
+    requests: int = 0
+    rows: int = 0
+
+
 @dataclass
 class Stats:
     """Counts of one run. ``calls`` counts every request sent, refused or not."""
@@ -32,6 +88,8 @@ class Stats:
     duplicates: int = 0
     enriched: int = 0
     failed: int = 0
+    not_asked: int = 0
+    """Of ``failed``: the rows never asked, because the run stopped (or was interrupted) first."""
     calls_packed: int = 0
     calls_single: int = 0
     calls_fallback: int = 0
@@ -43,6 +101,8 @@ class Stats:
     invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
+    damaged: int = 0
+    """Cache entries found damaged (undecodable, or values no longer fitting the schema): asked again."""
     prompt_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
@@ -50,10 +110,24 @@ class Stats:
     mode: str = "live"
     pending: int = 0
     stopped: str = ""
+    """Why the run stopped before every row settled (a fatal error, the budget); empty if it did not."""
+    interrupted: bool = False
+    """Ctrl-C (or SIGTERM) stopped the run: ``stopped`` is ``interrupted``."""
+    hint: str = ""
+    """What to try after the stop, where the stop says (the limit the model keeps breaking ...)."""
     rate_limit: str = ""
     """The server's rate limit learned from its 429s (e.g. ``~30 requests / 6 s``); empty if none was met."""
-    """Why the run stopped before every row settled (a fatal error, the budget); empty if it did not."""
+    est_cost: Cost | None = None
+    """The tokens' cost at ``prices.json``'s rates as the receipt prints it (None: a model has no price)."""
     jobs: list[str] = field(default_factory=list)
+    batch_rungs: list[BatchRung] = field(default_factory=list)
+    """Batch mode: the requests submitted in jobs, by model and rung."""
+    finished_live: int = 0
+    """Batch mode: rows finished live at the live price (stragglers, a failed or timed-out job)."""
+    live_by_model: dict[str, ModelStats] = field(default_factory=dict)
+    """Batch mode: the part of ``by_model`` paid at the live price."""
+    waiting: str = ""
+    """Batch mode: what the run waits for just now (job, state, requests done, next look); empty when not."""
     by_model: dict[str, ModelStats] = field(default_factory=dict)
     audit: Audit | None = None
     pack_size: PackSize | None = None
@@ -75,6 +149,15 @@ class Stats:
         setattr(self, f"calls_{kind}", getattr(self, f"calls_{kind}") + 1)
         self.by_model.setdefault(model, ModelStats()).calls += 1
 
+    def count_batch(self, model: str, size: int, rows: int) -> None:
+        """One request of ``rows`` rows submitted in a job, at a rung of ``size`` rows on ``model``."""
+        rung = next((r for r in self.batch_rungs if (r.model, r.size) == (model, size)), None)
+        if rung is None:
+            rung = BatchRung(model, size)
+            self.batch_rungs.append(rung)
+        rung.requests += 1
+        rung.rows += rows
+
     def add_usage(self, model: str, usage: Usage) -> None:
         per = self.by_model.setdefault(model, ModelStats())
         for target in (self, per):
@@ -89,6 +172,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["calls"] = self.calls
+        del doc["waiting"]
         return doc
 
 
@@ -135,11 +219,14 @@ class EnrichResult:
         s = self.stats
         lines = [
             f"EnrichResult: {len(self.rows):,} rows · {s.cache_hits:,} from the cache · {s.enriched:,} newly enriched"
-            f" · {len(self.failures):,} failed" + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
+            f" · {len(self.failures) - s.pending:,} failed"
+            + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
             f"calls: {s.calls:,} ({s.calls_packed:,} packed, {s.calls_single:,} single, {s.calls_repair:,} repair,"
             f" {s.calls_fallback:,} fallback, {s.calls_batch:,} batch) · tokens: {s.prompt_tokens:,} in"
-            f" / {s.output_tokens:,} out · {s.seconds:.1f} s",
+            f" / {s.output_tokens:,} out · {s.est_cost or UNKNOWN_COST} · {s.seconds:.1f} s",
         ]
+        if s.stopped:
+            lines.append(f"stopped: {s.stopped}" + (f"\nhint: {s.hint}" if s.hint else ""))
         if self.frame is not None:
             lines.append(f"frame: {type(self.frame).__module__.partition('.')[0]}.{type(self.frame).__name__}")
         if self.failures:

@@ -38,7 +38,7 @@ class Counting(RowCache):
 
 def test_packs_of_one_turn_go_in_one_commit_and_are_stored_when_put_returns(tmp_path: Path) -> None:
     cache = Counting(tmp_path)
-    commits = GroupCommit(cache)
+    commits = GroupCommit(cache.put_many)
 
     async def pack(n: int) -> bool:
         await commits.add({f"k{n}-{i}": Entry({"n": i}, "m") for i in range(3)})
@@ -56,7 +56,7 @@ def test_packs_of_one_turn_go_in_one_commit_and_are_stored_when_put_returns(tmp_
 def test_a_failed_commit_fails_every_pack_in_it(tmp_path: Path) -> None:
     cache = Counting(tmp_path)
     cache.fail = True
-    commits = GroupCommit(cache)
+    commits = GroupCommit(cache.put_many)
 
     async def run() -> list[BaseException | None]:
         return await asyncio.gather(*(commits.add({f"k{n}": Entry({}, "m")}) for n in range(3)), return_exceptions=True)
@@ -69,7 +69,7 @@ def test_a_failed_commit_fails_every_pack_in_it(tmp_path: Path) -> None:
 
 def test_a_cancelled_pack_does_not_cancel_the_others_commit(tmp_path: Path) -> None:
     cache = Counting(tmp_path)
-    commits = GroupCommit(cache)
+    commits = GroupCommit(cache.put_many)
 
     async def run() -> None:
         cancelled = asyncio.ensure_future(commits.add({"a": Entry({}, "m")}))
@@ -95,7 +95,7 @@ class Slow(Counting):
 
 def test_packs_settled_while_a_commit_runs_form_the_next_group_and_wait_sees_them_all(tmp_path: Path) -> None:
     cache = Slow(tmp_path)
-    commits = GroupCommit(cache)
+    commits = GroupCommit(cache.put_many)
 
     async def run() -> None:
         commits.add({"a": Entry({}, "m")})

@@ -64,7 +64,8 @@ def test_kill_9_while_waiting_then_the_rerun_reattaches_without_a_second_job(tmp
     assert code == 0, err
     assert creates(stub) == 1  # re-attached: no second job
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1001
-    assert "calls: 50 (50 in batch jobs" in err and "batch: 50 requests answered" in err and "at the batch price" in err
+    assert "calls: 50 (50 in batch jobs" in err and "batch: re-attached to 1 job; 50 answered" in err
+    assert "at the batch price" in err
 
 
 def test_no_wait_and_the_jobs_commands(tmp_path: Path) -> None:

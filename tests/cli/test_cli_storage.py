@@ -113,14 +113,16 @@ def chunked_run(stub: GeminiStub, tmp_path: Path) -> subprocess.Popen[str]:
     return process
 
 
-def test_sigterm_mid_run_removes_the_temp_output_like_ctrl_c(tmp_path: Path) -> None:
+def test_sigterm_mid_run_writes_every_chunk_like_ctrl_c_and_leaves_no_temp_output(tmp_path: Path) -> None:
     with GeminiStub(latency=0.2) as stub:
         process = chunked_run(stub, tmp_path)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert not (tmp_path / "out.jsonl").exists() and not temps(tmp_path)
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(written) == 200 and any(r["tldr"] for r in written) and not all(r["tldr"] for r in written)
+    assert not temps(tmp_path)
 
 
 def test_a_temp_output_left_by_kill_9_is_swept_by_the_next_run(tmp_path: Path) -> None:
@@ -163,7 +165,7 @@ def test_sigterm_of_the_cli_prints_the_receipt_and_exits_130(tmp_path: Path) -> 
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "interrupted: 200 rows" in stderr and "Traceback" not in stderr
-    assert not out.exists() and not temps(tmp_path)
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 200 and not temps(tmp_path)
 
 
 def test_cache_inspect_finds_an_answer_by_what_it_says_and_forget_drops_it(tmp_path: Path) -> None:

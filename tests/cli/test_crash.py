@@ -44,16 +44,27 @@ def test_kill_9_mid_run_keeps_every_validated_row_and_the_rerun_pays_only_the_re
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"t{i}" for i in range(200)]
 
 
-def test_ctrl_c_prints_the_receipt_so_far_and_exits_130(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_calls_writes_what_was_answered_and_counts_the_rows_not_asked(tmp_path: Path) -> None:
     rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
     rows.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(200)), encoding="utf-8")
     with GeminiStub(latency=0.4) as stub:
-        process = start(stub, rows, out, cache)
+        process = start(stub, rows, out, cache, "--report", str(tmp_path / "report.json"))
         wait_for_calls(stub, 4)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
+        sent = len(stub.generate_calls)
     assert process.returncode == 130, stderr
-    assert "interrupted: 200 rows" in stderr and "re-run to resume" in stderr
     assert "Traceback" not in stderr
-    assert not out.exists()
-    assert cached(cache) >= 40
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["interrupted"] and report["stopped"] == "interrupted"
+    answered, not_asked = report["enriched"], report["not_asked"]
+    assert answered == cached(cache) >= 40
+    assert 200 - 20 * sent - 40 <= not_asked <= 200 - 20 * sent  # the rows of no call (2 may not have arrived)
+    assert f"interrupted: 200 rows: 0 cache hits, {answered} newly enriched, {200 - answered} failed" in stderr
+    assert f"({not_asked} not asked; " in stderr and "re-run to ask the rest" in stderr
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in written] == [f"t{i}" for i in range(200)]
+    assert sum(r["tldr"] is not None for r in written) == answered
+    failures = [json.loads(line) for line in (tmp_path / "out-failures.jsonl").read_text("utf-8").splitlines()]
+    assert sum(f["error"] == "not asked: the run stopped (interrupted)" for f in failures) == not_asked
+    assert len(failures) == 200 - answered

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit.output.receipt import count_reasons, failures_report, failures_text, reason_kind
+from enrichkit.engine.reasons import reason_kind
+from enrichkit.output.receipt import count_reasons, failures_report, failures_text
 from enrichkit.testing import GeminiStub, set_field
 from helpers import TASK, invoke, read_jsonl, start, topic_rows, wait_for_calls, write_jsonl
 
@@ -68,6 +69,25 @@ def test_a_run_with_no_failures_removes_the_last_runs_failures_file(stub: Gemini
     result = invoke(stub, "run", str(rows), "-t", TASK, "-o", str(out), "--no-cache")
     assert result.exit_code == 0, result.output
     assert not stale.exists()
+
+
+def test_a_failures_file_given_is_written_only_when_a_row_failed(stub: GeminiStub, tmp_path: Path) -> None:
+    rows, out, failures = (
+        write_jsonl(tmp_path / "rows.jsonl", topic_rows(5)),
+        tmp_path / "out.jsonl",
+        tmp_path / "f.jsonl",
+    )
+    args = ["run", str(rows), "-t", TASK, "-o", str(out), "--no-cache", "--failures", str(failures)]
+    clean = invoke(stub, *args)
+    assert clean.exit_code == 0, clean.output
+    assert not failures.exists() and "failures:" not in clean.stderr
+    failing = [True]
+    stub.rule(set_field(lambda rec: failing[0] and rec["topic"].endswith("3"), "challenge", "hard"))
+    assert invoke(stub, *args).exit_code == 1
+    assert [f["id"] for f in read_jsonl(failures)] == ["t3"]
+    failing[0] = False
+    assert invoke(stub, *args).exit_code == 0
+    assert not failures.exists()  # the last run's list would name a row that is now enriched
 
 
 @pytest.mark.subprocess

@@ -50,6 +50,7 @@ def test_no_wait_submits_and_a_rerun_reattaches_without_a_second_job(task: Task,
         client = genai_client(stub)
         first = batch(topic_rows(60), task, client, cache_dir, wait=False)
         assert first.stats.pending == 60 and len(first.failures) == 60
+        assert "0 newly enriched · 0 failed · 60 waiting in a batch job" in repr(first)
         [manifest] = JobStore(cache_dir).all()
         assert manifest.name in stub.jobs and manifest.rows == 60
         assert creates(stub) == 1
@@ -74,15 +75,16 @@ def test_a_run_killed_after_saving_the_manifest_finds_its_job_by_display_name(ta
         assert creates(stub) == 1 and result.stats.enriched == 40
 
 
-def test_invalid_items_in_a_batch_result_go_to_a_second_job_of_single_rows(
+def test_rows_a_pack_lost_go_on_their_own_and_a_server_error_pack_again_in_one_second_job(
     stub: GeminiStub, client: genai.Client, task: Task, cache_dir: Path
 ) -> None:
     stub.script(drop_ids("r3", "r7"), http_error(500, "request failed"))  # pack 1 loses 2 rows, pack 2 fails
     result = batch(topic_rows(60), task, client, cache_dir)
     assert creates(stub) == 2
     first, second = stub.jobs.values()
-    assert len(first.requests) == 3
-    assert len(second.requests) == 22 and all(not c.ids for c in stub.batch_requests[3:])  # one row each
+    assert len(first.requests) == 3 and len(second.requests) == 3
+    again = stub.batch_requests[3:]
+    assert sorted(len(c.ids) for c in again) == [0, 0, 20]  # the two lost rows alone, the 500's pack as it was
     assert result.failures == [] and result.stats.enriched == 60
 
 
@@ -96,7 +98,7 @@ def test_realtime_fallback_salvages_live_in_smaller_packs(
     assert result.failures == [] and result.stats.enriched == 40
 
 
-def test_an_expired_job_fails_its_rows_and_the_next_run_submits_them_again(task: Task, cache_dir: Path) -> None:
+def test_an_expired_jobs_rows_go_to_the_next_round(task: Task, cache_dir: Path) -> None:
     with GeminiStub(batch_auto=False) as stub:
         client = genai_client(stub)
         batch(topic_rows(30), task, client, cache_dir, wait=False)
@@ -104,16 +106,17 @@ def test_an_expired_job_fails_its_rows_and_the_next_run_submits_them_again(task:
         assert manifest.name is not None
         stub.advance(manifest.name, "BATCH_STATE_EXPIRED")
         expired = batch(topic_rows(30), task, client, cache_dir, wait=False)
-        assert expired.stats.failed == 30 and expired.stats.pending == 0
-        assert "expired" in expired.failures[0].reason
-        assert JobStore(cache_dir).all() == [] and creates(stub) == 1
-        batch(topic_rows(30), task, client, cache_dir, wait=False)
-        assert creates(stub) == 2  # submitted again
+        assert expired.stats.failed == 0 and expired.stats.pending == 30 and creates(stub) == 2  # submitted again
+        [again] = JobStore(cache_dir).all()
+        assert again.name != manifest.name and again.rows == 30
+        stub.advance(again.name or "")
+        done = batch(topic_rows(30), task, client, cache_dir)
+        assert done.stats.enriched == 30 and done.failures == [] and creates(stub) == 2
 
 
 def test_a_partly_failed_job_keeps_its_successes(task: Task, cache_dir: Path) -> None:
     with GeminiStub() as stub:
-        stub.script(None, http_error(503, "overloaded"))  # the second request of the job fails
+        stub.script(None, http_error(503, "overloaded"))  # the second request of the job fails (it may pass)
         client = genai_client(stub)
         result = batch(topic_rows(60), task, client, cache_dir, fallback=())
         store = RowCache(cache_dir)
@@ -121,7 +124,7 @@ def test_a_partly_failed_job_keeps_its_successes(task: Task, cache_dir: Path) ->
             assert len(store) == 60
         finally:
             store.close()
-        assert result.stats.calls_batch == 3 + 20
+        assert result.stats.calls_batch == 3 + 1  # the failed pack again, as a pack
 
 
 def test_large_jobs_upload_a_jsonl_file(

@@ -82,7 +82,7 @@ def test_a_batch_line_is_the_live_request(stub: Stubs, task: Task, cache_dir: Pa
 def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
     stub: Stubs, task: Task, cache_dir: Path
 ) -> None:
-    """10 of 50 packs (20 %) fail on the main model, as do their rows alone; the fallback answers them."""
+    """10 of 50 packs (20 %) fail on the main model; the fallback answers them, in packs."""
     bad = {i for i in range(1000) if (i // 20) % 5 == 0}  # every fifth pack of 20 rows
 
     def cannot(asked: Asked) -> bool:
@@ -92,12 +92,15 @@ def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
     stub.rule(request_failed(stub), when=cannot)
     result = run(stub, task, cache_dir, 1000, fallback=("fallback-model",))
     assert result.failures == [] and result.stats.enriched == 1000
-    packs, singles, fallback = result.stats.jobs
+    packs, fallback = result.stats.jobs  # the failed packs went to the fallback model still packed
     assert len(stub.requests_of(packs)) == 50
-    assert [len(stub.requests_of(job)) for job in (singles, fallback)] == [200, 200]
+    assert len(stub.requests_of(fallback)) == 10 and all(a.rows == 20 for a in stub.requests_of(fallback))
     assert {a.model for a in stub.requests_of(fallback)} == {"fallback-model"}
-    assert all(not a.packed for a in stub.requests_of(fallback))
     assert result.stats.by_model["fallback-model"].rows == 200
+    assert [(r.model, r.size, r.requests, r.rows) for r in result.stats.batch_rungs] == [
+        ("main-model", 20, 50, 1000),
+        ("fallback-model", 20, 10, 200),
+    ]
 
 
 def test_results_out_of_order_and_unknown_ids_are_joined_on_their_keys(task: Task, cache_dir: Path) -> None:
@@ -117,10 +120,10 @@ def test_no_wait_then_an_expired_job_keeps_its_answers_and_the_rest_is_submitted
         assert stub.jobs[name].metadata["display_name"] == JobStore(cache_dir).all()[0].display_name
         stub.advance(name, "expired", answered=2)  # 2 of 3 packs answered before the window closed
         second = run(stub, task, cache_dir, 60, wait=False)
-        assert second.stats.enriched == 40 and second.stats.failed == 20 and len(stub.jobs) == 1
-        assert "expired" in second.failures[0].reason
+        assert second.stats.enriched == 40 and second.stats.failed == 0 and second.stats.pending == 20
+        assert [len(job.lines) for job in stub.jobs.values()] == [3, 1]  # the 20 unanswered rows again, packed
         third = run(stub, task, cache_dir, 60, wait=False)
-        assert third.stats.cache_hits == 40 and len(stub.jobs) == 2  # only the 20 unanswered rows again
+        assert third.stats.cache_hits == 40 and third.stats.pending == 20 and len(stub.jobs) == 2  # re-attached
 
 
 def test_a_run_killed_before_saving_the_job_name_finds_it_by_its_metadata(task: Task, cache_dir: Path) -> None:
@@ -150,7 +153,8 @@ def test_the_error_file_reason_reaches_the_failure(task: Task, cache_dir: Path) 
     with OpenAIStub() as stub:
         stub.rule(json_validate_failed(GROQ_MESSAGE, '{"items": ['))
         result = run(stub, task, cache_dir, 20, fallback=())
-    assert result.stats.failed == 20 and len(result.stats.jobs) == 2  # the pack, then each row alone
+    assert result.stats.failed == 20 and len(result.stats.jobs) == 6  # 20, 10, 5, then each row alone 3 times
+    assert [(r.size, r.requests) for r in result.stats.batch_rungs] == [(20, 1), (10, 2), (5, 4), (1, 60)]
     assert "400 json_validate_failed: Failed to generate JSON" in result.failures[0].reason
 
 
@@ -158,12 +162,12 @@ def test_anthropic_per_request_results_errored_expired_and_a_cancelled_job(task:
     with AnthropicStub(auto=False) as stub:
         run(stub, task, cache_dir, 60, wait=False)
         [name] = stub.jobs
-        stub.advance(name, answered=1)  # one pack answered, two expired: those rows go on as single rows
+        stub.advance(name, answered=1)  # one pack answered, two expired: those rows go on as they were
         result = run(stub, task, cache_dir, 60, wait=False)
         assert result.stats.enriched == 20 and result.stats.pending == 40 and len(stub.jobs) == 2
-        singles = result.stats.jobs[-1]
-        assert len(stub.jobs[singles].requests) == 40
-        assert all(len(r["custom_id"]) <= 64 for r in stub.jobs[singles].requests)
-        stub.advance(singles, answered=0, rest="canceled")
+        again = result.stats.jobs[-1]
+        assert len(stub.jobs[again].requests) == 2  # two packs of 20
+        assert all(len(r["custom_id"]) <= 64 for r in stub.jobs[again].requests)
+        stub.advance(again, answered=0, rest="canceled")
         last = run(stub, task, cache_dir, 60, wait=False, fallback=())
-        assert last.stats.failed == 40 and "canceled" in last.failures[0].reason
+        assert last.stats.failed == 0 and last.stats.pending == 40 and len(stub.jobs) == 3  # a cancel may pass

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from google import genai
 
-from enrichkit import FatalProviderError, Task, enrich
+from enrichkit import Task, enrich
 from enrichkit.cli import main
 from enrichkit.cli.runner import STOPPED
 from enrichkit.providers.openai import openai_provider
@@ -64,16 +64,42 @@ def test_an_unrecognised_400_on_big_packs_is_a_pack_failure_not_the_end(task: Ta
 
 def test_the_same_refusal_on_three_single_rows_stops_the_run(task: Task, cache_dir: Path) -> None:
     script = scripted(rules=[http_error(400, "Request contains an invalid argument.")])
-    with pytest.raises(FatalProviderError, match="refused the request for 3 rows in a row"):
-        run_at_seam(topic_rows(400), task, script, cache_dir, concurrency=2)
+    with pytest.warns(RuntimeWarning, match="refused the request for 3 rows in a row"):
+        result = run_at_seam(topic_rows(400), task, script, cache_dir, concurrency=2)
     assert len(script.calls) <= 30  # a few packs of each size, then three rows on their own: not 400
+    assert len(result.rows) == 400 and len(result.failures) == 400  # a stop after paid calls keeps the rows
+    assert "simpler output schema" in result.stats.hint
 
 
 def test_a_schema_no_answer_satisfies_stops_after_a_few_rows(task: Task, cache_dir: Path) -> None:
     script = scripted(rules=[set_field(lambda record: True, "challenge", "impossible")])
-    with pytest.raises(FatalProviderError, match="no answer satisfies the task's schema"):
-        run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=1)
+    with pytest.warns(RuntimeWarning, match="no answer satisfies the task's schema"):
+        result = run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=1)
     assert len(script.calls) < 40  # not 200 rows x 3 tries
+    assert result.stats.failed == 200 and result.stats.not_asked > 150
+    assert result.stats.hint.startswith("the model keeps breaking `challenge: value not in [practice, expert]`")
+
+
+def test_rows_that_can_never_pass_stop_the_first_run_too_though_a_few_rows_were_valid(
+    task: Task, cache_dir: Path
+) -> None:
+    never = set_field(lambda record: not record["topic"].endswith("7"), "challenge", "impossible")
+    script = scripted(rules=[never])  # one row in ten is valid, packed or alone, the others never
+    with pytest.warns(RuntimeWarning, match=r"no answer satisfies the task's schema: .* only \d+ rows? of this run"):
+        first = run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=1)
+    assert len(script.calls) < 60  # the ladder walked for every row: about 7 calls a failed row
+    assert 0 < first.stats.enriched < 20 and first.stats.failed == 200 - first.stats.enriched
+
+    sent = len(script.calls)  # the re-run: the valid rows are hits, the rest stops as early
+    with pytest.warns(RuntimeWarning, match="no answer satisfies the task's schema: .* none was valid"):
+        again = run_at_seam(topic_rows(200), task, script, cache_dir, concurrency=1)
+    assert again.stats.cache_hits == first.stats.enriched and len(script.calls) - sent < 40
+
+
+def test_rows_that_fail_alone_do_not_stop_a_run_whose_other_rows_pass(task: Task, cache_dir: Path) -> None:
+    hard = set_field(lambda record: record["topic"].endswith(("3", "7")), "challenge", "impossible")
+    result = run_at_seam(topic_rows(200), task, scripted(rules=[hard]), cache_dir, concurrency=1)
+    assert not result.stats.stopped and result.stats.failed == 40 and result.stats.enriched == 160
 
 
 def test_when_every_pack_fails_the_run_costs_about_a_call_a_row(task: Task, cache_dir: Path) -> None:

@@ -111,7 +111,8 @@ def test_dry_run_reads_a_frame(stub: GeminiStub, client: genai.Client, cache_dir
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ("reviews.csv", "rows: a str is not accepted; pass an iterable of dicts, a pandas or polars DataFrame"),
+        (b"reviews.csv", "rows: a bytes is not accepted; pass an iterable of dicts, a pandas or polars DataFrame"),
+        ("no-such-reviews.csv", "no-such-reviews.csv: no such file"),
         ({"text": "one row"}, "rows: a dict is not accepted"),
         (pl.DataFrame({"text": REVIEWS}).lazy(), r"a polars.LazyFrame is not accepted.*collect a lazy frame first"),
         (pd.Series(REVIEWS), "a pandas.Series is not accepted"),
@@ -142,4 +143,4 @@ def test_the_repr_is_a_short_summary(stub: GeminiStub, client: genai.Client, cac
     assert lines[1].startswith("calls: 4 (1 packed, 1 single, 2 repair, 0 fallback, 0 batch) · tokens: ")
     assert lines[2] == "frame: pandas.DataFrame"
     assert lines[3] == "first failure: row 1: sentiment: 'angry' not in [positive, negative, neutral]"
-    assert len(lines) == 4 and "$" not in text
+    assert " · est. cost $0.0" in lines[1] and "(batch price $0.0" in lines[1] and len(lines) == 4

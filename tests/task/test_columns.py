@@ -83,10 +83,19 @@ def test_task_new_writes_a_valid_task_file(tmp_path: Path) -> None:
     meta = json.loads((ROOT / "schemas" / "task.schema.json").read_text(encoding="utf-8"))
     assert not list(Draft202012Validator(meta).iter_errors(doc))
     assert doc["name"] == "reviews" and doc["inputs"] == ["text"]
+    assert doc["$schema"] == meta["$id"] and out.read_text(encoding="utf-8").endswith("}\n")
+    assert "2 columns (sentiment, stars)" in result.output
     assert Task.from_file(out) == Task.from_columns("Classify each review", "text", args[9::2], name="reviews")
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "exists (--force overwrites it)" in again.output
     assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+
+
+def test_an_unreadable_column_type_names_the_close_one() -> None:
+    with pytest.raises(UserError, match=r"cannot read 'str' \(did you mean 'text'\?\)"):
+        parse_columns(["name: str"])
+    with pytest.raises(UserError, match=r"cannot read 'intger' \(did you mean 'integer'\?\)"):
+        parse_columns(["stars: intger"])
 
 
 def test_task_new_needs_all_three(tmp_path: Path) -> None:

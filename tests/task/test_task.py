@@ -64,13 +64,26 @@ def test_invalid_json_names_file_and_line(tmp_path: Path) -> None:
         ),
         (lambda d: d["output"]["properties"].update(id={"type": "string"}), r"\$\.output\.properties: 'id'"),
         (lambda d: d["output"].update(type="array"), r"\$\.output\.type: 'object' was expected"),
-        (lambda d: d.update(extra=1), r"\$: Additional properties are not allowed \('extra'"),
+        (lambda d: d.update(extra=1), r"\$\.extra: unknown key 'extra'$"),
+        (lambda d: d.update(input=d.pop("inputs")), r"\$\.input: unknown key 'input' \(did you mean 'inputs'\?\)"),
         (
             lambda d: d["output"].update(required=["tldr", "nope"]),
             r"\$\.output\.required\[1\]: 'nope' is not a property",
         ),
         (
             lambda d: d["output"]["properties"]["challenge"].update(type="strnig"),
+            r"\$\.output\.properties\.challenge\.type: unknown type 'strnig' \(did you mean 'string'\?\)",
+        ),
+        (
+            lambda d: d["output"]["properties"]["challenge"].update(type="str"),
+            r"\$\.output\.properties\.challenge\.type: unknown type 'str' \(did you mean 'string'\?\)",
+        ),
+        (
+            lambda d: d["output"]["properties"]["challenge"].update(type=["null", "int"]),
+            r"\$\.output\.properties\.challenge\.type: unknown type 'int' \(did you mean 'integer'\?\)",
+        ),
+        (
+            lambda d: d["output"]["properties"]["challenge"].update(type=3),
             r"\$\.output\.properties\.challenge\.type: not a valid JSON Schema",
         ),
         (

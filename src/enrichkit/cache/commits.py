@@ -12,18 +12,19 @@ are committed; a failed commit fails every pack in it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 
-from enrichkit.cache.base import Cache
 from enrichkit.cache.entry import Entry
+
+Put = Callable[[Mapping[str, Entry]], None]
 
 
 class GroupCommit:
-    """Puts into ``cache`` gathered into groups, one ``put_many`` (in a worker thread) a group, one at a time."""
+    """Puts gathered into groups, one ``put`` (a cache's ``put_many``, in a worker thread) a group, one at a time."""
 
-    def __init__(self, cache: Cache, thread: Executor | None = None) -> None:
-        self.cache = cache
+    def __init__(self, put: Put, thread: Executor | None = None) -> None:
+        self.put = put
         self._thread = thread  # where commits run (None: the event loop's default executor)
         self._pending: dict[str, Entry] = {}
         self._done: asyncio.Future[None] | None = None  # the group gathering now
@@ -51,7 +52,7 @@ class GroupCommit:
         done, pending = self._done, self._pending
         self._done, self._pending = None, {}
         assert done is not None
-        writing = self._writing = asyncio.get_running_loop().run_in_executor(self._thread, self.cache.put_many, pending)
+        writing = self._writing = asyncio.get_running_loop().run_in_executor(self._thread, self.put, pending)
         writing.add_done_callback(lambda _: self._committed(writing, done))
 
     def _committed(self, writing: asyncio.Future[None], done: asyncio.Future[None]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from enrichkit.errors import UserError
+from enrichkit.result import Cost, ModelStats, Stats
 
 PRICES_VARIABLE = "ENRICHKIT_PRICES"
 
@@ -63,3 +65,39 @@ def price_of(model: str) -> Price | None:
             return None
         name = head
     return table.get(name)
+
+
+def cost_of(model: str, prompt_tokens: int, output_tokens: int, mode: str = "live") -> Cost | None:
+    """What ``model``'s tokens cost (None: no price is known for it)."""
+    price = price_of(model)
+    if price is None:
+        return None
+    live, batch = price.cost(prompt_tokens, output_tokens), price.cost(prompt_tokens, output_tokens, batch=True)
+    return Cost(round(live, 6), round(batch, 6), mode)
+
+
+def run_cost(stats: Stats, free: Collection[str] = ()) -> Cost | None:
+    """What the tokens ``stats`` counts cost, model by model; the ``free`` models' (the local ones) nothing.
+    None when a model that was called has no price. A batch run's rows finished live are priced apart."""
+    totals = _priced(stats.by_model, free)
+    live_part = _priced(stats.live_by_model, free)
+    if totals is None or live_part is None:
+        return None
+    only_free = bool(free) and set(stats.by_model) <= set(free)
+    rows = stats.finished_live if stats.mode == "batch" else 0
+    parts = (round(live_part[0], 6), round(live_part[1], 6)) if rows else (0.0, 0.0)
+    return Cost(round(totals[0], 6), round(totals[1], 6), stats.mode, only_free, rows, *parts)
+
+
+def _priced(models: Mapping[str, ModelStats], free: Collection[str]) -> tuple[float, float] | None:
+    """The live and the batch price of ``models``' tokens (None: one of them has no price)."""
+    live = batch = 0.0
+    for model, used in models.items():
+        if model in free or not (used.prompt_tokens or used.output_tokens):
+            continue
+        price = price_of(model)
+        if price is None:
+            return None
+        live += price.cost(used.prompt_tokens, used.output_tokens)
+        batch += price.cost(used.prompt_tokens, used.output_tokens, batch=True)
+    return live, batch

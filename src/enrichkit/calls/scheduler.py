@@ -13,6 +13,7 @@ with backoff; everything else is raised to the caller, which decides what the fa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from enrichkit.calls.admission import Admission
 from enrichkit.calls.budget import Budget, BudgetReached
@@ -88,8 +89,12 @@ class Scheduler:
             self.pacing.round_trip = asyncio.get_running_loop().time() - started
             self.admission.count_passed()
 
-    async def call(self, provider: Provider, request: Request, kind: CallKind) -> Reply:
-        """One logical call: retried on rate limits and transient errors as the policy says."""
+    async def call(
+        self, provider: Provider, request: Request, kind: CallKind, sent: Callable[[], None] | None = None
+    ) -> Reply:
+        """One logical call: retried on rate limits and transient errors as the policy says. ``sent()`` is
+        called as each try goes out (a call the budget stopped, or cancelled while it waited for its turn,
+        never went)."""
         transient = limited = 0
         loop = asyncio.get_running_loop()
         while True:
@@ -98,7 +103,7 @@ class Scheduler:
                 stamp, fills = await self._cleared(), self.admission.slots.fills
                 quiet = self._watch_quiet()
                 try:
-                    outcome = await self._attempt(provider, request, kind)
+                    outcome = await self._attempt(provider, request, kind, sent)
                 finally:
                     if quiet is not None:
                         quiet.cancel()
@@ -152,27 +157,38 @@ class Scheduler:
             raise FatalProviderError(f"still rate limited after {tries} tries ({limited})")
         return wait
 
-    async def _attempt(self, provider: Provider, request: Request, kind: CallKind) -> Reply | ProviderError:
+    async def _attempt(
+        self, provider: Provider, request: Request, kind: CallKind, sent: Callable[[], None] | None
+    ) -> Reply | ProviderError:
+        held = 0.0  # the budget's hold on this call's worst case, until it is answered
         if self.budget is not None:
             try:
-                self.budget.before(provider.model, request)
+                held = await self.budget.before(provider.model, request)
             except BudgetReached:
                 self.abort()
                 raise
         self.stats.count_call(provider.model, kind)
+        if sent is not None:
+            sent()
+        answered = False
         try:
-            call = provider.generate(request)
-            reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
-        except TimeoutError:
-            return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
-        except FatalProviderError:
-            self.abort()
-            raise
-        except ProviderError as exc:
-            return exc
+            try:
+                call = provider.generate(request)
+                reply = await (call if request.timeout is None else asyncio.wait_for(call, request.timeout))
+            except TimeoutError:
+                return TransientError(f"{provider.model} gave no answer within {request.timeout:g} s")
+            except FatalProviderError:
+                self.abort()
+                raise
+            except ProviderError as exc:
+                return exc
+            answered = True
+        finally:
+            if self.budget is not None and not answered:
+                self.budget.release(held)
         self.stats.add_usage(provider.model, reply.usage)
         if self.budget is not None:
-            self.budget.spend(provider.model, reply.usage)
+            self.budget.spend(provider.model, reply.usage, held)
         return reply
 
     def _pause(self, seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
+from enrichkit.cli.common import CACHE, CACHE_DIR, F, guarded, quiet_verbose
+from enrichkit.cli.flags import KEYED, csv_format, csv_options
+from enrichkit.cli.task import one_line_options, task_path
 from enrichkit.errors import UserError
 
 if TYPE_CHECKING:
@@ -22,6 +25,15 @@ if TYPE_CHECKING:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+INPUTS_SHOWN = 60  # characters of a row's inputs `cache lookup` shows (--json: all)
+
+
+def keyed_options(command: F) -> F:
+    """The options that make a run's cache keys (``flags.KEYED``)."""
+    for option in reversed(KEYED):
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -130,8 +142,10 @@ def inspect(
 ) -> int:  # fmt: skip
     """Show cached entries, most recently stored first: all, or those whose key starts with a KEY.
 
-    An output row's cache key is not in the output: find a bad answer by what it says (--contains),
-    then drop it with `enrichkit cache forget KEY`."""
+    An entry holds the answer, its model and time, not its row's id or inputs (its key is their hash with
+    the task's and model's; keeping the inputs would grow every entry by their size). Find a bad answer by
+    what it says (--contains), or each row's answer and key with `enrichkit cache lookup INPUT -t TASK`;
+    drop it with `enrichkit cache forget KEY`."""
     with _opened(cache_dir) as rows:
         found = (item for item in rows.find(keys, contains) if model is None or (item[1] and item[1].model == model))
         shown = list(itertools.islice(found, limit + 1))
@@ -152,6 +166,67 @@ def _entry_line(key: str, entry: Entry | None, as_json: bool) -> str:
         return f"{key[:16]}  damaged: not an entry enrichkit wrote (it is asked again; forget it or repair)"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.stored_at))
     return f"{key[:16]}  {entry.model}  {when}  {json.dumps(entry.values, ensure_ascii=False)}"
+
+
+@cache.command(epilog="Example: enrichkit cache lookup reviews.csv -t task.json --limit 5")
+@click.argument("input_path", metavar="INPUT")
+@click.option("-t", "--task", type=click.Path(path_type=Path, dir_okay=False), help="The run's task file.")
+@one_line_options
+@keyed_options
+@csv_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="The first N rows only.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line: id or row, key, inputs, entry.")
+@CACHE_DIR
+@CACHE
+@quiet_verbose
+@guarded
+def lookup(
+    input_path: str, task: Path | None, instruction: str | None, inputs: tuple[str, ...], columns: tuple[str, ...],
+    id_field: str | None, delimiter: str | None, encoding: str | None, limit: int, as_json: bool, **kwargs: Any,
+) -> int:  # fmt: skip
+    """The cached answer of each row of INPUT, with the row's id (or number), inputs and cache key: the keys
+    `enrichkit run` makes with the same task and --provider/--model/--pack-size/--echo/--base-url."""
+    from enrichkit.cache.folder import default_dir
+    from enrichkit.engine.context import RunContext
+    from enrichkit.options import RunOptions
+    from enrichkit.rows.files import iter_rows
+    from enrichkit.rows.keys import key_rows
+    from enrichkit.task.task import Task
+
+    given = {k: v for k, v in kwargs.items() if k not in ("quiet", "verbose")}
+    options = RunOptions.of(given).replace(cache_dir=given["cache_dir"] or default_dir())
+    with task_path(task, instruction, inputs, columns, id_field) as path:
+        run = Task.from_file(path)
+    rows = list(itertools.islice(iter_rows(input_path, csv_format=csv_format(delimiter, encoding)), limit))
+    context = RunContext.open(run, options)
+    try:
+        keyed = key_rows(rows, run, context.fingerprint)
+        found = {} if context.cache is None else context.cache.get_many(keyed.keys)
+    finally:
+        asyncio.run(context.aclose())
+    if not kwargs["quiet"]:
+        provider = context.provider
+        click.echo(f"the keys of {provider.name} / {provider.model}, packs of {context.pack_size}:", err=True)
+    for n, (rid, key, values) in enumerate(zip(keyed.ids, keyed.keys, keyed.inputs, strict=True)):
+        named = {"id": rid} if run.id_field else {"row": n + 1}
+        click.echo(_row_line(named, key, values, found.get(key), as_json))
+    if not kwargs["quiet"]:
+        click.echo(f"{len(found):,} of {len(rows):,} rows cached", err=True)
+    return 0
+
+
+def _row_line(named: dict[str, Any], key: str, inputs: dict[str, Any], entry: Entry | None, as_json: bool) -> str:
+    if as_json:
+        cached = None if entry is None else entry._asdict()
+        return json.dumps(named | {"key": key, "inputs": inputs, "entry": cached}, ensure_ascii=False, default=str)
+    name = f"id {named['id']!r}" if "id" in named else f"row {named['row']}"
+    shown = json.dumps(inputs, ensure_ascii=False, default=str)
+    shown = shown if len(shown) <= INPUTS_SHOWN else shown[: INPUTS_SHOWN - 1] + "…"
+    if entry is None:
+        return f"{name}  {key[:16]}  not cached  inputs {shown}"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.stored_at))
+    answer = json.dumps(entry.values, ensure_ascii=False)
+    return f"{name}  {key[:16]}  {entry.model}  {when}  {answer}  inputs {shown}"
 
 
 @cache.command()

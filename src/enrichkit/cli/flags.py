@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
-from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, RunOptions
+from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, STRAGGLERS, RunOptions
 from enrichkit.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from enrichkit.rows.files import CsvFormat
 
 
 @dataclass(frozen=True)
@@ -27,28 +31,62 @@ class CliOptions:
     total: int | None = None  # the input's rows, when counted up front (for the progress bar)
     show_prompt: bool = False
     preview: int = 0  # rows of the output shown after the receipt
+    preview_width: int | None = None  # the preview's width in characters (None: the terminal's; 0: no limit)
     source: Path | None = None  # the input file the rows come from (a big JSONL file may be ``sweep``-ed)
+    reread: Callable[[], Iterator[dict[str, Any]]] | None = None  # a second reader of ``source``: its check
+
+
+PROVIDER = click.option(
+    "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
+)
+MODEL_PATH = click.option(
+    "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
+)
+PACK_SIZE = click.option(
+    "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
+)
+ECHO = click.option(
+    "--echo/--no-echo",
+    default=None,
+    help="Packed answers copy their row's first words, so answers given to the wrong row are caught (about 9"
+    " output tokens a row). Default: only for a task without free-text columns; the free text of the others"
+    " is checked against its row at no cost. --no-echo turns both checks off.",
+)
+KEYED = [PROVIDER, MODEL, MODEL_PATH, PACK_SIZE, ECHO, BASE_URL]
+"""The options that make a run's cache keys (``engine.context.run_fingerprint``), besides the task."""
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Seconds, from ``90``, ``90s``, ``30m``, ``2h`` or ``1d`` (None stays None)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    number = text.rstrip("smhd")
+    try:
+        seconds = float(number) * _UNITS[text[len(number) :]]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 90s, 30m, 2h)") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration")
+    return seconds
 
 
 def enrich_options(command: F) -> F:
     """The options every enrich run takes."""
     options = [
-        click.option(
-            "--provider", type=click.Choice(PROVIDERS), help="Default: gemini if an API key is set, else local."
-        ),
+        PROVIDER,
         MODEL,
-        click.option(
-            "--model-path", type=click.Path(path_type=Path, dir_okay=False), help="A GGUF file for --provider local."
-        ),
+        MODEL_PATH,
         click.option(
             "--fallback-model",
             "fallback",
             multiple=True,
             help="Model for rows the main one could not answer; repeatable, cheapest first.",
         ),
-        click.option(
-            "--pack-size", type=int, default=20, show_default=True, help=f"Rows per call (1-{MAX_PACK_SIZE})."
-        ),
+        PACK_SIZE,
         click.option(
             "--adaptive",
             is_flag=True,
@@ -67,8 +105,8 @@ def enrich_options(command: F) -> F:
             "--max-cost",
             type=click.FloatRange(min=0, min_open=True),
             metavar="USD",
-            help="Spend at most this many US$ (at prices.json's rates): a run estimated above it is refused, and"
-            " a run stops cleanly before a call that could cross it.",
+            help="Spend at most this many US$ (at prices.json's rates): a run stops cleanly before a call that"
+            " could cross it (a batch run estimated above it is refused).",
         ),
         click.option(
             "--rpm",
@@ -76,12 +114,7 @@ def enrich_options(command: F) -> F:
             help="Client-side limit: requests a minute (default none: the server's 429s are honoured).",
         ),
         click.option("--tpm", type=click.IntRange(min=1), help="Client-side limit: prompt tokens a minute."),
-        click.option(
-            "--echo/--no-echo",
-            default=None,
-            help="Packed answers copy their row's first words, so answers given to the wrong row are caught"
-            " (default: off; costs about 9 output tokens a row).",
-        ),
+        ECHO,
         click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before a call is given up and retried."),
         CACHE_DIR,
         CACHE,
@@ -97,7 +130,8 @@ def enrich_options(command: F) -> F:
         click.option(
             "--failures",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="Write failed rows as JSONL here (default: OUTPUT's name with -failures.jsonl, when a row failed).",
+            help="Write failed rows as JSONL here, once a row failed; a run where none failed removes an earlier"
+            " run's file there (default: OUTPUT's name with -failures.jsonl).",
         ),
         click.option("--dry-run", is_flag=True, help="Show cache hits, calls, tokens and price; send nothing."),
         click.option(
@@ -106,6 +140,13 @@ def enrich_options(command: F) -> F:
             default=0,
             metavar="N",
             help="After the receipt, show the first N rows of the output (id and the new columns).",
+        ),
+        click.option(
+            "--preview-width",
+            type=click.IntRange(min=0),
+            metavar="COLUMNS",
+            help="Cut the preview's longest cells to fit this many characters a line (default: the terminal's"
+            " width; 0, or stderr not a terminal: no cut).",
         ),
         click.option(
             "--show-prompt",
@@ -134,9 +175,25 @@ def enrich_options(command: F) -> F:
             help="Batch mode: submit the job and exit; re-run to collect.",
         ),
         click.option(
-            "--realtime-fallback",
-            is_flag=True,
-            help="Batch mode: ask the rows a job failed live (default: in a further batch job).",
+            "--realtime-fallback/--no-realtime-fallback",
+            default=None,
+            help="Batch mode: ask every row a job failed live / never pay the live price (default: only"
+            " stragglers and rows left at --batch-timeout go live; the rest go to a further batch job).",
+        ),
+        click.option(
+            "--stragglers",
+            type=click.Choice(STRAGGLERS),
+            default="live",
+            show_default=True,
+            help="Batch mode: the few rows left after a round (at most 2% of the job and 100 rows) are"
+            " finished live at the live price, sent in another batch round, or failed.",
+        ),
+        click.option(
+            "--batch-timeout",
+            callback=duration,
+            metavar="DURATION",
+            help="Batch mode: wait this long (90s, 30m, 2h), then cancel the jobs not finished, keep what they"
+            " answered and finish the rest live (--no-realtime-fallback: leave them for `enrichkit jobs collect`).",
         ),
         click.option(
             "--poll-interval",
@@ -144,7 +201,7 @@ def enrich_options(command: F) -> F:
             type=click.FloatRange(min=0),
             default=POLL_SECONDS,
             show_default=True,
-            help="Batch mode: seconds between the first looks at a job (growing to 5 minutes).",
+            help="Batch mode: the most seconds between looks at a job (the first look comes after a second).",
         ),
     ]
     for option in reversed(options):
@@ -186,6 +243,35 @@ def output_target(output: Path, kwargs: dict[str, Any]) -> Path:
     if kwargs["as_json"]:
         raise click.UsageError("-o - and --json both write to stdout: give --report FILE for the receipt")
     return stdout_output(fmt or "jsonl")
+
+
+def csv_options(command: F) -> F:
+    """``--delimiter`` and ``--encoding``: how a CSV input is read."""
+    options = [
+        click.option(
+            "--delimiter",
+            metavar="CHAR",
+            help="The CSV input's delimiter ('tab' for a tab; default: sniffed from the header line among , ; tab |).",
+        ),
+        click.option(
+            "--encoding",
+            help="The CSV input's text encoding (default utf-8; e.g. cp1252 or latin-1): never guessed.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def csv_format(delimiter: str | None, encoding: str | None) -> CsvFormat:
+    """The ``CsvFormat`` of ``--delimiter`` and ``--encoding``."""
+    from enrichkit.rows.files import CsvFormat
+
+    if delimiter is not None:
+        delimiter = "\t" if delimiter in ("tab", "\\t") else delimiter
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise click.BadParameter(f"{delimiter!r} is not one character (or 'tab')", param_hint="--delimiter")
+    return CsvFormat(delimiter, encoding or "utf-8")
 
 
 OUTPUT = click.option(

@@ -66,7 +66,13 @@ def jobs_status(name: str, cache_dir: Path | None, base_url: str | None, **_: An
 @jobs.command("collect")
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Wait for the job to finish.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=POLL_SECONDS, show_default=True)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=POLL_SECONDS,
+    show_default=True,
+    help="With --wait: the most seconds between looks (the first comes after a second).",
+)
 @CACHE_DIR
 @CACHE
 @BASE_URL

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import click
 
 from enrichkit.cli.common import guarded
-from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
+from enrichkit.cli.flags import OUTPUT, csv_format, csv_options, enrich_options, output_target, split_options
 from enrichkit.cli.task import one_line_options, task_path
 
 RUN_EXAMPLES = """Examples:
@@ -32,6 +33,7 @@ RUN_EXAMPLES = """Examples:
     show_default=True,
     help="The format of INPUT - (stdin).",
 )
+@csv_options
 @enrich_options
 @guarded
 def run(
@@ -40,8 +42,11 @@ def run(
     instruction: str | None,
     inputs: tuple[str, ...],
     columns: tuple[str, ...],
+    id_field: str | None,
     output: Path,
     stdin_format: str,
+    delimiter: str | None,
+    encoding: str | None,
     **kwargs: Any,
 ) -> int:
     """Enrich INPUT (.jsonl, .json, .csv, or - for stdin) into OUTPUT, with the task file -t or the one-line
@@ -50,8 +55,15 @@ def run(
     from enrichkit.output.stdio import count_rows
     from enrichkit.rows.files import iter_rows
 
+    is_csv = stdin_format == "csv" if input_path == "-" else input_path.lower().endswith(".csv")
+    if (delimiter or encoding) and not is_csv:
+        raise click.UsageError(f"--delimiter and --encoding are for CSV input; {input_path} is JSON (always UTF-8)")
+    rows_format = csv_format(delimiter, encoding)
     target = output_target(output, kwargs)
-    kwargs["total"] = count_rows(input_path)
+    kwargs["total"] = count_rows(input_path, "utf-8-sig" if rows_format.utf8 else rows_format.encoding)
     kwargs["source"] = None if input_path == "-" else Path(input_path)
-    with task_path(task, instruction, inputs, columns) as path:
-        return run_job(iter_rows(input_path, stdin_format), path, target, *split_options(kwargs))
+    kwargs["reread"] = (
+        None if input_path == "-" else functools.partial(iter_rows, input_path, stdin_format, rows_format)
+    )
+    with task_path(task, instruction, inputs, columns, id_field) as path:
+        return run_job(iter_rows(input_path, stdin_format, rows_format), path, target, *split_options(kwargs))

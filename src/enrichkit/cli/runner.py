@@ -18,28 +18,32 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from enrichkit.cache.folder import default_dir
+from enrichkit.cache.journal import Journal, journal_path
+from enrichkit.calls.prices import run_cost
 from enrichkit.cli.flags import CliOptions
-from enrichkit.engine.chunks import run_chunks
+from enrichkit.engine.chunks import local_models, run_chunks
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.dry_run import dry_run, first_prompt
+from enrichkit.engine.interrupt import Interrupt
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.output import sweep
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.output.receipt import (
     count_reasons,
+    counted,
     dry_run_report,
     dry_run_text,
     failures_report,
     failures_text,
-    preview_text,
     run_report,
     run_text,
 )
-from enrichkit.output.stdio import is_stdout
+from enrichkit.output.stdio import is_stdout, preview_text, shown, terminal_width
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
-from enrichkit.result import EnrichResult, Stats
+from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.rows.precheck import check_input
 from enrichkit.task.task import Task
 
 Write = Callable[[Sequence[dict[str, Any]]], None]
@@ -59,6 +63,7 @@ class _Progress:
     stats: Stats = field(default_factory=Stats)
     bar: tqdm[Any] | None = None
     shown: tuple[int, int] = (-1, -1)  # the calls and failures the bar says
+    waiting: str = ""
 
     def __call__(self, done: int, stats: Stats) -> None:
         self.stats = stats
@@ -69,6 +74,9 @@ class _Progress:
         if (counts := (stats.calls, stats.failed)) != self.shown:  # called for every row: set what changed
             self.shown = counts
             self.bar.set_postfix(calls=stats.calls, failed=stats.failed, refresh=False)
+        if stats.waiting != self.waiting:  # batch mode: the jobs waited for, as the bar's description
+            self.waiting = stats.waiting
+            self.bar.set_description_str(stats.waiting, refresh=True)
         self.bar.update(done - self.bar.n)  # redraws at most every 0.1 s
 
     def close(self) -> None:
@@ -92,7 +100,7 @@ def write_plain(rows: Sequence[dict[str, Any]], output: Path, quiet: bool) -> in
     """Scrape without enrichment: the rows as they are."""
     check_output(output)
     write_rows(output, rows, columns_of(rows))
-    say(f"wrote {len(rows):,} rows to {output}", quiet)
+    say(f"wrote {counted(len(rows), 'row')} to {shown(output)}", quiet)
     return 0
 
 
@@ -109,10 +117,20 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
     options = options.replace(cache_dir=options.cache_dir or default_dir())
     context = RunContext.open(task, options)
     try:
+        _journal(context, output, cli.quiet)
         return _run(context, rows, output, cli)
     finally:
         if not context.closed:  # a user error before the run's event loop closed it
             asyncio.run(context.aclose())
+
+
+def _journal(context: RunContext, output: Path, quiet: bool) -> None:
+    """Answers an earlier run into ``output`` could not cache, stored now; later ones go to the same journal."""
+    if context.cache is None or is_stdout(output):
+        return
+    context.journal = Journal(journal_path(output))
+    if stored := context.journal.replay(context.cache):
+        say(f"enrichkit: cached {stored:,} answers an earlier run kept in {context.journal.path}", quiet)
 
 
 def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli: CliOptions) -> int:
@@ -121,7 +139,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     count = len(rows) if isinstance(rows, Sequence) else cli.total
     if count is not None and cli.limit is not None:
         count = min(count, cli.limit)
-    head = f"{count:,} rows · " if count is not None else ""
+    head = f"{counted(count, 'row')} · " if count is not None else ""
     say(f"enrichkit: {head}{provider.name} / {provider.model} ({context.why}) · {where}", cli.quiet)
     if cli.dry_run:
         return _within(context, _dry_run(context, list(rows) if cli.show_prompt else rows, cli))
@@ -130,31 +148,30 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     failures = cli.failures or (None if is_stdout(output) else default_failures(output))
     reasons: Counter[str] = Counter()
     try:
-        lazy = None if cli.failures else failures
-        shown: list[dict[str, Any]] = []
+        first: list[dict[str, Any]] = []
         with _swept(context, output, cli) as swept:
             opened: Callable[[list[str]], ContextManager[Write]] | None = None  # None: ``row_writer``
+            interrupt = Interrupt()
             if swept is None:
-                chunks = run_chunks(context, rows, on_progress=progress)
+                _check_input(context, cli)
+                chunks = run_chunks(context, rows, on_progress=progress, interrupt=interrupt)
             else:
-                chunks, opened = _after_sweep(context, swept, progress)
-            stats = _within(
-                context,
-                write_chunks(
-                    chunks,
-                    context.task,
-                    output,
-                    cli.failures,
-                    failures_if_any=lazy,
-                    reasons=reasons,
-                    first=(shown, cli.preview),
-                    opened=opened,
-                ),
+                chunks, opened = _after_sweep(context, swept, progress, interrupt)
+            written = write_chunks(
+                chunks,
+                context.task,
+                output,
+                failures,
+                reasons=reasons,
+                first=(first, cli.preview),
+                opened=opened,
             )
+            stats = _within(context, _interruptible(interrupt, written))
         stats.seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         progress.close()
         progress.stats.seconds = time.perf_counter() - started
+        progress.stats.est_cost = run_cost(progress.stats, local_models(context.models))
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
         _write_report(cli.report, report)
         print(
@@ -163,11 +180,14 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         return INTERRUPTED
     finally:
         progress.close()
-    if lazy is not None and not stats.failed and not stats.pending:
-        lazy.unlink(missing_ok=True)  # an earlier run's failures: none are left
+    if failures is not None and not stats.failed and not stats.pending:
+        failures.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
-    if shown:
-        say(preview_text(shown, context.task), cli.quiet)
+    if context.journal is not None and context.journal.path.is_file():
+        say(f"answers the cache could not take are kept in {context.journal.path}: the next run stores them", cli.quiet)
+    if first:
+        width = terminal_width() if cli.preview_width is None else cli.preview_width
+        say(preview_text(first, context.task, width), cli.quiet)
     return code
 
 
@@ -192,6 +212,12 @@ async def _dry_run(context: RunContext, rows: Iterable[dict[str, Any]], cli: Cli
     return 0
 
 
+async def _interruptible(interrupt: Interrupt, job: Coroutine[Any, Any, T]) -> T:
+    """``job`` with ``interrupt`` as the SIGINT handler: a first Ctrl-C in a live run stops it cleanly."""
+    with interrupt.installed():
+        return await job
+
+
 def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager[Swept | None]:
     """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
     local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
@@ -212,8 +238,15 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
     return sweep.sweep(sweep.Run(source, output, context.task, context.fingerprint, options.cache_dir, columns))
 
 
+def _check_input(context: RunContext, cli: CliOptions) -> None:
+    """The input file checked whole before the first paid call (a swept file was, by its sweep; stdin is
+    read as it comes)."""
+    if cli.source is not None and cli.reread is not None:
+        check_input(cli.source, cli.reread(), context.task, cli.limit)
+
+
 def _after_sweep(
-    context: RunContext, swept: Swept, progress: Callable[[int, Stats], None]
+    context: RunContext, swept: Swept, progress: Callable[[int, Stats], None], interrupt: Interrupt
 ) -> tuple[AsyncGenerator[EnrichResult, None], Callable[[list[str]], ContextManager[Write]]]:
     """The swept file's misses enriched (their output rows written between the parts' by ``sweep.joined``)."""
     counted = Stats(rows=swept.hits, cache_hits=swept.hits)
@@ -225,6 +258,7 @@ def _after_sweep(
         numbers=iter(swept.numbers),
         stats=counted,
         whole=not swept.misses,  # one result, even an empty one
+        interrupt=interrupt,
     )
     return chunks, lambda columns: sweep.joined(swept)
 
@@ -240,14 +274,13 @@ async def write_chunks(
     output: Path,
     failures: Path | None,
     *,
-    failures_if_any: Path | None = None,
     reasons: Counter[str] | None = None,
     first: tuple[list[dict[str, Any]], int] = ([], 0),
     opened: Callable[[list[str]], ContextManager[Write]] | None = None,
 ) -> Stats:
     """Write each chunk's rows (and failures) as it comes; nothing at all while rows wait in a batch job.
 
-    ``failures`` is written in any case, ``failures_if_any`` only once a row failed; ``reasons``
+    ``failures`` is written only once a row failed (none is written when no row failed); ``reasons``
     counts the failures by kind (``receipt.reason_kind``); ``first`` (a list, n) keeps the first n rows written;
     ``opened(columns)`` opens the writer of the rows (default: ``row_writer`` of ``output``)."""
     stats = Stats()
@@ -262,32 +295,38 @@ async def write_chunks(
                 if write is None:
                     columns = columns_of(result.rows, task.fields)
                     write = files.enter_context(opened(columns) if opened else row_writer(output, columns))
-                    if failures is not None:
-                        write_failures = files.enter_context(jsonl_writer(failures))
-                if write_failures is None and failures_if_any is not None and result.failures:
-                    write_failures = files.enter_context(jsonl_writer(failures_if_any))
+                if write_failures is None and failures is not None and result.failures:
+                    write_failures = files.enter_context(jsonl_writer(failures))
                 if reasons is not None:
                     reasons.update(count_reasons(f.reason for f in result.failures))
                 write(result.rows)
                 kept, wanted = first
                 kept.extend(result.rows[: max(0, wanted - len(kept))])
                 if write_failures is not None:
-                    write_failures(
-                        {"id": f.row_id, "input": dict(f.inputs), "error": f.reason, "attempts": f.attempts}
-                        for f in result.failures
-                    )
+                    write_failures(failure_record(f, task) for f in result.failures)
         if write is None:  # no rows at all
             write_rows(output, [], task.fields)
     return stats
+
+
+def failure_record(failure: Failure, task: Task) -> dict[str, Any]:
+    """A line of the failures file: the row's id (its ``id_field``'s value) or, without an id field, its
+    number in the input (from 1); its inputs, the last reason it failed and the attempts."""
+    named = {"id": failure.row_id} if task.id_field else {"row": failure.row_id + 1}
+    return named | {"input": dict(failure.inputs), "error": failure.reason, "attempts": failure.attempts}
 
 
 def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: str, reasons: Counter[str]) -> int:
     report = run_report(stats, provider, model)
     report.update(failures_report(reasons, cli.failures if reasons else None))
     _write_report(cli.report, report)
-    say(run_text(report), cli.quiet)
+    say(run_text(report), cli.quiet and not stats.interrupted)  # -q: an interrupted run still says so
     if reasons:
         say(failures_text(report), cli.quiet)
+    if stats.interrupted:
+        failed = f" · failures: {cli.failures}" if cli.failures else ""
+        say(f"output: {output}{failed}; every validated row is cached: re-run to ask the rest")
+        return INTERRUPTED
     if stats.stopped and cli.quiet:
         say(f"stopped: {stats.stopped}")  # the one line -q still prints
     if stats.pending:
@@ -298,7 +337,7 @@ def _finish(stats: Stats, output: Path, cli: CliOptions, provider: str, model: s
         )
         return 0
     failed = f" · failures: {cli.failures}" if stats.failed and cli.failures else ""
-    say(f"output: {output}{failed}", cli.quiet)
+    say(f"output: {shown(output)}{failed}", cli.quiet)
     if stats.stopped:
         return STOPPED
     return 1 if stats.failed else 0

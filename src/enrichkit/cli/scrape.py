@@ -23,7 +23,8 @@ from typing import Any
 import click
 
 from enrichkit.cli.common import USAGE_ERROR, guarded
-from enrichkit.cli.flags import OUTPUT, enrich_options, output_target, split_options
+from enrichkit.cli.flags import OUTPUT, csv_format, csv_options, enrich_options, output_target, split_options
+from enrichkit.cli.task import one_line_options, task_path
 
 ENTRY_POINTS = "enrichkit.scrapers"
 
@@ -35,13 +36,14 @@ ENRICH = click.option(
     "--task",
     "task",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Task file: enrich the scraped rows in the same run (--task is the same flag).",
+    help="Task file: enrich the scraped rows in the same run (--task is the same flag; or a one-line task).",
 )
 EXAMPLES = """Examples:
 
 \b
   enrichkit scrape json data.json --records items -o rows.jsonl
   enrichkit scrape csv https://example.org/table.csv --enrich task.json -o enriched.csv
+  enrichkit scrape csv table.csv --instruction "Classify" --input text --column "kind: a|b" -o enriched.csv
 """
 
 
@@ -49,11 +51,11 @@ def scraper_command(name: str | None = None, **attrs: Any) -> Callable[[Scrape],
     """A ``scrape`` subcommand from a function that returns rows (dicts), like ``click.command``.
 
     The function takes its own click arguments and options (put their decorators under this one); the command adds
-    ``-o/--output``, ``--enrich/--task`` and the options of an enrich run (``--provider``, ``--dry-run``, ``--limit``,
-    ...). Without ``--enrich`` the rows are written as they are, else enriched with the task. An
-    ``enrichkit.errors.UserError`` the function raises is one line on stderr and exit 2. ``name`` and ``attrs``
-    (``help``, ``epilog``, ...) go to ``click.command``; the help defaults to the function's docstring. A plugin's
-    subcommand is named by its entry point, whatever ``name`` says::
+    ``-o/--output``, ``--enrich/--task``, the one-line task (``--instruction/--input/--column/--id-field``) and the
+    options of an enrich run (``--provider``, ``--dry-run``, ``--limit``, ...). Without a task the rows are written
+    as they are, else enriched with it. An ``enrichkit.errors.UserError`` the function raises is one line on stderr
+    and exit 2. ``name`` and ``attrs`` (``help``, ``epilog``, ...) go to ``click.command``; the help defaults to the
+    function's docstring. A plugin's subcommand is named by its entry point, whatever ``name`` says::
 
         @scraper_command(epilog="Example: enrichkit scrape things shelf -o things.jsonl")
         @click.argument("shelf")
@@ -68,18 +70,28 @@ def scraper_command(name: str | None = None, **attrs: Any) -> Callable[[Scrape],
 
         @OUTPUT
         @ENRICH
+        @one_line_options
         @enrich_options
         @guarded
-        def enrich(output: Path, task: Path | None, **kwargs: Any) -> int:
+        def enrich(
+            output: Path,
+            task: Path | None,
+            instruction: str | None,
+            inputs: tuple[str, ...],
+            columns: tuple[str, ...],
+            id_field: str | None,
+            **kwargs: Any,
+        ) -> int:
             mine = {key: kwargs.pop(key) for key in own}
             from enrichkit.cli.runner import run_job, write_plain
 
             target = output_target(output, kwargs)
             options = split_options(kwargs)
             rows = rows_of(**mine)
-            if task is None:
+            if task is None and not (instruction or inputs or columns or id_field):
                 return write_plain(list(rows), target, options[1].quiet)
-            return run_job(rows, task, target, *options)
+            with task_path(task, instruction, inputs, columns, id_field) as path:
+                return run_job(rows, path, target, *options)
 
         shared = click.command()(enrich)
         taken = {word for param in shared.params for word in _words(param)}
@@ -175,21 +187,29 @@ def scrape() -> None:
 
 @scraper_command("json", epilog=EXAMPLES)
 @click.argument("source")
-@click.option("--records", default="", help="JSON pointer (/data/items) or dotted path (data.items) of the array.")
-def json_command(source: str, records: str) -> list[Row]:
+@click.option(
+    "--records",
+    help="JSON pointer (/data/items) or dotted path (data.items) of the array; / the whole document (an object is"
+    " one row). Default: the document if it is an array, else its only array of objects.",
+)
+def json_command(source: str, records: str | None) -> list[Row]:
     """Rows from the array at --records in the JSON document SOURCE (a file or an http(s) URL)."""
     from enrichkit.rows.documents import json_records
 
-    return json_records(source, records)
+    rows, path = json_records(source, records)
+    if records is None and path != "/" and not click.get_current_context().params["quiet"]:
+        click.echo(f"records: {path} (the document's only array of objects)", err=True)
+    return rows
 
 
 @scraper_command("csv", epilog=EXAMPLES)
 @click.argument("source")
-def csv_command(source: str) -> list[Row]:
+@csv_options
+def csv_command(source: str, delimiter: str | None, encoding: str | None) -> list[Row]:
     """Rows from the CSV file SOURCE (a file or an http(s) URL)."""
     from enrichkit.rows.documents import csv_records
 
-    return csv_records(source)
+    return csv_records(source, csv_format(delimiter, encoding))
 
 
 scrape.add_command(json_command)

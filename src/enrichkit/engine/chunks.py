@@ -16,16 +16,19 @@ from typing import Any
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import default_dir
 from enrichkit.calls.budget import Budget, BudgetReached
+from enrichkit.calls.prices import run_cost
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.engine.audit import audit_packed
-from enrichkit.engine.batch import BatchRun, JobStore
+from enrichkit.engine.batch import BatchRun, JobStore, endpoint
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.context import RunContext
+from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
+from enrichkit.engine.stop_evidence import CannotSucceed
 from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.options import AUTO_BATCH_ROWS, Mode
 from enrichkit.providers.base import Provider
@@ -80,12 +83,13 @@ async def run_chunks(
     numbers: Iterator[int] | None = None,
     stats: Stats | None = None,
     whole: bool = False,
+    interrupt: Interrupt | None = None,
 ) -> AsyncGenerator[EnrichResult, None]:
     """Enrich ``rows`` in the run ``context`` sets up, ``chunk_rows`` rows at a time (``batch`` and ``auto``
     modes, or ``whole``: every row in one chunk, one batch job). ``on_progress(settled_rows, stats)`` is called once the
     cache was read and after every settled row. When ``rows`` are some of a bigger input (the misses of a
     swept file), ``numbers`` gives their numbers in it (default 0, 1, ...) and ``stats`` the figures of
-    the others."""
+    the others. ``interrupt`` (the command line's Ctrl-C) stops a live or flex run as a fatal stop does."""
     started = time.perf_counter()
     opts, task, primary = context.options, context.task, context.provider
     models = context.models
@@ -124,11 +128,15 @@ async def run_chunks(
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
             chunk = plan(keyed, await found, stats)
+            if context.io is not None:
+                stats.damaged = context.io.damaged
             if first:
                 first = False
                 stats.mode = choose_mode(opts.mode, primary, len(chunk.work), opts.use_cache)
                 if stats.mode == "flex":
                     models = [m.on_tier("flex") for m in models]
+                if interrupt is not None and stats.mode != "batch":
+                    interrupt.arm()
             settled(stats.cache_hits - hits)
             codec = context.codec(models[0])
             settlement = Settlement(stats, context.io, settled)
@@ -138,17 +146,19 @@ async def run_chunks(
                 scheduler.budget = _budget(opts.max_cost, stats.mode, codec, work, context.pack_size, primary)
             if not stats.stopped:
                 try:
-                    await _send(context, work, live)
-                    await audit_packed(codec, settlement, scheduler, models[0], opts.audit)
-                except (FatalProviderError, StorageError, BudgetReached) as exc:
-                    if not stats.enriched:  # nothing was bought: the user's error is the whole story
-                        raise
+                    asked = _ask(context, work, live, opts.audit)
+                    await (asked if interrupt is None or stats.mode == "batch" else interrupt.sending(asked))
+                except (FatalProviderError, StorageError, BudgetReached, Interrupted) as exc:
+                    if not stats.enriched and not isinstance(exc, (CannotSucceed, Interrupted)):  # nothing was
+                        raise  # bought: the user's error is the whole story (evidence or Ctrl-C: a stop)
                     stats.stopped = str(exc)
+                    stats.interrupted = isinstance(exc, Interrupted)
+                    stats.hint = exc.hint if isinstance(exc, CannotSucceed | BudgetReached) else ""
                 finally:
                     await settlement.flush()
             stats.seconds = time.perf_counter() - started
             stats.load_seconds = getattr(primary, "load_seconds", None)  # a local model's
-            previous = _result(chunk, task, settlement, stats)
+            previous = _result(chunk, task, settlement, stats, models)
         if previous is not None:
             yield previous
 
@@ -174,12 +184,19 @@ def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -
 
 
 def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: int, primary: Provider) -> Budget:
-    """The run's budget, once the first chunk's estimate was found within it."""
+    """The run's budget, with the first chunk's estimate (a batch run over it is refused)."""
     budget = Budget(limit, batch=mode in ("batch", "flex"))
     packs = codec.packs(work, size)
     requests = [codec.pack_request(pack)[1] for pack in packs]
-    budget.check_estimate(primary.model, requests, sum(codec.expected_output_tokens(len(p)) for p in packs))
+    output_tokens = sum(codec.expected_output_tokens(len(p)) for p in packs)
+    budget.check_estimate(primary.model, requests, output_tokens, sum(w.rows for w in work))
     return budget
+
+
+async def _ask(context: RunContext, work: list[Work], live: LiveRun, audit: float) -> None:
+    """Ask for ``work``, then re-ask the ``audit`` share of the packed answers."""
+    await _send(context, work, live)
+    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit)
 
 
 async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
@@ -193,14 +210,18 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
         live.codec,
         live.settlement,
         backends,
-        Ladder(live.ladder.pack_size, len(backends), whole_jobs=True),
+        Ladder(live.ladder.pack_size, len(backends)),
         JobStore(opts.cache_dir or default_dir()),
         context.fingerprint,
         context.provider.name,
-        redacted_url(opts.cache) if opts.cache else None,
-        opts.wait,
-        live if opts.realtime_fallback else None,
-        opts.poll,
+        live,
+        cache=redacted_url(opts.cache) if opts.cache else None,
+        endpoint=endpoint(opts, context.provider),
+        wait=opts.wait,
+        realtime=opts.realtime_fallback,
+        stragglers=opts.stragglers,
+        timeout=opts.batch_timeout,
+        poll=opts.poll,
     )
     try:
         await batch(work)
@@ -208,8 +229,8 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
         stats.pending, stats.jobs = batch.pending, batch.jobs
 
 
-def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats) -> EnrichResult:
-    """A chunk's rows with their answers, and its failures; the figures as they are now."""
+def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats, models: list[Provider]) -> EnrichResult:
+    """A chunk's rows with their answers, and its failures; the figures as they are now, with their cost."""
     failures = []
     rows: list[dict[str, Any]] = []
     found, results = chunk.found, settlement.results
@@ -221,13 +242,22 @@ def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats) -> E
             rows.append(dict(row))
             attempts = chunk.work[key].attempts if key in chunk.work else 0
             if stats.stopped and key not in settlement.failures:
-                stats.failed += 1  # never asked: the run stopped first
-            reason = settlement.failures.get(key) or _unanswered(stats)
+                stats.failed += 1  # no answer: the run stopped first
+                stats.not_asked += not attempts
+            reason = settlement.failures.get(key) or _unanswered(stats, attempts)
             failures.append(Failure(chunk.ids[n], reason, attempts, {f: row[f] for f in fields}))
+    stats.est_cost = run_cost(stats, local_models(models))
     return EnrichResult(rows, failures, stats.snapshot(), model=task.model)
 
 
-def _unanswered(stats: Stats) -> str:
+def local_models(models: list[Provider]) -> set[str]:
+    """The models of a run whose tokens cost nothing (the local ones)."""
+    return {m.model for m in models if m.name == "local"}
+
+
+def _unanswered(stats: Stats, attempts: int) -> str:
+    if stats.stopped and attempts:
+        return f"no valid answer in {attempts} attempt{'s' if attempts > 1 else ''}: the run stopped ({stats.stopped})"
     if stats.stopped:
         return f"not asked: the run stopped ({stats.stopped})"
     return "waiting in a batch job: re-run to collect" if stats.pending else "not answered"

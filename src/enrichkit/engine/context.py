@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass, field
 
 from enrichkit.cache.base import Cache
+from enrichkit.cache.journal import Journal
 from enrichkit.cache.open import open_cache
 from enrichkit.calls.limits import open_limiter
-from enrichkit.engine.cache_io import CacheIO
+from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
@@ -42,6 +43,7 @@ class RunContext:
     _fallbacks: list[Provider] | None = field(default=None, init=False, repr=False)
     _limiter: Limiter | None = field(default=None, init=False, repr=False)
     _io: CacheIO | None = field(default=None, init=False, repr=False)
+    journal: Journal | None = field(default=None, init=False)  # where answers the cache cannot take go
     closed: bool = field(default=False, init=False)
 
     @classmethod
@@ -71,7 +73,7 @@ class RunContext:
     def io(self) -> CacheIO | None:
         """The cache, called from the event loop (None without one)."""
         if self._io is None and self.cache is not None:
-            self._io = CacheIO(self.cache)
+            self._io = CacheIO(self.cache, fits_task(self.task), self.journal)
         return self._io
 
     def codec(self, provider: Provider | None = None) -> PackCodec:

@@ -8,11 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from enrichkit.calls.prices import cost_of
 from enrichkit.engine.chunks import Chunk, lookup, plan
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.prompt import ECHO_WORDS, expected_output_tokens
 from enrichkit.providers.base import estimate_tokens
-from enrichkit.result import Stats
+from enrichkit.result import Cost, Stats
 from enrichkit.rows.keys import key_rows
 
 
@@ -30,6 +31,8 @@ class DryRun:
     prompt_tokens: int
     output_tokens: int
     tokens_counted: bool
+    cost: Cost | None
+    """The tokens' cost at ``prices.json``'s rates, live and at the batch price (None: the model has no price)."""
 
     @property
     def calls(self) -> int:
@@ -57,6 +60,8 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
     per_row = expected_output_tokens(context.task) + (ECHO_WORDS * 2 + 4 if context.echo else 0)
+    prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(len(pack) * per_row for pack in packs)
+    local = provider.name == "local"
     return DryRun(
         provider=provider.name,
         model=provider.model,
@@ -65,9 +70,10 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         duplicates=stats.duplicates,
         to_send=len(chunk.work),
         packs=[len(pack) for pack in packs],
-        prompt_tokens=round(sum(estimated) * scale),
-        output_tokens=sum(len(pack) * per_row for pack in packs),
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
         tokens_counted=counted is not None,
+        cost=Cost(0.0, 0.0, free=True) if local else cost_of(provider.model, prompt_tokens, output_tokens),
     )
 
 

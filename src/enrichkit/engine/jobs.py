@@ -15,6 +15,7 @@ from enrichkit.cache.folder import default_dir
 from enrichkit.engine.batch import ANSWERING, JobStore, Manifest, collect
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.settle import Settlement
+from enrichkit.engine.waiting import looks
 from enrichkit.errors import UserError
 from enrichkit.options import RunOptions
 from enrichkit.providers.base import BatchBackend, JobStatus
@@ -44,7 +45,8 @@ async def _opened(manifest: Manifest, options: RunOptions) -> AsyncIterator[tupl
     """The run that submitted ``manifest``'s job, as far as collecting it needs (its task, checks and cache),
     and the batch API of its provider and model."""
     task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
-    given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo)
+    base_url = options.base_url or manifest.base_url  # the run's endpoint, unless another is given
+    given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo, base_url=base_url)
     context = RunContext.open(task, given)
     try:
         backend = context.provider.batches()
@@ -74,8 +76,9 @@ async def _collect(options: RunOptions, manifest: Manifest, wait: bool) -> Colle
     async with _opened(manifest, options) as (context, backend):
         assert manifest.name is not None
         status = await backend.status(manifest.name)
+        delays = looks(options.poll)
         while wait and not status.done:
-            await asyncio.sleep(options.poll)
+            await asyncio.sleep(next(delays))
             status = await backend.status(manifest.name)
         if not status.done:
             return Collected(status, manifest.rows, 0)

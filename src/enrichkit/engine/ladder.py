@@ -3,8 +3,9 @@
 A rung is a pack size on a model (the main model, then each fallback model in turn). Rows of a
 failed pack go to packs half its size, down to one row on its own (object schema, no id); a row that
 failed on its own goes to the next fallback model, then fails for this run (it is asked again next run). A block
-sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours), so a
-failed pack's rows go straight to single rows there.
+sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours): the
+rows of a failed pack stay packed (``in_batch``), on the next fallback model, or without one in half
+packs (single rows once half would be under ``HALF_FLOOR``, or when the answer pointed at the rows).
 
 The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row (``UNTRIED_AFTER`` while that size
 has not worked once) lose at least half their rows (to the answer, or to a refusal, not to a passing
@@ -29,6 +30,9 @@ UNTRIED_AFTER = 2
 
 """The same, for a size that has not worked once in this run (the first two packs refused: a size limit)."""
 
+HALF_FLOOR = 4
+"""Batch mode: the smallest half pack; below it the rows go on their own."""
+
 
 @dataclass(frozen=True)
 class Rung:
@@ -39,10 +43,9 @@ class Rung:
 
 
 class Ladder:
-    def __init__(self, pack_size: int, models: int, *, whole_jobs: bool = False) -> None:
+    def __init__(self, pack_size: int, models: int) -> None:
         self.pack_size = pack_size
         self.models = models
-        self.whole_jobs = whole_jobs
         self.cap = pack_size
         """The largest pack size still believed to work."""
         self._recent: defaultdict[int, deque[bool]] = defaultdict(lambda: deque(maxlen=BROKEN_AFTER))
@@ -56,10 +59,21 @@ class Ladder:
     def after(self, rung: Rung, *, blocked: bool = False) -> Rung | None:
         """The rung for rows that failed at ``rung``; None when there is none left."""
         if rung.size > 1:
-            size = 1 if blocked or self.whole_jobs else min(rung.size // 2, self.cap)
+            size = 1 if blocked else min(rung.size // 2, self.cap)
             return Rung(max(1, size), rung.fallback)
         if rung.fallback + 1 < self.models:
             return Rung(1, rung.fallback + 1)
+        return None
+
+    def in_batch(self, rung: Rung, *, whole: bool) -> Rung | None:
+        """The rung of the next batch round for rows that failed at ``rung`` (``whole``: their whole request
+        failed, nothing points at one row): packs as big on the next fallback model; on the last model half
+        packs, or single rows; None when there is none left."""
+        if rung.fallback + 1 < self.models:
+            return Rung(rung.size, rung.fallback + 1)
+        if rung.size > 1:
+            half = rung.size // 2
+            return Rung(half if whole and half >= HALF_FLOOR else 1, rung.fallback)
         return None
 
     def observe(self, size: int, rows: int, lost: int, *, answered: bool = False, none_valid: bool = False) -> None:

@@ -10,13 +10,13 @@ A row on its own whose answer is invalid, cut off or refused is asked again up t
 model. A
 provider reply never stops the run on its own, except by evidence that the run cannot succeed
 (``StopEvidence``): several rows in a row refused the same way, or rows on their own answered
-invalidly again and again while not one row of the run is valid (a schema no answer satisfies).
+invalidly again and again while fewer rows of the run were valid (a schema the model cannot satisfy).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from enrichkit.calls.pacing import Gate, Place
@@ -27,8 +27,8 @@ from enrichkit.engine.leases import Claims
 from enrichkit.engine.pools import Pools
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
-from enrichkit.engine.stop_evidence import REPAIRS, StopEvidence
-from enrichkit.errors import FatalProviderError, PromptTooLong, RequestRejected, TransientError
+from enrichkit.engine.stop_evidence import REPAIRS, CannotSucceed, StopEvidence
+from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
 from enrichkit.providers.base import Provider, Reply
 from enrichkit.result import CallKind
 from enrichkit.rows.work import Work
@@ -165,12 +165,10 @@ class LiveRun:
             return
         provider = self.models[rung.fallback]
         ids, request = self.codec.pack_request(items)
-        for w in items:
-            w.attempts += 1
         blocked = False
         stored: Awaitable[None] | None = None
         try:
-            reply = await self.scheduler.call(provider, request, "packed")
+            reply = await self.scheduler.call(provider, request, "packed", _attempted(items))
         except TransientError:  # a server error that outlived its retries says nothing about the pack
             failed = items
         except (PromptTooLong, RequestRejected):
@@ -207,11 +205,11 @@ class LiveRun:
         reason = ""
         while current is not None:
             provider = self.models[current.fallback]
-            item.attempts += 1
             kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
             again, invalid, refusal = False, False, ""
             try:
-                reply = await self.scheduler.call(provider, self.codec.single_request(item, rejected), kind)
+                request = self.codec.single_request(item, rejected)
+                reply = await self.scheduler.call(provider, request, kind, _attempted([item]))
                 failure = await self._settle_single(reply, item, provider.model)
                 again = reply.finish != "blocked"
                 invalid = reply.finish == "stop"
@@ -226,8 +224,8 @@ class LiveRun:
                 return
             reason = failure
             last_model = current.fallback == len(self.models) - 1  # (a fallback model may still satisfy it)
-            if invalid and last_model and not self.settlement.results:
-                self._stop_if(self._evidence.invalid(item.key, failure))
+            if invalid and last_model:
+                self._stop_if(self._evidence.invalid(item.key, failure, len(self.settlement.results)))
             if refusal:
                 self._stop_if(self._evidence.refused(item.key, refusal))
             if again and tries < REPAIRS:
@@ -244,11 +242,26 @@ class LiveRun:
             await stored
         return failed.get(item)
 
-    def _stop_if(self, reason: str | None) -> None:
-        """Stop the run for ``reason`` (None: go on)."""
-        if reason is not None:
+    def _stop_if(self, stop: CannotSucceed | None) -> None:
+        """Stop the run for the evidence ``stop`` holds (None: go on)."""
+        if stop is not None:
             self.scheduler.abort()
-            raise FatalProviderError(reason)
+            raise stop
+
+
+def _attempted(items: list[Work]) -> Callable[[], None]:
+    """Count a call's attempt on each of its rows once, when its first try goes out (its retries are the
+    same attempt; a call that never went out is none)."""
+    counted = False
+
+    def sent() -> None:
+        nonlocal counted
+        if not counted:
+            counted = True
+            for w in items:
+                w.attempts += 1
+
+    return sent
 
 
 def _first_cause(group: BaseExceptionGroup[Any]) -> BaseException:

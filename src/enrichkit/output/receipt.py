@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from enrichkit.calls.prices import price_of
+from enrichkit.calls.prices import cost_of
 from enrichkit.engine.audit import SIMILAR
 from enrichkit.engine.dry_run import DryRun
-from enrichkit.result import Stats
-from enrichkit.task.task import Task
+from enrichkit.engine.reasons import reason_kind
+from enrichkit.result import UNKNOWN_COST, Cost, Stats, usd
 
 HINT_BELOW = 0.8
 
@@ -47,78 +42,100 @@ def audit_text(doc: Mapping[str, Any]) -> str:
 
 def costs(model: str, prompt_tokens: int, output_tokens: int) -> dict[str, float] | None:
     """Estimated US$ at the live and the batch price of ``model``; None when its price is unknown."""
-    price = price_of(model)
-    if price is None:
-        return None
-    return {
-        "live_usd": round(price.cost(prompt_tokens, output_tokens), 6),
-        "batch_usd": round(price.cost(prompt_tokens, output_tokens, batch=True), 6),
-    }
+    return _prices(cost_of(model, prompt_tokens, output_tokens))
+
+
+def _prices(cost: Cost | None) -> dict[str, float] | None:
+    return None if cost is None or cost.free else {"live_usd": cost.live_usd, "batch_usd": cost.batch_usd}
 
 
 def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {"provider": provider, "model": model, **stats.as_dict()}
-    done = stats.rows - stats.failed
+    done = stats.rows - stats.failed - stats.pending
     report["success_rate"] = round(done / stats.rows, 4) if stats.rows else 1.0
     report["cost"] = {name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.by_model.items()}
-    report["interrupted"] = interrupted
+    report["cost_live_part"] = {
+        name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.live_by_model.items() if m.calls
+    }
+    report["interrupted"] = interrupted or stats.interrupted
     return report
 
 
-def _usd(value: float) -> str:
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
-
-
-def _cost_text(report: dict[str, Any], provider: str) -> str:
-    if provider == "local":
-        loaded = report.get("load_seconds")
-        return "cost $0 (local model" + (f", loaded in {loaded:.1f} s)" if loaded is not None else ")")
-    known = [c for c in report["cost"].values() if c is not None]
-    if not report["cost"]:
-        return "cost $0"
-    if len(known) < len(report["cost"]):
-        return "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
-    live = _usd(sum(c["live_usd"] for c in known))
-    batch = _usd(sum(c["batch_usd"] for c in known))
-    if report["mode"] in ("batch", "flex"):
-        return f"est. cost {batch} at the {report['mode']} price ({live} live)"
-    return f"est. cost {live} (batch price {batch})"
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 row``, ``2 rows``, ``0 cache hits``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def run_text(report: dict[str, Any]) -> str:
     rows, hits, failed = report["rows"], report["cache_hits"], report["failed"]
     head = "interrupted: " if report["interrupted"] else ""
-    lines = [f"stopped: {report['stopped']}"] if report.get("stopped") else []
+    lines = [f"stopped: {report['stopped']}"] if report.get("stopped") and not report["interrupted"] else []
+    pending = report["pending"]
+    waiting = f"{pending:,} submitted and waiting in batch jobs, " if pending else ""
+    not_asked = f"{report['not_asked']:,} not asked; " if report.get("not_asked") else ""
+    rate = f"{report['success_rate']:.1%} done so far" if pending else f"{report['success_rate']:.1%} ok"
     lines += [
-        f"{head}{rows:,} rows: {hits:,} cache hits, {report['enriched']:,} newly enriched, {failed:,} failed"
-        f" ({report['success_rate']:.1%} ok)",
+        f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
+        f" {waiting}{failed:,} failed ({not_asked}{rate})",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
         f" {report['calls_fallback']:,} fallback{_repair_calls(report)}{_audit_calls(report)};"
         f" {report['retries']:,} retries)"
-        + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows else ""),
+        + (" — nothing was sent, every row came from the cache" if report["calls"] == 0 and rows == hits else ""),
         f"tokens: {report['prompt_tokens']:,} in ({report['cached_tokens']:,} cached)"
-        f" / {report['output_tokens']:,} out; {_cost_text(report, report['provider'])}; wall {report['seconds']:.1f} s",
+        f" / {report['output_tokens']:,} out; {_cost_text(report)}; wall {report['seconds']:.1f} s",
     ]
     lines.append(
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
         f" {report['unknown_ids']:,} unknown ids (all asked again)"
     )
+    if damaged := report.get("damaged"):
+        entries = "entry" if damaged == 1 else "entries"
+        lines.append(f"cache: {damaged:,} damaged cache {entries} asked again (undecodable, or not fitting the schema)")
     if report.get("rate_limit"):
         lines.append(f"rate limit: the server allowed {report['rate_limit']} (learned from its 429s)")
     if report["mode"] == "batch":
-        jobs = ", ".join(report["jobs"]) or "none"
-        lines.append(
-            f"batch: {report['calls_batch']:,} requests answered in jobs {jobs}; {report['pending']:,} rows pending"
-        )
+        lines.append(batch_text(report))
     elif report["mode"] == "flex":
         lines.append("flex: every call on Gemini's Flex tier")
     if report["audit"] is not None:
         lines.append(audit_text(report["audit"]))
+    if report.get("hint"):
+        lines.append(f"hint: {report['hint']}")
     if (size := report["pack_size"]) is not None:
         sizes = f"started {size['started']}, ended {size['ended']}, smallest {size['smallest']}"
         lines.append(f"adaptive pack size: {sizes}")
     return "\n".join(lines)
+
+
+def batch_text(report: dict[str, Any]) -> str:
+    """The batch line: the requests submitted by model and rung, in which jobs; rows pending, rows finished live."""
+    rungs = report["batch_rungs"]
+    sent = sum(r["requests"] for r in rungs)
+    parts = [
+        f"{r['requests']:,} packs of up to {r['size']} on {r['model']} ({r['rows']:,} rows)"
+        if r["size"] > 1
+        else f"{r['requests']:,} single rows on {r['model']}"
+        for r in rungs
+    ]
+    jobs = report["jobs"]
+    count = f"{len(jobs):,} job{'s' if len(jobs) != 1 else ''}"
+    line = f"batch: {sent:,} requests in {count}: {', '.join(parts)}" if sent else f"batch: re-attached to {count}"
+    line += f"; {report['calls_batch']:,} answered; {report['pending']:,} rows pending"
+    if jobs and report["pending"]:
+        line += f" in {', '.join(jobs)}"
+    if report["finished_live"]:
+        line += f"; {report['finished_live']:,} rows finished live at the live price"
+    if report["interrupted"] and report["pending"]:
+        line += "\nthe jobs keep their rows: Ctrl-C is safe, re-run the same command to re-attach"
+    return line
+
+
+def _cost_text(report: dict[str, Any]) -> str:
+    cost = report["est_cost"]
+    text = UNKNOWN_COST if cost is None else str(Cost(**cost))
+    loaded = report.get("load_seconds")  # a local model loaded in this run
+    return text if loaded is None else f"{text}, model loaded in {loaded:.1f} s"
 
 
 def _batch_calls(report: dict[str, Any]) -> str:
@@ -145,19 +162,21 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "duplicates": dry.duplicates,
         "rows_to_send": dry.to_send,
         "calls": dry.calls,
+        "calls_packed": sum(size > 1 for size in dry.packs),
+        "calls_single": dry.packs.count(1),
         "pack_sizes": sorted(set(dry.packs), reverse=True),
         "prompt_tokens": dry.prompt_tokens,
         "output_tokens": dry.output_tokens,
         "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
-        "cost": None if dry.provider == "local" else costs(dry.model, dry.prompt_tokens, dry.output_tokens),
+        "cost": _prices(dry.cost),
     }
 
 
 def dry_run_text(report: dict[str, Any]) -> str:
     lines = [
-        f"dry run — nothing sent. {report['rows']:,} rows: {report['cache_hits']:,} cache hits,"
+        f"dry run — nothing sent. {counted(report['rows'], 'row')}: {counted(report['cache_hits'], 'cache hit')},"
         f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send",
-        f"calls: {report['calls']:,} packed calls (pack sizes {report['pack_sizes'] or [0]})",
+        f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
     cost = report["cost"]
@@ -166,34 +185,24 @@ def dry_run_text(report: dict[str, Any]) -> str:
     elif cost is None:
         lines.append(f"cost: unknown (no price for {report['model']}; see ENRICHKIT_PRICES)")
     else:
-        lines.append(f"est. cost: {_usd(cost['live_usd'])} live ({_usd(cost['batch_usd'])} at the batch price)")
+        lines.append(f"est. cost: {usd(cost['live_usd'])} live ({usd(cost['batch_usd'])} at the batch price)")
     return "\n".join(lines)
 
 
+def _planned_calls(report: dict[str, Any]) -> str:
+    """A dry run's calls: packs (several rows a call, with their sizes) and single calls (one row a call)."""
+    packed, single = report["calls_packed"], report["calls_single"]
+    sizes = [size for size in report["pack_sizes"] if size > 1]
+    if packed and single:
+        return f"{report['calls']:,}: {packed:,} packed (pack sizes {sizes}), {single:,} single"
+    if packed:
+        return f"{counted(packed, 'packed call')} (pack sizes {sizes})"
+    if single:
+        return f"{counted(single, 'single call')} (one row each)"
+    return "none"
+
+
 TOP_REASONS = 3
-
-# What varies from row to row in a failure reason, so that rows failing the same way count together.
-_VARYING = [
-    (re.compile(r"has \d+ words, more than (\d+)"), r"more than \1 words"),
-    (
-        re.compile(  # "field: <the value's repr> is ..."
-            r"^([\w.\[\]-]+: )(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\[.*?\]|\{.*?\}|[-+\w.]+)"
-            r" (is |does not |not in )"
-        ),
-        r"\1value \2",
-    ),
-    (re.compile(r"^echo .*? is not the row's .*?: "), "echo is not the row's: "),
-    (re.compile(r"^id \S+ answered \d+ times"), "an id answered more than once"),
-    (re.compile(r" at character \d+"), ""),
-]
-
-
-def reason_kind(reason: str) -> str:
-    """A failure reason without the row's own values: ``tldr: has 14 words, more than 12`` is
-    ``tldr: more than 12 words``, ``challenge: 'hard' not in [...]`` is ``challenge: value not in [...]``."""
-    for pattern, replacement in _VARYING:
-        reason = pattern.sub(replacement, reason)
-    return reason
 
 
 def count_reasons(reasons: Iterable[str]) -> Counter[str]:
@@ -221,21 +230,3 @@ def failures_text(report: dict[str, Any]) -> str:
         else "failed rows: not kept (--failures FILE keeps them)"
     )
     return "\n".join(lines)
-
-
-PREVIEW_CHARS = 48
-
-
-def preview_text(rows: Sequence[Mapping[str, Any]], task: Task) -> str:
-    """The first rows of the output as a small table: the row's id (or first input) and the new columns."""
-    key = task.id_field or task.inputs[0]
-    columns = [key, *task.fields]
-
-    def cell(value: Any) -> str:
-        text = "" if value is None else str(value).replace("\n", " ")
-        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-    table = [columns, *([cell(row.get(c)) for c in columns] for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
-    return "\n".join([f"first {len(rows)} rows:", *lines])

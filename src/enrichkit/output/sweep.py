@@ -30,6 +30,7 @@ from typing import IO
 import orjson
 
 from enrichkit.cache.folder import RowCache
+from enrichkit.engine.cache_io import Fits, fits_task, sound
 from enrichkit.errors import StorageError, UserError
 from enrichkit.output.atomic import TEMP_SUFFIX, atomic, storage_errors, temp_prefix
 from enrichkit.output.files import columns_of, line_renderer
@@ -209,6 +210,7 @@ def _sweep_part(start: int, end: int, part: str) -> Part:
         out.gave_up = str(exc)
         return out
     _, render = line_renderer(run.output, run.columns)
+    fits = fits_task(run.task)
     try:
         with run.source.open("rb") as stream, open(part, "wb") as into:
             stream.seek(start)
@@ -217,7 +219,7 @@ def _sweep_part(start: int, end: int, part: str) -> Part:
                 if not block.endswith(b"\n") and stream.tell() < end:
                     block += stream.readline()
                 first = start == 0 and not out.rows
-                out.gave_up = _sweep_block(run, block, out, cache, render, into, first)
+                out.gave_up = _sweep_block(run, block, out, cache, render, into, first, fits)
     except (UserError, StorageError, OSError) as exc:  # the usual way names the problem
         out.gave_up = str(exc)
     finally:
@@ -233,6 +235,7 @@ def _sweep_block(
     render: Callable[[Sequence[Row]], str],
     into: IO[bytes],
     first: bool,
+    fits: Fits,
 ) -> str:
     """Key and look up a block's rows, write the hits and note the misses into ``out`` (``first``: the
     file's first block); why the sweep gives up, or empty."""
@@ -247,6 +250,7 @@ def _sweep_block(
     if run.task.id_field:
         out.ids.extend(map(hash, keyed.ids))
     found = cache.get_many(set(keyed.keys))
+    sound(found, fits)  # a damaged entry is a miss (the run counts it, and deletes it, as it looks the misses up)
     known = set(run.columns)
     done: list[Row] = []
     for n, (row, key) in enumerate(zip(rows, keyed.keys, strict=True)):

@@ -162,7 +162,8 @@ def anthropic_provider(model: str | None = None, base_url: str | None = None) ->
     anthropic = _sdk()
     key = keys.from_env(keys.ANTHROPIC) or ""
     if not key:
-        raise UserError(f"no Anthropic API key: set {keys.ANTHROPIC}")
+        stub = f" (any value does for a local stub: {keys.ANTHROPIC}=stub)" if base_url else ""
+        raise UserError(f"no Anthropic API key: set {keys.ANTHROPIC}{stub}")
     # No timeout or retries of the client's own: each call carries its deadline, the engine retries.
     client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=None)
     return AnthropicProvider(client, model or DEFAULT_MODEL, owns_client=True)
@@ -204,7 +205,9 @@ class AnthropicBatches:
 
     async def status(self, name: str) -> JobStatus:
         batch = await self._call(self.client.messages.batches.retrieve(name))
-        return JobStatus(str(batch.id), _state(batch))
+        c = batch.request_counts
+        failed = c.errored + c.expired + c.canceled
+        return JobStatus(str(batch.id), _state(batch), "", c.processing + c.succeeded + failed, c.succeeded, failed)
 
     async def results(self, name: str) -> dict[str, Reply | str]:
         """Per request key: the reply, or why that request failed, expired or was canceled."""

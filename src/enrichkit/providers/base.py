@@ -60,6 +60,10 @@ class JobStatus:
     name: str
     state: JobState
     display_name: str = ""
+    requests: int | None = None
+    """The job's requests, and how many are answered and failed so far, where the provider says (else None)."""
+    answered: int | None = None
+    failed: int | None = None
 
     @property
     def done(self) -> bool:

@@ -89,7 +89,8 @@ def make_client(api_key: str | None = None, base_url: str | None = None) -> gena
     """
     key = api_key or keys.from_env(*keys.GEMINI)
     if not key:
-        raise UserError("no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY")
+        stub = " (any value does for a local stub: GEMINI_API_KEY=stub)" if base_url else ""
+        raise UserError(f"no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY{stub}")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise UserError(f"the base URL {base_url!r} needs http:// or https://")
     options = types.HttpOptions(api_version="v1beta", base_url=base_url)
@@ -395,7 +396,8 @@ class GeminiBatches:
                 if key is None:
                     continue
                 if item.error is not None or item.response is None:
-                    out[key] = _failed(item.error.message if item.error else None)
+                    error = item.error
+                    out[key] = _failed(error.message if error else None, error.code if error else None)
                 else:
                     out[key] = to_reply(item.response)
         elif dest is not None and dest.file_name:
@@ -447,14 +449,24 @@ def _result_line(line: str) -> tuple[str | None, Reply | str]:
             return None, ""
         if "response" in doc:
             return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
-        return key, _failed(doc.get("error", {}).get("message"))
+        error = doc.get("error", {})
+        return key, _failed(error.get("message"), error.get("code"))
     except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
         return None, ""
 
 
-def _failed(message: str | None) -> str:
-    """Why one request of a job failed, in the service's own (redacted) words."""
-    return f"batch request failed: {first_line(message or '') or 'no response'}"
+_GRPC_PASSING = {4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
+"""The gRPC codes of a request's failure that may pass on another try, named as the reason says them."""
+
+
+def _failed(message: str | None, code: int | None = None) -> str:
+    """Why one request of a job failed, in the service's own (redacted) words (a passing code named)."""
+    said = first_line(message or "") or "no response"
+    return (
+        f"batch request failed: {_GRPC_PASSING[code]}: {said}"
+        if code in _GRPC_PASSING
+        else f"batch request failed: {said}"
+    )
 
 
 async def _guard(call: Awaitable[Any], model: str) -> Any:

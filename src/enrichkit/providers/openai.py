@@ -185,7 +185,11 @@ class OpenAIBatches:
     async def status(self, name: str) -> JobStatus:
         batch = await self._call(self.client.batches.retrieve(name))
         shown = (batch.metadata or {}).get("display_name", "")
-        return JobStatus(str(batch.id), _STATES.get(batch.status, "unknown"), shown)
+        counts = batch.request_counts
+        if counts is None:
+            return JobStatus(str(batch.id), _STATES.get(batch.status, "unknown"), shown)
+        state = _STATES.get(batch.status, "unknown")
+        return JobStatus(str(batch.id), state, shown, counts.total, counts.completed, counts.failed)
 
     async def results(self, name: str) -> dict[str, Reply | str]:
         """Per request key: the reply, or why that request failed (from the output and error files)."""

@@ -5,11 +5,15 @@ Every problem is a ``UserError`` of one line naming the file and where in it (li
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +25,37 @@ from enrichkit.rows.jsontext import is_exact, loads
 READ_FORMATS = (".jsonl", ".json", ".csv")
 
 Row = dict[str, Any]
+
+SNIFFED = ",;\t|"  # the delimiters a CSV header line is sniffed for, the first one winning a tie
+
+NOT_UTF8 = "a CSV file in another encoding needs it named (--encoding cp1252, --encoding latin-1, ...)"
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How CSV text is read: ``delimiter`` (None: sniffed from the header line, see ``sniff_delimiter``) and
+    ``encoding`` (UTF-8 by default, a BOM dropped; any other is named, never guessed: see the README)."""
+
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise UserError(f"unknown encoding {self.encoding!r} (e.g. utf-8, cp1252, latin-1, utf-16)") from None
+
+    @property
+    def utf8(self) -> bool:
+        return codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV header line: the one of ``SNIFFED`` found most often outside quotes (a comma
+    when none is)."""
+    bare = re.sub(r'"[^"]*"', "", header)
+    count, _, found = max((bare.count(c), -i, c) for i, c in enumerate(SNIFFED))
+    return found if count else ","
 
 
 def file_format(path: Path) -> str:
@@ -41,15 +76,17 @@ def read_rows(source: str | Path) -> list[Row]:
     return list(iter_rows(source))
 
 
-def iter_rows(source: str | Path, stdin_format: str = "jsonl") -> Iterator[Row]:
+def iter_rows(source: str | Path, stdin_format: str = "jsonl", csv_format: CsvFormat | None = None) -> Iterator[Row]:
     """``read_rows`` one row at a time: JSONL and CSV are streamed (bounded memory), a JSON array is read whole.
 
-    ``-`` reads stdin, as JSONL or (``stdin_format="csv"``) CSV. The file is checked on the first
-    ``next``; an input without rows is an error once it is used up.
+    ``-`` reads stdin, as JSONL or (``stdin_format="csv"``) CSV. CSV is read as ``csv_format`` says (default:
+    UTF-8, the delimiter sniffed). The file is checked on the first ``next``; an input without rows is an
+    error once it is used up.
     """
+    csv_format = csv_format or CsvFormat()
     if str(source) == "-":
         stdin = sys.stdin.buffer
-        rows = _csv(_decoded(stdin, "<stdin>"), "<stdin>") if stdin_format == "csv" else _jsonl_bytes(stdin, "<stdin>")
+        rows = _csv_of(stdin, "<stdin>", csv_format) if stdin_format == "csv" else _jsonl_bytes(stdin, "<stdin>")
         yield from _nonempty(rows, "<stdin>")
         return
     path = Path(source)
@@ -70,7 +107,31 @@ def iter_rows(source: str | Path, stdin_format: str = "jsonl") -> Iterator[Row]:
         elif suffix == ".jsonl":
             yield from _nonempty(_jsonl_bytes(stream, str(path)), str(path))
         else:
-            yield from _nonempty(_csv(_decoded(stream, str(path)), str(path)), str(path))
+            yield from _nonempty(_csv_of(stream, str(path), csv_format), str(path))
+
+
+def _csv_of(stream: IO[bytes], origin: str, csv_format: CsvFormat) -> Iterator[Row]:
+    """The rows of a CSV stream, read as ``csv_format`` says."""
+    return _csv(_csv_lines(stream, origin, csv_format), origin, csv_format.delimiter)
+
+
+def _csv_lines(stream: IO[bytes], origin: str, csv_format: CsvFormat) -> Iterator[str]:
+    """The lines of a CSV stream as text: UTF-8 line by line (an error names the line and byte), else in
+    ``csv_format``'s encoding."""
+    encoding = csv_format.encoding
+    if csv_format.utf8:
+        try:
+            yield from _decoded(stream, origin)
+        except UserError as exc:
+            raise UserError(f"{exc}; {NOT_UTF8}") from None
+        return
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield from text
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{origin}: not {encoding} text ({exc.reason})") from None
+    finally:
+        text.detach()  # the stream is its opener's to close (stdin stays open)
 
 
 def _decoded(stream: IO[bytes], origin: str) -> Iterator[str]:
@@ -99,14 +160,15 @@ def _nonempty(rows: Iterator[Row], origin: str) -> Iterator[Row]:
         raise UserError(f"{origin}: no rows")
 
 
-def parse_rows(text: str, suffix: str, origin: str) -> list[Row]:
-    """Rows from the text of a file of format ``suffix``; an empty input is an error."""
+def parse_rows(text: str, suffix: str, origin: str, delimiter: str | None = None) -> list[Row]:
+    """Rows from the text of a file of format ``suffix``; an empty input is an error. ``delimiter``: CSV's
+    (None: sniffed)."""
     if suffix == ".jsonl":
         rows = list(_jsonl(text.splitlines(), origin))
     elif suffix == ".json":
         rows = _json_array(text, origin)
     else:
-        rows = list(_csv(io.StringIO(text, newline=""), origin))
+        rows = list(_csv(io.StringIO(text, newline=""), origin, delimiter))
     if not rows:
         raise UserError(f"{origin}: no rows")
     return rows
@@ -169,11 +231,14 @@ def check_objects(items: list[Any], origin: str) -> list[Row]:
     return items
 
 
-def _csv(lines: Iterable[str], origin: str) -> Iterator[Row]:
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
+def _csv(lines: Iterable[str], origin: str, delimiter: str | None = None) -> Iterator[Row]:
+    """The rows of CSV text; ``delimiter`` None: sniffed from the header line."""
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
         return
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter or sniff_delimiter(first))
+    header = next(reader)
     if len(set(header)) != len(header):
         repeated = next(name for name in header if header.count(name) > 1)
         raise UserError(f"{origin}:1: column {repeated!r} appears twice in the header")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     Rows: TypeAlias = Iterable[Mapping[str, Any]] | IntoDataFrame
 
-ACCEPTED = "an iterable of dicts, a pandas or polars DataFrame, or a pyarrow Table"
+ACCEPTED = "an iterable of dicts, a pandas or polars DataFrame, a pyarrow Table, or a row file's path"
 
 LIBRARIES = ("pandas", "polars", "pyarrow")
 

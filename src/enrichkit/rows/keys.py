@@ -43,21 +43,32 @@ def _row_inputs(
         if type(row) is not dict and not isinstance(row, Mapping):
             raise UserError(f"row {n + 1}: not an object but {type(row).__name__}")
         rid = n
+        where = f"row {n + 1}"
         if id_field:
             if id_field not in row:
-                raise UserError(f"row {n + 1}: id field {id_field!r} is missing")
+                raise UserError(f"{where}: id field {id_field!r} is missing{_has(row, id_field)}")
             rid = row[id_field]
+            where += f" ({id_field} {rid!r})"
         try:
             inputs.append({f: row[f] for f in fields})
         except KeyError:
             missing = next(f for f in fields if f not in row)
-            hint = did_you_mean(missing, row)
-            columns = ", ".join(map(str, row))
-            raise UserError(
-                f"row {n + 1} (id {rid!r}): input field {missing!r} is missing{hint}; the row has: {columns}"
-            ) from None
+            raise UserError(f"{where}: input field {missing!r} is missing{_has(row, missing)}") from None
         ids.append(rid)
     return ids, inputs
+
+
+def _has(row: Mapping[str, Any], missing: str) -> str:
+    """The did-you-mean for a ``missing`` field and the fields ``row`` has, for an error message."""
+    return f"{did_you_mean(missing, row)}; the row has: {', '.join(map(str, row)) or 'no fields'}"
+
+
+def check_rows(rows: Sequence[Mapping[str, Any]], task: Task, seen: SeenIds | None = None, offset: int = 0) -> None:
+    """``key_rows``'s checks alone (rows numbered from ``offset``): a missing field or a repeated id is an error."""
+    numbers = range(offset, offset + len(rows))
+    ids, _ = _row_inputs(rows, task, numbers)
+    if task.id_field:
+        (SeenIds(task.id_field) if seen is None else seen).add(ids, numbers)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from enrichkit.errors import UserError
+from enrichkit.task.hints import did_you_mean
 
 TYPES = (
     "text; text, at most N words; text, at most N characters; integer [MIN-MAX]; number [MIN-MAX];"
@@ -79,8 +80,10 @@ def _parse_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:
         try:
             schema = column_type(rest if colon else "text")
         except _Unreadable as exc:
+            hint = did_you_mean(str(exc), _SCALARS, {"str": "text"})
             raise UserError(
-                f"column {spec!r}: cannot read {str(exc)!r} (a column is NAME: TYPE [-- description]; TYPE: {TYPES})"
+                f"column {spec!r}: cannot read {str(exc)!r}{hint} (a column is NAME: TYPE [-- description];"
+                f" TYPE: {TYPES})"
             ) from None
         return [(head.strip(), _described(schema, description))]
     return [_llm_field(part, spec) for part in re.split(r"\n" if "\n" in spec.strip() else ",", spec) if part.strip()]

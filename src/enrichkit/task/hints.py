@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -13,7 +13,8 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     return lowered[found[0]] if found else None
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest name in ``known``, or an empty string."""
-    match = closest(name, known)
+def did_you_mean(name: str, known: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """`` (did you mean 'x'?)`` for the closest name in ``known`` (or what ``aliases`` maps ``name`` to, case
+    ignored), or an empty string."""
+    match = (aliases or {}).get(name.lower()) or closest(name, known)
     return f" (did you mean {match!r}?)" if match else ""

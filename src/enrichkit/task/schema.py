@@ -49,6 +49,14 @@ KEYWORDS = frozenset(OutputValidator.VALIDATORS) | {
     "contentSchema", "propertyOrdering", "discriminator",
 }  # fmt: skip
 
+JSON_TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
+
+# Type names other languages use (Python's, the one-line columns'), for "did you mean".
+TYPE_ALIASES = {
+    "str": "string", "text": "string", "int": "integer", "float": "number", "double": "number",
+    "decimal": "number", "bool": "boolean", "dict": "object", "list": "array", "none": "null",
+}  # fmt: skip
+
 _UNSUPPORTED = {
     "$dynamicRef": "dynamic references are not supported",
     "$dynamicAnchor": "dynamic anchors are not supported",
@@ -77,10 +85,18 @@ def keyword_problem(schema: Any, path: Sequence[str | int] = ()) -> tuple[list[s
             return where, _UNSUPPORTED[key]
         if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
             return where, f"only references inside the schema (#/$defs/...) are supported, not {value!r}"
+        if key == "type" and (unknown := _unknown_type(value)) is not None:
+            return where, f"unknown type {unknown!r}{did_you_mean(unknown, JSON_TYPES, TYPE_ALIASES)}"
         for sub, sub_path in _subschemas(key, value, where):
             if (found := keyword_problem(sub, sub_path)) is not None:
                 return found
     return None
+
+
+def _unknown_type(value: Any) -> str | None:
+    """The first name in a ``type`` keyword's value that is not a JSON Schema type (None: all are)."""
+    names = value if isinstance(value, list) else [value]
+    return next((name for name in names if isinstance(name, str) and name not in JSON_TYPES), None)
 
 
 def _subschemas(key: str, value: Any, where: list[str | int]) -> Iterator[tuple[Any, list[str | int]]]:

@@ -16,13 +16,27 @@ from pydantic import BaseModel
 
 from enrichkit.errors import UserError
 from enrichkit.task.columns import parse_columns
+from enrichkit.task.hints import did_you_mean
 from enrichkit.task.schema import OutputValidator, keyword_problem
 
 
 @cache
+def _meta_schema() -> dict[str, Any]:
+    """The JSON Schema of task files (``task.schema.json``)."""
+    schema: dict[str, Any] = json.loads(
+        resources.files("enrichkit.task").joinpath("task.schema.json").read_text(encoding="utf-8")
+    )
+    return schema
+
+
+@cache
 def _meta_validator() -> Draft202012Validator:
-    text = resources.files("enrichkit.task").joinpath("task.schema.json").read_text(encoding="utf-8")
-    return Draft202012Validator(json.loads(text))
+    return Draft202012Validator(_meta_schema())
+
+
+def _task_keys() -> list[str]:
+    """The keys a task file may hold."""
+    return list(_meta_schema()["properties"])
 
 
 def _json_path(path: Sequence[str | int]) -> str:
@@ -145,16 +159,19 @@ class Task:
 
 
 def _check(doc: Any, source: str) -> None:
+    if isinstance(doc, dict) and (unknown := [key for key in doc if key not in _task_keys()]):
+        hint = did_you_mean(unknown[0], _task_keys())
+        raise UserError(f"{source}: {_json_path([unknown[0]])}: unknown key {unknown[0]!r}{hint}")
     error = best_match(_meta_validator().iter_errors(doc))
     if error is not None:
         raise UserError(f"{source}: {_json_path(list(error.absolute_path))}: {error.message}")
+    if (problem := keyword_problem(doc["output"], ["output"])) is not None:
+        raise UserError(f"{source}: {_json_path(problem[0])}: {problem[1]}")
     try:
         OutputValidator.check_schema(doc["output"])
     except SchemaError as exc:
         path = _json_path(["output", *exc.absolute_path])
         raise UserError(f"{source}: {path}: not a valid JSON Schema: {exc.message}") from None
-    if (problem := keyword_problem(doc["output"], ["output"])) is not None:
-        raise UserError(f"{source}: {_json_path(problem[0])}: {problem[1]}")
     props = doc["output"]["properties"]
     for i, name in enumerate(doc["output"].get("required", [])):
         if name not in props:

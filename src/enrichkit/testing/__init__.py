@@ -19,7 +19,8 @@ makes such a function from the same faults:
 
     provider = FunctionProvider(scripted(drop_ids("r3")))
 
-``python -m enrichkit.testing`` serves the Gemini stub in its own process.
+``python -m enrichkit.testing --api gemini|openai|anthropic`` serves a stub in its own process (by default it
+answers only for the models ``prices.json`` prices, as the real APIs refuse a name they do not know).
 """
 
 from enrichkit.providers.function import FunctionProvider, ids_of, records_of

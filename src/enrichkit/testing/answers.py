@@ -2,14 +2,19 @@
 
 A row gets the same answer packed or alone, and the same on every run: text is "About" and the
 record's first six words, an enum value, a boolean or a number is chosen by a hash of the record and
-the field's name, an array is empty. An ``echo`` copies the record's last input field as the engine
-compares it (``echo_of``).
+the field's name, an array holds as few items as it may. The schema's limits hold: a number's range
+(``minimum``, ``maximum``, the exclusive bounds, ``multipleOf``), a text's ``maxWords``, length and
+``format``, an array's ``minItems``, in the wire's schema or stated in the prompt (``- tldr (string; at
+most 12 words)``, where the wire cannot carry them); a ``pattern`` and ``uniqueItems`` are not followed. An ``echo``
+copies the record's last input field as the engine compares it (``echo_of``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,9 +22,11 @@ from enrichkit.engine.prompt import echo_of
 from enrichkit.providers.function import schema_ids
 
 
-def default_answer(schema: Mapping[str, Any], records: Sequence[dict[str, Any]]) -> Any:
+def default_answer(schema: Mapping[str, Any], records: Sequence[dict[str, Any]], system: str = "") -> Any:
     """One item per pack id of an array ``schema`` (in its order, each for the record with that id), or
-    one object for a single row's object ``schema`` (for the first record)."""
+    one object for a single row's object ``schema`` (for the first record). The limits the ``system``
+    prompt states for a field (where the wire's schema cannot carry them) hold too."""
+    schema = _with_stated(schema, system)
     if schema.get("type") != "array":
         return _object(schema, records[0] if records else {})
     by_id = {str(r.get("id")): r for r in records}
@@ -29,6 +36,35 @@ def default_answer(schema: Mapping[str, Any], records: Sequence[dict[str, Any]])
         record = {k: v for k, v in by_id.get(rid, {}).items() if k != "id"}
         items.append({"id": rid, **_object(item_schema, record)})
     return items
+
+
+_FIELD_LINE = re.compile(r"^- (\S+) \((.*)\)$", re.MULTILINE)
+_STATED = {
+    "maxWords": re.compile(r"at most (\d+) words"),
+    "maxLength": re.compile(r"at most (\d+) characters"),
+    "minLength": re.compile(r"at least (\d+) characters"),
+}
+
+
+def _with_stated(schema: Mapping[str, Any], system: str) -> Mapping[str, Any]:
+    """``schema`` with the text limits the prompt's field lines state (``- tldr (string; at most 12 words)``)
+    added to its fields (the items' fields of a pack's array)."""
+    stated = {
+        name: {key: int(m.group(1)) for key, pattern in _STATED.items() if (m := pattern.search(line))}
+        for name, line in _FIELD_LINE.findall(system)
+    }
+    if not any(stated.values()):
+        return schema
+
+    def added(obj: Mapping[str, Any]) -> dict[str, Any]:
+        fields = obj.get("properties", {})
+        return {**obj, "properties": {n: {**stated.get(n, {}), **f} for n, f in fields.items()}}
+
+    if schema.get("type") != "array":
+        return added(schema)
+    if "prefixItems" in schema:
+        return {**schema, "prefixItems": [added(item) for item in schema["prefixItems"]]}
+    return {**schema, "items": added(schema["items"])}
 
 
 def _object(schema: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +89,50 @@ def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> A
     if kind == "object":
         return {k: _value(s, record, k) for k, s in schema.get("properties", {}).items()}
     if kind == "array":
-        return []
+        item = schema.get("items", {})
+        return [_value(item, record, f"{name}[{i}]") for i in range(int(schema.get("minItems", 0)))]
     if kind == "boolean":
         return _stable(record, name) % 2 == 0
     if kind in ("integer", "number"):
-        return _stable(record, name) % 100
+        return _number(schema, _stable(record, name))
+    return _text(schema, record)
+
+
+def _number(schema: Mapping[str, Any], seed: int) -> int | float:
+    """A whole number from ``seed`` within the schema's bounds (0-99 where it sets none), a multiple of
+    its ``multipleOf``."""
+    step = schema.get("multipleOf", 1)
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if "exclusiveMinimum" in schema:
+        low = max(low, schema["exclusiveMinimum"] + step) if low is not None else schema["exclusiveMinimum"] + step
+    if "exclusiveMaximum" in schema:
+        high = min(high, schema["exclusiveMaximum"] - step) if high is not None else schema["exclusiveMaximum"] - step
+    if low is None:
+        low = 0 if high is None else min(0, high)
+    high = low + 99 * step if high is None else max(low, high)
+    first = math.ceil(low / step)
+    value = (first + seed % max(1, math.floor(high / step) - first + 1)) * step
+    return int(value) if schema.get("type") == "integer" or float(value).is_integer() else value
+
+
+_FORMATS = {
+    "date": "2026-01-31",
+    "time": "12:30:00Z",
+    "date-time": "2026-01-31T12:30:00Z",
+    "duration": "P1D",
+    "email": "someone@example.com",
+    "hostname": "example.com",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "uuid": "123e4567-e89b-42d3-a456-426614174000",
+    "uri": "https://example.com/",
+}
+
+
+def _text(schema: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    if schema.get("format") in _FORMATS:
+        return _FORMATS[schema["format"]]
     words = " ".join(str(v) for v in record.values() if v is not None).split()
-    return " ".join(["About", *words[:6]]) if words else "About nothing"
+    text = " ".join(["About", *words[:6]][: schema.get("maxWords", 7)]) if words else "About nothing"
+    text = text[: schema.get("maxLength", len(text))].rstrip() or text[: schema.get("maxLength")]
+    return text.ljust(schema.get("minLength", 0), ".")

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any, Unpack
 
 from enrichkit.testing.anthropic_batches import AnthropicJob, MessageBatches
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
-from enrichkit.testing.wire import Pacing, WireStub, unwrapped
+from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
 FINISH = {"stop": "tool_use", "max_tokens": "max_tokens", "blocked": "refusal"}
 TYPES = {
@@ -84,8 +85,15 @@ class AnthropicStub(WireStub):
 
     routes = _ROUTES
 
-    def __init__(self, *, auto: bool = True, shuffle_outputs: bool = False, **pacing: Unpack[Pacing]) -> None:
-        super().__init__(**pacing)
+    def __init__(
+        self,
+        *,
+        auto: bool = True,
+        shuffle_outputs: bool = False,
+        models: Iterable[str] | None = ANY_MODEL,
+        **pacing: Unpack[Pacing],
+    ) -> None:
+        super().__init__(models=models, **pacing)
         self.batches = MessageBatches(
             lambda job, request: self._message(
                 request.get("params", {}), {}, job=job.id, custom_id=str(request["custom_id"])
@@ -125,6 +133,9 @@ class AnthropicStub(WireStub):
         stop = FINISH[answer.finish] if called or answer.finish != "stop" else "end_turn"
         body = message(tool, value if called else text, asked.model, asked.prompt_tokens, stop)
         return Wire(body=body, delay=answer.delay)
+
+    def unknown_model(self, model: str) -> Error:
+        return Error(404, f"model: {model}")
 
     def error_wire(self, error: Error) -> Wire:
         kind = "billing_error" if error.quota is not None else error.code or TYPES.get(error.status, "api_error")

@@ -74,7 +74,7 @@ class Asked:
     @property
     def answer(self) -> Any:
         """The default answer (``answers.default_answer``): a pack's items, or a single row's object."""
-        return default_answer(self.schema, self.records)
+        return default_answer(self.schema, self.records, self.system)
 
     def text_of(self, items: Any) -> str:
         """The JSON text of an answer as the wire carries it (a pack's items wrapped where it wraps them)."""

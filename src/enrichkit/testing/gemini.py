@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, Unpack
 from urllib.parse import parse_qs
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
 from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
-from enrichkit.testing.wire import Pacing, WireStub
+from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub
 
 _ROUTES = [
     (method, re.compile(rf"^/(?:.*/)?{path}$"), action)
@@ -99,9 +100,10 @@ class GeminiStub(WireStub):
         batch_auto: bool = True,
         shuffle_outputs: bool = False,
         drop_inline_metadata: bool = False,
+        models: Iterable[str] | None = ANY_MODEL,
         **pacing: Unpack[Pacing],
     ) -> None:
-        super().__init__(**pacing)
+        super().__init__(models=models, **pacing)
         self.batches = GeminiBatches(
             lambda job, key, request: self.answer(
                 asked_of(job.model, request, job.headers, job=job.name, custom_id=key)
@@ -151,6 +153,13 @@ class GeminiStub(WireStub):
     def answer_wire(self, answer: Answer, asked: Asked) -> Wire:
         body = response(answer.content(asked), FINISH[answer.finish], asked.prompt_tokens)
         return Wire(body=body, delay=answer.delay)
+
+    def unknown_model(self, model: str) -> Error:
+        return Error(
+            404,
+            f"models/{model} is not found for API version v1beta, or is not supported for generateContent."
+            " Call ListModels to see the list of available models and their supported methods.",
+        )
 
     def error_wire(self, error: Error) -> Wire:
         details: list[dict[str, Any]] = []

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any, Unpack
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
-from enrichkit.testing.wire import Pacing, WireStub, unwrapped
+from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
 _ROUTES = [
     (method, re.compile(rf"^(?:/.*)?/v1{path}$"), action)
@@ -81,9 +82,15 @@ class OpenAIStub(WireStub):
     routes = _ROUTES
 
     def __init__(
-        self, *, auto: bool = True, shuffle_outputs: bool = False, unknown_ids: int = 0, **pacing: Unpack[Pacing]
+        self,
+        *,
+        auto: bool = True,
+        shuffle_outputs: bool = False,
+        unknown_ids: int = 0,
+        models: Iterable[str] | None = ANY_MODEL,
+        **pacing: Unpack[Pacing],
     ) -> None:
-        super().__init__(**pacing)
+        super().__init__(models=models, **pacing)
         self.batches = OpenAIBatches(
             lambda job, line: self.answer(
                 asked_of(line.get("body", {}), {}, job=job.id, custom_id=str(line.get("custom_id")))
@@ -121,6 +128,9 @@ class OpenAIStub(WireStub):
         content = answer.content(asked)
         body = completion(content, FINISH[answer.finish], model=asked.model, prompt_tokens=asked.prompt_tokens)
         return Wire(body=body, delay=answer.delay)
+
+    def unknown_model(self, model: str) -> Error:
+        return Error(404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found")
 
     def error_wire(self, error: Error) -> Wire:
         headers = {} if error.retry_after is None else {"retry-after-ms": str(round(error.retry_after * 1000))}

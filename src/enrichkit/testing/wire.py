@@ -13,12 +13,14 @@ import dataclasses
 import json
 import random
 import re
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
+from enrichkit.calls.prices import price_table
 from enrichkit.testing.faults import Answer, Asked, Error, Outcome, RequestWindow, Wire, tokens
 from enrichkit.testing.script import Script
 
@@ -49,17 +51,34 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256  # the default backlog of 5 drops concurrent connects (1 s SYN retry)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet when a client hung up (a run that stopped); any other error as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+ANY_MODEL = None
+"""``models=ANY_MODEL`` (the default): a stub that answers for any model name."""
+
+PRICED: tuple[str, ...] = ()
+"""``models=PRICED``: a stub that knows the models ``prices.json`` prices (``ENRICHKIT_PRICES`` too)."""
+
 
 class WireStub(Script):
-    """A stub server; a context manager serving on a local port (a free one by default) in a thread."""
+    """A stub server; a context manager serving on a local port (a free one by default) in a thread.
+    Given ``models`` (names, or ``PRICED``), it answers for those only and refuses any other name as its
+    API does (``unknown_model``), so a wrong ``--model`` stops at the free preflight as it would for real;
+    ``python -m enrichkit.testing`` does so by default."""
 
     prefix = ""
     """The path of ``url`` below the server's root."""
     routes: ClassVar[list[tuple[str, re.Pattern[str], str]]] = []
     """(HTTP method, path pattern, action); a model request's action is ``generate`` or ``count``."""
 
-    def __init__(self, **pacing: Unpack[Pacing]) -> None:
+    def __init__(self, *, models: Iterable[str] | None = ANY_MODEL, **pacing: Unpack[Pacing]) -> None:
         super().__init__()
+        self.models = None if models is None else frozenset(models or price_table())
+        """The model names it answers for (None: any)."""
         self.latency = pacing.get("latency", 0.0)
         self.per_output_token = pacing.get("per_output_token", 0.0)
         self.jitter = pacing.get("jitter", 0.0)
@@ -100,7 +119,7 @@ class WireStub(Script):
         decides, paced (a batch job's requests are not limited or paced)."""
         with self.lock:
             self.calls.append(asked)
-            refusal = self.refusal
+            refusal = self.refusal or self._unknown(asked.model)
             limited = None
             if refusal is None and asked.job is None and self.limit is not None:
                 limited = self.limit.refuse(time.monotonic())
@@ -122,7 +141,17 @@ class WireStub(Script):
         """Record a token count; the refusal to send for it, if any."""
         with self.lock:
             self.calls.append(asked)
-        return None if self.refusal is None else self.error_wire(self.refusal)
+        refusal = self.refusal or self._unknown(asked.model)
+        return None if refusal is None else self.error_wire(refusal)
+
+    def _unknown(self, model: str) -> Error | None:
+        """The error for a model this stub does not know (None: it knows it)."""
+        name = model.removeprefix("models/")
+        return None if self.models is None or name in self.models else self.unknown_model(name)
+
+    def unknown_model(self, model: str) -> Error:
+        """The API's error for an unknown ``model``."""
+        raise NotImplementedError
 
     def api(self, action: str, path: str) -> Wire | None:
         """Record a batch or file request; the refusal to send for it, if any."""
