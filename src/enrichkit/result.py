@@ -131,6 +131,8 @@ class Stats:
     by_model: dict[str, ModelStats] = field(default_factory=dict)
     audit: Audit | None = None
     pack_size: PackSize | None = None
+    load_seconds: float | None = None
+    """How long loading the local model took in this run (None: no local model was loaded)."""
 
     @property
     def calls(self) -> int:

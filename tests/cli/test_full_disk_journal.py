@@ -29,7 +29,8 @@ def test_answers_a_full_cache_disk_could_not_keep_are_not_paid_for_again(tmp_pat
         assert "no space left on device" in first.stderr
         assert f"answers the cache could not take are kept in {journal}" in first.stderr
         before = json.loads((tmp_path / "first.json").read_text())
-        assert 0 < len(journal.read_text().splitlines()) <= before["enriched"] < ROWS
+        # (the disk may fill while the last packs are answered: then every row was, and the re-run asks none)
+        assert 0 < len(journal.read_text().splitlines()) <= before["enriched"] <= ROWS
         paid = len(stub.generate_calls)
 
         subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)  # space freed

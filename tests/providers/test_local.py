@@ -15,7 +15,7 @@ from enrichkit.engine.prompt import pack_ids, pack_prompt, pack_schema, system_i
 from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
 from enrichkit.providers.base import Request
 from enrichkit.providers.chat import to_reply
-from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
+from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider, default_slots
 from enrichkit.providers.local.weights import smollm2_path
 from helpers import topic_rows
 
@@ -135,7 +135,8 @@ def test_capabilities_suit_a_cpu_model(tmp_path: Path) -> None:
     path = tmp_path / "m.gguf"
     path.write_bytes(b"weights")
     caps = LocalProvider(path).capabilities
-    assert (caps.id_style, caps.concurrency, caps.timeout) == ("prefix", 1, None)
+    assert (caps.id_style, caps.concurrency, caps.timeout) == ("prefix", default_slots(), None)
+    assert LocalProvider(path, slots=3).capabilities.concurrency == 3  # --concurrency: one slot a call
     assert caps.max_pack_size == 1  # packing costs quality and saves no time on a CPU (benchmarks/local_packing.py)
 
 

@@ -15,7 +15,18 @@ import pytest
 from enrichkit import Task, aenrich
 from enrichkit.engine.prompt import pack_schema
 from enrichkit.providers.base import Request
-from enrichkit.providers.local.grammar import WORD_CHARS, answer_format, compilable, grammar_schema, word_pattern
+from enrichkit.providers.local.grammar import (
+    ANY_WORD_CLASS,
+    WORD_CHARS,
+    answer_format,
+    compilable,
+    fit_words,
+    free_text_class,
+    grammar_schema,
+    trimmed,
+    word_pattern,
+    word_slack,
+)
 from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 
@@ -83,9 +94,9 @@ def test_what_the_grammar_cannot_hold_is_left_to_the_check() -> None:
     assert out == {
         "look": {"type": "string"},
         "uri": {"type": "string"},
-        "len": {"type": "string"},  # contradictory bounds: unsatisfiable grammar otherwise
+        "len": {"type": "string", "pattern": word_pattern(None)},  # contradictory bounds: unsatisfiable otherwise
         "n": {"type": "integer"},
-        "list": {"type": "array", "items": {"type": "string"}},
+        "list": {"type": "array", "items": {"type": "string", "pattern": word_pattern(None)}},
     }
 
 
@@ -120,12 +131,41 @@ def test_patterns_llguidance_cannot_compile_are_recognised(pattern: str, ok: boo
 
 
 def test_the_word_pattern_admits_up_to_the_limit_and_no_more() -> None:
-    pattern = re.compile(word_pattern(3))
+    pattern = re.compile(word_pattern(3))  # 3 words and the slack to finish a thought, cut back after
     assert pattern.match("one two three") and pattern.match("one")
-    assert not pattern.match("one two three four") and not pattern.match("")
+    assert pattern.match(" ".join(["w"] * (3 + word_slack(3))))
+    assert not pattern.match(" ".join(["w"] * (4 + word_slack(3)))) and not pattern.match("")
     assert not pattern.match("a" * (WORD_CHARS + 1))
     assert not pattern.match("one\ntwo\tthree\x1cfour")  # str.split() counts these as four words
-    assert pattern.match("one, two; three,") and not pattern.match("one,two,three,four")  # no gluing
+    assert pattern.match("one, two; three") and not pattern.match("one,two,three,four")  # no gluing
+    assert not pattern.match("one, two, three,")  # nor a list left open
+
+
+def test_free_text_keeps_to_the_scripts_of_the_task_and_the_row() -> None:
+    latin = re.compile(word_pattern(12, free_text_class('You summarise reviews.\n{"review": "Crème brûlée"}')))
+    assert latin.match("Rich custard, crisp top: 10/10 — “worth it”.")
+    assert not latin.match("with a电池lasting two days.") and not latin.match("provided by Python.org.}")
+    both = re.compile(word_pattern(None, free_text_class("You summarise reviews. 电池很好")))
+    assert both.match("电池 battery\nlasts")
+    assert free_text_class("ᏣᎳᎩ (Cherokee) text") == ANY_WORD_CLASS  # a script the table does not know: any
+
+
+def test_free_text_over_its_words_is_cut_at_a_sentence_or_the_limit() -> None:
+    limit = 11
+    cut = trimmed(
+        "The mlx-lm library lets users run and fine-tune large language models, natively on Apple chips.", limit
+    )
+    assert cut == "The mlx-lm library lets users run and fine-tune large language models"  # no comma left
+    assert trimmed("A web framework for APIs. Built on Starlette and Pydantic, typed, fast and well loved.", 8) == (
+        "A web framework for APIs."
+    )
+    assert trimmed("Short enough.", limit) == "Short enough."
+    answer = '[{"id": "r1", "tldr": "one two three four"}, {"id": "r2", "tldr": "one"}]'
+    assert json.loads(fit_words(answer, {"tldr": 2}) or "") == [
+        {"id": "r1", "tldr": "one two"},
+        {"id": "r2", "tldr": "one"},
+    ]
+    assert fit_words("not json", {"tldr": 2}) == "not json"
 
 
 @needs_model

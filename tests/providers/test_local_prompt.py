@@ -34,7 +34,7 @@ BOOKS = Task(
         "properties": {
             "shelf": {"type": "string", "enum": ["fiction", "science", "history"]},
             "gist": {"type": "string", "maxWords": 8},
-            "isbn": {"type": "string", "pattern": "^[0-9-]+$"},
+            "isbn": {"type": "string", "pattern": "^[0-9-]+$", "maxLength": 17},
             "year": {"type": "integer"},
         },
     },
@@ -148,7 +148,7 @@ def dune(notes: Notes) -> Reply:
         provider = LocalProvider(SMOLLM2, threads=1, notes=notes)
         try:
             request = Request(
-                system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 80
+                system_instruction(BOOKS), single_prompt({"title": "Dune", "blurb": "A book."}), BOOKS.schema, 200
             )
             return await provider.generate(request)
         finally:

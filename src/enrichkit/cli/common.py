@@ -126,5 +126,6 @@ MODEL = click.option(
     "--model",
     envvar="ENRICHKIT_MODEL",
     show_envvar=True,
-    help="Model name (default: gemini-3.1-flash-lite, or the embedded local model).",
+    help="Model name (default: gemini-3.1-flash-lite, or the embedded local model); on the local provider"
+    " a GGUF file's path or name (qwen2.5-coder-1.5b, smollm2-135m, a file in ~/.cache/enrichkit/models).",
 )

@@ -157,6 +157,7 @@ async def run_chunks(
                 finally:
                     await settlement.flush()
             stats.seconds = time.perf_counter() - started
+            stats.load_seconds = getattr(primary, "load_seconds", None)  # a local model's
             previous = _result(chunk, task, settlement, stats, models)
         if previous is not None:
             yield previous

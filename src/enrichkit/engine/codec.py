@@ -21,10 +21,19 @@ from enrichkit.engine.prompt import (
     single_prompt,
     system_instruction,
 )
-from enrichkit.engine.validation import AnswerError, Checked, check_pack, check_values, parse_answer, parse_items
+from enrichkit.engine.validation import (
+    AnswerError,
+    Checked,
+    check_pack,
+    check_values,
+    foreign_script,
+    parse_answer,
+    parse_items,
+)
 from enrichkit.providers.base import IdStyle, Reply, Request
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
+from enrichkit.task.scripts import scripts
 from enrichkit.task.task import Task
 
 PACK_PROMPT_BUDGET = 24_000
@@ -58,6 +67,8 @@ class PackCodec:
         self._validator = make_validator(task.schema)
         self._fields = task.fields
         self._row_output_tokens = expected_output_tokens(task)
+        self._text_fields = text_fields(task.schema)
+        self._task_scripts = scripts(self._system)
 
     # -- packs and requests --------------------------------------------------------------------
 
@@ -140,6 +151,11 @@ class PackCodec:
             check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
             check.crosswired += 1
             check.invalid_items += 1
+        for rid in list(check.valid):
+            if (foreign := self.foreign_script(check.valid[rid], by_id[rid])) is not None:
+                del check.valid[rid]
+                check.invalid[rid] = foreign
+                check.invalid_items += 1
         return Checked(
             {by_id[rid]: values for rid, values in check.valid.items()},
             {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid},
@@ -155,9 +171,17 @@ class PackCodec:
         except AnswerError as exc:
             return Checked(invalid={item: explain(reply, str(exc))})
         values, problem = self.check_values(payload)
+        problem = problem or self.foreign_script(values, item)
         if problem is not None:
             return Checked(invalid={item: explain(reply, problem)}, invalid_items=1)
         return Checked(valid={item: values})
+
+    def foreign_script(self, values: Mapping[str, Any], item: Work) -> str | None:
+        """Why ``values`` are refused for free text in a script neither ``item``'s row nor the task uses
+        (None for a batch job's row this run does not hold: its inputs are not known)."""
+        if not item.rows:
+            return None
+        return foreign_script(values, self._text_fields, item.inputs, self._task_scripts)
 
     def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The output fields of one answer and the first problem with them (None when valid)."""

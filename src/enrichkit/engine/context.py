@@ -107,6 +107,7 @@ def choose(options: RunOptions) -> Choice:
         model=options.model or os.environ.get("ENRICHKIT_MODEL") or None,
         base_url=options.base_url or os.environ.get("ENRICHKIT_BASE_URL") or None,
         model_path=options.model_path,
+        slots=options.concurrency,
     )
 
 

@@ -79,13 +79,16 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
 
 async def first_prompt(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> str | None:
     """The system instruction, user prompt and answer schema of the first pack of rows the cache does
-    not hold, as the run's provider would get them; None when there is nothing to send."""
+    not hold, as the run's provider sends them (with what it adds itself: its ``as_sent``, where it
+    has one); None when there is nothing to send."""
     work = list((await _chunk(context, rows, Stats())).work.values())
     if not work:
         return None
     codec, provider = context.codec(), context.provider
     pack = codec.packs(work, context.pack_size)[0]
     request = codec.single_request(pack[0]) if len(pack) == 1 else codec.pack_request(pack)[1]
+    if (as_sent := getattr(provider, "as_sent", None)) is not None:  # a provider that adds to the request
+        request = as_sent(request)
     return "\n".join(
         [
             f"--- system ({provider.name} / {provider.model}) ---",

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from enrichkit.engine.prompt import echo_fits, echo_of
 from enrichkit.task.schema import Validator, first_error
+from enrichkit.task.scripts import foreign, scripts
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?")
 
@@ -100,6 +101,25 @@ def _echoes_row(got: str, rid: str, echoes: Mapping[str, str]) -> bool:
     if not own:
         return True
     return echo_fits(got, own) and not any(e != own and echo_fits(got, e) for e in echoes.values() if e)
+
+
+def foreign_script(
+    values: Mapping[str, Any], fields: Sequence[str], inputs: Mapping[str, Any], task_scripts: frozenset[str]
+) -> str | None:
+    """Why an answer is refused for free text (``fields``) in a script neither its row's ``inputs`` nor
+    the task (``task_scripts``: those of its instruction) use, e.g. Chinese in an English summary of
+    an English row; None when it keeps to them (or nothing has letters to go by)."""
+    allowed = task_scripts | scripts(json.dumps(list(inputs.values()), ensure_ascii=False, default=str))
+    if not allowed:
+        return None
+    for name in fields:
+        value = values.get(name)
+        if isinstance(value, str) and (extra := foreign(value, allowed)):
+            return (
+                f"{name!r} has {' and '.join(extra)} script, which neither the record nor the task uses:"
+                f" write it in {' or '.join(sorted(allowed))} script only"
+            )
+    return None
 
 
 def _item_id(item: Any) -> str | None:

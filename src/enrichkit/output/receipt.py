@@ -133,7 +133,9 @@ def batch_text(report: dict[str, Any]) -> str:
 
 def _cost_text(report: dict[str, Any]) -> str:
     cost = report["est_cost"]
-    return UNKNOWN_COST if cost is None else str(Cost(**cost))
+    text = UNKNOWN_COST if cost is None else str(Cost(**cost))
+    loaded = report.get("load_seconds")  # a local model loaded in this run
+    return text if loaded is None else f"{text}, model loaded in {loaded:.1f} s"
 
 
 def _batch_calls(report: dict[str, Any]) -> str:

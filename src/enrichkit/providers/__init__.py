@@ -21,6 +21,27 @@ ProviderName = Literal["gemini", "local", "openai", "anthropic"]
 PROVIDERS: tuple[ProviderName, ...] = ("gemini", "local", "openai", "anthropic")
 
 
+# Model names by the provider that serves them (a name's start), so that ``--model`` alone picks it.
+MODEL_PREFIXES: tuple[tuple[str, ProviderName], ...] = (
+    ("gemini-", "gemini"),
+    ("models/gemini-", "gemini"),
+    ("gemma-", "gemini"),
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude-", "anthropic"),
+)
+
+_KEYS: dict[str, tuple[str, ...]] = {"gemini": keys.GEMINI, "openai": (keys.OPENAI,), "anthropic": (keys.ANTHROPIC,)}
+
+
+def provider_of(model: str) -> ProviderName | None:
+    """The provider whose models are named like ``model`` (None: no API provider's name)."""
+    return next((name for prefix, name in MODEL_PREFIXES if model.lower().startswith(prefix)), None)
+
+
 @dataclass(frozen=True)
 class Choice:
     provider: Provider
@@ -33,13 +54,23 @@ def choose_provider(
     model: str | None = None,
     base_url: str | None = None,
     model_path: Path | None = None,
+    slots: int | None = None,
 ) -> Choice:
-    """The provider named, or by default Gemini if an API key is set and the local model if not."""
-    if name is None:
+    """The provider named; else the one ``model``'s name belongs to (``provider_of``), which needs its
+    key; else Gemini if an API key is set and the local model if not (``model`` then names a GGUF
+    file). ``slots``: rows the local model decodes together (its default where None)."""
+    if name is None and model_path is not None:
+        name, why = "local", "--model-path was given"
+    elif name is None and model is not None and (owner := provider_of(model)) is not None:
+        if not keys.from_env(*_KEYS[owner]) and not (owner == "openai" and base_url):  # a local server takes none
+            raise UserError(
+                f"model {model!r} runs on {owner} and needs {' or '.join(_KEYS[owner])}: set it"
+                " (or give a local model: a .gguf path or name, see --provider local)"
+            )
+        name, why = owner, f"model {model!r} is a {owner} model"
+    elif name is None:
         name = "gemini" if keys.from_env(*keys.GEMINI) else "local"
         why = "an API key is set" if name == "gemini" else f"no {' / '.join(keys.GEMINI)} is set"
-        if model_path is not None:
-            name, why = "local", "--model-path was given"
     else:
         why = "chosen with --provider"
     if name == "gemini":
@@ -49,7 +80,7 @@ def choose_provider(
     if name == "local":
         from enrichkit.providers.local.provider import local_provider
 
-        return Choice(local_provider(model_path=model_path), why)
+        return Choice(local_provider(model_path=model_path, model=model, slots=slots), why)
     if name == "openai":
         from enrichkit.providers.openai import openai_provider
 
@@ -68,6 +99,7 @@ def resolve_provider(
     model: str | None = None,
     base_url: str | None = None,
     model_path: Path | None = None,
+    slots: int | None = None,
 ) -> Choice:
     """A ready provider as given; Gemini on a given ``google.genai.Client``; else ``choose_provider``'s choice."""
     if provider is not None and not isinstance(provider, str):
@@ -76,4 +108,4 @@ def resolve_provider(
         from enrichkit.providers.gemini import DEFAULT_MODEL, GeminiProvider
 
         return Choice(GeminiProvider(client, model or DEFAULT_MODEL), "a client was given")
-    return choose_provider(provider, model=model, base_url=base_url, model_path=model_path)
+    return choose_provider(provider, model=model, base_url=base_url, model_path=model_path, slots=slots)

@@ -17,11 +17,12 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from enrichkit.task.hints import did_you_mean
+from enrichkit.task.scripts import word_count
 
 
 def _max_words(validator: Any, limit: int, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
     if isinstance(instance, str):
-        words = len(instance.split())
+        words = word_count(instance)
         if words > limit:
             yield ValidationError(f"has {words} words, more than {limit}")
 
@@ -188,10 +189,6 @@ def _within(low: float, high: float) -> Check:
     return lambda v: not _TYPES["number"](v) or low <= v <= high
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 def _compile_field(schema: Any) -> Check | None:
     """A check for a scalar field's schema, or None when it uses anything beyond the common keywords."""
     if not isinstance(schema, Mapping):
@@ -209,7 +206,7 @@ def _compile_field(schema: Any) -> Check | None:
         elif key == "enum" and isinstance(value, list) and all(isinstance(o, str) for o in value):
             checks.append(_one_of(frozenset(value)))
         elif key in ("maxLength", "minLength", "maxWords") and _TYPES["integer"](value):
-            size = _words if key == "maxWords" else len
+            size = word_count if key == "maxWords" else len
             checks.append(_sized(size, value, inf) if key == "minLength" else _sized(size, 0, value))
         elif key == "pattern" and isinstance(value, str):
             checks.append(_matches(re.compile(value)))

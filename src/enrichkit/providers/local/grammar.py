@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from enrichkit.errors import UserError
-from enrichkit.task.schema import restrict
+from enrichkit.task.schema import is_free_text, restrict
+from enrichkit.task.scripts import known, scripts, word_class
 
 INSTALL = "pip install 'enrichkit[local]'"
 
@@ -77,30 +79,76 @@ def compilable(pattern: str) -> bool:
     return not re.search(r"[\^$]", _ESCAPES_AND_SETS.sub("", inner))  # no anchor inside
 
 
-def word_pattern(words: int, llguidance: bool = True) -> str:
-    """At most ``words`` words (no whitespace inside, as ``str.split`` counts them) of at most
-    ``WORD_CHARS`` characters, one space apart; a comma or semicolon only ends a word, so a model
-    out of words cannot go on gluing them together ("a,b,c"). llama.cpp's own converter reads the
-    JSON text as written, so there a word also excludes the quote and backslash."""
+ANY_WORD_CLASS = "^\\s\\x1c-\\x1f,;{}\\[\\]\\\\"
+"""What a word may hold where the scripts are not known: anything but whitespace, the comma and semicolon
+that end a word, and the braces, brackets and backslash a model strays into from the JSON around it."""
+
+
+def word_pattern(words: int | None, word_class: str = ANY_WORD_CLASS, llguidance: bool = True) -> str:
+    """Free text of at most ``words`` words (None: any number, newlines between them allowed) of at
+    most ``WORD_CHARS`` characters of ``word_class`` (the inside of a ``[...]``), one space apart; a
+    comma or semicolon only ends a word, and never the text, so a model out of words cannot go on
+    gluing them together ("a,b,c") nor stop mid-list. llama.cpp's own converter reads the JSON text
+    as written, so there a word only excludes the space, quote and backslash."""
     if not llguidance:
+        assert words is not None
         return f'^[^ "\\\\]{{1,{WORD_CHARS}}}( [^ "\\\\]{{1,{WORD_CHARS}}}){{0,{words - 1}}}$'
-    word = f"[^\\s\\x1c-\\x1f,;]{{1,{WORD_CHARS}}}[,;]?"
-    return f"^{word}( {word}){{0,{words - 1}}}$"
+    word = f"[{word_class}]{{1,{WORD_CHARS}}}"
+    if words is None:
+        return f"^(({word}[,;]?[ \\n])*{word})?$"
+    return f"^({word}[,;]? ){{0,{words + word_slack(words) - 1}}}{word}$"
 
 
-def _for_grammar(node: Any, llguidance: bool) -> Any:
+def word_slack(words: int) -> int:
+    """Words free text may run over its ``maxWords`` while decoding, to finish its thought: a model
+    stopped at the limit glues the rest onto the last word ("models(natively)onAppleS");
+    ``fit_words`` then cuts it back at a sentence end or the limit."""
+    return max(4, words // 2)
+
+
+def trimmed(text: str, words: int) -> str:
+    """``text`` cut to ``words`` words: after the last sentence within them if that keeps at least
+    half, else at the limit (a comma, semicolon, colon or dash left at the end taken off)."""
+    parts = text.split()
+    if len(parts) <= words or (not text.isascii() and scripts(text) & {"HAN"}):
+        return text
+    head = parts[:words]
+    ends = [i for i, word in enumerate(head) if word[-1] in ".!?"]
+    if ends and 2 * (ends[-1] + 1) >= words:
+        return " ".join(head[: ends[-1] + 1])
+    head[-1] = head[-1].rstrip(",;:-\u2013\u2014") or head[-1]
+    return " ".join(head)
+
+
+def fit_words(text: str | None, limits: Mapping[str, int]) -> str | None:
+    """The answer ``text`` with each free-text field of ``limits`` (name to ``maxWords``) ``trimmed``
+    (as it came if it is not JSON or needs no cut)."""
+    try:
+        answer = json.loads(text or "")
+    except ValueError:
+        return text
+    changed = False
+    for item in answer if isinstance(answer, list) else [answer]:
+        for name, words in limits.items():
+            if isinstance(item, dict) and isinstance(value := item.get(name), str):
+                item[name] = trimmed(value, words)
+                changed |= item[name] != value
+    return json.dumps(answer, ensure_ascii=False) if changed else text
+
+
+def _for_grammar(node: Any, llguidance: bool, word_class: str) -> Any:
     if isinstance(node, list):
-        return [_for_grammar(item, llguidance) for item in node]
+        return [_for_grammar(item, llguidance, word_class) for item in node]
     if not isinstance(node, Mapping):
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("properties", "$defs"):
-            out[key] = {name: _for_grammar(sub, llguidance) for name, sub in value.items()}
+            out[key] = {name: _for_grammar(sub, llguidance, word_class) for name, sub in value.items()}
         elif key in ("enum", "const"):
             out[key] = value
         elif llguidance or not (key == "items" and isinstance(value, bool)):  # llama.cpp's converter rejects it
-            out[key] = _for_grammar(value, llguidance)
+            out[key] = _for_grammar(value, llguidance, word_class)
     if llguidance:
         if "pattern" in out and not (isinstance(out["pattern"], str) and compilable(out["pattern"])):
             del out["pattern"]
@@ -112,20 +160,32 @@ def _for_grammar(node: Any, llguidance: bool) -> Any:
         if isinstance(out.get(low), int | float) and isinstance(out.get(high), int | float) and out[low] > out[high]:
             del out[low], out[high]
     words = node.get("maxWords")
-    if isinstance(words, int) and words > 0:
-        if not llguidance:
-            if not {"pattern", "maxLength"} & set(node):
-                out["pattern"] = word_pattern(words, llguidance=False)
-        elif "pattern" in out:
-            out["allOf"] = [*out.get("allOf", []), {"pattern": word_pattern(words)}]
-        else:
-            out["pattern"] = word_pattern(words)
+    words = words if isinstance(words, int) and words > 0 else None
+    if not llguidance:
+        if words is not None and not {"pattern", "maxLength"} & set(node):
+            out["pattern"] = word_pattern(words, llguidance=False)
+    elif is_free_text(node):
+        out["pattern"] = word_pattern(words, word_class)
+    elif words is not None and "pattern" in out:
+        out["allOf"] = [*out.get("allOf", []), {"pattern": word_pattern(words)}]
+    elif words is not None:
+        out["pattern"] = word_pattern(words)
     return out
 
 
-def grammar_schema(schema: Mapping[str, Any], llguidance: bool = True, compact: bool = True) -> Any:
-    """The answer schema as the grammar compiler takes it (llguidance, or llama.cpp's own converter)."""
-    out = restrict(_for_grammar(schema, llguidance), SUPPORTED_KEYWORDS)
+def free_text_class(text: str) -> str:
+    """The word class of free text answering ``text`` (the task and the row): the letters of the scripts
+    it is written in, and neutral characters; any character where its scripts are not all known."""
+    written = scripts(text, other=True)
+    return word_class(written) if written and known(written) else ANY_WORD_CLASS
+
+
+def grammar_schema(
+    schema: Mapping[str, Any], llguidance: bool = True, compact: bool = True, word_class: str = ANY_WORD_CLASS
+) -> Any:
+    """The answer schema as the grammar compiler takes it (llguidance, or llama.cpp's own converter);
+    ``word_class``: what free text's words may hold (``free_text_class``; llguidance only)."""
+    out = restrict(_for_grammar(schema, llguidance, word_class), SUPPORTED_KEYWORDS)
     if not llguidance:
         return out
     return {"x-guidance": GUIDANCE | {"whitespace_flexible": not compact}, **out}
@@ -147,15 +207,17 @@ def runtime() -> Any:
 
 
 @functools.cache
-def _llguidance() -> bool:
+def has_llguidance() -> bool:
     """Whether this build of llama.cpp compiles grammars with llguidance (the Linux wheels do)."""
     return str(runtime().json_schema_to_grammar({"type": "string"})).startswith("%llguidance")
 
 
-def answer_format(schema: Mapping[str, Any], compact: bool = True) -> dict[str, Any]:
+def answer_format(schema: Mapping[str, Any], compact: bool = True, word_class: str = ANY_WORD_CLASS) -> dict[str, Any]:
     """The part of a request that constrains the answer to ``schema``: a llguidance grammar where the
-    runtime has it, else ``response_format`` for llama.cpp's own converter."""
-    if _llguidance():
-        return {"grammar": runtime().json_schema_to_grammar(grammar_schema(schema, compact=compact))}
+    runtime has it (free text's words of ``word_class``), else ``response_format`` for llama.cpp's own
+    converter."""
+    if has_llguidance():
+        grammar = grammar_schema(schema, compact=compact, word_class=word_class)
+        return {"grammar": runtime().json_schema_to_grammar(grammar)}
     strict = {"name": "answer", "schema": grammar_schema(schema, llguidance=False), "strict": True}
     return {"response_format": {"type": "json_schema", "json_schema": strict}}

@@ -73,6 +73,16 @@ def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
     return "\n" + "\n".join(lines) if lines else ""
 
 
+def word_limits(schema: Mapping[str, Any]) -> dict[str, int]:
+    """The free-text fields of each answer that have a ``maxWords``, with it."""
+    fields = answer_fields(schema)
+    return {
+        name: fields[name]["maxWords"]
+        for name in _free_text_names(schema)
+        if isinstance(fields[name].get("maxWords"), int)
+    }
+
+
 def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
     return [name for name, sub in answer_fields(schema).items() if is_free_text(sub)]
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,19 @@ from typing import Any
 from enrichkit.errors import FatalProviderError, TransientError, UserError
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.providers.chat import to_reply
-from enrichkit.providers.local.grammar import answer_format, runtime, runtime_version
+from enrichkit.providers.local.grammar import (
+    answer_format,
+    fit_words,
+    free_text_class,
+    has_llguidance,
+    runtime,
+    runtime_version,
+    word_slack,
+)
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
+    REASON_WORDS,
     Notes,
     free_text_first,
     guidance,
@@ -22,25 +33,55 @@ from enrichkit.providers.local.prompting import (
     reasoning_first,
     reminder,
     without_reason,
+    word_limits,
 )
-from enrichkit.providers.local.weights import embedded_model_path, file_sha256
+from enrichkit.providers.local.weights import file_sha256, local_model
 
-# One call at a time (llama.cpp runs one slot on the CPU) and no timeout (a 20-row pack takes over a
-# minute on two cores). Single rows by default: measured with benchmarks/local_packing.py on the default
-# model, packing saved no time on a CPU (output tokens dominate; packs add ids and re-asks) and made
-# answers worse from 10 rows on; a caller who raises ``max_pack_size`` gets ids pinned per position,
-# without which weak models drop or repeat ids.
+# No timeout (a 20-row pack takes over a minute on two cores). Single rows by default: measured with
+# benchmarks/local_packing.py on the default model, packing saved no time on a CPU (output tokens
+# dominate; packs add ids and re-asks) and made answers worse from 10 rows on; a caller who raises
+# ``max_pack_size`` gets ids pinned per position, without which weak models drop or repeat ids. The
+# concurrency is the number of llama.cpp's slots (``default_slots``), which decode together.
 CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False)
 
 DEFAULT_CONTEXT = 8192
 
+SLOT_CONTEXT = 4096  # tokens each slot holds beyond the first: a single row's prompt and answer fit well
+
+MAX_SLOTS = 4
+
+SLOT_MEMORY = 160 << 20  # bytes of KV cache and compute buffers a further slot takes (Qwen-1.5B, 4096 tokens)
+
+PROMPT_CACHE_MIB = 256  # llama.cpp keeps slots' prompts in host memory up to this, to restore a prefix
+
+
+def default_slots() -> int:
+    """How many rows decode together: one a core, up to ``MAX_SLOTS``, fewer where the memory free
+    beyond the model would not hold their KV caches."""
+    cores = os.cpu_count() or 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = MAX_SLOTS * SLOT_MEMORY
+    return max(1, min(MAX_SLOTS, cores, free // SLOT_MEMORY))
+
+
 SEED = 0
+
+
+_LOADED: dict[tuple[Any, ...], Any] = {}
+"""The llama.cpp server of this process, by what it was built from: a model is loaded (memory-mapped)
+once per process, whichever provider asks (runs one after another, fallbacks); one at a time."""
+
+_LOADING = threading.Lock()
 
 
 class LocalProvider:
     """``generate`` = one ``handle_chat_completions`` call on an in-process llama.cpp server, in a thread.
 
-    The model loads on the first call (seconds) and is freed by ``aclose``; a later call loads it again.
+    The model loads on the first call (``load_seconds``: a second or two from the page cache) and stays
+    loaded for the process (``_LOADED``); that first call runs alone, so the prompt's fixed prefix
+    (the system prompt) is processed once and taken from llama.cpp's cache by the calls after it.
     """
 
     name = "local"
@@ -56,6 +97,7 @@ class LocalProvider:
         capabilities: Capabilities | None = None,
         notes: Notes = NOTES,
         prompt_cache: bool = True,
+        slots: int | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -64,12 +106,15 @@ class LocalProvider:
         self.temperature = temperature
         self.context = context
         self.threads = threads
-        self.capabilities = capabilities or CAPABILITIES
+        self.slots = slots or (capabilities.concurrency if capabilities else default_slots())
+        self.capabilities = replace(capabilities or CAPABILITIES, concurrency=self.slots)
         self.notes = notes
         self.prompt_cache = prompt_cache
         self._sha256: str | None = None
         self._server: Any = None
-        self._loading = threading.Lock()
+        self._warm = threading.Event()
+        self.load_seconds: float | None = None
+        """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
 
     def settings(self) -> dict[str, Any]:
         """The model file by content, the runtime, the sampling and the local prompt notes (not the
@@ -88,8 +133,11 @@ class LocalProvider:
         xllamacpp = runtime()
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
-        params.n_ctx = self.context
-        params.n_parallel = 1
+        params.n_ctx = self.context + (self.slots - 1) * SLOT_CONTEXT  # shared by the slots (unified KV cache)
+        params.n_parallel = self.slots
+        params.kv_unified = True
+        params.cache_ram_mib = PROMPT_CACHE_MIB
+        params.fit_params = False  # fitting to GPU memory first loads the model a second time; CPU only here
         params.sampling.temp = self.temperature
         params.sampling.seed = SEED
         params.cache_prompt = self.prompt_cache
@@ -104,37 +152,70 @@ class LocalProvider:
                 f"llama.cpp cannot load {self.path} (not a GGUF model it supports, damaged, or too little memory)"
             ) from None
 
+    def _loaded(self) -> tuple[Any, bool]:
+        """The server (loaded now if this process has none for these settings), and whether this is
+        the first call on it (which then runs alone)."""
+        loads = (str(self.path), self.context, self.threads, self.slots, self.temperature, self.prompt_cache)
+        with _LOADING:
+            first = self._server is None
+            if first:
+                if (server := _LOADED.get(loads)) is None:
+                    _LOADED.clear()  # one model in memory at a time
+                    started = time.perf_counter()
+                    server = _LOADED[loads] = self._load()
+                    self.load_seconds = time.perf_counter() - started
+                self._server = server
+        return self._server, first
+
     def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._loading:
-            if self._server is None:
-                self._server = self._load()
-            server = self._server
+        server, first = self._loaded()
+        if not first:
+            self._warm.wait()
         try:
             response: dict[str, Any] = server.handle_chat_completions(body)
         except ValueError as exc:  # the request itself (schema, template) cannot be served
             raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
         except RuntimeError as exc:
             raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
+        finally:
+            self._warm.set()
         return response
 
-    async def generate(self, request: Request) -> Reply:
+    def as_sent(self, request: Request) -> Request:
+        """``request`` as the model gets it: the notes added to the system prompt and the user message,
+        the free text first in the answer schema (and a reason before it), room in the output tokens
+        for the words free text may run over while decoding (``word_slack``) and for the reason."""
         schema = free_text_first(request.schema) if self.notes.text_first else request.schema
-        extra_tokens = 0
+        rows = len(request.schema.get("prefixItems", [None]))
+        extra_tokens = rows * sum(2 * word_slack(words) for words in word_limits(request.schema).values())
         if self.notes.reason:
             schema = reasoning_first(schema)
-            extra_tokens = REASON_TOKENS * len(request.schema.get("prefixItems", [None]))
-        body = {
-            "messages": [
-                {"role": "system", "content": request.system + guidance(request.schema, self.notes)},
-                {"role": "user", "content": request.prompt + reminder(request.schema, self.notes)},
-            ],
-            **answer_format(schema, self.notes.compact),
-            "max_tokens": request.max_output_tokens + extra_tokens,
+            extra_tokens += (REASON_TOKENS + 2 * word_slack(REASON_WORDS)) * rows
+        return replace(
+            request,
+            system=request.system + guidance(request.schema, self.notes),
+            prompt=request.prompt + reminder(request.schema, self.notes),
+            schema=schema,
+            max_output_tokens=request.max_output_tokens + extra_tokens,
+        )
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The chat-completions body of ``request``: ``as_sent``, with free text kept to the scripts
+        of the task and the row (``free_text_class``)."""
+        sent = self.as_sent(request)
+        return {
+            "messages": [{"role": "system", "content": sent.system}, {"role": "user", "content": sent.prompt}],
+            **answer_format(sent.schema, self.notes.compact, free_text_class(request.system + request.prompt)),
+            "max_tokens": sent.max_output_tokens,
             "temperature": self.temperature,
             "seed": SEED,
             "cache_prompt": self.prompt_cache,
         }
-        reply = to_reply(await asyncio.to_thread(self._complete, body), provider="llama.cpp")
+
+    async def generate(self, request: Request) -> Reply:
+        reply = to_reply(await asyncio.to_thread(self._complete, self.body(request)), provider="llama.cpp")
+        if has_llguidance() and (limits := word_limits(request.schema)):
+            reply = replace(reply, text=fit_words(reply.text, limits))
         if self.notes.reason:
             return replace(reply, text=without_reason(reply.text, reason_name(request.schema)))
         return reply
@@ -144,14 +225,15 @@ class LocalProvider:
         return None
 
     def with_model(self, model: str) -> LocalProvider:
-        """Another GGUF file (``model`` is its path) with the same settings."""
+        """Another GGUF file (``model``: its path or name, as ``--model`` takes it) with the same settings."""
         return LocalProvider(
-            model,
+            local_model(model),
             temperature=self.temperature,
             context=self.context,
             threads=self.threads,
             notes=self.notes,
             prompt_cache=self.prompt_cache,
+            slots=self.slots,
         )
 
     def on_tier(self, tier: str) -> LocalProvider:
@@ -161,10 +243,13 @@ class LocalProvider:
         return None
 
     async def aclose(self) -> None:
-        """Free the model (a call still running keeps it until it ends)."""
+        """Let go of the server; the process keeps the model loaded for the next run (``_LOADED``)."""
         self._server = None
+        self._warm.clear()
 
 
-def local_provider(model_path: Path | None = None) -> LocalProvider:
-    """A provider on ``model_path``, or on the embedded default model (joined on first use)."""
-    return LocalProvider(model_path or embedded_model_path())
+def local_provider(model_path: Path | None = None, model: str | None = None, slots: int | None = None) -> LocalProvider:
+    """A provider on ``model_path``, else on the GGUF file ``model`` names (``weights.local_model``: by
+    default the embedded model, joined on first use), with ``slots`` rows decoding together
+    (default ``default_slots``)."""
+    return LocalProvider(model_path or local_model(model), slots=slots)

