@@ -65,6 +65,11 @@ class Cost:
 UNKNOWN_COST = "cost unknown (no price for this model; see ENRICHKIT_PRICES)"
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 row``, ``2 rows``, ``0 cache hits``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def usd(value: float) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
 
@@ -218,7 +223,8 @@ class EnrichResult:
     def __repr__(self) -> str:  # a summary: the default repr would print every row
         s = self.stats
         lines = [
-            f"EnrichResult: {len(self.rows):,} rows · {s.cache_hits:,} from the cache · {s.enriched:,} newly enriched"
+            f"EnrichResult: {counted(len(self.rows), 'row')} · {s.cache_hits:,} from the cache"
+            f" · {s.enriched:,} newly enriched"
             f" · {len(self.failures) - s.pending:,} failed"
             + (f" · {s.pending:,} waiting in a batch job" if s.pending else ""),
             f"calls: {s.calls:,} ({s.calls_packed:,} packed, {s.calls_single:,} single, {s.calls_repair:,} repair,"

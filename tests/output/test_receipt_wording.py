@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from enrichkit.output.receipt import counted
+from enrichkit.result import EnrichResult, Stats, counted
 from enrichkit.testing import GeminiStub
 from helpers import TASK, invoke, topic_rows, write_jsonl
 
 
 def test_counts_of_one_are_singular() -> None:
     assert [counted(n, "row") for n in (0, 1, 2, 1_000)] == ["0 rows", "1 row", "2 rows", "1,000 rows"]
+
+
+def test_a_one_row_result_says_row() -> None:
+    result = EnrichResult([{"id": 1, "tldr": "x"}], [], Stats(rows=1, enriched=1))
+    assert repr(result).startswith("EnrichResult: 1 row · 0 from the cache · 1 newly enriched · 0 failed")
 
 
 def test_a_one_row_run_and_its_dry_run_say_row_and_hit(stub: GeminiStub, tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ from enrichkit.output import sweep
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
 from enrichkit.output.receipt import (
     count_reasons,
-    counted,
     dry_run_report,
     dry_run_text,
     failures_report,
@@ -42,7 +41,7 @@ from enrichkit.output.receipt import (
 from enrichkit.output.stdio import is_stdout, preview_text, shown, terminal_width
 from enrichkit.output.sweep import Swept
 from enrichkit.providers.redact import redacted_url
-from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.result import EnrichResult, Failure, Stats, counted
 from enrichkit.rows.precheck import check_input
 from enrichkit.task.task import Task
 

@@ -103,7 +103,7 @@ def new(output: Path, instruction: str | None, inputs: tuple[str, ...], columns:
         raise click.UsageError(f"{output}: directory {str(output.parent)!r} does not exist")
     built = one_line_task(instruction, inputs, columns, id_field=kwargs["id_field"], name=kwargs["name"] or output.stem)
     from enrichkit.output.files import write_json
-    from enrichkit.output.receipt import counted
+    from enrichkit.result import counted
 
     write_json(output, {"$schema": schema_id()} | built.document())
     click.echo(f"wrote {output}: {counted(len(built.fields), 'column')} ({', '.join(built.fields)})", err=True)

@@ -11,7 +11,7 @@ from enrichkit.calls.prices import cost_of
 from enrichkit.engine.audit import SIMILAR
 from enrichkit.engine.dry_run import DryRun
 from enrichkit.engine.reasons import reason_kind
-from enrichkit.result import UNKNOWN_COST, Cost, Stats, usd
+from enrichkit.result import UNKNOWN_COST, Cost, Stats, counted, usd
 
 HINT_BELOW = 0.8
 
@@ -59,11 +59,6 @@ def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = F
     }
     report["interrupted"] = interrupted or stats.interrupted
     return report
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 row``, ``2 rows``, ``0 cache hits``."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def run_text(report: dict[str, Any]) -> str:
