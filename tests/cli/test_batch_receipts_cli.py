@@ -66,6 +66,7 @@ def test_no_wait_counts_the_rows_as_waiting_and_jobs_list_calls_the_runs_endpoin
     assert code == 0, err
     assert "30 rows: 0 cache hits, 0 newly enriched, 30 submitted and waiting in batch jobs, 0 failed" in err
     assert "100.0% ok" not in err and "nothing was sent" not in err
+    assert "so far (the 30 rows in batch jobs are counted when collected)" in err  # not a plain "cost $0"
     assert "batch: 2 requests in 1 job: 2 packs of up to 20 on" in err
     [manifest] = JobStore(tmp_path / "cache").all()
     assert manifest.base_url == stub.url

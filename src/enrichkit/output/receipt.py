@@ -129,6 +129,8 @@ def batch_text(report: dict[str, Any]) -> str:
 def _cost_text(report: dict[str, Any]) -> str:
     cost = report["est_cost"]
     text = UNKNOWN_COST if cost is None else str(Cost(**cost))
+    if report["pending"]:  # a job's tokens are known once it is collected
+        text += f" so far (the {counted(report['pending'], 'row')} in batch jobs are counted when collected)"
     loaded = report.get("load_seconds")  # a local model loaded in this run
     return text if loaded is None else f"{text}, model loaded in {loaded:.1f} s"
 
