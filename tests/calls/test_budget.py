@@ -11,10 +11,11 @@ from google import genai
 
 from enrichkit import Task, UserError, enrich
 from enrichkit.calls.budget import Budget, BudgetReached
+from enrichkit.calls.prices import price_of
 from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import STOPPED, run_job
 from enrichkit.options import RunOptions
-from enrichkit.providers.base import Request, Usage
+from enrichkit.providers.base import Request, Usage, estimate_tokens
 from enrichkit.providers.gemini import make_client
 from enrichkit.rows.files import iter_rows
 from enrichkit.testing import GeminiStub
@@ -95,5 +96,24 @@ def test_a_call_that_cannot_fit_waits_for_the_calls_in_flight_then_stops_once_no
         budget.release(await asyncio.wait_for(waiting, 1))  # it went once they were over, and failed
         with pytest.raises(BudgetReached, match=r"budget reached: \$0\.\d+ spent of --max-cost \$0\.5"):
             await asyncio.wait_for(budget.before(model, request(330_000)), 1)  # $0.495: nothing to wait for
+
+    in_virtual_time(go())
+
+
+def test_a_batch_runs_live_calls_pay_the_live_price_on_top_of_its_jobs() -> None:
+    model = "gemini-3.1-flash-lite"
+    request = Request("s" * 400, "p" * 400, {}, max_output_tokens=10_000)
+    price = price_of(model)
+    assert price is not None
+    prompt = estimate_tokens(request.system) + estimate_tokens(request.prompt)
+    live, flex = price.cost(prompt, 10_000), price.cost(prompt, 10_000, batch=True)
+
+    async def go() -> None:
+        assert await Budget(1.0, mode="batch").before(model, request) == pytest.approx(live)  # a straggler
+        assert await Budget(1.0, mode="flex").before(model, request) == pytest.approx(flex)
+        budget = Budget(0.5, mode="batch")
+        budget.jobs_spent = 0.5 - live / 2  # what the jobs cost leaves less than this call's worst case
+        with pytest.raises(BudgetReached, match=r"budget reached: \$0\.49\d+ spent of --max-cost \$0\.5"):
+            await budget.before(model, request)
 
     in_virtual_time(go())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from enrichkit import EnrichResult, Task, enrich
+from enrichkit.calls.budget import BudgetReached
 from enrichkit.engine import batch as batch_mode
 from enrichkit.engine.batch import JobStore
 from enrichkit.engine.waiting import looks, status_line
@@ -82,6 +83,17 @@ def test_a_straggler_finishes_live_at_the_live_price(task: Task, cache_dir: Path
     assert live.calls == 1 and live.rows == 1
     text = run_text(run_report(result.stats, "openai", "main-model"))
     assert "1 rows finished live at the live price" in text
+
+
+def test_a_batch_runs_rows_asked_live_are_held_to_the_budget_at_the_live_price(task: Task, cache_dir: Path) -> None:
+    with OpenAIStub(auto=False) as stub:
+        run(stub, task, cache_dir, 100, model="gpt-4o-mini", wait=False)
+        [name] = stub.jobs
+        stub.advance(name, "failed")  # every row goes live, at twice the batch price the estimate counted
+        budget = 0.0017  # above the estimate at the batch price ($0.0016); a live pack's worst case is more
+        with pytest.raises(BudgetReached, match=r"next call could cost up to \$0\.0022"):
+            run(stub, task, cache_dir, 100, model="gpt-4o-mini", realtime_fallback=True, max_cost=budget)
+        assert stub.generate_calls == []  # nothing was bought: the error is the whole story
 
 
 @pytest.mark.parametrize("stragglers", ["batch", "fail"])

@@ -9,7 +9,8 @@ receipt names the estimate and what to do next. The estimate of the first chunk 
 the answer tokens the task expects) does not refuse such a run: it is an estimate (output tokens are
 counted at the task's limits, and answers are often shorter), and the stop loses nothing. A batch job
 cannot stop part-way, so a batch run estimated over the budget is refused before anything is sent, with
-the ``--limit`` that fits.
+the ``--limit`` that fits. A batch run's live calls (its stragglers, rows finished live) pay the live
+price, on top of what its jobs spent (``jobs_spent``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,15 @@ class BudgetReached(EnrichkitError):
 
 
 class Budget:
-    def __init__(self, limit: float, *, batch: bool = False) -> None:
+    """``mode``: the run's; its estimate is at the batch price in batch and flex mode, its calls only in
+    flex mode (a batch run's calls through the scheduler are live ones)."""
+
+    def __init__(self, limit: float, *, mode: str = "live") -> None:
         self.limit = limit
-        self.batch = batch
+        self.batch = mode in ("batch", "flex")
+        self._calls_batch = mode == "flex"
         self.spent = 0.0
+        self.jobs_spent = 0.0  # what a batch run's jobs cost so far
         self.in_flight = 0.0  # the worst cases of the calls sent and not answered yet
         self._calls = 0  # how many those are
         self.estimate: float | None = None
@@ -66,15 +72,15 @@ class Budget:
         the budget (waiting for calls in flight to be answered while it does not); its worst case, held
         until ``spend`` or ``release``."""
         prompt = estimate_tokens(request.system) + estimate_tokens(request.prompt)
-        worst = self._price(model).cost(prompt, request.max_output_tokens, batch=self.batch)
-        while self.spent + self.in_flight + worst > self.limit and self._calls:
+        worst = self._price(model).cost(prompt, request.max_output_tokens, batch=self._calls_batch)
+        while self.jobs_spent + self.spent + self.in_flight + worst > self.limit and self._calls:
             self._settled.clear()
             await self._settled.wait()
-        if self.spent + self.in_flight + worst > self.limit:
+        if self.jobs_spent + self.spent + self.in_flight + worst > self.limit:
             estimated = "" if self.estimate is None else f" (the run was estimated at ${self.estimate:.4f})"
             fits = f", or --limit {self.fits:,} (what the budget buys at the estimate)" if self.fits else ""
             raise BudgetReached(
-                f"budget reached: ${self.spent:.4f} spent of --max-cost ${self.limit:g}{estimated},"
+                f"budget reached: ${self.jobs_spent + self.spent:.4f} spent of --max-cost ${self.limit:g}{estimated},"
                 f" and the next call could cost up to ${worst:.4f}",
                 "every answer so far is cached: re-run with a higher --max-cost to ask the rest" + fits,
             )
@@ -84,7 +90,7 @@ class Budget:
 
     def spend(self, model: str, usage: Usage, held: float) -> None:
         """A call that ``before`` held ``held`` for was answered with ``usage``."""
-        self.spent += self._price(model).cost(usage.prompt_tokens, usage.output_tokens, batch=self.batch)
+        self.spent += self._price(model).cost(usage.prompt_tokens, usage.output_tokens, batch=self._calls_batch)
         self.release(held)
 
     def release(self, held: float) -> None:

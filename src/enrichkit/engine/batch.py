@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from enrichkit.calls.prices import run_cost
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.live import LiveRun
@@ -307,6 +308,8 @@ class BatchRun:
     async def _finish_live(self, left: dict[Rung, list[Work]]) -> None:
         """Ask ``left`` live from their rungs, at the live price (counted apart in the figures)."""
         stats = self.settlement.stats
+        if (budget := self.live.scheduler.budget) is not None and (cost := run_cost(stats)) is not None:
+            budget.jobs_spent = cost.batch_usd - cost.live_part_batch_usd  # the jobs so far, at the batch price
         before = copy.deepcopy(stats.by_model)
         for rung, items in left.items():
             stats.finished_live += sum(w.rows for w in items)

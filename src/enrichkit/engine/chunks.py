@@ -185,7 +185,7 @@ def choose_mode(mode: Mode, provider: Provider, to_send: int, use_cache: bool) -
 
 def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: int, primary: Provider) -> Budget:
     """The run's budget, with the first chunk's estimate (a batch run over it is refused)."""
-    budget = Budget(limit, batch=mode in ("batch", "flex"))
+    budget = Budget(limit, mode=mode)
     packs = codec.packs(work, size)
     requests = [codec.pack_request(pack)[1] for pack in packs]
     output_tokens = sum(codec.expected_output_tokens(len(p)) for p in packs)
