@@ -54,9 +54,6 @@ def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = F
     done = stats.rows - stats.failed - stats.pending
     report["success_rate"] = round(done / stats.rows, 4) if stats.rows else 1.0
     report["cost"] = {name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.by_model.items()}
-    report["cost_live_part"] = {
-        name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.live_by_model.items() if m.calls
-    }
     report["interrupted"] = interrupted or stats.interrupted
     return report
 
