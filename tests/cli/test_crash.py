@@ -68,3 +68,18 @@ def test_ctrl_c_stops_the_calls_writes_what_was_answered_and_counts_the_rows_not
     failures = [json.loads(line) for line in (tmp_path / "out-failures.jsonl").read_text("utf-8").splitlines()]
     assert sum(f["error"] == "not asked: the run stopped (interrupted)" for f in failures) == not_asked
     assert len(failures) == 200 - answered
+
+
+def test_two_sigints_at_once_never_say_no_output_when_the_first_stop_wrote_it(tmp_path: Path) -> None:
+    rows, out, cache = tmp_path / "rows.jsonl", tmp_path / "out.jsonl", tmp_path / "cache"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in topic_rows(200)), encoding="utf-8")
+    with GeminiStub(latency=0.4) as stub:
+        process = start(stub, rows, out, cache)
+        wait_for_calls(stub, 4)
+        process.send_signal(signal.SIGINT)  # as `timeout -s INT` does: to the command, then to its group
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert ("no output written" in stderr) == (not out.exists())  # the receipt says what happened
+    if out.exists():
+        assert f"output: {out}" in stderr and len(out.read_text(encoding="utf-8").splitlines()) == 200

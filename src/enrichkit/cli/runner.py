@@ -144,6 +144,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         return _within(context, _dry_run(context, list(rows) if cli.show_prompt else rows, cli))
     progress = _Progress(count, cli.quiet)
     started = time.perf_counter()
+    earlier = _written_at(output)
     failures = cli.failures or (None if is_stdout(output) else default_failures(output))
     reasons: Counter[str] = Counter()
     try:
@@ -173,9 +174,9 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         progress.stats.est_cost = run_cost(progress.stats, local_models(context.models))
         report = run_report(progress.stats, provider.name, provider.model, interrupted=True)
         _write_report(cli.report, report)
-        print(
-            run_text(report) + "\nno output written; every validated row is cached: re-run to resume", file=sys.stderr
-        )
+        wrote = _written_at(output) not in (None, earlier)  # a first Ctrl-C's stop wrote it before this one
+        where = f"output: {shown(output)}" if wrote else "no output written"
+        print(f"{run_text(report)}\n{where}; every validated row is cached: re-run to resume", file=sys.stderr)
         return INTERRUPTED
     finally:
         progress.close()
@@ -188,6 +189,15 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
         width = terminal_width() if cli.preview_width is None else cli.preview_width
         say(preview_text(first, context.task, width), cli.quiet)
     return code
+
+
+def _written_at(output: Path) -> int | None:
+    """When ``output`` was last written (None: it is not a file there is)."""
+    if is_stdout(output):
+        return None
+    with contextlib.suppress(OSError):
+        return output.stat().st_mtime_ns
+    return None
 
 
 def _within(context: RunContext, job: Coroutine[Any, Any, T]) -> T:
