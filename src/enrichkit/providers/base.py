@@ -26,6 +26,9 @@ class Request:
     timeout: float | None = None
     """Seconds the call may take; the SDK's timeout is set from it (None: the client's own, which the
     clients enrichkit makes leave unset)."""
+    logprobs: bool = False
+    """Ask for the log-probability of each answer token (``Reply.tokens``); a provider that cannot give
+    them ignores it."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,22 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Token:
+    """One answer token as generated: its text and the natural log of the probability the model gave it."""
+
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str | None
     finish: Finish = "stop"
     usage: Usage = field(default_factory=Usage)
     detail: str = ""
+    tokens: tuple[Token, ...] | None = None
+    """The answer's tokens with their log-probabilities, in order, when asked for and given (their texts
+    joined are ``text``, or the text the provider's answer was unwrapped from); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,9 @@ class Capabilities:
     timeout: float | None = 120.0
     service_tiers: frozenset[str] = frozenset()
     reads_schema: bool = True
+    logprobs: bool = False
+    """The provider can return token log-probabilities (``Request.logprobs``) for its model, as far as it
+    knows before asking (a model may still refuse them)."""
 
 
 @dataclass(frozen=True)
