@@ -2,7 +2,7 @@
 
 Two processes enriching overlapping inputs on one Redis cache pay each shared row once: a pack takes
 its rows' leases before it is sent, and a pack whose rows another process is asking waits for their
-answers instead (compare ``test_concurrent_runs``: on one folder, rows in flight in both are paid twice).
+answers instead (a folder does the same from the moment a second run opens it: ``test_folder_leases``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@ consistent output.
 
 What is guaranteed: both runs succeed, each output is complete and valid, rows both runs share get
 equal values, and the cache ends up holding exactly the union (a later run over it pays nothing).
-What is cheap and done: a pack looks at the cache again just before it is sent when another process
-has written to it, so only rows both runs have in flight at the same moment are paid twice (at most
-concurrency x pack size rows).
+What is cheap and done: once a second run opens the folder, each run leases a pack's rows before sending
+it and leaves the rows the other holds to it (``cache.leases``), and looks at the cache again when the
+other has written to it; so only rows both had in flight before the second run's first pack can be paid
+twice (at most concurrency x pack size rows; none here, where the two runs begin on different rows).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def test_two_processes_on_one_cache_lose_nothing_and_agree(tmp_path: Path) -> No
             assert report["failed"] == 0 and report["cache_hits"] + report["enriched"] == 300
             assert sent[key] == report["enriched"]  # every row sent was validated and counted once
         paid_twice = sum(sent.values()) - len(ROWS)
-        assert 0 <= paid_twice <= 4 * 20  # only rows in flight in both runs at once (concurrency 4, packs of 20)
+        assert 0 <= paid_twice <= 4 * 20  # rows in flight in both before both had opened the folder, at most
         print(
             f"\nrows sent {sent} for {len(ROWS)} distinct rows: {paid_twice} paid twice;"
             f" cache hits { {k: r['cache_hits'] for k, r in reports.items()} },"

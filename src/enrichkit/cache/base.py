@@ -16,7 +16,8 @@ class Cache(Protocol):
 
     remote: bool
     """Whether a call is a network round trip (Redis). A run makes every call to a remote cache from its
-    cache thread; of a folder's, only ``written_elsewhere`` (one local query) runs on the event loop."""
+    cache thread; of a folder's, only ``written_elsewhere`` and ``shared`` (one local query each) run on the event
+    loop."""
 
     damaged: int
     """Entries ``get_many`` found undecodable (and left out) so far."""
@@ -26,6 +27,11 @@ class Cache(Protocol):
     def put_many(self, entries: Mapping[str, Entry]) -> None: ...
 
     def written_elsewhere(self) -> bool: ...
+
+    def shared(self) -> bool:
+        """Whether other runs may ask the same rows now (Redis: always; a folder: another run has it open),
+        so the run takes leases."""
+        ...
 
     def lease(self, keys: Sequence[str]) -> list[str]: ...
 

@@ -24,6 +24,7 @@ import diskcache
 
 from enrichkit.cache.db import COUNT, WAL_PAGES, connect, is_corrupt, owner_only, storage_cause, upsert
 from enrichkit.cache.entry import Entry, decode, exact_entries
+from enrichkit.cache.leases import FolderLeases
 from enrichkit.errors import StorageError
 from enrichkit.rows.jsontext import loads
 
@@ -65,6 +66,7 @@ class RowCache:
                 self._sql = connect(rows / diskcache.core.DBNAME, READER_PAGES)
                 self._writer = connect(rows / diskcache.core.DBNAME, WRITER_PAGES)  # ``put_many``'s, in any thread
                 self._expected = len(self)
+            self._leases = FolderLeases(self.directory)
         except StorageError:
             self._db.close()
             raise
@@ -163,25 +165,33 @@ class RowCache:
         with self._write_lock, self._guard("write"):
             small = all(len(text) < self._db.disk.min_file_size for _, text in texts)
             added = upsert(self._writer, now, texts) if small else None
-            if added is not None:
-                self._expected += added
-                return
-            with self._db.transact():
-                before = len(self._db)
-                for key, text in texts:
-                    self._db.set(key, text)
-                self._expected += len(self._db) - before
+            if added is None:
+                with self._db.transact():
+                    before = len(self._db)
+                    for key, text in texts:
+                        self._db.set(key, text)
+                    added = len(self._db) - before
+            self._expected += added
+            self._leases.end(entries)
 
     def written_elsewhere(self) -> bool:
         """Whether another process (or cache object) stored entries since this one opened: one cheap query."""
         return len(self) != self._expected
 
+    def shared(self) -> bool:
+        """Whether another run has this folder open now (``cache.leases``): one local query."""
+        with self._guard("read leases"):
+            return self._leases.shared()
+
     def lease(self, keys: Sequence[str]) -> list[str]:
-        """No leases on one machine: a row in flight in two processes is paid twice (rarely: see ``engine.leases``)."""
-        return []
+        """Take the leases of the ``keys`` no other run holds; the keys another run holds (``cache.leases``)."""
+        with self._guard("lease"):
+            return self._leases.lease(keys)
 
     def release(self, keys: Iterable[str]) -> None:
-        """Nothing to release (see ``lease``)."""
+        """End this run's leases of ``keys`` (rows it gave up on: the others may ask them)."""
+        with self._guard("release"):
+            self._leases.end(keys)
 
     def __len__(self) -> int:
         """The entries stored (diskcache's own count, kept by its triggers): one cheap query."""
@@ -231,6 +241,7 @@ class RowCache:
         return gone
 
     def close(self) -> None:
+        self._leases.close()
         with self._write_lock, self._read_lock:  # after a commit or look-up running in another thread
             self._writer.close()
             self._sql.close()

@@ -11,8 +11,6 @@ the lease time.
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 import time
 import uuid
@@ -23,12 +21,9 @@ from typing import Any
 import redis
 
 from enrichkit.cache.entry import Entry, decode
-from enrichkit.errors import StorageError, UserError
+from enrichkit.cache.leases import lease_time
+from enrichkit.errors import StorageError
 from enrichkit.providers.redact import redacted_url
-
-LEASE_SECONDS = 20.0  # a worker that died holds its rows this long (a live one renews its leases)
-
-LEASE_VARIABLE = "ENRICHKIT_LEASE_SECONDS"  # a cluster's own lease time (e.g. shorter on preemptible nodes)
 
 _QUERY_KEYS = 500
 
@@ -78,20 +73,6 @@ def guarded(url: str, doing: str) -> Iterator[None]:
 def connect(url: str) -> redis.Redis:
     """A client of the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://``, ``unix://``)."""
     return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=30)
-
-
-def lease_time() -> float:
-    """``ENRICHKIT_LEASE_SECONDS`` from the environment, else ``LEASE_SECONDS``."""
-    given = os.environ.get(LEASE_VARIABLE, "").strip()
-    if not given:
-        return LEASE_SECONDS
-    try:
-        seconds = float(given)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < math.inf:
-        raise UserError(f"{LEASE_VARIABLE} must be a positive number of seconds, not {given!r}")
-    return seconds
 
 
 class RedisCache:
@@ -158,6 +139,10 @@ class RedisCache:
             pipe.execute()
         self._expected += len(entries)
         self._forget(entries)
+
+    def shared(self) -> bool:
+        """Always: any worker anywhere may ask the same rows."""
+        return True
 
     def written_elsewhere(self) -> bool:
         """Whether anyone else stored entries since this object opened: one ``GET``."""

@@ -82,7 +82,7 @@ class CacheIO:
         """The entries of ``keys`` stored meanwhile, and the keys whose lease another worker holds; this run
         takes the leases of the rest (see ``Cache.lease``)."""
         loop = asyncio.get_running_loop()
-        if not self.cache.remote:  # a folder holds no leases; asking whether it was written is one local query
+        if not self.cache.remote and not self.cache.shared():  # a folder alone: no leases, one local query
             if not self.cache.written_elsewhere():
                 return {}, set()
             return await loop.run_in_executor(self._thread, self._get, keys), set()
@@ -97,8 +97,7 @@ class CacheIO:
 
     async def release(self, keys: Sequence[str]) -> None:
         """End this run's leases of ``keys`` (rows it gave up on: other workers may ask them)."""
-        if self.cache.remote:  # a folder holds no leases
-            await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
 
     def _put(self, entries: Mapping[str, Entry]) -> None:
         """``Cache.put_many``; entries it cannot store (a full disk, a lost server) are kept in the journal."""
