@@ -13,8 +13,10 @@ from click.testing import CliRunner, Result
 
 from enrichkit import Task
 from enrichkit.cli import main
+from enrichkit.errors import FatalProviderError
 from enrichkit.history.files import HistoryWarning
-from enrichkit.history.runs import RunHistory
+from enrichkit.history.runs import RunHistory, options_of
+from enrichkit.options import RunOptions
 from enrichkit.testing import scripted
 from enrichkit.testing.faults import http_error, set_field
 from helpers import run_at_seam, topic_rows
@@ -154,3 +156,27 @@ def test_a_history_that_cannot_be_written_never_fails_the_run(task: Task, cache_
     with pytest.warns(HistoryWarning, match="cannot"):
         result = run_at_seam(topic_rows(5), task, scripted(), cache_dir)
     assert result.stats.enriched == 5 and not result.failures
+
+
+def test_a_refused_key_is_logged_and_recorded_without_the_key(
+    task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", CONFIGURED)
+    script = scripted(rules=[http_error(401, f"API key not valid: {CONFIGURED}")])
+    with pytest.raises(FatalProviderError):
+        run_at_seam(topic_rows(5), task, script, cache_dir)
+    [run] = RunHistory(cache_dir).runs()
+    assert run.counts == {} and "API key not valid: [redacted]" in run.stopped  # no result: no counts known
+    assert "no result" in cli("runs", "--cache-dir", str(cache_dir)).output
+    [call] = [json.loads(line) for line in cli("logs", "--json", "--cache-dir", str(cache_dir)).output.splitlines()]
+    assert call["outcome"] == "error" and "FatalProviderError" in call["error"] and call["rows"] == list(ROWS_5)
+    texts = [path.read_text() for path in (cache_dir / "history").rglob("*.jsonl")]
+    assert texts and not [t for t in texts if CONFIGURED in t]
+
+
+ROWS_5 = ("t0", "t1", "t2", "t3", "t4")
+
+
+def test_a_redis_password_never_reaches_the_history() -> None:
+    options = RunOptions(cache="redis://:hunter2-secret@localhost:6379/0")
+    assert options_of(options)["cache"] == "redis://:[redacted]@localhost:6379/0"

@@ -48,8 +48,12 @@ def runs(limit: int, as_json: bool, cache_dir: Path | None, **_: Any) -> int:
         cost = r.cost if r.cost_usd is None else usd(r.cost_usd)
         head = f"{r.run}  {when}  {r.task.get('name', 'task')}  {r.provider}/{r.model}  {r.options.get('mode', 'live')}"
         figures = (
-            f"{c.get('rows', 0):,} rows · {c.get('cache_hits', 0):,} cached · {c.get('enriched', 0):,} enriched"
-            f" · {c.get('failed', 0):,} failed · {c.get('calls', 0):,} calls · {cost} · {r.seconds:.1f} s"
+            "no result"
+            if not c
+            else (
+                f"{c.get('rows', 0):,} rows · {c.get('cache_hits', 0):,} cached · {c.get('enriched', 0):,} enriched"
+                f" · {c.get('failed', 0):,} failed · {c.get('calls', 0):,} calls · {cost} · {r.seconds:.1f} s"
+            )
         )
         output = f"  → {r.output}" if r.output else ""
         stopped = f"  stopped: {r.stopped}" if r.stopped else ""

@@ -32,7 +32,7 @@ from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
 from enrichkit.engine.stop_evidence import REPAIRS, CannotSucceed, StopEvidence
 from enrichkit.engine.validation import Checked
-from enrichkit.errors import PromptTooLong, ProviderError, RequestRejected, TransientError
+from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, RequestRejected, TransientError
 from enrichkit.history.calls import CallLog
 from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind
@@ -184,6 +184,9 @@ class LiveRun:
             failed = items
             self.ladder.observe(len(items), len(items), len(items))
             self._logged("packed", rung, provider, items, request, exc, started)
+        except FatalProviderError as exc:  # the run stops: the log still says which call it was
+            self._logged("packed", rung, provider, items, request, exc, started)
+            raise
         else:
             checked = self.codec.read_pack(reply, ids, items)
             self._logged("packed", rung, provider, items, request, reply, started, checked)

@@ -45,7 +45,8 @@ async def recorded(
         keeper.given_up = True
     if context.options.log:
         context.log = CallLog(folder, context.run_id)
-    stats, error = Stats(), ""
+    stats: Stats | None = None  # the last result's figures (None: the run ended before its first result)
+    error = ""
     try:
         async with contextlib.aclosing(chunks):
             async for result in chunks:
@@ -65,10 +66,11 @@ async def recorded(
 
 
 def _record(
-    context: RunContext, started: float, stats: Stats, error: str, kept: int | None, log: CallLog | None
+    context: RunContext, started: float, stats: Stats | None, error: str, kept: int | None, log: CallLog | None
 ) -> RunRecord:
-    counts, tokens = counts_of(stats)
-    cost = stats.est_cost
+    """The run's record; without a result (it failed at once) no counts, as none are known."""
+    counts, tokens = counts_of(stats) if stats is not None else ({}, {})
+    cost = stats.est_cost if stats is not None else None
     return RunRecord(
         run=context.run_id,
         at=started,
@@ -81,9 +83,9 @@ def _record(
         counts=counts,
         tokens=tokens,
         cost_usd=None if cost is None else 0.0 if cost.free else round(cost.usd, 6),
-        cost=str(cost or UNKNOWN_COST),
-        seconds=round(stats.seconds, 3),
-        stopped=stats.stopped or error,
+        cost=str(cost or UNKNOWN_COST) if stats is not None else "unknown: the run ended before any result",
+        seconds=round(stats.seconds if stats is not None else time.time() - started, 3),
+        stopped=(stats.stopped if stats is not None else "") or error,
         answers=kept,
         logged=log is not None and log.calls > 0,
     )

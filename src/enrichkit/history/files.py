@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from enrichkit.errors import os_cause
+from enrichkit.history.secrets import configured_keys, redacted
 
 FOLDER = "history"
 
@@ -39,12 +40,14 @@ def make_dir(folder: Path) -> None:
 
 
 def append(path: Path, docs: list[dict[str, Any]]) -> bool:
-    """Append ``docs`` to ``path`` as JSON lines (owner-only file); False, with a warning, when it cannot."""
+    """Append ``docs`` to ``path`` as JSON lines (owner-only file, API keys redacted); False, with a warning,
+    when it cannot."""
     try:
         make_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, b"".join(orjson.dumps(doc, default=str) + b"\n" for doc in docs))
+            keys = configured_keys()
+            os.write(fd, b"".join(redacted(orjson.dumps(doc, default=str), keys) + b"\n" for doc in docs))
         finally:
             os.close(fd)
     except OSError as exc:

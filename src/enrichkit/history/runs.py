@@ -17,6 +17,7 @@ from typing import Any
 
 from enrichkit.errors import UserError
 from enrichkit.history.files import append, history_dir, read_lines
+from enrichkit.providers.redact import redacted_url
 from enrichkit.result import Stats
 
 RUNS = "runs.jsonl"
@@ -85,6 +86,8 @@ def options_of(options: Any) -> dict[str, Any]:
         value = getattr(options, name, None)
         if isinstance(value, tuple):
             value = [v if isinstance(v, str) else type(v).__name__ for v in value]
+        elif name == "cache" and isinstance(value, str):
+            value = redacted_url(value)  # a Redis URL's password
         out[name] = value
     return out
 
