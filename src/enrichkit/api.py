@@ -19,6 +19,7 @@ from enrichkit.engine.chunks import run_chunks
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.dry_run import DryRun
 from enrichkit.engine.dry_run import dry_run as dry_run_of
+from enrichkit.engine.recorded import recorded
 from enrichkit.options import RunOptions
 from enrichkit.result import EnrichResult, Stats
 from enrichkit.rows.files import iter_rows, read_rows
@@ -72,7 +73,7 @@ async def aenrich_chunks(
         rows = iter_rows(os.fspath(rows))
     context = RunContext.open(load_task(task), options_of(options, given))
     try:
-        async with contextlib.aclosing(run_chunks(context, rows, on_progress=on_progress)) as chunks:
+        async with contextlib.aclosing(recorded(context, run_chunks(context, rows, on_progress=on_progress))) as chunks:
             async for result in chunks:
                 yield result
     finally:

@@ -106,6 +106,8 @@ class RunOptions:
     chunk_rows: int | None = CHUNK_ROWS
     max_cost: float | None = None
     """US$ the run may spend at most (``calls.budget``); None: no limit."""
+    log: bool = True
+    """Log every call (prompt, raw answer, outcome) in the cache folder (``history.calls``)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.pack_size <= MAX_PACK_SIZE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from enrichkit.cli import cache, jobs, run, scrape, task
+from enrichkit.cli import cache, diff, jobs, logs, run, runs, scrape, task
 from enrichkit.cli.common import Main
 
 
@@ -19,3 +19,6 @@ main.add_command(scrape.scrape)
 main.add_command(cache.cache)
 main.add_command(jobs.jobs)
 main.add_command(task.task)
+main.add_command(runs.runs)
+main.add_command(diff.diff)
+main.add_command(logs.logs)

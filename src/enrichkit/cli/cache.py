@@ -103,9 +103,13 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
 @quiet_verbose
 @guarded
 def prune(older_than: float, cache_dir: Path | None, **_: Any) -> int:
-    """Delete cached rows stored longer ago than --older-than."""
+    """Delete cached rows stored longer ago than --older-than, and the call logs and kept answers of runs as old."""
+    from enrichkit.history.prune import prune_history
+
     with _opened(cache_dir) as rows:
         click.echo(f"{rows.directory}: deleted {rows.prune(older_than):,} cached rows, {len(rows):,} left")
+        logs = prune_history(rows.directory, older_than)
+    click.echo(f"{rows.directory}: deleted the call logs of {logs:,} runs and their kept answers")
     return 0
 
 

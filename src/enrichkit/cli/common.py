@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from enrichkit.errors import EnrichkitError
+from enrichkit.history.files import HistoryWarning
 
 F = TypeVar("F", bound=Callable[..., Any])
 USAGE_ERROR = 2
@@ -37,6 +39,7 @@ class Main(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        warnings.formatwarning = one_line_warning
         with sigterm_as_interrupt():
             try:
                 code = super().main(args, prog_name, complete_var, False, **extra)
@@ -50,6 +53,18 @@ class Main(click.Group):
                 click.echo("interrupted", err=True)
                 sys.exit(INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_format_warning = warnings.formatwarning
+
+
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """A warning of the run history or call log as one line (others as Python shows them)."""
+    if issubclass(category, HistoryWarning):
+        return f"warning: {message}\n"
+    return _format_warning(message, category, filename, lineno, line)
 
 
 @contextlib.contextmanager

@@ -121,6 +121,9 @@ def enrich_options(command: F) -> F:
         click.option(
             "--no-cache", "use_cache", flag_value=False, default=True, help="Neither read nor write the cache."
         ),
+        click.option(
+            "--no-log", "log", flag_value=False, default=True, help="Do not log the calls (see `enrichkit logs`)."
+        ),
         BASE_URL,
         click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows."),
         click.option(

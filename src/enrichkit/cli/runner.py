@@ -25,7 +25,9 @@ from enrichkit.engine.chunks import local_models, run_chunks
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.dry_run import dry_run, first_prompt
 from enrichkit.engine.interrupt import Interrupt
+from enrichkit.engine.recorded import history_folder, recorded
 from enrichkit.errors import UserError
+from enrichkit.history.runs import RunHistory
 from enrichkit.options import RunOptions
 from enrichkit.output import sweep
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, row_writer, write_json, write_rows
@@ -154,7 +156,7 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
             interrupt = Interrupt()
             if swept is None:
                 _check_input(context, cli)
-                chunks = run_chunks(context, rows, on_progress=progress, interrupt=interrupt)
+                chunks = recorded(context, run_chunks(context, rows, on_progress=progress, interrupt=interrupt))
             else:
                 chunks, opened = _after_sweep(context, swept, progress, interrupt)
             written = write_chunks(
@@ -183,12 +185,20 @@ def _run(context: RunContext, rows: Iterable[dict[str, Any]], output: Path, cli:
     if failures is not None and not stats.failed and not stats.pending:
         failures.unlink(missing_ok=True)  # an earlier run's failures: none are left
     code = _finish(stats, output, dataclasses.replace(cli, failures=failures), provider.name, provider.model, reasons)
+    _note_output(context, output, stats)
     if context.journal is not None and context.journal.path.is_file():
         say(f"answers the cache could not take are kept in {context.journal.path}: the next run stores them", cli.quiet)
     if first:
         width = terminal_width() if cli.preview_width is None else cli.preview_width
         say(preview_text(first, context.task, width), cli.quiet)
     return code
+
+
+def _note_output(context: RunContext, output: Path, stats: Stats) -> None:
+    """The output file the run wrote, in its line of the run history."""
+    folder = history_folder(context.options)
+    if folder is not None and not stats.pending and not is_stdout(output):
+        RunHistory(folder).note_output(context.run_id, output)
 
 
 def _written_at(output: Path) -> int | None:
@@ -269,7 +279,7 @@ def _after_sweep(
         whole=not swept.misses,  # one result, even an empty one
         interrupt=interrupt,
     )
-    return chunks, lambda columns: sweep.joined(swept)
+    return recorded(context, chunks, keep=False), lambda columns: sweep.joined(swept)
 
 
 def default_failures(output: Path) -> Path:

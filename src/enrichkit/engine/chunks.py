@@ -58,14 +58,14 @@ def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
     """The unique work left once the cache ``found`` some rows; hits and duplicates counted into ``stats``."""
     stats.rows += len(keyed.table)
     work: dict[str, Work] = {}
-    for key, values, text in zip(keyed.keys, keyed.inputs, keyed.texts, strict=True):
+    for key, values, text, rid in zip(keyed.keys, keyed.inputs, keyed.texts, keyed.ids, strict=True):
         if key in found:
             stats.cache_hits += 1
         elif key in work:
             work[key].rows += 1
             stats.duplicates += 1
         else:
-            work[key] = Work(key, values, text=text)
+            work[key] = Work(key, values, row_id=rid, text=text)
     return Chunk(keyed.table, keyed.ids, keyed.keys, found, work)
 
 
@@ -140,7 +140,7 @@ async def run_chunks(
             settled(stats.cache_hits - hits)
             codec = context.codec(models[0])
             settlement = Settlement(stats, context.io, settled)
-            live = LiveRun(codec, settlement, scheduler, models, ladder, sizer)
+            live = LiveRun(codec, settlement, scheduler, models, ladder, sizer, context.log)
             work = list(chunk.work.values())
             if opts.max_cost is not None and scheduler.budget is None:  # the first chunk's estimate is checked
                 scheduler.budget = _budget(opts.max_cost, stats.mode, codec, work, context.pack_size, primary)

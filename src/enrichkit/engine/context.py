@@ -17,6 +17,8 @@ from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import carries_words, text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
+from enrichkit.history.calls import CallLog
+from enrichkit.history.runs import new_run_id
 from enrichkit.options import Limiter, RunOptions
 from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.providers.base import Provider
@@ -44,6 +46,8 @@ class RunContext:
     _limiter: Limiter | None = field(default=None, init=False, repr=False)
     _io: CacheIO | None = field(default=None, init=False, repr=False)
     journal: Journal | None = field(default=None, init=False)  # where answers the cache cannot take go
+    run_id: str = field(default_factory=new_run_id, init=False)  # its line in the run history
+    log: CallLog | None = field(default=None, init=False)  # the call log, while a recorded run goes on
     closed: bool = field(default=False, init=False)
 
     @classmethod

@@ -17,6 +17,7 @@ invalidly again and again while fewer rows of the run were valid (a schema the m
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -30,8 +31,10 @@ from enrichkit.engine.pools import Pools
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
 from enrichkit.engine.stop_evidence import REPAIRS, CannotSucceed, StopEvidence
-from enrichkit.errors import PromptTooLong, RequestRejected, TransientError
-from enrichkit.providers.base import Provider, Reply
+from enrichkit.engine.validation import Checked
+from enrichkit.errors import FatalProviderError, PromptTooLong, ProviderError, RequestRejected, TransientError
+from enrichkit.history.calls import CallLog
+from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.result import CallKind
 from enrichkit.rows.work import Work
 
@@ -45,8 +48,10 @@ class LiveRun:
         models: Sequence[Provider],
         ladder: Ladder,
         sizer: PackSizer | None = None,
+        log: CallLog | None = None,
     ) -> None:
         self.codec = codec
+        self.log = log
         self.settlement = settlement
         self.claims = Claims(settlement)
         self.scheduler = scheduler
@@ -169,15 +174,22 @@ class LiveRun:
         ids, request = self.codec.pack_request(items)
         blocked = False
         stored: Awaitable[None] | None = None
+        started = time.perf_counter()
         try:
             reply = await self.scheduler.call(provider, request, "packed", _attempted(items))
-        except TransientError:  # a server error that outlived its retries says nothing about the pack
+        except TransientError as exc:  # a server error that outlived its retries says nothing about the pack
             failed = items
-        except (PromptTooLong, RequestRejected):
+            self._logged("packed", rung, provider, items, request, exc, started)
+        except (PromptTooLong, RequestRejected) as exc:
             failed = items
             self.ladder.observe(len(items), len(items), len(items))
+            self._logged("packed", rung, provider, items, request, exc, started)
+        except FatalProviderError as exc:  # the run stops: the log still says which call it was
+            self._logged("packed", rung, provider, items, request, exc, started)
+            raise
         else:
             checked = self.codec.read_pack(reply, ids, items)
+            self._logged("packed", rung, provider, items, request, reply, started, checked)
             rejected, stored = self.settlement.accept(checked, reply.usage, provider.model, len(items))
             failed = list(rejected)
             blocked = reply.finish == "blocked"
@@ -217,21 +229,26 @@ class LiveRun:
             provider = self.models[current.fallback]
             kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
             invalid, refusal, failed_as = False, "", "over"
+            request, started = self.codec.single_request(item, rejected), time.perf_counter()
+            outcome: Reply | ProviderError
             try:
-                request = self.codec.single_request(item, rejected)
-                reply = await self.scheduler.call(provider, request, kind, _attempted([item]))
+                reply = outcome = await self.scheduler.call(provider, request, kind, _attempted([item]))
                 failure = await self._settle_single(reply, item, provider.model)
                 invalid = reply.finish == "stop"
                 failed_as = "invalid" if invalid else "cut" if reply.finish != "blocked" else "over"
             except RequestRejected as exc:
-                failure, invalid = str(exc), exc.invalid_answer
+                failure, invalid, outcome = str(exc), exc.invalid_answer, exc
                 refusal = "" if exc.invalid_answer else str(exc)
                 failed_as = "refused answer" if invalid else "refused"
             except TransientError as exc:
-                failure = str(exc)
+                failure, outcome = str(exc), exc
                 failed_as = "server" if self.settlement.results and not met["server"] else "over"
             except PromptTooLong as exc:
-                failure = str(exc)
+                failure, outcome = str(exc), exc
+            if self.log is not None:
+                answered = self.settlement.results.get(item.key) if failure is None else None
+                done = Checked({item: answered.values} if answered else {}, {item: failure} if failure else {})
+                self._logged(kind, current, provider, [item], request, outcome, started, done)
             if failure is None:
                 self.settlement.stats.repaired += tries > 0
                 self._evidence.answered()
@@ -257,6 +274,26 @@ class LiveRun:
         if stored is not None:
             await stored
         return failed.get(item)
+
+    def _logged(
+        self,
+        kind: str,
+        rung: Rung,
+        provider: Provider,
+        items: list[Work],
+        request: Request,
+        outcome: Reply | ProviderError,
+        started: float,
+        checked: Checked[Work] | None = None,
+    ) -> None:
+        """Log a call in the run's call log (if it keeps one)."""
+        if self.log is None:
+            return
+        valid, invalid = (checked.valid, checked.invalid) if checked is not None else (None, None)
+        seconds = time.perf_counter() - started
+        mode = self.settlement.stats.mode
+        rows = (rung.size, rung.fallback)
+        self.log.call(kind, mode, rows, provider.model, provider.name, items, request, outcome, seconds, valid, invalid)
 
     def _stop_if(self, stop: CannotSucceed | None) -> None:
         """Stop the run for the evidence ``stop`` holds (None: go on)."""

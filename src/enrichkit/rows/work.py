@@ -17,6 +17,8 @@ class Work:
     inputs: dict[str, Any]
     rows: int = 1
     attempts: int = 0
+    row_id: Any = None
+    """The id (or number) of the first row with this content: what the call log names it by."""
     text: InitVar[str | None] = None  # the inputs' canonical JSON, when the caller has it already
     prompt_tokens: int = field(init=False)
 
