@@ -22,6 +22,7 @@ from enrichkit.providers.local.grammar import (
     runtime_version,
     word_slack,
 )
+from enrichkit.providers.local.logprobs import ASK, answer_tokens
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
@@ -42,7 +43,9 @@ from enrichkit.providers.local.weights import file_sha256, local_model
 # dominate; packs add ids and re-asks) and made answers worse from 10 rows on; a caller who raises
 # ``max_pack_size`` gets ids pinned per position, without which weak models drop or repeat ids. The
 # concurrency is the number of llama.cpp's slots (``default_slots``), which decode together.
-CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False)
+CAPABILITIES = Capabilities(
+    id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False, logprobs=True
+)
 
 DEFAULT_CONTEXT = 8192
 
@@ -210,10 +213,14 @@ class LocalProvider:
             "temperature": self.temperature,
             "seed": SEED,
             "cache_prompt": self.prompt_cache,
+            **(ASK if request.logprobs else {}),
         }
 
     async def generate(self, request: Request) -> Reply:
-        reply = to_reply(await asyncio.to_thread(self._complete, self.body(request)), provider="llama.cpp")
+        doc = await asyncio.to_thread(self._complete, self.body(request))
+        reply = to_reply(doc, provider="llama.cpp")
+        if request.logprobs:  # the tokens as generated: the answer before it is trimmed below
+            reply = replace(reply, tokens=answer_tokens(doc))
         if has_llguidance() and (limits := word_limits(request.schema)):
             reply = replace(reply, text=fit_words(reply.text, limits))
         if self.notes.reason:

@@ -1,0 +1,61 @@
+"""The answer tokens' log-probabilities from llama.cpp (``Reply.tokens``).
+
+llama.cpp reports each generated token's log-probability in the model's own distribution over the
+whole vocabulary: before the grammar and the sampling (measured: tokens the grammar forbids, such as
+``black`` beside an enum of colours, are among the alternatives, and a token the grammar forces can
+have a low one). That is the probability the model gave the token, which is what a confidence reads;
+llama.cpp's ``post_sampling_probs`` are not used: at temperature 0 every chosen token has 1, and above
+it the grammar's mask is in them only where the sampler had to re-sample.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from typing import Any
+
+from enrichkit.providers.base import Token
+
+ASK = {"logprobs": True, "top_logprobs": 1}
+"""What a chat-completions body adds to have them returned (``top_logprobs`` 0 returns none)."""
+
+
+def answer_tokens(doc: Mapping[str, Any]) -> tuple[Token, ...] | None:
+    """The tokens of a chat completion ``doc``'s answer with their log-probabilities, spelling its text
+    as generated (before the provider trims it); None when it has none, or they do not spell the text.
+
+    A token is cut from its bytes: one that ends inside a character (UTF-8 split across tokens) is
+    joined to the next, their log-probabilities added (the probability of writing both); a token of no
+    bytes (the end of generation) is not part of the text and is left out."""
+    choices = doc.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+    message, logprobs = choice.get("message"), choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    text = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list) or not isinstance(text, str):
+        return None
+    if not all(isinstance(e, Mapping) and isinstance(e.get("logprob"), int | float) for e in content):
+        return None
+    written = [e for e in content if e.get("bytes")]
+    pieces = [e.get("token") for e in written]
+    if all(isinstance(p, str) and p for p in pieces) and "".join(pieces) == text:  # no character split
+        return tuple(Token(e["token"], e["logprob"]) for e in written)
+    return _from_bytes(written, text)
+
+
+def _from_bytes(written: list[Mapping[str, Any]], text: str) -> tuple[Token, ...] | None:
+    """The tokens cut from their bytes, a character split across tokens joined into one."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tokens: list[Token] = []
+    pending = 0.0
+    for entry in written:
+        raw = entry["bytes"]
+        if not isinstance(raw, list):
+            return None
+        pending += entry["logprob"]
+        if piece := decoder.decode(bytes(raw)):
+            tokens.append(Token(piece, pending))
+            pending = 0.0
+    if "".join(t.text for t in tokens) + decoder.decode(b"", final=True) != text:
+        return None
+    return tuple(tokens)
