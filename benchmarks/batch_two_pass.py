@@ -9,7 +9,11 @@ Prints, per seed: the jobs, the batch requests by model and rung, the prompt tok
 request the stub got, refused ones included; its 4-characters-a-token count) against a clean run of
 the same rows (no refusals), the live calls, and the rows right (each answer checked against
 its own row's words). Targets (issue 31): 1000/1000 right, 0 live calls, <= 3 jobs, <= 1.35 x. The
-failed packs are sent once more, as they were, to the 70B: the ratio is 1 + the share refused.
+refused requests are paid and their rows sent once more, to the 70B, two refused packs a request (its
+fixed part, the instruction, paid once for two): with a pack of 20 rows ~ 20 r + f tokens (r a row, f
+the fixed part: ~39 and ~50 on this task), the ratio is about 1 + p (20 r + f / 2) / (20 r + f) for a
+share p of packs refused: 1 + 0.97 p, so <= 1.35 holds up to p ~ 36 % (packs sent again as they were
+would give 1 + p: 1.36 at 36 %).
 """
 
 from __future__ import annotations

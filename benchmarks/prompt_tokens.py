@@ -8,8 +8,7 @@ descriptions) as the response schema. enrichkit's requests are built by its pack
 20, with the default cross-wiring check of each task. Tokens are counted as the test stubs count them
 (four characters a token), per request: the text alone (what the stubs bill) and the text with the
 compact JSON of the schema as Gemini's wire carries it (what a provider that counts its response schema
-bills). No model is
-called.
+bills). No model is called. Target (issue 31 item 4): every ratio <= 1.05.
 
 Tasks: the README's first-run task (product reviews, synthetic rows), the roadmap task
 (schemas/roadmap-topic.json on the engineering-manager roadmap, read in place from the shared data

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enrichkit import Task
+from enrichkit import Task, aenrich
 from enrichkit.calls.limits import RateLimiter
 from enrichkit.calls.pacing import Gate, Pacing
 from enrichkit.calls.scheduler import Scheduler
@@ -102,3 +102,29 @@ def test_the_engine_learns_the_servers_window_and_stays_under_it(task: Task, tmp
     assert re.fullmatch(r"~[56] requests / 1(\.\d)? s", s.rate_limit)  # a fixed window may look one smaller
     sent = sorted(a.received for a in generated(script))
     assert sent[-1] - sent[0] >= 3.0  # 20 calls at 6 a second's window: three windows to wait out
+
+
+def test_a_window_limited_run_sends_its_first_window_fast_and_is_refused_once(task: Task, tmp_path: Path) -> None:
+    """30 requests a 6 s window at 0.4 s a call (issue 31's rate-limited run), a refusal as fast as a free
+    count: the first window's calls go out a few round trips apart, doubling what is in flight each quiet
+    period (not each answer), one 429 teaches the limit, and the second window follows the first."""
+    server = ServerLimit(rpm=30, window=6.0, latency=0.4, round_trip=0.005)
+    script = scripted(rules=[server])
+
+    async def count(request: Request) -> int:
+        await asyncio.sleep(0.005)
+        return script.count(request)
+
+    async def run() -> float:
+        provider = FunctionProvider(script, count=count)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        result = await aenrich(topic_rows(1000), task, provider=provider, cache_dir=tmp_path, progress=False)
+        assert result.stats.enriched == 1000 and result.stats.rate_limit == "~30 requests / 6 s"
+        return loop.time() - start
+
+    took = in_virtual_time(run())
+    sent = sorted(a.received for a in generated(script))
+    assert server.refused == 1 and len(sent) == 51  # 50 packs and the one refusal that taught the limit
+    assert sent[29] < 0.45  # the first window's 30 calls: out before their first answers came back
+    assert took < 6.4 + 0.4  # the bound (the second window's 20 calls at 6 s, 0.4 s each) and the ramp

@@ -15,6 +15,7 @@ from enrichkit import EnrichResult, Task, enrich
 from enrichkit.calls.budget import BudgetReached
 from enrichkit.engine import batch as batch_mode
 from enrichkit.engine.batch import JobStore
+from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.waiting import looks, status_line
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.base import JobStatus
@@ -147,8 +148,9 @@ def test_rows_that_never_pass_stop_after_the_round_limit(
     assert "no valid answer in 3 batch rounds" in result.failures[0].reason
 
 
-def test_the_two_pass_scenario_sends_failed_packs_to_the_fallback_still_packed(task: Task, cache_dir: Path) -> None:
-    """Groq's two-pass batch: the small model refuses 30 % of the requests, the big one none."""
+def test_the_two_pass_scenario_sends_failed_packs_to_the_fallback_two_a_request(task: Task, cache_dir: Path) -> None:
+    """Groq's two-pass batch: the small model refuses 30 % of the requests, the big one none; the refused
+    packs' rows go to the big one in packs twice as big (the instruction paid once for two packs)."""
     weak = {n for n in range(50) if n % 10 < 3}  # 15 of the 50 packs of 20
 
     def refused(asked: Asked) -> bool:
@@ -165,11 +167,20 @@ def test_the_two_pass_scenario_sends_failed_packs_to_the_fallback_still_packed(t
     assert sent <= 1.35 * clean
     assert [(r.model, r.size, r.requests, r.rows) for r in result.stats.batch_rungs] == [
         ("small", 20, 50, 1000),
-        ("big", 20, 15, 300),
+        ("big", 40, 8, 300),
     ]
+    assert sorted(len(a.ids) for a in stub.calls if a.model == "big") == [20] + [40] * 7
     text = run_text(run_report(result.stats, "openai", "small"))
-    rungs = "50 packs of up to 20 on small (1,000 rows), 15 packs of up to 20 on big (300 rows)"
-    assert f"batch: 65 requests in 2 jobs: {rungs}" in text
+    rungs = "50 packs of up to 20 on small (1,000 rows), 8 packs of up to 40 on big (300 rows)"
+    assert f"batch: 58 requests in 2 jobs: {rungs}" in text
+
+
+def test_a_fallback_round_packs_two_failed_packs_a_request_within_what_the_model_takes() -> None:
+    ladder = Ladder(20, 3, widest=[50, 50, 30])
+    assert ladder.in_batch(Rung(20), whole=True) == Rung(40, 1)
+    assert ladder.in_batch(Rung(40, 1), whole=True) == Rung(30, 2)  # the second fallback takes 30 at most
+    assert ladder.in_batch(Rung(1), whole=False) == Rung(1, 1)  # a row that failed on its own stays alone
+    assert ladder.in_batch(Rung(30, 2), whole=True) == Rung(15, 2)  # the last model: half packs, as before
 
 
 def test_the_first_look_comes_early_then_backs_off_to_the_poll_interval() -> None:

@@ -82,7 +82,7 @@ def test_a_batch_line_is_the_live_request(stub: Stubs, task: Task, cache_dir: Pa
 def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
     stub: Stubs, task: Task, cache_dir: Path
 ) -> None:
-    """10 of 50 packs (20 %) fail on the main model; the fallback answers them, in packs."""
+    """10 of 50 packs (20 %) fail on the main model; the fallback answers them, two packs a request."""
     bad = {i for i in range(1000) if (i // 20) % 5 == 0}  # every fifth pack of 20 rows
 
     def cannot(asked: Asked) -> bool:
@@ -94,12 +94,12 @@ def test_failed_requests_go_down_the_ladder_to_a_job_on_the_fallback_model(
     assert result.failures == [] and result.stats.enriched == 1000
     packs, fallback = result.stats.jobs  # the failed packs went to the fallback model still packed
     assert len(stub.requests_of(packs)) == 50
-    assert len(stub.requests_of(fallback)) == 10 and all(a.rows == 20 for a in stub.requests_of(fallback))
+    assert len(stub.requests_of(fallback)) == 5 and all(a.rows == 40 for a in stub.requests_of(fallback))
     assert {a.model for a in stub.requests_of(fallback)} == {"fallback-model"}
     assert result.stats.by_model["fallback-model"].rows == 200
     assert [(r.model, r.size, r.requests, r.rows) for r in result.stats.batch_rungs] == [
         ("main-model", 20, 50, 1000),
-        ("fallback-model", 20, 10, 200),
+        ("fallback-model", 40, 5, 200),
     ]
 
 

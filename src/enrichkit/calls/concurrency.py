@@ -5,8 +5,9 @@ from __future__ import annotations
 
 class Concurrency:
     """The most calls in flight (``size``). With ``most`` it adapts, from ``size`` up to ``most``: it grows
-    while every slot is busy and no call is held back (latency binds), by one an answer in the slow start
-    and by one a round trip after it; a 429 ends the slow start, and one that did not teach the server's
+    while every slot is busy and no call is held back (latency binds), in the slow start by one an answer
+    or by two a call the server took (``Scheduler``: unrefused for a quiet period, still in flight), and
+    by one a round trip after it; a 429 ends the slow start, and one that did not teach the server's
     limit also halves it (once per pause: the refusals of one burst count once)."""
 
     def __init__(self, size: int, most: int | None = None) -> None:
@@ -16,16 +17,24 @@ class Concurrency:
         self._credit = 0.0
         self._shrunk_until = 0.0
 
-    def grow(self, busy: bool, held_back: bool) -> bool:
-        """An answer to a call during which every slot was taken (``busy``); whether ``size`` grew."""
+    @property
+    def slow(self) -> bool:
+        """In the slow start: it may still grow, and no 429 ended it yet."""
+        return self.most is not None and self.size < self._threshold
+
+    def grow(self, busy: bool, held_back: bool, by: int = 1) -> bool:
+        """An answer to a call during which every slot was taken (``busy``); whether ``size`` grew (by ``by``
+        in the slow start, by one a round trip after it)."""
         if self.most is None or self.size >= self.most or not busy or held_back:
             return False
+        cap = self._threshold if self.size < self._threshold else self.most
         if self.size >= self._threshold:
             self._credit += 1 / self.size
             if self._credit < 1:
                 return False
             self._credit = 0.0
-        self.size += 1
+            by = 1
+        self.size = min(cap, self.size + by)
         return True
 
     def shrink(self, now: float, wait: float, learned: bool) -> bool:

@@ -1,8 +1,10 @@
 """The server's rate limit as learned from its 429s, and a semaphore whose size can change.
 
-Before any refusal, calls go out spread evenly over half the observed latency (``latency / 2 /
-concurrency`` apart, as the concurrency doubles each round trip; at most a free call's round trip
-apart), so that the first 429 comes back before the next call leaves and stops the rest. A 429 with
+Before any refusal, the first ``PROBED`` calls go out ``HEARD`` round trips of a free call apart (its
+warm round trip, ``Scheduler.preflight``), so that a 429 comes back before the next call leaves and
+stops the rest: a limit of up to ``PROBED`` calls a window is found with one refusal. After them, calls
+go out spread evenly over half the observed latency (``latency / 2 / concurrency`` apart, as the
+concurrency doubles each round trip; at most a free call's round trip apart). A 429 with
 a retry delay says when the server's window opens again; the window is taken as that moment minus
 the first send still counted, and the limit as the sends in it not refused (each refusal of one
 burst corrects the estimate). From then on calls go out under a sliding window of that many requests
@@ -32,6 +34,15 @@ too high is corrected by the next 429, one too low never would be."""
 
 LOG = 10_000
 
+PROBED = 64
+
+"""Calls sent HEARD round trips apart before any 429 (a limit of up to this many a window is found with one
+refusal); after them, while nothing was refused, the slow start's rate alone."""
+
+HEARD = 2
+
+"""Round trips of the free call a refusal takes at most to come back (as ``Scheduler`` proves a key by)."""
+
 
 class Pacing:
     """When the next call may go out, from the sends so far and the server's 429s."""
@@ -43,6 +54,7 @@ class Pacing:
         self.round_trip: float | None = None  # of a call that generates nothing (the preflight)
         self._sends: collections.deque[float] = collections.deque(maxlen=LOG)  # stamps of sends not refused
         self._last = -math.inf
+        self._sent = 0
         self._heard = -math.inf  # when the last 429 came back
         self._before: int | None = None  # the limit before the burst of that 429
 
@@ -60,15 +72,19 @@ class Pacing:
             while sends and sends[0] <= now - span:
                 sends.popleft()
             return sends[-self.limit] + span - now if len(sends) >= self.limit else 0.0
-        if self.latency is None or not spread:
+        if not spread:
             return 0.0
-        gap = self.latency / (2 * concurrency)  # the slow start's rate: twice the concurrency a round trip
-        return self._last + (gap if self.round_trip is None else min(gap, self.round_trip)) - now
+        gap = 0.0 if self.latency is None else self.latency / (2 * concurrency)  # the slow start's rate
+        if self.round_trip is not None:
+            careful = self._sent < PROBED  # a refusal heard before the next call leaves
+            gap = max(gap, HEARD * self.round_trip) if careful else min(gap, self.round_trip)
+        return self._last + gap - now
 
     def sent(self, now: float) -> float:
         """Count a call going out now; its stamp (for ``answered`` and ``refused``)."""
         self._sends.append(now)
         self._last = now
+        self._sent += 1
 
         return now
 

@@ -5,14 +5,16 @@ pause the server asked for (a 429 holds every call, queued ones too) and for the
 the server's 429s (``Pacing``). Until the key is proven to generate they go one at a time, or two after a
 free ``countTokens`` preflight that passed (see ``Scheduler.preflight``). The
 concurrency adapts unless it was given: it grows while every slot is busy and nothing is held back
-(doubling each round trip until the first 429, then by one a round trip), and halves on a 429 (once
-per window). Rate limits wait as the server says and retry the same call; transient errors retry
+(until the first 429 doubling each round trip, or each quiet period where a free call was timed: a call
+unrefused for ``QUIET_ROUND_TRIPS`` of its round trips was taken; then by one a round trip), and halves
+on a 429 (once per window). Rate limits wait as the server says and retry the same call; transient errors retry
 with backoff; everything else is raised to the caller, which decides what the failure means for its rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from enrichkit.calls.admission import Admission
@@ -32,6 +34,22 @@ QUIET_ROUND_TRIPS = 2
 ``QUIET_SECONDS``) is being generated: a refusal of the key comes back as fast as the free call did."""
 
 QUIET_SECONDS = 0.1
+
+
+class Quiet:
+    """A call's quiet period: ``on_pass`` is called, and ``passed`` set, after ``seconds`` unless cancelled."""
+
+    def __init__(self, seconds: float, on_pass: Callable[[], None]) -> None:
+        self.passed = False
+        self._on_pass = on_pass
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._pass)
+
+    def _pass(self) -> None:
+        self.passed = True
+        self._on_pass()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class Scheduler:
@@ -74,7 +92,9 @@ class Scheduler:
         (a key can pass the count and still be refused generation: then at most two are paid), and every
         call once it is: once one of them was answered, or went on for ``QUIET_ROUND_TRIPS`` round trips of
         the free call without a refusal (it is being generated: a refusal comes back as fast as the count
-        did). Providers that cannot count send their first paid call alone, and the rest once it is answered."""
+        did). Providers that cannot count send their first paid call alone, and the rest once it is answered.
+        A second free count times the round trip warm (the first one's opened the connection): the pacing's
+        unit before any 429."""
         if self.admission.proven or self.admission.counted:
             return
         started = asyncio.get_running_loop().time()
@@ -85,9 +105,15 @@ class Scheduler:
             raise
         except (ProviderError, TimeoutError):
             return
-        if counted is not None:
-            self.pacing.round_trip = asyncio.get_running_loop().time() - started
-            self.admission.count_passed()
+        if counted is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.pacing.round_trip = loop.time() - started  # the first call on a cold connection: an upper bound
+        with contextlib.suppress(ProviderError, TimeoutError):
+            started = loop.time()
+            await asyncio.wait_for(provider.count_tokens(request), PREFLIGHT_SECONDS)
+            self.pacing.round_trip = min(self.pacing.round_trip, loop.time() - started)
+        self.admission.count_passed()
 
     async def call(
         self, provider: Provider, request: Request, kind: CallKind, sent: Callable[[], None] | None = None
@@ -101,7 +127,7 @@ class Scheduler:
             async with self.admission.slot():
                 await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
                 stamp, fills = await self._cleared(), self.admission.slots.fills
-                quiet = self._watch_quiet()
+                quiet = self._watch_quiet(fills)
                 try:
                     outcome = await self._attempt(provider, request, kind, sent)
                 finally:
@@ -115,9 +141,8 @@ class Scheduler:
                 if isinstance(outcome, Reply):
                     self.admission.accepted()
                     self.pacing.answered(stamp, loop.time())
-                    slots = self.admission.slots
-                    if self.sizing.grow(slots.full or slots.fills != fills, self._held_back):
-                        self.admission.resize(self.concurrency)
+                    if quiet is None or not quiet.passed:
+                        self._grow(fills)
             if isinstance(outcome, Reply):
                 return outcome
             if isinstance(outcome, RateLimited):
@@ -138,14 +163,30 @@ class Scheduler:
                 raise outcome
             self.stats.retries += 1
 
-    def _watch_quiet(self) -> asyncio.TimerHandle | None:
-        """Before the key was proven, after a passing free call: a timer that proves it if this paid call
-        goes on without a refusal for ``QUIET_ROUND_TRIPS`` round trips (it is being generated), so the
-        other calls need not wait for its whole answer."""
-        if self.admission.proven or not self.admission.counted or self.pacing.round_trip is None:
+    def _grow(self, fills: int, by: int = 1) -> None:
+        """A call that began when the gate had filled ``fills`` times was taken: the concurrency grows by
+        ``by`` if every slot was busy meanwhile (``Concurrency.grow``)."""
+        slots = self.admission.slots
+        if self.sizing.grow(slots.full or slots.fills != fills, self._held_back, by):
+            self.admission.resize(self.concurrency)
+
+    def _watch_quiet(self, fills: int) -> Quiet | None:
+        """After a passing free call, before the key was proven or in the slow start: a timer that, if this
+        paid call goes on without a refusal for ``QUIET_ROUND_TRIPS`` round trips (it is being generated: a
+        refusal comes back as fast as the free call did), proves the key, so the other calls need not
+        wait for its whole answer, and counts the call as taken for the slow start: as an answer would,
+        and one more, since it still holds its slot (so the calls in flight double each quiet period, not
+        each answer's latency)."""
+        if self.pacing.round_trip is None or (self.admission.proven and not self.sizing.slow):
             return None
-        quiet = max(QUIET_SECONDS, QUIET_ROUND_TRIPS * self.pacing.round_trip)
-        return asyncio.get_running_loop().call_later(quiet, self.admission.accepted)
+        if not self.admission.counted:
+            return None
+
+        def taken() -> None:
+            self.admission.accepted()
+            self._grow(fills, by=2)
+
+        return Quiet(max(QUIET_SECONDS, QUIET_ROUND_TRIPS * self.pacing.round_trip), taken)
 
     def _rate_limit_wait(self, limited: RateLimited, tries: int) -> float:
         wait = limited.retry_after if limited.retry_after is not None else self.retry.delay(tries)

@@ -12,7 +12,8 @@ cancelled or expired job did give.
 
 The rows a round left go to the next round: a request that failed for a passing reason (a 5xx, a
 deadline, a rate limit, an expired or cancelled job) at the same rung, up to ``RETRIES`` times; the
-others one rung down the salvage ladder, still packed (``Ladder.in_batch``), or on the last rung again
+others one rung down the salvage ladder, still packed (``Ladder.in_batch``: on a fallback model two
+failed packs a request), or on the last rung again
 (up to ``RETRIES`` times too, as live mode repairs a single row: another answer may pass). At most ``ROUNDS`` rounds.
 Rows finish live, at the live price, when ``realtime`` says every failed row does, when they are
 stragglers (few rows left after a round: ``STRAGGLER_SHARE`` of the run's and at most

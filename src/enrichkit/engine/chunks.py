@@ -205,12 +205,13 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
     if stats.mode != "batch":
         await live.run(work)
         return
-    backends = [b for m in live.models if (b := m.batches()) is not None]
+    batched = [(m, b) for m in live.models if (b := m.batches()) is not None]
+    backends = [b for _, b in batched]
     batch = BatchRun(
         live.codec,
         live.settlement,
         backends,
-        Ladder(live.ladder.pack_size, len(backends)),
+        Ladder(live.ladder.pack_size, len(backends), [m.capabilities.max_pack_size for m, _ in batched]),
         JobStore(opts.cache_dir or default_dir()),
         context.fingerprint,
         context.provider.name,

@@ -64,6 +64,7 @@ class PackCodec:
         self.affinity = text_fields(task.schema) if affinity else []
         self.timeout = timeout
         self._system = system_instruction(task, reads_schema)
+        self._reads_schema = reads_schema
         self._validator = make_validator(task.schema)
         self._fields = task.fields
         self._row_output_tokens = expected_output_tokens(task)
@@ -96,7 +97,7 @@ class PackCodec:
         records = [(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]
         request = Request(
             system=self._system,
-            prompt=pack_prompt(records, field, words),
+            prompt=pack_prompt(records, field, words, self._reads_schema),
             schema=pack_schema(self.task, ids, self.id_style, field, words),
             max_output_tokens=self._max_output_tokens(len(items)),
             timeout=self.timeout,
@@ -108,7 +109,7 @@ class PackCodec:
         answer was refused, for the model to repair."""
         return Request(
             system=self._system,
-            prompt=single_prompt(item.inputs, rejected),
+            prompt=single_prompt(item.inputs, rejected, self._reads_schema),
             schema=self.task.schema,
             max_output_tokens=self._max_output_tokens(1),
             timeout=self.timeout,

@@ -4,8 +4,10 @@ A rung is a pack size on a model (the main model, then each fallback model in tu
 failed pack go to packs half its size, down to one row on its own (object schema, no id); a row that
 failed on its own goes to the next fallback model, then fails for this run (it is asked again next run). A block
 sends a pack's rows straight to single rows. In batch mode every rung is a whole job (hours): the
-rows of a failed pack stay packed (``in_batch``), on the next fallback model, or without one in half
-packs (single rows once half would be under ``HALF_FLOOR``, or when the answer pointed at the rows).
+rows of a failed pack stay packed (``in_batch``), on the next fallback model in packs twice as big
+(two failed packs a request, so its fixed part, the instruction and the schema, is paid half as
+often; at most the largest pack that model takes), or without one in half packs (single rows once half
+would be under ``HALF_FLOOR``, or when the answer pointed at the rows).
 
 The ladder learns: when ``BROKEN_AFTER`` packs of one size in a row (``UNTRIED_AFTER`` while that size
 has not worked once) lose at least half their rows (to the answer, or to a refusal, not to a passing
@@ -20,7 +22,10 @@ row, not a walk down every rung for every pack.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from enrichkit.options import MAX_PACK_SIZE
 
 BROKEN_AFTER = 3
 
@@ -43,9 +48,13 @@ class Rung:
 
 
 class Ladder:
-    def __init__(self, pack_size: int, models: int) -> None:
+    """The rungs of a run of ``models`` models (the main one, then the fallbacks); ``widest``: the largest
+    pack each model takes (``Capabilities.max_pack_size``; by default ``MAX_PACK_SIZE``)."""
+
+    def __init__(self, pack_size: int, models: int, widest: Sequence[int] = ()) -> None:
         self.pack_size = pack_size
         self.models = models
+        self.widest = list(widest) or [MAX_PACK_SIZE] * models
         self.cap = pack_size
         """The largest pack size still believed to work."""
         self._recent: defaultdict[int, deque[bool]] = defaultdict(lambda: deque(maxlen=BROKEN_AFTER))
@@ -67,10 +76,11 @@ class Ladder:
 
     def in_batch(self, rung: Rung, *, whole: bool) -> Rung | None:
         """The rung of the next batch round for rows that failed at ``rung`` (``whole``: their whole request
-        failed, nothing points at one row): packs as big on the next fallback model; on the last model half
-        packs, or single rows; None when there is none left."""
-        if rung.fallback + 1 < self.models:
-            return Rung(rung.size, rung.fallback + 1)
+        failed, nothing points at one row): packs twice as big on the next fallback model (single rows
+        stay single), at most the largest it takes; on the last model half packs, or single rows; None
+        when there is none left."""
+        if (fallback := rung.fallback + 1) < self.models:
+            return Rung(rung.size if rung.size == 1 else min(2 * rung.size, self.widest[fallback]), fallback)
         if rung.size > 1:
             half = rung.size // 2
             return Rung(half if whole and half >= HALF_FLOOR else 1, rung.fallback)

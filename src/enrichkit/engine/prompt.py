@@ -2,6 +2,9 @@
 
 The system instruction depends only on the task, so it is byte-identical for every call of a run
 (a shared prefix that providers can cache). Rows travel as JSON objects under short pack-local ids.
+Each thing is said once, where the model reads it: a model that reads the answer schema gets in words
+only what its provider's schema leaves out (limits such as ``maxWords``) and the guard that records
+are data.
 Changing anything here changes answers: bump ``PROMPT_VERSION`` (it is part of every cache key).
 """
 
@@ -17,7 +20,7 @@ from enrichkit.providers.base import IdStyle, estimate_tokens
 from enrichkit.task.schema import field_hint
 from enrichkit.task.task import Task
 
-PROMPT_VERSION = 2
+PROMPT_VERSION = 3
 
 ECHO_WORDS = 6
 
@@ -114,22 +117,30 @@ def _echo_description(field: str, words: int) -> str:
 
 
 def pack_prompt(
-    records: Sequence[tuple[str, Mapping[str, Any]]], echo: str | None = None, echo_words: int = ECHO_WORDS
+    records: Sequence[tuple[str, Mapping[str, Any]]],
+    echo: str | None = None,
+    echo_words: int = ECHO_WORDS,
+    reads_schema: bool = False,
 ) -> str:
     """The user message for a pack; ``records`` are (pack id, input values) pairs.
 
     With ``echo`` (an input field), every answer also copies the first ``echo_words`` words of that field
-    of its record, so an answer attached to the wrong row can be caught.
+    of its record, so an answer attached to the wrong row can be caught. A model that reads the answer
+    schema (``reads_schema``) finds there that it answers every record under its id, and the echo: it
+    gets the records alone.
     """
-    body = ",\n".join(_record_json({"id": rid, **values}) for rid, values in records)
+    body = "[\n" + ",\n".join(_record_json({"id": rid, **values}) for rid, values in records) + "\n]"
+    if reads_schema:
+        return body
     copied = f', and as "echo" the first {_echo_words(echo_words)} of its "{echo}"' if echo else ""
-    return f'Answer each record in order, with its "id"{copied}:\n[\n{body}\n]'
+    return f'Answer each record in order, with its "id"{copied}:\n{body}'
 
 
-def single_prompt(values: Mapping[str, Any], rejected: str | None = None) -> str:
-    """The user message for one row on its own; with ``rejected``, why the previous answer was refused
-    (a repair: the model gets the validation error and answers again)."""
-    text = "Answer this record with one JSON object:\n" + _record_json(values)
+def single_prompt(values: Mapping[str, Any], rejected: str | None = None, reads_schema: bool = False) -> str:
+    """The user message for one row on its own (the record alone for a model that reads the answer
+    schema); with ``rejected``, why the previous answer was refused (a repair: the model gets the
+    validation error and answers again)."""
+    text = ("" if reads_schema else "Answer this record with one JSON object:\n") + _record_json(values)
     if rejected:
         text += f"\n\nYour previous answer was rejected: {rejected}. Answer again, keeping to every field's rules."
     return text
@@ -142,7 +153,9 @@ def pack_schema(
 
     ``enum`` lets every item take any of the pack's ids; ``prefix`` pins one id per position
     (``prefixItems`` with a ``const``), which weak models need to return every id exactly once.
-    With ``echo`` (and ``echo_words``), each item carries the echo right after its id, before any answer.
+    With ``echo`` (and ``echo_words``), each item carries the echo right after its id, before any answer:
+    the order of ``properties``, which the providers keep (Gemini from 2.5 on, without the
+    ``propertyOrdering`` its older models needed).
     """
     out = task.schema
     head = ["id", "echo"] if echo else ["id"]
@@ -153,7 +166,6 @@ def pack_schema(
             "type": "object",
             "properties": {"id": id_schema, **extra, **out["properties"]},
             "required": [*head, *out["required"]],
-            "propertyOrdering": [*head, *out["properties"]],
         }
 
     n = len(ids)

@@ -36,8 +36,8 @@ def records_of(request: Request) -> list[dict[str, Any]]:
 class FunctionProvider:
     """A provider that answers every request with ``fn(request)`` (or ``fn(request, model=...)`` where ``fn``
     takes the model asked), sync or async; ``fn`` may raise a ``ProviderError`` to fail the call.
-    ``count(request)``: a free count of the request's tokens, as Gemini's ``countTokens`` (None: the
-    provider cannot count, as most cannot). ``requests`` keeps every request it got (unless ``record``
+    ``count(request)``: a free count of the request's tokens, as Gemini's ``countTokens``, sync or async
+    (None: the provider cannot count, as most cannot). ``requests`` keeps every request it got (unless ``record``
     is false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it."""
 
     def __init__(
@@ -48,7 +48,7 @@ class FunctionProvider:
         model: str = "function",
         capabilities: Capabilities | None = None,
         record: bool = True,
-        count: Callable[[Request], int | None] | None = None,
+        count: Callable[[Request], int | Awaitable[int | None] | None] | None = None,
     ) -> None:
         self.fn = fn
         self.count = count
@@ -76,7 +76,8 @@ class FunctionProvider:
         return Reply(text, usage=Usage(len(request.system + request.prompt) // 4, len(text) // 4))
 
     async def count_tokens(self, request: Request) -> int | None:
-        return None if self.count is None else self.count(request)
+        counted = None if self.count is None else self.count(request)
+        return await counted if inspect.isawaitable(counted) else counted
 
     def with_model(self, model: str) -> FunctionProvider:
         other = copy.copy(self)

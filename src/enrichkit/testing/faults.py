@@ -270,11 +270,14 @@ class RequestWindow:
 class ServerLimit:
     """A fault for the provider seam (``scripted``): a server's own request limit on the event loop's clock
     (a 429 with the seconds until a slot frees, as Gemini's ``RetryInfo`` says), and every answer after
-    ``latency`` seconds; ``refused`` counts the 429s."""
+    ``latency`` seconds, a 429 after ``round_trip``; ``refused`` counts the 429s."""
 
-    def __init__(self, rpm: int, window: float = 60.0, *, fixed: bool = False, latency: float = 0.0) -> None:
+    def __init__(
+        self, rpm: int, window: float = 60.0, *, fixed: bool = False, latency: float = 0.0, round_trip: float = 0.0
+    ) -> None:
         self.limit = RequestWindow(rpm, window, fixed)
         self.latency = latency
+        self.round_trip = round_trip
         self.refused = 0
 
     def __call__(self, asked: Asked) -> Outcome:
@@ -282,4 +285,4 @@ class ServerLimit:
         if wait is None:
             return Answer(asked.answer, delay=self.latency)
         self.refused += 1
-        return Error(429, "rate limit", retry_after=wait)
+        return Error(429, "rate limit", retry_after=wait, delay=self.round_trip)
