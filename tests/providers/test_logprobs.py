@@ -16,7 +16,7 @@ from google import genai
 from google.genai import types
 
 from enrichkit import Task, enrich
-from enrichkit.engine.prompt import pack_prompt, pack_schema
+from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
 from enrichkit.errors import RequestRejected
 from enrichkit.providers import gemini
 from enrichkit.providers.anthropic import anthropic_provider
@@ -40,6 +40,7 @@ from enrichkit.testing import (
     with_probs,
 )
 from enrichkit.testing.gemini import response
+from enrichkit.testing.openai import completion
 from helpers import ask, topic_rows
 
 IDS = ["r1", "r2", "r3"]
@@ -341,3 +342,32 @@ def test_the_gemini_stub_gives_top_candidates_when_asked(stub: GeminiStub) -> No
     assert "".join(c.token or "" for c in result.chosen_candidates) == '{"label": "hard"}'
     assert all(len(top.candidates or []) == 3 for top in result.top_candidates)
     assert candidate.avg_logprobs is not None
+
+
+def test_the_seam_provider_handles_a_refusal_as_the_real_ones(request_: Request) -> None:
+    script = scripted(rules=[logprobs_refused()])
+    provider = FunctionProvider(script, model="gemini-2.5-flash-lite")
+    replies = [ask(provider, request_), ask(provider.with_model("gemini-2.5-flash-lite"), request_)]
+    assert all(r.text is not None and r.tokens is None for r in replies)
+    assert [c.logprobs for c in script.calls] == [True, False, False]
+    assert provider.logprobs_refused == {"gemini-2.5-flash-lite"}
+
+
+def test_a_server_that_ignores_the_request_for_them_gives_none(openai_stub: OpenAIStub, request_: Request) -> None:
+    openai_stub.script(lambda asked: Wire(body=completion('{"items": []}')))
+    reply = ask(openai_provider("m", base_url=openai_stub.url), request_)
+    assert openai_stub.calls[0].logprobs and reply.text == "[]" and reply.tokens is None
+    assert ask(openai_provider("m", base_url=openai_stub.url), request_).tokens is not None  # the next answers
+
+
+def test_a_row_is_doubted_by_its_record_packed_or_alone(stub: GeminiStub, request_: Request, task: Task) -> None:
+    doubted = topic_rows(3)[1]["topic"]
+    stub.probs = Probs(rows=lambda record: 0.25 if record.get("topic") == doubted else None)
+    provider = GeminiProvider(make_client("k", stub.url), "m")
+    packed = ask(provider, request_)
+    assert item_probability(packed, "r2", "challenge") == pytest.approx(0.25)
+    assert item_probability(packed, "r1", "challenge") == pytest.approx(0.99)
+    schema = {"type": "object", "properties": {"challenge": {"type": "string", "enum": ["practice", "expert"]}}}
+    alone = Request("system", single_prompt({f: topic_rows(3)[1][f] for f in task.inputs}), schema, 100, logprobs=True)
+    reply = ask(GeminiProvider(make_client("k", stub.url), "m"), alone)
+    assert joined(reply) == reply.text and math.exp(sum(t.logprob for t in reply.tokens or ())) == pytest.approx(0.25)

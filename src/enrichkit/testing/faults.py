@@ -117,7 +117,11 @@ def tokens_of(answer: Answer, asked: Asked, probs: Probs) -> list[tuple[str, flo
     items = None if answer.text is not None else answer.items
     if items is not None and asked.wrapped and asked.packed:
         items = {"items": items}
-    return scripted_tokens(items, text, answer.probs or probs)
+    records: dict[str | None, dict[str, Any]] = {}
+    for record in asked.records:
+        fields = {k: v for k, v in record.items() if k != "id"}
+        records[str(record.get("id")) if asked.packed else None] = fields
+    return scripted_tokens(items, text, answer.probs or probs, records)
 
 
 @dataclass
@@ -259,11 +263,15 @@ def quota_exhausted(quota: str, message: str = "You exceeded your current quota.
 
 
 def with_probs(
-    default: float = 0.99, *, ids: Mapping[str, float] | None = None, values: Mapping[Any, float] | None = None
+    default: float = 0.99,
+    *,
+    ids: Mapping[str, float] | None = None,
+    values: Mapping[Any, float] | None = None,
+    rows: Callable[[Mapping[str, Any]], float | None] | None = None,
 ) -> Fault:
     """The default answer, its values written with these probabilities (``logprobs.Probs``): a confident
     answer and a doubtful one, ``with_probs(ids={"r2": 0.3})``."""
-    probs = Probs(default, dict(ids or {}), dict(values or {}))
+    probs = Probs(default, dict(ids or {}), dict(values or {}), rows)
     return lambda asked: Answer(asked.answer, probs=probs)
 
 
