@@ -103,7 +103,7 @@ def to_reply(doc: Mapping[str, Any], *, wrapped: bool = False, provider: str = "
     if not isinstance(text, str):
         return Reply(None, FINISH.get(reason, "other"), counted, reason)
     logprobs = choice.get("logprobs")
-    tokens = aligned(from_entries(logprobs.get("content")), text) if isinstance(logprobs, Mapping) else None
+    tokens = aligned(from_entries(logprobs.get("content"), text), text) if isinstance(logprobs, Mapping) else None
     if wrapped and (span := items_span(text)) is not None:
         text = text[span[0] : span[1]]
         tokens = None if tokens is None else cut(tokens, *span)

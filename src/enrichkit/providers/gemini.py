@@ -378,7 +378,8 @@ def _tokens(result: types.LogprobsResult | None) -> tuple[Token, ...] | None:
     """The chosen tokens of a ``logprobsResult`` (None without one)."""
     if result is None or result.chosen_candidates is None:
         return None
-    return from_pairs((c.token, c.log_probability) for c in result.chosen_candidates)
+    chosen = result.chosen_candidates
+    return from_pairs([c.token for c in chosen], [c.log_probability for c in chosen])
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)

@@ -10,31 +10,40 @@ over the part it was unwrapped to (``cut``).
 from __future__ import annotations
 
 import codecs
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
 from enrichkit.providers.base import Token
 
 
-def is_logprob(value: Any) -> TypeGuard[float]:
-    """A natural log of a probability (a number, at most 0)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value) and value <= 0
+def are_logprobs(values: list[Any]) -> TypeGuard[list[float]]:
+    """Whether every value is a natural log of a probability (a number, at most 0)."""
+    return all(type(v) is float or type(v) is int for v in values) and all(v <= 0 for v in values)
 
 
-def from_entries(entries: Any) -> tuple[Token, ...] | None:
+def from_entries(entries: Any, text: str | None = None) -> tuple[Token, ...] | None:
     """The tokens of an OpenAI-style ``logprobs.content`` list (``token``, ``logprob``, ``bytes``); None if
-    it is missing or malformed."""
-    if not isinstance(entries, list):
+    it is missing or malformed. Where the token texts already join to ``text`` they are taken as they are;
+    else each is rebuilt from its bytes."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
         return None
+    logprobs = [e.get("logprob") for e in entries]
+    if not are_logprobs(logprobs):
+        return None
+    texts = [e.get("token") for e in entries]
+    if text is not None and are_texts(texts) and "".join(texts) == text:
+        return tuple(map(Token, texts, logprobs))
+    return _from_bytes(entries)
+
+
+def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
+    """Tokens rebuilt from each entry's UTF-8 ``bytes``: a character cut between entries goes to the one
+    that completes it, with the log-probability of every entry it took."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     tokens: list[Token] = []
     carried = 0.0
     try:
         for entry in entries:
-            logprob = entry.get("logprob") if isinstance(entry, Mapping) else None
-            if not isinstance(entry, Mapping) or not is_logprob(logprob):
-                return None
             raw = entry.get("bytes")
             if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
                 piece = decoder.decode(bytes(raw))
@@ -42,7 +51,7 @@ def from_entries(entries: Any) -> tuple[Token, ...] | None:
                 piece = decoder.decode(entry["token"].encode())
             else:
                 return None
-            carried += logprob
+            carried += entry["logprob"]
             if piece:
                 tokens.append(Token(piece, carried))
                 carried = 0.0
@@ -53,14 +62,15 @@ def from_entries(entries: Any) -> tuple[Token, ...] | None:
     return tuple(tokens)
 
 
-def from_pairs(pairs: Iterable[tuple[str | None, float | None]]) -> tuple[Token, ...] | None:
-    """Tokens from (text, log-probability) pairs; None if any is missing."""
-    tokens = []
-    for text, logprob in pairs:
-        if not isinstance(text, str) or not is_logprob(logprob):
-            return None
-        tokens.append(Token(text, float(logprob)))
-    return tuple(tokens)
+def from_pairs(texts: list[Any], logprobs: list[Any]) -> tuple[Token, ...] | None:
+    """Tokens from their texts and log-probabilities; None if any is missing."""
+    if not are_texts(texts) or not are_logprobs(logprobs):
+        return None
+    return tuple(map(Token, texts, logprobs))
+
+
+def are_texts(values: list[Any]) -> TypeGuard[list[str]]:
+    return all(type(v) is str for v in values)
 
 
 def aligned(tokens: Sequence[Token] | None, text: str | None) -> tuple[Token, ...] | None:
@@ -84,7 +94,8 @@ def cut(tokens: Sequence[Token], start: int, end: int) -> tuple[Token, ...]:
     for token in tokens:
         first, last = at, at + len(token.text)
         at = last
-        low, high = max(first, start), min(last, end)
-        if low < high:
-            out.append(Token(token.text[low - first : high - first], token.logprob))
+        if start <= first and last <= end:
+            out.append(token)
+        elif max(first, start) < min(last, end):
+            out.append(Token(token.text[max(first, start) - first : min(last, end) - first], token.logprob))
     return tuple(out)
