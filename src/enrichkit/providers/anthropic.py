@@ -3,7 +3,8 @@ request, live or in Message Batches.
 
 The answer schema is the ``input_schema`` of a tool the model must call (``tool_choice``), so the
 tool's input is the answer; a pack's array schema travels wrapped as ``{"items": [...]}`` (tool
-inputs are objects) and is unwrapped before the engine sees it.
+inputs are objects) and is unwrapped before the engine sees it. Claude gives no token log-probabilities
+(``Capabilities.logprobs`` False, ``Reply.tokens`` None).
 
 A batch request travels as ``{"custom_id", "params"}``: ``params`` exactly the live call's
 (``AnthropicProvider.body``), ``custom_id`` the request's key (``joblines.request_id``, at most 64 of

@@ -2,7 +2,8 @@
 endpoints, llama.cpp in-process): the answer format asked for, the reply read back, an error body.
 
 Structured outputs want an object at the root, so a pack's array schema travels wrapped as
-``{"items": [...]}`` and the reply is unwrapped before the engine sees it.
+``{"items": [...]}`` and the reply is unwrapped before the engine sees it: to the array's own text as the
+model wrote it, so that the answer's tokens (``logprobs.content``, where asked for) cover it exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from enrichkit.errors import ProviderError
 from enrichkit.providers.base import Finish, Reply, Usage
 from enrichkit.providers.classify import by_status
+from enrichkit.providers.logprobs import aligned, cut, from_entries
 
 FINISH: dict[str, Finish] = {"stop": "stop", "length": "max_tokens", "content_filter": "blocked"}
 QUOTA_CODES = frozenset({"insufficient_quota"})
@@ -37,16 +39,48 @@ def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def unwrap(text: str) -> str:
-    """The array inside ``{"items": [...]}``; anything else is passed on for validation to reject."""
+    """The array inside ``{"items": [...]}``, as it stands in ``text``; anything else is passed on for
+    validation to reject."""
+    span = items_span(text)
+    return text if span is None else text[span[0] : span[1]]
+
+
+_DECODER = json.JSONDecoder()
+
+
+def items_span(text: str) -> tuple[int, int] | None:
+    """Where the value of ``"items"`` stands in ``text``, a JSON object (its last ``"items"``, the one
+    ``json.loads`` keeps); None if ``text`` is no such object."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
-        return text
-    return json.dumps(doc["items"]) if isinstance(doc, dict) and "items" in doc else text
+        return None
+    if not isinstance(doc, dict) or "items" not in doc:
+        return None
+    span = None
+    at = _skip(text, _skip(text, 0) + 1)  # past "{"
+    while text[at] == '"':
+        key, at = _DECODER.raw_decode(text, at)
+        at = _skip(text, _skip(text, at) + 1)  # past ":"
+        _, end = _DECODER.raw_decode(text, at)
+        if key == "items":
+            span = (at, end)
+        at = _skip(text, end)
+        if text[at] == ",":
+            at = _skip(text, at + 1)
+    return span
+
+
+def _skip(text: str, at: int) -> int:
+    """The first index from ``at`` that is not JSON whitespace."""
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
 
 
 def to_reply(doc: Mapping[str, Any], *, wrapped: bool = False, provider: str = "the server") -> Reply:
-    """A provider-neutral reply from a chat completion (``wrapped``: unwrap ``{"items": ...}``); an
+    """A provider-neutral reply from a chat completion (``wrapped``: unwrap ``{"items": ...}``), with the
+    tokens of ``choices[0].logprobs.content`` where they join to its text (over the unwrapped part); an
     ``error`` document (what an in-process server answers instead of an HTTP error) is raised."""
     if isinstance(doc.get("error"), Mapping):
         error = doc["error"]
@@ -67,10 +101,13 @@ def to_reply(doc: Mapping[str, Any], *, wrapped: bool = False, provider: str = "
     message = choice.get("message")
     text = message.get("content") if isinstance(message, Mapping) else None
     if not isinstance(text, str):
-        text = None
-    elif wrapped:
-        text = unwrap(text)
-    return Reply(text, FINISH.get(reason, "other"), counted, reason)
+        return Reply(None, FINISH.get(reason, "other"), counted, reason)
+    logprobs = choice.get("logprobs")
+    tokens = aligned(from_entries(logprobs.get("content"), text), text) if isinstance(logprobs, Mapping) else None
+    if wrapped and (span := items_span(text)) is not None:
+        text = text[span[0] : span[1]]
+        tokens = None if tokens is None else cut(tokens, *span)
+    return Reply(text, FINISH.get(reason, "other"), counted, reason, tokens)
 
 
 def _count(value: Any) -> int:

@@ -29,6 +29,7 @@ from enrichkit.providers.redact import redact
 MESSAGE_CHARS = 200
 TOO_LONG_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
 INVALID_ANSWER_CODES = frozenset({"json_validate_failed"})  # the provider refused the model's answer
+_LOGPROBS = re.compile(r"logprob|log[ _-]?probabilit", re.I)
 _TOO_LONG = re.compile(
     r"context[ _-]?(?:length|window|size)|too long|too many tokens|\btokens?\b.*\bexceed|\bexceed.*\btokens?\b", re.I
 )
@@ -55,6 +56,19 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+class LogprobsRefused(RequestRejected):
+    """The model gives no token log-probabilities and the request asked for them (Gemini's ``400
+    INVALID_ARGUMENT "Logprobs is not enabled for models/..."``, OpenAI's reasoning models): never a
+    failure of the pack, the provider asks again without them and remembers the model."""
+
+
+def refuses_logprobs(message: str) -> bool:
+    """Whether an error's message refuses the request for token log-probabilities (every wording seen
+    names them: "Logprobs is not enabled for models/...", "Logprobs is not supported for this model",
+    "Unsupported parameter: 'logprobs' ...")."""
+    return _LOGPROBS.search(message) is not None
+
+
 def too_long(message: str) -> bool:
     """Whether a 400's message says the prompt exceeds the model's context."""
     return _TOO_LONG.search(message) is not None
@@ -75,7 +89,8 @@ def by_status(
 
     401/403 (or ``bad_key``) and 404 stop the run; 429 is a rate limit, unless ``exhausted`` names the
     used-up quota (per day, per month), which stops the run; 413, and 400/422 over the context length,
-    split the pack; 408/409/5xx may pass; any other 4xx refuses this one request.
+    split the pack; 408/409/5xx may pass; a 400/422 about log-probabilities is ``LogprobsRefused``; any
+    other 4xx refuses this one request.
     """
     said = f"{status} {code}".strip() + (f": {line}" if (line := first_line(message)) else "")
     if bad_key or status in (401, 403):
@@ -90,6 +105,8 @@ def by_status(
         return PromptTooLong(f"prompt too long for {model} ({said})")
     if status in (408, 409) or status >= 500 or status < 400:
         return TransientError(f"{provider} error ({said})")
+    if status in (400, 422) and refuses_logprobs(message):
+        return LogprobsRefused(f"{model} gives no log-probabilities ({said})")
     if code in INVALID_ANSWER_CODES:
         return RequestRejected(f"{provider} refused the model's answer ({said})", invalid_answer=True)
     return RequestRejected(f"{provider} rejected the request ({said})")

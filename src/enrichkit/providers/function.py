@@ -9,6 +9,7 @@ result = enrich(rows, task, provider=FunctionProvider(answer))
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import json
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 from enrichkit.errors import UserError
 from enrichkit.providers.base import BatchBackend, Capabilities, Reply, Request, Usage
+from enrichkit.providers.classify import LogprobsRefused
 
 Answer = Reply | str | dict[str, Any] | list[Any]
 
@@ -38,7 +40,9 @@ class FunctionProvider:
     takes the model asked), sync or async; ``fn`` may raise a ``ProviderError`` to fail the call.
     ``count(request)``: a free count of the request's tokens, as Gemini's ``countTokens``, sync or async
     (None: the provider cannot count, as most cannot). ``requests`` keeps every request it got (unless ``record``
-    is false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it."""
+    is false), including those sent through the providers ``with_model`` and ``on_tier`` derive from it.
+    A ``LogprobsRefused`` that ``fn`` raises for a request asking for log-probabilities is handled as the
+    real providers handle it: asked again without, the model kept in ``logprobs_refused``."""
 
     def __init__(
         self,
@@ -60,11 +64,24 @@ class FunctionProvider:
         self.service_tier: str | None = None
         """The service tier this provider sends on (set by ``on_tier``)."""
         self.requests: list[Request] = []
+        self.logprobs_refused: set[str] = set()
+        """The models that refused token log-probabilities (shared with the providers derived from it)."""
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model}
 
     async def generate(self, request: Request) -> Reply:
+        if request.logprobs and self.model in self.logprobs_refused:
+            request = dataclasses.replace(request, logprobs=False)
+        try:
+            return await self._generate(request)
+        except LogprobsRefused:
+            if not request.logprobs:
+                raise
+            self.logprobs_refused.add(self.model)
+            return await self._generate(dataclasses.replace(request, logprobs=False))
+
+    async def _generate(self, request: Request) -> Reply:
         if self.record:
             self.requests.append(request)
         answer = self.fn(request, model=self.model) if self._with_model else self.fn(request)

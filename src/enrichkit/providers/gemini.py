@@ -3,6 +3,12 @@
 Batch requests travel keyed: inline as ``InlinedRequest.metadata["key"]``, in a file as the JSONL line's
 ``"key"``. Results are joined on that key only (never on order, which the service does not promise);
 a result without its key is dropped, and its pack is asked again like any failed pack.
+
+Token log-probabilities (``Request.logprobs``) are asked with ``response_logprobs`` (live and in batch
+requests) and read from ``candidates[0].logprobs_result.chosen_candidates``. Several models refuse them
+(``400 INVALID_ARGUMENT "Logprobs is not enabled for models/..."``): the call is made again without, and
+the model remembered in ``logprobs_refused`` (shared with the providers ``with_model`` and ``on_tier``
+derive); a batch request refused so fails, and the model is remembered for the next.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from google.genai import errors, types
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers import keys
-from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Usage
-from enrichkit.providers.classify import by_status, first_line, malformed, transport
+from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Token, Usage
+from enrichkit.providers.classify import LogprobsRefused, by_status, first_line, malformed, refuses_logprobs, transport
+from enrichkit.providers.logprobs import aligned, from_pairs
 from enrichkit.providers.redact import redact_exception
 from enrichkit.task.schema import restrict
 
@@ -210,13 +217,20 @@ class GeminiProvider:
         capabilities: Capabilities | None = None,
         owns_client: bool = False,
         service_tier: str | None = None,
+        logprobs_refused: set[str] | None = None,
     ) -> None:
         self.client = client
         self.owns_client = owns_client
         self.service_tier = service_tier
         self.model = model
         self.temperature = temperature
-        self.capabilities = capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS))
+        self.logprobs_refused = set() if logprobs_refused is None else logprobs_refused
+        """The models that refused token log-probabilities while this provider (or one it derived, or
+        derived from) lived; a model added before a call is not asked for them."""
+        self.capabilities = dataclasses.replace(
+            capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS)),
+            logprobs=model not in self.logprobs_refused,
+        )
         self._thinking = _thinking(model)
 
     def settings(self) -> dict[str, Any]:
@@ -225,7 +239,13 @@ class GeminiProvider:
 
     def with_model(self, model: str) -> GeminiProvider:
         """The same client and settings on ``model`` (a fallback); the client stays this provider's to close."""
-        return GeminiProvider(self.client, model, temperature=self.temperature, service_tier=self.service_tier)
+        return GeminiProvider(
+            self.client,
+            model,
+            temperature=self.temperature,
+            service_tier=self.service_tier,
+            logprobs_refused=self.logprobs_refused,
+        )
 
     def on_tier(self, tier: str) -> GeminiProvider:
         """The same model on another service tier (``flex``: about half price, slower, minutes a call)."""
@@ -239,6 +259,7 @@ class GeminiProvider:
             capabilities=capabilities,
             owns_client=self.owns_client,
             service_tier=tier,
+            logprobs_refused=self.logprobs_refused,
         )
 
     def batches(self) -> GeminiBatches:
@@ -251,7 +272,8 @@ class GeminiProvider:
         ``response_json_schema`` (not ``response_schema``): it goes on the wire verbatim as standard
         JSON Schema, the dialect enrichkit validates with, and it supports ``prefixItems``; the
         OpenAPI-style ``response_schema`` is converted lossily by the SDK (``const`` becomes ``enum``,
-        unknown keywords raise client-side). The SDK's timeout is the request's deadline.
+        unknown keywords raise client-side). The SDK's timeout is the request's deadline. Log-probabilities
+        of the chosen tokens only (``logprobs``, the top alternatives, is not set: the seam carries none).
         """
         return types.GenerateContentConfig(
             system_instruction=types.Content(parts=[types.Part(text=request.system)]),
@@ -262,10 +284,30 @@ class GeminiProvider:
             thinking_config=self._thinking,
             automatic_continuation=False,
             service_tier=types.ServiceTier(self.service_tier) if self.service_tier else None,
+            response_logprobs=True if self.asks_logprobs(request) else None,
             http_options=types.HttpOptions(timeout=round(request.timeout * 1000)) if request.timeout else None,
         )
 
+    def asks_logprobs(self, request: Request) -> bool:
+        """Whether ``request`` goes out asking for token log-probabilities (asked, and the model gives them)."""
+        return request.logprobs and self.capabilities.logprobs and self.model not in self.logprobs_refused
+
+    def refused_logprobs(self) -> None:
+        """Remember that this model gives no log-probabilities (it is not asked for them again)."""
+        self.logprobs_refused.add(self.model)
+        self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
+
     async def generate(self, request: Request) -> Reply:
+        asked = self.asks_logprobs(request)
+        try:
+            return await self._generate(request)
+        except LogprobsRefused:
+            if not asked:
+                raise
+            self.refused_logprobs()
+            return await self._generate(dataclasses.replace(request, logprobs=False))
+
+    async def _generate(self, request: Request) -> Reply:
         with mapped_errors(self.model):
             response = await self.client.aio.models.generate_content(
                 model=self.model, contents=request.prompt, config=self.config(request)
@@ -306,7 +348,8 @@ def rest_request(prompt: str, config: types.GenerateContentConfig) -> dict[str, 
 
 
 def to_reply(response: types.GenerateContentResponse) -> Reply:
-    """A provider-neutral reply from an SDK response (also used for batch job results)."""
+    """A provider-neutral reply from an SDK response (also used for batch job results), with the chosen
+    tokens' log-probabilities where they join to its text."""
     usage = response.usage_metadata
     counted = Usage(
         prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
@@ -327,7 +370,16 @@ def to_reply(response: types.GenerateContentResponse) -> Reply:
         finish = "blocked"
     elif name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         finish = "other"
-    return Reply(response.text, finish, counted, name)
+    text = response.text
+    return Reply(text, finish, counted, name, aligned(_tokens(response.candidates[0].logprobs_result), text))
+
+
+def _tokens(result: types.LogprobsResult | None) -> tuple[Token, ...] | None:
+    """The chosen tokens of a ``logprobsResult`` (None without one)."""
+    if result is None or result.chosen_candidates is None:
+        return None
+    chosen = result.chosen_candidates
+    return from_pairs([c.token for c in chosen], [c.log_probability for c in chosen])
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
@@ -397,20 +449,39 @@ class GeminiBatches:
                     continue
                 if item.error is not None or item.response is None:
                     error = item.error
-                    out[key] = _failed(error.message if error else None, error.code if error else None)
+                    out[key] = self._failed(error.message if error else None, error.code if error else None)
                 else:
                     out[key] = to_reply(item.response)
         elif dest is not None and dest.file_name:
             data = await _guard(self.provider.client.aio.files.download(file=dest.file_name), self.model)
             for line in data.decode("utf-8").splitlines():
                 if line.strip():
-                    key, value = _result_line(line)
+                    key, value = self._result_line(line)
                     if key is not None:
                         out[key] = value
         return out
 
     async def cancel(self, name: str) -> None:
         await _guard(self.provider.client.aio.batches.cancel(name=name), self.model)
+
+    def _failed(self, message: str | None, code: int | None) -> str:
+        """Why one request failed; a refusal of log-probabilities is remembered (the next ask goes without)."""
+        if refuses_logprobs(message or ""):
+            self.provider.refused_logprobs()
+        return _failed(message, code)
+
+    def _result_line(self, line: str) -> tuple[str | None, Reply | str]:
+        try:
+            doc = json.loads(line)
+            key = doc.get("key") if isinstance(doc, dict) else None
+            if not isinstance(key, str):
+                return None, ""
+            if "response" in doc:
+                return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
+            error = doc.get("error", {})
+            return key, self._failed(error.get("message"), error.get("code"))
+        except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
+            return None, ""
 
     def _config(self, request: Request) -> types.GenerateContentConfig:
         return self.provider.config(request).model_copy(update={"http_options": None})
@@ -439,20 +510,6 @@ class GeminiBatches:
 def _status(job: types.BatchJob) -> JobStatus:
     state = job.state.value if job.state is not None else ""
     return JobStatus(str(job.name), _STATES.get(state, "unknown"), job.display_name or "")
-
-
-def _result_line(line: str) -> tuple[str | None, Reply | str]:
-    try:
-        doc = json.loads(line)
-        key = doc.get("key") if isinstance(doc, dict) else None
-        if not isinstance(key, str):
-            return None, ""
-        if "response" in doc:
-            return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
-        error = doc.get("error", {})
-        return key, _failed(error.get("message"), error.get("code"))
-    except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
-        return None, ""
 
 
 _GRPC_PASSING = {4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED", 13: "INTERNAL", 14: "UNAVAILABLE"}

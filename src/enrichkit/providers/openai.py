@@ -7,12 +7,19 @@ A job is one JSONL file of chat.completions requests uploaded with ``purpose="ba
 output file (answered requests) and the error file (failed or expired ones, their error parsed into
 the reason), joined on ``custom_id`` only; ids the job did not hold are left to ``collect``, which
 ignores and counts them. ``split`` keeps each job under 50,000 requests and 200 MB.
+
+Token log-probabilities (``Request.logprobs``) are asked with ``logprobs: true``, live and in job lines
+alike, and read from ``choices[0].logprobs.content``; never of the reasoning models (o1, o3, o4, gpt-5),
+which give none. A model that refuses them (a 400 about log-probabilities) is asked again without, and
+remembered in ``logprobs_refused`` (shared with the providers ``with_model`` derives).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,11 +30,19 @@ from enrichkit.errors import ProviderError, UserError
 from enrichkit.providers import keys
 from enrichkit.providers.base import Capabilities, JobState, JobStatus, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
-from enrichkit.providers.classify import malformed, retry_after, transport
+from enrichkit.providers.classify import LogprobsRefused, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
 from enrichkit.providers.redact import redact_exception
 
 DEFAULT_MODEL = "gpt-4.1-mini"
+_REASONING = re.compile(r"^(?:.*/)?(?:o\d+|gpt-5)(?:$|[-.])", re.I)
+"""OpenAI's reasoning models (o1, o3-mini, o4-mini, gpt-5, gpt-5.1-mini ...; an ``openai/`` prefix too): no
+log-probabilities."""
+
+
+def gives_logprobs(model: str) -> bool:
+    """Whether ``model`` may return token log-probabilities, as far as its name tells."""
+    return _REASONING.match(model) is None
 
 
 def _sdk() -> Any:
@@ -41,39 +56,77 @@ def _sdk() -> Any:
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, client: Any, model: str, *, temperature: float = 0.0, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        model: str,
+        *,
+        temperature: float = 0.0,
+        owns_client: bool = False,
+        logprobs_refused: set[str] | None = None,
+    ) -> None:
         self.client = client
         self.owns_client = owns_client
         self.model = model
         self.temperature = temperature
-        self.capabilities = Capabilities(id_style="enum", max_pack_size=50, concurrency=8, timeout=120.0)
+        self.logprobs_refused = set() if logprobs_refused is None else logprobs_refused
+        """The models that refused token log-probabilities while this provider (or one ``with_model``
+        derived from it) lived; a model added before a call is not asked for them."""
+        self.capabilities = Capabilities(
+            id_style="enum",
+            max_pack_size=50,
+            concurrency=8,
+            timeout=120.0,
+            logprobs=gives_logprobs(model) and model not in self.logprobs_refused,
+        )
         _sdk()  # a clear error now if the SDK is missing
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model, "temperature": self.temperature, "base_url": str(self.client.base_url)}
 
+    def asks_logprobs(self, request: Request) -> bool:
+        """Whether ``request`` goes out asking for token log-probabilities (asked, and the model gives them)."""
+        return request.logprobs and self.capabilities.logprobs and self.model not in self.logprobs_refused
+
     def body(self, request: Request) -> dict[str, Any]:
-        """The chat.completions body of ``request``: the live call's, and each line of a batch file."""
-        return {
+        """The chat.completions body of ``request``: the live call's, and each line of a batch file (only
+        the log-probabilities of the chosen tokens: the seam carries no alternatives)."""
+        body = {
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": request.max_output_tokens,
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}],
             "response_format": response_format(request.schema),
         }
+        return {**body, "logprobs": True} if self.asks_logprobs(request) else body
 
     async def generate(self, request: Request) -> Reply:
+        asked = self.asks_logprobs(request)
+        try:
+            return await self._generate(request)
+        except LogprobsRefused:
+            if not asked:
+                raise
+            self.refused_logprobs()
+            return await self._generate(dataclasses.replace(request, logprobs=False))
+
+    async def _generate(self, request: Request) -> Reply:
         deadline = {} if request.timeout is None else {"timeout": request.timeout}
         with mapped_errors(self.model):
             response = await self.client.chat.completions.create(**self.body(request), **deadline)
         return to_reply(response.model_dump(warnings=False), wrapped=wraps(request.schema))
+
+    def refused_logprobs(self) -> None:
+        """Remember that this model gives no log-probabilities (it is not asked for them again)."""
+        self.logprobs_refused.add(self.model)
+        self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
 
     async def count_tokens(self, request: Request) -> int | None:
         return None
 
     def with_model(self, model: str) -> OpenAIProvider:
         """The same endpoint and client on ``model`` (a fallback); the client stays this provider's to close."""
-        return OpenAIProvider(self.client, model, temperature=self.temperature)
+        return OpenAIProvider(self.client, model, temperature=self.temperature, logprobs_refused=self.logprobs_refused)
 
     def on_tier(self, tier: str) -> OpenAIProvider:
         raise UserError(f"the openai provider has no service tier {tier!r}")
@@ -241,7 +294,10 @@ class OpenAIBatches:
             error = body.get("error")
             said = error if isinstance(error, Mapping) else {"message": json.dumps(body)}
             code = status if isinstance(status, int) else 500
-            return request_failed(str(error_of(code, said, self.host, self.model)))
+            failure = error_of(code, said, self.host, self.model)
+            if isinstance(failure, LogprobsRefused):
+                self.provider.refused_logprobs()
+            return request_failed(str(failure))
         except ProviderError as exc:
             return request_failed(str(exc))
 

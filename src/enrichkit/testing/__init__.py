@@ -19,6 +19,10 @@ makes such a function from the same faults:
 
     provider = FunctionProvider(scripted(drop_ids("r3")))
 
+Asked for token log-probabilities, every stub (and ``scripted``) returns them in its wire's shape, each
+value written with the probability ``stub.probs`` (a ``Probs``) or a fault's ``with_probs(ids={"r2": 0.3})``
+gives it; ``stub.rule(logprobs_refused())`` makes the model refuse them as the real APIs do (a 400).
+
 ``python -m enrichkit.testing --api gemini|openai|anthropic`` serves a stub in its own process (by default it
 answers only for the models ``prices.json`` prices, as the real APIs refuse a name they do not know).
 """
@@ -44,6 +48,7 @@ from enrichkit.testing.faults import (
     hang,
     http_error,
     json_validate_failed,
+    logprobs_refused,
     quota_exhausted,
     rate_limited,
     set_field,
@@ -51,9 +56,11 @@ from enrichkit.testing.faults import (
     swap_answers,
     truncated,
     with_items,
+    with_probs,
     with_text,
 )
 from enrichkit.testing.gemini import GeminiStub
+from enrichkit.testing.logprobs import Probs
 from enrichkit.testing.openai import OpenAIStub
 from enrichkit.testing.script import Scripted, scripted
 
@@ -68,6 +75,7 @@ __all__ = [
     "Items",
     "OpenAIStub",
     "Outcome",
+    "Probs",
     "Scripted",
     "ServerLimit",
     "Target",
@@ -82,6 +90,7 @@ __all__ = [
     "http_error",
     "ids_of",
     "json_validate_failed",
+    "logprobs_refused",
     "quota_exhausted",
     "rate_limited",
     "records_of",
@@ -91,5 +100,6 @@ __all__ = [
     "swap_answers",
     "truncated",
     "with_items",
+    "with_probs",
     "with_text",
 ]

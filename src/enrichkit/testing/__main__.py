@@ -8,7 +8,9 @@ import contextlib
 import threading
 
 from enrichkit.testing.anthropic import AnthropicStub
+from enrichkit.testing.faults import logprobs_refused
 from enrichkit.testing.gemini import GeminiStub
+from enrichkit.testing.logprobs import Probs
 from enrichkit.testing.openai import OpenAIStub
 from enrichkit.testing.wire import ANY_MODEL, PRICED, Pacing, WireStub
 
@@ -34,7 +36,18 @@ def main() -> None:
     parser.add_argument(
         "--drop-inline-metadata", action="store_true", help="gemini: leave keys off inline batch results"
     )
+    parser.add_argument(
+        "--probability",
+        type=float,
+        default=Probs.default,
+        help="the probability of each value written, in the log-probabilities returned when asked (default 0.99)",
+    )
+    parser.add_argument(
+        "--refuse-logprobs", action="store_true", help="answer a request for log-probabilities as a model without them"
+    )
     args = parser.parse_args()
+    if not 0 < args.probability <= 1:
+        parser.error("--probability must be in (0, 1]")
     pacing = Pacing(
         latency=args.latency,
         per_output_token=args.per_output_token,
@@ -57,6 +70,9 @@ def main() -> None:
         stub = OpenAIStub(shuffle_outputs=args.shuffle_outputs, models=models, **pacing)
     else:
         stub = AnthropicStub(shuffle_outputs=args.shuffle_outputs, models=models, **pacing)
+    stub.probs = Probs(args.probability)
+    if args.refuse_logprobs:
+        stub.rule(logprobs_refused())
     with stub:
         print(usage(args.api, stub), flush=True)
         with contextlib.suppress(KeyboardInterrupt):

@@ -75,7 +75,16 @@ def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Aske
     schema, wrapped = unwrapped(spec["input_schema"])
     tier = body.get("service_tier")
     return Asked(
-        str(body.get("model", "")), system, prompt, schema, body, headers, service_tier=tier, wrapped=wrapped, **more
+        str(body.get("model", "")),
+        system,
+        prompt,
+        schema,
+        body,
+        headers,
+        service_tier=tier,
+        wrapped=wrapped,
+        wire="anthropic",
+        **more,
     )
 
 

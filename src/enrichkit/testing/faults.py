@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from enrichkit.providers.function import find_records, schema_ids
 from enrichkit.testing.answers import default_answer
+from enrichkit.testing.logprobs import Probs, scripted_tokens
 
 
 def tokens(text: str) -> int:
@@ -48,6 +49,10 @@ class Asked:
     """Whether the wire carries a pack's answer wrapped as ``{"items": [...]}`` (OpenAI, Anthropic)."""
     received: float = field(default_factory=time.monotonic)
     """When it arrived: the wall clock at a stub, the event loop's clock at the seam (``scripted``)."""
+    logprobs: bool = False
+    """Whether it asks for token log-probabilities."""
+    wire: Literal["gemini", "openai", "anthropic", "function"] = "function"
+    """The API it came by (``function``: the provider seam)."""
 
     @property
     def packed(self) -> bool:
@@ -87,18 +92,36 @@ Finish = Literal["stop", "max_tokens", "blocked"]
 @dataclass
 class Answer:
     """The model's answer: ``items`` (a pack's items or a single row's object, as JSON) or raw ``text``
-    (neither: no content), how generation finished, sent after ``delay`` seconds."""
+    (neither: no content), how generation finished, sent after ``delay`` seconds; ``probs``: the
+    probabilities of its values, where asked for (None: the stub's own, ``Script.probs``)."""
 
     items: Any = None
     text: str | None = None
     finish: Finish = "stop"
     delay: float = 0.0
+    probs: Probs | None = None
 
     def content(self, asked: Asked) -> str | None:
         """The text the wire carries."""
         if self.text is not None:
             return self.text
         return None if self.items is None else asked.text_of(self.items)
+
+
+def tokens_of(answer: Answer, asked: Asked, probs: Probs) -> list[tuple[str, float]] | None:
+    """The (token, log-probability) pairs of ``answer``'s text, if ``asked`` wants them and there is text
+    (``answer.probs``, else ``probs``, set the values' probabilities)."""
+    text = answer.content(asked)
+    if text is None or not asked.logprobs:
+        return None
+    items = None if answer.text is not None else answer.items
+    if items is not None and asked.wrapped and asked.packed:
+        items = {"items": items}
+    records: dict[str | None, dict[str, Any]] = {}
+    for record in asked.records:
+        fields = {k: v for k, v in record.items() if k != "id"}
+        records[str(record.get("id")) if asked.packed else None] = fields
+    return scripted_tokens(items, text, answer.probs or probs, records)
 
 
 @dataclass
@@ -237,6 +260,39 @@ def rate_limited(seconds: float, message: str = "Rate limit reached for requests
 def quota_exhausted(quota: str, message: str = "You exceeded your current quota.") -> Fault:
     """A 429 naming the used-up ``quota`` (e.g. ``GenerateRequestsPerDayPerProjectPerModel``)."""
     return lambda asked: Error(429, message, quota=quota)
+
+
+def with_probs(
+    default: float = 0.99,
+    *,
+    ids: Mapping[str, float] | None = None,
+    values: Mapping[Any, float] | None = None,
+    rows: Callable[[Mapping[str, Any]], float | None] | None = None,
+) -> Fault:
+    """The default answer, its values written with these probabilities (``logprobs.Probs``): a confident
+    answer and a doubtful one, ``with_probs(ids={"r2": 0.3})``."""
+    probs = Probs(default, dict(ids or {}), dict(values or {}), rows)
+    return lambda asked: Answer(asked.answer, probs=probs)
+
+
+LOGPROBS_REFUSED = "Logprobs is not enabled for models/{model}"
+"""Gemini's 400 INVALID_ARGUMENT for a model that gives no log-probabilities."""
+OPENAI_LOGPROBS_REFUSED = "Unsupported parameter: 'logprobs' is not supported with this model."
+
+
+def logprobs_refused() -> Fault:
+    """A model that gives no log-probabilities: a request asking for them gets the API's 400 (Gemini's
+    ``Logprobs is not enabled for models/...``, OpenAI's ``unsupported_parameter`` on ``logprobs``); any
+    other passes on (as a rule: ``stub.rule(logprobs_refused())``)."""
+
+    def fault(asked: Asked) -> Error | None:
+        if not asked.logprobs:
+            return None
+        if asked.wire == "openai":
+            return Error(400, OPENAI_LOGPROBS_REFUSED, "unsupported_parameter", fields={"param": "logprobs"})
+        return Error(400, LOGPROBS_REFUSED.format(model=asked.model.removeprefix("models/")))
+
+    return fault
 
 
 def json_validate_failed(message: str = "Failed to validate JSON", failed_generation: str = "") -> Fault:

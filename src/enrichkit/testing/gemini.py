@@ -2,19 +2,22 @@
 (``HttpOptions(base_url=stub.url)``, enrichkit's ``--base-url``): generateContent, countTokens, and the
 Batch and Files APIs (``gemini_batches``), each batched request answered like a live call.
 
-An answer is a generateContent response (finish STOP, MAX_TOKENS or SAFETY for blocked); an error is
-Google's error body, a retry delay as RetryInfo, a used-up quota as QuotaFailure.
+An answer is a generateContent response (finish STOP, MAX_TOKENS or SAFETY for blocked), with its
+tokens' log-probabilities as ``logprobsResult`` (``chosenCandidates``; ``topCandidates`` for
+``logprobs: N``) where ``responseLogprobs`` asks for them; an error is Google's error body, a retry delay as
+RetryInfo, a used-up quota as QuotaFailure.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any, Unpack
 from urllib.parse import parse_qs
 
-from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
+from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub
 
@@ -57,6 +60,32 @@ def response(text: str | None, finish: str = "STOP", prompt_tokens: int = 0) -> 
     return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "stub"}
 
 
+def logprobs_result(pairs: list[tuple[str, float]], top: int = 0) -> dict[str, Any]:
+    """A candidate's ``logprobsResult``: each chosen token (an id of the stub's making) and, for ``top``,
+    that many candidates a step, the chosen first and made-up alternatives sharing what it leaves."""
+    chosen = [{"token": t, "tokenId": _token_id(t), "logProbability": lp} for t, lp in pairs]
+    result: dict[str, Any] = {"chosenCandidates": chosen, "logProbabilitySum": sum(lp for _, lp in pairs)}
+    if top > 0:
+        result["topCandidates"] = [{"candidates": [c, *_alternatives(c, top - 1)]} for c in chosen]
+    return result
+
+
+def _token_id(token: str) -> int:
+    return sum(token.encode()) % 256_000
+
+
+def _alternatives(chosen: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    left = max(1e-9, 1 - math.exp(chosen["logProbability"]))
+    return [
+        {
+            "token": f"{chosen['token']}~{k}",
+            "tokenId": _token_id(chosen["token"]) + k,
+            "logProbability": math.log(left / (n + 1)),
+        }
+        for k in range(1, n + 1)
+    ]
+
+
 def error_body(status: int, message: str, name: str | None = None, *details: dict[str, Any]) -> dict[str, Any]:
     """A Google error body; ``name`` (the ``status`` field) defaults to the HTTP status's."""
     error: dict[str, Any] = {"code": status, "message": message, "status": name or STATUS.get(status, "UNKNOWN")}
@@ -80,6 +109,8 @@ def asked_of(model: str, body: dict[str, Any], headers: dict[str, str], **more: 
         body,
         headers,
         service_tier=body.get("serviceTier"),
+        logprobs=bool(config.get("responseLogprobs")),
+        wire="gemini",
         **more,
     )
 
@@ -152,6 +183,12 @@ class GeminiStub(WireStub):
 
     def answer_wire(self, answer: Answer, asked: Asked) -> Wire:
         body = response(answer.content(asked), FINISH[answer.finish], asked.prompt_tokens)
+        pairs = tokens_of(answer, asked, self.probs)
+        if pairs is not None:
+            candidate = body["candidates"][0]
+            top = asked.body.get("generationConfig", {}).get("logprobs")
+            candidate["logprobsResult"] = logprobs_result(pairs, top if isinstance(top, int) else 0)
+            candidate["avgLogprobs"] = sum(lp for _, lp in pairs) / max(1, len(pairs))
         return Wire(body=body, delay=answer.delay)
 
     def unknown_model(self, model: str) -> Error:

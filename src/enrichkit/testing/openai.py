@@ -3,8 +3,10 @@ completions, and the Files + Batches APIs (``openai_batches``), each batch line 
 
 An answer is a ``chat.completion`` whose content is the JSON for the request's ``response_format``
 (a pack's items wrapped as ``{"items": [...]}``; finish ``stop``, ``length`` for max_tokens,
-``content_filter`` for blocked); an error is ``{"error": {"message", "type", "param", "code", ...}}``
-as OpenAI and Groq send it, a retry delay as ``retry-after-ms``, a used-up quota as ``insufficient_quota``.
+``content_filter`` for blocked), with ``choices[0].logprobs.content`` (``token``, ``logprob``, ``bytes``,
+``top_logprobs``) where ``logprobs`` asks for them. An error is ``{"error": {"message", "type", "param",
+"code", ...}}`` as OpenAI and Groq send it, a retry delay as ``retry-after-ms``, a used-up quota as
+``insufficient_quota``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Unpack
 
-from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
+from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
@@ -46,6 +48,30 @@ def completion(
             "choices": [choice], "usage": usage}  # fmt: skip
 
 
+def logprobs_content(pairs: list[tuple[str, float]], top: int = 0) -> list[dict[str, Any]]:
+    """``choices[].logprobs.content``: an entry a token, with ``top`` alternatives (the chosen one). A token
+    holding a character of several bytes is cut one byte into it, as OpenAI's byte-level tokens cut such
+    characters: the first part's token is shown as its bytes (``bytes:\\xe2``), its probability on the
+    first part."""
+    entries = []
+    for text, logprob in pairs:
+        data = text.encode()
+        wide = next((n for n, ch in enumerate(text) if len(ch.encode()) > 1), None)
+        at = len(data) if wide is None else len(text[:wide].encode()) + 1
+        for n, part in enumerate(p for p in (data[:at], data[at:]) if p):
+            entry = {"token": _shown(part), "logprob": 0.0 if n else logprob, "bytes": list(part)}
+            entries.append({**entry, "top_logprobs": [dict(entry)][:top]})
+    return entries
+
+
+def _shown(data: bytes) -> str:
+    """A token's text: its bytes as UTF-8, or ``bytes:\\x..`` for a part of a character."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in data)
+
+
 def error_body(status: int, message: str, code: str | None = None, **fields: Any) -> dict[str, Any]:
     """An error body; a 429's ``code`` defaults to ``rate_limit_exceeded``, the ``type`` is
     ``requests`` for a rate limit, ``invalid_request_error`` for another code, else ``stub_error``."""
@@ -67,6 +93,8 @@ def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Aske
         headers,
         service_tier=body.get("service_tier"),
         wrapped=wrapped,
+        logprobs=bool(body.get("logprobs")),
+        wire="openai",
         **more,
     )
 
@@ -127,6 +155,11 @@ class OpenAIStub(WireStub):
     def answer_wire(self, answer: Answer, asked: Asked) -> Wire:
         content = answer.content(asked)
         body = completion(content, FINISH[answer.finish], model=asked.model, prompt_tokens=asked.prompt_tokens)
+        pairs = tokens_of(answer, asked, self.probs)
+        if pairs is not None:
+            top = asked.body.get("top_logprobs")
+            content_ = logprobs_content(pairs, top if isinstance(top, int) else 0)
+            body["choices"][0]["logprobs"] = {"content": content_, "refusal": None}
         return Wire(body=body, delay=answer.delay)
 
     def unknown_model(self, model: str) -> Error:

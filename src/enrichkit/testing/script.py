@@ -15,16 +15,18 @@ import threading
 from collections.abc import Callable, Iterable
 
 from enrichkit.errors import ProviderError
-from enrichkit.providers.base import Reply, Request, Usage
+from enrichkit.providers.base import Reply, Request, Token, Usage
 from enrichkit.providers.classify import by_status, transport
-from enrichkit.testing.faults import Answer, Asked, Error, Fault, Outcome, Wire, tokens
+from enrichkit.testing.faults import Answer, Asked, Error, Fault, Outcome, Wire, tokens, tokens_of
+from enrichkit.testing.logprobs import Probs
 
 When = Callable[[Asked], bool]
 
 
 class Script:
     """Faults for the next requests, in order (``None``: answer normally), then rules; ``calls`` keeps
-    every request."""
+    every request; ``probs``: the probabilities of the values of an answer asked for its log-probabilities
+    (an ``Answer``'s own ``probs`` first)."""
 
     def __init__(self, *faults: Fault | None, rules: Iterable[Fault] = ()) -> None:
         self.lock = threading.RLock()
@@ -32,6 +34,7 @@ class Script:
         self._next: collections.deque[Fault | None] = collections.deque(faults)
         self._rules: list[tuple[Fault, When | None]] = [(rule, None) for rule in rules]
         self.refusal: Error | None = None
+        self.probs = Probs()
 
     def script(self, *faults: Fault | None) -> None:
         """Use these faults for the next requests, in order (``None``: answer normally)."""
@@ -69,7 +72,7 @@ class Scripted(Script):
     fails as a timed-out one does)."""
 
     async def __call__(self, request: Request, model: str = "function") -> Reply:
-        asked = Asked(model, request.system, request.prompt, request.schema, received=_now())
+        asked = Asked(model, request.system, request.prompt, request.schema, received=_now(), logprobs=request.logprobs)
         with self.lock:
             self.calls.append(asked)
             faults = [] if self.refusal is not None else self.pick(asked)
@@ -84,7 +87,9 @@ class Scripted(Script):
         if isinstance(outcome, Error):
             raise _raised(outcome, model)
         text = outcome.content(asked)
-        return Reply(text, outcome.finish, Usage(asked.prompt_tokens, tokens(text or "")))
+        pairs = tokens_of(outcome, asked, self.probs)
+        chosen = None if pairs is None else tuple(Token(t, logprob) for t, logprob in pairs)
+        return Reply(text, outcome.finish, Usage(asked.prompt_tokens, tokens(text or "")), tokens=chosen)
 
     def count(self, request: Request) -> int:
         """A free token count (``FunctionProvider(script, count=script.count)``): recorded, never scripted;

@@ -1,0 +1,85 @@
+"""What reading token log-probabilities costs one pack of 20 answers on each wire (µs, the least of 7
+timeit repeats), and how much bigger the response body is.
+
+    PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/logprobs_wire.py
+
+The pack and its answer are ``throughput.py``'s synthetic rows and the stubs' default answer; each body is
+the one the stub sends (with and without ``logprobsResult`` / ``logprobs.content``). "read" is what the
+provider does with a response: the SDK's parse of the body (as its client does) and ``to_reply``
+(enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array).
+"""
+
+from __future__ import annotations
+
+import json
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+from google.genai import types
+from openai.types.chat import ChatCompletion
+
+from enrichkit.engine.codec import PackCodec
+from enrichkit.providers import chat, gemini
+from enrichkit.providers.base import Reply, Request
+from enrichkit.rows.work import Work
+from enrichkit.testing.faults import Answer, Asked, tokens_of
+from enrichkit.testing.gemini import logprobs_result, response
+from enrichkit.testing.logprobs import Probs
+from enrichkit.testing.openai import completion, logprobs_content
+from throughput import TASK, iter_synthetic_rows
+
+
+def least_us(step: Callable[[], Any]) -> float:
+    return min(timeit.repeat(step, number=200, repeat=7)) / 200 * 1e6
+
+
+def main() -> None:
+    codec = PackCodec(TASK, affinity=True)
+    rows = [{f: row[f] for f in TASK.inputs} for row in iter_synthetic_rows(20)]
+    _, request = codec.pack_request([Work(f"k{n}", inputs) for n, inputs in enumerate(rows)])
+    print(f"one pack of {len(rows)} rows; µs per read, least of 7 repeats (noisy on a shared machine)")
+    print(f"{'wire':<8}{'tokens':>7}{'body B':>9}{'+lp':>8}{'read µs':>9}{'+lp':>8}{'of it SDK':>11}{'of it ours':>12}")
+    for wire in ("gemini", "openai"):
+        print(measure(wire, request))
+
+
+def measure(wire: str, request: Request) -> str:
+    """One wire's line: tokens, body bytes and read µs without and with log-probabilities."""
+    asked = Asked("m", request.system, request.prompt, request.schema, wrapped=wire == "openai", logprobs=True)
+    answer = Answer(asked.answer)
+    text = answer.content(asked) or ""
+    pairs = tokens_of(answer, asked, Probs()) or []
+    plain, with_lp = _bodies(wire, text, pairs)
+    parse, reply = _reader(wire, wrapped=asked.wrapped)
+    parsed = parse(with_lp)
+    assert reply(parsed).tokens is not None and reply(parse(plain)).tokens is None
+    before, after = least_us(lambda: reply(parse(plain))), least_us(lambda: reply(parse(with_lp)))
+    sdk, ours = least_us(lambda: parse(with_lp)), least_us(lambda: reply(parsed))
+    sizes = len(json.dumps(plain)), len(json.dumps(with_lp))
+    return f"{wire:<8}{len(pairs):>7}{sizes[0]:>9}{sizes[1]:>8}{before:>9.0f}{after:>8.0f}{sdk:>11.0f}{ours:>12.0f}"
+
+
+def _bodies(wire: str, text: str, pairs: list[tuple[str, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    if wire == "gemini":
+        plain, with_lp = response(text), response(text)
+        with_lp["candidates"][0]["logprobsResult"] = logprobs_result(pairs)
+        return plain, with_lp
+    plain, with_lp = completion(text), completion(text)
+    with_lp["choices"][0]["logprobs"] = {"content": logprobs_content(pairs), "refusal": None}
+    return plain, with_lp
+
+
+def _reader(wire: str, *, wrapped: bool) -> tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Reply]]:
+    """The SDK's parse of a body (as its client does, and the dump the OpenAI provider reads), and the
+    provider's ``to_reply``."""
+    if wire == "gemini":
+        return types.GenerateContentResponse.model_validate, gemini.to_reply
+    return (
+        lambda body: ChatCompletion.model_validate(body).model_dump(warnings=False),
+        lambda doc: chat.to_reply(doc, wrapped=wrapped),
+    )
+
+
+if __name__ == "__main__":
+    main()

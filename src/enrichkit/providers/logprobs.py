@@ -1,0 +1,101 @@
+"""Token log-probabilities as a provider reads them off its wire, made to cover exactly the reply's text.
+
+``Reply.tokens`` joined is ``Reply.text``: tokens that do not join to the text the model wrote are not
+passed on (None), never guessed into place. OpenAI-style entries carry each token's UTF-8 ``bytes``, so a
+character split across tokens is rebuilt and given to the token that completes it, with the log-probability
+of every token it took (their joint probability). A reply unwrapped from a larger answer keeps the tokens
+over the part it was unwrapped to (``cut``).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeGuard
+
+from enrichkit.providers.base import Token
+
+
+def are_logprobs(values: list[Any]) -> TypeGuard[list[float]]:
+    """Whether every value is a natural log of a probability (a number, at most 0)."""
+    return all(type(v) is float or type(v) is int for v in values) and all(v <= 0 for v in values)
+
+
+def from_entries(entries: Any, text: str | None = None) -> tuple[Token, ...] | None:
+    """The tokens of an OpenAI-style ``logprobs.content`` list (``token``, ``logprob``, ``bytes``); None if
+    it is missing or malformed. Where the token texts already join to ``text`` they are taken as they are;
+    else each is rebuilt from its bytes."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        return None
+    logprobs = [e.get("logprob") for e in entries]
+    if not are_logprobs(logprobs):
+        return None
+    texts = [e.get("token") for e in entries]
+    if text is not None and are_texts(texts) and "".join(texts) == text:
+        return tuple(map(Token, texts, logprobs))
+    return _from_bytes(entries)
+
+
+def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
+    """Tokens rebuilt from each entry's UTF-8 ``bytes``: a character cut between entries goes to the one
+    that completes it, with the log-probability of every entry it took."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    tokens: list[Token] = []
+    carried = 0.0
+    try:
+        for entry in entries:
+            raw = entry.get("bytes")
+            if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+                piece = decoder.decode(bytes(raw))
+            elif isinstance(entry.get("token"), str):
+                piece = decoder.decode(entry["token"].encode())
+            else:
+                return None
+            carried += entry["logprob"]
+            if piece:
+                tokens.append(Token(piece, carried))
+                carried = 0.0
+        if decoder.decode(b"", final=True):
+            return None
+    except UnicodeDecodeError:
+        return None
+    return tuple(tokens)
+
+
+def from_pairs(texts: list[Any], logprobs: list[Any]) -> tuple[Token, ...] | None:
+    """Tokens from their texts and log-probabilities; None if any is missing."""
+    if not are_texts(texts) or not are_logprobs(logprobs):
+        return None
+    return tuple(map(Token, texts, logprobs))
+
+
+def are_texts(values: list[Any]) -> TypeGuard[list[str]]:
+    return all(type(v) is str for v in values)
+
+
+def aligned(tokens: Sequence[Token] | None, text: str | None) -> tuple[Token, ...] | None:
+    """``tokens`` if they join to ``text``; the ones over its end if they join to more (text the reply
+    leaves out before it); else None."""
+    if tokens is None or text is None:
+        return None
+    joined = "".join(t.text for t in tokens)
+    if joined == text:
+        return tuple(tokens)
+    if joined.endswith(text):
+        return cut(tokens, len(joined) - len(text), len(joined))
+    return None
+
+
+def cut(tokens: Sequence[Token], start: int, end: int) -> tuple[Token, ...]:
+    """The tokens over ``[start, end)`` of their joined text; a token across an edge is cut to it and keeps
+    its log-probability."""
+    out = []
+    at = 0
+    for token in tokens:
+        first, last = at, at + len(token.text)
+        at = last
+        if start <= first and last <= end:
+            out.append(token)
+        elif max(first, start) < min(last, end):
+            out.append(Token(token.text[max(first, start) - first : min(last, end) - first], token.logprob))
+    return tuple(out)
