@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from enrichkit.cli import cache, jobs, run, scrape, task
+from enrichkit.cli import cache, jobs, review, run, scrape, task
 from enrichkit.cli.common import Main
 
 
@@ -19,3 +19,4 @@ main.add_command(scrape.scrape)
 main.add_command(cache.cache)
 main.add_command(jobs.jobs)
 main.add_command(task.task)
+main.add_command(review.review)

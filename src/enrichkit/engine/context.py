@@ -17,6 +17,7 @@ from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import carries_words, text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
+from enrichkit.engine.reviewed import Reviewing, serving
 from enrichkit.options import Limiter, RunOptions
 from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.providers.base import Provider
@@ -44,6 +45,7 @@ class RunContext:
     _limiter: Limiter | None = field(default=None, init=False, repr=False)
     _io: CacheIO | None = field(default=None, init=False, repr=False)
     journal: Journal | None = field(default=None, init=False)  # where answers the cache cannot take go
+    reviewing: Reviewing | None = field(default=None, init=False)  # reviewed values (None: the task has none)
     closed: bool = field(default=False, init=False)
 
     @classmethod
@@ -54,7 +56,9 @@ class RunContext:
         size = min(options.pack_size, provider.capabilities.max_pack_size)
         echo, affinity = crosswire_checks(task, options.echo, size)
         keyprint = run_fingerprint(task, provider, echo)
-        return cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
+        context = cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
+        context.reviewing = serving(task, options)
+        return context
 
     @property
     def models(self) -> list[Provider]:
@@ -96,6 +100,8 @@ class RunContext:
             self._io.close()
         if self.cache is not None:
             self.cache.close()
+        if self.reviewing is not None:
+            self.reviewing.close()
 
 
 def choose(options: RunOptions) -> Choice:
