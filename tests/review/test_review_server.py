@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from click.testing import CliRunner
 from enrichkit.cli import main
 from enrichkit.review.server import TOKEN_HEADER, ReviewServer
 from enrichkit.rows.files import read_rows
+from helpers import env
 from reviewing import TASK, enriched, serving
 
 
@@ -114,3 +119,29 @@ def test_a_missing_or_damaged_output_is_one_line(damage: str, tmp_path: Path) ->
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {output}:"), result.output
+
+
+@pytest.mark.subprocess
+def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), "--no-open"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "enrichkit", *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stderr is not None
+        line = child.stderr.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))$", line.strip())
+        assert found is not None and line.startswith(f"enrichkit review: 30 rows of {output}"), line
+        port, token = int(found.group(2)), found.group(3)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", f"/?token={token}")
+        reply = connection.getresponse()
+        assert reply.status == 200 and b'<table id="rows">' in reply.read()
+        connection.close()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
