@@ -40,9 +40,9 @@ test: $(VENV)/.dev
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-# The quick tier while working: no real model, no child process, no server of its own (make test runs all).
+# The quick tier while working: no real model, no child process, no server or browser of its own (make test runs all).
 test-fast: $(VENV)/.dev
-	$(BIN)/pytest -q -m "not slow and not redis and not subprocess and not ray"
+	$(BIN)/pytest -q -m "not slow and not redis and not subprocess and not ray and not browser"
 
 clean:
 	rm -rf $(VENV)

@@ -106,6 +106,8 @@ class Stats:
     invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
+    reviewed: int = 0
+    """Reviewed values (a person's corrections and accepted answers) served instead of a model's."""
     damaged: int = 0
     """Cache entries found damaged (undecodable, or values no longer fitting the schema): asked again."""
     prompt_tokens: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from enrichkit.cli import cache, diff, jobs, logs, run, runs, scrape, task
+from enrichkit.cli import cache, diff, jobs, logs, review, run, runs, scrape, task
 from enrichkit.cli.common import Main
 
 
@@ -22,3 +22,4 @@ main.add_command(task.task)
 main.add_command(runs.runs)
 main.add_command(diff.diff)
 main.add_command(logs.logs)
+main.add_command(review.review)

@@ -251,6 +251,7 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
         or is_stdout(output)
         or not sweep.eligible(source, output)
         or (columns := sweep.columns(source, context.task)) is None
+        or context.reviewing is not None  # the sweep reads the cache alone: reviewed values go the usual way
     ):
         return contextlib.nullcontext()
     assert options.cache_dir is not None

@@ -26,6 +26,7 @@ from enrichkit.engine.context import RunContext
 from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.reviewed import Kept, overlaid
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
 from enrichkit.engine.stop_evidence import CannotSucceed
@@ -52,6 +53,7 @@ class Chunk:
     keys: list[str]
     found: dict[str, Entry]
     work: dict[str, Work]
+    reviewed: Kept | None = None  # reviewed values and rows asked again (None: the task has none)
 
 
 def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
@@ -69,10 +71,13 @@ def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
     return Chunk(keyed.table, keyed.ids, keyed.keys, found, work)
 
 
-async def lookup(context: RunContext, keyed: Keyed) -> dict[str, Entry]:
-    """What the run's cache holds of ``keyed``'s rows."""
+async def lookup(context: RunContext, keyed: Keyed) -> tuple[dict[str, Entry], Kept | None]:
+    """What the run's cache holds of ``keyed``'s rows, and their reviewed values (``engine.reviewed``: a row
+    whose every field is reviewed is among the hits, a row to ask again is not; None: the task has none)."""
     io = context.io
-    return {} if io is None else await io.get_many(set(keyed.keys))
+    found = {} if io is None else await io.get_many(set(keyed.keys))
+    reviewing = context.reviewing
+    return found, None if reviewing is None else reviewing.kept(keyed.inputs, keyed.keys, found)
 
 
 async def run_chunks(
@@ -127,7 +132,9 @@ async def run_chunks(
             if previous is not None:
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
-            chunk = plan(keyed, await found, stats)
+            entries, kept = await found
+            chunk = plan(keyed, entries, stats)
+            chunk.reviewed = kept
             if context.io is not None:
                 stats.damaged = context.io.damaged
             if first:
@@ -159,6 +166,8 @@ async def run_chunks(
             stats.seconds = time.perf_counter() - started
             stats.load_seconds = getattr(primary, "load_seconds", None)  # a local model's
             previous = _result(chunk, task, settlement, stats, models)
+            if kept is not None and context.reviewing is not None:
+                context.reviewing.answered(kept, settlement.results)
         if previous is not None:
             yield previous
 
@@ -236,11 +245,17 @@ def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats, mode
     rows: list[dict[str, Any]] = []
     found, results = chunk.found, settlement.results
     fields = task.inputs
+    reviewed = None if chunk.reviewed is None else chunk.reviewed.values
     for n, (row, key) in enumerate(zip(chunk.table, chunk.keys, strict=True)):
         if (entry := found.get(key) or results.get(key)) is not None:
-            rows.append(row | entry.values if type(row) is dict else {**row, **entry.values})
+            done = row | entry.values if type(row) is dict else {**row, **entry.values}
+            if reviewed is not None:
+                kept = reviewed.get(key)
+                stats.reviewed += len(kept or ())
+                overlaid(done, kept)
+            rows.append(done)
         else:
-            rows.append(dict(row))
+            rows.append(dict(row) if reviewed is None else overlaid(dict(row), None))
             attempts = chunk.work[key].attempts if key in chunk.work else 0
             if stats.stopped and key not in settlement.failures:
                 stats.failed += 1  # no answer: the run stopped first

@@ -17,6 +17,7 @@ from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import carries_words, text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
+from enrichkit.engine.reviewed import Reviewing, serving
 from enrichkit.history.calls import CallLog
 from enrichkit.history.runs import new_run_id
 from enrichkit.options import Limiter, RunOptions
@@ -48,6 +49,7 @@ class RunContext:
     journal: Journal | None = field(default=None, init=False)  # where answers the cache cannot take go
     run_id: str = field(default_factory=new_run_id, init=False)  # its line in the run history
     log: CallLog | None = field(default=None, init=False)  # the call log, while a recorded run goes on
+    reviewing: Reviewing | None = field(default=None, init=False)  # reviewed values (None: the task has none)
     closed: bool = field(default=False, init=False)
 
     @classmethod
@@ -58,7 +60,9 @@ class RunContext:
         size = min(options.pack_size, provider.capabilities.max_pack_size)
         echo, affinity = crosswire_checks(task, options.echo, size)
         keyprint = run_fingerprint(task, provider, echo)
-        return cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
+        context = cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
+        context.reviewing = serving(task, options)
+        return context
 
     @property
     def models(self) -> list[Provider]:
@@ -100,6 +104,8 @@ class RunContext:
             self._io.close()
         if self.cache is not None:
             self.cache.close()
+        if self.reviewing is not None:
+            self.reviewing.close()
 
 
 def choose(options: RunOptions) -> Choice:

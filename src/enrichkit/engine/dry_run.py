@@ -42,7 +42,8 @@ class DryRun:
 async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: Stats) -> Chunk:
     """Every row in one chunk, keyed and looked up as the run would."""
     keyed = key_rows(rows, context.task, context.fingerprint)
-    return plan(keyed, await lookup(context, keyed), stats)
+    found, _ = await lookup(context, keyed)
+    return plan(keyed, found, stats)
 
 
 async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> DryRun:

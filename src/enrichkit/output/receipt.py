@@ -81,6 +81,8 @@ def run_text(report: dict[str, Any]) -> str:
         f"checks: {report['crosswired']:,} cross-wired answers caught, {report['invalid_items']:,} invalid items,"
         f" {report['unknown_ids']:,} unknown ids (all asked again)"
     )
+    if reviewed := report.get("reviewed"):
+        lines.append(f"reviewed: {counted(reviewed, 'reviewed value')} kept (a person's, served instead of a model's)")
     if damaged := report.get("damaged"):
         entries = "entry" if damaged == 1 else "entries"
         lines.append(f"cache: {damaged:,} damaged cache {entries} asked again (undecodable, or not fitting the schema)")

@@ -1,0 +1,84 @@
+"""``enrichkit review OUTPUT --task TASK``: the output in the browser, doubtful rows first; corrections kept."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from enrichkit.cli.common import CACHE_DIR, guarded, quiet_verbose
+
+
+@click.command()
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-t", "--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task the output answers."
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-open", is_flag=True, help="Print the address only; do not open a browser.")
+@click.option("--apply", "apply_", is_flag=True, help="Write the reviewed values into OUTPUT (same format) and exit.")
+@click.option(
+    "--export",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the reviewed values as labelled examples (JSONL: inputs, field, value) and exit.",
+)
+@CACHE_DIR
+@quiet_verbose
+@guarded
+def review(
+    output: Path,
+    task_file: Path,
+    port: int,
+    no_open: bool,
+    apply_: bool,
+    export: Path | None,
+    cache_dir: Path | None,
+    quiet: bool,
+    **_: Any,
+) -> int:
+    """Review OUTPUT in the browser: the doubtful rows first (failed, lowest confidence, flagged); accept rows
+    and correct fields. Corrections are kept in the cache folder, and every later run serves them."""
+    from enrichkit.cache.folder import default_dir
+    from enrichkit.review.apply import apply, export_examples
+    from enrichkit.task.task import Task
+
+    task = Task.from_file(task_file)
+    folder = cache_dir or default_dir()
+    if apply_ or export is not None:
+        if export is not None:
+            click.echo(f"wrote {export_examples(export, task, folder):,} reviewed values to {export}", err=quiet)
+        if apply_:
+            rows, values = apply(output, task, folder)
+            click.echo(f"{output}: {values:,} reviewed values written into {rows:,} rows", err=quiet)
+        return 0
+    return _serve(output, task, folder, port, no_open)
+
+
+def _serve(output: Path, task: Any, folder: Path, port: int, no_open: bool) -> int:
+    from enrichkit.review.server import ReviewServer
+    from enrichkit.review.session import Session
+
+    session = Session(output, task, folder)
+    try:
+        try:
+            server = ReviewServer(session, port)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on 127.0.0.1:{port} ({exc.strerror})", err=True)
+            return 2
+        click.echo(f"enrichkit review: {len(session.table.rows):,} rows of {output} at {server.url}", err=True)
+        click.echo("Ctrl-C to stop", err=True)
+        sys.stderr.flush()
+        if not no_open:
+            webbrowser.open(server.url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    finally:
+        session.close()
+    return 0

@@ -1,0 +1,125 @@
+"""A review of one output: its rows (``Table``), the task's fields, and the reviewed values kept for them
+(``ReviewStore``): what the page shows, and the edits it makes, checked against the task's schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enrichkit.engine.reviewed import FieldCheck, Review, ReviewStore, task_id
+from enrichkit.review.table import Table, confidence_of, read_output
+from enrichkit.task.task import Task
+
+BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.95, 1.0001))
+"""Confidence bands of the summary's accuracy of reviewed rows."""
+
+
+class Invalid(Exception):
+    """A value that does not fit its field: the schema's message."""
+
+
+@dataclass(frozen=True)
+class Band:
+    low: float
+    high: float
+    reviewed: int
+    right: int  # reviewed rows accepted without a correction
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int
+    reviewed: int
+    corrected: int
+    bands: list[Band]
+
+
+class Session:
+    """The review of ``output`` (rows answering ``task``), its reviewed values in ``cache_dir``."""
+
+    def __init__(self, output: Path, task: Task, cache_dir: Path) -> None:
+        self.output = output
+        self.task = task
+        self.fields = task.fields
+        self.table = Table(read_output(output), task)
+        self.store = ReviewStore(cache_dir)
+        self.check = FieldCheck(task)
+        self._task = task_id(task)
+        reviewed = {key for key, review in self.store.reviews(self._task).items() if review.values}
+        self.table.mark_reviewed(n for n, key in enumerate(self.table.keys) if key in reviewed)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def reviews(self, numbers: list[int]) -> dict[int, Review]:
+        """The stored reviews of rows ``numbers``, by row number."""
+        keys = {self.table.keys[n]: n for n in numbers}
+        return {keys[k]: review for k, review in self.store.reviews(self._task, keys).items()}
+
+    def values(self, n: int, review: Review | None) -> dict[str, Any]:
+        """Row ``n``'s answer as it stands: the output's, the reviewed values on top."""
+        row = self.table.rows[n]
+        return {f: row.get(f) for f in self.fields} | (review.values if review else {})
+
+    def parse(self, name: str, text: str) -> Any:
+        """A value typed in the page, read as its field's type says (text as it is, else as JSON); checked."""
+        schema = self.check.properties.get(name)
+        if schema is None:
+            raise Invalid(f"{name}: not a field of the task")
+        value: Any = text
+        if not _is_text(schema):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text  # the schema's message says what it wanted
+        if (error := self.check.error(name, value)) is not None:
+            raise Invalid(error)
+        return value
+
+    def correct(self, n: int, name: str, text: str, version: int) -> int:
+        """Keep a person's value of field ``name`` of row ``n``; the row's new version (``Invalid``, ``Conflict``)."""
+        value = self.parse(name, text)
+        return self._put(n, {name: value}, version)
+
+    def accept(self, n: int, version: int) -> int:
+        """Keep row ``n``'s answer as it stands as reviewed; the row's new version."""
+        reviews = self.reviews([n])
+        values = self.values(n, reviews.get(n))
+        for name, value in values.items():
+            if (error := self.check.error(name, value)) is not None:
+                raise Invalid(f"no valid answer to accept ({error}): correct its fields")
+        return self._put(n, values, version)
+
+    def ask_again(self, n: int, version: int) -> int:
+        """Send row ``n`` to be asked again by the next run (its reviewed values dropped); its new version."""
+        row = self.table.rows[n]
+        inputs = {f: row.get(f) for f in self.task.inputs}
+        return self.store.ask_again(self._task, self.table.keys[n], inputs, version=version)
+
+    def _put(self, n: int, values: Mapping[str, Any], version: int) -> int:
+        row = self.table.rows[n]
+        originals = {f: row.get(f) for f in values}
+        inputs = {f: row.get(f) for f in self.task.inputs}
+        new = self.store.put(
+            self._task, self.table.keys[n], inputs, values, originals, version=version, confidence=confidence_of(row)
+        )
+        self.table.mark_reviewed([n])
+        return new
+
+    def summary(self) -> Summary:
+        reviews = [r for r in self.store.reviews(self._task).values() if r.values]
+        bands = []
+        for low, high in BANDS:
+            inside = [r for r in reviews if r.confidence is not None and low <= r.confidence < high]
+            bands.append(Band(low, min(high, 1.0), len(inside), sum(not r.corrected for r in inside)))
+        return Summary(len(self.table.rows), len(reviews), sum(bool(r.corrected) for r in reviews), bands)
+
+
+def _is_text(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "string" or (isinstance(kind, list) and "string" in kind):
+        return True
+    return kind is None and all(isinstance(v, str) for v in schema.get("enum", [1]))

@@ -1,0 +1,102 @@
+"""The review page as a person uses it, in a real headless Chromium (Debian's ``chromium``, driven by Playwright
+for Python; no browser download): filter to low confidence, correct a value (an invalid one gets the schema's
+message), accept a row, reload; then a re-run serves the reviewed row without a call."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from enrichkit.rows.files import read_rows
+from reviewing import ROWS, confidence, enriched, run, serving
+
+pytestmark = pytest.mark.browser
+
+T = TypeVar("T")
+
+CORRECTED = re.compile(r"\bcorrected\b")
+
+CHROMIUM = shutil.which("chromium")
+
+if CHROMIUM is None and not os.environ.get("CI"):
+    pytest.skip("no chromium on the PATH (apt-get install -y chromium; .ci/run installs it)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+
+
+def apart(job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``job`` in a thread of its own: Playwright's sync API keeps an event loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(job, *args, **kwargs).result()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_path: Path) -> None:
+    source, output, cache = apart(enriched, tmp_path)
+    low = sorted(range(ROWS), key=confidence)
+    with serving(output, cache) as server:
+        page = browser.new_page()
+        page.goto(server.url)
+        first = page.locator("tr.row").first
+        assert first.get_attribute("data-n") == str(low[0])  # the lowest confidence first
+
+        page.fill("#below", "0.3")
+        page.click("#apply")
+        below = sum(confidence(n) < 0.3 for n in range(ROWS))
+        assert page.locator("#matching").inner_text() == str(below)
+        assert page.locator("tr.row").count() == below
+
+        row = page.locator(f'tr.row[data-n="{low[0]}"]')
+        challenge = row.locator('td[data-field="challenge"]')
+        challenge.locator("input").fill("beginner")
+        challenge.locator("input").press("Enter")  # the page's own check
+        sync_api.expect(challenge.locator(".msg")).to_have_text("challenge: 'beginner' not in [practice, expert]")
+        tldr = row.locator('td[data-field="tldr"]')
+        tldr.locator("input").fill("one two three four five six seven eight nine ten eleven twelve thirteen")
+        tldr.locator("input").press("Enter")  # the server's check
+        sync_api.expect(tldr.locator(".msg")).to_have_text("tldr: has 13 words, more than 12")
+
+        tldr.locator("input").fill("Corrected in the browser.")
+        tldr.locator("input").press("Enter")
+        sync_api.expect(row).to_have_class(CORRECTED)
+        challenge.locator("input").fill("expert")
+        challenge.locator("input").press("Enter")
+        sync_api.expect(challenge).to_have_class(CORRECTED)
+        sync_api.expect(challenge.locator(".msg")).to_have_text("")
+
+        other = page.locator(f'tr.row[data-n="{low[1]}"]')
+        other.focus()
+        page.keyboard.press("a")  # accept, by keyboard
+        sync_api.expect(other.locator(".state")).to_have_text("reviewed")
+        third = page.locator(f'tr.row[data-n="{low[2]}"]')
+        third.focus()
+        page.keyboard.press("r")  # ask again
+        sync_api.expect(third.locator(".state")).to_have_text("asked again")
+
+        page.reload()
+        sync_api.expect(row.locator('td[data-field="tldr"] input')).to_have_value("Corrected in the browser.")
+        sync_api.expect(row.locator('td[data-field="challenge"] input')).to_have_value("expert")
+        sync_api.expect(page.locator("#reviewed")).to_have_text("2 reviewed")
+        sync_api.expect(page.locator("#corrected")).to_have_text("1 corrected")
+        sync_api.expect(third.locator(".state")).to_have_text("asked again")
+
+    # Another model: no cached answer fits, yet the two fully reviewed rows are not asked.
+    report, asked = apart(run, source, tmp_path / "again.jsonl", cache, model="fn2")
+    assert (asked, report["reviewed"]) == (ROWS - 2, 4)
+    again = read_rows(tmp_path / "again.jsonl")
+    assert again[low[0]]["tldr"] == "Corrected in the browser." and again[low[0]]["challenge"] == "expert"
+    assert again[low[0]]["_reviewed"] == "tldr,challenge"

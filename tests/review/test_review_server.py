@@ -1,0 +1,147 @@
+"""The review server's guards, over real HTTP: the token on every request, writes by POST of JSON only, no
+edit lost between two tabs; ``--apply`` and ``--export`` write what was reviewed; a missing or damaged
+output is one line."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from enrichkit.cli import main
+from enrichkit.review.server import TOKEN_HEADER, ReviewServer
+from enrichkit.rows.files import read_rows
+from helpers import env
+from reviewing import TASK, enriched, serving
+
+
+def request(
+    server: ReviewServer, method: str, path: str, doc: Any = None, token: str | None = None, host: str | None = None
+) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    headers = {"Host": host or f"127.0.0.1:{server.port}", "Content-Type": "application/json"}
+    if token is not None:
+        headers[TOKEN_HEADER] = token
+    connection.request(method, path, body=None if doc is None else json.dumps(doc), headers=headers)
+    reply = connection.getresponse()
+    body = reply.read().decode()
+    connection.close()
+    return reply.status, body
+
+
+def test_the_token_is_needed_on_every_request(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with serving(output, cache) as server:
+        token = server.token
+        assert request(server, "GET", f"/?token={token}")[0] == 200
+        assert request(server, "GET", "/")[0] == 403
+        assert request(server, "GET", "/?token=guessed")[0] == 403
+        assert request(server, "GET", f"/?token={token}", host=f"evil.example:{server.port}")[0] == 403
+        edit = {"n": 0, "version": 0, "field": "challenge", "value": "expert"}
+        assert request(server, "POST", "/api/correct", edit)[0] == 403
+        assert request(server, "POST", "/api/correct", edit, token="guessed")[0] == 403
+        assert request(server, "POST", f"/api/correct?token={token}", edit)[0] == 403  # in a header only
+        assert not (cache / "reviewed.db").exists() or "expert" not in _stored(cache)
+        assert request(server, "POST", "/api/correct", edit, token=token)[0] == 200
+        assert request(server, "GET", f"/api/correct?token={token}")[0] == 404  # no write by GET
+
+
+def _stored(cache: Path) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(cache / "reviewed.db")
+    try:
+        return json.dumps(db.execute("SELECT value FROM reviewed").fetchall())
+    finally:
+        db.close()
+
+
+def test_two_tabs_never_lose_an_edit(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with serving(output, cache) as server:
+        token = server.token
+        first = {"n": 2, "version": 0, "field": "challenge", "value": "expert"}
+        second = {"n": 2, "version": 0, "field": "tldr", "value": "From the other tab."}
+        assert request(server, "POST", "/api/correct", first, token=token)[0] == 200
+        status, body = request(server, "POST", "/api/correct", second, token=token)
+        assert status == 409 and json.loads(body)["version"] == 1
+        status, body = request(server, "POST", "/api/correct", second | {"version": 1}, token=token)
+        assert status == 200
+        assert json.loads(body)["values"] == {"tldr": "From the other tab.", "challenge": "expert"}
+
+
+def test_an_invalid_value_gets_the_schemas_message(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with serving(output, cache) as server:
+        edit = {"n": 0, "version": 0, "field": "challenge", "value": "beginner"}
+        status, body = request(server, "POST", "/api/correct", edit, token=server.token)
+        assert (status, json.loads(body)) == (422, {"error": "challenge: 'beginner' not in [practice, expert]"})
+        assert request(server, "POST", "/api/correct", edit | {"field": "nope"}, token=server.token)[0] == 422
+
+
+def test_apply_and_export_write_the_reviewed_values(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with serving(output, cache) as server:
+        for n, value in ((3, "expert"), (7, "expert")):
+            edit = {"n": n, "version": 0, "field": "challenge", "value": value}
+            assert request(server, "POST", "/api/correct", edit, token=server.token)[0] == 200
+        assert request(server, "POST", "/api/accept", {"n": 9, "version": 0}, token=server.token)[0] == 200
+    runner = CliRunner()
+    examples = tmp_path / "examples.jsonl"
+    common = ["--task", str(TASK), "--cache-dir", str(cache)]
+    result = runner.invoke(main, ["review", str(output), *common, "--apply", "--export", str(examples)])
+    assert result.exit_code == 0, result.output
+    rows = read_rows(output)
+    assert [r["challenge"] for r in rows[:10]] == ["practice"] * 3 + ["expert"] + ["practice"] * 3 + ["expert"] * 1 + [
+        "practice"
+    ] * 2
+    assert (rows[3]["_reviewed"], rows[9]["_reviewed"], rows[0]["_reviewed"]) == ("challenge", "tldr,challenge", "")
+    lines = [json.loads(line) for line in examples.read_text().splitlines()]
+    assert len(lines) == 4 and sum(line["corrected"] for line in lines) == 2
+    assert lines[0]["inputs"]["topic"] == "Topic number 3" and lines[0]["value"] == "expert"
+    assert lines[0]["model_value"] == "practice"
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged"])
+def test_a_missing_or_damaged_output_is_one_line(damage: str, tmp_path: Path) -> None:
+    output = tmp_path / "out.parquet"
+    if damage == "damaged":
+        output.write_bytes(b"PAR1 not really")
+    result = CliRunner().invoke(main, ["review", str(output), "--task", str(TASK), "--no-open"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {output}:"), result.output
+
+
+@pytest.mark.subprocess
+def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), "--no-open"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "enrichkit", *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stderr is not None
+        line = child.stderr.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))$", line.strip())
+        assert found is not None and line.startswith(f"enrichkit review: 30 rows of {output}"), line
+        port, token = int(found.group(2)), found.group(3)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", f"/?token={token}")
+        reply = connection.getresponse()
+        assert reply.status == 200 and b'<table id="rows">' in reply.read()
+        connection.close()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
