@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from enrichkit.providers.base import Usage
 
-CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit"]
+CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit", "agreement"]
 
 
 @dataclass
@@ -101,6 +101,8 @@ class Stats:
     calls_repair: int = 0
     calls_batch: int = 0
     calls_audit: int = 0
+    calls_agreement: int = 0
+    """Second packings asked to measure agreement (``engine.agreement``)."""
     retries: int = 0
     repaired: int = 0
     invalid_items: int = 0
@@ -153,6 +155,7 @@ class Stats:
             + self.calls_repair
             + self.calls_batch
             + self.calls_audit
+            + self.calls_agreement
         )
 
     def count_call(self, model: str, kind: CallKind) -> None:
@@ -320,21 +323,25 @@ def band(confidence: float | None) -> str:
 @dataclass
 class Confidence:
     """The output rows' confidence (the report's ``confidence``): ``rows`` with one, ``without`` (answered
-    rows with none), their histogram in hundredths (``bins``), each flag's rows, and the models that gave
-    no token log-probabilities."""
+    rows with none), their histogram in hundredths (``bins``: [0, 0.01), ..., [0.99, 1), 1), each flag's
+    rows, the models that gave no token log-probabilities, and ``measured_by``: what the run measured it
+    by (``logprobs``, or the ``agreement`` of two packings where the model gives none; ``by_agreement``
+    says why, and for which fields)."""
 
     rows: int = 0
     without: int = 0
-    bins: list[int] = field(default_factory=lambda: [0] * 100)
+    bins: list[int] = field(default_factory=lambda: [0] * 101)
     flags: dict[str, int] = field(default_factory=dict)
     no_logprobs: list[str] = field(default_factory=list)
+    measured_by: str = "logprobs"
+    by_agreement: str = ""
 
     def add(self, confidence: float | None, flags: tuple[str, ...]) -> None:
         if confidence is None:
             self.without += 1
         else:
             self.rows += 1
-            self.bins[min(99, int(confidence * 100))] += 1
+            self.bins[min(100, int(confidence * 100))] += 1
         for flag in flags:
             self.flags[flag] = self.flags.get(flag, 0) + 1
 
@@ -348,7 +355,7 @@ class Confidence:
             seen += count
             if 2 * seen >= self.rows:
                 return n / 100
-        return 0.99
+        return 1.0
 
     def below(self, threshold: float) -> int:
         """The rows whose confidence is below ``threshold`` (to the hundredth)."""

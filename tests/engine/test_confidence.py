@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from enrichkit import FatalProviderError, Task, UserError, enrich
+from enrichkit import FatalProviderError, Task, UserError, dry_run, enrich
 from enrichkit.engine.confidence import closed_fields, is_closed, read_confidence
 from enrichkit.options import Escalate
-from enrichkit.output.receipt import run_report, run_text
+from enrichkit.output.receipt import dry_run_report, dry_run_text, run_report, run_text
 from enrichkit.providers.base import Capabilities, Request, Token
 from enrichkit.testing import FunctionProvider, records_of, scored
 
@@ -112,12 +112,81 @@ def test_no_confidence_is_invented_without_log_probabilities(tmp_path: Path) -> 
     result = run(plain, tmp_path / "a")
     assert not any(r.logprobs for r in plain.requests)
     assert "_confidence" not in result.rows[0]
-    forced = run(FunctionProvider(answer()), tmp_path / "b", confidence=True)
-    assert [r["_confidence"] for r in forced.rows] == [None] * len(ROWS)
-    assert forced.stats.confidence.without == len(ROWS)
     off = FunctionProvider(answer(), capabilities=LOGPROBS)
     assert "_confidence" not in run(off, tmp_path / "c", confidence=False).rows[0]
     assert not any(r.logprobs for r in off.requests)
+    free = Task("Summarise.", ["name"], {"type": "object", "properties": {"summary": {"type": "string"}}})
+    text_only = enrich(
+        ROWS,
+        free,
+        provider=FunctionProvider(answer()),
+        cache_dir=tmp_path / "d",
+        progress=False,
+        echo=False,
+        confidence=True,
+    )
+    assert [r["_confidence"] for r in text_only.rows] == [None] * len(ROWS)  # free text: none measured
+    assert text_only.stats.calls == 1
+
+
+def differing(names: set[str]) -> Any:
+    """Answers without log-probabilities whose kind, for ``names``, differs from the first call's on later calls."""
+    calls = 0
+
+    def fn(request: Request) -> Any:
+        nonlocal calls
+        calls += 1
+        records = records_of(request)
+        items = [
+            {
+                "id": r.get("id"),
+                "kind": "library" if calls > 1 and r["name"] in names else "tool",
+                "typed": True,
+                "summary": f"The {r['name']} {r['name']} library.",
+            }
+            for r in records
+        ]
+        return items if len(records) > 1 else {k: v for k, v in items[0].items() if k != "id"}
+
+    return fn
+
+
+def test_without_log_probabilities_asked_confidence_is_the_agreement_of_two_packings(tmp_path: Path) -> None:
+    provider = FunctionProvider(differing({"alpha", "bravo"}))
+    result = run(provider, tmp_path, confidence=True)
+    first, second = (records_of(r) for r in provider.requests)
+    assert {r["name"] for r in first} == {r["name"] for r in second} == set(NAMES)
+    assert [r["name"] for r in first] != [r["name"] for r in second]  # other places in the pack
+    assert {r["name"]: r["_confidence"] for r in result.rows} == {
+        name: 0.5 if name in ("alpha", "bravo") else 1.0 for name in NAMES
+    }
+    assert {r["kind"] for r in result.rows} == {"tool"}  # the second answers are compared, never kept
+    assert {r["_flags"] for r in result.rows} == {"agreement"}
+    assert result.stats.calls_agreement == 1
+    text = run_text(run_report(result.stats, "function", "f"))
+    assert "confidence: median 1.00, 2 of 6 rows below 0.6 (1.0: two packings agree, 0.5: they differ)" in text
+    assert "function / function gives no token log-probabilities: kind, typed measured by the agreement" in text
+    again = FunctionProvider(differing(set()))
+    assert [r["_confidence"] for r in run(again, tmp_path, confidence=True).rows] == [
+        r["_confidence"] for r in result.rows
+    ]
+    assert again.requests == []
+
+
+def test_an_escalation_from_a_model_without_log_probabilities_goes_by_agreement(tmp_path: Path) -> None:
+    strong = FunctionProvider(answer("framework"), model="strong")
+    weak = FunctionProvider(differing({"alpha"}), model="weak")
+    result = run(weak, tmp_path, escalate=Escalate(strong, below=0.8))
+    assert {r["name"] for req in strong.requests for r in records_of(req)} == {"alpha"}
+    assert {r["name"]: r["kind"] for r in result.rows} == {n: "framework" if n == "alpha" else "tool" for n in NAMES}
+
+
+def test_the_dry_run_counts_the_second_packing(tmp_path: Path) -> None:
+    once = dry_run(ROWS, TASK, provider=FunctionProvider(answer()), cache_dir=tmp_path, echo=False)
+    twice = dry_run(ROWS, TASK, provider=FunctionProvider(answer()), cache_dir=tmp_path, echo=False, confidence=True)
+    assert (once.calls, twice.calls) == (1, 2)
+    assert twice.prompt_tokens == 2 * once.prompt_tokens
+    assert "every row asked twice" in dry_run_text(dry_run_report(twice))
 
 
 def test_an_answer_from_a_fallback_model_is_flagged(tmp_path: Path) -> None:
@@ -176,7 +245,6 @@ def test_known_answers_are_never_sent_and_their_accuracy_is_given_by_band(tmp_pa
         ({"check_against": "kind=name"}, "'name' is an input of the task"),
         ({"check_against": "kind=missing"}, "row 1 has no column 'missing'"),
         ({"check_against": "kind"}, "write FIELD=COLUMN"),
-        ({"escalate": Escalate("strong", below=0.5)}, "no confidence (no other signal is measured yet)"),
         ({"escalate": Escalate("strong"), "confidence": False}, "drop --no-confidence"),
     ],
 )
@@ -208,12 +276,8 @@ def test_a_model_that_refused_log_probabilities_is_remembered_and_not_asked_agai
     def refusing(request: Request) -> Any:
         return answer()(Request(request.system, request.prompt, request.schema, request.max_output_tokens))
 
-    class Refusing(FunctionProvider):
-        """A provider that repeated a call whose log-probabilities the model refused, without them."""
-
-        logprobs_refused = frozenset({"function"})
-
-    provider = Refusing(refusing, capabilities=LOGPROBS)
+    provider = FunctionProvider(refusing, capabilities=LOGPROBS)
+    provider.logprobs_refused.add("function")  # as after a call repeated without them, the model having refused
     first = run(provider, tmp_path)
     assert first.stats.confidence.no_logprobs == ["function:function"]
     assert "log-probabilities: function:function gives none" in run_text(run_report(first.stats, "function", "f"))
@@ -222,3 +286,19 @@ def test_a_model_that_refused_log_probabilities_is_remembered_and_not_asked_agai
     second = run(later, tmp_path, use_cache=False)
     assert later.requests and not any(r.logprobs for r in later.requests)
     assert "_confidence" not in second.rows[0]
+
+
+def test_an_escalation_on_a_task_without_closed_fields_is_refused(tmp_path: Path) -> None:
+    free = Task("Summarise.", ["name"], {"type": "object", "properties": {"summary": {"type": "string"}}})
+    provider = FunctionProvider(answer(), capabilities=LOGPROBS)
+    with pytest.raises(UserError, match="summary is free text: no row would have one"):
+        enrich(ROWS, free, provider=provider, cache_dir=tmp_path, progress=False, escalate=Escalate("strong"))
+    assert provider.requests == []
+
+
+def test_a_frame_gets_the_confidence_columns(tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    provider = FunctionProvider(answer(), capabilities=LOGPROBS)
+    result = enrich(pandas.DataFrame(ROWS), TASK, provider=provider, cache_dir=tmp_path, progress=False, echo=False)
+    assert list(result.frame.columns) == ["name", "group", "kind", "typed", "summary", "_confidence", "_flags"]
+    assert list(result.frame["_confidence"]) == pytest.approx([SURE[n] for n in NAMES])

@@ -18,6 +18,7 @@ from enrichkit.cache.folder import default_dir
 from enrichkit.calls.budget import Budget, BudgetReached
 from enrichkit.calls.prices import run_cost
 from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
 from enrichkit.engine.batch import BatchRun, JobStore, endpoint
 from enrichkit.engine.cascade import check_model, escalate
@@ -99,6 +100,8 @@ async def run_chunks(
     stats = stats or Stats()
     if context.shows_confidence and stats.confidence is None:
         stats.confidence = Confidence()
+        if context.by_agreement:
+            stats.confidence.measured_by, stats.confidence.by_agreement = "agreement", context.without_logprobs()
     unchecked = opts.escalate is not None  # the escalation model, checked before the first call
     sizer = PackSizer(context.pack_size) if opts.adaptive else None
     stats.pack_size = sizer.sizes if sizer else None
@@ -226,16 +229,34 @@ def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: i
 
 
 async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRun, audit: float) -> None:
-    """Ask for ``work``, then re-ask the ``audit`` share of the packed answers, then the doubtful rows on the
-    escalation model (once no row waits in a batch job)."""
+    """Ask for ``work``, then re-ask the ``audit`` share of the packed answers; once no row waits in a batch
+    job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
+    on the escalation model."""
     await _send(context, work, live)
     await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit)
     settlement = live.settlement
-    if context.escalation is None or settlement.stats.pending:
+    if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):
         return
-    entries = {key: entry for key in chunk.keys if (entry := settlement.results.get(key) or chunk.found.get(key))}
     inputs = dict(zip(chunk.keys, chunk.inputs, strict=True))
-    for key, entry in (await escalate(context, entries, inputs, settlement.stats)).items():
+    if context.by_agreement:
+        measured = await measure(
+            live.codec, live.scheduler, live.models[0], _answers(chunk, settlement), inputs, context.pack_size
+        )
+        _replace(chunk, settlement, measured)
+        if (stored := settlement.store(measured)) is not None and measured:
+            await stored
+    if context.escalation is not None:
+        _replace(chunk, settlement, await escalate(context, _answers(chunk, settlement), inputs, settlement.stats))
+
+
+def _answers(chunk: Chunk, settlement: Settlement) -> dict[str, Entry]:
+    """The chunk's answers by key: this run's, or the cache's."""
+    return {key: entry for key in chunk.keys if (entry := settlement.results.get(key) or chunk.found.get(key))}
+
+
+def _replace(chunk: Chunk, settlement: Settlement, entries: Mapping[str, Entry]) -> None:
+    """Put ``entries`` in place of the answers the chunk holds for their keys."""
+    for key, entry in entries.items():
         (chunk.found if key in chunk.found else settlement.results)[key] = entry
 
 

@@ -99,8 +99,26 @@ class RunContext:
 
     @property
     def shows_confidence(self) -> bool:
-        """Whether the rows get ``_confidence`` and ``_flags`` (``RunOptions.confidence``)."""
-        return self.options.confidence or (self.options.confidence is None and self.asks_logprobs(self.provider))
+        """Whether the rows get ``_confidence`` and ``_flags`` (``RunOptions.confidence``; an escalation shows them)."""
+        confidence = self.options.confidence
+        wanted = self.options.escalate is not None or self.asks_logprobs(self.provider)
+        return confidence is True or (confidence is None and wanted)
+
+    @property
+    def by_agreement(self) -> bool:
+        """Whether the run measures confidence by the agreement of two packings (``engine.agreement``): asked
+        for confidence or escalation, the task has a closed field, and the model gives no log-probabilities."""
+        wanted = self.options.confidence is True or self.options.escalate is not None
+        return wanted and bool(closed_fields(self.task.schema)) and not self.asks_logprobs(self.provider)
+
+    def without_logprobs(self) -> str:
+        """Why the main model gives no confidence of its own, and what is used instead (the receipt's words)."""
+        why = "is remembered as giving" if model_name(self.provider) in self.refusing else "gives"
+        closed = ", ".join(closed_fields(self.task.schema))
+        return (
+            f"{self.provider.name} / {self.provider.model} {why} no token log-probabilities: {closed} measured"
+            " by the agreement of two packings instead (one more call a pack)"
+        )
 
     def check_escalation(self) -> None:
         """Refuse, before anything is sent, an escalation this run has no confidence to pick rows by."""
@@ -110,13 +128,6 @@ class RunContext:
             raise UserError(
                 f"--escalate-below picks rows by the confidence of closed fields (enum, boolean, small integer),"
                 f" and {', '.join(free)} {'is' if len(free) == 1 else 'are'} free text: no row would have one"
-            )
-        if not self.asks_logprobs(self.provider):
-            why = "remembered as giving none" if model_name(self.provider) in self.refusing else "gives none"
-            raise UserError(
-                f"--escalate-below needs token log-probabilities, and {self.provider.name} / {self.provider.model}"
-                f" {why}: {', '.join(closed)} would have no confidence (no other signal is measured yet);"
-                " escalate from a provider that gives them (gemini, openai, local)"
             )
 
     @property

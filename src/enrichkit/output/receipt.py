@@ -70,6 +70,8 @@ def confidence_text(doc: Mapping[str, Any]) -> list[str]:
         line = (
             f"confidence: median {summary.median:.2f}, {summary.below(LOW):,} of {counted(answered, 'row')} below {LOW}"
         )
+        if doc["measured_by"] == "agreement":
+            line += " (1.0: two packings agree, 0.5: they differ)"
         if summary.without:
             line += f" ({summary.without:,} without one)"
     elif answered:
@@ -77,6 +79,8 @@ def confidence_text(doc: Mapping[str, Any]) -> list[str]:
     else:
         line = "confidence: no answered rows"
     lines = [line]
+    if doc["by_agreement"]:
+        lines.append(f"confidence: {doc['by_agreement']}")
     if summary.flags:
         lines.append("flags: " + ", ".join(f"{n:,} {flag}" for flag, n in sorted(summary.flags.items())))
     if summary.no_logprobs:
@@ -203,7 +207,8 @@ def _repair_calls(report: dict[str, Any]) -> str:
 
 
 def _audit_calls(report: dict[str, Any]) -> str:
-    return f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
+    audit = f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
+    return audit + (f", {report['calls_agreement']:,} agreement" if report.get("calls_agreement") else "")
 
 
 def dry_run_report(dry: DryRun) -> dict[str, Any]:
@@ -223,6 +228,7 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "output_tokens": dry.output_tokens,
         "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
         "cost": _prices(dry.cost),
+        "agreement": dry.agreement,
     }
 
 
@@ -233,6 +239,11 @@ def dry_run_text(report: dict[str, Any]) -> str:
         f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
+    if report.get("agreement"):
+        lines.append(
+            "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"
+            " the calls and tokens count both; an escalation's calls are not counted (they depend on the answers)"
+        )
     cost = report["cost"]
     if report["provider"] == "local":
         lines.append("cost: $0 (local model)")

@@ -65,6 +65,8 @@ class FunctionProvider:
         self.service_tier: str | None = None
         """The service tier this provider sends on (set by ``on_tier``)."""
         self.requests: list[Request] = []
+        self.logprobs_refused: set[str] = set()
+        """The models that refused token log-probabilities (shared with the providers derived from it)."""
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.model}
