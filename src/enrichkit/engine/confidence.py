@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -101,13 +102,12 @@ def _probability(tokens: Sequence[Token], starts: Sequence[int], span: Span) -> 
     start, end, value = span
     if isinstance(value, str) and end - start > 2:
         start, end = start + 1, end - 1  # inside the quotes
+    at = max(0, bisect_right(starts, start) - 1)  # the token holding the value's first character
     logprob, any_token = 0.0, False
-    for token, at in zip(tokens, starts, strict=True):
-        if at >= end:
-            break
-        if at + len(token.text) > start:
-            logprob += token.logprob
-            any_token = True
+    while at < len(tokens) and starts[at] < end:
+        logprob += tokens[at].logprob
+        any_token = True
+        at += 1
     return round(min(1.0, math.exp(logprob)), 4) if any_token else None
 
 
