@@ -27,11 +27,12 @@ $(VENV)/.local: $(BIN)/enrichkit
 
 # Scrape the bundled awesome-python sample and enrich it on the local model; a second run is all cache
 # hits but for rows that failed (never cached, asked again). Exit 1 (some rows failed) still wrote the output.
+# The rows' `group` is the list's own answer to the task's `category` (never sent): the receipt says how many match.
 demo: $(VENV)/.local
 	mkdir -p out
 	$(BIN)/enrichkit scrape json examples/awesome-python.json --records libraries \
 		--enrich schemas/library-group.json --provider local -o out/awesome-python.csv \
-		--failures out/awesome-python-failures.jsonl --preview 5 || test $$? -eq 1
+		--failures out/awesome-python-failures.jsonl --preview 5 --check-against category=group || test $$? -eq 1
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks examples

@@ -17,6 +17,7 @@ def test_the_exports_are_pinned() -> None:
         "DryRun",
         "EnrichResult",
         "EnrichkitError",
+        "Escalate",
         "Failure",
         "FatalProviderError",
         "RetryPolicy",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from enrichkit.api import adry_run, aenrich, aenrich_chunks, dry_run, enrich
     from enrichkit.engine.dry_run import DryRun
     from enrichkit.errors import EnrichkitError, FatalProviderError, UserError
-    from enrichkit.options import RetryPolicy, RunOptions
+    from enrichkit.options import Escalate, RetryPolicy, RunOptions
     from enrichkit.result import EnrichResult, Failure, Stats
     from enrichkit.task.task import Task
 
@@ -21,6 +21,7 @@ _HOMES = {
     "DryRun": "enrichkit.engine.dry_run",
     "EnrichResult": "enrichkit.result",
     "EnrichkitError": "enrichkit.errors",
+    "Escalate": "enrichkit.options",
     "Failure": "enrichkit.result",
     "FatalProviderError": "enrichkit.errors",
     "RetryPolicy": "enrichkit.options",
@@ -38,6 +39,7 @@ __all__ = [
     "DryRun",
     "EnrichResult",
     "EnrichkitError",
+    "Escalate",
     "Failure",
     "FatalProviderError",
     "RetryPolicy",

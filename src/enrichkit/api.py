@@ -116,7 +116,10 @@ async def aenrich(
     if result.stats.stopped:
         warnings.warn(f"enrichkit stopped early: {result.stats.stopped}", RuntimeWarning, stacklevel=2)
     if given_rows.frame is not None:
-        result.frame = with_columns(given_rows.frame, result.rows, task.schema["properties"])
+        columns = task.schema["properties"]
+        if result.stats.confidence is not None:
+            columns = {**columns, "_confidence": {"type": ["number", "null"]}, "_flags": {"type": ["string", "null"]}}
+        result.frame = with_columns(given_rows.frame, result.rows, columns)
     return result
 
 
@@ -149,7 +152,11 @@ def enrich(
     new fields (absent for failed rows), the failures with their last reason, and the run's figures;
     for a frame also ``result.frame``: the same kind of frame, its columns and order kept, the new
     columns added (null for failed rows); ``result.models``, pydantic instances, when the task's output
-    is a model. A progress bar is drawn on stderr unless ``progress=False``.
+    is a model. Where the model gives token log-probabilities, each row also gets ``_confidence`` (the
+    probability the model gave its least sure closed answer) and ``_flags`` (``confidence=`` says when;
+    ``escalate=Escalate(model, below)`` asks the doubtful rows again on a stronger model;
+    ``check_against={"field": "column"}`` reports the answers' accuracy against known ones). A progress
+    bar is drawn on stderr unless ``progress=False``.
     """
     return run_sync(aenrich(rows, task, options, progress=progress, **given))
 

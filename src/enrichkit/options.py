@@ -61,6 +61,20 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Escalate:
+    """The cascade: rows whose confidence is below ``below`` (0 < below <= 1) are asked again, packed, on
+    ``model`` (``PROVIDER:MODEL``, a model of the run's provider, or a ``Provider``) after the main pass;
+    its answer is kept and cached in place of the first."""
+
+    model: str | Provider
+    below: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0 < self.below <= 1:
+            raise UserError(f"escalate below must be in (0, 1], not {self.below:g}")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How to run: which model, how rows are packed and sent, where answers are kept.
 
@@ -71,7 +85,12 @@ class RunOptions:
     returns) or ``auto``. ``cache``: a Redis URL (``redis://host:6379/0``, ``enrichkit[redis]``): a
     cache many machines share, with one rate limit and in-flight leases across them (default: the
     folder ``cache_dir``). ``audit``: the share of packed rows re-asked singly to measure agreement;
-    ``adaptive``: shrink packs while their answers come back invalid.
+    ``adaptive``: shrink packs while their answers come back invalid. ``confidence``: add ``_confidence`` and
+    ``_flags`` to the rows (None, the default: where the model gives token log-probabilities for a closed
+    field, which cost nothing; True: always; False: never, and no log-probabilities are asked for);
+    ``escalate``: an ``Escalate`` (the doubtful rows asked again on a stronger model); ``check_against``:
+    output field -> input column holding the known answer (``{"category": "group"}`` or
+    ``"category=group"``), never sent, the answers' accuracy reported.
     """
 
     provider: ProviderName | Provider | None = None
@@ -108,6 +127,9 @@ class RunOptions:
     """US$ the run may spend at most (``calls.budget``); None: no limit."""
     log: bool = True
     """Log every call (prompt, raw answer, outcome) in the cache folder (``history.calls``)."""
+    confidence: bool | None = None
+    escalate: Escalate | None = None
+    check_against: Mapping[str, str] | str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.pack_size <= MAX_PACK_SIZE:
@@ -134,6 +156,10 @@ class RunOptions:
         if self.mode == "batch" and not self.use_cache:
             raise UserError("--mode batch keeps its jobs and answers in the cache: drop --no-cache")
         object.__setattr__(self, "fallback", tuple(self.fallback))
+        if isinstance(self.check_against, str):
+            object.__setattr__(self, "check_against", known_pairs(self.check_against))
+        if self.escalate is not None and self.confidence is False:
+            raise UserError("escalation picks rows by their confidence: drop --no-confidence")
         for name in ("cache_dir", "model_path"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
@@ -150,6 +176,17 @@ class RunOptions:
 
     def replace(self, **changes: Any) -> RunOptions:
         return dataclasses.replace(self, **changes)
+
+
+def known_pairs(text: str) -> dict[str, str]:
+    """``category=group,size=n`` as ``{"category": "group", "size": "n"}`` (output field = input column)."""
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        name, eq, column = (p.strip() for p in part.partition("="))
+        if not eq or not name or not column:
+            raise UserError(f"check against {part.strip()!r}: write FIELD=COLUMN (e.g. category=group)")
+        pairs[name] = column
+    return pairs
 
 
 def check_fraction(fraction: float) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from enrichkit.providers.base import Usage
 
-CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit"]
+CallKind = Literal["packed", "single", "fallback", "repair", "batch", "audit", "agreement"]
 
 
 @dataclass
@@ -101,6 +101,8 @@ class Stats:
     calls_repair: int = 0
     calls_batch: int = 0
     calls_audit: int = 0
+    calls_agreement: int = 0
+    """Second packings asked to measure agreement (``engine.agreement``)."""
     retries: int = 0
     repaired: int = 0
     invalid_items: int = 0
@@ -138,6 +140,11 @@ class Stats:
     by_model: dict[str, ModelStats] = field(default_factory=dict)
     audit: Audit | None = None
     pack_size: PackSize | None = None
+    confidence: Confidence | None = None
+    """The rows' confidence and flags (None: the run did not add them, ``confidence=False``)."""
+    known: dict[str, KnownAnswers] = field(default_factory=dict)
+    """``check_against``: per output field, how its answers match the known ones."""
+    escalation: Escalation | None = None
     load_seconds: float | None = None
     """How long loading the local model took in this run (None: no local model was loaded)."""
 
@@ -150,6 +157,7 @@ class Stats:
             + self.calls_repair
             + self.calls_batch
             + self.calls_audit
+            + self.calls_agreement
         )
 
     def count_call(self, model: str, kind: CallKind) -> None:
@@ -299,3 +307,93 @@ def merged(before: Audit | None, after: Audit) -> Audit:
             round(sum(s * n for s, n in texts) / sum(n for _, n in texts), 4) if texts else None,
         )
     return Audit(after.fraction, before.rows + after.rows, before.answered + after.answered, fields)
+
+
+BANDS = ((0.9, "≥ 0.9"), (0.6, "0.6-0.9"), (0.0, "< 0.6"))
+"""The confidence bands the accuracy against known answers is given by (lowest edge, name)."""
+
+NO_CONFIDENCE = "no confidence"
+
+
+def band(confidence: float | None) -> str:
+    """The name of the band ``confidence`` falls in."""
+    if confidence is None:
+        return NO_CONFIDENCE
+    return next(name for edge, name in BANDS if confidence >= edge)
+
+
+@dataclass
+class Confidence:
+    """The output rows' confidence (the report's ``confidence``): ``rows`` with one, ``without`` (answered
+    rows with none), their histogram in hundredths (``bins``: [0, 0.01), ..., [0.99, 1), 1), each flag's
+    rows, the models that gave no token log-probabilities, and ``measured_by``: what the run measured it
+    by (``logprobs``, or the ``agreement`` of two packings where the model gives none; ``by_agreement``
+    says why, and for which fields)."""
+
+    rows: int = 0
+    without: int = 0
+    bins: list[int] = field(default_factory=lambda: [0] * 101)
+    flags: dict[str, int] = field(default_factory=dict)
+    no_logprobs: list[str] = field(default_factory=list)
+    measured_by: str = "logprobs"
+    by_agreement: str = ""
+
+    def add(self, confidence: float | None, flags: tuple[str, ...]) -> None:
+        if confidence is None:
+            self.without += 1
+        else:
+            self.rows += 1
+            self.bins[min(100, int(confidence * 100))] += 1
+        for flag in flags:
+            self.flags[flag] = self.flags.get(flag, 0) + 1
+
+    @property
+    def median(self) -> float | None:
+        """The (lower) median confidence, rounded down to the hundredth (None without any)."""
+        if not self.rows:
+            return None
+        seen = 0
+        for n, count in enumerate(self.bins):
+            seen += count
+            if 2 * seen >= self.rows:
+                return n / 100
+        return 1.0
+
+    def below(self, threshold: float) -> int:
+        """The rows whose confidence is below ``threshold`` (to the hundredth)."""
+        return sum(self.bins[: round(threshold * 100)])
+
+
+@dataclass
+class KnownAnswers:
+    """How one output field's answers match the answers the rows already held in ``column``: overall and
+    per confidence band (``bands``: band -> [matched, rows])."""
+
+    column: str
+    rows: int = 0
+    matched: int = 0
+    bands: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, matched: bool, confidence: float | None) -> None:
+        self.rows += 1
+        self.matched += matched
+        counts = self.bands.setdefault(band(confidence), [0, 0])
+        counts[0] += matched
+        counts[1] += 1
+
+
+@dataclass
+class Escalation:
+    """The cascade (the report's ``escalation``): ``rows`` below ``below`` asked again on ``model``,
+    ``answered`` by it (kept and cached), ``changed`` of them with another closed answer; its calls and
+    tokens (also in the run's totals) and their cost (None: no price)."""
+
+    model: str
+    below: float
+    rows: int = 0
+    answered: int = 0
+    changed: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cost: Cost | None = None

@@ -10,7 +10,9 @@ _NUMBERS = frozenset({int, float, bool})  # as ``isinstance(n, int | float)`` ta
 
 
 class Entry(NamedTuple):
-    """A validated answer for one row, with the model that wrote it and its share of the usage.
+    """A validated answer for one row, with the model that wrote it and its share of the usage; the
+    probability the model gave each closed field's value (``confidence``, empty where it gave none) and
+    what the run knows of how the answer came (``flags``: ``repaired``, ``fallback`` ...).
 
     (A named tuple: a cached re-run builds one per row, and it is cheap to build.)"""
 
@@ -19,12 +21,17 @@ class Entry(NamedTuple):
     prompt_tokens: float = 0.0
     output_tokens: float = 0.0
     stored_at: float = 0.0
+    confidence: dict[str, float] = {}  # noqa: RUF012 (never mutated: a NamedTuple's default)
+    flags: tuple[str, ...] = ()
 
     def dumps(self, stored_at: float) -> str:
         """``{"v": values, "m": model, "u": [prompt, output], "t": stored_at}`` as compact JSON (numbers
-        as ``json`` writes them: their ``repr``)."""
+        as ``json`` writes them: their ``repr``), with ``"c": confidence`` and ``"f": flags`` when not empty."""
         usage = f"{self.prompt_tokens!r},{self.output_tokens!r}"
-        return f'{{"v":{compact(self.values)},"m":{compact(self.model)},"u":[{usage}],"t":{stored_at!r}}}'
+        extra = f',"c":{compact(self.confidence)}' if self.confidence else ""
+        if self.flags:
+            extra += f',"f":{compact(list(self.flags))}'
+        return f'{{"v":{compact(self.values)},"m":{compact(self.model)},"u":[{usage}],"t":{stored_at!r}{extra}}}'
 
     @classmethod
     def loads(cls, text: str) -> Entry:
@@ -41,7 +48,12 @@ class Entry(NamedTuple):
             raise ValueError("not a cache entry (values or model of the wrong type)")
         if not (type(prompt) in _NUMBERS and type(output) in _NUMBERS and type(stored) in _NUMBERS):
             raise ValueError("not a cache entry (usage or time not numbers)")
-        return cls(values, model, prompt, output, stored)
+        confidence, flags = doc.get("c", {}), doc.get("f", ())
+        if type(confidence) is not dict or not all(type(c) is float for c in confidence.values()):
+            raise ValueError("not a cache entry (confidence not a map of probabilities)")
+        if not isinstance(flags, list | tuple) or not all(type(f) is str for f in flags):
+            raise ValueError("not a cache entry (flags not a list of names)")
+        return cls(values, model, prompt, output, stored, confidence, tuple(flags))
 
 
 def exact_entries(docs: list[Any]) -> bool:

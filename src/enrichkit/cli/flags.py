@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
-from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, STRAGGLERS, RunOptions
+from enrichkit.errors import UserError
+from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, STRAGGLERS, Escalate, RunOptions
 from enrichkit.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -99,6 +100,31 @@ def enrich_options(command: F) -> F:
             metavar="FRACTION",
             help="Re-ask this share (0-1) of the rows answered in packs one at a time, and report how the"
             " answers agree (costs a call a row; never cached).",
+        ),
+        click.option(
+            "--confidence/--no-confidence",
+            default=None,
+            help="Add _confidence (the probability the model gave its least sure closed answer: enum, boolean,"
+            " small integer) and _flags (repaired, fallback, crosswire, audit, escalated) to the rows. Default:"
+            " where the model gives token log-probabilities, which cost nothing; --no-confidence never asks them.",
+        ),
+        click.option(
+            "--escalate-below",
+            type=float,
+            metavar="P",
+            help="After the main pass, ask the rows whose confidence is below P (0 < P <= 1) again, packed, on"
+            " --escalate-model; its answers are kept and cached.",
+        ),
+        click.option(
+            "--escalate-model",
+            metavar="[PROVIDER:]MODEL",
+            help="The stronger model --escalate-below asks (e.g. gemini:gemini-3.1-flash-lite).",
+        ),
+        click.option(
+            "--check-against",
+            metavar="FIELD=COLUMN[,...]",
+            help="The rows already hold the right answer of FIELD in COLUMN (never sent): the receipt gives the"
+            " answers' accuracy, overall and by confidence band.",
         ),
         click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
         click.option(
@@ -230,8 +256,18 @@ def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
         if kwargs["report"] is not None:
             raise click.UsageError("--json and --report both write the receipt: choose one")
         kwargs["report"] = stdout_output("json")
+    kwargs["escalate"] = escalation(kwargs.pop("escalate_below"), kwargs.pop("escalate_model"))
     run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
     return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
+
+
+def escalation(below: float | None, model: str | None) -> Escalate | None:
+    """The ``Escalate`` of ``--escalate-below`` and ``--escalate-model`` (both or neither)."""
+    if below is None and model is None:
+        return None
+    if below is None or model is None:
+        raise UserError("--escalate-below P and --escalate-model [PROVIDER:]MODEL go together")
+    return Escalate(model, below)
 
 
 def output_target(output: Path, kwargs: dict[str, Any]) -> Path:

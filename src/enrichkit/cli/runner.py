@@ -239,7 +239,8 @@ async def _interruptible(interrupt: Interrupt, job: Coroutine[Any, Any, T]) -> T
 
 def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager[Swept | None]:
     """The input swept by several processes, where it is a big JSONL file of a live or flex run with the
-    local cache, nothing but the output asked (no --limit, --preview) (else None: the usual way)."""
+    local cache, nothing but the output asked (no --limit, --preview, confidence, escalation or known
+    answers: the sweep writes cached answers as they are) (else None: the usual way)."""
     options, source = context.options, cli.source
     if (
         source is None
@@ -248,6 +249,9 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
         or options.cache is not None
         or cli.limit is not None
         or cli.preview
+        or context.shows_confidence
+        or options.escalate is not None
+        or options.check_against
         or is_stdout(output)
         or not sweep.eligible(source, output)
         or (columns := sweep.columns(source, context.task)) is None

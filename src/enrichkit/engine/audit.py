@@ -60,6 +60,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def agrees(schema: Mapping[str, Any], packed: Mapping[str, Any], single: Mapping[str, Any]) -> bool:
+    """Whether two answers of one row agree on every field (free text: at least ``SIMILAR`` similar)."""
+    return all(
+        similarity(_text(packed.get(name)), _text(single.get(name))) >= SIMILAR
+        if is_free_text(sub)
+        else packed.get(name) == single.get(name)
+        for name, sub in schema["properties"].items()
+    )
+
+
 def agreement(
     schema: Mapping[str, Any], packed: Sequence[Mapping[str, Any]], single: Sequence[Mapping[str, Any]]
 ) -> dict[str, FieldAgreement]:
@@ -84,7 +94,8 @@ async def audit_packed(
 ) -> None:
     """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
     ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
-    ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run."""
+    ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run.
+    A row whose answers disagree is flagged ``audit`` (in its cached entry too)."""
     if fraction <= 0:
         return
     chosen = [settlement.packed[key] for key in sample(settlement.packed, fraction)]
@@ -105,4 +116,12 @@ async def audit_packed(
             group.create_task(ask_alone(item))
     packed = [settlement.results[key].values for key in single]
     fields = agreement(codec.task.schema, packed, list(single.values()))
+    disagreed = {
+        key: entry._replace(flags=(*entry.flags, "audit"))
+        for key, alone in single.items()
+        if not agrees(codec.task.schema, (entry := settlement.results[key]).values, alone)
+    }
+    settlement.results.update(disagreed)
+    if disagreed and (stored := settlement.store(disagreed)) is not None:
+        await stored
     settlement.stats.audit = merged(settlement.stats.audit, Audit(fraction, len(chosen), len(single), fields))

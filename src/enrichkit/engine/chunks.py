@@ -18,14 +18,18 @@ from enrichkit.cache.folder import default_dir
 from enrichkit.calls.budget import Budget, BudgetReached
 from enrichkit.calls.prices import run_cost
 from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
 from enrichkit.engine.batch import BatchRun, JobStore, endpoint
+from enrichkit.engine.cascade import check_model, escalate
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.collector import fewer_collections
+from enrichkit.engine.confidence import row_confidence
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.refusals import refused, remember
 from enrichkit.engine.reviewed import Kept, overlaid
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
@@ -34,11 +38,10 @@ from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.options import AUTO_BATCH_ROWS, Mode
 from enrichkit.providers.base import Provider
 from enrichkit.providers.redact import redacted_url
-from enrichkit.result import EnrichResult, Failure, Stats
+from enrichkit.result import Confidence, EnrichResult, Failure, KnownAnswers, Stats
 from enrichkit.rows.keys import Keyed, key_rows
 from enrichkit.rows.seen_ids import SeenIds
 from enrichkit.rows.work import Work
-from enrichkit.task.task import Task
 
 MAX_CONCURRENCY = 64
 """The most calls in flight the adaptive concurrency grows to."""
@@ -46,13 +49,14 @@ MAX_CONCURRENCY = 64
 
 @dataclass
 class Chunk:
-    """The rows of a chunk, their ids and keys, what the cache already holds, and the unique work left."""
+    """The rows of a chunk, their ids, keys and inputs, what the cache already holds, and the unique work left."""
 
     table: list[Mapping[str, Any]]
     ids: list[Any]
     keys: list[str]
     found: dict[str, Entry]
     work: dict[str, Work]
+    inputs: list[dict[str, Any]]
     reviewed: Kept | None = None  # reviewed values and rows asked again (None: the task has none)
 
 
@@ -68,7 +72,7 @@ def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
             stats.duplicates += 1
         else:
             work[key] = Work(key, values, row_id=rid, text=text)
-    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work)
+    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work, keyed.inputs)
 
 
 async def lookup(context: RunContext, keyed: Keyed) -> tuple[dict[str, Entry], Kept | None]:
@@ -99,6 +103,11 @@ async def run_chunks(
     opts, task, primary = context.options, context.task, context.provider
     models = context.models
     stats = stats or Stats()
+    if context.shows_confidence and stats.confidence is None:
+        stats.confidence = Confidence()
+        if context.by_agreement:
+            stats.confidence.measured_by, stats.confidence.by_agreement = "agreement", context.without_logprobs()
+    unchecked = opts.escalate is not None  # the escalation model, checked before the first call
     sizer = PackSizer(context.pack_size) if opts.adaptive else None
     stats.pack_size = sizer.sizes if sizer else None
     limiter = context.limiter
@@ -139,6 +148,7 @@ async def run_chunks(
                 stats.damaged = context.io.damaged
             if first:
                 first = False
+                check_columns(opts.check_against, chunk.table)
                 stats.mode = choose_mode(opts.mode, primary, len(chunk.work), opts.use_cache)
                 if stats.mode == "flex":
                     models = [m.on_tier("flex") for m in models]
@@ -146,14 +156,17 @@ async def run_chunks(
                     interrupt.arm()
             settled(stats.cache_hits - hits)
             codec = context.codec(models[0])
-            settlement = Settlement(stats, context.io, settled)
+            settlement = Settlement(stats, context.io, settled, primary=models[0].model)
             live = LiveRun(codec, settlement, scheduler, models, ladder, sizer, context.log)
             work = list(chunk.work.values())
+            if unchecked and work:
+                unchecked = False
+                await check_model(context, work)
             if opts.max_cost is not None and scheduler.budget is None:  # the first chunk's estimate is checked
                 scheduler.budget = _budget(opts.max_cost, stats.mode, codec, work, context.pack_size, primary)
             if not stats.stopped:
                 try:
-                    asked = _ask(context, work, live, opts.audit)
+                    asked = _ask(context, chunk, work, live, opts.audit)
                     await (asked if interrupt is None or stats.mode == "batch" else interrupt.sending(asked))
                 except (FatalProviderError, StorageError, BudgetReached, Interrupted) as exc:
                     if not stats.enriched and not isinstance(exc, (CannotSucceed, Interrupted)):  # nothing was
@@ -165,11 +178,33 @@ async def run_chunks(
                     await settlement.flush()
             stats.seconds = time.perf_counter() - started
             stats.load_seconds = getattr(primary, "load_seconds", None)  # a local model's
-            previous = _result(chunk, task, settlement, stats, models)
+            previous = _result(chunk, context, settlement, stats, models)
             if kept is not None and context.reviewing is not None:
                 context.reviewing.answered(kept, settlement.results)
+        _remember_refusals(context, [stats] if previous is None else [stats, previous.stats])
         if previous is not None:
             yield previous
+
+
+def check_columns(known: Mapping[str, str] | str | None, table: list[Mapping[str, Any]]) -> None:
+    """Refuse a ``check_against`` column the first row does not hold (later rows without it are not counted)."""
+    assert not isinstance(known, str)
+    for name, column in (known or {}).items():
+        if table and column not in table[0]:
+            raise UserError(f"--check-against {name}={column}: row 1 has no column {column!r}")
+
+
+def _remember_refusals(context: RunContext, figures: list[Stats]) -> None:
+    """The models found giving no log-probabilities: said in the ``figures`` (the run's, the last result's),
+    kept in the cache folder."""
+    escalation = [context.escalation] if context.escalation is not None else []
+    names = refused([*context.models, *escalation])
+    if not names:
+        return
+    for stats in figures:
+        if stats.confidence is not None:
+            stats.confidence.no_logprobs = sorted(names)
+    remember(context.options.cache_dir or default_dir(), names)
 
 
 def default_concurrency(provider: Provider, rpm: int | None) -> int:
@@ -202,10 +237,36 @@ def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: i
     return budget
 
 
-async def _ask(context: RunContext, work: list[Work], live: LiveRun, audit: float) -> None:
-    """Ask for ``work``, then re-ask the ``audit`` share of the packed answers."""
+async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRun, audit: float) -> None:
+    """Ask for ``work``, then re-ask the ``audit`` share of the packed answers; once no row waits in a batch
+    job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
+    on the escalation model."""
     await _send(context, work, live)
     await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit)
+    settlement = live.settlement
+    if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):
+        return
+    inputs = dict(zip(chunk.keys, chunk.inputs, strict=True))
+    if context.by_agreement:
+        measured = await measure(
+            live.codec, live.scheduler, live.models[0], _answers(chunk, settlement), inputs, context.pack_size
+        )
+        _replace(chunk, settlement, measured)
+        if (stored := settlement.store(measured)) is not None and measured:
+            await stored
+    if context.escalation is not None:
+        _replace(chunk, settlement, await escalate(context, _answers(chunk, settlement), inputs, settlement.stats))
+
+
+def _answers(chunk: Chunk, settlement: Settlement) -> dict[str, Entry]:
+    """The chunk's answers by key: this run's, or the cache's."""
+    return {key: entry for key in chunk.keys if (entry := settlement.results.get(key) or chunk.found.get(key))}
+
+
+def _replace(chunk: Chunk, settlement: Settlement, entries: Mapping[str, Entry]) -> None:
+    """Put ``entries`` in place of the answers the chunk holds for their keys."""
+    for key, entry in entries.items():
+        (chunk.found if key in chunk.found else settlement.results)[key] = entry
 
 
 async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
@@ -239,23 +300,38 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
         stats.pending, stats.jobs = batch.pending, batch.jobs
 
 
-def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats, models: list[Provider]) -> EnrichResult:
-    """A chunk's rows with their answers, and its failures; the figures as they are now, with their cost."""
+def _result(
+    chunk: Chunk, context: RunContext, settlement: Settlement, stats: Stats, models: list[Provider]
+) -> EnrichResult:
+    """A chunk's rows with their answers (and ``_confidence`` and ``_flags``, unless ``confidence=False``), and
+    its failures; the figures as they are now (the rows' confidence and the known answers' matches counted
+    in), with their cost."""
     failures = []
     rows: list[dict[str, Any]] = []
     found, results = chunk.found, settlement.results
+    task, summary = context.task, stats.confidence
     fields = task.inputs
     reviewed = None if chunk.reviewed is None else chunk.reviewed.values
+    known = _known(context.options.check_against, stats)
     for n, (row, key) in enumerate(zip(chunk.table, chunk.keys, strict=True)):
         if (entry := found.get(key) or results.get(key)) is not None:
-            done = row | entry.values if type(row) is dict else {**row, **entry.values}
+            answered = row | entry.values if type(row) is dict else {**row, **entry.values}
+            if summary is not None:
+                confidence = row_confidence(entry.confidence)
+                answered["_confidence"] = confidence
+                answered["_flags"] = ",".join(entry.flags) or None
+                summary.add(confidence, entry.flags)
+            for name, (column, counts) in known.items():
+                if column in row:
+                    counts.add(matches(entry.values.get(name), row[column]), row_confidence(entry.confidence))
             if reviewed is not None:
                 kept = reviewed.get(key)
                 stats.reviewed += len(kept or ())
-                overlaid(done, kept)
-            rows.append(done)
+                overlaid(answered, kept)
+            rows.append(answered)
         else:
-            rows.append(dict(row) if reviewed is None else overlaid(dict(row), None))
+            missing = dict(row) if summary is None else {**row, "_confidence": None, "_flags": None}
+            rows.append(missing if reviewed is None else overlaid(missing, None))
             attempts = chunk.work[key].attempts if key in chunk.work else 0
             if stats.stopped and key not in settlement.failures:
                 stats.failed += 1  # no answer: the run stopped first
@@ -264,6 +340,20 @@ def _result(chunk: Chunk, task: Task, settlement: Settlement, stats: Stats, mode
             failures.append(Failure(chunk.ids[n], reason, attempts, {f: row[f] for f in fields}))
     stats.est_cost = run_cost(stats, local_models(models))
     return EnrichResult(rows, failures, stats.snapshot(), model=task.model)
+
+
+def _known(check_against: Mapping[str, str] | str | None, stats: Stats) -> dict[str, tuple[str, KnownAnswers]]:
+    """Per output field checked, its known column and its counts in ``stats.known`` (made on first use)."""
+    assert not isinstance(check_against, str)
+    return {
+        name: (column, stats.known.setdefault(name, KnownAnswers(column)))
+        for name, column in (check_against or {}).items()
+    }
+
+
+def matches(answer: Any, known: Any) -> bool:
+    """Whether an answer is the known one: as text, case and surrounding space aside."""
+    return str(answer).strip().casefold() == str(known).strip().casefold()
 
 
 def local_models(models: list[Provider]) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from enrichkit.engine.confidence import closed_fields, read_confidence
 from enrichkit.engine.crosswire import suspects, text_fields
 from enrichkit.engine.prompt import (
     cheapest_echo,
@@ -46,7 +47,8 @@ class PackCodec:
     ``echo``: packed answers copy the first words of their row (``cheapest_echo``: those that tell the
     pack's rows apart in the fewest characters); ``affinity``: their free text is checked
     against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
-    the model reads the answer schema (``Capabilities.reads_schema``)."""
+    the model reads the answer schema (``Capabilities.reads_schema``); ``logprobs``: requests ask for token
+    log-probabilities, and answers that carry them give their closed fields' confidence."""
 
     def __init__(
         self,
@@ -57,8 +59,11 @@ class PackCodec:
         affinity: bool = False,
         timeout: float | None = None,
         reads_schema: bool = True,
+        logprobs: bool = False,
     ) -> None:
         self.task = task
+        self.logprobs = logprobs
+        self.closed = closed_fields(task.schema)
         self.id_style = id_style
         self.echo = "echo" if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
@@ -101,6 +106,7 @@ class PackCodec:
             schema=pack_schema(self.task, ids, self.id_style, field, words),
             max_output_tokens=self._max_output_tokens(len(items)),
             timeout=self.timeout,
+            logprobs=self.logprobs,
         )
         return ids, request
 
@@ -113,6 +119,7 @@ class PackCodec:
             schema=self.task.schema,
             max_output_tokens=self._max_output_tokens(1),
             timeout=self.timeout,
+            logprobs=self.logprobs,
         )
 
     def echoes(self, items: Sequence[Work]) -> list[str] | None:
@@ -152,17 +159,21 @@ class PackCodec:
             check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
             check.crosswired += 1
             check.invalid_items += 1
+            check.suspects.add(rid)
         for rid in list(check.valid):
             if (foreign := self.foreign_script(check.valid[rid], by_id[rid])) is not None:
                 del check.valid[rid]
                 check.invalid[rid] = foreign
                 check.invalid_items += 1
+        confidence = self._confidence(reply, {rid: values for rid, values in check.valid.items()})
         return Checked(
             {by_id[rid]: values for rid, values in check.valid.items()},
             {by_id[rid]: explain(reply, check.invalid[rid]) for rid in ids if rid in check.invalid},
             check.invalid_items,
             check.unknown_ids,
             check.crosswired,
+            {by_id[rid] for rid in check.suspects},
+            {by_id[rid]: conf for rid, conf in confidence.items() if rid is not None},
         )
 
     def read_single(self, reply: Reply, item: Work) -> Checked[Work]:
@@ -175,7 +186,16 @@ class PackCodec:
         problem = problem or self.foreign_script(values, item)
         if problem is not None:
             return Checked(invalid={item: explain(reply, problem)}, invalid_items=1)
-        return Checked(valid={item: values})
+        confidence = self._confidence(reply, {None: values}).get(None)
+        return Checked(valid={item: values}, confidence={item: confidence} if confidence else {})
+
+    def _confidence(
+        self, reply: Reply, answers: Mapping[str | None, Mapping[str, Any]]
+    ) -> dict[str | None, dict[str, float]]:
+        """The closed fields' confidence of the valid ``answers`` (empty without tokens or closed fields)."""
+        if not reply.tokens or not self.closed or not answers:
+            return {}
+        return read_confidence(reply.tokens, self.closed, answers)
 
     def foreign_script(self, values: Mapping[str, Any], item: Work) -> str | None:
         """Why ``values`` are refused for free text in a script neither ``item``'s row nor the task uses

@@ -10,14 +10,18 @@ import os
 from dataclasses import dataclass, field
 
 from enrichkit.cache.base import Cache
+from enrichkit.cache.folder import default_dir
 from enrichkit.cache.journal import Journal
 from enrichkit.cache.open import open_cache
 from enrichkit.calls.limits import open_limiter
 from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
+from enrichkit.engine.confidence import closed_fields
 from enrichkit.engine.crosswire import carries_words, text_fields
 from enrichkit.engine.prompt import PROMPT_VERSION
+from enrichkit.engine.refusals import model_name, remembered
 from enrichkit.engine.reviewed import Reviewing, serving
+from enrichkit.errors import UserError
 from enrichkit.history.calls import CallLog
 from enrichkit.history.runs import new_run_id
 from enrichkit.options import Limiter, RunOptions
@@ -46,6 +50,8 @@ class RunContext:
     _fallbacks: list[Provider] | None = field(default=None, init=False, repr=False)
     _limiter: Limiter | None = field(default=None, init=False, repr=False)
     _io: CacheIO | None = field(default=None, init=False, repr=False)
+    _escalation: Provider | None = field(default=None, init=False, repr=False)
+    _refusing: set[str] | None = field(default=None, init=False, repr=False)
     journal: Journal | None = field(default=None, init=False)  # where answers the cache cannot take go
     run_id: str = field(default_factory=new_run_id, init=False)  # its line in the run history
     log: CallLog | None = field(default=None, init=False)  # the call log, while a recorded run goes on
@@ -60,8 +66,11 @@ class RunContext:
         size = min(options.pack_size, provider.capabilities.max_pack_size)
         echo, affinity = crosswire_checks(task, options.echo, size)
         keyprint = run_fingerprint(task, provider, echo)
+        check_known(task, options)
         context = cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
         context.reviewing = serving(task, options)
+        if options.escalate is not None:
+            context.check_escalation()
         return context
 
     @property
@@ -70,6 +79,63 @@ class RunContext:
         if self._fallbacks is None:
             self._fallbacks = [fallback_provider(self.provider, choice) for choice in self.options.fallback]
         return [self.provider, *self._fallbacks]
+
+    @property
+    def escalation(self) -> Provider | None:
+        """The stronger model doubtful rows are asked again on (None: no escalation)."""
+        if self._escalation is None and self.options.escalate is not None:
+            self._escalation = fallback_provider(self.provider, self.options.escalate.model)
+        return self._escalation
+
+    @property
+    def refusing(self) -> set[str]:
+        """The models remembered in the cache folder as giving no token log-probabilities."""
+        if self._refusing is None:
+            self._refusing = remembered(self.options.cache_dir or default_dir())
+        return self._refusing
+
+    def asks_logprobs(self, provider: Provider) -> bool:
+        """Whether requests to ``provider`` ask for token log-probabilities: the run wants confidence, the task
+        has a closed field, and the model can give them as far as anyone knows."""
+        return (
+            self.options.confidence is not False
+            and provider.capabilities.logprobs
+            and bool(closed_fields(self.task.schema))
+            and model_name(provider) not in self.refusing
+        )
+
+    @property
+    def shows_confidence(self) -> bool:
+        """Whether the rows get ``_confidence`` and ``_flags`` (``RunOptions.confidence``; an escalation shows them)."""
+        confidence = self.options.confidence
+        wanted = self.options.escalate is not None or self.asks_logprobs(self.provider)
+        return confidence is True or (confidence is None and wanted)
+
+    @property
+    def by_agreement(self) -> bool:
+        """Whether the run measures confidence by the agreement of two packings (``engine.agreement``): asked
+        for confidence or escalation, the task has a closed field, and the model gives no log-probabilities."""
+        wanted = self.options.confidence is True or self.options.escalate is not None
+        return wanted and bool(closed_fields(self.task.schema)) and not self.asks_logprobs(self.provider)
+
+    def without_logprobs(self) -> str:
+        """Why the main model gives no confidence of its own, and what is used instead (the receipt's words)."""
+        why = "is remembered as giving" if model_name(self.provider) in self.refusing else "gives"
+        closed = ", ".join(closed_fields(self.task.schema))
+        return (
+            f"{self.provider.name} / {self.provider.model} {why} no token log-probabilities: {closed} measured"
+            " by the agreement of two packings instead (one more call a pack)"
+        )
+
+    def check_escalation(self) -> None:
+        """Refuse, before anything is sent, an escalation this run has no confidence to pick rows by."""
+        closed = closed_fields(self.task.schema)
+        free = [name for name in self.task.fields if name not in closed]
+        if not closed:
+            raise UserError(
+                f"--escalate-below picks rows by the confidence of closed fields (enum, boolean, small integer),"
+                f" and {', '.join(free)} {'is' if len(free) == 1 else 'are'} free text: no row would have one"
+            )
 
     @property
     def limiter(self) -> Limiter:
@@ -94,11 +160,13 @@ class RunContext:
             affinity=self.affinity,
             timeout=self.options.timeout or provider.capabilities.timeout,
             reads_schema=provider.capabilities.reads_schema,
+            logprobs=self.asks_logprobs(provider),
         )
 
     async def aclose(self) -> None:
         self.closed = True
-        for model in [self.provider, *(self._fallbacks or [])]:
+        escalation = [self._escalation] if self._escalation is not None else []
+        for model in [self.provider, *(self._fallbacks or []), *escalation]:
             await model.aclose()
         if self._io is not None:
             self._io.close()
@@ -106,6 +174,19 @@ class RunContext:
             self.cache.close()
         if self.reviewing is not None:
             self.reviewing.close()
+
+
+def check_known(task: Task, options: RunOptions) -> None:
+    """Refuse a ``check_against`` that names no output field, or a column the model is sent."""
+    known = options.check_against
+    assert not isinstance(known, str)  # RunOptions made it a mapping
+    for name, column in (known or {}).items():
+        if name not in task.fields:
+            raise UserError(f"--check-against {name}={column}: the task has no output field {name!r}")
+        if column in task.inputs:
+            raise UserError(
+                f"--check-against {name}={column}: {column!r} is an input of the task, the model would read the answer"
+            )
 
 
 def choose(options: RunOptions) -> Choice:

@@ -33,6 +33,8 @@ class DryRun:
     tokens_counted: bool
     cost: Cost | None
     """The tokens' cost at ``prices.json``'s rates, live and at the batch price (None: the model has no price)."""
+    agreement: bool = False
+    """The figures count every row twice: its confidence is measured by two packings (``engine.agreement``)."""
 
     @property
     def calls(self) -> int:
@@ -62,6 +64,9 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     scale = counted / estimated[0] if counted and estimated else 1.0
     per_row = expected_output_tokens(context.task) + (ECHO_TOKENS if context.echo else 0)
     prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(len(pack) * per_row for pack in packs)
+    sizes = [len(pack) for pack in packs]
+    if twice := context.by_agreement:  # the second packing: the same rows in other packs of the same sizes
+        sizes, prompt_tokens, output_tokens = sizes * 2, prompt_tokens * 2, output_tokens * 2
     local = provider.name == "local"
     return DryRun(
         provider=provider.name,
@@ -70,11 +75,12 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         cache_hits=stats.cache_hits,
         duplicates=stats.duplicates,
         to_send=len(chunk.work),
-        packs=[len(pack) for pack in packs],
+        packs=sizes,
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
         tokens_counted=counted is not None,
         cost=Cost(0.0, 0.0, free=True) if local else cost_of(provider.model, prompt_tokens, output_tokens),
+        agreement=twice,
     )
 
 

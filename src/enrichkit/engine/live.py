@@ -233,7 +233,7 @@ class LiveRun:
             outcome: Reply | ProviderError
             try:
                 reply = outcome = await self.scheduler.call(provider, request, kind, _attempted([item]))
-                failure = await self._settle_single(reply, item, provider.model)
+                failure = await self._settle_single(reply, item, provider.model, repaired=tries > 0)
                 invalid = reply.finish == "stop"
                 failed_as = "invalid" if invalid else "cut" if reply.finish != "blocked" else "over"
             except RequestRejected as exc:
@@ -268,9 +268,11 @@ class LiveRun:
             met.clear()
         await self.settlement.fail(item, reason)
 
-    async def _settle_single(self, reply: Reply, item: Work, model: str) -> str | None:
-        """Settle one row's answer by ``model``; why it failed, or None when it is valid (and cached)."""
-        failed, stored = self.settlement.accept(self.codec.read_single(reply, item), reply.usage, model, 1)
+    async def _settle_single(self, reply: Reply, item: Work, model: str, *, repaired: bool) -> str | None:
+        """Settle one row's answer by ``model`` (``repaired``: after an invalid one); why it failed, or None
+        when it is valid (and cached)."""
+        flags = ("repaired",) if repaired else ()
+        failed, stored = self.settlement.accept(self.codec.read_single(reply, item), reply.usage, model, 1, flags)
         if stored is not None:
             await stored
         return failed.get(item)

@@ -7,7 +7,6 @@ run goes on) goes through one ``Settlement``, so ``stats`` counts each row once,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
 
 from enrichkit.cache.entry import Entry
 from enrichkit.engine.cache_io import CacheIO
@@ -19,36 +18,63 @@ from enrichkit.rows.work import Work
 
 class Settlement:
     """``results`` and ``failures`` by row key, and ``packed``: the rows answered in a pack of more than one
-    (what the audit samples). ``on_settled(rows)`` is called as rows settle."""
+    (what the audit samples). ``on_settled(rows)`` is called as rows settle. An answer by another model than
+    ``primary`` (when given) is flagged ``fallback``; one for a row whose earlier answer was refused as an
+    answer for another row, ``crosswire``; every answer carries the flags of ``mark``."""
 
     def __init__(
-        self, stats: Stats, io: CacheIO | None = None, on_settled: Callable[[int], None] | None = None
+        self,
+        stats: Stats,
+        io: CacheIO | None = None,
+        on_settled: Callable[[int], None] | None = None,
+        primary: str | None = None,
+        mark: tuple[str, ...] = (),
     ) -> None:
         self.stats = stats
         self.io = io
         self.on_settled = on_settled
+        self.primary = primary
+        self.mark = mark
         self.results: dict[str, Entry] = {}
         self.failures: dict[str, str] = {}
         self.packed: dict[str, Work] = {}
+        self.suspected: set[str] = set()
 
     def accept(
-        self, checked: Checked[Work], usage: Usage, model: str, pack_size: int
+        self, checked: Checked[Work], usage: Usage, model: str, pack_size: int, flags: tuple[str, ...] = ()
     ) -> tuple[dict[Work, str], Awaitable[None] | None]:
-        """Settle the valid rows of an answer by ``model`` to a request of ``pack_size`` rows; the others with
-        why they failed, and an awaitable (None: nothing to wait for) done once the valid ones are cached
-        (it raises if that failed)."""
+        """Settle the valid rows of an answer by ``model`` to a request of ``pack_size`` rows (``flags``: how
+        the answer came, kept with it); the others with why they failed, and an awaitable (None: nothing to
+        wait for) done once the valid ones are cached (it raises if that failed)."""
         self.stats.invalid_items += checked.invalid_items
         self.stats.unknown_ids += checked.unknown_ids
         self.stats.crosswired += checked.crosswired
-        return checked.invalid, self._store(checked.valid, usage, model, pack_size)
+        self.suspected.update(w.key for w in checked.suspects)
+        if self.primary is not None and model != self.primary:
+            flags = (*flags, "fallback")
+        flags = (*flags, *self.mark)
+        return checked.invalid, self._store(checked, usage, model, pack_size, flags)
 
     def _store(
-        self, answers: Mapping[Work, dict[str, Any]], usage: Usage, model: str, pack_size: int
+        self, checked: Checked[Work], usage: Usage, model: str, pack_size: int, flags: tuple[str, ...]
     ) -> Awaitable[None] | None:
+        answers = checked.valid
         if not answers:
             return None
         share_in, share_out = usage.prompt_tokens / pack_size, usage.output_tokens / pack_size
-        entries = {w.key: Entry(values, model, share_in, share_out) for w, values in answers.items()}
+        confidence, suspected = checked.confidence, self.suspected
+        entries = {
+            w.key: Entry(
+                values,
+                model,
+                share_in,
+                share_out,
+                0.0,
+                confidence.get(w, {}),
+                (*flags, "crosswire") if w.key in suspected else flags,
+            )
+            for w, values in answers.items()
+        }
         self.results.update(entries)
         if pack_size > 1:
             self.packed.update((w.key, w) for w in answers)
@@ -57,6 +83,10 @@ class Settlement:
             self.stats.enriched += w.rows
             per_model.rows += w.rows
             self._settled(w.rows)
+        return self.store(entries)
+
+    def store(self, entries: Mapping[str, Entry]) -> Awaitable[None] | None:
+        """Cache ``entries`` (answers settled before, changed: their flags, a better model's answer)."""
         if self.io is None:
             return None
         return self.io.store(entries)  # last: answers whose write fails (a lost Redis) still reach the output

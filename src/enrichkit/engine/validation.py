@@ -133,13 +133,17 @@ K = TypeVar("K")
 @dataclass
 class Checked(Generic[K]):
     """An answer checked, per row (a pack id, or the codec's ``Work``): its valid values or why it got none;
-    ``invalid_items``: the items whose values were checked and refused (not an answer that failed whole)."""
+    ``invalid_items``: the items whose values were checked and refused (not an answer that failed whole);
+    ``suspects``: the rows refused as answers for another row; ``confidence``: per valid row, the probability
+    of each closed field's value (``engine.confidence``; empty without token log-probabilities)."""
 
     valid: dict[K, dict[str, Any]] = field(default_factory=dict)
     invalid: dict[K, str] = field(default_factory=dict)
     invalid_items: int = 0
     unknown_ids: int = 0
     crosswired: int = 0
+    suspects: set[K] = field(default_factory=set)
+    confidence: dict[K, dict[str, float]] = field(default_factory=dict)
 
 
 def check_pack(
@@ -172,6 +176,7 @@ def check_pack(
         if echoes is not None and not _echoes_row(got := echo_of(item.get("echo", ""), 99), rid, echoes):
             out.invalid[rid] = f"echo {got!r} is not the row's {echoes[rid]!r}: an answer for another row?"
             out.crosswired += 1
+            out.suspects.add(rid)
             continue
         values, problem = check_values(item, fields, validator)
         if problem is None:

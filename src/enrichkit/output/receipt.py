@@ -9,9 +9,10 @@ from typing import Any
 
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.audit import SIMILAR
+from enrichkit.engine.confidence import LOW
 from enrichkit.engine.dry_run import DryRun
 from enrichkit.engine.reasons import reason_kind
-from enrichkit.result import UNKNOWN_COST, Cost, Stats, counted, usd
+from enrichkit.result import BANDS, NO_CONFIDENCE, UNKNOWN_COST, Confidence, Cost, Stats, counted, usd
 
 HINT_BELOW = 0.8
 
@@ -55,7 +56,65 @@ def run_report(stats: Stats, provider: str, model: str, *, interrupted: bool = F
     report["success_rate"] = round(done / stats.rows, 4) if stats.rows else 1.0
     report["cost"] = {name: costs(name, m.prompt_tokens, m.output_tokens) for name, m in stats.by_model.items()}
     report["interrupted"] = interrupted or stats.interrupted
+    if stats.confidence is not None:
+        summary = stats.confidence
+        report["confidence"] |= {"median": summary.median, "below": {str(LOW): summary.below(LOW)}}
     return report
+
+
+def confidence_text(doc: Mapping[str, Any]) -> list[str]:
+    """The receipt's confidence lines: median and rows below ``LOW``, rows without one, flags, models giving none."""
+    summary = Confidence(doc["rows"], doc["without"], doc["bins"], doc["flags"], doc["no_logprobs"])
+    answered = summary.rows + summary.without
+    if summary.rows:
+        line = (
+            f"confidence: median {summary.median:.2f}, {summary.below(LOW):,} of {counted(answered, 'row')} below {LOW}"
+        )
+        if doc["measured_by"] == "agreement":
+            line += " (1.0: two packings agree, 0.5: they differ)"
+        if summary.without:
+            line += f" ({summary.without:,} without one)"
+    elif answered:
+        line = f"confidence: none (no closed field or no token log-probabilities) for {counted(answered, 'row')}"
+    else:
+        line = "confidence: no answered rows"
+    lines = [line]
+    if doc["by_agreement"]:
+        lines.append(f"confidence: {doc['by_agreement']}")
+    if summary.flags:
+        lines.append("flags: " + ", ".join(f"{n:,} {flag}" for flag, n in sorted(summary.flags.items())))
+    if summary.no_logprobs:
+        lines.append(
+            f"log-probabilities: {', '.join(summary.no_logprobs)} gives none (its rows have no confidence;"
+            " remembered in the cache folder, not asked again)"
+        )
+    return lines
+
+
+def escalation_text(doc: Mapping[str, Any]) -> str:
+    """The cascade's line: rows escalated, answers changed, calls and cost."""
+    cost = doc["cost"]
+    price = UNKNOWN_COST if cost is None else str(Cost(**cost))
+    return (
+        f"escalated: {counted(doc['rows'], 'row')} below {doc['below']:g} to {doc['model']},"
+        f" {doc['changed']:,} answers changed ({doc['answered']:,} answered, the others kept);"
+        f" {counted(doc['calls'], 'call')}, {doc['prompt_tokens']:,} in / {doc['output_tokens']:,} out, {price}"
+    )
+
+
+def known_text(known: Mapping[str, Any]) -> list[str]:
+    """Per field checked against known answers: how many match, overall and per confidence band."""
+    lines = []
+    for name, doc in known.items():
+        rows, matched = doc["rows"], doc["matched"]
+        share = f" ({matched / rows:.0%})" if rows else ""
+        order = [name for _, name in BANDS] + [NO_CONFIDENCE]
+        bands = "; ".join(f"{b} {doc['bands'][b][0]:,}/{doc['bands'][b][1]:,}" for b in order if b in doc["bands"])
+        lines.append(
+            f"known answers: {name} {matched:,}/{rows:,} match {doc['column']}{share}"
+            + (f"; by confidence: {bands}" if len(doc["bands"]) > 1 else "")
+        )
+    return lines
 
 
 def run_text(report: dict[str, Any]) -> str:
@@ -94,6 +153,11 @@ def run_text(report: dict[str, Any]) -> str:
         lines.append("flex: every call on Gemini's Flex tier")
     if report["audit"] is not None:
         lines.append(audit_text(report["audit"]))
+    if report.get("confidence") is not None:
+        lines += confidence_text(report["confidence"])
+    if report.get("escalation") is not None:
+        lines.append(escalation_text(report["escalation"]))
+    lines += known_text(report.get("known") or {})
     if report.get("hint"):
         lines.append(f"hint: {report['hint']}")
     if (size := report["pack_size"]) is not None:
@@ -145,7 +209,8 @@ def _repair_calls(report: dict[str, Any]) -> str:
 
 
 def _audit_calls(report: dict[str, Any]) -> str:
-    return f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
+    audit = f", {report['calls_audit']:,} audit" if report["calls_audit"] else ""
+    return audit + (f", {report['calls_agreement']:,} agreement" if report.get("calls_agreement") else "")
 
 
 def dry_run_report(dry: DryRun) -> dict[str, Any]:
@@ -165,6 +230,7 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "output_tokens": dry.output_tokens,
         "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
         "cost": _prices(dry.cost),
+        "agreement": dry.agreement,
     }
 
 
@@ -175,6 +241,11 @@ def dry_run_text(report: dict[str, Any]) -> str:
         f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
+    if report.get("agreement"):
+        lines.append(
+            "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"
+            " the calls and tokens count both; an escalation's calls are not counted (they depend on the answers)"
+        )
     cost = report["cost"]
     if report["provider"] == "local":
         lines.append("cost: $0 (local model)")

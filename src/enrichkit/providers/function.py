@@ -4,6 +4,9 @@ def answer(request: Request) -> list[dict[str, Any]]:
     return [{"id": r["id"], "tldr": "...", "challenge": "easy"} for r in records_of(request)]
 
 result = enrich(rows, task, provider=FunctionProvider(answer))
+
+An answer may carry token log-probabilities (``scored``), given only to requests that ask for them
+(``Request.logprobs``) of a provider whose ``Capabilities(logprobs=True)``.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import copy
 import dataclasses
 import inspect
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from enrichkit.errors import UserError
-from enrichkit.providers.base import BatchBackend, Capabilities, Reply, Request, Usage
+from enrichkit.providers.base import BatchBackend, Capabilities, Reply, Request, Token, Usage
 from enrichkit.providers.classify import LogprobsRefused
 
 Answer = Reply | str | dict[str, Any] | list[Any]
@@ -88,7 +92,8 @@ class FunctionProvider:
         if inspect.isawaitable(answer):
             answer = await answer
         if isinstance(answer, Reply):
-            return answer
+            asked = request.logprobs and self.capabilities.logprobs
+            return answer if asked or answer.tokens is None else dataclasses.replace(answer, tokens=None)
         text = answer if isinstance(answer, str) else json.dumps(answer)
         return Reply(text, usage=Usage(len(request.system + request.prompt) // 4, len(text) // 4))
 
@@ -113,6 +118,49 @@ class FunctionProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+Probability = Mapping[str, float] | Callable[[Mapping[str, Any], str], float | None]
+
+
+def scored(answer: dict[str, Any] | list[Any], probability: Probability) -> Reply:
+    """A reply of ``answer`` as JSON text, with tokens that give each value of the fields ``probability``
+    names the probability it says (a mapping field -> probability, or a function of the item and the
+    field; None: 1): a string's text is one token, its quotes others; every other token has probability 1.
+
+    scored([{"id": "r1", "kind": "tool"}], {"kind": 0.62})"""
+    tokens: list[Token] = []
+
+    def add(text: str, p: float = 1.0) -> None:
+        tokens.append(Token(text, math.log(p) if p > 0 else -math.inf))
+
+    def item(obj: Mapping[str, Any]) -> None:
+        add("{")
+        for n, (name, value) in enumerate(obj.items()):
+            add(("," if n else "") + json.dumps(name) + ":")
+            p = probability(obj, name) if callable(probability) else probability.get(name)
+            text = json.dumps(value, ensure_ascii=False)
+            if p is None:
+                add(text)
+            elif isinstance(value, str):
+                add('"')
+                add(text[1:-1], p)
+                add('"')
+            else:
+                add(text, p)
+        add("}")
+
+    if isinstance(answer, dict):
+        item(answer)
+    else:
+        add("[")
+        for n, obj in enumerate(answer):
+            if n:
+                add(",")
+            item(obj)
+        add("]")
+    text = "".join(t.text for t in tokens)
+    return Reply(text, usage=Usage(output_tokens=len(tokens)), tokens=tuple(tokens))
 
 
 _OPENING = re.compile(r"[\[{]")

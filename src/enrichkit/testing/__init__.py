@@ -27,7 +27,7 @@ gives it; ``stub.rule(logprobs_refused())`` makes the model refuse them as the r
 answers only for the models ``prices.json`` prices, as the real APIs refuse a name they do not know).
 """
 
-from enrichkit.providers.function import FunctionProvider, ids_of, records_of
+from enrichkit.providers.function import FunctionProvider, ids_of, records_of, scored
 from enrichkit.testing.answers import default_answer
 from enrichkit.testing.anthropic import AnthropicStub
 from enrichkit.testing.faults import (
@@ -94,6 +94,7 @@ __all__ = [
     "quota_exhausted",
     "rate_limited",
     "records_of",
+    "scored",
     "scripted",
     "set_field",
     "shuffled",

@@ -1,0 +1,101 @@
+"""The cascade: rows the model was not sure of, asked again, packed, on a stronger model after the main pass.
+
+A row escalates when its confidence (its lowest closed field's, ``engine.confidence``) is below the
+threshold and its answer was not escalated before (a cached re-run asks nothing again). The stronger
+model's valid answer replaces the first in the results and in the cache (same key, flagged
+``escalated``); a row it cannot answer keeps the first. Its calls go through a scheduler of their own
+(the stronger model's limits), counted in the run's figures and in ``Stats.escalation``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from enrichkit.cache.entry import Entry
+from enrichkit.calls.limits import open_limiter
+from enrichkit.calls.prices import cost_of
+from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.confidence import closed_fields, row_confidence
+from enrichkit.engine.context import RunContext
+from enrichkit.engine.ladder import Ladder
+from enrichkit.engine.live import LiveRun
+from enrichkit.engine.settle import Settlement
+from enrichkit.errors import FatalProviderError, ProviderError, UserError
+from enrichkit.providers.base import Provider
+from enrichkit.result import Escalation, ModelStats, Stats
+from enrichkit.rows.work import Work
+
+ESCALATED = "escalated"
+
+PREFLIGHT_SECONDS = 30.0
+
+
+def doubtful(entries: Mapping[str, Entry], below: float) -> list[str]:
+    """The keys of the answers whose confidence is below ``below`` and that were not escalated before."""
+    return [
+        key
+        for key, entry in entries.items()
+        if (c := row_confidence(entry.confidence)) is not None and c < below and ESCALATED not in entry.flags
+    ]
+
+
+async def check_model(context: RunContext, work: Sequence[Work]) -> None:
+    """Refuse an escalation model that does not exist, before anything is sent: the provider's free count of
+    a request (a provider that cannot count finds out at its first escalated call)."""
+    strong = context.escalation
+    if strong is None or not work:
+        return
+    codec = context.codec(strong)
+    request = codec.pack_request(codec.packs(list(work), context.pack_size)[0])[1]
+    try:
+        await asyncio.wait_for(strong.count_tokens(request), PREFLIGHT_SECONDS)
+    except FatalProviderError as exc:
+        raise UserError(f"--escalate-model {strong.name}:{strong.model}: {exc}") from None
+    except (ProviderError, TimeoutError):
+        return
+
+
+async def escalate(
+    context: RunContext, entries: dict[str, Entry], inputs: Mapping[str, dict[str, Any]], stats: Stats
+) -> dict[str, Entry]:
+    """Ask the doubtful ``entries`` (by key; ``inputs``: each key's row inputs) again on the stronger model;
+    the answers that replace theirs (already stored in the cache), counted into ``stats.escalation``."""
+    strong, options = context.escalation, context.options
+    assert strong is not None and options.escalate is not None
+    keys = doubtful(entries, options.escalate.below)
+    summary = stats.escalation = stats.escalation or Escalation(_name(strong), options.escalate.below)
+    if not keys:
+        return {}
+    before = _used(stats, strong.model)
+    scheduler = Scheduler(
+        stats, concurrency=strong.capabilities.concurrency, retry=options.retry, limiter=open_limiter(options, strong)
+    )
+    scratch = Settlement(Stats(), context.io, mark=(ESCALATED,))
+    size = min(context.pack_size, strong.capabilities.max_pack_size)
+    live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
+    await live.run([Work(key, inputs[key]) for key in keys])
+    await scratch.flush()
+    after = _used(stats, strong.model)
+    closed = closed_fields(context.task.schema) or context.task.fields
+    summary.rows += len(keys)
+    summary.answered += len(scratch.results)
+    summary.changed += sum(
+        any(entries[key].values.get(f) != entry.values.get(f) for f in closed) for key, entry in scratch.results.items()
+    )
+    summary.calls += after.calls - before.calls
+    summary.prompt_tokens += after.prompt_tokens - before.prompt_tokens
+    summary.output_tokens += after.output_tokens - before.output_tokens
+    tokens = summary.prompt_tokens, summary.output_tokens
+    summary.cost = None if strong.name == "local" else cost_of(strong.model, *tokens)
+    return scratch.results
+
+
+def _used(stats: Stats, model: str) -> ModelStats:
+    used = stats.by_model.get(model, ModelStats())
+    return ModelStats(used.calls, used.rows, used.prompt_tokens, used.output_tokens)
+
+
+def _name(provider: Provider) -> str:
+    return f"{provider.name}:{provider.model}"
