@@ -36,7 +36,7 @@ def test_scrape_csv_takes_a_one_line_task(stub: GeminiStub, tmp_path: Path) -> N
     table.write_text("topic\nGit\nCI\n", encoding="utf-8")
     done = invoke(stub, "scrape", "csv", str(table), *ONE_LINE, "-o", str(out), "--no-cache")
     assert done.exit_code == 0, done.output
-    assert out.read_text(encoding="utf-8").splitlines()[0] == "topic,challenge"
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "topic,challenge,_confidence,_flags"
 
 
 def test_scrape_roadmap_takes_a_one_line_task(stub: GeminiStub, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_run_job_writes_chunk_by_chunk_into_one_file(stub: GeminiStub, tmp_path:
         code = run_job(iter_rows(source), ROOT / "schemas" / "roadmap-topic.json", out, options, cli)
     assert code == 0
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "id,category,topic,description,tldr,challenge" and len(lines) == 131
+    assert lines[0] == "id,category,topic,description,tldr,challenge,_confidence,_flags" and len(lines) == 131
     assert not failures.exists()  # no row failed: no failures file
 
 

@@ -41,7 +41,7 @@ def test_a_one_line_task_enriches_a_csv(stub: GeminiStub, reviews_csv: Path, tmp
     assert result.exit_code == 0, result.output
     with out.open(newline="", encoding="utf-8") as f:
         got = list(csv.DictReader(f))
-    assert list(got[0]) == ["text", "stars", "sentiment", "summary"]
+    assert list(got[0]) == ["text", "stars", "sentiment", "summary", "_confidence", "_flags"]
     assert [g["text"] for g in got] == REVIEWS
     assert all(g["sentiment"] in ("positive", "negative", "neutral") and g["summary"] for g in got)
     assert "4 rows: 0 cache hits, 4 newly enriched, 0 failed" in result.stderr
@@ -103,7 +103,8 @@ def test_sqlite_output_one_table_named_after_the_file(stub: GeminiStub, tmp_path
     try:
         columns = [(c[1], c[2]) for c in db.execute("PRAGMA table_info(topics)")]
         assert columns == [("id", "TEXT"), ("category", "TEXT"), ("topic", "TEXT"), ("description", "TEXT"),
-                           ("tags", "TEXT"), ("tldr", "TEXT"), ("challenge", "TEXT")]  # fmt: skip
+                           ("tags", "TEXT"), ("tldr", "TEXT"), ("challenge", "TEXT"), ("_confidence", "REAL"),
+                           ("_flags", "TEXT")]  # fmt: skip
         got = db.execute("SELECT id, tags, challenge FROM topics ORDER BY rowid").fetchall()
     finally:
         db.close()
@@ -122,7 +123,7 @@ def test_parquet_is_streamed_a_row_group_per_chunk(stub: GeminiStub, tmp_path: P
     parquet = pq.ParquetFile(out)
     assert parquet.num_row_groups == 3 and parquet.metadata.num_rows == 130
     table = parquet.read()
-    assert table.column_names == ["id", "category", "topic", "description", "tldr", "challenge"]
+    assert table.column_names == ["id", "category", "topic", "description", "tldr", "challenge", "_confidence", "_flags"]
     assert table.column("id").to_pylist() == [f"t{i}" for i in range(130)]
 
 

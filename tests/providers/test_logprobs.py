@@ -20,7 +20,7 @@ from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
 from enrichkit.errors import RequestRejected
 from enrichkit.providers import gemini
 from enrichkit.providers.anthropic import anthropic_provider
-from enrichkit.providers.base import Reply, Request, Token
+from enrichkit.providers.base import Capabilities, Reply, Request, Token
 from enrichkit.providers.chat import unwrap
 from enrichkit.providers.classify import LogprobsRefused, by_status
 from enrichkit.providers.gemini import GeminiProvider, make_client
@@ -272,7 +272,7 @@ def test_anthropic_gives_none(monkeypatch: pytest.MonkeyPatch, request_: Request
 
 
 def test_the_seam_script_gives_tokens_too(request_: Request) -> None:
-    provider = FunctionProvider(scripted(with_probs(ids={"r1": 0.5})))
+    provider = FunctionProvider(scripted(with_probs(ids={"r1": 0.5})), capabilities=Capabilities(logprobs=True))
     reply = ask(provider, request_)
     assert joined(reply) == reply.text and item_probability(reply, "r1", "challenge") == pytest.approx(0.5)
     assert ask(provider, dataclasses.replace(request_, logprobs=False)).tokens is None
@@ -292,7 +292,8 @@ def test_refusals_of_log_probabilities_are_recognised(message: str) -> None:
 
 
 def test_a_run_that_does_not_ask_sends_the_request_as_before(stub: GeminiStub, task: Task, cache_dir: Path) -> None:
-    result = enrich(topic_rows(3), task, client=make_client("k", stub.url), cache_dir=cache_dir, progress=False)
+    client = make_client("k", stub.url)
+    result = enrich(topic_rows(3), task, client=client, cache_dir=cache_dir, progress=False, confidence=False)
     assert result.failures == [] and all(
         "responseLogprobs" not in c.body["generationConfig"] for c in stub.generate_calls
     )

@@ -41,7 +41,7 @@ def test_pandas_keeps_index_columns_and_order_and_types_the_new_columns(
     result = run(source, stub, client, cache_dir)
     out = result.frame
     assert isinstance(out, pd.DataFrame)
-    assert list(out.index) == [40, 10, 30, 20] and list(out.columns) == ["text", "stars", *TASK.fields]
+    assert list(out.index) == [40, 10, 30, 20] and list(out.columns) == ["text", "stars", *TASK.fields, "_confidence", "_flags"]
     pd.testing.assert_frame_equal(out[["text", "stars"]], source)
     assert source.columns.tolist() == ["text", "stars"]  # the input is not changed
     assert str(out["ok"].dtype) == "boolean" and str(out["n"].dtype) == "Int64"
@@ -65,7 +65,7 @@ def test_polars_round_trip(stub: GeminiStub, client: genai.Client, cache_dir: Pa
     result = run(source, stub, client, cache_dir)
     out = result.frame
     assert isinstance(out, pl.DataFrame)
-    assert out.columns == ["text", "stars", *TASK.fields]
+    assert out.columns == ["text", "stars", *TASK.fields, "_confidence", "_flags"]
     assert out["text"].to_list() == REVIEWS
     assert out.schema["ok"] == pl.Boolean and out.schema["n"] == pl.Int64 and out.schema["summary"] == pl.String
     assert [out[name][1] for name in TASK.fields] == [None] * 4  # the failed row
@@ -78,7 +78,7 @@ def test_pyarrow_round_trip(stub: GeminiStub, client: genai.Client, cache_dir: P
     result = run(source, stub, client, cache_dir)
     out = result.frame
     assert isinstance(out, pa.Table)
-    assert out.column_names == ["text", "stars", *TASK.fields]
+    assert out.column_names == ["text", "stars", *TASK.fields, "_confidence", "_flags"]
     assert out.select(["text", "stars"]).equals(source)
     assert out.schema.field("n").type == pa.int64() and out.schema.field("ok").type == pa.bool_()
     assert out.column("sentiment").null_count == 1 and out.column("sentiment")[1].as_py() is None
@@ -99,7 +99,7 @@ def test_dicts_are_unchanged_and_to_pandas_and_failures_frame_work_on_them(
     result = run(rows, stub, client, cache_dir)
     assert result.frame is None and isinstance(result.rows, list) and "sentiment" not in result.rows[1]
     frame = result.to_pandas()
-    assert frame.columns.tolist() == ["text", *TASK.fields] and frame["sentiment"].isna().sum() == 1
+    assert frame.columns.tolist() == ["text", *TASK.fields, "_confidence", "_flags"] and frame["sentiment"].isna().sum() == 1
     assert result.failures_frame()["id"].tolist() == [1]
 
 
