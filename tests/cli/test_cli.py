@@ -55,7 +55,17 @@ def test_csv_keeps_original_columns_and_adds_new_ones(stub: GeminiStub, tmp_path
     assert result.exit_code == 0, result.output
     with out.open(newline="", encoding="utf-8") as f:
         got = list(csv.DictReader(f))
-    assert list(got[0]) == ["id", "extra", "category", "topic", "description", "tldr", "challenge", "_confidence", "_flags"]
+    assert list(got[0]) == [
+        "id",
+        "extra",
+        "category",
+        "topic",
+        "description",
+        "tldr",
+        "challenge",
+        "_confidence",
+        "_flags",
+    ]
     assert [g["extra"] for g in got] == [f"x,{n}" for n in range(5)]
 
 

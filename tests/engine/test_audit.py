@@ -264,7 +264,9 @@ def test_cli_without_audit_says_nothing_new(stub: GeminiStub, tmp_path: Path) ->
     result = invoke(stub, *args)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    assert any(line.startswith("checks:") for line in lines) and not any(line.startswith(("audit", "adaptive")) for line in lines)
+    assert any(line.startswith("checks:") for line in lines) and not any(
+        line.startswith(("audit", "adaptive")) for line in lines
+    )
     doc = json.loads(report.read_text())
     assert doc["audit"] is None and doc["pack_size"] is None and doc["calls_audit"] == 0
 

@@ -123,7 +123,16 @@ def test_parquet_is_streamed_a_row_group_per_chunk(stub: GeminiStub, tmp_path: P
     parquet = pq.ParquetFile(out)
     assert parquet.num_row_groups == 3 and parquet.metadata.num_rows == 130
     table = parquet.read()
-    assert table.column_names == ["id", "category", "topic", "description", "tldr", "challenge", "_confidence", "_flags"]
+    assert table.column_names == [
+        "id",
+        "category",
+        "topic",
+        "description",
+        "tldr",
+        "challenge",
+        "_confidence",
+        "_flags",
+    ]
     assert table.column("id").to_pylist() == [f"t{i}" for i in range(130)]
 
 

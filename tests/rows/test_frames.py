@@ -41,7 +41,13 @@ def test_pandas_keeps_index_columns_and_order_and_types_the_new_columns(
     result = run(source, stub, client, cache_dir)
     out = result.frame
     assert isinstance(out, pd.DataFrame)
-    assert list(out.index) == [40, 10, 30, 20] and list(out.columns) == ["text", "stars", *TASK.fields, "_confidence", "_flags"]
+    assert list(out.index) == [40, 10, 30, 20] and list(out.columns) == [
+        "text",
+        "stars",
+        *TASK.fields,
+        "_confidence",
+        "_flags",
+    ]
     pd.testing.assert_frame_equal(out[["text", "stars"]], source)
     assert source.columns.tolist() == ["text", "stars"]  # the input is not changed
     assert str(out["ok"].dtype) == "boolean" and str(out["n"].dtype) == "Int64"
@@ -99,7 +105,10 @@ def test_dicts_are_unchanged_and_to_pandas_and_failures_frame_work_on_them(
     result = run(rows, stub, client, cache_dir)
     assert result.frame is None and isinstance(result.rows, list) and "sentiment" not in result.rows[1]
     frame = result.to_pandas()
-    assert frame.columns.tolist() == ["text", *TASK.fields, "_confidence", "_flags"] and frame["sentiment"].isna().sum() == 1
+    assert (
+        frame.columns.tolist() == ["text", *TASK.fields, "_confidence", "_flags"]
+        and frame["sentiment"].isna().sum() == 1
+    )
     assert result.failures_frame()["id"].tolist() == [1]
 
 
