@@ -70,7 +70,12 @@ def test_csv_on_stdin_to_csv_on_stdout(stub: GeminiStub) -> None:
                      "--no-cache", stdin=text.getvalue())  # fmt: skip
     assert done.returncode == 0, done.stderr
     got = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert [r["id"] for r in got] == ["t0", "t1", "t2", "t3"] and list(got[0])[-2:] == ["tldr", "challenge"]
+    assert [r["id"] for r in got] == ["t0", "t1", "t2", "t3"] and list(got[0])[-4:] == [
+        "tldr",
+        "challenge",
+        "_confidence",
+        "_flags",
+    ]
 
 
 @pytest.mark.subprocess

@@ -51,13 +51,20 @@ def check_output(path: Path) -> None:
         raise UserError(f"{path}: cannot write in {str(parent)!r} ({cause})")
 
 
+META_COLUMNS = ("_confidence", "_flags", "_reviewed")
+
+"""What the run says of each answer: always the last columns, after the task's fields."""
+
+
 def columns_of(rows: Sequence[Row], extra: Sequence[str] = ()) -> list[str]:
-    """Every column in first-seen order, then ``extra`` columns not already present."""
+    """Every column in first-seen order, then ``extra`` columns not already present, then ``META_COLUMNS``
+    present (so a failed first row, which has no answer fields, does not put them before the answers)."""
     seen: dict[str, None] = {}
     for row in rows:
         seen.update(dict.fromkeys(row))
     seen.update(dict.fromkeys(extra))
-    return list(seen)
+    meta = [name for name in META_COLUMNS if name in seen]
+    return [name for name in seen if name not in meta] + meta
 
 
 def write_rows(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> None:
