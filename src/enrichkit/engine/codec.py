@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from enrichkit.engine.crosswire import suspects, text_fields
+from enrichkit.engine.own_words import copied, summary_fields
 from enrichkit.engine.prompt import (
     cheapest_echo,
     echo_text,
@@ -46,7 +47,8 @@ class PackCodec:
     ``echo``: packed answers copy the first words of their row (``cheapest_echo``: those that tell the
     pack's rows apart in the fewest characters); ``affinity``: their free text is checked
     against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
-    the model reads the answer schema (``Capabilities.reads_schema``)."""
+    the model reads the answer schema (``Capabilities.reads_schema``); ``own_words``: a single row's first
+    answer whose summary copies its row is refused (``Capabilities.own_words``)."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class PackCodec:
         affinity: bool = False,
         timeout: float | None = None,
         reads_schema: bool = True,
+        own_words: bool = False,
     ) -> None:
         self.task = task
         self.id_style = id_style
@@ -69,6 +72,7 @@ class PackCodec:
         self._row_output_tokens = expected_output_tokens(task)
         self._text_fields = text_fields(task.schema)
         self._task_scripts = scripts(self._system)
+        self._summaries = summary_fields(task) if own_words else []
 
     # -- packs and requests --------------------------------------------------------------------
 
@@ -164,14 +168,16 @@ class PackCodec:
             check.crosswired,
         )
 
-    def read_single(self, reply: Reply, item: Work) -> Checked[Work]:
-        """One row's answer checked."""
+    def read_single(self, reply: Reply, item: Work, repair: bool = False) -> Checked[Work]:
+        """One row's answer checked (``repair``: an answer to a repair, not held to ``own_words`` again)."""
         try:
             payload = parse_answer(reply.text, dict)
         except AnswerError as exc:
             return Checked(invalid={item: explain(reply, str(exc))})
         values, problem = self.check_values(payload)
         problem = problem or self.foreign_script(values, item)
+        if problem is None and not repair and item.rows:
+            problem = copied(values, self._summaries, item.inputs)
         if problem is not None:
             return Checked(invalid={item: explain(reply, problem)}, invalid_items=1)
         return Checked(valid={item: values})

@@ -86,6 +86,7 @@ class RunContext:
             affinity=self.affinity,
             timeout=self.options.timeout or provider.capabilities.timeout,
             reads_schema=provider.capabilities.reads_schema,
+            own_words=provider.capabilities.own_words,
         )
 
     async def aclose(self) -> None:

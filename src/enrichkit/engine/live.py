@@ -220,7 +220,7 @@ class LiveRun:
             try:
                 request = self.codec.single_request(item, rejected)
                 reply = await self.scheduler.call(provider, request, kind, _attempted([item]))
-                failure = await self._settle_single(reply, item, provider.model)
+                failure = await self._settle_single(reply, item, provider.model, repair=tries > 0)
                 invalid = reply.finish == "stop"
                 failed_as = "invalid" if invalid else "cut" if reply.finish != "blocked" else "over"
             except RequestRejected as exc:
@@ -251,9 +251,11 @@ class LiveRun:
             met.clear()
         await self.settlement.fail(item, reason)
 
-    async def _settle_single(self, reply: Reply, item: Work, model: str) -> str | None:
-        """Settle one row's answer by ``model``; why it failed, or None when it is valid (and cached)."""
-        failed, stored = self.settlement.accept(self.codec.read_single(reply, item), reply.usage, model, 1)
+    async def _settle_single(self, reply: Reply, item: Work, model: str, repair: bool = False) -> str | None:
+        """Settle one row's answer by ``model`` (``repair``: to a repair); why it failed, or None when it is
+        valid (and cached)."""
+        checked = self.codec.read_single(reply, item, repair)
+        failed, stored = self.settlement.accept(checked, reply.usage, model, 1)
         if stored is not None:
             await stored
         return failed.get(item)
