@@ -120,11 +120,16 @@ def run(
     (``own_words``, ``prefix``: this version's settings, None for the version's own default)."""
     make_rows, task, inputs = DATASETS[dataset]
     rows = [{"id": r["id"], **{k: r[k] for k in inputs}} for r in make_rows()]  # never the truth
-    if prefix == "warm":
-        PREFIXES.mkdir(parents=True, exist_ok=True)
     folder = str(PREFIXES) if prefix == "warm" else prefix
     args = {"task": str(task), "rows": rows, "slots": slots, "pack": pack, "threads": threads}
     args |= {"own_words": own_words, "prefix": folder}
+    if prefix == "warm":  # one row first puts the task's system prompt on disk (if an earlier run did not)
+        PREFIXES.mkdir(parents=True, exist_ok=True)
+        _child(src, {**args, "rows": rows[:1]})
+    return _child(src, args)
+
+
+def _child(src: Path, args: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True, check=False
