@@ -58,8 +58,8 @@ def test_rows_are_enriched_in_packs_and_rerun_makes_no_call(cache_dir: Path) -> 
     assert result.failures == []
     assert result.stats.calls_packed == 2
     # the tiny model sometimes writes one row's number into another's gist: the cross-wiring check
-    # rejects that item, and the row is asked alone; asked alone, it may copy the row into the gist,
-    # which the own-words check refuses once (nothing else may fail)
+    # rejects that item, and the row is asked alone (nothing else may fail; a repair only where
+    # the own-words check is turned on)
     stats = result.stats
     assert stats.invalid_items == stats.crosswired + stats.calls_repair and stats.calls_repair <= stats.crosswired
     assert stats.calls == 2 + stats.crosswired + stats.calls_repair and stats.unknown_ids == 0

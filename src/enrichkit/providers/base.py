@@ -75,7 +75,8 @@ class Capabilities:
     knows before asking (a model may still refuse them)."""
     own_words: bool = False
     """Free text that nearly copies its row where the task asks for a summary is an invalid answer, asked
-    again once with that reason (``engine.own_words``): a small local model copies, told why it mostly does not."""
+    again once with that reason (``engine.own_words``; no provider turns it on by default: measured on the
+    local model, most repairs copied again)."""
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ from enrichkit.providers.local.weights import file_sha256, local_model
 # dominate; packs add ids and re-asks) and made answers worse from 10 rows on; a caller who raises
 # ``max_pack_size`` gets ids pinned per position, without which weak models drop or repeat ids. The
 # concurrency is the number of llama.cpp's slots (``default_slots``), which decode together.
-CAPABILITIES = Capabilities(
-    id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False, own_words=True
-)
+# ``own_words`` off: on the demo's 20 rows the repair copied again 13 times in 15 and took 35 calls for
+# 20 rows (benchmarks/local_quality.py, README "Own words"); a caller may turn it on.
+CAPABILITIES = Capabilities(id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False)
 
 DEFAULT_CONTEXT = 8192
 
