@@ -1,5 +1,7 @@
 """Quality of the local model's answers, the old version (``--old``, default: before issue 36) against
-this one, and this one with packs of several rows against single rows decoded in parallel.
+this one, this one with the own-words repair (``engine/own_words.py``: a near-copy of the row
+refused once; off by default; ``new +copy``), and this one with packs of several rows against single rows decoded in
+parallel.
 
 Data: 30 product reviews written for this benchmark and 100 awesome-python rows (``local_runs``).
 Columns, over the rows answered:
@@ -14,7 +16,8 @@ Columns, over the rows answered:
   review, lowered) is above 0.8;
 - accuracy: the answer's group (awesome-python: the data's own ``group``) or sentiment (reviews: the
   label written with them) equal to the truth, over all rows (a failed row counts as wrong);
-- failed rows, and rows a second (figures under load on a shared machine are approximate).
+- repaired: rows whose first answer was refused and the repair kept (on +copy: mostly near-copies);
+- calls, failed rows, and rows a second (figures under load on a shared machine are approximate).
 
 Run: .venv/bin/python benchmarks/local_quality.py [--old REF] [--datasets reviews30 awesome100]
         [--packs 2 3 5] [--slots N] [--save runs.json]   # --save keeps runs; the same file reuses them
@@ -98,18 +101,20 @@ def main() -> None:
     saved = runs_file(args.save)
     with folder:
         print(f"old = {args.old}, new = this tree ({args.slots} slots)")
-        head = f"{'dataset':<11} {'run':<12} {'foreign':>7} {'glued':>5} {'copies':>6} {'accuracy':>8} {'failed':>6}"
-        print(head + f" {'rows/s':>7}")
+        head = f"{'dataset':<11} {'run':<12} {'foreign':>7} {'glued':>5} {'copies':>6} {'accuracy':>8} {'repaired':>8}"
+        print(head + f" {'calls':>5} {'failed':>6} {'rows/s':>7}")
         for dataset in args.datasets:
-            modes = [("old", None, 1), ("new", args.slots, 1)] + [("new", args.slots, p) for p in args.packs]
-            for version, slots, pack in modes:
-                res = cached_run(saved, args.save, srcs[version], version, dataset, slots, pack)
+            modes = [("old", None, 1, None), ("new", args.slots, 1, None), ("new", args.slots, 1, True)]
+            modes += [("new", args.slots, p, None) for p in args.packs]
+            for version, slots, pack, own_words in modes:
+                prefix = "warm" if version == "new" else None
+                res = cached_run(saved, args.save, srcs[version], version, dataset, slots, pack, own_words, prefix)
                 s = score(dataset, res)
-                label = version + (f" pack {pack}" if pack > 1 else "")
+                label = version + (f" pack {pack}" if pack > 1 else "") + (" +copy" if own_words else "")
                 print(
                     f"{dataset:<11} {label:<12} {len(s['foreign']):>7} {len(s['glued']):>5} {s['copies']:>6}"
-                    f" {100 * s['right'] / s['rows']:>7.1f}% {s['rows'] - s['answered']:>6}"
-                    f" {len(res['answers']) / res['seconds']:>7.3f}"
+                    f" {100 * s['right'] / s['rows']:>7.1f}% {res.get('repaired', 0):>8} {res.get('calls', 0):>5}"
+                    f" {s['rows'] - s['answered']:>6} {len(res['answers']) / res['seconds']:>7.3f}"
                 )
                 if args.show:
                     for line in s["foreign"] + s["glued"]:

@@ -64,7 +64,9 @@ def checkout(ref: str, into: Path) -> Path:
 
 
 # Runs in the child process on the version whose src is first on sys.path. The old version's
-# LocalProvider takes no ``slots``: it is passed only where asked for.
+# LocalProvider takes no ``slots`` nor ``prefix_dir`` and its Capabilities no ``own_words``: each is
+# passed only where asked for. ``prefix``: "cold" (a new empty folder: the system prompt is processed
+# in this run) or "warm" (``PREFIXES``: its state on disk from an earlier run).
 _CHILD = r"""
 import asyncio, json, resource, sys, tempfile, time
 from dataclasses import replace
@@ -75,7 +77,11 @@ from enrichkit.providers.local.weights import embedded_model_path
 task = Task.from_file(args["task"])
 rows = args["rows"]
 extra = {"slots": args["slots"]} if args["slots"] else {}
-caps = replace(CAPABILITIES, max_pack_size=args["pack"], concurrency=args["slots"] or 1)
+own = {"own_words": args["own_words"]} if args["own_words"] is not None else {}
+caps = replace(CAPABILITIES, max_pack_size=args["pack"], concurrency=args["slots"] or 1, **own)
+prefixes = tempfile.mkdtemp() if args["prefix"] == "cold" else args["prefix"]
+if args["prefix"]:
+    extra["prefix_dir"] = __import__("pathlib").Path(prefixes)
 provider = LocalProvider(embedded_model_path(), threads=args["threads"], capabilities=caps, **extra)
 started = time.perf_counter()
 with tempfile.TemporaryDirectory() as cache:
@@ -86,18 +92,44 @@ fields = list(task.schema["properties"])
 print(json.dumps({
     "answers": {str(r[task.id_field]): {f: r.get(f) for f in fields} for r in result.rows},
     "seconds": seconds, "failed": result.stats.failed, "calls": result.stats.calls,
-    "invalid": result.stats.invalid_items,
+    "invalid": result.stats.invalid_items, "repaired": result.stats.repaired,
+    "prompt_tokens": result.stats.prompt_tokens, "cached_tokens": result.stats.cached_tokens,
+    "output_tokens": result.stats.output_tokens,
+    "prefix_seconds": getattr(getattr(provider, "prefix", None), "seconds", None),
     "load_seconds": getattr(provider, "load_seconds", None),
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "cpu_seconds": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
 }))
 """
 
 
-def run(src: Path, dataset: str, *, slots: int | None, pack: int = 1, threads: int = 2) -> dict[str, Any]:
-    """One run of the local model on ``dataset`` by the enrichkit in ``src``, in a child process."""
+PREFIXES = ROOT / "benchmarks" / "out" / "prefixes"
+
+
+def run(
+    src: Path,
+    dataset: str,
+    *,
+    slots: int | None,
+    pack: int = 1,
+    threads: int = 2,
+    own_words: bool | None = None,
+    prefix: str | None = None,
+) -> dict[str, Any]:
+    """One run of the local model on ``dataset`` by the enrichkit in ``src``, in a child process
+    (``own_words``, ``prefix``: this version's settings, None for the version's own default)."""
     make_rows, task, inputs = DATASETS[dataset]
     rows = [{"id": r["id"], **{k: r[k] for k in inputs}} for r in make_rows()]  # never the truth
+    folder = str(PREFIXES) if prefix == "warm" else prefix
     args = {"task": str(task), "rows": rows, "slots": slots, "pack": pack, "threads": threads}
+    args |= {"own_words": own_words, "prefix": folder}
+    if prefix == "warm":  # one row first puts the task's system prompt on disk (if an earlier run did not)
+        PREFIXES.mkdir(parents=True, exist_ok=True)
+        _child(src, {**args, "rows": rows[:1]})
+    return _child(src, args)
+
+
+def _child(src: Path, args: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True, check=False
@@ -118,18 +150,27 @@ def runs_file(path: Path | None) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
 
 
-def key(version: str, dataset: str, slots: int | None, pack: int) -> str:
-    return f"{version}/{dataset}/slots={slots or 1}/pack={pack}"
+def key(version: str, dataset: str, slots: int | None, pack: int, own_words: bool | None, prefix: str | None) -> str:
+    extra = "" if own_words is None else f"/own_words={own_words}"
+    return f"{version}/{dataset}/slots={slots or 1}/pack={pack}{extra}" + (f"/prefix={prefix}" if prefix else "")
 
 
 def cached_run(
-    saved: dict[str, Any], save: Path | None, src: Path, version: str, dataset: str, slots: int | None, pack: int = 1
+    saved: dict[str, Any],
+    save: Path | None,
+    src: Path,
+    version: str,
+    dataset: str,
+    slots: int | None,
+    pack: int = 1,
+    own_words: bool | None = None,
+    prefix: str | None = None,
 ) -> dict[str, Any]:
     """A run, taken from ``saved`` where it is there (``--save`` of an earlier call), else run and saved."""
-    name = key(version, dataset, slots, pack)
+    name = key(version, dataset, slots, pack, own_words, prefix)
     if name not in saved:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        saved[name] = run(src, dataset, slots=slots, pack=pack)
+        saved[name] = run(src, dataset, slots=slots, pack=pack, own_words=own_words, prefix=prefix)
         if save is not None:
             save.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
     return dict(saved[name])

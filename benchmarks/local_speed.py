@@ -4,9 +4,15 @@ the load time, and the wall time of a whole CLI run of one row (the first row a 
 
 Every run is a fresh child process with an empty cache (``local_runs.run``); ``old`` is the version's
 own default (one slot), ``new`` this version's default (``default_slots``: rows decoded together, one a
-core, at most 4). The model file must be in the page cache for the CLI figure (the first run puts it
-there: it is run twice, the second time counts). The load: the llama.cpp server built from scratch
-``--loads`` times with and without ``fit_params`` (llama.cpp fitting the model to the devices first).
+core, at most 4), twice: ``cold``, the system prompt's state not yet on disk (processed once in the run,
+copied into the other slots), and ``warm``, restored from disk as every run of the same task after
+the first does (``providers/local/prefix.py``). Token columns, a row on average: prompt tokens
+processed (not taken from a cache), and output tokens; CPU seconds a row (user + system, of the
+whole child process: steadier than wall time on a shared machine, though llama.cpp's threads spin
+while they wait for each other, which a busy machine makes longer). The model file must be in the page cache for
+the CLI figure (the first run puts it there and saves the prefix: it is run twice, the second
+counts). The load: the llama.cpp server built from scratch ``--loads`` times with and without
+``fit_params`` (llama.cpp fitting the model to the devices first).
 
 Run: .venv/bin/python benchmarks/local_speed.py [--old REF] [--datasets demo20 awesome100] [--slots N]
         [--save runs.json]   # --save keeps each run; a later call with the same file reuses them
@@ -71,20 +77,25 @@ def main() -> None:
     saved = runs_file(args.save)
     with folder:
         print(f"old = {args.old}, new = this tree ({args.slots} slots); {os.cpu_count()} cores")
-        print(f"{'dataset':<11} {'version':<7} {'rows/s':>7} {'s':>7} {'failed':>6} {'peak MB':>8} {'load s':>7}")
+        head = f"{'dataset':<11} {'version':<9} {'rows/s':>7} {'s':>7} {'failed':>6} {'peak MB':>8} {'load s':>7}"
+        print(head + f" {'cpu s/row':>9} {'prompt tok/row':>14} {'output tok/row':>14}")
         for dataset in args.datasets:
             rates = {}
-            for version, src in srcs.items():
+            for version, prefix in (("old", None), ("new", "cold"), ("new", "warm")):
                 slots = args.slots if version == "new" else None
-                res = cached_run(saved, args.save, src, version, dataset, slots)
+                res = cached_run(saved, args.save, srcs[version], version, dataset, slots, prefix=prefix)
                 n = len(res["answers"])
-                rates[version] = n / res["seconds"]
+                label = version + (f" {prefix}" if prefix else "")
+                rates[label] = n / res["seconds"]
                 load = f"{res['load_seconds']:.1f}" if res["load_seconds"] is not None else "-"
+                processed = (res.get("prompt_tokens", 0) - res.get("cached_tokens", 0)) / n
                 print(
-                    f"{dataset:<11} {version:<7} {rates[version]:>7.3f} {res['seconds']:>7.1f} {res['failed']:>6}"
-                    f" {res['peak_rss_mb']:>8.0f} {load:>7}"
+                    f"{dataset:<11} {label:<9} {rates[label]:>7.3f} {res['seconds']:>7.1f} {res['failed']:>6}"
+                    f" {res['peak_rss_mb']:>8.0f} {load:>7} {res.get('cpu_seconds', 0) / n:>9.2f} {processed:>14.0f}"
+                    f" {res.get('output_tokens', 0) / n:>14.1f}"
                 )
-            print(f"{dataset:<11} new/old {rates['new'] / rates['old']:>7.2f} x")
+            for label in ("new cold", "new warm"):
+                print(f"{dataset:<11} {label} / old {rates[label] / rates['old']:>5.2f} x")
         for version, src in srcs.items():
             cli_one_row(src)  # the model into the page cache
             print(f"CLI run of one row, {version}: {cli_one_row(src):.1f} s (model in the page cache)")

@@ -117,6 +117,8 @@ def test_cache_stats_counts_every_byte_and_the_shared_models(
     )
     (enrichkit_home / "models").mkdir(exist_ok=True)
     (enrichkit_home / "models" / "m.gguf").write_bytes(b"\0" * 3_000_000)
+    (enrichkit_home / "prefixes").mkdir(exist_ok=True)
+    (enrichkit_home / "prefixes" / "prefix-0.bin").write_bytes(b"\0" * 2_000_000)
     try:
         lines = invoke(None, "cache", "stats", "--cache-dir", str(cache)).output.splitlines()
     finally:
@@ -125,3 +127,4 @@ def test_cache_stats_counts_every_byte_and_the_shared_models(
     size = f"{on_disk / 1e6:,.1f} MB" if on_disk >= 1e6 else f"{on_disk / 1e3:,.1f} kB"
     assert lines[0] == f"{cache}: 5 cached rows, {size} on disk"
     assert lines[1] == f"{enrichkit_home / 'models'}: 3.0 MB of local models (shared by every folder)"
+    assert lines[2] == f"{enrichkit_home / 'prefixes'}: 2.0 MB of system prompts the local model processed (shared)"

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from enrichkit import Task
+from enrichkit import Task, aenrich
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.prompt import single_prompt, system_instruction
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.base import Request
-from enrichkit.providers.local.provider import LocalProvider
+from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 from enrichkit.result import Stats
 from enrichkit.rows.work import Work
@@ -71,6 +73,70 @@ def test_rows_in_parallel_slots_get_their_own_answers() -> None:
     provider = LocalProvider(SMOLLM2, threads=1, slots=2, context=4096)  # the next run in this process: no load
     assert [answer["id"] for answer in asyncio.run(run())] == [f"row-{n}" for n in range(4)]
     assert provider.load_seconds is None
+
+
+@pytest.mark.slow
+@needs_model
+def test_packs_in_parallel_slots_land_on_their_own_rows(tmp_path: Path) -> None:
+    """Three packs of two rows at once on two slots, each row's id pinned by the grammar: every pack's
+    answer is its own (no reply crosses to another request), and a run through the engine answers
+    every row once."""
+    assert SMOLLM2 is not None
+    caps = replace(CAPABILITIES, max_pack_size=2)
+    provider = LocalProvider(SMOLLM2, threads=1, slots=2, context=2048, capabilities=caps)
+    gist: dict[str, Any] = {"type": "string", "maxWords": 3}
+
+    def request(n: int) -> Request:
+        ids = [f"pack{n}-a", f"pack{n}-b"]
+        prefix = [{"type": "object", "properties": {"id": {"const": i}, "gist": gist}, "required": ["id", "gist"]}
+                  for i in ids]  # fmt: skip
+        schema = {"type": "array", "prefixItems": prefix, "minItems": 2, "maxItems": 2}
+        return Request("You describe things.", f"Describe things {ids[0]} and {ids[1]}.", schema, 80)
+
+    async def run() -> list[Any]:
+        try:
+            return list(await asyncio.gather(*(provider.generate(request(n)) for n in range(3))))
+        finally:
+            await provider.aclose()
+
+    answers = [[a["id"] for a in json.loads(r.text or "")] for r in asyncio.run(run())]
+    assert answers == [[f"pack{n}-a", f"pack{n}-b"] for n in range(3)]
+    rows = [{"id": f"k{n}", "product": f"Kettle {n}", "review": "Boils fast."} for n in range(4)]
+    result = asyncio.run(aenrich(rows, REVIEWS, provider=provider, pack_size=2, cache_dir=tmp_path, progress=False))
+    assert [r["id"] for r in result.rows] == [r["id"] for r in rows] and result.stats.unknown_ids == 0
+    assert result.stats.calls_packed == 2 and result.failures == []
+
+
+@pytest.mark.slow
+@needs_model
+def test_the_system_prompt_is_processed_once_then_restored_from_disk(tmp_path: Path) -> None:
+    """The first run processes the system prompt's start once and keeps its state; a later process
+    (here: a server of its own) restores it into every slot, answers the same, and a damaged file is
+    only made again."""
+    assert SMOLLM2 is not None
+    request = Request(system_instruction(REVIEWS), single_prompt({"product": "Kettle", "review": "Boils fast."}),
+                      REVIEWS.schema, 60)  # fmt: skip
+
+    def answer(folder: Path) -> tuple[LocalProvider, Any]:
+        provider = LocalProvider(SMOLLM2, threads=1, slots=2, context=2048, prefix_dir=folder)
+        reply = asyncio.run(provider.generate(request))
+        asyncio.run(provider.aclose())
+        return provider, reply
+
+    first, reply = answer(tmp_path / "one")
+    assert first.prefix is not None and first.prefix.restored is False
+    saved = list((tmp_path / "one").glob("prefix-*.bin"))
+    assert len(saved) == 1 and reply.usage.cached_tokens > 20  # the first row took the prefix from its slot
+    (tmp_path / "two").mkdir()
+    shutil.copy(saved[0], tmp_path / "two" / saved[0].name)
+    second, again = answer(tmp_path / "two")
+    assert second.prefix is not None and second.prefix.restored is True
+    assert again.text == reply.text and again.usage.cached_tokens == reply.usage.cached_tokens
+    (tmp_path / "three").mkdir()
+    (tmp_path / "three" / saved[0].name).write_bytes(b"not a state")
+    third, damaged = answer(tmp_path / "three")
+    assert third.prefix is not None and third.prefix.restored is False and damaged.text == reply.text
+    assert (tmp_path / "three" / saved[0].name).stat().st_size == saved[0].stat().st_size
 
 
 def test_the_receipt_shows_the_local_models_load_time() -> None:

@@ -58,12 +58,15 @@ def _opened(cache_dir: Path | None) -> Iterator[RowCache]:
 @guarded
 def stats(cache_dir: Path | None, **_: Any) -> int:
     """Entries and size of the cache."""
+    from enrichkit.providers.local.prefix import prefixes_dir
     from enrichkit.providers.local.weights import models_dir
 
     with _opened(cache_dir) as rows:
         directory, count = rows.directory, len(rows)
     click.echo(f"{directory}: {count:,} cached rows, {_size(_bytes(directory))} on disk")
     click.echo(f"{models_dir()}: {_size(_bytes(models_dir()))} of local models (shared by every folder)")
+    if (prefixes := prefixes_dir()).is_dir():
+        click.echo(f"{prefixes}: {_size(_bytes(prefixes))} of system prompts the local model processed (shared)")
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from enrichkit.engine.confidence import closed_fields, read_confidence
 from enrichkit.engine.crosswire import suspects, text_fields
+from enrichkit.engine.own_words import copied, summary_fields
 from enrichkit.engine.prompt import (
     cheapest_echo,
     echo_text,
@@ -48,7 +49,8 @@ class PackCodec:
     pack's rows apart in the fewest characters); ``affinity``: their free text is checked
     against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
     the model reads the answer schema (``Capabilities.reads_schema``); ``logprobs``: requests ask for token
-    log-probabilities, and answers that carry them give their closed fields' confidence."""
+    log-probabilities, and answers that carry them give their closed fields' confidence; ``own_words``: a
+    single row's first answer whose summary copies its row is refused (``Capabilities.own_words``)."""
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class PackCodec:
         timeout: float | None = None,
         reads_schema: bool = True,
         logprobs: bool = False,
+        own_words: bool = False,
     ) -> None:
         self.task = task
         self.logprobs = logprobs
@@ -75,6 +78,7 @@ class PackCodec:
         self._row_output_tokens = expected_output_tokens(task)
         self._text_fields = text_fields(task.schema)
         self._task_scripts = scripts(self._system)
+        self._summaries = summary_fields(task) if own_words else []
 
     # -- packs and requests --------------------------------------------------------------------
 
@@ -176,14 +180,16 @@ class PackCodec:
             {by_id[rid]: conf for rid, conf in confidence.items() if rid is not None},
         )
 
-    def read_single(self, reply: Reply, item: Work) -> Checked[Work]:
-        """One row's answer checked."""
+    def read_single(self, reply: Reply, item: Work, repair: bool = False) -> Checked[Work]:
+        """One row's answer checked (``repair``: an answer to a repair, not held to ``own_words`` again)."""
         try:
             payload = parse_answer(reply.text, dict)
         except AnswerError as exc:
             return Checked(invalid={item: explain(reply, str(exc))})
         values, problem = self.check_values(payload)
         problem = problem or self.foreign_script(values, item)
+        if problem is None and not repair and item.rows:
+            problem = copied(values, self._summaries, item.inputs)
         if problem is not None:
             return Checked(invalid={item: explain(reply, problem)}, invalid_items=1)
         confidence = self._confidence(reply, {None: values}).get(None)

@@ -161,6 +161,7 @@ class RunContext:
             timeout=self.options.timeout or provider.capabilities.timeout,
             reads_schema=provider.capabilities.reads_schema,
             logprobs=self.asks_logprobs(provider),
+            own_words=provider.capabilities.own_words,
         )
 
     async def aclose(self) -> None:

@@ -269,10 +269,11 @@ class LiveRun:
         await self.settlement.fail(item, reason)
 
     async def _settle_single(self, reply: Reply, item: Work, model: str, *, repaired: bool) -> str | None:
-        """Settle one row's answer by ``model`` (``repaired``: after an invalid one); why it failed, or None
-        when it is valid (and cached)."""
+        """Settle one row's answer by ``model`` (``repaired``: a repair, after an invalid one); why it failed,
+        or None when it is valid (and cached)."""
         flags = ("repaired",) if repaired else ()
-        failed, stored = self.settlement.accept(self.codec.read_single(reply, item), reply.usage, model, 1, flags)
+        checked = self.codec.read_single(reply, item, repaired)
+        failed, stored = self.settlement.accept(checked, reply.usage, model, 1, flags)
         if stored is not None:
             await stored
         return failed.get(item)

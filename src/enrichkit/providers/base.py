@@ -73,6 +73,10 @@ class Capabilities:
     logprobs: bool = False
     """The provider can return token log-probabilities (``Request.logprobs``) for its model, as far as it
     knows before asking (a model may still refuse them)."""
+    own_words: bool = False
+    """Free text that nearly copies its row where the task asks for a summary is an invalid answer, asked
+    again once with that reason (``engine.own_words``; no provider turns it on by default: measured on the
+    local model, most repairs copied again)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from enrichkit.providers.local.grammar import (
     word_slack,
 )
 from enrichkit.providers.local.logprobs import ASK, answer_tokens
+from enrichkit.providers.local.prefix import Prefix, save_path
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
@@ -43,6 +44,8 @@ from enrichkit.providers.local.weights import file_sha256, local_model
 # dominate; packs add ids and re-asks) and made answers worse from 10 rows on; a caller who raises
 # ``max_pack_size`` gets ids pinned per position, without which weak models drop or repeat ids. The
 # concurrency is the number of llama.cpp's slots (``default_slots``), which decode together.
+# ``own_words`` off: on the demo's 20 rows the repair copied again 13 times in 15 and took 35 calls for
+# 20 rows (benchmarks/local_quality.py, README "Own words"); a caller may turn it on.
 CAPABILITIES = Capabilities(
     id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False, logprobs=True
 )
@@ -72,9 +75,10 @@ def default_slots() -> int:
 SEED = 0
 
 
-_LOADED: dict[tuple[Any, ...], Any] = {}
-"""The llama.cpp server of this process, by what it was built from: a model is loaded (memory-mapped)
-once per process, whichever provider asks (runs one after another, fallbacks); one at a time."""
+_LOADED: dict[tuple[Any, ...], tuple[Any, Prefix]] = {}
+"""The llama.cpp server of this process and the prompt starts its slots hold, by what it was built from:
+a model is loaded (memory-mapped) once per process, whichever provider asks (runs one after another,
+fallbacks); one at a time."""
 
 _LOADING = threading.Lock()
 
@@ -83,8 +87,9 @@ class LocalProvider:
     """``generate`` = one ``handle_chat_completions`` call on an in-process llama.cpp server, in a thread.
 
     The model loads on the first call (``load_seconds``: a second or two from the page cache) and stays
-    loaded for the process (``_LOADED``); that first call runs alone, so the prompt's fixed prefix
-    (the system prompt) is processed once and taken from llama.cpp's cache by the calls after it.
+    loaded for the process (``_LOADED``). The prompt's fixed start (the system prompt) is processed once
+    and kept on disk (``prefix.Prefix``: ``prefix_dir``, default ``prefixes_dir()``), and every slot
+    starts from it; each call then processes only its own row.
     """
 
     name = "local"
@@ -101,6 +106,7 @@ class LocalProvider:
         notes: Notes = NOTES,
         prompt_cache: bool = True,
         slots: int | None = None,
+        prefix_dir: Path | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -113,9 +119,11 @@ class LocalProvider:
         self.capabilities = replace(capabilities or CAPABILITIES, concurrency=self.slots)
         self.notes = notes
         self.prompt_cache = prompt_cache
+        self.prefix_dir = prefix_dir
         self._sha256: str | None = None
         self._server: Any = None
-        self._warm = threading.Event()
+        self.prefix: Prefix | None = None
+        """The prompt starts the server's slots hold (None before the first call)."""
         self.load_seconds: float | None = None
         """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
 
@@ -132,7 +140,7 @@ class LocalProvider:
             "notes": self.notes.key(),
         }
 
-    def _load(self) -> Any:
+    def _load(self, folder: Path) -> Any:
         xllamacpp = runtime()
         params = xllamacpp.CommonParams()
         params.model.path = str(self.path)
@@ -146,6 +154,8 @@ class LocalProvider:
         params.cache_prompt = self.prompt_cache
         params.warmup = False
         params.verbosity = 0  # llama.cpp logs every request to stderr otherwise
+        params.endpoint_slots = True
+        params.slot_save_path = str(folder) + os.sep
         if self.threads:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
         try:
@@ -155,33 +165,34 @@ class LocalProvider:
                 f"llama.cpp cannot load {self.path} (not a GGUF model it supports, damaged, or too little memory)"
             ) from None
 
-    def _loaded(self) -> tuple[Any, bool]:
-        """The server (loaded now if this process has none for these settings), and whether this is
-        the first call on it (which then runs alone)."""
-        loads = (str(self.path), self.context, self.threads, self.slots, self.temperature, self.prompt_cache)
+    def _loaded(self) -> tuple[Any, Prefix]:
+        """The server (loaded now if this process has none for these settings) and its ``Prefix``."""
+        settings = [self.context, self.threads, self.slots, self.temperature, self.prompt_cache, self.prefix_dir]
+        loads = (self.path, *settings)
         with _LOADING:
-            first = self._server is None
-            if first:
-                if (server := _LOADED.get(loads)) is None:
+            if self._server is None:
+                if (loaded := _LOADED.get(loads)) is None:
                     _LOADED.clear()  # one model in memory at a time
                     started = time.perf_counter()
-                    server = _LOADED[loads] = self._load()
+                    folder = save_path(self.prefix_dir)
+                    server = self._load(folder)
+                    identity = f"{self.settings()['model_sha256']} xllamacpp {runtime_version()}"
+                    loaded = _LOADED[loads] = (server, Prefix(server, folder, self.slots, identity))
                     self.load_seconds = time.perf_counter() - started
-                self._server = server
-        return self._server, first
+                self._server, self.prefix = loaded
+            assert self.prefix is not None
+            return self._server, self.prefix
 
     def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        server, first = self._loaded()
-        if not first:
-            self._warm.wait()
+        server, prefix = self._loaded()
+        if self.prompt_cache:
+            prefix.warm(body["messages"][0]["content"])
         try:
             response: dict[str, Any] = server.handle_chat_completions(body)
         except ValueError as exc:  # the request itself (schema, template) cannot be served
             raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
         except RuntimeError as exc:
             raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
-        finally:
-            self._warm.set()
         return response
 
     def as_sent(self, request: Request) -> Request:
@@ -241,6 +252,7 @@ class LocalProvider:
             notes=self.notes,
             prompt_cache=self.prompt_cache,
             slots=self.slots,
+            prefix_dir=self.prefix_dir,
         )
 
     def on_tier(self, tier: str) -> LocalProvider:
@@ -252,7 +264,6 @@ class LocalProvider:
     async def aclose(self) -> None:
         """Let go of the server; the process keeps the model loaded for the next run (``_LOADED``)."""
         self._server = None
-        self._warm.clear()
 
 
 def local_provider(model_path: Path | None = None, model: str | None = None, slots: int | None = None) -> LocalProvider:
