@@ -31,8 +31,8 @@ from google.genai import errors, types
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers import keys
 from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Token, Usage
-from enrichkit.providers.classify import LogprobsRefused, by_status, first_line, malformed, refuses_logprobs, transport
-from enrichkit.providers.logprobs import aligned, from_pairs
+from enrichkit.providers.classify import by_status, first_line, malformed, refuses_logprobs, transport
+from enrichkit.providers.logprobs import AsksLogprobs, aligned, from_pairs
 from enrichkit.providers.redact import redact_exception
 from enrichkit.task.schema import restrict
 
@@ -203,7 +203,7 @@ def mapped_errors(model: str) -> Iterator[None]:
         raise map_error(exc, model) from redact_exception(exc)
 
 
-class GeminiProvider:
+class GeminiProvider(AsksLogprobs):
     """``generate`` = one ``client.aio.models.generate_content`` call with a JSON-schema-constrained answer."""
 
     name = "gemini"
@@ -287,25 +287,6 @@ class GeminiProvider:
             response_logprobs=True if self.asks_logprobs(request) else None,
             http_options=types.HttpOptions(timeout=round(request.timeout * 1000)) if request.timeout else None,
         )
-
-    def asks_logprobs(self, request: Request) -> bool:
-        """Whether ``request`` goes out asking for token log-probabilities (asked, and the model gives them)."""
-        return request.logprobs and self.capabilities.logprobs and self.model not in self.logprobs_refused
-
-    def refused_logprobs(self) -> None:
-        """Remember that this model gives no log-probabilities (it is not asked for them again)."""
-        self.logprobs_refused.add(self.model)
-        self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
-
-    async def generate(self, request: Request) -> Reply:
-        asked = self.asks_logprobs(request)
-        try:
-            return await self._generate(request)
-        except LogprobsRefused:
-            if not asked:
-                raise
-            self.refused_logprobs()
-            return await self._generate(dataclasses.replace(request, logprobs=False))
 
     async def _generate(self, request: Request) -> Reply:
         with mapped_errors(self.model):

@@ -10,10 +10,43 @@ over the part it was unwrapped to (``cut``).
 from __future__ import annotations
 
 import codecs
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-from enrichkit.providers.base import Token
+from enrichkit.providers.base import Capabilities, Reply, Request, Token
+from enrichkit.providers.classify import LogprobsRefused
+
+
+class AsksLogprobs:
+    """A provider whose model may refuse token log-probabilities: a refused call is sent again without them,
+    and the model is remembered in ``logprobs_refused`` (not asked again). The provider writes ``_generate``."""
+
+    model: str
+    capabilities: Capabilities
+    logprobs_refused: set[str]
+
+    def asks_logprobs(self, request: Request) -> bool:
+        """Whether ``request`` goes out asking for token log-probabilities (asked, and the model gives them)."""
+        return request.logprobs and self.capabilities.logprobs and self.model not in self.logprobs_refused
+
+    def refused_logprobs(self) -> None:
+        """Remember that this model gives no log-probabilities (it is not asked for them again)."""
+        self.logprobs_refused.add(self.model)
+        self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
+
+    async def generate(self, request: Request) -> Reply:
+        asked = self.asks_logprobs(request)
+        try:
+            return await self._generate(request)
+        except LogprobsRefused:
+            if not asked:
+                raise
+            self.refused_logprobs()
+            return await self._generate(dataclasses.replace(request, logprobs=False))
+
+    async def _generate(self, request: Request) -> Reply:
+        raise NotImplementedError
 
 
 def are_logprobs(values: list[Any]) -> TypeGuard[list[float]]:

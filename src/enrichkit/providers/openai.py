@@ -17,7 +17,6 @@ remembered in ``logprobs_refused`` (shared with the providers ``with_model`` der
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from enrichkit.providers.base import Capabilities, JobState, JobStatus, Reply, R
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
 from enrichkit.providers.classify import LogprobsRefused, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
+from enrichkit.providers.logprobs import AsksLogprobs
 from enrichkit.providers.redact import redact_exception
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -53,7 +53,7 @@ def _sdk() -> Any:
     return openai
 
 
-class OpenAIProvider:
+class OpenAIProvider(AsksLogprobs):
     name = "openai"
 
     def __init__(
@@ -84,10 +84,6 @@ class OpenAIProvider:
     def settings(self) -> dict[str, Any]:
         return {"model": self.model, "temperature": self.temperature, "base_url": str(self.client.base_url)}
 
-    def asks_logprobs(self, request: Request) -> bool:
-        """Whether ``request`` goes out asking for token log-probabilities (asked, and the model gives them)."""
-        return request.logprobs and self.capabilities.logprobs and self.model not in self.logprobs_refused
-
     def body(self, request: Request) -> dict[str, Any]:
         """The chat.completions body of ``request``: the live call's, and each line of a batch file (only
         the log-probabilities of the chosen tokens: the seam carries no alternatives)."""
@@ -100,26 +96,11 @@ class OpenAIProvider:
         }
         return {**body, "logprobs": True} if self.asks_logprobs(request) else body
 
-    async def generate(self, request: Request) -> Reply:
-        asked = self.asks_logprobs(request)
-        try:
-            return await self._generate(request)
-        except LogprobsRefused:
-            if not asked:
-                raise
-            self.refused_logprobs()
-            return await self._generate(dataclasses.replace(request, logprobs=False))
-
     async def _generate(self, request: Request) -> Reply:
         deadline = {} if request.timeout is None else {"timeout": request.timeout}
         with mapped_errors(self.model):
             response = await self.client.chat.completions.create(**self.body(request), **deadline)
         return to_reply(response.model_dump(warnings=False), wrapped=wraps(request.schema))
-
-    def refused_logprobs(self) -> None:
-        """Remember that this model gives no log-probabilities (it is not asked for them again)."""
-        self.logprobs_refused.add(self.model)
-        self.capabilities = dataclasses.replace(self.capabilities, logprobs=False)
 
     async def count_tokens(self, request: Request) -> int | None:
         return None
