@@ -32,6 +32,7 @@ from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import default_dir
 from enrichkit.errors import StorageError
 from enrichkit.options import RunOptions
+from enrichkit.rows.jsontext import csv_cell
 from enrichkit.rows.keys import fingerprint
 from enrichkit.task.schema import Validator, first_error, make_validator
 from enrichkit.task.task import Task
@@ -71,13 +72,7 @@ def task_id(task: Task) -> str:
 
 def as_text(value: Any) -> str:
     """A value as a CSV output writes it (None empty, lists and objects as JSON)."""
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return str(csv_cell(value))
 
 
 def review_key(inputs: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from enrichkit.output.atomic import atomic, checked, storage_errors, sweep_temps
 from enrichkit.output.formats import SQLITE, load_pyarrow, parquet_writer, sqlite_writer
 from enrichkit.output.stdio import destination, is_stdout
 from enrichkit.rows.files import Row, file_format
+from enrichkit.rows.jsontext import csv_cell
 
 WRITE_FORMATS = (".jsonl", ".json", ".csv", ".parquet", *SQLITE)
 
@@ -177,25 +178,15 @@ def write_json(path: Path, doc: Any) -> None:
 
 
 def _cells(names: Sequence[str]) -> Callable[[Row], Sequence[Any]]:
-    """A row's CSV cells (``_cell``), in ``names``' order (a row has them all). The csv module itself writes
-    text, numbers and booleans as ``_cell`` gives them, and None as empty: those rows go as they are."""
+    """A row's CSV cells (``csv_cell``), in ``names``' order (a row has them all). The csv module itself writes
+    text, numbers and booleans as ``csv_cell`` gives them, and None as empty: those rows go as they are."""
     if len(names) < 2:
-        return lambda row: [_cell(row[name]) for name in names]
+        return lambda row: [csv_cell(row[name]) for name in names]
     pick = operator.itemgetter(*names)
     plain = {str, int, float, bool, type(None)}
 
     def cells(row: Row) -> Sequence[Any]:
         values: tuple[Any, ...] = pick(row)
-        return values if plain.issuperset(map(type, values)) else [_cell(v) for v in values]
+        return values if plain.issuperset(map(type, values)) else [csv_cell(v) for v in values]
 
     return cells
-
-
-def _cell(value: Any) -> Any:
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value

@@ -127,3 +127,15 @@ def is_exact(value: Any) -> bool:
         elif not is_exact(item):
             return False
     return True
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell holds it: text, numbers and booleans as they are, None empty, lists and objects
+    as JSON (the csv module writes the rest)."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
