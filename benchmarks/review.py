@@ -7,13 +7,19 @@ A CSV output of synthetic roadmap-like rows (the task ``schemas/roadmap-topic.js
 and ``_flags`` columns, reviewed by a ``ReviewServer`` on 127.0.0.1; each request a real HTTP GET of the
 whole page (the HTML of 50 rows). Printed: the load (read, keyed, ranked, once), then the median and worst
 time of the first page, and of filters over every row: confidence below 0.1, a search word, a field's
-value, and all three with the failed and flagged boxes. Targets: first page <= 300 ms, a filter <= 1 s.
+value, all three with the failed and flagged boxes, and "changed since the previous run". Targets: first
+page <= 300 ms, a filter <= 1 s.
+
+The output is a run of the history (a synthetic ``runs.jsonl``: it and a previous run of the task, whose
+output file differs on every 13th row; a call log of packs of 20 rows, each row carried once): its load
+also reads the log (every row's story) and compares the previous run's answers, timed apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import statistics
 import tempfile
 import threading
@@ -21,16 +27,21 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+from enrichkit.history.calls import calls_dir
+from enrichkit.history.files import history_dir
+from enrichkit.history.runs import RunHistory, RunRecord, stamp
 from enrichkit.output.files import columns_of, write_rows
+from enrichkit.review.past import changed_rows, past_of
 from enrichkit.review.server import ReviewServer
 from enrichkit.review.session import Session
+from enrichkit.rows.keys import fingerprint
 from enrichkit.task.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 
 
-def output(path: Path, n: int) -> None:
+def output(path: Path, n: int, changed: int = 0) -> None:
     rows = [
         {
             "id": f"t{i}",
@@ -38,13 +49,38 @@ def output(path: Path, n: int) -> None:
             "topic": f"Topic number {i}",
             "description": f"Synthetic description {i} of a topic, with enough words to summarise it.",
             "tldr": None if i % 97 == 0 else f"What topic {i} is about, briefly.",
-            "challenge": None if i % 97 == 0 else ("expert" if i % 5 == 0 else "practice"),
+            "challenge": None
+            if i % 97 == 0
+            else ("expert" if (i % 5 == 0) != (changed and i % changed == 0) else "practice"),
             "_confidence": None if i % 97 == 0 else round(((i * 7919) % 1000) / 1000, 3),
             "_flags": "repaired" if i % 50 == 3 else "",
         }
         for i in range(n)
     ]
     write_rows(path, rows, columns_of(rows[:1]))
+
+
+def history(cache: Path, task: Task, previous: Path, current: Path, n: int) -> None:
+    """Two recorded runs of ``task`` (``previous`` then ``current``) and the current one's call log."""
+    runs = RunHistory(cache)
+    for at, (run, path) in enumerate((("20261206-000000-prev", previous), ("20261206-000100-curr", current))):
+        record = RunRecord(
+            run, float(at), task.document(), fingerprint(task.fingerprint()), None, "fn", "m", {}, {}, {}, None,
+            "", 1.0, logged=True, output=str(path.resolve()), output_stamp=stamp(path),
+        )  # fmt: skip
+        runs.add(record)
+    log = calls_dir(cache) / "20261206-000100-curr.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        for start in range(0, n, 20):
+            rows = [f"t{i}" for i in range(start, min(n, start + 20))]
+            doc = {
+                "run": "20261206-000100-curr", "at": 1.0, "provider": "fn", "model": "m", "mode": "live",
+                "kind": "packed", "rung": [20, 0], "rows": rows, "seconds": 0.5, "outcome": "ok",
+                "results": [{"v": {"tldr": "x", "challenge": "practice"}} for _ in rows],
+            }  # fmt: skip
+            out.write(json.dumps(doc) + "\n")
+    assert history_dir(cache).is_dir()
 
 
 def get(port: int, token: str, **params: str) -> tuple[float, int]:
@@ -66,13 +102,25 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "out.csv"
+        path, before, cache = Path(folder) / "out.csv", Path(folder) / "before.csv", Path(folder) / "cache"
         output(path, args.rows)
+        output(before, args.rows, changed=13)
+        task = Task.from_file(TASK)
+        history(cache, task, before, path, args.rows)
         started = time.perf_counter()
-        session = Session(path, Task.from_file(TASK), Path(folder) / "cache")
+        session = Session(path, task, cache)
         loaded = time.perf_counter() - started
         print(f"{args.rows:,} rows ({path.stat().st_size / 1e6:.1f} MB CSV): loaded in {loaded:.2f} s")
-        server = ReviewServer(session)
+        started = time.perf_counter()
+        runs = RunHistory(cache)
+        past = past_of(runs, runs.find("last"), path, session.table.rows, task)
+        logged = time.perf_counter() - started
+        changed = changed_rows(past, runs, path, session.table.rows, task)
+        session.table.mark_changed(changed)
+        compared = time.perf_counter() - started - logged
+        print(f"history: every row's story read from the call log in {logged:.2f} s;")
+        print(f"  {len(changed):,} rows changed since the previous run, found in {compared:.2f} s")
+        server = ReviewServer(session, past=past)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         cases = {
@@ -85,6 +133,7 @@ def main() -> None:
                 1.0,
             ),
             "failed": ({"failed": "1"}, 1.0),
+            "changed since previous": ({"changed": "1"}, 1.0),
         }
         try:
             for name, (params, target) in cases.items():

@@ -229,5 +229,17 @@ def diff(a: Side, b: Side) -> Diff:
     )
 
 
+def changed_ids(a: Side, b: Side) -> set[Id]:
+    """The rows of both sides whose answer differs: a field's value, or answered on one side and failed on the other."""
+    text = a.textual or b.textual
+    fields = [f for f in b.fields if f in a.fields]
+    changed = (a.failed & b.answered.keys()) | (b.failed & a.answered.keys())
+    for rid in a.answered.keys() & b.answered.keys():
+        before, after = a.answered[rid], b.answered[rid]
+        if any(_norm(before.get(f), text) != _norm(after.get(f), text) for f in fields):
+            changed.add(rid)
+    return changed
+
+
 def _spread(rows: Iterable[Mapping[str, Any]], name: str, text: bool) -> Counter[str]:
     return Counter(_shown(_norm(row[name], text)) for row in rows if name in row)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from enrichkit.engine.reviewed import as_text
+from enrichkit.review.past import Past
 from enrichkit.review.session import Session, Summary
 from enrichkit.review.table import FLAGS, Query, confidence_of
 
@@ -32,6 +33,7 @@ def query_of(params: Mapping[str, str], fields: list[str]) -> Query:
         failed=params.get("failed") in TRUE,
         flagged=params.get("flagged") in TRUE,
         unreviewed=params.get("unreviewed") in TRUE,
+        changed=params.get("changed") in TRUE,
         below=below,
         field=params.get("field", ""),
         value=params.get("value", ""),
@@ -44,11 +46,11 @@ def _asset(name: str) -> str:
     return resources.files("enrichkit.review").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def render(session: Session, query: Query, token: str, nonce: str, story: Callable[[int], str | None] | None) -> str:
+def render(session: Session, query: Query, token: str, nonce: str, past: Past | None) -> str:
     total, numbers = session.table.page(query)
     reviews = session.reviews(numbers)
     schemas = {f: session.check.properties[f] for f in session.fields}
-    rows = "".join(_row(session, n, reviews.get(n), story) for n in numbers)
+    rows = "".join(_row(session, n, reviews.get(n), past) for n in numbers)
     pages = max(1, -(-total // query.size))
     head = "".join(f"<th>{escape(f)}</th>" for f in session.fields)
     conf = "<th>confidence</th>" if session.table.has_confidence else ""
@@ -60,7 +62,7 @@ def render(session: Session, query: Query, token: str, nonce: str, story: Callab
 <body data-token="{escape(token)}" data-schemas="{escape(json.dumps(schemas))}">
 <header><h1>enrichkit review <span class="file">{escape(str(session.output))}</span></h1>
 {_summary(session.summary())}</header>
-{_filters(session, query, token)}
+{_filters(session, query, token, past)}
 <p class="count"><span id="matching">{total:,}</span> rows match · page {query.page + 1} of {pages:,}
 {_pager(query, token, pages)} · keys: j/k move, e edit, a accept, r ask again, Esc leave a field</p>
 <table id="rows"><thead><tr><th>#</th><th>inputs</th>{head}{conf}{flags}<th>review</th></tr></thead>
@@ -84,7 +86,7 @@ def _summary(summary: Summary) -> str:
     )
 
 
-def _filters(session: Session, query: Query, token: str) -> str:
+def _filters(session: Session, query: Query, token: str, past: Past | None) -> str:
     def box(name: str, label: str, on: bool) -> str:
         return f'<label><input type="checkbox" name="{name}" value="1"{" checked" if on else ""}> {label}</label>'
 
@@ -96,12 +98,22 @@ def _filters(session: Session, query: Query, token: str) -> str:
     return f"""<form id="filters" method="get" action="/">
 <input type="hidden" name="token" value="{escape(token)}">
 {box("failed", "failed", query.failed)} {box("flagged", "flagged", query.flagged)}
-{box("unreviewed", "not reviewed", query.unreviewed)}
+{box("unreviewed", "not reviewed", query.unreviewed)}{_changed_box(query, past, box)}
 <label>confidence below <input name="below" id="below" size="4" value="{below}"></label>
 <label>field <select name="field" id="field">{options}</select></label>
 <label>is <input name="value" id="value" size="12" value="{escape(query.value)}"></label>
 <label>search <input name="q" id="search" size="20" value="{escape(query.search)}"></label>
 <button type="submit" id="apply">Filter</button></form>"""
+
+
+def _changed_box(query: Query, past: Past | None, box: Callable[[str, str, bool], str]) -> str:
+    """The filter "changed since the previous run", when there is one (named in its title)."""
+    if past is None or past.previous is None:
+        return ""
+    previous = escape(past.previous.run)
+    return (
+        f' <span title="than run {previous}">{box("changed", "changed since the previous run", query.changed)}</span>'
+    )
 
 
 def _pager(query: Query, token: str, pages: int) -> str:
@@ -122,6 +134,7 @@ def _params(query: Query) -> dict[str, str]:
         "failed": "1" if query.failed else "",
         "flagged": "1" if query.flagged else "",
         "unreviewed": "1" if query.unreviewed else "",
+        "changed": "1" if query.changed else "",
         "below": "" if query.below is None else f"{query.below:g}",
         "field": query.field,
         "value": query.value,
@@ -149,7 +162,7 @@ def _choices(session: Session) -> str:
     )
 
 
-def _row(session: Session, n: int, review: Any, story: Callable[[int], str | None] | None) -> str:
+def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
     row = session.table.rows[n]
     task = session.task
     label = f"{n + 1}" + (f" <small>{escape(as_text(row.get(task.id_field)))}</small>" if task.id_field else "")
@@ -171,7 +184,9 @@ def _row(session: Session, n: int, review: Any, story: Callable[[int], str | Non
     flags = f'<td class="flags">{escape(as_text(row.get(FLAGS)))}</td>' if FLAGS in session.table.columns else ""
     state = "asked again" if review and review.again else "corrected" if corrected else ""
     state = state or ("reviewed" if review and review.values else "")
-    told = story(n) if story is not None else None
+    told = past.story(n) if past is not None else None
+    model = past.model(n) if past is not None else None
+    wrote = f'<div class="model">by <span class="value">{escape(model)}</span></div>' if model else ""
     told_row = (
         f'<tr class="story"><td colspan="99"><details><summary>story</summary><pre>{escape(told)}</pre>'
         "</details></td></tr>"
@@ -181,7 +196,7 @@ def _row(session: Session, n: int, review: Any, story: Callable[[int], str | Non
     version = review.version if review else 0
     return (
         f'<tr class="row {state.replace(" ", "-")}" data-n="{n}" data-version="{version}" tabindex="0">'
-        f'<td class="num">{label}</td><td class="inputs">{inputs}</td>{cells}{conf}{flags}'
+        f'<td class="num">{label}</td><td class="inputs">{inputs}{wrote}</td>{cells}{conf}{flags}'
         f'<td class="actions"><button class="accept" type="button">accept</button>'
         f' <button class="again" type="button" title="ask the model again on the next run">ask again</button>'
         f' <span class="state">{state}</span><div class="msg row-msg" role="alert"></div></td></tr>{told_row}'

@@ -15,7 +15,6 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,10 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from enrichkit.engine.reviewed import Conflict
 from enrichkit.review.page import query_of, render
+from enrichkit.review.past import Past
 from enrichkit.review.session import Invalid, Session
-
-Story = Callable[[int], str | None]
-"""A row's story from the call log (by row number in the output), where there is one: the history's seam."""
 
 TOKEN_HEADER = "X-Review-Token"
 
@@ -38,9 +35,9 @@ class ReviewServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, session: Session, port: int = 0, story: Story | None = None) -> None:
+    def __init__(self, session: Session, port: int = 0, past: Past | None = None) -> None:
         self.session = session
-        self.story = story
+        self.past = past  # what the run history holds of the output: rows' stories, models, the previous run
         self.token = secrets.token_urlsafe(24)
         self.lock = threading.Lock()  # one write at a time (the store orders them across processes too)
         super().__init__(("127.0.0.1", port), _Handler)
@@ -80,8 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
             return
         nonce = secrets.token_urlsafe(12)
-        session, story = self.server.session, self.server.story
-        page = render(session, query_of(params, session.fields), self.server.token, nonce, story)
+        session = self.server.session
+        page = render(session, query_of(params, session.fields), self.server.token, nonce, self.server.past)
         csp = (
             f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self';"
             " form-action 'self'; img-src 'self' data:"

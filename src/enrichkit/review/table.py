@@ -40,6 +40,7 @@ class Query:
     value: str = ""
     search: str = ""  # words anywhere in the row, ignoring case
     unreviewed: bool = False
+    changed: bool = False  # changed since the previous run
     page: int = 0
     size: int = PAGE_ROWS
 
@@ -110,7 +111,8 @@ class Table:
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(
             "CREATE TABLE rows (n INTEGER PRIMARY KEY, rank INTEGER NOT NULL, failed INTEGER NOT NULL,"
-            " confidence REAL, flagged INTEGER NOT NULL, reviewed INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL)"
+            " confidence REAL, flagged INTEGER NOT NULL, reviewed INTEGER NOT NULL DEFAULT 0,"
+            " changed INTEGER NOT NULL DEFAULT 0, text TEXT NOT NULL)"
         )
         fields = task.fields
         facts = [
@@ -130,6 +132,11 @@ class Table:
     def mark_reviewed(self, numbers: Iterable[int]) -> None:
         with self._lock:
             self._db.executemany("UPDATE rows SET reviewed = 1 WHERE n = ?", ((n,) for n in numbers))
+
+    def mark_changed(self, numbers: Iterable[int]) -> None:
+        """Rows whose answer changed since the previous run."""
+        with self._lock:
+            self._db.executemany("UPDATE rows SET changed = 1 WHERE n = ?", ((n,) for n in numbers))
 
     def page(self, query: Query) -> tuple[int, list[int]]:
         """How many rows match ``query``, and the numbers (in the file, from 0) of the rows on its page."""
@@ -155,6 +162,8 @@ class Table:
             where.append("flagged")
         if query.unreviewed:
             where.append("NOT reviewed")
+        if query.changed:
+            where.append("changed")
         if query.below is not None:
             where.append("confidence < ?")
             params.append(query.below)
