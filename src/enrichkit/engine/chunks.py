@@ -316,14 +316,14 @@ def _result(
     for n, (row, key) in enumerate(zip(chunk.table, chunk.keys, strict=True)):
         if (entry := found.get(key) or results.get(key)) is not None:
             answered = row | entry.values if type(row) is dict else {**row, **entry.values}
+            confidence = row_confidence(entry.confidence)
             if summary is not None:
-                confidence = row_confidence(entry.confidence)
                 answered["_confidence"] = confidence
                 answered["_flags"] = ",".join(entry.flags) or None
                 summary.add(confidence, entry.flags)
             for name, (column, counts) in known.items():
                 if column in row:
-                    counts.add(matches(entry.values.get(name), row[column]), row_confidence(entry.confidence))
+                    counts.add(matches(entry.values.get(name), row[column]), confidence)
             if reviewed is not None:
                 kept = reviewed.get(key)
                 stats.reviewed += len(kept or ())
