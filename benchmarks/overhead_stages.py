@@ -22,6 +22,7 @@ from enrichkit.engine.cache_io import fits_task, sound
 from enrichkit.engine.chunks import plan
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.context import run_fingerprint
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.output.files import row_writer
 from enrichkit.result import Stats
 from enrichkit.rows.files import iter_rows
@@ -36,7 +37,8 @@ def stages(folder: Path) -> dict[str, float]:
     took: defaultdict[str, float] = defaultdict(float)
     provider, cache, stats = instant_provider(), RowCache(folder / "cache"), Stats()
     seen = SeenIds("id")
-    fits = fits_task(TASK)
+    keys = FieldKeys(TASK, run_fingerprint(TASK, provider))
+    fits = fits_task(TASK, keys)
     clock = time.perf_counter
     with fewer_collections():
         start = clock()
@@ -46,7 +48,7 @@ def stages(folder: Path) -> dict[str, float]:
         with row_writer(folder / "out.csv", columns) as write:
             for offset in range(0, len(rows), CHUNK):
                 start = clock()
-                keyed = key_rows(rows[offset : offset + CHUNK], TASK, run_fingerprint(TASK, provider), seen, offset)
+                keyed = key_rows(rows[offset : offset + CHUNK], TASK, keys.fingerprint, seen, offset)
                 mark = clock()
                 took["keys"] += mark - start
                 found = cache.get_many(set(keyed.keys))
@@ -55,7 +57,7 @@ def stages(folder: Path) -> dict[str, float]:
                 sound(found, fits)
                 took["schema check"] += clock() - mark
                 mark = clock()
-                run = plan(keyed, found, stats)
+                run = plan(keyed, found, stats, keys)
                 took["plan"] += clock() - mark
                 mark = clock()
                 result = [{**row, **found[key].values} for row, key in zip(run.table, run.keys, strict=True)]

@@ -95,6 +95,8 @@ class Stats:
     failed: int = 0
     not_asked: int = 0
     """Of ``failed``: the rows never asked, because the run stopped (or was interrupted) first."""
+    partly_cached: int = 0
+    """Rows asked for some fields only: their answers to the others were cached (``engine.fieldkeys``)."""
     calls_packed: int = 0
     calls_single: int = 0
     calls_fallback: int = 0

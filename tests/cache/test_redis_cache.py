@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from enrichkit import UserError, enrich
+from enrichkit import Task, UserError, enrich
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import RowCache
 from enrichkit.cache.redis import RedisCache, connect
@@ -141,6 +141,25 @@ def test_a_run_on_redis_writes_the_same_entries_a_folder_would(redis_url: str, t
     keys = [key for key, _ in folder.find()]
     assert set(shared.get_many(keys)) == set(keys) and len(shared) == 30  # the same keys
     folder.close()
+    shared.close()
+
+
+@pytest.mark.redis
+def test_a_column_added_on_redis_asks_that_column_alone(redis_url: str) -> None:
+    rows = topic_rows(45)
+    columns = ["kind: concept|tool|practice", "summary: text, at most 12 words"]
+    two = Task.from_columns("Describe each topic.", ["topic", "description"], columns, id_field="id")
+    three = Task.from_columns("Describe each topic.", ["topic", "description"], [*columns, "level: low|high"])
+    with GeminiStub() as stub:
+        first = enrich(rows, two, cache=redis_url, base_url=stub.url, provider="gemini", progress=False)
+        sent = len(stub.generate_calls)
+        second = enrich(rows, three, cache=redis_url, base_url=stub.url, provider="gemini", progress=False)
+        asked = stub.generate_calls[sent:]
+        again = enrich(rows, three, cache=redis_url, base_url=stub.url, provider="gemini", progress=False)
+    assert len(asked) == 3 and all(set(c.schema["items"]["properties"]) <= {"id", "echo", "level"} for c in asked)
+    assert [(r["kind"], r["summary"]) for r in second.rows] == [(r["kind"], r["summary"]) for r in first.rows]
+    shared = RedisCache(redis_url)
+    assert again.stats.calls == 0 and again.rows == second.rows and len(shared) == 45  # one entry a row
     shared.close()
 
 

@@ -92,7 +92,8 @@ def test_a_rows_story_runs_and_logs(task: Task, cache_dir: Path) -> None:
     assert "25 rows · 0 cached · 24 enriched · 1 failed" in runs.output
     [record] = [json.loads(line) for line in cli("runs", "--json", "--cache-dir", str(cache_dir)).output.splitlines()]
     assert record["counts"]["calls"] == result.stats.calls and record["task"]["name"] == "roadmap-topic"
-    assert record["field_fingerprints"] is None and record["answers"] == 25 and record["logged"]
+    assert list(record["field_fingerprints"]) == task.fields and len(record["key_fingerprint"]) == 64
+    assert record["answers"] == 25 and record["logged"]
     story = cli("logs", "--row", "t4", "--json", "-n", "0", "--cache-dir", str(cache_dir)).output.splitlines()
     calls = [json.loads(line) for line in story]
     carried = [a for a in script.calls if a.action == "generate" and '"Topic number 4"' in a.prompt]

@@ -23,14 +23,20 @@ class Entry(NamedTuple):
     stored_at: float = 0.0
     confidence: dict[str, float] = {}  # noqa: RUF012 (never mutated: a NamedTuple's default)
     flags: tuple[str, ...] = ()
+    groups: str = ""
+    """The fingerprints of the field groups the values answer, sorted, space-separated (``engine.fieldkeys``):
+    one string, compared at once with a task's on every cached row."""
 
     def dumps(self, stored_at: float) -> str:
         """``{"v": values, "m": model, "u": [prompt, output], "t": stored_at}`` as compact JSON (numbers
-        as ``json`` writes them: their ``repr``), with ``"c": confidence`` and ``"f": flags`` when not empty."""
+        as ``json`` writes them: their ``repr``), with ``"c": confidence``, ``"f": flags`` and ``"g": groups``
+        when not empty."""
         usage = f"{self.prompt_tokens!r},{self.output_tokens!r}"
         extra = f',"c":{compact(self.confidence)}' if self.confidence else ""
         if self.flags:
             extra += f',"f":{compact(list(self.flags))}'
+        if self.groups:
+            extra += f',"g":{compact(self.groups)}'
         return f'{{"v":{compact(self.values)},"m":{compact(self.model)},"u":[{usage}],"t":{stored_at!r}{extra}}}'
 
     @classmethod
@@ -48,12 +54,29 @@ class Entry(NamedTuple):
             raise ValueError("not a cache entry (values or model of the wrong type)")
         if not (type(prompt) in _NUMBERS and type(output) in _NUMBERS and type(stored) in _NUMBERS):
             raise ValueError("not a cache entry (usage or time not numbers)")
-        confidence, flags = doc.get("c", {}), doc.get("f", ())
+        confidence, flags, groups = doc.get("c", {}), doc.get("f", ()), doc.get("g", "")
         if type(confidence) is not dict or not all(type(c) is float for c in confidence.values()):
             raise ValueError("not a cache entry (confidence not a map of probabilities)")
         if not isinstance(flags, list | tuple) or not all(type(f) is str for f in flags):
             raise ValueError("not a cache entry (flags not a list of names)")
-        return cls(values, model, prompt, output, stored, confidence, tuple(flags))
+        if type(groups) is not str:
+            raise ValueError("not a cache entry (groups not a text of fingerprints)")
+        return cls(values, model, prompt, output, stored, confidence, tuple(flags), interned(groups))
+
+
+_GROUPS: dict[str, str] = {}
+
+_MOST_GROUPS = 4096  # distinct texts of groups kept once (a run meets a few)
+
+
+def interned(groups: str) -> str:
+    """One text for the entries of the same groups: a cached re-run holds a million entries, not a million
+    copies of its task's fingerprints, and compares them by identity first."""
+    if (kept := _GROUPS.get(groups)) is not None:
+        return kept
+    if len(_GROUPS) < _MOST_GROUPS:
+        _GROUPS[groups] = groups
+    return groups
 
 
 def exact_entries(docs: list[Any]) -> bool:

@@ -61,12 +61,14 @@ def _text(value: Any) -> str:
 
 
 def agrees(schema: Mapping[str, Any], packed: Mapping[str, Any], single: Mapping[str, Any]) -> bool:
-    """Whether two answers of one row agree on every field (free text: at least ``SIMILAR`` similar)."""
+    """Whether two answers of one row agree on every field the single one answers (free text: at least
+    ``SIMILAR`` similar)."""
     return all(
         similarity(_text(packed.get(name)), _text(single.get(name))) >= SIMILAR
         if is_free_text(sub)
         else packed.get(name) == single.get(name)
         for name, sub in schema["properties"].items()
+        if name in single
     )
 
 
@@ -74,12 +76,13 @@ def agreement(
     schema: Mapping[str, Any], packed: Sequence[Mapping[str, Any]], single: Sequence[Mapping[str, Any]]
 ) -> dict[str, FieldAgreement]:
     """The agreement of every field of the output ``schema`` between ``packed`` and ``single``
-    answers of the same rows (pairwise; empty without rows)."""
-    pairs = list(zip(packed, single, strict=True))
-    if not pairs:
-        return {}
+    answers of the same rows (pairwise, over the rows whose single answer holds the field: a row asked for
+    some fields only, its others cached, answers those; empty without rows)."""
+    every = list(zip(packed, single, strict=True))
     fields: dict[str, FieldAgreement] = {}
     for name, sub in schema["properties"].items():
+        if not (pairs := [(p, s) for p, s in every if name in s]):
+            continue
         if is_free_text(sub):
             scores = [similarity(_text(p.get(name)), _text(s.get(name))) for p, s in pairs]
             share = sum(score >= SIMILAR for score in scores) / len(scores)
@@ -104,8 +107,9 @@ async def audit_packed(
     async def ask_alone(item: Work) -> None:
         """One audit call into ``single``; a failed call or an invalid answer gives none."""
         try:
-            reply = await scheduler.call(provider, codec.single_request(item), "audit")
-            values, problem = codec.check_values(parse_answer(reply.text, dict))
+            part = codec.of([item])  # a row asked for some fields only is audited on those
+            reply = await scheduler.call(provider, part.single_request(item), "audit")
+            values, problem = part.check_values(parse_answer(reply.text, dict))
         except (ProviderError, AnswerError):
             return
         if problem is None:

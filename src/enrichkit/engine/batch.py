@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from enrichkit.calls.prices import run_cost
-from enrichkit.engine.codec import PackCodec
+from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.live import LiveRun
 from enrichkit.engine.settle import Settlement
@@ -70,6 +70,8 @@ class Pack:
     echoes: list[str] | None = None
     size: int = 0
     """The size of the rung the pack was made at (0: the manifest's); one job holds every rung of a model."""
+    fields: list[str] | None = None
+    """The output fields its rows are asked for (None: all; ``Work.fields``)."""
 
 
 @dataclass
@@ -394,12 +396,13 @@ class BatchRun:
             requests: list[tuple[str, Request]] = []
             rungs = sorted((r for r in rows if r.fallback == fallback), key=lambda r: -r.size)
             for rung in rungs:
-                for group in codec.packs(rows[rung], rung.size):
+                for group in codec.packs(sorted(rows[rung], key=asking), rung.size):
                     if len(group) > 1:
                         ids, request = codec.pack_request(group)
                         pack = Pack([w.key for w in group], ids, codec.echoes(group), rung.size)
                     else:
                         request, pack = codec.single_request(group[0]), Pack([group[0].key], None, size=rung.size)
+                    pack.fields = None if group[0].fields is None else list(group[0].fields)
                     key = fingerprint({"keys": pack.keys, "rung": [rung.size, rung.fallback]})[:20]
                     packs[key] = pack
                     requests.append((key, request))
@@ -498,5 +501,7 @@ async def collect(
 
 def _stand_in(key: str, pack: Pack, n: int, codec: PackCodec) -> Work:
     """A row of the job that this run does not hold: enough to check and cache its answer."""
-    inputs = {codec.echo: pack.echoes[n]} if codec.echo and pack.echoes else {}
-    return Work(key, inputs, rows=0)  # not counted as a row of this run
+    fields = None if pack.fields is None else tuple(pack.fields)
+    echo = codec.of([Work(key, {}, rows=0, fields=fields)]).echo
+    inputs = {echo: pack.echoes[n]} if echo and pack.echoes else {}
+    return Work(key, inputs, rows=0, fields=fields)  # not counted as a row of this run

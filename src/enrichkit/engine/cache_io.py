@@ -23,24 +23,39 @@ from enrichkit.cache.base import Cache
 from enrichkit.cache.commits import GroupCommit
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.journal import Journal
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.errors import StorageError
-from enrichkit.task.schema import first_error, make_validator
+from enrichkit.task.schema import Validator, first_error, make_validator
 from enrichkit.task.task import Task
 
 Fits = Callable[[dict[str, Entry]], list[str]]
 
 
-def fits_task(task: Task) -> Fits:
+def fits_task(task: Task, keys: FieldKeys) -> Fits:
     """The keys of the entries whose values do not fit ``task``'s output schema (the check their answers passed
-    when they were stored): all at once by the compiled check where it vouches for every one, else one by one."""
+    when they were stored): all at once by the compiled check where it vouches for every one, else one by one.
+    An entry answering some of the task's field groups (``FieldKeys``) is held to those groups' schema; one
+    answering none of them is no misfit (another task's answers: a miss, not damage)."""
     validator = make_validator(task.schema)
     fast = validator.fast
     values = itemgetter(0)  # ``Entry.values``
+    parts: dict[str, Validator] = {keys.all: validator}
+
+    def fits(entry: Entry) -> bool:
+        if entry.groups == keys.all:
+            return first_error(validator, entry.values) is None
+        part, _ = keys.split(entry)
+        if part is None:
+            return True
+        if (check := parts.get(part.groups)) is None:
+            fields = [name for gid in part.groups.split() for name in keys.groups[gid]]
+            check = parts[part.groups] = make_validator(task.subset(fields).schema)
+        return first_error(check, part.values) is None
 
     def misfits(found: dict[str, Entry]) -> list[str]:
         if fast is not None and all(map(fast, map(values, found.values()))):
             return []
-        return [key for key, entry in found.items() if first_error(validator, entry.values) is not None]
+        return [key for key, entry in found.items() if not fits(entry)]
 
     return misfits
 
@@ -56,8 +71,9 @@ def sound(found: dict[str, Entry], fits: Fits) -> list[str]:
 class CacheIO:
     """The cache of a run, called from its event loop (``close`` when the run ends)."""
 
-    def __init__(self, cache: Cache, fits: Fits | None = None, journal: Journal | None = None) -> None:
+    def __init__(self, cache: Cache, keys: FieldKeys, fits: Fits | None = None, journal: Journal | None = None) -> None:
         self.cache = cache
+        self.keys = keys  # the task's field groups: what entries answer
         self.fits = fits  # None: entries are served as the cache decodes them
         self.journal = journal  # where answers go that the cache cannot take (None: they are in the output only)
         self.damaged = 0  # entries found damaged, or not fitting the schema, by this run's look-ups
@@ -100,7 +116,13 @@ class CacheIO:
         await asyncio.get_running_loop().run_in_executor(self._thread, self.cache.release, keys)
 
     def _put(self, entries: Mapping[str, Entry]) -> None:
-        """``Cache.put_many``; entries it cannot store (a full disk, a lost server) are kept in the journal."""
+        """``Cache.put_many``; entries it cannot store (a full disk, a lost server) are kept in the journal. An
+        entry answering some field groups only (its row's others were not known: ``enrichkit jobs collect``)
+        is merged with the answers the cache holds for the others."""
+        keys = self.keys
+        if some := [key for key, entry in entries.items() if entry.groups != keys.all]:
+            stored = self.cache.get_many(some)
+            entries = {**entries, **{key: keys.merged(entries[key], stored.get(key)) for key in some}}
         try:
             self.cache.put_many(entries)
         except StorageError:

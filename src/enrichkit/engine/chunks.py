@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from enrichkit.cache.entry import Entry
@@ -22,10 +22,11 @@ from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
 from enrichkit.engine.batch import BatchRun, JobStore, endpoint
 from enrichkit.engine.cascade import check_model, escalate
-from enrichkit.engine.codec import PackCodec
+from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.confidence import row_confidence
 from enrichkit.engine.context import RunContext
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
@@ -58,21 +59,35 @@ class Chunk:
     work: dict[str, Work]
     inputs: list[dict[str, Any]]
     reviewed: Kept | None = None  # reviewed values and rows asked again (None: the task has none)
+    partial: dict[str, Entry] = field(default_factory=dict)
+    """The cached answers of rows asked for some fields only (``Work.fields``), by key."""
 
 
-def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats) -> Chunk:
-    """The unique work left once the cache ``found`` some rows; hits and duplicates counted into ``stats``."""
+def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats, keys: FieldKeys) -> Chunk:
+    """The unique work left once the cache ``found`` some rows; hits and duplicates counted into ``stats``.
+    A row whose entry answers some of the task's field groups only (``FieldKeys``) is asked for the others:
+    its entry goes from ``found`` to ``Chunk.partial``."""
     stats.rows += len(keyed.table)
     work: dict[str, Work] = {}
+    every = keys.all
+    partial: dict[str, Entry] = {}
     for key, values, text, rid in zip(keyed.keys, keyed.inputs, keyed.texts, keyed.ids, strict=True):
-        if key in found:
+        if (entry := found.get(key)) is not None and entry.groups == every:
             stats.cache_hits += 1
         elif key in work:
             work[key].rows += 1
             stats.duplicates += 1
         else:
-            work[key] = Work(key, values, row_id=rid, text=text)
-    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work, keyed.inputs)
+            fields = None
+            if entry is not None:
+                del found[key]
+                part, missing = keys.split(entry)
+                if part is not None:
+                    partial[key], fields = part, missing
+            work[key] = Work(key, values, row_id=rid, text=text, fields=fields)
+    if partial:
+        stats.partly_cached += sum(work[key].rows for key in partial)
+    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work, keyed.inputs, partial=partial)
 
 
 async def lookup(context: RunContext, keyed: Keyed) -> tuple[dict[str, Entry], Kept | None]:
@@ -81,7 +96,7 @@ async def lookup(context: RunContext, keyed: Keyed) -> tuple[dict[str, Entry], K
     io = context.io
     found = {} if io is None else await io.get_many(set(keyed.keys))
     reviewing = context.reviewing
-    return found, None if reviewing is None else reviewing.kept(keyed.inputs, keyed.keys, found)
+    return found, None if reviewing is None else reviewing.kept(keyed.inputs, keyed.keys, found, context.keys.all)
 
 
 async def run_chunks(
@@ -142,7 +157,7 @@ async def run_chunks(
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
             entries, kept = await found
-            chunk = plan(keyed, entries, stats)
+            chunk = plan(keyed, entries, stats, context.keys)
             chunk.reviewed = kept
             if context.io is not None:
                 stats.damaged = context.io.damaged
@@ -156,9 +171,11 @@ async def run_chunks(
                     interrupt.arm()
             settled(stats.cache_hits - hits)
             codec = context.codec(models[0])
-            settlement = Settlement(stats, context.io, settled, primary=models[0].model)
+            settlement = Settlement(stats, context.io, settled, primary=models[0].model, partial=chunk.partial)
             live = LiveRun(codec, settlement, scheduler, models, ladder, sizer, context.log)
             work = list(chunk.work.values())
+            if chunk.partial:
+                work.sort(key=asking)  # rows asking for the same fields pack together
             if unchecked and work:
                 unchecked = False
                 await check_model(context, work)

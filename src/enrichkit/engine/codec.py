@@ -7,7 +7,7 @@ the answers settle is the ``Settlement``'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from enrichkit.engine.confidence import closed_fields, read_confidence
@@ -42,6 +42,12 @@ PACK_PROMPT_BUDGET = 24_000
 PACK_OUTPUT_BUDGET = 8_000
 
 
+def asking(item: Work) -> tuple[bool, tuple[str, ...]]:
+    """The order rows are packed in (``sorted(work, key=asking)``): those asking for every field, then by the
+    fields they ask for."""
+    return item.fields is not None, item.fields or ()
+
+
 class PackCodec:
     """Packs, requests and answers of one task, as a provider with ``id_style`` takes them.
 
@@ -50,7 +56,11 @@ class PackCodec:
     against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
     the model reads the answer schema (``Capabilities.reads_schema``); ``logprobs``: requests ask for token
     log-probabilities, and answers that carry them give their closed fields' confidence; ``own_words``: a
-    single row's first answer whose summary copies its row is refused (``Capabilities.own_words``)."""
+    single row's first answer whose summary copies its row is refused (``Capabilities.own_words``).
+
+    A row to ask for some fields only (``Work.fields``: the others are cached) is packed with rows asking
+    for the same ones, and asked and checked by the codec of the task holding those fields alone (``part``
+    makes it): its prompt and answer schema name them alone."""
 
     def __init__(
         self,
@@ -63,8 +73,10 @@ class PackCodec:
         reads_schema: bool = True,
         logprobs: bool = False,
         own_words: bool = False,
+        part: Callable[[tuple[str, ...]], PackCodec] | None = None,
     ) -> None:
         self.task = task
+        self._part = part
         self.logprobs = logprobs
         self.closed = closed_fields(task.schema)
         self.id_style = id_style
@@ -82,15 +94,25 @@ class PackCodec:
 
     # -- packs and requests --------------------------------------------------------------------
 
+    def of(self, items: Sequence[Work]) -> PackCodec:
+        """The codec that asks ``items`` (rows asking for the same fields): this one, or the part of the task
+        they ask for."""
+        fields = items[0].fields
+        if fields is None or self._part is None or fields == tuple(self._fields):
+            return self
+        return self._part(fields)
+
     def packs(self, work: Sequence[Work], size: int) -> list[list[Work]]:
-        """Greedy packs of up to ``size`` rows, closed early when a token budget would overflow."""
+        """Greedy packs of up to ``size`` rows asking for the same fields, closed early when a token budget
+        would overflow."""
         packs: list[list[Work]] = []
         current: list[Work] = []
         tokens = 0
         for item in work:
             over_prompt = tokens + item.prompt_tokens > PACK_PROMPT_BUDGET
             over_output = (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
-            if current and (len(current) >= size or over_prompt or over_output):
+            other = bool(current) and item.fields != current[0].fields
+            if current and (len(current) >= size or over_prompt or over_output or other):
                 packs.append(current)
                 current, tokens = [], 0
             current.append(item)
@@ -101,6 +123,8 @@ class PackCodec:
 
     def pack_request(self, items: Sequence[Work]) -> tuple[list[str], Request]:
         """The pack-local ids and the request of a pack of ``items``."""
+        if (codec := self.of(items)) is not self:
+            return codec.pack_request(items)
         ids = pack_ids(len(items))
         field, words = self._echo_plan(items)
         records = [(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]
@@ -117,6 +141,8 @@ class PackCodec:
     def single_request(self, item: Work, rejected: str | None = None) -> Request:
         """The request of one row on its own (object schema, no id); ``rejected``: why its previous
         answer was refused, for the model to repair."""
+        if (codec := self.of([item])) is not self:
+            return codec.single_request(item, rejected)
         return Request(
             system=self._system,
             prompt=single_prompt(item.inputs, rejected, self._reads_schema),
@@ -128,6 +154,8 @@ class PackCodec:
 
     def echoes(self, items: Sequence[Work]) -> list[str] | None:
         """What each packed answer must echo of its row (None without the echo check)."""
+        if (codec := self.of(items)) is not self:
+            return codec.echoes(items)
         field, words = self._echo_plan(items)
         return [echo_text(w.inputs.get(field), words) for w in items] if field else None
 
@@ -149,6 +177,8 @@ class PackCodec:
     ) -> Checked[Work]:
         """A pack's answer checked item by item: ids exactly once, values valid, not cross-wired. ``echoes``:
         what each item must echo (a batch job's manifest keeps them), else ``echoes(items)``."""
+        if (codec := self.of(items)) is not self:
+            return codec.read_pack(reply, ids, items, echoes)
         by_id = dict(zip(ids, items, strict=True))
         try:
             payload, broken = parse_items(reply.text)
@@ -182,6 +212,8 @@ class PackCodec:
 
     def read_single(self, reply: Reply, item: Work, repair: bool = False) -> Checked[Work]:
         """One row's answer checked (``repair``: an answer to a repair, not held to ``own_words`` again)."""
+        if (codec := self.of([item])) is not self:
+            return codec.read_single(reply, item, repair)
         try:
             payload = parse_answer(reply.text, dict)
         except AnswerError as exc:

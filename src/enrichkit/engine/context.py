@@ -18,6 +18,7 @@ from enrichkit.engine.cache_io import CacheIO, fits_task
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.confidence import closed_fields
 from enrichkit.engine.crosswire import carries_words, text_fields
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.engine.prompt import PROMPT_VERSION
 from enrichkit.engine.refusals import model_name, remembered
 from enrichkit.engine.reviewed import Reviewing, serving
@@ -28,6 +29,7 @@ from enrichkit.options import Limiter, RunOptions
 from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.providers.base import Provider
 from enrichkit.rows.keys import fingerprint
+from enrichkit.task.groups import TIES
 from enrichkit.task.task import Task
 
 
@@ -35,8 +37,8 @@ from enrichkit.task.task import Task
 class RunContext:
     """What every part of a run shares. ``fingerprint`` is what every cache key of the run holds besides
     the row's inputs; ``echo`` and ``affinity`` are the cross-wiring checks of packed answers
-    (``crosswire_checks``). Fallback models, the limiter and the cache's thread are made on first use;
-    ``aclose`` closes what the context made."""
+    (``crosswire_checks``); ``keys``: the field groups each cached answer is tagged with. Fallback models,
+    the limiter and the cache's thread are made on first use; ``aclose`` closes what the context made."""
 
     task: Task
     options: RunOptions
@@ -57,6 +59,8 @@ class RunContext:
     log: CallLog | None = field(default=None, init=False)  # the call log, while a recorded run goes on
     reviewing: Reviewing | None = field(default=None, init=False)  # reviewed values (None: the task has none)
     closed: bool = field(default=False, init=False)
+    keys: FieldKeys = field(init=False)  # the task's field groups, and what cached entries answer of them
+    _parts: dict[tuple[int, tuple[str, ...]], PackCodec] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def open(cls, task: Task, options: RunOptions) -> RunContext:
@@ -65,9 +69,10 @@ class RunContext:
         provider = choice.provider
         size = min(options.pack_size, provider.capabilities.max_pack_size)
         echo, affinity = crosswire_checks(task, options.echo, size)
-        keyprint = run_fingerprint(task, provider, echo)
+        keyprint = run_fingerprint(task, provider)
         check_known(task, options)
         context = cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
+        context.keys = FieldKeys(task, keyprint)
         context.reviewing = serving(task, options)
         if options.escalate is not None:
             context.check_escalation()
@@ -147,22 +152,33 @@ class RunContext:
     def io(self) -> CacheIO | None:
         """The cache, called from the event loop (None without one)."""
         if self._io is None and self.cache is not None:
-            self._io = CacheIO(self.cache, fits_task(self.task), self.journal)
+            self._io = CacheIO(self.cache, self.keys, fits_task(self.task, self.keys), self.journal)
         return self._io
 
-    def codec(self, provider: Provider | None = None) -> PackCodec:
-        """The run's pack codec, with the call deadline of ``provider`` (default the main one)."""
+    def codec(self, provider: Provider | None = None, fields: tuple[str, ...] | None = None) -> PackCodec:
+        """The run's pack codec, with the call deadline of ``provider`` (default the main one); ``fields``: the
+        codec of the task asking those fields alone (with its own cross-wiring checks), made once."""
         provider = provider or self.provider
-        return PackCodec(
-            self.task,
+        task, echo, affinity = self.task, self.echo, self.affinity
+        if fields is not None:
+            if (made := self._parts.get((id(provider), fields))) is not None:
+                return made
+            task = self.task.subset(fields)
+            echo, affinity = crosswire_checks(task, self.options.echo, self.pack_size)
+        codec = PackCodec(
+            task,
             id_style=provider.capabilities.id_style,
-            echo=self.echo,
-            affinity=self.affinity,
+            echo=echo,
+            affinity=affinity,
             timeout=self.options.timeout or provider.capabilities.timeout,
             reads_schema=provider.capabilities.reads_schema,
             logprobs=self.asks_logprobs(provider),
             own_words=provider.capabilities.own_words,
+            part=(lambda part: self.codec(provider, part)) if fields is None else None,
         )
+        if fields is not None:
+            self._parts[id(provider), fields] = codec
+        return codec
 
     async def aclose(self) -> None:
         self.closed = True
@@ -203,10 +219,14 @@ def choose(options: RunOptions) -> Choice:
     )
 
 
-def run_fingerprint(task: Task, provider: Provider, echo: bool = False) -> str:
-    """What every cache key of a run shares: task, prompt format, provider and model settings."""
-    prompt = {"version": PROMPT_VERSION, "echo": echo}
-    return fingerprint({"task": task.fingerprint(), "prompt": prompt, "provider": provider.name, **provider.settings()})
+def run_fingerprint(task: Task, provider: Provider) -> str:
+    """What every cache key of a run shares: the task's instruction, inputs and output schema bar its fields
+    (each field group's own schema tags its answers: ``engine.fieldkeys``), the prompt format, provider and
+    model settings. (Whether packed answers echo their row is a check, not part of the question: not in it.)"""
+    shared = {k: v for k, v in task.schema.items() if k not in TIES and k not in ("properties", "required")}
+    parts = {"instruction": task.instruction, "inputs": list(task.inputs), "output": shared}
+    prompt = {"version": PROMPT_VERSION}
+    return fingerprint({"task": parts, "prompt": prompt, "provider": provider.name, **provider.settings()})
 
 
 def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[bool, bool]:

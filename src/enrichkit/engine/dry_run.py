@@ -1,5 +1,6 @@
-"""The dry run: what a run would send and roughly what it would cost, without calling the model; and
-``--show-prompt``: the exact request of the first pack."""
+"""The dry run: what a run would send and roughly what it would cost, without calling the model, and per
+output field how many rows are cached and how many will be asked, and why (against the latest run of the
+task's name in the cache folder's history); and ``--show-prompt``: the exact request of the first pack."""
 
 from __future__ import annotations
 
@@ -8,13 +9,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.chunks import Chunk, lookup, plan
+from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.context import RunContext
-from enrichkit.engine.prompt import ECHO_TOKENS, expected_output_tokens
+from enrichkit.engine.prompt import ECHO_TOKENS
+from enrichkit.history.runs import RunHistory, RunRecord
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.result import Cost, Stats
 from enrichkit.rows.keys import key_rows
+from enrichkit.rows.work import Work
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """One output field in a dry run: rows whose answer is cached, rows to ask, and why they are asked."""
+
+    name: str
+    cached: int
+    to_ask: int
+    why: str = ""
+    """Why the rows to ask are asked: "its description changed", "new field", "the instruction changed",
+    "new rows" ... (empty: none to ask)."""
+
+    def __str__(self) -> str:
+        if not self.to_ask:
+            return f"{self.name}: {self.cached:,} cached"
+        cached = f", {self.cached:,} cached" if self.cached else ""
+        return f"{self.name}: {self.to_ask:,} to ask — {self.why}{cached}"
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,12 @@ class DryRun:
     """The tokens' cost at ``prices.json``'s rates, live and at the batch price (None: the model has no price)."""
     agreement: bool = False
     """The figures count every row twice: its confidence is measured by two packings (``engine.agreement``)."""
+    partly_cached: int = 0
+    """Of ``to_send``: the rows asked for some fields only, their others cached."""
+    fields: tuple[FieldPlan, ...] = ()
+    """Per output field, the rows cached and to ask, and why (the calls and tokens count only what is asked)."""
+    since: str | None = None
+    """The run of the history the reasons compare with (None: none of this task's name)."""
 
     @property
     def calls(self) -> int:
@@ -45,7 +74,7 @@ async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: 
     """Every row in one chunk, keyed and looked up as the run would."""
     keyed = key_rows(rows, context.task, context.fingerprint)
     found, _ = await lookup(context, keyed)
-    return plan(keyed, found, stats)
+    return plan(keyed, found, stats, context.keys)
 
 
 async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> DryRun:
@@ -57,13 +86,13 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     stats = Stats()
     chunk = await _chunk(context, rows, stats)
     codec, provider = context.codec(), context.provider
-    packs = codec.packs(list(chunk.work.values()), context.pack_size)
+    packs = codec.packs(sorted(chunk.work.values(), key=asking), context.pack_size)
     requests = [codec.pack_request(pack)[1] for pack in packs]
     estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
     counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
-    per_row = expected_output_tokens(context.task) + (ECHO_TOKENS if context.echo else 0)
-    prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(len(pack) * per_row for pack in packs)
+    prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(map(_output_tokens, [codec] * len(packs), packs))
+    previous = latest_run(context)
     sizes = [len(pack) for pack in packs]
     if twice := context.by_agreement:  # the second packing: the same rows in other packs of the same sizes
         sizes, prompt_tokens, output_tokens = sizes * 2, prompt_tokens * 2, output_tokens * 2
@@ -81,7 +110,66 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         tokens_counted=counted is not None,
         cost=Cost(0.0, 0.0, free=True) if local else cost_of(provider.model, prompt_tokens, output_tokens),
         agreement=twice,
+        partly_cached=len(chunk.partial),
+        fields=tuple(field_plans(context, chunk, stats.cache_hits, previous)),
+        since=None if previous is None else previous.run,
     )
+
+
+def _output_tokens(codec: PackCodec, pack: list[Work]) -> int:
+    """The answer tokens a pack is expected to take: its fields' (and its echo's)."""
+    part = codec.of(pack)
+    return part.expected_output_tokens(len(pack)) + (ECHO_TOKENS * len(pack) if part.echo else 0)
+
+
+def latest_run(context: RunContext) -> RunRecord | None:
+    """The latest run in the history of the cache folder of a task of the same name (None: none)."""
+    folder = context.options.cache_dir or default_dir()
+    if not (folder / "history").is_dir():
+        return None
+    name = context.task.name
+    return next((run for run in RunHistory(folder).runs() if run.task.get("name") == name), None)
+
+
+def field_plans(context: RunContext, chunk: Chunk, hits: int, previous: RunRecord | None) -> list[FieldPlan]:
+    """Per output field, the rows cached (``hits`` rows hold every field) and to ask, and why."""
+    fields = context.task.fields
+    to_ask = dict.fromkeys(fields, 0)
+    for item in chunk.work.values():
+        for name in item.fields or fields:
+            to_ask[name] += item.rows
+    rows = hits + sum(item.rows for item in chunk.work.values())
+    return [
+        FieldPlan(name, rows - to_ask[name], to_ask[name], why(context, name, previous) if to_ask[name] else "")
+        for name in fields
+    ]
+
+
+def why(context: RunContext, name: str, previous: RunRecord | None) -> str:
+    """Why rows are asked for the field ``name``, from what changed since the ``previous`` run of the task."""
+    if previous is None:
+        return "no earlier run of this task in the cache folder"
+    task, before = context.task, previous.task
+    if previous.key_fingerprint != context.fingerprint:
+        if before.get("instruction") != task.instruction:
+            return "the instruction changed"
+        if before.get("inputs") != list(task.inputs):
+            return "the inputs changed"
+        if (previous.provider, previous.model) != (context.provider.name, context.provider.model):
+            return f"the model changed (was {previous.provider} / {previous.model})"
+        return "the prompt format or the model's settings changed"
+    prints = previous.field_fingerprints or {}
+    if name not in prints:
+        return "new field"
+    if prints[name] != context.keys.by_field()[name]:
+        was = before.get("output", {}).get("properties", {}).get(name, {})
+        now = task.schema["properties"][name]
+        if was == now:
+            return "a field it is asked with changed"
+        if {**was, "description": None} == {**now, "description": None}:
+            return "its description changed"
+        return "its schema changed"
+    return "new rows (or rows not answered before)"
 
 
 async def first_prompt(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> str | None:

@@ -44,7 +44,8 @@ def _store(options: RunOptions) -> JobStore:
 async def _opened(manifest: Manifest, options: RunOptions) -> AsyncIterator[tuple[RunContext, BatchBackend]]:
     """The run that submitted ``manifest``'s job, as far as collecting it needs (its task, checks and cache),
     and the batch API of its provider and model."""
-    task = Task(manifest.task["instruction"], manifest.task["inputs"], manifest.task["output"])
+    doc = manifest.task
+    task = Task(doc["instruction"], doc["inputs"], doc["output"], together=doc.get("together", ()))
     base_url = options.base_url or manifest.base_url  # the run's endpoint, unless another is given
     given = options.replace(provider=manifest.provider, model=manifest.model, echo=manifest.echo, base_url=base_url)
     context = RunContext.open(task, given)

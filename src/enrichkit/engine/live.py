@@ -164,6 +164,10 @@ class LiveRun:
                 self._await(held, rung)
         if not items:
             return
+        if len(asking := {w.fields for w in items}) > 1:  # a salvage pool's rows asking for other fields
+            for fields in asking:
+                self._send([w for w in items if w.fields == fields], rung)
+            return
         if len(items) > max(1, self.ladder.cap):  # formed before the ladder gave this size up
             self._salvage(items, Rung(2 * self.ladder.cap, rung.fallback), blocked=False)
             return

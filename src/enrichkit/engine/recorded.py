@@ -76,7 +76,7 @@ def _record(
         at=started,
         task=context.task.document(),
         task_fingerprint=fingerprint(context.task.fingerprint()),
-        field_fingerprints=None,
+        field_fingerprints=context.keys.by_field(),
         provider=context.provider.name,
         model=context.provider.model,
         options=options_of(context.options),
@@ -88,4 +88,5 @@ def _record(
         stopped=(stats.stopped if stats is not None else "") or error,
         answers=kept,
         logged=log is not None and log.calls > 0,
+        key_fingerprint=context.fingerprint,
     )

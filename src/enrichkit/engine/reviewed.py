@@ -315,10 +315,12 @@ class Reviewing:
         self._check = FieldCheck(task)
         self._fields = task.fields
 
-    def kept(self, inputs: Sequence[Mapping[str, Any]], keys: Sequence[str], found: dict[str, Entry]) -> Kept:
+    def kept(
+        self, inputs: Sequence[Mapping[str, Any]], keys: Sequence[str], found: dict[str, Entry], groups: str
+    ) -> Kept:
         """The reviewed values of a chunk's rows (their ``inputs`` and cache ``keys``), by cache key; a row
-        whose every field is reviewed is added to ``found`` (the cache's hits) as an answer of its own, and
-        a row sent to be asked again is taken out of it."""
+        whose every field is reviewed is added to ``found`` (the cache's hits) as an answer of its own (to
+        every field group: ``groups``), and a row sent to be asked again is taken out of it."""
         by_review = [review_key(row) for row in inputs]
         stored = self.store.values(self._id, by_review)
         marked = self.store.marked(self._id, by_review)
@@ -333,8 +335,8 @@ class Reviewing:
             if not values:
                 continue
             kept.values[key] = values
-            if key not in found and len(values) == len(self._fields):
-                found[key] = Entry(values, REVIEWED_MODEL)
+            if (key not in found or found[key].groups != groups) and len(values) == len(self._fields):
+                found[key] = Entry(values, REVIEWED_MODEL, groups=groups)
         return kept
 
     def answered(self, kept: Kept, results: Mapping[str, Entry]) -> None:

@@ -20,7 +20,8 @@ class Settlement:
     """``results`` and ``failures`` by row key, and ``packed``: the rows answered in a pack of more than one
     (what the audit samples). ``on_settled(rows)`` is called as rows settle. An answer by another model than
     ``primary`` (when given) is flagged ``fallback``; one for a row whose earlier answer was refused as an
-    answer for another row, ``crosswire``; every answer carries the flags of ``mark``."""
+    answer for another row, ``crosswire``; every answer carries the flags of ``mark``. ``partial``: the
+    cached answers of rows asked for some fields only (by key), merged with their new answers."""
 
     def __init__(
         self,
@@ -29,12 +30,14 @@ class Settlement:
         on_settled: Callable[[int], None] | None = None,
         primary: str | None = None,
         mark: tuple[str, ...] = (),
+        partial: Mapping[str, Entry] | None = None,
     ) -> None:
         self.stats = stats
         self.io = io
         self.on_settled = on_settled
         self.primary = primary
         self.mark = mark
+        self.partial = partial or {}
         self.results: dict[str, Entry] = {}
         self.failures: dict[str, str] = {}
         self.packed: dict[str, Work] = {}
@@ -63,6 +66,7 @@ class Settlement:
             return None
         share_in, share_out = usage.prompt_tokens / pack_size, usage.output_tokens / pack_size
         confidence, suspected = checked.confidence, self.suspected
+        keys = None if self.io is None else self.io.keys
         entries = {
             w.key: Entry(
                 values,
@@ -72,9 +76,13 @@ class Settlement:
                 0.0,
                 confidence.get(w, {}),
                 (*flags, "crosswire") if w.key in suspected else flags,
+                "" if keys is None else keys.group_ids(w.fields),
             )
             for w, values in answers.items()
         }
+        if self.partial and keys is not None:
+            partial = self.partial
+            entries = {key: keys.merged(entry, partial.get(key)) for key, entry in entries.items()}
         self.results.update(entries)
         if pack_size > 1:
             self.packed.update((w.key, w) for w in answers)
@@ -92,10 +100,12 @@ class Settlement:
         return self.io.store(entries)  # last: answers whose write fails (a lost Redis) still reach the output
 
     def hits(self, found: Mapping[str, Entry], items: Iterable[Work]) -> list[Work]:
-        """Settle the ``items`` the cache ``found`` (stored since the run looked them up) as hits; the others."""
+        """Settle the ``items`` the cache ``found`` (stored since the run looked them up) as hits; the others
+        (and those whose entry answers some fields only)."""
         rest = []
+        every = None if self.io is None else self.io.keys.all
         for w in items:
-            if (entry := found.get(w.key)) is not None:
+            if (entry := found.get(w.key)) is not None and entry.groups == every:
                 self.results[w.key] = entry
                 self.stats.cache_hits += w.rows
                 self._settled(w.rows)

@@ -3,7 +3,8 @@ and a later line where the command line notes the output file the run wrote.
 
 A record holds the run's id and time, the task as its file holds it and the task's fingerprint, provider,
 model, options, counts, cost, wall time, output path, and how many of its answers were kept for ``diff``.
-``field_fingerprints`` is where a fingerprint per output field goes once cache keys are per field (None until then).
+``field_fingerprints`` holds each output field's group fingerprint and ``key_fingerprint`` what every cache key
+of the run shares (``engine.fieldkeys``): the dry run tells by them what a change to the task will ask again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class RunRecord:
     """The task as a task file holds it (``Task.document``)."""
     task_fingerprint: str
     field_fingerprints: dict[str, str] | None
+    """Each output field's group fingerprint (``engine.fieldkeys``)."""
     provider: str
     model: str
     options: dict[str, Any]
@@ -58,6 +60,8 @@ class RunRecord:
     output_stamp: list[int] | None = None
     """The output file's size and modification time (ns) just after the run wrote it."""
     notes: dict[str, Any] = field(default_factory=dict)
+    key_fingerprint: str | None = None
+    """What every cache key of the run holds besides the row's inputs (``engine.context.run_fingerprint``)."""
 
     def document(self) -> dict[str, Any]:
         return asdict(self)

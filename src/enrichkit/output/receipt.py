@@ -10,7 +10,7 @@ from typing import Any
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.audit import SIMILAR
 from enrichkit.engine.confidence import LOW
-from enrichkit.engine.dry_run import DryRun
+from enrichkit.engine.dry_run import DryRun, FieldPlan
 from enrichkit.engine.reasons import reason_kind
 from enrichkit.result import BANDS, NO_CONFIDENCE, UNKNOWN_COST, Confidence, Cost, Stats, counted, usd
 
@@ -125,8 +125,9 @@ def run_text(report: dict[str, Any]) -> str:
     waiting = f"{pending:,} submitted and waiting in batch jobs, " if pending else ""
     not_asked = f"{report['not_asked']:,} not asked; " if report.get("not_asked") else ""
     rate = f"{report['success_rate']:.1%} done so far" if pending else f"{report['success_rate']:.1%} ok"
+    partly = f" ({_partly(report.get('partly_cached', 0))})" if report.get("partly_cached") else ""
     lines += [
-        f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched,"
+        f"{head}{counted(rows, 'row')}: {counted(hits, 'cache hit')}, {report['enriched']:,} newly enriched{partly},"
         f" {waiting}{failed:,} failed ({not_asked}{rate})",
         f"calls: {report['calls']:,} ({_batch_calls(report)}{report['calls_packed']:,} packed,"
         f" {report['calls_single']:,} single,"
@@ -222,6 +223,7 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "cache_hits": dry.cache_hits,
         "duplicates": dry.duplicates,
         "rows_to_send": dry.to_send,
+        "partly_cached": dry.partly_cached,
         "calls": dry.calls,
         "calls_packed": sum(size > 1 for size in dry.packs),
         "calls_single": dry.packs.count(1),
@@ -231,16 +233,23 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "tokens": "counted by the model on one pack, scaled" if dry.tokens_counted else "estimated (4 chars/token)",
         "cost": _prices(dry.cost),
         "agreement": dry.agreement,
+        "fields": [{"name": f.name, "cached": f.cached, "to_ask": f.to_ask, "why": f.why or None} for f in dry.fields],
+        "since_run": dry.since,
     }
 
 
 def dry_run_text(report: dict[str, Any]) -> str:
     lines = [
         f"dry run — nothing sent. {counted(report['rows'], 'row')}: {counted(report['cache_hits'], 'cache hit')},"
-        f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send",
+        f" {report['duplicates']:,} in-run duplicates, {report['rows_to_send']:,} to send"
+        + (f" ({_partly(report['partly_cached'])})" if report.get("partly_cached") else ""),
         f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
+    if fields := report.get("fields"):
+        since = f" (since run {report['since_run']})" if report.get("since_run") else ""
+        lines.append(f"fields{since}:")
+        lines += [f"  {FieldPlan(f['name'], f['cached'], f['to_ask'], f['why'] or '')}" for f in fields]
     if report.get("agreement"):
         lines.append(
             "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"
@@ -254,6 +263,10 @@ def dry_run_text(report: dict[str, Any]) -> str:
     else:
         lines.append(f"est. cost: {usd(cost['live_usd'])} live ({usd(cost['batch_usd'])} at the batch price)")
     return "\n".join(lines)
+
+
+def _partly(rows: int) -> str:
+    return f"{rows:,} asked for new or changed fields only, their others cached"
 
 
 def _planned_calls(report: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ import orjson
 
 from enrichkit.cache.folder import RowCache
 from enrichkit.engine.cache_io import Fits, fits_task, sound
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.errors import StorageError, UserError
 from enrichkit.output.atomic import TEMP_SUFFIX, atomic, storage_errors, temp_prefix
 from enrichkit.output.files import columns_of, line_renderer
@@ -193,8 +194,10 @@ def _mostly_cached(run: Run) -> bool:
     except UserError:
         return False  # the usual way names the problem
     cache = RowCache(run.cache_dir)
+    every = FieldKeys(run.task, run.fingerprint).all
     try:
-        return len(cache.get_many(keys)) >= MIN_HIT_SHARE * len(keys) > 0
+        hits = sum(entry.groups == every for entry in cache.get_many(keys).values())
+        return hits >= MIN_HIT_SHARE * len(keys) > 0
     finally:
         cache.close()
 
@@ -210,7 +213,8 @@ def _sweep_part(start: int, end: int, part: str) -> Part:
         out.gave_up = str(exc)
         return out
     _, render = line_renderer(run.output, run.columns)
-    fits = fits_task(run.task)
+    keys = FieldKeys(run.task, run.fingerprint)
+    fits = fits_task(run.task, keys)
     try:
         with run.source.open("rb") as stream, open(part, "wb") as into:
             stream.seek(start)
@@ -219,7 +223,7 @@ def _sweep_part(start: int, end: int, part: str) -> Part:
                 if not block.endswith(b"\n") and stream.tell() < end:
                     block += stream.readline()
                 first = start == 0 and not out.rows
-                out.gave_up = _sweep_block(run, block, out, cache, render, into, first, fits)
+                out.gave_up = _sweep_block(run, block, out, cache, render, into, first, fits, keys.all)
     except (UserError, StorageError, OSError) as exc:  # the usual way names the problem
         out.gave_up = str(exc)
     finally:
@@ -236,9 +240,11 @@ def _sweep_block(
     into: IO[bytes],
     first: bool,
     fits: Fits,
+    every: str,
 ) -> str:
     """Key and look up a block's rows, write the hits and note the misses into ``out`` (``first``: the
-    file's first block); why the sweep gives up, or empty."""
+    file's first block; ``every``: the field groups an entry answers to be a hit, ``FieldKeys.all``); why
+    the sweep gives up, or empty."""
     lines = block.split(b"\n")
     if not lines[-1]:
         lines.pop()
@@ -254,7 +260,7 @@ def _sweep_block(
     known = set(run.columns)
     done: list[Row] = []
     for n, (row, key) in enumerate(zip(rows, keyed.keys, strict=True)):
-        if (entry := found.get(key)) is not None:
+        if (entry := found.get(key)) is not None and entry.groups == every:
             row = row | entry.values
             if first and n == 0 and list(row) != run.columns:
                 return "the first row's answer lacks a column"  # the first rows' answers set the columns

@@ -19,6 +19,8 @@ class Work:
     attempts: int = 0
     row_id: Any = None
     """The id (or number) of the first row with this content: what the call log names it by."""
+    fields: tuple[str, ...] | None = None
+    """The output fields to ask (None: all; a row whose other fields are cached: the missing ones)."""
     text: InitVar[str | None] = None  # the inputs' canonical JSON, when the caller has it already
     prompt_tokens: int = field(init=False)
 

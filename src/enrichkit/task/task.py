@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from enrichkit.errors import UserError
 from enrichkit.task.columns import parse_columns
+from enrichkit.task.groups import field_groups, sub_schema
 from enrichkit.task.hints import did_you_mean
 from enrichkit.task.schema import OutputValidator, keyword_problem
 
@@ -85,6 +86,8 @@ class Task:
     id_field: str | None = None
     name: str = "task"
     source: str = field(default="<task>", compare=False)
+    together: Sequence[Sequence[str]] = ()
+    """Groups of output fields asked, cached and re-asked together (besides those the schema ties: ``task.groups``)."""
     schema: dict[str, Any] = field(init=False)
     model: type[BaseModel] | None = field(init=False, compare=False)
 
@@ -92,12 +95,15 @@ class Task:
         schema = _schema_of(output)
         schema.setdefault("required", list(schema.get("properties", {})))
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "together", tuple(tuple(names) for names in self.together))
         object.__setattr__(self, "schema", schema)
         is_model = isinstance(output, type) and issubclass(output, BaseModel)
         object.__setattr__(self, "model", output if is_model else None)
         doc: dict[str, Any] = {"instruction": self.instruction, "inputs": list(self.inputs), "output": schema}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
+        if self.together:
+            doc["together"] = [list(names) for names in self.together]
         _check(doc, self.source)
 
     @classmethod
@@ -122,6 +128,7 @@ class Task:
             id_field=doc.get("id_field"),
             name=doc.get("name", p.stem),
             source=str(p),
+            together=doc.get("together", ()),
         )
 
     @classmethod
@@ -146,6 +153,8 @@ class Task:
         doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": list(self.inputs)}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
+        if self.together:
+            doc["together"] = [list(names) for names in self.together]
         return doc | {"output": self.schema}
 
     @property
@@ -153,9 +162,21 @@ class Task:
         """Names of the output columns, in schema order."""
         return list(self.schema["properties"])
 
+    @property
+    def groups(self) -> list[tuple[str, ...]]:
+        """The field groups: fields cached, and asked again, together (``task.groups``)."""
+        return field_groups(self.schema, self.together)
+
+    def subset(self, fields: Sequence[str]) -> Task:
+        """This task asking only ``fields`` (a union of its groups)."""
+        output = sub_schema(self.schema, fields)
+        return Task(self.instruction, self.inputs, output, self.id_field, self.name, self.source)
+
     def fingerprint(self) -> dict[str, Any]:
-        """Everything about the task that changes answers (not its name, id field or file path)."""
-        return {"instruction": self.instruction, "inputs": list(self.inputs), "output": self.schema}
+        """Everything about the task that changes answers (not its name, id field or file path), and the fields it
+        asks together (when it names any)."""
+        doc = {"instruction": self.instruction, "inputs": list(self.inputs), "output": self.schema}
+        return doc | {"together": [list(names) for names in self.together]} if self.together else doc
 
 
 def _check(doc: Any, source: str) -> None:
@@ -176,6 +197,10 @@ def _check(doc: Any, source: str) -> None:
     for i, name in enumerate(doc["output"].get("required", [])):
         if name not in props:
             raise UserError(f"{source}: $.output.required[{i}]: {name!r} is not a property")
+    for i, names in enumerate(doc.get("together", [])):
+        for j, name in enumerate(names):
+            if name not in props:
+                raise UserError(f"{source}: $.together[{i}][{j}]: {name!r} is not an output field")
     clash = sorted(set(props) & set(doc["inputs"]))
     if clash:
         raise UserError(f"{source}: $.output.properties: {clash[0]!r} is also an input field")
