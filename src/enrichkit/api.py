@@ -175,5 +175,7 @@ async def adry_run(
 def dry_run(rows: Rows | RowFile, task: Task | str | Path, options: RunOptions | None = None, **given: Any) -> DryRun:
     """What ``enrich`` would send, and roughly how many tokens, without calling the model: prompt tokens
     are the provider's own count of the first pack (``countTokens`` is free on Gemini) scaled to all
-    packs by length, or a four-characters-a-token estimate where it cannot count."""
+    packs by length, or a four-characters-a-token estimate where it cannot count. ``DryRun.fields``: per output
+    field, the rows cached and the rows to ask, and why (a new field, a changed description, instruction or
+    model, new rows), against the latest run of the task's name in the cache folder's history."""
     return run_sync(adry_run(rows, task, options, **given))
