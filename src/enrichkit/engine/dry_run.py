@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from enrichkit.calls.prices import cost_of
-from enrichkit.engine.chunks import Chunk, lookup, plan
+from enrichkit.engine.chunks import Chunk, keyed_rows, lookup, oversized, plan
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.prompt import ECHO_TOKENS, expected_output_tokens
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.result import Cost, Stats
-from enrichkit.rows.keys import key_rows
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,9 @@ class DryRun:
     """The tokens' cost at ``prices.json``'s rates, live and at the batch price (None: the model has no price)."""
     agreement: bool = False
     """The figures count every row twice: its confidence is measured by two packings (``engine.agreement``)."""
+    media: tuple[int, int, int] | None = None
+    """For a task with media inputs: the images and documents to send, their prompt tokens (in
+    ``prompt_tokens``, priced with them), and the rows that fail for their media (None: the task has none)."""
 
     @property
     def calls(self) -> int:
@@ -43,9 +45,11 @@ class DryRun:
 
 async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: Stats) -> Chunk:
     """Every row in one chunk, keyed and looked up as the run would."""
-    keyed = key_rows(rows, context.task, context.fingerprint)
+    keyed = await keyed_rows(context, list(rows))
     found, _ = await lookup(context, keyed)
-    return plan(keyed, found, stats)
+    chunk = plan(keyed, found, stats)
+    oversized(chunk, keyed.broken, context.provider)
+    return chunk
 
 
 async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> DryRun:
@@ -56,10 +60,11 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     """
     stats = Stats()
     chunk = await _chunk(context, rows, stats)
+    failed = sum(chunk.broken.values())
     codec, provider = context.codec(), context.provider
     packs = codec.packs(list(chunk.work.values()), context.pack_size)
-    requests = [codec.pack_request(pack)[1] for pack in packs]
-    estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
+    requests = [codec.pack_request(pack, load=False)[1] for pack in packs]
+    estimated = [estimate_tokens(r.system + r.prompt) + r.media_tokens for r in requests]
     counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
     per_row = expected_output_tokens(context.task) + (ECHO_TOKENS if context.echo else 0)
@@ -81,6 +86,9 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         tokens_counted=counted is not None,
         cost=Cost(0.0, 0.0, free=True) if local else cost_of(provider.model, prompt_tokens, output_tokens),
         agreement=twice,
+        media=(sum(len(r.media) for r in requests), sum(r.media_tokens for r in requests), failed)
+        if context.task.media
+        else None,
     )
 
 
@@ -93,7 +101,7 @@ async def first_prompt(context: RunContext, rows: Iterable[Mapping[str, Any]]) -
         return None
     codec, provider = context.codec(), context.provider
     pack = codec.packs(work, context.pack_size)[0]
-    request = codec.single_request(pack[0]) if len(pack) == 1 else codec.pack_request(pack)[1]
+    request = codec.single_request(pack[0], load=False) if len(pack) == 1 else codec.pack_request(pack, load=False)[1]
     if (as_sent := getattr(provider, "as_sent", None)) is not None:  # a provider that adds to the request
         request = as_sent(request)
     return "\n".join(

@@ -214,7 +214,8 @@ def _audit_calls(report: dict[str, Any]) -> str:
 
 
 def dry_run_report(dry: DryRun) -> dict[str, Any]:
-    return {
+    media = {} if dry.media is None else dict(zip(("media", "media_tokens", "media_failed"), dry.media, strict=True))
+    return media | {
         "dry_run": True,
         "provider": dry.provider,
         "model": dry.model,
@@ -241,6 +242,11 @@ def dry_run_text(report: dict[str, Any]) -> str:
         f"calls: {_planned_calls(report)}",
         f"tokens: ~{report['prompt_tokens']:,} in / ~{report['output_tokens']:,} out ({report['tokens']})",
     ]
+    if "media" in report:
+        lines.append(
+            f"media: {report['media']:,} images and documents to send (~{report['media_tokens']:,} of the"
+            f" tokens in); {counted(report['media_failed'], 'row')} whose media cannot be sent fail"
+        )
     if report.get("agreement"):
         lines.append(
             "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"

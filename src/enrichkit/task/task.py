@@ -76,7 +76,9 @@ class Task:
     ``output`` is a JSON Schema object (``{"type": "object", "properties": {...}}``) or a pydantic
     model class; ``schema`` is it as a plain JSON Schema dict (a model's is generated, with its
     ``$ref``s inlined), ``model`` the pydantic class if one was given. Properties without an explicit
-    ``required`` list are all required.
+    ``required`` list are all required. An input is a field name, or a media input
+    ``{"name": "photo", "media": "image"}`` (``image``, ``pdf``, or ``media`` for either): ``inputs`` keeps
+    the names, ``media`` the media inputs' kinds by name.
     """
 
     instruction: str
@@ -87,15 +89,19 @@ class Task:
     source: str = field(default="<task>", compare=False)
     schema: dict[str, Any] = field(init=False)
     model: type[BaseModel] | None = field(init=False, compare=False)
+    media: dict[str, str] = field(init=False, compare=False)
 
     def __post_init__(self, output: Mapping[str, Any] | type[BaseModel]) -> None:
         schema = _schema_of(output)
         schema.setdefault("required", list(schema.get("properties", {})))
-        object.__setattr__(self, "inputs", tuple(self.inputs))
+        given: list[Any] = list(self.inputs)
+        media = {str(i.get("name")): str(i.get("media")) for i in given if isinstance(i, Mapping)}
+        object.__setattr__(self, "media", media)
+        object.__setattr__(self, "inputs", tuple(str(i.get("name")) if isinstance(i, Mapping) else i for i in given))
         object.__setattr__(self, "schema", schema)
         is_model = isinstance(output, type) and issubclass(output, BaseModel)
         object.__setattr__(self, "model", output if is_model else None)
-        doc: dict[str, Any] = {"instruction": self.instruction, "inputs": list(self.inputs), "output": schema}
+        doc: dict[str, Any] = {"instruction": self.instruction, "inputs": given, "output": schema}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
         _check(doc, self.source)
@@ -135,18 +141,30 @@ class Task:
         name: str = "task",
     ) -> Task:
         """A task from one-line column specs (``enrichkit.columns``), e.g.
-        ``Task.from_columns("Classify each review", "text", ["sentiment: positive|negative|neutral"])``."""
+        ``Task.from_columns("Classify each review", "text", ["sentiment: positive|negative|neutral"])``; an
+        input ``NAME:KIND`` (``photo:image``; ``pdf``, ``media``) is a media input."""
         if not instruction.strip():
             raise UserError("the instruction is empty: say what the model must do for each row")
         output = {"type": "object", "properties": parse_columns(columns)}
-        return cls(instruction, [inputs] if isinstance(inputs, str) else inputs, output, id_field, name, "columns")
+        specs: Any = [_input_spec(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
+        return cls(instruction, specs, output, id_field, name, "columns")
 
     def document(self) -> dict[str, Any]:
         """The task as a task file holds it (``Task.from_file`` reads it back)."""
-        doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": list(self.inputs)}
+        doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": self.input_specs}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
         return doc | {"output": self.schema}
+
+    @property
+    def input_specs(self) -> list[str | dict[str, str]]:
+        """The inputs as a task file lists them: names, and the media inputs as objects."""
+        return [{"name": n, "media": self.media[n]} if n in self.media else n for n in self.inputs]
+
+    @property
+    def text_inputs(self) -> list[str]:
+        """The inputs that are not media."""
+        return [n for n in self.inputs if n not in self.media]
 
     @property
     def fields(self) -> list[str]:
@@ -155,7 +173,18 @@ class Task:
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything about the task that changes answers (not its name, id field or file path)."""
-        return {"instruction": self.instruction, "inputs": list(self.inputs), "output": self.schema}
+        return {"instruction": self.instruction, "inputs": self.input_specs, "output": self.schema}
+
+
+MEDIA_KINDS = ("image", "pdf", "media")
+
+
+def _input_spec(text: str) -> str | dict[str, str]:
+    """A one-line input: ``name``, or ``name:kind`` for a media input."""
+    name, colon, kind = text.rpartition(":")
+    if colon and kind.strip() in MEDIA_KINDS and name.strip():
+        return {"name": name.strip(), "media": kind.strip()}
+    return text
 
 
 def _check(doc: Any, source: str) -> None:
@@ -176,6 +205,9 @@ def _check(doc: Any, source: str) -> None:
     for i, name in enumerate(doc["output"].get("required", [])):
         if name not in props:
             raise UserError(f"{source}: $.output.required[{i}]: {name!r} is not a property")
-    clash = sorted(set(props) & set(doc["inputs"]))
+    names = [i["name"] if isinstance(i, dict) else i for i in doc["inputs"]]
+    if len(set(names)) < len(names):
+        raise UserError(f"{source}: $.inputs: {next(n for n in names if names.count(n) > 1)!r} is listed twice")
+    clash = sorted(set(props) & set(names))
     if clash:
         raise UserError(f"{source}: $.output.properties: {clash[0]!r} is also an input field")
