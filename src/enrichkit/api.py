@@ -45,11 +45,13 @@ def load_task(task: Task | str | Path) -> Task:
     return task if isinstance(task, Task) else Task.from_file(task)
 
 
-def options_of(options: RunOptions | None, given: Mapping[str, Any]) -> RunOptions:
-    """``options`` with the keyword arguments ``given`` on top (either may be empty)."""
-    if options is None:
-        return RunOptions.of(given)
-    return options.replace(**given) if given else options
+def options_of(options: RunOptions | None, given: Mapping[str, Any], rows: object = None) -> RunOptions:
+    """``options`` with the keyword arguments ``given`` on top (either may be empty); a row file's folder
+    is where a media input's relative paths are read from, unless ``media_root`` says otherwise."""
+    opts = RunOptions.of(given) if options is None else options.replace(**given) if given else options
+    if isinstance(rows, str | os.PathLike) and opts.media_root is None:
+        return opts.replace(media_root=Path(os.fspath(rows)).parent)
+    return opts
 
 
 async def aenrich_chunks(
@@ -69,9 +71,10 @@ async def aenrich_chunks(
     read and after every settled row. The options are ``RunOptions``' fields, as an object or as
     keyword arguments. A path (``str`` or ``Path``) is a row file, read a chunk at a time.
     """
+    opts = options_of(options, given, rows)
     if isinstance(rows, str | os.PathLike):
         rows = iter_rows(os.fspath(rows))
-    context = RunContext.open(load_task(task), options_of(options, given))
+    context = RunContext.open(load_task(task), opts)
     try:
         async with contextlib.aclosing(recorded(context, run_chunks(context, rows, on_progress=on_progress))) as chunks:
             async for result in chunks:
@@ -108,7 +111,7 @@ async def aenrich(
     **given: Any,
 ) -> EnrichResult:
     """Enrich ``rows`` with the columns of ``task`` in one go (see ``enrich``)."""
-    opts = options_of(options, given).replace(chunk_rows=None)
+    opts = options_of(options, given, rows).replace(chunk_rows=None)
     rows = read_if_path(rows)
     task, given_rows = load_task(task), source(rows)  # a DataFrame in: result.frame out
     with progress_bar(rows, progress) as on_progress:
@@ -165,7 +168,7 @@ async def adry_run(
     rows: Rows | RowFile, task: Task | str | Path, options: RunOptions | None = None, **given: Any
 ) -> DryRun:
     """The cache hits, packs and estimated tokens of a run, without calling the model (see ``dry_run``)."""
-    context = RunContext.open(load_task(task), options_of(options, given))
+    context = RunContext.open(load_task(task), options_of(options, given, rows))
     try:
         return await dry_run_of(context, source(read_if_path(rows)).rows)
     finally:

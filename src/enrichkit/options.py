@@ -27,6 +27,7 @@ CHUNK_ROWS = 20_000  # rows read, looked up, enriched and written at a time
 POLL_SECONDS = 30.0  # batch mode: the first wait between looks at a job
 AUTO_BATCH_ROWS = 2_000  # --mode auto: a batch job from this many rows to send (100 packed requests) up
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+MAX_MEDIA_MB = 20.0  # the default size cap of one image or document of a row
 
 
 class Limiter(Protocol):
@@ -90,7 +91,9 @@ class RunOptions:
     field, which cost nothing; True: always; False: never, and no log-probabilities are asked for);
     ``escalate``: an ``Escalate`` (the doubtful rows asked again on a stronger model); ``check_against``:
     output field -> input column holding the known answer (``{"category": "group"}`` or
-    ``"category=group"``), never sent, the answers' accuracy reported.
+    ``"category=group"``), never sent, the answers' accuracy reported. ``media_root``: the folder a media
+    input's relative paths are read from (default: the input file's folder, else the working folder);
+    ``max_media_mb``: the size cap of one image or document (a bigger one fails its row).
     """
 
     provider: ProviderName | Provider | None = None
@@ -130,6 +133,8 @@ class RunOptions:
     confidence: bool | None = None
     escalate: Escalate | None = None
     check_against: Mapping[str, str] | str | None = None
+    media_root: Path | None = None
+    max_media_mb: float = MAX_MEDIA_MB
 
     def __post_init__(self) -> None:
         if not 1 <= self.pack_size <= MAX_PACK_SIZE:
@@ -160,7 +165,9 @@ class RunOptions:
             object.__setattr__(self, "check_against", known_pairs(self.check_against))
         if self.escalate is not None and self.confidence is False:
             raise UserError("escalation picks rows by their confidence: drop --no-confidence")
-        for name in ("cache_dir", "model_path"):
+        if self.max_media_mb <= 0:
+            raise UserError(f"max media MB must be positive, not {self.max_media_mb:g}")
+        for name in ("cache_dir", "model_path", "media_root"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
 

@@ -55,7 +55,7 @@ class Budget:
 
     def check_estimate(self, model: str, requests: Sequence[Request], output_tokens: int, rows: int) -> None:
         """Estimate the first chunk's ``rows`` (sent as ``requests``); refuse a batch run over the budget."""
-        prompt = sum(estimate_tokens(r.system) + estimate_tokens(r.prompt) for r in requests)
+        prompt = sum(estimate_tokens(r.system) + estimate_tokens(r.prompt) + r.media_tokens for r in requests)
         self.estimate = self._price(model).cost(prompt, output_tokens, batch=self.batch)
         if self.estimate <= self.limit:
             return
@@ -71,7 +71,7 @@ class Budget:
         """Let a call go out only if even its worst case, with the calls in flight, keeps the spend within
         the budget (waiting for calls in flight to be answered while it does not); its worst case, held
         until ``spend`` or ``release``."""
-        prompt = estimate_tokens(request.system) + estimate_tokens(request.prompt)
+        prompt = estimate_tokens(request.system) + estimate_tokens(request.prompt) + request.media_tokens
         worst = self._price(model).cost(prompt, request.max_output_tokens, batch=self._calls_batch)
         while self.jobs_spent + self.spent + self.in_flight + worst > self.limit and self._calls:
             self._settled.clear()

@@ -125,7 +125,9 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         while True:
             async with self.admission.slot():
-                await self.limiter.acquire(estimate_tokens(request.system) + estimate_tokens(request.prompt))
+                await self.limiter.acquire(
+                    estimate_tokens(request.system) + estimate_tokens(request.prompt) + request.media_tokens
+                )
                 stamp, fills = await self._cleared(), self.admission.slots.fills
                 quiet = self._watch_quiet(fills)
                 try:

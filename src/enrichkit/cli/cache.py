@@ -201,13 +201,14 @@ def lookup(
     from enrichkit.task.task import Task
 
     given = {k: v for k, v in kwargs.items() if k not in ("quiet", "verbose")}
-    options = RunOptions.of(given).replace(cache_dir=given["cache_dir"] or default_dir())
+    root = None if input_path == "-" else Path(input_path).parent  # where a media input's paths are read from
+    options = RunOptions.of(given).replace(cache_dir=given["cache_dir"] or default_dir(), media_root=root)
     with task_path(task, instruction, inputs, columns, id_field) as path:
         run = Task.from_file(path)
     rows = list(itertools.islice(iter_rows(input_path, csv_format=csv_format(delimiter, encoding)), limit))
     context = RunContext.open(run, options)
     try:
-        keyed = key_rows(rows, run, context.fingerprint)
+        keyed = key_rows(rows, run, context.fingerprint, media=context.media)
         found = {} if context.cache is None else context.cache.get_many(keyed.keys)
     finally:
         asyncio.run(context.aclose())

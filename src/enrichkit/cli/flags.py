@@ -13,7 +13,16 @@ import click
 
 from enrichkit.cli.common import BASE_URL, CACHE, CACHE_DIR, MODEL, F, quiet_verbose
 from enrichkit.errors import UserError
-from enrichkit.options import AUTO_BATCH_ROWS, MAX_PACK_SIZE, MODES, POLL_SECONDS, STRAGGLERS, Escalate, RunOptions
+from enrichkit.options import (
+    AUTO_BATCH_ROWS,
+    MAX_MEDIA_MB,
+    MAX_PACK_SIZE,
+    MODES,
+    POLL_SECONDS,
+    STRAGGLERS,
+    Escalate,
+    RunOptions,
+)
 from enrichkit.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -127,6 +136,14 @@ def enrich_options(command: F) -> F:
             " answers' accuracy, overall and by confidence band.",
         ),
         click.option("--concurrency", type=click.IntRange(min=1), help="Calls in flight at once."),
+        click.option(
+            "--max-media-mb",
+            type=click.FloatRange(min=0, min_open=True),
+            default=MAX_MEDIA_MB,
+            show_default=True,
+            metavar="MB",
+            help="A media input's image or PDF bigger than this fails its row (files, and URLs as they download).",
+        ),
         click.option(
             "--max-cost",
             type=click.FloatRange(min=0, min_open=True),
@@ -257,6 +274,8 @@ def split_options(kwargs: dict[str, Any]) -> tuple[RunOptions, CliOptions]:
             raise click.UsageError("--json and --report both write the receipt: choose one")
         kwargs["report"] = stdout_output("json")
     kwargs["escalate"] = escalation(kwargs.pop("escalate_below"), kwargs.pop("escalate_model"))
+    if kwargs.get("source") is not None:  # a media input's relative paths are read from the input file's folder
+        kwargs["media_root"] = kwargs["source"].parent
     run = RunOptions.of({k: v for k, v in kwargs.items() if k in _RUN})
     return run, CliOptions(**{k: v for k, v in kwargs.items() if k in _CLI})
 

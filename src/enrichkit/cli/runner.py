@@ -256,6 +256,7 @@ def _swept(context: RunContext, output: Path, cli: CliOptions) -> ContextManager
         or not sweep.eligible(source, output)
         or (columns := sweep.columns(source, context.task)) is None
         or context.reviewing is not None  # the sweep reads the cache alone: reviewed values go the usual way
+        or context.task.media  # its keys need the media read: the usual way reads them once
     ):
         return contextlib.nullcontext()
     assert options.cache_dir is not None

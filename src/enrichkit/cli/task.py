@@ -23,7 +23,13 @@ def one_line_options(command: F) -> F:
     """``--instruction``, ``--input``, ``--column`` and ``--id-field``: a task without a file."""
     options = [
         click.option("--instruction", help="What the model must do for each row (instead of a task file)."),
-        click.option("--input", "inputs", multiple=True, help="A row field the model reads; repeatable."),
+        click.option(
+            "--input",
+            "inputs",
+            multiple=True,
+            help="A row field the model reads; repeatable. NAME:image, NAME:pdf or NAME:media: the field holds an"
+            " image or PDF (a path, an http(s) or data: URL).",
+        ),
         click.option(
             "--column",
             "columns",

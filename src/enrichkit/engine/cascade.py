@@ -48,7 +48,7 @@ async def check_model(context: RunContext, work: Sequence[Work]) -> None:
     if strong is None or not work:
         return
     codec = context.codec(strong)
-    request = codec.pack_request(codec.packs(list(work), context.pack_size)[0])[1]
+    request = codec.pack_request(codec.packs(list(work), context.pack_size)[0], load=False)[1]
     try:
         await asyncio.wait_for(strong.count_tokens(request), PREFLIGHT_SECONDS)
     except FatalProviderError as exc:

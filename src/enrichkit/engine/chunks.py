@@ -7,6 +7,7 @@ snapshot of the figures as they were when it was made.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
@@ -22,7 +23,7 @@ from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
 from enrichkit.engine.batch import BatchRun, JobStore, endpoint
 from enrichkit.engine.cascade import check_model, escalate
-from enrichkit.engine.codec import PackCodec, asking
+from enrichkit.engine.codec import REQUEST_TEXT_ROOM, PackCodec, asking
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.confidence import row_confidence
 from enrichkit.engine.context import RunContext
@@ -41,6 +42,7 @@ from enrichkit.providers.base import Provider
 from enrichkit.providers.redact import redacted_url
 from enrichkit.result import Confidence, EnrichResult, Failure, KnownAnswers, Stats
 from enrichkit.rows.keys import Keyed, key_rows
+from enrichkit.rows.media import encoded_size, media_of, shown
 from enrichkit.rows.seen_ids import SeenIds
 from enrichkit.rows.work import Work
 
@@ -61,6 +63,7 @@ class Chunk:
     reviewed: Kept | None = None  # reviewed values and rows asked again (None: the task has none)
     partial: dict[str, Entry] = field(default_factory=dict)
     """The cached answers of rows asked for some fields only (``Work.fields``), by key."""
+    broken: dict[str, int] = field(default_factory=dict)  # key -> rows whose media cannot be sent (never asked)
 
 
 def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats, keys: FieldKeys) -> Chunk:
@@ -71,8 +74,11 @@ def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats, keys: FieldKeys) -
     work: dict[str, Work] = {}
     every = keys.all
     partial: dict[str, Entry] = {}
+    broken: dict[str, int] = {}
     for key, values, text, rid in zip(keyed.keys, keyed.inputs, keyed.texts, keyed.ids, strict=True):
-        if (entry := found.get(key)) is not None and entry.groups == every:
+        if key in keyed.broken:
+            broken[key] = broken.get(key, 0) + 1
+        elif (entry := found.get(key)) is not None and entry.groups == every:
             stats.cache_hits += 1
         elif key in work:
             work[key].rows += 1
@@ -87,7 +93,16 @@ def plan(keyed: Keyed, found: dict[str, Entry], stats: Stats, keys: FieldKeys) -
             work[key] = Work(key, values, row_id=rid, text=text, fields=fields)
     if partial:
         stats.partly_cached += sum(work[key].rows for key in partial)
-    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work, keyed.inputs, partial=partial)
+    return Chunk(keyed.table, keyed.ids, keyed.keys, found, work, keyed.inputs, partial=partial, broken=broken)
+
+
+async def keyed_rows(
+    context: RunContext, rows: list[Mapping[str, Any]], seen: SeenIds | None = None, at: int | list[int] = 0
+) -> Keyed:
+    """``key_rows`` of the run's ``rows``; a task with media reads them on threads (files, URLs)."""
+    if context.media is None:
+        return key_rows(rows, context.task, context.fingerprint, seen, at)
+    return await asyncio.to_thread(key_rows, rows, context.task, context.fingerprint, seen, at, media=context.media)
 
 
 async def lookup(context: RunContext, keyed: Keyed) -> tuple[dict[str, Entry], Kept | None]:
@@ -151,13 +166,14 @@ async def run_chunks(
     with fewer_collections():
         for rows_of_chunk in _chunks(rows, chunk_rows):
             at = stats.rows if numbers is None else list(itertools.islice(numbers, len(rows_of_chunk)))
-            keyed = key_rows(rows_of_chunk, task, context.fingerprint, seen, at)
+            keyed = await keyed_rows(context, rows_of_chunk, seen, at)
             found = lookup(context, keyed)
             if previous is not None:
                 yield previous  # written while the cache looks this chunk up
             hits = stats.cache_hits
             entries, kept = await found
             chunk = plan(keyed, entries, stats, context.keys)
+            oversized(chunk, keyed.broken, primary)
             chunk.reviewed = kept
             if context.io is not None:
                 stats.damaged = context.io.damaged
@@ -172,6 +188,7 @@ async def run_chunks(
             settled(stats.cache_hits - hits)
             codec = context.codec(models[0])
             settlement = Settlement(stats, context.io, settled, primary=models[0].model, partial=chunk.partial)
+            _fail_broken(chunk, keyed.broken, settlement)
             live = LiveRun(codec, settlement, scheduler, models, ladder, sizer, context.log)
             work = list(chunk.work.values())
             if chunk.partial:
@@ -201,6 +218,34 @@ async def run_chunks(
         _remember_refusals(context, [stats] if previous is None else [stats, previous.stats])
         if previous is not None:
             yield previous
+
+
+def oversized(chunk: Chunk, reasons: dict[str, str], provider: Provider) -> None:
+    """Fail the rows whose media alone pass what one request of ``provider`` holds (with why in ``reasons``):
+    no pack, not even the row alone, could carry them."""
+    limits = provider.capabilities.media
+    if limits is None or not chunk.work or not media_of(next(iter(chunk.work.values())).inputs):
+        return
+    room = limits.request_bytes - REQUEST_TEXT_ROOM
+    for key, item in list(chunk.work.items()):
+        size = sum(encoded_size(ref) for ref in media_of(item.inputs))
+        if size > room:
+            del chunk.work[key]
+            chunk.partial.pop(key, None)
+            chunk.broken[key] = item.rows
+            reasons[key] = (
+                f"its media take {size / 1e6:.1f} MB base64-encoded, more than one {provider.name} request"
+                f" holds ({limits.request_bytes / 1e6:g} MB with its text)"
+            )
+
+
+def _fail_broken(chunk: Chunk, reasons: Mapping[str, str], settlement: Settlement) -> None:
+    """Fail the rows whose media cannot be sent, with why: never asked, never cached."""
+    for key, rows in chunk.broken.items():
+        settlement.failures[key] = reasons[key]
+        settlement.stats.failed += rows
+        if settlement.on_settled is not None:
+            settlement.on_settled(rows)
 
 
 def check_columns(known: Mapping[str, str] | str | None, table: list[Mapping[str, Any]]) -> None:
@@ -248,7 +293,7 @@ def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: i
     """The run's budget, with the first chunk's estimate (a batch run over it is refused)."""
     budget = Budget(limit, mode=mode)
     packs = codec.packs(work, size)
-    requests = [codec.pack_request(pack)[1] for pack in packs]
+    requests = [codec.pack_request(pack, load=False)[1] for pack in packs]
     output_tokens = sum(codec.expected_output_tokens(len(p)) for p in packs)
     budget.check_estimate(primary.model, requests, output_tokens, sum(w.rows for w in work))
     return budget
@@ -354,7 +399,8 @@ def _result(
                 stats.failed += 1  # no answer: the run stopped first
                 stats.not_asked += not attempts
             reason = settlement.failures.get(key) or _unanswered(stats, attempts)
-            failures.append(Failure(chunk.ids[n], reason, attempts, {f: row[f] for f in fields}))
+            inputs = {f: shown(row[f]) if f in task.media else row[f] for f in fields}  # media as named, not as bytes
+            failures.append(Failure(chunk.ids[n], reason, attempts, inputs))
     stats.est_cost = run_cost(stats, local_models(models))
     return EnrichResult(rows, failures, stats.snapshot(), model=task.model)
 

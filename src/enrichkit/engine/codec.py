@@ -18,9 +18,9 @@ from enrichkit.engine.prompt import (
     echo_text,
     expected_output_tokens,
     pack_ids,
-    pack_prompt,
+    pack_prompt_at,
     pack_schema,
-    single_prompt,
+    single_prompt_at,
     system_instruction,
 )
 from enrichkit.engine.validation import (
@@ -32,7 +32,9 @@ from enrichkit.engine.validation import (
     parse_answer,
     parse_items,
 )
-from enrichkit.providers.base import IdStyle, Reply, Request
+from enrichkit.providers.base import IdStyle, Media, MediaLimits, Reply, Request
+from enrichkit.providers.media_cost import media_tokens
+from enrichkit.rows.media import PDF, MediaReader, MediaRef, encoded_size, media_of, text_of
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
 from enrichkit.task.scripts import scripts
@@ -40,6 +42,11 @@ from enrichkit.task.task import Task
 
 PACK_PROMPT_BUDGET = 24_000
 PACK_OUTPUT_BUDGET = 8_000
+PACK_MEDIA_BUDGET = 100_000
+"""The prompt tokens a pack's images and documents may take (a pack closes before; every provider's
+context holds it with room to spare)."""
+REQUEST_TEXT_ROOM = 1_000_000
+"""The bytes of a request left to its text when media fill it up to the provider's limit."""
 
 
 def asking(item: Work) -> tuple[bool, tuple[str, ...]]:
@@ -56,7 +63,9 @@ class PackCodec:
     against the rows of their pack (``crosswire``); ``timeout``: each request's deadline; ``reads_schema``:
     the model reads the answer schema (``Capabilities.reads_schema``); ``logprobs``: requests ask for token
     log-probabilities, and answers that carry them give their closed fields' confidence; ``own_words``: a
-    single row's first answer whose summary copies its row is refused (``Capabilities.own_words``).
+    single row's first answer whose summary copies its row is refused (``Capabilities.own_words``);
+    ``media``: what the provider takes of a row's images and documents (``Capabilities.media``), read when a
+    request is made by ``reader``.
 
     A row to ask for some fields only (``Work.fields``: the others are cached) is packed with rows asking
     for the same ones, and asked and checked by the codec of the task holding those fields alone (``part``
@@ -73,9 +82,13 @@ class PackCodec:
         reads_schema: bool = True,
         logprobs: bool = False,
         own_words: bool = False,
+        media: MediaLimits | None = None,
+        reader: MediaReader | None = None,
         part: Callable[[tuple[str, ...]], PackCodec] | None = None,
     ) -> None:
         self.task = task
+        self.media = media
+        self.reader = reader
         self._part = part
         self.logprobs = logprobs
         self.closed = closed_fields(task.schema)
@@ -104,52 +117,96 @@ class PackCodec:
 
     def packs(self, work: Sequence[Work], size: int) -> list[list[Work]]:
         """Greedy packs of up to ``size`` rows asking for the same fields, closed early when a token budget
-        would overflow."""
+        would overflow, or the provider's limits on a request's media (their tokens, bytes and number)."""
         packs: list[list[Work]] = []
         current: list[Work] = []
-        tokens = 0
+        tokens = media = sent = count = 0
+        limits = self.media
         for item in work:
             over_prompt = tokens + item.prompt_tokens > PACK_PROMPT_BUDGET
-            over_output = (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
-            other = bool(current) and item.fields != current[0].fields
-            if current and (len(current) >= size or over_prompt or over_output or other):
+            full = over_prompt or (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
+            full = full or (bool(current) and item.fields != current[0].fields)
+            refs = media_of(item.inputs) if self.task.media else None
+            if refs:  # the media's tokens, and the request's bytes and media count
+                cost, size_of = sum(map(self.media_tokens, refs)), sum(map(encoded_size, refs))
+                full = full or media + cost > PACK_MEDIA_BUDGET
+                if limits is not None:
+                    room = limits.request_bytes - REQUEST_TEXT_ROOM
+                    full = full or sent + size_of > room or count + len(refs) > limits.items
+            if current and (len(current) >= size or full):
                 packs.append(current)
-                current, tokens = [], 0
+                current, tokens, media, sent, count = [], 0, 0, 0, 0
             current.append(item)
             tokens += item.prompt_tokens
+            if refs:
+                media, sent, count = media + cost, sent + size_of, count + len(refs)
         if current:
             packs.append(current)
         return packs
 
-    def pack_request(self, items: Sequence[Work]) -> tuple[list[str], Request]:
-        """The pack-local ids and the request of a pack of ``items``."""
+    def media_tokens(self, ref: MediaRef) -> int:
+        """The prompt tokens the provider counts a row's image or document as (0 for a provider without media)."""
+        if self.media is None:
+            return 0
+        return media_tokens(self.media.accounting, ref.mime == PDF, ref.width, ref.height, ref.pages)
+
+    def _attached(self, items: Sequence[Work], ends: Sequence[int], load: bool) -> tuple[Media, ...]:
+        """The media of ``items``, each after its row's record (``ends``: where each record ends in the
+        prompt); their bytes read when ``load`` (else empty: a request only counted)."""
+        if not self.task.media:
+            return ()
+        reader = self.reader or MediaReader()
+        return tuple(
+            Media(end, ref.mime, reader.read(ref) if load else b"", self.media_tokens(ref))
+            for end, item in zip(ends, items, strict=True)
+            for ref in media_of(item.inputs)
+        )
+
+    def _shown(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A row's input values as its record shows them: each media by where it is."""
+        if not self.task.media:
+            return values
+        refs = media_of(values)
+        return {
+            k: (f"(the {v.kind} after this record{'' if len(refs) == 1 else f', {refs.index(v) + 1} of {len(refs)}'})")
+            if isinstance(v, MediaRef)
+            else v
+            for k, v in values.items()
+        }
+
+    def pack_request(self, items: Sequence[Work], load: bool = True) -> tuple[list[str], Request]:
+        """The pack-local ids and the request of a pack of ``items`` (``load``: with its media's bytes)."""
         if (codec := self.of(items)) is not self:
-            return codec.pack_request(items)
+            return codec.pack_request(items, load)
         ids = pack_ids(len(items))
         field, words = self._echo_plan(items)
-        records = [(rid, w.inputs) for rid, w in zip(ids, items, strict=True)]
+        records = [(rid, self._shown(w.inputs)) for rid, w in zip(ids, items, strict=True)]
+        prompt, ends = pack_prompt_at(records, field, words, self._reads_schema)
         request = Request(
             system=self._system,
-            prompt=pack_prompt(records, field, words, self._reads_schema),
+            prompt=prompt,
             schema=pack_schema(self.task, ids, self.id_style, field, words),
             max_output_tokens=self._max_output_tokens(len(items)),
             timeout=self.timeout,
             logprobs=self.logprobs,
+            media=self._attached(items, ends, load),
         )
         return ids, request
 
-    def single_request(self, item: Work, rejected: str | None = None) -> Request:
+    def single_request(self, item: Work, rejected: str | None = None, load: bool = True) -> Request:
         """The request of one row on its own (object schema, no id); ``rejected``: why its previous
         answer was refused, for the model to repair."""
         if (codec := self.of([item])) is not self:
-            return codec.single_request(item, rejected)
+            return codec.single_request(item, rejected, load)
+        prompt, end = single_prompt_at(self._shown(item.inputs), rejected, self._reads_schema)
         return Request(
             system=self._system,
-            prompt=single_prompt(item.inputs, rejected, self._reads_schema),
+            prompt=prompt,
             schema=self.task.schema,
             max_output_tokens=self._max_output_tokens(1),
             timeout=self.timeout,
             logprobs=self.logprobs,
+            media=self._attached([item], [end], load),
         )
 
     def echoes(self, items: Sequence[Work]) -> list[str] | None:
@@ -160,8 +217,10 @@ class PackCodec:
         return [echo_text(w.inputs.get(field), words) for w in items] if field else None
 
     def _echo_plan(self, items: Sequence[Work]) -> tuple[str | None, int]:
-        """The input field and number of words a pack's answers echo (no field without the echo check)."""
-        return cheapest_echo([w.inputs for w in items], self.task.inputs) if self.echo else (None, 0)
+        """The input field and number of words a pack's answers echo (no field without the echo check, or
+        without a text input to echo)."""
+        fields = self.task.text_inputs
+        return cheapest_echo([w.inputs for w in items], fields) if self.echo and fields else (None, 0)
 
     def expected_output_tokens(self, rows: int) -> int:
         """The answer tokens ``rows`` rows are expected to take (the dry run's and the budget's estimate)."""
@@ -187,7 +246,7 @@ class PackCodec:
         expected = echoes if echoes is not None else self.echoes(items)
         wanted = dict(zip(ids, expected, strict=True)) if expected is not None and self.echo else None
         check = check_pack(payload, ids, self._fields, self._validator, wanted, missing=broken)
-        inputs = {rid: w.inputs for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
+        inputs = {rid: text_of(w.inputs) for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
         for rid in suspects({r: v for r, v in check.valid.items() if r in inputs}, inputs, self.affinity):
             del check.valid[rid]
             check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
@@ -221,7 +280,7 @@ class PackCodec:
         values, problem = self.check_values(payload)
         problem = problem or self.foreign_script(values, item)
         if problem is None and not repair and item.rows:
-            problem = copied(values, self._summaries, item.inputs)
+            problem = copied(values, self._summaries, text_of(item.inputs))
         if problem is not None:
             return Checked(invalid={item: explain(reply, problem)}, invalid_items=1)
         confidence = self._confidence(reply, {None: values}).get(None)
@@ -240,7 +299,7 @@ class PackCodec:
         (None for a batch job's row this run does not hold: its inputs are not known)."""
         if not item.rows:
             return None
-        return foreign_script(values, self._text_fields, item.inputs, self._task_scripts)
+        return foreign_script(values, self._text_fields, text_of(item.inputs), self._task_scripts)
 
     def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The output fields of one answer and the first problem with them (None when valid)."""

@@ -29,6 +29,7 @@ from enrichkit.options import Limiter, RunOptions
 from enrichkit.providers import PROVIDERS, Choice, choose_provider, resolve_provider
 from enrichkit.providers.base import Provider
 from enrichkit.rows.keys import fingerprint
+from enrichkit.rows.media import MediaReader
 from enrichkit.task.groups import TIES
 from enrichkit.task.task import Task
 
@@ -58,6 +59,7 @@ class RunContext:
     run_id: str = field(default_factory=new_run_id, init=False)  # its line in the run history
     log: CallLog | None = field(default=None, init=False)  # the call log, while a recorded run goes on
     reviewing: Reviewing | None = field(default=None, init=False)  # reviewed values (None: the task has none)
+    media: MediaReader | None = field(default=None, init=False)  # reads the rows' media (None: the task has none)
     closed: bool = field(default=False, init=False)
     keys: FieldKeys = field(init=False)  # the task's field groups, and what cached entries answer of them
     _parts: dict[tuple[int, tuple[str, ...]], PackCodec] = field(default_factory=dict, init=False, repr=False)
@@ -65,15 +67,20 @@ class RunContext:
     @classmethod
     def open(cls, task: Task, options: RunOptions) -> RunContext:
         """The run of ``task`` that ``options`` describe (its provider: ``choose``)."""
+        if task.media and options.provider == "local":  # said first: installing the model would not help
+            refuse_media(task, "local")
         choice = choose(options)
         provider = choice.provider
         size = min(options.pack_size, provider.capabilities.max_pack_size)
+        check_media(task, provider)
         echo, affinity = crosswire_checks(task, options.echo, size)
         keyprint = run_fingerprint(task, provider)
         check_known(task, options)
         context = cls(task, options, provider, choice.why, size, echo, affinity, keyprint, open_cache(options))
         context.keys = FieldKeys(task, keyprint)
         context.reviewing = serving(task, options)
+        if task.media:
+            context.media = MediaReader(options.media_root, options.max_media_mb)
         if options.escalate is not None:
             context.check_escalation()
         return context
@@ -175,6 +182,8 @@ class RunContext:
             logprobs=self.asks_logprobs(provider),
             own_words=provider.capabilities.own_words,
             part=(lambda part: self.codec(provider, part)) if fields is None else None,
+            media=provider.capabilities.media,
+            reader=self.media,
         )
         if fields is not None:
             self._parts[id(provider), fields] = codec
@@ -191,6 +200,27 @@ class RunContext:
             self.cache.close()
         if self.reviewing is not None:
             self.reviewing.close()
+        if self.media is not None:
+            self.media.close()
+
+
+def check_media(task: Task, provider: Provider) -> None:
+    """Refuse a task with media inputs on a provider that sees text only (rather than drop its media)."""
+    if not task.media or provider.capabilities.media is not None:
+        return
+    refuse_media(task, provider.name, provider.model)
+
+
+def refuse_media(task: Task, name: str, model: str = "") -> None:
+    """Raise why provider ``name`` cannot run a task with media inputs."""
+    fields = ", ".join(task.media)
+    if name == "local":
+        raise UserError(
+            f"the local model reads text only and cannot see the media input {fields}: a multimodal GGUF"
+            " (--model-path) with its vision projector (an mmproj GGUF) would, which enrichkit does not load yet;"
+            " use --provider gemini, openai or anthropic"
+        )
+    raise UserError(f"{name} / {model} takes no images or documents (media input {fields})")
 
 
 def check_known(task: Task, options: RunOptions) -> None:
@@ -233,8 +263,12 @@ def crosswire_checks(task: Task, echo: bool | None, pack_size: int) -> tuple[boo
     """Whether packed answers echo their row, and whether their free text is checked against their row
     (``engine.crosswire``, free). By default the free check where the task has free text, plus the echo
     where that text is too short to carry its row's words (or there is none); ``echo=True`` adds the
-    echo, ``echo=False`` turns both off. Single rows need neither."""
+    echo, ``echo=False`` turns both off. Single rows need neither. A task with media inputs echoes a text
+    input by default where it has one, and its free text is not matched to its row's words (it is about
+    the media, which has no words to match)."""
     text = bool(text_fields(task.schema))
+    if task.media:
+        return bool(task.text_inputs) and echo is not False and pack_size > 1, False
     if echo is None:
         return pack_size > 1 and not carries_words(task.schema), text
     return echo, echo and text

@@ -11,14 +11,13 @@ from typing import Any
 
 from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import cost_of
-from enrichkit.engine.chunks import Chunk, lookup, plan
+from enrichkit.engine.chunks import Chunk, keyed_rows, lookup, oversized, plan
 from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.prompt import ECHO_TOKENS
 from enrichkit.history.runs import RunHistory, RunRecord
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.result import Cost, Stats
-from enrichkit.rows.keys import key_rows
 from enrichkit.rows.work import Work
 
 
@@ -64,6 +63,9 @@ class DryRun:
     """Per output field, the rows cached and to ask, and why (the calls and tokens count only what is asked)."""
     since: str | None = None
     """The run of the history the reasons compare with (None: none of this task's name)."""
+    media: tuple[int, int, int] | None = None
+    """For a task with media inputs: the images and documents to send, their prompt tokens (in
+    ``prompt_tokens``, priced with them), and the rows that fail for their media (None: the task has none)."""
 
     @property
     def calls(self) -> int:
@@ -72,9 +74,11 @@ class DryRun:
 
 async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: Stats) -> Chunk:
     """Every row in one chunk, keyed and looked up as the run would."""
-    keyed = key_rows(rows, context.task, context.fingerprint)
+    keyed = await keyed_rows(context, list(rows))
     found, _ = await lookup(context, keyed)
-    return plan(keyed, found, stats, context.keys)
+    chunk = plan(keyed, found, stats, context.keys)
+    oversized(chunk, keyed.broken, context.provider)
+    return chunk
 
 
 async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> DryRun:
@@ -85,10 +89,11 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
     """
     stats = Stats()
     chunk = await _chunk(context, rows, stats)
+    failed = sum(chunk.broken.values())
     codec, provider = context.codec(), context.provider
     packs = codec.packs(sorted(chunk.work.values(), key=asking), context.pack_size)
-    requests = [codec.pack_request(pack)[1] for pack in packs]
-    estimated = [estimate_tokens(r.system + r.prompt) for r in requests]
+    requests = [codec.pack_request(pack, load=False)[1] for pack in packs]
+    estimated = [estimate_tokens(r.system + r.prompt) + r.media_tokens for r in requests]
     counted = await provider.count_tokens(requests[0]) if requests else None
     scale = counted / estimated[0] if counted and estimated else 1.0
     prompt_tokens, output_tokens = round(sum(estimated) * scale), sum(map(_output_tokens, [codec] * len(packs), packs))
@@ -113,6 +118,9 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         partly_cached=len(chunk.partial),
         fields=tuple(field_plans(context, chunk, stats.cache_hits, previous)),
         since=None if previous is None else previous.run,
+        media=(sum(len(r.media) for r in requests), sum(r.media_tokens for r in requests), failed)
+        if context.task.media
+        else None,
     )
 
 
@@ -181,7 +189,7 @@ async def first_prompt(context: RunContext, rows: Iterable[Mapping[str, Any]]) -
         return None
     codec, provider = context.codec(), context.provider
     pack = codec.packs(work, context.pack_size)[0]
-    request = codec.single_request(pack[0]) if len(pack) == 1 else codec.pack_request(pack)[1]
+    request = codec.single_request(pack[0], load=False) if len(pack) == 1 else codec.pack_request(pack, load=False)[1]
     if (as_sent := getattr(provider, "as_sent", None)) is not None:  # a provider that adds to the request
         request = as_sent(request)
     return "\n".join(

@@ -24,9 +24,11 @@ from typing import Any
 
 from enrichkit.calls.pacing import Gate, Place
 from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine import media_room
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.leases import Claims
+from enrichkit.engine.media_room import MediaRoom
 from enrichkit.engine.pools import Pools
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.sizing import PackSizer
@@ -62,6 +64,7 @@ class LiveRun:
         self._pools: Pools[Work] = Pools()
         self._room = Gate(1)  # a place for each call in flight (the run's gate follows the concurrency)
         self._evidence = StopEvidence()
+        self.media = MediaRoom(media_room.MEDIA_IN_FLIGHT)
 
     async def run(self, work: Sequence[Work], start: Rung | None = None) -> None:
         """Enrich all ``work`` from rung ``start`` (default the ladder's first); results settle (and are
@@ -69,7 +72,7 @@ class LiveRun:
         rung = start or self.ladder.first
         if work:
             first = self.codec.packs(work, rung.size)[0]
-            await self.scheduler.preflight(self.models[rung.fallback], self.codec.pack_request(first)[1])
+            await self.scheduler.preflight(self.models[rung.fallback], self.codec.pack_request(first, load=False)[1])
         self._room = self.scheduler.admission.room()
         self._pools = Pools()
         try:
@@ -174,6 +177,20 @@ class LiveRun:
         if len(items) == 1:
             await self._single(items[0], Rung(1, rung.fallback))
             return
+        taken = await self.media.take(items) if self.codec.task.media else 0
+        try:
+            failed, blocked, stored = await self._packed(items, rung)
+        finally:
+            await self.media.give(taken)
+        if failed:
+            self._salvage(failed, Rung(len(items), rung.fallback), blocked)
+        place.leave()
+        if stored is not None:
+            await stored
+
+    async def _packed(self, items: list[Work], rung: Rung) -> tuple[list[Work], bool, Awaitable[None] | None]:
+        """Ask ``items`` as one pack at ``rung``: the rows that failed, whether the answer was blocked, and the
+        awaitable done once the valid ones are cached (its request, its media's bytes, freed on return)."""
         provider = self.models[rung.fallback]
         ids, request = self.codec.pack_request(items)
         blocked = False
@@ -200,11 +217,7 @@ class LiveRun:
             answered = reply.finish == "stop"
             none_valid = not self.settlement.results
             self.ladder.observe(len(items), len(items), len(failed), answered=answered, none_valid=none_valid)
-        if failed:
-            self._salvage(failed, Rung(len(items), rung.fallback), blocked)
-        place.leave()
-        if stored is not None:
-            await stored
+        return failed, blocked, stored
 
     def _salvage(self, failed: list[Work], rung: Rung, blocked: bool) -> None:
         """The failed rows of a request at ``rung``, pooled at the next rung (sent once a pack is full, or
@@ -233,6 +246,7 @@ class LiveRun:
             provider = self.models[current.fallback]
             kind: CallKind = "repair" if tries else "single" if current.fallback == 0 else "fallback"
             invalid, refusal, failed_as = False, "", "over"
+            taken = await self.media.take([item]) if self.codec.task.media else 0
             request, started = self.codec.single_request(item, rejected), time.perf_counter()
             outcome: Reply | ProviderError
             try:
@@ -249,6 +263,8 @@ class LiveRun:
                 failed_as = "server" if self.settlement.results and not met["server"] else "over"
             except PromptTooLong as exc:
                 failure, outcome = str(exc), exc
+            finally:
+                await self.media.give(taken)
             if self.log is not None:
                 answered = self.settlement.results.get(item.key) if failure is None else None
                 done = Checked({item: answered.values} if answered else {}, {item: failure} if failure else {})

@@ -122,28 +122,48 @@ def pack_prompt(
     echo_words: int = ECHO_WORDS,
     reads_schema: bool = False,
 ) -> str:
+    """``pack_prompt_at``'s text."""
+    return pack_prompt_at(records, echo, echo_words, reads_schema)[0]
+
+
+def pack_prompt_at(
+    records: Sequence[tuple[str, Mapping[str, Any]]],
+    echo: str | None = None,
+    echo_words: int = ECHO_WORDS,
+    reads_schema: bool = False,
+) -> tuple[str, list[int]]:
     """The user message for a pack; ``records`` are (pack id, input values) pairs.
 
     With ``echo`` (an input field), every answer also copies the first ``echo_words`` words of that field
     of its record, so an answer attached to the wrong row can be caught. A model that reads the answer
     schema (``reads_schema``) finds there that it answers every record under its id, and the echo: it
-    gets the records alone.
+    gets the records alone. Also where each record ends in the text: where its images and documents go.
     """
-    body = "[\n" + ",\n".join(_record_json({"id": rid, **values}) for rid, values in records) + "\n]"
-    if reads_schema:
-        return body
     copied = f', and as "echo" the first {_echo_words(echo_words)} of its "{echo}"' if echo else ""
-    return f'Answer each record in order, with its "id"{copied}:\n{body}'
+    text = ("" if reads_schema else f'Answer each record in order, with its "id"{copied}:\n') + "[\n"
+    ends = []
+    for n, (rid, values) in enumerate(records):
+        text += (",\n" if n else "") + _record_json({"id": rid, **values})
+        ends.append(len(text))
+    return text + "\n]", ends
 
 
 def single_prompt(values: Mapping[str, Any], rejected: str | None = None, reads_schema: bool = False) -> str:
+    """``single_prompt_at``'s text."""
+    return single_prompt_at(values, rejected, reads_schema)[0]
+
+
+def single_prompt_at(
+    values: Mapping[str, Any], rejected: str | None = None, reads_schema: bool = False
+) -> tuple[str, int]:
     """The user message for one row on its own (the record alone for a model that reads the answer
     schema); with ``rejected``, why the previous answer was refused (a repair: the model gets the
-    validation error and answers again)."""
+    validation error and answers again). Also where the record ends in it: where its media go."""
     text = ("" if reads_schema else "Answer this record with one JSON object:\n") + _record_json(values)
+    end = len(text)
     if rejected:
         text += f"\n\nYour previous answer was rejected: {rejected}. Answer again, keeping to every field's rules."
-    return text
+    return text, end
 
 
 def pack_schema(

@@ -215,7 +215,8 @@ def _audit_calls(report: dict[str, Any]) -> str:
 
 
 def dry_run_report(dry: DryRun) -> dict[str, Any]:
-    return {
+    media = {} if dry.media is None else dict(zip(("media", "media_tokens", "media_failed"), dry.media, strict=True))
+    return media | {
         "dry_run": True,
         "provider": dry.provider,
         "model": dry.model,
@@ -250,6 +251,11 @@ def dry_run_text(report: dict[str, Any]) -> str:
         since = f" (since run {report['since_run']})" if report.get("since_run") else ""
         lines.append(f"fields{since}:")
         lines += [f"  {FieldPlan(f['name'], f['cached'], f['to_ask'], f['why'] or '')}" for f in fields]
+    if "media" in report:
+        lines.append(
+            f"media: {report['media']:,} images and documents to send (~{report['media_tokens']:,} of the"
+            f" tokens in); {counted(report['media_failed'], 'row')} whose media cannot be sent fail"
+        )
     if report.get("agreement"):
         lines.append(
             "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"

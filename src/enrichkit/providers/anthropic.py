@@ -17,6 +17,7 @@ those rows again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -28,10 +29,11 @@ import pydantic
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers import keys
-from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Usage
+from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Media, Reply, Request, Usage
 from enrichkit.providers.chat import unwrap, wrapped, wraps
 from enrichkit.providers.classify import by_status, first_line, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
+from enrichkit.providers.media_cost import ANTHROPIC
 from enrichkit.providers.redact import redact_exception
 
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -62,7 +64,9 @@ class AnthropicProvider:
         self.client = client
         self.owns_client = owns_client
         self.model = model
-        self.capabilities = Capabilities(id_style="enum", max_pack_size=50, concurrency=8, timeout=120.0)
+        self.capabilities = Capabilities(
+            id_style="enum", max_pack_size=50, concurrency=8, timeout=120.0, media=ANTHROPIC
+        )
         _sdk()  # a clear error now if the SDK is missing
 
     def settings(self) -> dict[str, Any]:
@@ -75,7 +79,7 @@ class AnthropicProvider:
             "model": self.model,
             "max_tokens": request.max_output_tokens,
             "system": request.system,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": content(request)}],
             "tools": [{"name": TOOL, "description": "Record the answer.", "input_schema": wrapped(request.schema)}],
             "tool_choice": {"type": "tool", "name": TOOL},
         }
@@ -104,6 +108,22 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         if self.owns_client:
             await self.client.close()
+
+
+def content(request: Request) -> str | list[dict[str, Any]]:
+    """The user message's content: its text, or its blocks where it carries media (an ``image`` block, a
+    PDF as a ``document`` block, each base64-encoded)."""
+    if not request.media:
+        return request.prompt
+    return [_block(p) for p in request.parts()]
+
+
+def _block(part: str | Media) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    kind = "document" if part.mime == "application/pdf" else "image"
+    data = base64.b64encode(part.data).decode()
+    return {"type": kind, "source": {"type": "base64", "media_type": part.mime, "data": data}}
 
 
 def to_reply(doc: Mapping[str, Any], *, wrapped: bool) -> Reply:

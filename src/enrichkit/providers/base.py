@@ -18,6 +18,18 @@ JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "ex
 
 
 @dataclass(frozen=True)
+class Media:
+    """An image or a document a request carries: where it stands in the prompt (``at``: after that many of
+    its characters), its MIME type (sniffed from its bytes), its bytes (empty in a request made only to be
+    counted: the dry run, a budget's estimate), and the prompt tokens the provider counts it as."""
+
+    at: int
+    mime: str
+    data: bytes
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
 class Request:
     system: str
     prompt: str
@@ -29,6 +41,27 @@ class Request:
     logprobs: bool = False
     """Ask for the log-probability of each answer token (``Reply.tokens``); a provider that cannot give
     them ignores it."""
+    media: tuple[Media, ...] = ()
+    """The images and documents of the prompt, in order (``Media.at``); each provider sends them as its
+    wire's parts (``parts``)."""
+
+    def parts(self) -> list[str | Media]:
+        """The prompt as the user message's parts, in order: its text cut where each media stands."""
+        out: list[str | Media] = []
+        start = 0
+        for media in self.media:
+            if media.at > start:
+                out.append(self.prompt[start : media.at])
+            out.append(media)
+            start = max(start, media.at)
+        if start < len(self.prompt) or not out:
+            out.append(self.prompt[start:])
+        return out
+
+    @property
+    def media_tokens(self) -> int:
+        """The prompt tokens its media are counted as."""
+        return sum(m.tokens for m in self.media)
 
 
 @dataclass(frozen=True)
@@ -73,10 +106,26 @@ class Capabilities:
     logprobs: bool = False
     """The provider can return token log-probabilities (``Request.logprobs``) for its model, as far as it
     knows before asking (a model may still refuse them)."""
+    media: MediaLimits | None = None
+    """What the provider takes of images and documents in one request (None: it sees text only)."""
     own_words: bool = False
     """Free text that nearly copies its row where the task asks for a summary is an invalid answer, asked
     again once with that reason (``engine.own_words``; no provider turns it on by default: measured on the
     local model, most repairs copied again)."""
+
+
+MediaAccounting = Literal["gemini", "gemini3", "openai", "anthropic"]
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """A provider's limits on the images and documents of one request: its size in bytes (media travel
+    base64-encoded, 4 bytes for 3), how many it may carry, and whose token accounting prices them
+    (``providers.media_cost``)."""
+
+    request_bytes: int
+    items: int
+    accounting: MediaAccounting
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,21 @@ from google.genai import errors, types
 
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers import keys
-from enrichkit.providers.base import Capabilities, Finish, JobState, JobStatus, Reply, Request, Token, Usage
+from enrichkit.providers.base import (
+    Capabilities,
+    Finish,
+    JobState,
+    JobStatus,
+    Media,
+    MediaLimits,
+    Reply,
+    Request,
+    Token,
+    Usage,
+)
 from enrichkit.providers.classify import by_status, first_line, malformed, refuses_logprobs, transport
 from enrichkit.providers.logprobs import AsksLogprobs, aligned, from_pairs
+from enrichkit.providers.media_cost import GEMINI, GEMINI_3
 from enrichkit.providers.redact import redact_exception
 from enrichkit.task.schema import restrict
 
@@ -122,6 +134,25 @@ def _thinking(model: str) -> types.ThinkingConfig | None:
         level = types.ThinkingLevel.LOW if "pro" in name else types.ThinkingLevel.MINIMAL
         return types.ThinkingConfig(thinking_level=level)
     return None
+
+
+def media_limits(model: str) -> MediaLimits:
+    """What ``model`` takes of images and PDFs (Gemini 3 counts them by its default media resolution)."""
+    return GEMINI_3 if model.removeprefix("models/").startswith("gemini-3") else GEMINI
+
+
+def contents(request: Request) -> str | list[types.Content]:
+    """The user turn of ``request``: its text, or its parts with each image or PDF inline (``inline_data``)
+    where it carries media (those without bytes, in a request only counted, left out)."""
+    if not request.media:
+        return request.prompt
+    return [types.Content(role="user", parts=[_part(p) for p in request.parts() if not isinstance(p, Media) or p.data])]
+
+
+def _part(part: str | Media) -> types.Part:
+    if isinstance(part, str):
+        return types.Part(text=part)
+    return types.Part(inline_data=types.Blob(mime_type=part.mime, data=part.data))
 
 
 def _details(exc: errors.APIError) -> list[dict[str, Any]]:
@@ -228,7 +259,7 @@ class GeminiProvider(AsksLogprobs):
         """The models that refused token log-probabilities while this provider (or one it derived, or
         derived from) lived; a model added before a call is not asked for them."""
         self.capabilities = dataclasses.replace(
-            capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS)),
+            capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS), media=media_limits(model)),
             logprobs=model not in self.logprobs_refused,
         )
         self._thinking = _thinking(model)
@@ -291,23 +322,29 @@ class GeminiProvider(AsksLogprobs):
     async def _generate(self, request: Request) -> Reply:
         with mapped_errors(self.model):
             response = await self.client.aio.models.generate_content(
-                model=self.model, contents=request.prompt, config=self.config(request)
+                model=self.model, contents=contents(request), config=self.config(request)
             )
         return to_reply(response)
 
     async def count_tokens(self, request: Request) -> int | None:
         """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
-        there). A refused key or unknown model raises ``FatalProviderError``; anything else gives None."""
+        there), media without their bytes (a request only counted) at their estimate. A refused key or
+        unknown model raises ``FatalProviderError``; anything else gives None."""
+        turn = contents(request)
+        asked: Any = (
+            [request.system, turn]
+            if isinstance(turn, str)
+            else [types.Content(role="user", parts=[types.Part(text=request.system)]), *turn]
+        )
         try:
             with mapped_errors(self.model):
-                counted = await self.client.aio.models.count_tokens(
-                    model=self.model, contents=[request.system, request.prompt]
-                )
+                counted = await self.client.aio.models.count_tokens(model=self.model, contents=asked)
         except FatalProviderError:
             raise
         except ProviderError:
             return None
-        return counted.total_tokens
+        unsent = sum(m.tokens for m in request.media if not m.data)
+        return None if counted.total_tokens is None else counted.total_tokens + unsent
 
     async def aclose(self) -> None:
         """Close the client if this provider made it (a caller's client stays open)."""
@@ -315,11 +352,17 @@ class GeminiProvider(AsksLogprobs):
             await self.client.aio.aclose()
 
 
-def rest_request(prompt: str, config: types.GenerateContentConfig) -> dict[str, Any]:
-    """The REST body of a generateContent call with ``config`` (a batch file's line), as the SDK sends it:
-    top-level names in camelCase, nested objects as their plain dump, client-side options left out."""
+def rest_request(request: Request, config: types.GenerateContentConfig) -> dict[str, Any]:
+    """The REST body of a generateContent call of ``request`` with ``config`` (a batch file's line), as the
+    SDK sends it: top-level names in camelCase, nested objects as their plain dump (media base64-encoded),
+    client-side options left out."""
     fields = types.GenerateContentConfig.model_fields
-    body: dict[str, Any] = {"contents": [{"parts": [{"text": prompt}], "role": "user"}]}
+    turn = contents(request)
+    body: dict[str, Any] = {
+        "contents": [{"parts": [{"text": turn}], "role": "user"}]
+        if isinstance(turn, str)
+        else [c.model_dump(mode="json", exclude_none=True, by_alias=True) for c in turn]
+    }
     generation: dict[str, Any] = {}
     for name, value in config.model_dump(mode="json", exclude_none=True).items():
         if name not in _CLIENT_FIELDS:
@@ -364,6 +407,7 @@ def _tokens(result: types.LogprobsResult | None) -> tuple[Token, ...] | None:
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
+INLINE_MEDIA_BYTES = 10_000_000  # a job whose media take more goes as a file (inline, the whole job is one request)
 
 _STATES: dict[str, JobState] = {
     "JOB_STATE_QUEUED": "pending",
@@ -395,7 +439,8 @@ class GeminiBatches:
         """Create ONE job holding ``requests`` (key, request); its name (``batches/...``)."""
         config = types.CreateBatchJobConfig(display_name=display_name)
         src: Any
-        if len(requests) <= INLINE_LIMIT:
+        media = sum(len(m.data) for _, request in requests for m in request.media)
+        if len(requests) <= INLINE_LIMIT and 4 * media // 3 <= INLINE_MEDIA_BYTES:
             src = [self._inlined(key, request) for key, request in requests]
         else:
             src = await self._upload(requests, display_name)
@@ -468,15 +513,16 @@ class GeminiBatches:
         return self.provider.config(request).model_copy(update={"http_options": None})
 
     def _inlined(self, key: str, request: Request) -> types.InlinedRequest:
+        turn = contents(request)
         return types.InlinedRequest(
-            contents=[types.Content(role="user", parts=[types.Part(text=request.prompt)])],
+            contents=[types.Content(role="user", parts=[types.Part(text=turn)])] if isinstance(turn, str) else turn,
             config=self._config(request),
             metadata={"key": key},
         )
 
     def _line(self, key: str, request: Request) -> str:
         """One JSONL input line: the REST body of the live call's request."""
-        body = rest_request(request.prompt, self._config(request))
+        body = rest_request(request, self._config(request))
         return json.dumps({"key": key, "request": body}, ensure_ascii=False)
 
     async def _upload(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:

@@ -16,6 +16,7 @@ remembered in ``logprobs_refused`` (shared with the providers ``with_model`` der
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -27,11 +28,12 @@ import pydantic
 
 from enrichkit.errors import ProviderError, UserError
 from enrichkit.providers import keys
-from enrichkit.providers.base import Capabilities, JobState, JobStatus, Reply, Request
+from enrichkit.providers.base import Capabilities, JobState, JobStatus, Media, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
 from enrichkit.providers.classify import LogprobsRefused, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
 from enrichkit.providers.logprobs import AsksLogprobs
+from enrichkit.providers.media_cost import OPENAI
 from enrichkit.providers.redact import redact_exception
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -78,6 +80,7 @@ class OpenAIProvider(AsksLogprobs):
             concurrency=8,
             timeout=120.0,
             logprobs=gives_logprobs(model) and model not in self.logprobs_refused,
+            media=OPENAI,
         )
         _sdk()  # a clear error now if the SDK is missing
 
@@ -91,7 +94,7 @@ class OpenAIProvider(AsksLogprobs):
             "model": self.model,
             "temperature": self.temperature,
             "max_tokens": request.max_output_tokens,
-            "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": request.prompt}],
+            "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": content(request)}],
             "response_format": response_format(request.schema),
         }
         return {**body, "logprobs": True} if self.asks_logprobs(request) else body
@@ -121,6 +124,23 @@ class OpenAIProvider(AsksLogprobs):
         """Close the client if this provider made it (a caller's client stays open)."""
         if self.owns_client:
             await self.client.close()
+
+
+def content(request: Request) -> str | list[dict[str, Any]]:
+    """The user message's content: its text, or its parts where it carries media (an image as an
+    ``image_url`` data URL, a PDF as a ``file`` part with its ``file_data``)."""
+    if not request.media:
+        return request.prompt
+    return [_part(p, n) for n, p in enumerate(request.parts())]
+
+
+def _part(part: str | Media, n: int) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    url = f"data:{part.mime};base64,{base64.b64encode(part.data).decode()}"
+    if part.mime == "application/pdf":
+        return {"type": "file", "file": {"filename": f"document-{n}.pdf", "file_data": url}}
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def map_error(exc: BaseException, model: str) -> ProviderError:

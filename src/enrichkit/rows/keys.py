@@ -1,15 +1,16 @@
 """Row keys: each row's ids and input values checked, and its cache key (the run's fingerprint and the
-row's input values, hashed)."""
+row's input values, hashed; a media input's value by the sha256 of its bytes, ``rows.media``)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from enrichkit.errors import UserError
 from enrichkit.rows.jsontext import canonical, canonical_all
+from enrichkit.rows.media import MediaReader, keyed_media
 from enrichkit.rows.seen_ids import SeenIds
 from enrichkit.task.hints import did_you_mean
 from enrichkit.task.task import Task
@@ -80,6 +81,7 @@ class Keyed:
     inputs: list[dict[str, Any]]
     texts: list[str]  # the inputs' canonical JSON
     keys: list[str]
+    broken: dict[str, str] = field(default_factory=dict)  # key -> why the row's media cannot be sent
 
 
 def key_rows(
@@ -89,14 +91,21 @@ def key_rows(
     seen: SeenIds | None = None,
     offset: int | Sequence[int] = 0,
     floatless: bool = False,
+    media: MediaReader | None = None,
 ) -> Keyed:
     """Check the rows' input values and ids (none repeated, with the ids ``seen`` in earlier chunks), and
     key them under the run's ``fingerprint``. The rows are numbered from ``offset``, or as it lists them;
-    ``floatless``: see ``jsontext.canonical_all``."""
+    ``floatless``: see ``jsontext.canonical_all``. A task's media inputs are read by ``media`` (default: from
+    the working folder): their values in ``inputs`` become ``MediaRef``s, keyed by their content's hash."""
     table = rows if isinstance(rows, list) else list(rows)
     numbers = range(offset, offset + len(table)) if isinstance(offset, int) else offset
     ids, inputs = _row_inputs(table, task, numbers)
     if task.id_field:
         (SeenIds(task.id_field) if seen is None else seen).add(ids, numbers)
-    texts = canonical_all(inputs, floatless)
-    return Keyed(table, ids, inputs, texts, row_keys(fingerprint, texts))
+    if not task.media:
+        texts = canonical_all(inputs, floatless)
+        return Keyed(table, ids, inputs, texts, row_keys(fingerprint, texts))
+    keyed, problems = keyed_media(inputs, task.media, media or MediaReader())
+    texts = canonical_all(keyed, floatless)
+    keys = row_keys(fingerprint, texts)
+    return Keyed(table, ids, inputs, texts, keys, {keys[n]: reason for n, reason in problems.items()})

@@ -7,6 +7,7 @@ from typing import Any
 
 from enrichkit.providers.base import estimate_tokens
 from enrichkit.rows.jsontext import canonical
+from enrichkit.rows.media import text_of
 
 
 @dataclass(eq=False)
@@ -25,4 +26,4 @@ class Work:
     prompt_tokens: int = field(init=False)
 
     def __post_init__(self, text: str | None) -> None:
-        self.prompt_tokens = estimate_tokens(text if text is not None else canonical(self.inputs))
+        self.prompt_tokens = estimate_tokens(text if text is not None else canonical(text_of(self.inputs)))

@@ -77,7 +77,9 @@ class Task:
     ``output`` is a JSON Schema object (``{"type": "object", "properties": {...}}``) or a pydantic
     model class; ``schema`` is it as a plain JSON Schema dict (a model's is generated, with its
     ``$ref``s inlined), ``model`` the pydantic class if one was given. Properties without an explicit
-    ``required`` list are all required.
+    ``required`` list are all required. An input is a field name, or a media input
+    ``{"name": "photo", "media": "image"}`` (``image``, ``pdf``, or ``media`` for either): ``inputs`` keeps
+    the names, ``media`` the media inputs' kinds by name.
     """
 
     instruction: str
@@ -90,16 +92,20 @@ class Task:
     """Groups of output fields asked, cached and re-asked together (besides those the schema ties: ``task.groups``)."""
     schema: dict[str, Any] = field(init=False)
     model: type[BaseModel] | None = field(init=False, compare=False)
+    media: dict[str, str] = field(init=False, compare=False)
 
     def __post_init__(self, output: Mapping[str, Any] | type[BaseModel]) -> None:
         schema = _schema_of(output)
         schema.setdefault("required", list(schema.get("properties", {})))
-        object.__setattr__(self, "inputs", tuple(self.inputs))
+        given: list[Any] = list(self.inputs)
+        media = {str(i.get("name")): str(i.get("media")) for i in given if isinstance(i, Mapping)}
+        object.__setattr__(self, "media", media)
+        object.__setattr__(self, "inputs", tuple(str(i.get("name")) if isinstance(i, Mapping) else i for i in given))
         object.__setattr__(self, "together", tuple(tuple(names) for names in self.together))
         object.__setattr__(self, "schema", schema)
         is_model = isinstance(output, type) and issubclass(output, BaseModel)
         object.__setattr__(self, "model", output if is_model else None)
-        doc: dict[str, Any] = {"instruction": self.instruction, "inputs": list(self.inputs), "output": schema}
+        doc: dict[str, Any] = {"instruction": self.instruction, "inputs": given, "output": schema}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
         if self.together:
@@ -142,20 +148,32 @@ class Task:
         name: str = "task",
     ) -> Task:
         """A task from one-line column specs (``enrichkit.columns``), e.g.
-        ``Task.from_columns("Classify each review", "text", ["sentiment: positive|negative|neutral"])``."""
+        ``Task.from_columns("Classify each review", "text", ["sentiment: positive|negative|neutral"])``; an
+        input ``NAME:KIND`` (``photo:image``; ``pdf``, ``media``) is a media input."""
         if not instruction.strip():
             raise UserError("the instruction is empty: say what the model must do for each row")
         output = {"type": "object", "properties": parse_columns(columns)}
-        return cls(instruction, [inputs] if isinstance(inputs, str) else inputs, output, id_field, name, "columns")
+        specs: Any = [_input_spec(i) for i in ([inputs] if isinstance(inputs, str) else inputs)]
+        return cls(instruction, specs, output, id_field, name, "columns")
 
     def document(self) -> dict[str, Any]:
         """The task as a task file holds it (``Task.from_file`` reads it back)."""
-        doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": list(self.inputs)}
+        doc: dict[str, Any] = {"name": self.name, "instruction": self.instruction, "inputs": self.input_specs}
         if self.id_field is not None:
             doc["id_field"] = self.id_field
         if self.together:
             doc["together"] = [list(names) for names in self.together]
         return doc | {"output": self.schema}
+
+    @property
+    def input_specs(self) -> list[str | dict[str, str]]:
+        """The inputs as a task file lists them: names, and the media inputs as objects."""
+        return [{"name": n, "media": self.media[n]} if n in self.media else n for n in self.inputs]
+
+    @property
+    def text_inputs(self) -> list[str]:
+        """The inputs that are not media."""
+        return [n for n in self.inputs if n not in self.media]
 
     @property
     def fields(self) -> list[str]:
@@ -169,14 +187,25 @@ class Task:
 
     def subset(self, fields: Sequence[str]) -> Task:
         """This task asking only ``fields`` (a union of its groups)."""
-        output = sub_schema(self.schema, fields)
-        return Task(self.instruction, self.inputs, output, self.id_field, self.name, self.source)
+        specs: Any = self.input_specs  # the media inputs as objects, as ``Task`` takes them
+        return Task(self.instruction, specs, sub_schema(self.schema, fields), self.id_field, self.name, self.source)
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything about the task that changes answers (not its name, id field or file path), and the fields it
         asks together (when it names any)."""
-        doc = {"instruction": self.instruction, "inputs": list(self.inputs), "output": self.schema}
+        doc = {"instruction": self.instruction, "inputs": self.input_specs, "output": self.schema}
         return doc | {"together": [list(names) for names in self.together]} if self.together else doc
+
+
+MEDIA_KINDS = ("image", "pdf", "media")
+
+
+def _input_spec(text: str) -> str | dict[str, str]:
+    """A one-line input: ``name``, or ``name:kind`` for a media input."""
+    name, colon, kind = text.rpartition(":")
+    if colon and kind.strip() in MEDIA_KINDS and name.strip():
+        return {"name": name.strip(), "media": kind.strip()}
+    return text
 
 
 def _check(doc: Any, source: str) -> None:
@@ -201,6 +230,9 @@ def _check(doc: Any, source: str) -> None:
         for j, name in enumerate(names):
             if name not in props:
                 raise UserError(f"{source}: $.together[{i}][{j}]: {name!r} is not an output field")
-    clash = sorted(set(props) & set(doc["inputs"]))
+    names = [i["name"] if isinstance(i, dict) else i for i in doc["inputs"]]
+    if len(set(names)) < len(names):
+        raise UserError(f"{source}: $.inputs: {next(n for n in names if names.count(n) > 1)!r} is listed twice")
+    clash = sorted(set(props) & set(names))
     if clash:
         raise UserError(f"{source}: $.output.properties: {clash[0]!r} is also an input field")

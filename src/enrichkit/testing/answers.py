@@ -7,7 +7,8 @@ the field's name, an array holds as few items as it may. The schema's limits hol
 ``format``, an array's ``minItems``, in the wire's schema or stated in the prompt (``- tldr (string; at
 most 12 words)``, where the wire cannot carry them); a ``pattern`` and ``uniqueItems`` are not followed. An
 ``echo`` copies what its description asks for (the first words of a field of the record), as the engine
-compares it (``echo_of``).
+compares it (``echo_of``). A record's media show in it as what the stub sees in them (``testing.media``): an
+enum field takes the value its media shows where it is one of its values (a red photo's ``colour`` is red).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _value(schema: Mapping[str, Any], record: Mapping[str, Any], name: str) -> A
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
-        return schema["enum"][_stable(record, name) % len(schema["enum"])]
+        shown = [v for v in record.get("_seen", ()) if v in schema["enum"]]  # what the row's media shows
+        return shown[0] if shown else schema["enum"][_stable(record, name) % len(schema["enum"])]
     kind = schema.get("type")
     kind = kind[0] if isinstance(kind, list) else kind
     if kind == "object":
@@ -143,7 +145,7 @@ _FORMATS = {
 def _text(schema: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     if schema.get("format") in _FORMATS:
         return _FORMATS[schema["format"]]
-    words = " ".join(str(v) for v in record.values() if v is not None).split()
+    words = " ".join(str(v) for k, v in record.items() if v is not None and k != "_seen").split()
     text = " ".join(["About", *words[:6]][: schema.get("maxWords", 7)]) if words else "About nothing"
     text = text[: schema.get("maxLength", len(text))].rstrip() or text[: schema.get("maxLength")]
     return text.ljust(schema.get("minLength", 0), ".")

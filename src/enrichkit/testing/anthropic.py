@@ -21,6 +21,7 @@ from typing import Any, Unpack
 
 from enrichkit.testing.anthropic_batches import AnthropicJob, MessageBatches
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
+from enrichkit.testing.media import Parts, decoded, joined
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
 FINISH = {"stop": "tool_use", "max_tokens": "max_tokens", "blocked": "refusal"}
@@ -63,6 +64,36 @@ def message(tool: str, answer: Any, model: str, prompt_tokens: int, stop: str = 
             "content": [block], "stop_reason": stop, "stop_sequence": None, "usage": usage}  # fmt: skip
 
 
+def _user_parts(messages: list[dict[str, Any]]) -> tuple[Parts, str]:
+    """The user messages' blocks: text, and (MIME type, bytes) of each base64 ``image`` and ``document``
+    block; and why a block is malformed (an empty string if none is)."""
+    parts: list[str | tuple[str, bytes]] = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content", "")
+        if isinstance(content, str):
+            parts.append(content)
+            continue
+        for block in content:
+            kind = block.get("type")
+            if kind == "text":
+                if not str(block.get("text", "")).strip():
+                    return parts, "messages: text content blocks must contain non-whitespace text"
+                parts.append(str(block["text"]))
+            elif kind in ("image", "document"):
+                source = block.get("source", {})
+                if source.get("type") != "base64" or not source.get("media_type"):
+                    return parts, f"messages: {kind} source must be base64 with a media_type"
+                try:
+                    parts.append((str(source["media_type"]), decoded(str(source.get("data", "")))))
+                except ValueError as exc:
+                    return parts, f"messages: {kind}.source.data: {exc}"
+            else:
+                return parts, f"messages: the stub takes text, image and document blocks, not {kind!r}"
+    return parts, ""
+
+
 def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Asked | None:
     """A forced-tool-call Messages request as ``Asked`` (None for any other request)."""
     tool = str(body.get("tool_choice", {}).get("name", ""))
@@ -71,7 +102,8 @@ def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Aske
         return None
     system = body.get("system", "")
     system = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
-    prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
+    parts, malformed = _user_parts(body.get("messages", []))
+    prompt, media = joined(parts)
     schema, wrapped = unwrapped(spec["input_schema"])
     tier = body.get("service_tier")
     return Asked(
@@ -84,6 +116,8 @@ def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Aske
         service_tier=tier,
         wrapped=wrapped,
         wire="anthropic",
+        media=media,
+        malformed=malformed,
         **more,
     )
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from enrichkit.providers.function import find_records, schema_ids
 from enrichkit.testing.answers import default_answer
 from enrichkit.testing.logprobs import Probs, scripted_tokens
+from enrichkit.testing.media import with_seen
 
 
 def tokens(text: str) -> int:
@@ -53,6 +54,11 @@ class Asked:
     """Whether it asks for token log-probabilities."""
     wire: Literal["gemini", "openai", "anthropic", "function"] = "function"
     """The API it came by (``function``: the provider seam)."""
+    media: list[tuple[str | None, str, bytes]] = field(default_factory=list)
+    """Its images and documents, each with the pack id of the record it follows (None for a single row),
+    its MIME type and its bytes (``testing.media.joined``)."""
+    malformed: str = ""
+    """Why the wire's media parts are not in the shape its API takes (answered 400, as the API would)."""
 
     @property
     def packed(self) -> bool:
@@ -65,8 +71,9 @@ class Asked:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """The records in the prompt (a pack's objects with their ids, or a single row's one object)."""
-        return find_records(self.prompt, self.ids)
+        """The records in the prompt (a pack's objects with their ids, or a single row's one object), each
+        media placeholder replaced by what its media shows (``testing.media.with_seen``)."""
+        return with_seen(find_records(self.prompt, self.ids), self.media)
 
     @property
     def rows(self) -> int:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
+from enrichkit.testing.media import Parts, decoded, joined
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub
 
 _ROUTES = [
@@ -98,19 +99,45 @@ def _text(parts: list[dict[str, Any]]) -> str:
     return "".join(p.get("text", "") for p in parts)
 
 
+def _user_parts(contents: list[dict[str, Any]]) -> tuple[Parts, str]:
+    """The parts of the user turns: text, and (MIME type, bytes) of each ``inlineData``; and why a part is
+    malformed (an empty string if none is)."""
+    parts: list[str | tuple[str, bytes]] = []
+    for content in contents:
+        for part in content.get("parts", []):
+            if "text" in part:
+                parts.append(str(part["text"]))
+            elif "inlineData" in part or "inline_data" in part:  # protobuf's JSON takes either spelling
+                blob = part.get("inlineData") or part.get("inline_data") or {}
+                mime = blob.get("mimeType") or blob.get("mime_type")
+                if not mime:
+                    return parts, "inlineData needs a mimeType"
+                try:
+                    parts.append((str(mime), decoded(str(blob.get("data", "")), urlsafe=True)))
+                except ValueError as exc:
+                    return parts, f"Invalid value at 'contents[0].parts[1].inline_data.data' ({exc})"
+            else:
+                return parts, f"the stub takes text and inlineData parts, not {sorted(part)}"
+    return parts, ""
+
+
 def asked_of(model: str, body: dict[str, Any], headers: dict[str, str], **more: Any) -> Asked:
     """A generateContent (or countTokens) request as ``Asked``."""
     config = body.get("generationConfig", {})
+    parts, malformed = _user_parts(body.get("contents", []))
+    prompt, media = joined(parts)
     return Asked(
         model,
         _text(body.get("systemInstruction", {}).get("parts", [])),
-        "".join(_text(c.get("parts", [])) for c in body.get("contents", [])),
+        prompt,
         config.get("responseJsonSchema") or config.get("responseSchema") or {},
         body,
         headers,
         service_tier=body.get("serviceTier"),
         logprobs=bool(config.get("responseLogprobs")),
         wire="gemini",
+        media=media,
+        malformed=malformed,
         **more,
     )
 

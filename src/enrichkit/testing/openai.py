@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any, Unpack
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
+from enrichkit.testing.media import Parts, data_url, joined
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
@@ -80,14 +81,43 @@ def error_body(status: int, message: str, code: str | None = None, **fields: Any
     return {"error": {"message": message, "type": kind, "param": None, "code": code, **fields}}
 
 
+def _user_parts(messages: list[dict[str, Any]]) -> tuple[Parts, str]:
+    """The user messages' parts: text, and (MIME type, bytes) of each ``image_url`` and ``file`` part (data
+    URLs); and why a part is malformed (an empty string if none is)."""
+    parts: list[str | tuple[str, bytes]] = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content", "")
+        if isinstance(content, str):
+            parts.append(content)
+            continue
+        for part in content:
+            kind = part.get("type")
+            try:
+                if kind == "text":
+                    parts.append(str(part["text"]))
+                elif kind == "image_url":
+                    parts.append(data_url(str(part["image_url"]["url"])))
+                elif kind == "file":
+                    parts.append(data_url(str(part["file"]["file_data"])))
+                else:
+                    return parts, f"Invalid content part type: {kind!r}"
+            except (KeyError, TypeError, ValueError) as exc:
+                return parts, f"Invalid {kind} content part: {exc}"
+    return parts, ""
+
+
 def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Asked:
     """A chat-completions request as ``Asked``."""
     messages = body.get("messages", [])
     schema, wrapped = unwrapped(body.get("response_format", {}).get("json_schema", {}).get("schema", {}))
+    parts, malformed = _user_parts(messages)
+    prompt, media = joined(parts)
     return Asked(
         str(body.get("model", "")),
         "".join(str(m.get("content", "")) for m in messages if m.get("role") == "system"),
-        "".join(str(m.get("content", "")) for m in messages if m.get("role") == "user"),
+        prompt,
         schema,
         body,
         headers,
@@ -95,6 +125,8 @@ def asked_of(body: dict[str, Any], headers: dict[str, str], **more: Any) -> Aske
         wrapped=wrapped,
         logprobs=bool(body.get("logprobs")),
         wire="openai",
+        media=media,
+        malformed=malformed,
         **more,
     )
 

@@ -19,6 +19,7 @@ from enrichkit.providers.base import Reply, Request, Token, Usage
 from enrichkit.providers.classify import by_status, transport
 from enrichkit.testing.faults import Answer, Asked, Error, Fault, Outcome, Wire, tokens, tokens_of
 from enrichkit.testing.logprobs import Probs
+from enrichkit.testing.media import joined
 
 When = Callable[[Asked], bool]
 
@@ -72,7 +73,16 @@ class Scripted(Script):
     fails as a timed-out one does)."""
 
     async def __call__(self, request: Request, model: str = "function") -> Reply:
-        asked = Asked(model, request.system, request.prompt, request.schema, received=_now(), logprobs=request.logprobs)
+        _, media = joined([p if isinstance(p, str) else (p.mime, p.data) for p in request.parts()])
+        asked = Asked(
+            model,
+            request.system,
+            request.prompt,
+            request.schema,
+            received=_now(),
+            logprobs=request.logprobs,
+            media=media,
+        )
         with self.lock:
             self.calls.append(asked)
             faults = [] if self.refusal is not None else self.pick(asked)

@@ -119,7 +119,9 @@ class WireStub(Script):
         decides, paced (a batch job's requests are not limited or paced)."""
         with self.lock:
             self.calls.append(asked)
-            refusal = self.refusal or self._unknown(asked.model)
+            refusal = (
+                self.refusal or self._unknown(asked.model) or (Error(400, asked.malformed) if asked.malformed else None)
+            )
             limited = None
             if refusal is None and asked.job is None and self.limit is not None:
                 limited = self.limit.refuse(time.monotonic())
