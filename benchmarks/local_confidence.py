@@ -10,8 +10,9 @@ with its log-probability and the model's most likely alternatives there (llama.c
 distribution, before the grammar and sampling), so the variants of ``confidence.py`` can be
 computed again without the model.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/local_confidence.py [--rows 200] [--out FILE]
-     (about 5-10 s a row on two shared cores)
+Run: PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/local_confidence.py [--rows 200] [--out FILE]
+     (about 5-10 s a row on two shared cores); ``--held-out``: rows outside the first 200 (the sample the
+     reading of the confidence was chosen on), drawn with another seed
 """
 
 from __future__ import annotations
