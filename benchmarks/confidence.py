@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from enrichkit.engine.confidence import ConfidenceReader
+from enrichkit.providers.base import ALTERNATIVES, Token
 from local_runs import DEMO_TASK
 
 ESCALATE = 0.3
@@ -147,7 +149,14 @@ def allowed_share(
 
 
 def variants(values: Sequence[str]) -> dict[str, Callable[[dict[str, Any]], float]]:
-    """Each honest way to read a confidence in the category from the answer's tokens."""
+    """Each honest way to read a confidence in the category from the answer's tokens; the first is what
+    enrichkit reads (``ConfidenceReader``, from the ``ALTERNATIVES`` a provider asks for)."""
+    reader = ConfidenceReader(json.loads(DEMO_TASK.read_text(encoding="utf-8"))["output"])
+
+    def enrichkit(doc: dict[str, Any]) -> float:
+        tokens = [Token(t, lp, tuple((a, b) for a, b in alts[:ALTERNATIVES])) for t, lp, alts in doc["tokens"] if t]
+        found = reader.read(tokens, {None: json.loads(doc["text"])})
+        return found[None]["category"]
 
     def raw(doc: dict[str, Any]) -> tuple[list[Tok], list[int], int]:
         tokens: list[Tok] = [(t, lp, [(a, b) for a, b in alts]) for t, lp, alts in doc["tokens"] if t]
@@ -189,6 +198,7 @@ def variants(values: Sequence[str]) -> dict[str, Callable[[dict[str, Any]], floa
         return min(allowed_share(tokens, span, doc["text"], start, values))
 
     return {
+        "enrichkit: weakest share": enrichkit,
         "first token": first,
         "whole value": whole,
         "first token among values": first_among_values,

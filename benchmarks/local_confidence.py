@@ -10,8 +10,9 @@ with its log-probability and the model's most likely alternatives there (llama.c
 distribution, before the grammar and sampling), so the variants of ``confidence.py`` can be
 computed again without the model.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/local_confidence.py [--rows 200] [--out FILE]
-     (about 5-10 s a row on two shared cores)
+Run: PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/local_confidence.py [--rows 200] [--out FILE]
+     (about 5-10 s a row on two shared cores); ``--held-out``: rows outside the first 200 (the sample the
+     reading of the confidence was chosen on), drawn with another seed
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,17 @@ from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import embedded_model_path
 from enrichkit.rows.work import Work
 from enrichkit.task.task import Task
-from local_runs import DEMO_TASK, awesome_rows
+from local_runs import DEMO_TASK, SEED, SHARED, awesome_rows, demo_rows
 
 ALTERNATIVES = 20  # the alternatives kept per token (llama.cpp's top_logprobs)
+DEV_ROWS = 200  # the first sample (seed SEED), on which confidence.py's score was chosen
+
+
+def held_out_rows(n: int) -> list[dict[str, Any]]:
+    """``n`` rows drawn with another seed from those in neither the demo nor the dev sample."""
+    skip = {r["id"] for r in awesome_rows(DEV_ROWS)} | {r["id"] for r in demo_rows()}
+    rows = [json.loads(line) for line in SHARED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return random.Random(SEED + 1).sample([r for r in rows if r["id"] not in skip], n)
 
 
 def answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +69,7 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--slots", type=int, default=2, help="rows decoded together")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp's (spinning threads crawl on a busy machine)")
+    parser.add_argument("--held-out", action="store_true", help=f"rows outside the first {DEV_ROWS} (another seed)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/local-confidence.jsonl"))
     args = parser.parse_args()
     task = Task.from_file(DEMO_TASK)
@@ -68,7 +79,8 @@ async def main() -> None:
     done = set()
     if args.out.is_file():
         done = {json.loads(line)["id"] for line in args.out.read_text(encoding="utf-8").splitlines() if line}
-    todo = [r for r in awesome_rows(args.rows) if r["id"] not in done]
+    rows = held_out_rows(args.rows) if args.held_out else awesome_rows(args.rows)
+    todo = [r for r in rows if r["id"] not in done]
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for row in todo:
         queue.put_nowait(row)

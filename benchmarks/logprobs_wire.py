@@ -4,7 +4,9 @@ timeit repeats), and how much bigger the response body is.
     PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/logprobs_wire.py
 
 The pack and its answer are ``throughput.py``'s synthetic rows and the stubs' default answer; each body is
-the one the stub sends (with and without ``logprobsResult`` / ``logprobs.content``). "read" is what the
+the one the stub sends (without ``logprobsResult`` / ``logprobs.content``; with them, the chosen tokens
+only, as before issue 32's second round: "+lp"; and with ``ALTERNATIVES`` candidates a step, as the
+providers now ask and the real APIs answer, the stub's made up to that many: "+top"). "read" is what the
 provider does with a response: the SDK's parse of the body (as its client does) and ``to_reply``
 (enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array).
 """
@@ -21,11 +23,11 @@ from openai.types.chat import ChatCompletion
 
 from enrichkit.engine.codec import PackCodec
 from enrichkit.providers import chat, gemini
-from enrichkit.providers.base import Reply, Request
+from enrichkit.providers.base import ALTERNATIVES, Reply, Request
 from enrichkit.rows.work import Work
 from enrichkit.testing.faults import Answer, Asked, tokens_of
 from enrichkit.testing.gemini import logprobs_result, response
-from enrichkit.testing.logprobs import Probs
+from enrichkit.testing.logprobs import Probs, Scripted
 from enrichkit.testing.openai import completion, logprobs_content
 from throughput import TASK, iter_synthetic_rows
 
@@ -39,7 +41,10 @@ def main() -> None:
     rows = [{f: row[f] for f in TASK.inputs} for row in iter_synthetic_rows(20)]
     _, request = codec.pack_request([Work(f"k{n}", inputs) for n, inputs in enumerate(rows)])
     print(f"one pack of {len(rows)} rows; µs per read, least of 7 repeats (noisy on a shared machine)")
-    print(f"{'wire':<8}{'tokens':>7}{'body B':>9}{'+lp':>8}{'read µs':>9}{'+lp':>8}{'of it SDK':>11}{'of it ours':>12}")
+    print(
+        f"{'wire':<8}{'tokens':>7}{'body B':>9}{'+lp':>8}{'+top':>8}{'read µs':>9}{'+lp':>8}{'+top':>8}"
+        f"{'of it SDK':>11}{'of it ours':>12}"
+    )
     for wire in ("gemini", "openai"):
         print(measure(wire, request))
 
@@ -50,24 +55,43 @@ def measure(wire: str, request: Request) -> str:
     answer = Answer(asked.answer)
     text = answer.content(asked) or ""
     pairs = tokens_of(answer, asked, Probs()) or []
-    plain, with_lp = _bodies(wire, text, pairs)
+    plain, with_lp, with_top = _bodies(wire, text, pairs)
     parse, reply = _reader(wire, wrapped=asked.wrapped)
-    parsed = parse(with_lp)
+    parsed = parse(with_top)
     assert reply(parsed).tokens is not None and reply(parse(plain)).tokens is None
-    before, after = least_us(lambda: reply(parse(plain))), least_us(lambda: reply(parse(with_lp)))
-    sdk, ours = least_us(lambda: parse(with_lp)), least_us(lambda: reply(parsed))
-    sizes = len(json.dumps(plain)), len(json.dumps(with_lp))
-    return f"{wire:<8}{len(pairs):>7}{sizes[0]:>9}{sizes[1]:>8}{before:>9.0f}{after:>8.0f}{sdk:>11.0f}{ours:>12.0f}"
+    before, lp = least_us(lambda: reply(parse(plain))), least_us(lambda: reply(parse(with_lp)))
+    top = least_us(lambda: reply(parse(with_top)))
+    sdk, ours = least_us(lambda: parse(with_top)), least_us(lambda: reply(parsed))
+    sizes = [len(json.dumps(body)) for body in (plain, with_lp, with_top)]
+    return (
+        f"{wire:<8}{len(pairs):>7}{sizes[0]:>9}{sizes[1]:>8}{sizes[2]:>8}{before:>9.0f}{lp:>8.0f}{top:>8.0f}"
+        f"{sdk:>11.0f}{ours:>12.0f}"
+    )
 
 
-def _bodies(wire: str, text: str, pairs: list[tuple[str, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _bodies(wire: str, text: str, pairs: list[Scripted]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The body without log-probabilities, with the chosen tokens', and with ``ALTERNATIVES`` a step."""
     if wire == "gemini":
-        plain, with_lp = response(text), response(text)
+        plain, with_lp, with_top = response(text), response(text), response(text)
         with_lp["candidates"][0]["logprobsResult"] = logprobs_result(pairs)
-        return plain, with_lp
-    plain, with_lp = completion(text), completion(text)
+        result = logprobs_result(pairs, ALTERNATIVES)
+        for step in result["topCandidates"]:
+            step["candidates"] += [
+                {"token": f"alt{k}", "tokenId": k, "logProbability": -20.0}
+                for k in range(ALTERNATIVES - len(step["candidates"]))
+            ]
+        with_top["candidates"][0]["logprobsResult"] = result
+        return plain, with_lp, with_top
+    plain, with_lp, with_top = completion(text), completion(text), completion(text)
     with_lp["choices"][0]["logprobs"] = {"content": logprobs_content(pairs), "refusal": None}
-    return plain, with_lp
+    content = logprobs_content(pairs, ALTERNATIVES)
+    for entry in content:
+        entry["top_logprobs"] += [
+            {"token": f"alt{k}", "logprob": -20.0, "bytes": list(f"alt{k}".encode())}
+            for k in range(ALTERNATIVES - len(entry["top_logprobs"]))
+        ]
+    with_top["choices"][0]["logprobs"] = {"content": content, "refusal": None}
+    return plain, with_lp, with_top
 
 
 def _reader(wire: str, *, wrapped: bool) -> tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Reply]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from enrichkit import FatalProviderError, Task, UserError, dry_run, enrich
-from enrichkit.engine.confidence import closed_fields, is_closed, read_confidence
+from enrichkit.engine.confidence import ConfidenceReader, closed_fields, is_closed, written_forms
 from enrichkit.options import Escalate
 from enrichkit.output.receipt import dry_run_report, dry_run_text, run_report, run_text
 from enrichkit.providers.base import Capabilities, Request, Token
@@ -33,6 +34,7 @@ NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 ROWS = [{"name": name, "group": "tool" if i % 2 else "library"} for i, name in enumerate(NAMES)]
 SURE = {name: 0.3 + 0.1 * i for i, name in enumerate(NAMES)}  # alpha 0.3 ... foxtrot 0.8
 LOGPROBS = Capabilities(logprobs=True)
+READER = ConfidenceReader(TASK.schema)
 
 
 def answer(kind: str = "tool") -> Any:
@@ -79,17 +81,78 @@ def test_a_value_is_the_product_of_its_own_tokens_not_of_quotes_or_keys() -> Non
         Token("true", math.log(0.8)),
         Token('},{"id":"r2","kind":"tool","typed":false}]', 0.0),
     ]
-    got = read_confidence(tokens, ["kind", "typed"], {"r1": {"kind": "framework", "typed": True}, "r2": {}})
+    got = READER.read(tokens, {"r1": {"kind": "framework", "typed": True}, "r2": {}})
     assert got["r1"] == {"kind": pytest.approx(0.54), "typed": pytest.approx(0.8)}
     assert got["r2"] == {}  # r2's values are not among those accepted: nothing is guessed
+
+
+def top(*pairs: tuple[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple((text, math.log(p)) for text, p in pairs)
+
+
+def test_with_alternatives_a_value_is_its_share_among_the_allowed_values_where_it_was_decided() -> None:
+    tokens = [
+        Token('[{"id":"r1","kind":"', 0.0, top(('[{"id":"r1","kind":"', 1.0))),
+        # "Library" and "lib " write no allowed value: left out; "tool" does: 0.5 / (0.5 + 0.2)
+        Token("lib", math.log(0.5), top(("lib", 0.5), ("Library", 0.25), ("tool", 0.2), ("lib ", 0.05))),
+        Token("rary", math.log(0.9), top(("rary", 0.9), ("erty", 0.1))),  # no rival: decided before
+        Token('","typed":', 0.0, top(('","typed":', 1.0))),
+        Token("true", math.log(0.6), top(("true", 0.6), ("false", 0.3), ("True", 0.1))),
+        Token('},{"id":"r2","kind":"', 0.0, top(('},{"id":"r2","kind":"', 1.0))),
+        Token("tool", math.log(0.4), ()),  # no alternatives: the product of its tokens instead
+        Token('","typed":false}]', 0.0, ()),
+    ]
+    got = READER.read(tokens, {"r1": {"kind": "library", "typed": True}, "r2": {"kind": "tool", "typed": False}})
+    assert got["r1"] == {"kind": pytest.approx(0.5 / 0.7, abs=1e-4), "typed": pytest.approx(0.6 / 0.9, abs=1e-4)}
+    assert got["r2"] == {"kind": pytest.approx(0.4), "typed": pytest.approx(1.0)}
+
+
+def test_a_value_decided_on_a_later_token_counts_that_token() -> None:
+    task = Task("t", ["name"], {"type": "object", "properties": {"area": {"enum": ["web framework", "web crawling"]}}})
+    tokens = [
+        Token('{"area":"', 0.0, top(('{"area":"', 1.0))),
+        Token("web", math.log(0.9), top(("web", 0.9), ("Web", 0.1))),
+        Token(" crawling", math.log(0.3), top((" framework", 0.6), (" crawling", 0.3), (" scraping", 0.1))),
+        Token('"}', 0.0, top(('"}', 1.0))),
+    ]
+    got = ConfidenceReader(task.schema).read(tokens, {None: {"area": "web crawling"}})
+    assert got == {None: {"area": pytest.approx(0.3 / 0.9, abs=1e-4)}}
+
+
+def test_the_allowed_values_are_written_as_an_answer_writes_them() -> None:
+    assert written_forms({"type": ["boolean", "null"]}) == {"true", "false", "null"}
+    assert written_forms({"type": "integer", "minimum": 1, "maximum": 3}) == {"1", "2", "3"}
+    assert written_forms({"anyOf": [{"enum": ['a "b"']}, {"type": "null"}]}) == {'a \\"b\\"', "null"}
+    assert written_forms({"const": "x"}) == {"x"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"id": "r1", "kind": "tool", "typed": true, "summary": "s"},\n'
+        ' {"id": "r2", "kind": "library", "typed": false}]',
+        '[{"kind": "tool", "typed": true, "id": "r1"}, {"typed": false, "id": "r2", "kind": "library"}]',  # id last
+        '[{"id": "r1", "summary": "uses {braces} and \\"kind\\": x", "kind": "tool", "typed": true},'
+        ' {"id": "r2", "kind": "library", "typed": false}]',
+        'Here: {"id": "r9", "kind": "tool"} then ```json\n[{"id": "r1", "kind": "tool", "typed": true},'
+        ' {"id": "r2", "kind": "library", "typed": false}]\n```',
+    ],
+)
+def test_each_item_gets_its_own_values_however_the_answer_is_written(text: str) -> None:
+    tokens = [Token(piece, math.log(0.5) if piece in ("tool", "library") else 0.0) for piece in _pieces(text)]
+    got = READER.read(tokens, {"r1": {"kind": "tool", "typed": True}, "r2": {"kind": "library", "typed": False}})
+    assert got == {"r1": {"kind": 0.5, "typed": 1.0}, "r2": {"kind": 0.5, "typed": 1.0}}
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut before and after each "tool" and "library"."""
+    return [piece for piece in re.split(r"(tool|library)", text) if piece]
 
 
 def test_a_value_other_than_the_accepted_one_gets_no_confidence() -> None:
     reply = scored({"kind": "tool", "typed": True}, {"kind": 0.7, "typed": 0.9})
     assert reply.tokens is not None
-    assert read_confidence(reply.tokens, ["kind", "typed"], {None: {"kind": "library", "typed": True}}) == {
-        None: {"typed": 0.9}
-    }
+    assert READER.read(reply.tokens, {None: {"kind": "library", "typed": True}}) == {None: {"typed": 0.9}}
 
 
 def test_rows_get_their_lowest_closed_fields_probability_and_a_rerun_shows_it_from_the_cache(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from enrichkit.providers.base import Request, Token
-from enrichkit.providers.local.logprobs import answer_tokens
+from enrichkit.providers.base import ALTERNATIVES, Request, Token
+from enrichkit.providers.local.logprobs import ASK, answer_tokens
 from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 
@@ -55,6 +55,16 @@ def test_tokens_spell_the_answer_and_the_end_of_generation_is_left_out() -> None
         Token("red", -0.7),
         Token('"}', -0.1),
     )
+
+
+def test_tokens_carry_the_most_likely_alternatives_llama_cpp_gives() -> None:
+    doc = completion('{"c":"red"}', [(list(b'{"c":"'), -0.1), (list(b"red"), -0.7), (list(b'"}'), 0.0)])
+    alternatives = [{"id": 7, "token": "red", "bytes": list(b"red"), "logprob": -0.7},
+                    {"id": 9, "token": "blue", "bytes": list(b"blue"), "logprob": -0.9}]  # fmt: skip
+    doc["choices"][0]["logprobs"]["content"][1]["top_logprobs"] = alternatives
+    tokens = answer_tokens(doc)
+    assert tokens is not None and tokens[1] == Token("red", -0.7, (("red", -0.7), ("blue", -0.9)))
+    assert tokens[0].top == () and ASK["top_logprobs"] == ALTERNATIVES
 
 
 def test_a_character_split_across_tokens_is_one_token_with_both_probabilities() -> None:
@@ -103,6 +113,7 @@ def test_a_real_answer_carries_its_tokens_only_when_asked() -> None:
     # the model's own probability of the value it wrote: neither forced to 1 by the grammar nor zero
     spelled = [t for t in reply.tokens if t.text.strip('"') and t.text.strip('"') in value]
     assert 0 < math.exp(sum(t.logprob for t in spelled)) < 1
+    assert all(len(t.top) == ALTERNATIVES for t in reply.tokens)  # llama.cpp's alternatives at each step
     plain = asyncio.run(provider.generate(Request(request.system, request.prompt, COLOURS, 50)))
     assert plain.tokens is None and plain.text == reply.text
     assert plain.usage.output_tokens == reply.usage.output_tokens == len(reply.tokens) + 1  # and the end

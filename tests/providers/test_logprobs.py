@@ -20,7 +20,7 @@ from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
 from enrichkit.errors import RequestRejected
 from enrichkit.providers import gemini
 from enrichkit.providers.anthropic import anthropic_provider
-from enrichkit.providers.base import Capabilities, Reply, Request, Token
+from enrichkit.providers.base import ALTERNATIVES, Capabilities, Reply, Request, Token
 from enrichkit.providers.chat import unwrap
 from enrichkit.providers.classify import LogprobsRefused, by_status
 from enrichkit.providers.gemini import GeminiProvider, make_client
@@ -90,15 +90,34 @@ def _over(tokens: tuple[Token, ...], start: int, end: int) -> float:
     return math.exp(total)
 
 
-def test_gemini_asks_for_the_chosen_tokens_and_they_join_to_the_text(stub: GeminiStub, request_: Request) -> None:
+def first_token(reply: Reply, rid: str, field: str) -> Token:
+    """The token that starts the string value of ``field`` in item ``rid`` (after its quote)."""
+    text = reply.text or ""
+    at = text.index(f'"{rid}"')
+    start = text.index('"', text.index(f'"{field}":', at) + len(field) + 3) + 1
+    offset = 0
+    for token in reply.tokens or ():
+        if offset <= start < offset + len(token.text):
+            return token
+        offset += len(token.text)
+    raise AssertionError("no token")
+
+
+def test_gemini_asks_for_the_tokens_with_alternatives_and_they_join_to_the_text(
+    stub: GeminiStub, request_: Request
+) -> None:
     stub.script(with_probs(ids={"r2": 0.3}))
     reply = ask(GeminiProvider(make_client("k", stub.url), "gemini-2.5-flash"), request_)
     [call] = stub.calls
     config = call.body["generationConfig"]
-    assert config["responseLogprobs"] is True and "logprobs" not in config
+    assert config["responseLogprobs"] is True and config["logprobs"] == ALTERNATIVES
     assert joined(reply) == reply.text
     assert item_probability(reply, "r2", "challenge") == pytest.approx(0.3)
     assert item_probability(reply, "r1", "challenge") == pytest.approx(0.99)
+    doubted = first_token(reply, "r2", "challenge")
+    rival = {"practice": "expert", "expert": "practice"}[json.loads(reply.text or "")[1]["challenge"]]
+    assert (doubted.text, doubted.logprob) in doubted.top
+    assert dict(doubted.top)[rival] == pytest.approx(math.log(0.7))  # another allowed value, what 0.3 leaves
 
 
 def test_gemini_not_asked_sends_no_request_for_them_and_gives_none(stub: GeminiStub, request_: Request) -> None:
@@ -192,11 +211,14 @@ def test_openai_tokens_cover_the_unwrapped_array_exactly(openai_stub: OpenAIStub
     openai_stub.probs = Probs(values={"expert": 0.4}, default=0.95)
     reply = ask(openai_provider("gpt-4.1-mini", base_url=openai_stub.url), request_)
     [call] = openai_stub.calls
-    assert call.body["logprobs"] is True and "top_logprobs" not in call.body and call.wrapped
+    assert call.body["logprobs"] is True and call.body["top_logprobs"] == ALTERNATIVES and call.wrapped
     assert joined(reply) == reply.text and (reply.text or "").startswith("[")
     for item in json.loads(reply.text or ""):
         expected = 0.4 if item["challenge"] == "expert" else 0.95
         assert item_probability(reply, item["id"], "challenge") == pytest.approx(expected)
+        first = first_token(reply, item["id"], "challenge")
+        rival = "practice" if item["challenge"] == "expert" else "expert"
+        assert dict(first.top) == pytest.approx({first.text: math.log(expected), rival: math.log(1 - expected)})
 
 
 def test_openai_characters_cut_between_tokens_are_rebuilt(openai_stub: OpenAIStub, request_: Request) -> None:
@@ -205,7 +227,8 @@ def test_openai_characters_cut_between_tokens_are_rebuilt(openai_stub: OpenAIStu
     reply = ask(openai_provider("m", base_url=openai_stub.url), request_)
     assert reply.text == '[{"id": "r1", "tldr": "Café naïve 東京", "challenge": "expert"}]'
     assert joined(reply) == reply.text
-    assert any(t.text.endswith("é") for t in reply.tokens or ())
+    assert any(t.text.endswith("é") and not t.top for t in reply.tokens or ())  # rebuilt: no alternatives
+    assert all(t.top for t in reply.tokens or () if t.text.isascii())
 
 
 @pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5.1", "openai/o3"])
@@ -275,6 +298,7 @@ def test_the_seam_script_gives_tokens_too(request_: Request) -> None:
     provider = FunctionProvider(scripted(with_probs(ids={"r1": 0.5})), capabilities=Capabilities(logprobs=True))
     reply = ask(provider, request_)
     assert joined(reply) == reply.text and item_probability(reply, "r1", "challenge") == pytest.approx(0.5)
+    assert len(first_token(reply, "r1", "challenge").top) == 2
     assert ask(provider, dataclasses.replace(request_, logprobs=False)).tokens is None
 
 
@@ -341,7 +365,10 @@ def test_the_gemini_stub_gives_top_candidates_when_asked(stub: GeminiStub) -> No
     result = candidate.logprobs_result
     assert result is not None and result.chosen_candidates and result.top_candidates
     assert "".join(c.token or "" for c in result.chosen_candidates) == '{"label": "hard"}'
-    assert all(len(top.candidates or []) == 3 for top in result.top_candidates)
+    assert all(1 <= len(top.candidates or []) <= 3 for top in result.top_candidates)
+    assert [(top.candidates or [])[0].token for top in result.top_candidates] == [
+        c.token for c in result.chosen_candidates
+    ]
     assert candidate.avg_logprobs is not None
 
 

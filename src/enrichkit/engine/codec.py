@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from enrichkit.engine.confidence import closed_fields, read_confidence
+from enrichkit.engine.confidence import ConfidenceReader
 from enrichkit.engine.crosswire import suspects, text_fields
 from enrichkit.engine.own_words import copied, summary_fields
 from enrichkit.engine.prompt import (
@@ -91,7 +91,7 @@ class PackCodec:
         self.reader = reader
         self._part = part
         self.logprobs = logprobs
-        self.closed = closed_fields(task.schema)
+        self.confidence = ConfidenceReader(task.schema)
         self.id_style = id_style
         self.echo = "echo" if echo else None
         self.affinity = text_fields(task.schema) if affinity else []
@@ -290,9 +290,9 @@ class PackCodec:
         self, reply: Reply, answers: Mapping[str | None, Mapping[str, Any]]
     ) -> dict[str | None, dict[str, float]]:
         """The closed fields' confidence of the valid ``answers`` (empty without tokens or closed fields)."""
-        if not reply.tokens or not self.closed or not answers:
+        if not reply.tokens or not self.confidence.fields or not answers:
             return {}
-        return read_confidence(reply.tokens, self.closed, answers)
+        return self.confidence.read(reply.tokens, answers)
 
     def foreign_script(self, values: Mapping[str, Any], item: Work) -> str | None:
         """Why ``values`` are refused for free text in a script neither ``item``'s row nor the task uses

@@ -71,12 +71,21 @@ class Usage:
     cached_tokens: int = 0
 
 
-@dataclass(frozen=True)
+ALTERNATIVES = 5
+"""How many of the most likely tokens a provider asks for at each answer token (``Token.top``): enough for
+a closed field's rival values (measured on the embedded model, ``benchmarks/confidence.py``: 5 ranks as
+well as 20)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Token:
-    """One answer token as generated: its text and the natural log of the probability the model gave it."""
+    """One answer token as generated: its text, the natural log of the probability the model gave it, and
+    the model's most likely tokens at that step (text, log-probability; the chosen one usually among
+    them) where the provider gave them, else empty."""
 
     text: str
     logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

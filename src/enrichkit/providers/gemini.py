@@ -4,8 +4,9 @@ Batch requests travel keyed: inline as ``InlinedRequest.metadata["key"]``, in a 
 ``"key"``. Results are joined on that key only (never on order, which the service does not promise);
 a result without its key is dropped, and its pack is asked again like any failed pack.
 
-Token log-probabilities (``Request.logprobs``) are asked with ``response_logprobs`` (live and in batch
-requests) and read from ``candidates[0].logprobs_result.chosen_candidates``. Several models refuse them
+Token log-probabilities (``Request.logprobs``) are asked with ``response_logprobs`` and ``logprobs`` (the
+alternatives; live and in batch requests) and read from ``candidates[0].logprobs_result``
+(``chosen_candidates``, ``top_candidates``). Several models refuse them
 (``400 INVALID_ARGUMENT "Logprobs is not enabled for models/..."``): the call is made again without, and
 the model remembered in ``logprobs_refused`` (shared with the providers ``with_model`` and ``on_tier``
 derive); a batch request refused so fails, and the model is remembered for the next.
@@ -31,6 +32,7 @@ from google.genai import errors, types
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
 from enrichkit.providers import keys
 from enrichkit.providers.base import (
+    ALTERNATIVES,
     Capabilities,
     Finish,
     JobState,
@@ -43,7 +45,7 @@ from enrichkit.providers.base import (
     Usage,
 )
 from enrichkit.providers.classify import by_status, first_line, malformed, refuses_logprobs, transport
-from enrichkit.providers.logprobs import AsksLogprobs, aligned, from_pairs
+from enrichkit.providers.logprobs import AsksLogprobs, aligned, are_logprobs, are_texts, from_pairs
 from enrichkit.providers.media_cost import GEMINI, GEMINI_3
 from enrichkit.providers.redact import redact_exception
 from enrichkit.task.schema import restrict
@@ -304,8 +306,9 @@ class GeminiProvider(AsksLogprobs):
         JSON Schema, the dialect enrichkit validates with, and it supports ``prefixItems``; the
         OpenAPI-style ``response_schema`` is converted lossily by the SDK (``const`` becomes ``enum``,
         unknown keywords raise client-side). The SDK's timeout is the request's deadline. Log-probabilities
-        of the chosen tokens only (``logprobs``, the top alternatives, is not set: the seam carries none).
+        with the ``ALTERNATIVES`` most likely tokens at each step (``logprobs``, for ``Token.top``).
         """
+        asks = self.asks_logprobs(request)
         return types.GenerateContentConfig(
             system_instruction=types.Content(parts=[types.Part(text=request.system)]),
             temperature=self.temperature,
@@ -315,7 +318,8 @@ class GeminiProvider(AsksLogprobs):
             thinking_config=self._thinking,
             automatic_continuation=False,
             service_tier=types.ServiceTier(self.service_tier) if self.service_tier else None,
-            response_logprobs=True if self.asks_logprobs(request) else None,
+            response_logprobs=True if asks else None,
+            logprobs=ALTERNATIVES if asks else None,
             http_options=types.HttpOptions(timeout=round(request.timeout * 1000)) if request.timeout else None,
         )
 
@@ -399,11 +403,20 @@ def to_reply(response: types.GenerateContentResponse) -> Reply:
 
 
 def _tokens(result: types.LogprobsResult | None) -> tuple[Token, ...] | None:
-    """The chosen tokens of a ``logprobsResult`` (None without one)."""
+    """The chosen tokens of a ``logprobsResult`` with their alternatives (``top_candidates``, one list a
+    step, where given and well-formed); None without one."""
     if result is None or result.chosen_candidates is None:
         return None
     chosen = result.chosen_candidates
-    return from_pairs([c.token for c in chosen], [c.log_probability for c in chosen])
+    tops: list[tuple[tuple[str, float], ...]] = []
+    for step in result.top_candidates or []:
+        texts = [c.token for c in step.candidates or ()]
+        logprobs = [c.log_probability for c in step.candidates or ()]
+        if not are_texts(texts) or not are_logprobs(logprobs):
+            tops = []
+            break
+        tops.append(tuple(zip(texts, logprobs, strict=True)))
+    return from_pairs([c.token for c in chosen], [c.log_probability for c in chosen], tops)
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)

@@ -4,7 +4,8 @@
 passed on (None), never guessed into place. OpenAI-style entries carry each token's UTF-8 ``bytes``, so a
 character split across tokens is rebuilt and given to the token that completes it, with the log-probability
 of every token it took (their joint probability). A reply unwrapped from a larger answer keeps the tokens
-over the part it was unwrapped to (``cut``).
+over the part it was unwrapped to (``cut``). Each token keeps the model's most likely tokens at its step
+(``top_logprobs``, ``Token.top``) where the entry has them and the token is its entry's whole text.
 """
 
 from __future__ import annotations
@@ -65,16 +66,28 @@ def from_entries(entries: Any, text: str | None = None) -> tuple[Token, ...] | N
         return None
     texts = [e.get("token") for e in entries]
     if text is not None and are_texts(texts) and "".join(texts) == text:
-        return tuple(map(Token, texts, logprobs))
+        return tuple(map(Token, texts, logprobs, map(top_of, entries)))
     return _from_bytes(entries)
+
+
+def top_of(entry: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """An OpenAI-style entry's ``top_logprobs`` as (text, log-probability) pairs; empty if missing or malformed."""
+    top = entry.get("top_logprobs")
+    if not top or not isinstance(top, list):
+        return ()
+    try:
+        pairs = tuple((a["token"], a["logprob"]) for a in top)
+    except (TypeError, KeyError):
+        return ()
+    return pairs if are_texts([t for t, _ in pairs]) and are_logprobs([lp for _, lp in pairs]) else ()
 
 
 def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
     """Tokens rebuilt from each entry's UTF-8 ``bytes``: a character cut between entries goes to the one
-    that completes it, with the log-probability of every entry it took."""
+    that completes it, with the log-probability of every entry it took (and no alternatives)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     tokens: list[Token] = []
-    carried = 0.0
+    carried, parts = 0.0, 0
     try:
         for entry in entries:
             raw = entry.get("bytes")
@@ -85,9 +98,11 @@ def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
             else:
                 return None
             carried += entry["logprob"]
+            parts += 1
             if piece:
-                tokens.append(Token(piece, carried))
-                carried = 0.0
+                whole = parts == 1 and piece == entry.get("token")
+                tokens.append(Token(piece, carried, top_of(entry) if whole else ()))
+                carried, parts = 0.0, 0
         if decoder.decode(b"", final=True):
             return None
     except UnicodeDecodeError:
@@ -95,11 +110,16 @@ def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
     return tuple(tokens)
 
 
-def from_pairs(texts: list[Any], logprobs: list[Any]) -> tuple[Token, ...] | None:
-    """Tokens from their texts and log-probabilities; None if any is missing."""
+def from_pairs(
+    texts: list[Any], logprobs: list[Any], tops: Sequence[tuple[tuple[str, float], ...]] | None = None
+) -> tuple[Token, ...] | None:
+    """Tokens from their texts and log-probabilities (and each one's alternatives, ``tops``, where given);
+    None if any is missing."""
     if not are_texts(texts) or not are_logprobs(logprobs):
         return None
-    return tuple(map(Token, texts, logprobs))
+    if tops is None or len(tops) != len(texts):
+        return tuple(map(Token, texts, logprobs))
+    return tuple(map(Token, texts, logprobs, tops))
 
 
 def are_texts(values: list[Any]) -> TypeGuard[list[str]]:
@@ -121,7 +141,7 @@ def aligned(tokens: Sequence[Token] | None, text: str | None) -> tuple[Token, ..
 
 def cut(tokens: Sequence[Token], start: int, end: int) -> tuple[Token, ...]:
     """The tokens over ``[start, end)`` of their joined text; a token across an edge is cut to it and keeps
-    its log-probability."""
+    its log-probability (not its alternatives: they were for its whole text)."""
     out = []
     at = 0
     for token in tokens:

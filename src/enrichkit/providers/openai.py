@@ -8,8 +8,9 @@ output file (answered requests) and the error file (failed or expired ones, thei
 the reason), joined on ``custom_id`` only; ids the job did not hold are left to ``collect``, which
 ignores and counts them. ``split`` keeps each job under 50,000 requests and 200 MB.
 
-Token log-probabilities (``Request.logprobs``) are asked with ``logprobs: true``, live and in job lines
-alike, and read from ``choices[0].logprobs.content``; never of the reasoning models (o1, o3, o4, gpt-5),
+Token log-probabilities (``Request.logprobs``) are asked with ``logprobs: true`` and ``top_logprobs``, live
+and in job lines alike, and read from ``choices[0].logprobs.content``; never of the reasoning models (o1, o3,
+o4, gpt-5),
 which give none. A model that refuses them (a 400 about log-probabilities) is asked again without, and
 remembered in ``logprobs_refused`` (shared with the providers ``with_model`` derives).
 """
@@ -28,7 +29,7 @@ import pydantic
 
 from enrichkit.errors import ProviderError, UserError
 from enrichkit.providers import keys
-from enrichkit.providers.base import Capabilities, JobState, JobStatus, Media, Reply, Request
+from enrichkit.providers.base import ALTERNATIVES, Capabilities, JobState, JobStatus, Media, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
 from enrichkit.providers.classify import LogprobsRefused, malformed, retry_after, transport
 from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
@@ -88,8 +89,8 @@ class OpenAIProvider(AsksLogprobs):
         return {"model": self.model, "temperature": self.temperature, "base_url": str(self.client.base_url)}
 
     def body(self, request: Request) -> dict[str, Any]:
-        """The chat.completions body of ``request``: the live call's, and each line of a batch file (only
-        the log-probabilities of the chosen tokens: the seam carries no alternatives)."""
+        """The chat.completions body of ``request``: the live call's, and each line of a batch file (with
+        log-probabilities: ``ALTERNATIVES`` most likely tokens at each step, for ``Token.top``)."""
         body = {
             "model": self.model,
             "temperature": self.temperature,
@@ -97,7 +98,7 @@ class OpenAIProvider(AsksLogprobs):
             "messages": [{"role": "system", "content": request.system}, {"role": "user", "content": content(request)}],
             "response_format": response_format(request.schema),
         }
-        return {**body, "logprobs": True} if self.asks_logprobs(request) else body
+        return {**body, "logprobs": True, "top_logprobs": ALTERNATIVES} if self.asks_logprobs(request) else body
 
     async def _generate(self, request: Request) -> Reply:
         deadline = {} if request.timeout is None else {"timeout": request.timeout}

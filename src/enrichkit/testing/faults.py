@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from enrichkit.providers.function import find_records, schema_ids
 from enrichkit.testing.answers import default_answer
-from enrichkit.testing.logprobs import Probs, scripted_tokens
+from enrichkit.testing.logprobs import Probs, Scripted, scripted_tokens
 from enrichkit.testing.media import with_seen
 
 
@@ -115,9 +115,10 @@ class Answer:
         return None if self.items is None else asked.text_of(self.items)
 
 
-def tokens_of(answer: Answer, asked: Asked, probs: Probs) -> list[tuple[str, float]] | None:
-    """The (token, log-probability) pairs of ``answer``'s text, if ``asked`` wants them and there is text
-    (``answer.probs``, else ``probs``, set the values' probabilities)."""
+def tokens_of(answer: Answer, asked: Asked, probs: Probs) -> list[Scripted] | None:
+    """The tokens of ``answer``'s text (each with its log-probability and a rival value's token), if
+    ``asked`` wants them and there is text (``answer.probs``, else ``probs``, set the values'
+    probabilities)."""
     text = answer.content(asked)
     if text is None or not asked.logprobs:
         return None
@@ -128,7 +129,7 @@ def tokens_of(answer: Answer, asked: Asked, probs: Probs) -> list[tuple[str, flo
     for record in asked.records:
         fields = {k: v for k, v in record.items() if k != "id"}
         records[str(record.get("id")) if asked.packed else None] = fields
-    return scripted_tokens(items, text, answer.probs or probs, records)
+    return scripted_tokens(items, text, answer.probs or probs, records, asked.schema)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
+from enrichkit.testing.logprobs import Scripted
 from enrichkit.testing.media import Parts, decoded, joined
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub
 
@@ -61,13 +62,16 @@ def response(text: str | None, finish: str = "STOP", prompt_tokens: int = 0) -> 
     return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "stub"}
 
 
-def logprobs_result(pairs: list[tuple[str, float]], top: int = 0) -> dict[str, Any]:
+def logprobs_result(tokens: list[Scripted], top: int = 0) -> dict[str, Any]:
     """A candidate's ``logprobsResult``: each chosen token (an id of the stub's making) and, for ``top``,
-    that many candidates a step, the chosen first and made-up alternatives sharing what it leaves."""
-    chosen = [{"token": t, "tokenId": _token_id(t), "logProbability": lp} for t, lp in pairs]
-    result: dict[str, Any] = {"chosenCandidates": chosen, "logProbabilitySum": sum(lp for _, lp in pairs)}
+    up to that many candidates a step, most likely first: the chosen, and its rival value's token (with
+    what the chosen leaves)."""
+    chosen = [{"token": t, "tokenId": _token_id(t), "logProbability": lp} for t, lp, _ in tokens]
+    result: dict[str, Any] = {"chosenCandidates": chosen, "logProbabilitySum": sum(lp for _, lp, _ in tokens)}
     if top > 0:
-        result["topCandidates"] = [{"candidates": [c, *_alternatives(c, top - 1)]} for c in chosen]
+        result["topCandidates"] = [
+            {"candidates": _candidates(c, rival, top)} for c, (_, _, rival) in zip(chosen, tokens, strict=True)
+        ]
     return result
 
 
@@ -75,16 +79,14 @@ def _token_id(token: str) -> int:
     return sum(token.encode()) % 256_000
 
 
-def _alternatives(chosen: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    left = max(1e-9, 1 - math.exp(chosen["logProbability"]))
-    return [
-        {
-            "token": f"{chosen['token']}~{k}",
-            "tokenId": _token_id(chosen["token"]) + k,
-            "logProbability": math.log(left / (n + 1)),
-        }
-        for k in range(1, n + 1)
-    ]
+def _candidates(chosen: dict[str, Any], rival: str | None, n: int) -> list[dict[str, Any]]:
+    """A step's candidates: the chosen token and, where it has one, its rival with what it leaves (no
+    made-up others: the real API's ``n`` a step would only make every answer ``n`` times bigger to parse)."""
+    found = [chosen]
+    if rival is not None:
+        left = max(1e-9, 1 - math.exp(chosen["logProbability"]))
+        found.append({"token": rival, "tokenId": _token_id(rival), "logProbability": math.log(left)})
+    return sorted(found, key=lambda c: -c["logProbability"])[:n]
 
 
 def error_body(status: int, message: str, name: str | None = None, *details: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +217,7 @@ class GeminiStub(WireStub):
             candidate = body["candidates"][0]
             top = asked.body.get("generationConfig", {}).get("logprobs")
             candidate["logprobsResult"] = logprobs_result(pairs, top if isinstance(top, int) else 0)
-            candidate["avgLogprobs"] = sum(lp for _, lp in pairs) / max(1, len(pairs))
+            candidate["avgLogprobs"] = sum(lp for _, lp, _ in pairs) / max(1, len(pairs))
         return Wire(body=body, delay=answer.delay)
 
     def unknown_model(self, model: str) -> Error:

@@ -12,12 +12,14 @@ An answer is a ``chat.completion`` whose content is the JSON for the request's `
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable
 from typing import Any, Unpack
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
+from enrichkit.testing.logprobs import Scripted
 from enrichkit.testing.media import Parts, data_url, joined
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
@@ -49,19 +51,24 @@ def completion(
             "choices": [choice], "usage": usage}  # fmt: skip
 
 
-def logprobs_content(pairs: list[tuple[str, float]], top: int = 0) -> list[dict[str, Any]]:
-    """``choices[].logprobs.content``: an entry a token, with ``top`` alternatives (the chosen one). A token
-    holding a character of several bytes is cut one byte into it, as OpenAI's byte-level tokens cut such
-    characters: the first part's token is shown as its bytes (``bytes:\\xe2``), its probability on the
-    first part."""
+def logprobs_content(tokens: list[Scripted], top: int = 0) -> list[dict[str, Any]]:
+    """``choices[].logprobs.content``: an entry a token, with ``top`` alternatives, most likely first (the
+    chosen one, and its rival value's token with what the chosen leaves). A token holding a character of
+    several bytes is cut one byte into it, as OpenAI's byte-level tokens cut such characters: the first
+    part's token is shown as its bytes (``bytes:\\xe2``), its probability on the first part."""
     entries = []
-    for text, logprob in pairs:
+    for text, logprob, rival in tokens:
         data = text.encode()
         wide = next((n for n, ch in enumerate(text) if len(ch.encode()) > 1), None)
         at = len(data) if wide is None else len(text[:wide].encode()) + 1
         for n, part in enumerate(p for p in (data[:at], data[at:]) if p):
             entry = {"token": _shown(part), "logprob": 0.0 if n else logprob, "bytes": list(part)}
-            entries.append({**entry, "top_logprobs": [dict(entry)][:top]})
+            alternatives: list[dict[str, Any]] = [dict(entry)]
+            if rival is not None and not n:
+                left = max(1e-9, 1 - math.exp(logprob))
+                alternatives.append({"token": rival, "logprob": math.log(left), "bytes": list(rival.encode())})
+            alternatives.sort(key=lambda a: -float(a["logprob"]))
+            entries.append({**entry, "top_logprobs": alternatives[:top]})
     return entries
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import threading
 from collections.abc import Callable, Iterable
 
@@ -98,7 +99,7 @@ class Scripted(Script):
             raise _raised(outcome, model)
         text = outcome.content(asked)
         pairs = tokens_of(outcome, asked, self.probs)
-        chosen = None if pairs is None else tuple(Token(t, logprob) for t, logprob in pairs)
+        chosen = None if pairs is None else tuple(_token(*scripted) for scripted in pairs)
         return Reply(text, outcome.finish, Usage(asked.prompt_tokens, tokens(text or "")), tokens=chosen)
 
     def count(self, request: Request) -> int:
@@ -133,3 +134,11 @@ def _raised(error: Error, model: str) -> ProviderError:
 def scripted(*faults: Fault | None, rules: Iterable[Fault] = ()) -> Scripted:
     """A ``FunctionProvider`` function answering by these faults: ``FunctionProvider(scripted(drop_ids("r3")))``."""
     return Scripted(*faults, rules=rules)
+
+
+def _token(text: str, logprob: float, rival: str | None) -> Token:
+    """A scripted token as a provider gives it: with its alternatives (itself, and its rival with what it leaves)."""
+    top = (
+        ((text, logprob),) if rival is None else ((text, logprob), (rival, math.log(max(1e-9, 1 - math.exp(logprob)))))
+    )
+    return Token(text, logprob, top)

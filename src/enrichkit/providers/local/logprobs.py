@@ -14,10 +14,12 @@ import codecs
 from collections.abc import Mapping
 from typing import Any
 
-from enrichkit.providers.base import Token
+from enrichkit.providers.base import ALTERNATIVES, Token
+from enrichkit.providers.logprobs import top_of
 
-ASK = {"logprobs": True, "top_logprobs": 1}
-"""What a chat-completions body adds to have them returned (``top_logprobs`` 0 returns none)."""
+ASK = {"logprobs": True, "top_logprobs": ALTERNATIVES}
+"""What a chat-completions body adds to have them returned, with the most likely tokens at each step
+(``Token.top``; ``top_logprobs`` 0 returns none)."""
 
 
 def answer_tokens(doc: Mapping[str, Any]) -> tuple[Token, ...] | None:
@@ -39,23 +41,24 @@ def answer_tokens(doc: Mapping[str, Any]) -> tuple[Token, ...] | None:
     written = [e for e in content if e.get("bytes")]
     pieces = [e.get("token") for e in written]
     if all(isinstance(p, str) and p for p in pieces) and "".join(pieces) == text:  # no character split
-        return tuple(Token(e["token"], e["logprob"]) for e in written)
+        return tuple(Token(e["token"], e["logprob"], top_of(e)) for e in written)
     return _from_bytes(written, text)
 
 
 def _from_bytes(written: list[Mapping[str, Any]], text: str) -> tuple[Token, ...] | None:
-    """The tokens cut from their bytes, a character split across tokens joined into one."""
+    """The tokens cut from their bytes, a character split across tokens joined into one (without
+    alternatives: they were for a part of it)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     tokens: list[Token] = []
-    pending = 0.0
+    pending, parts = 0.0, 0
     for entry in written:
         raw = entry["bytes"]
         if not isinstance(raw, list):
             return None
-        pending += entry["logprob"]
+        pending, parts = pending + entry["logprob"], parts + 1
         if piece := decoder.decode(bytes(raw)):
-            tokens.append(Token(piece, pending))
-            pending = 0.0
+            tokens.append(Token(piece, pending, top_of(entry) if parts == 1 and piece == entry.get("token") else ()))
+            pending, parts = 0.0, 0
     if "".join(t.text for t in tokens) + decoder.decode(b"", final=True) != text:
         return None
     return tuple(tokens)
