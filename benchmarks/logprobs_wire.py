@@ -5,7 +5,7 @@ timeit repeats), and how much bigger the response body is.
 
 The pack and its answer are ``throughput.py``'s synthetic rows and the stubs' default answer; each body is
 the one the stub sends (with and without ``logprobsResult`` / ``logprobs.content``). "read" is what the
-provider does with a response: the SDK's parse of the body (as its client does) and ``to_reply``
+provider does with a response: the client's parse of the body (as the provider has it done) and its reply
 (enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array).
 """
 
@@ -16,7 +16,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from google.genai import types
+import orjson
 from openai.types.chat import ChatCompletion
 
 from enrichkit.engine.codec import PackCodec
@@ -71,10 +71,10 @@ def _bodies(wire: str, text: str, pairs: list[tuple[str, float]]) -> tuple[dict[
 
 
 def _reader(wire: str, *, wrapped: bool) -> tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Reply]]:
-    """The SDK's parse of a body (as its client does, and the dump the OpenAI provider reads), and the
-    provider's ``to_reply``."""
+    """The client's parse of a body (Gemini's: the JSON text read by orjson, its dump here counted too; the
+    OpenAI SDK's model and the dump the OpenAI provider reads), and the provider's reply from it."""
     if wire == "gemini":
-        return types.GenerateContentResponse.model_validate, gemini.to_reply
+        return lambda body: orjson.loads(orjson.dumps(body)), gemini.wire_reply
     return (
         lambda body: ChatCompletion.model_validate(body).model_dump(warnings=False),
         lambda doc: chat.to_reply(doc, wrapped=wrapped),
