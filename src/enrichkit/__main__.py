@@ -1,5 +1,5 @@
 """``python -m enrichkit`` = the ``enrichkit`` command."""
 
-from enrichkit.cli import command
+from enrichkit.cli import main
 
-command()
+main()

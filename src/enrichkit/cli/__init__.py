@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import click
 
 from enrichkit.cli import cache, diff, jobs, logs, review, run, runs, scrape, task
@@ -25,13 +23,3 @@ main.add_command(runs.runs)
 main.add_command(diff.diff)
 main.add_command(logs.logs)
 main.add_command(review.review)
-
-
-def command() -> None:
-    """The ``enrichkit`` console script (and ``python -m enrichkit``): ``main``, whose objects are then frozen,
-    so the interpreter's last collections at exit do not walk every object the run made or imported (the SDKs'
-    hundreds of models): ~0.1 s of CPU, up to 0.3 s of a run's end on a busy machine."""
-    try:
-        main()
-    finally:
-        gc.freeze()
