@@ -7,7 +7,7 @@ The pack and its answer are ``throughput.py``'s synthetic rows and the stubs' de
 the one the stub sends (without ``logprobsResult`` / ``logprobs.content``; with them, the chosen tokens
 only, as before issue 32's second round: "+lp"; and with ``ALTERNATIVES`` candidates a step, as the
 providers now ask and the real APIs answer, the stub's made up to that many: "+top"). "read" is what the
-provider does with a response: the SDK's parse of the body (as its client does) and ``to_reply``
+provider does with a response: the client's parse of the body (as the provider has it done) and its reply
 (enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array).
 """
 
@@ -18,7 +18,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from google.genai import types
+import orjson
 from openai.types.chat import ChatCompletion
 
 from enrichkit.engine.codec import PackCodec
@@ -95,10 +95,10 @@ def _bodies(wire: str, text: str, pairs: list[Scripted]) -> tuple[dict[str, Any]
 
 
 def _reader(wire: str, *, wrapped: bool) -> tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Reply]]:
-    """The SDK's parse of a body (as its client does, and the dump the OpenAI provider reads), and the
-    provider's ``to_reply``."""
+    """The client's parse of a body (Gemini's: the JSON text read by orjson, its dump here counted too; the
+    OpenAI SDK's model and the dump the OpenAI provider reads), and the provider's reply from it."""
     if wire == "gemini":
-        return types.GenerateContentResponse.model_validate, gemini.to_reply
+        return lambda body: orjson.loads(orjson.dumps(body)), gemini.wire_reply
     return (
         lambda body: ChatCompletion.model_validate(body).model_dump(warnings=False),
         lambda doc: chat.to_reply(doc, wrapped=wrapped),

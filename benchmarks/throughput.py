@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/throughput.py --overhead # only enrichkit's own cost at 100,000 rows
     .venv/bin/python benchmarks/throughput.py --million  # and 1,000,000 rows file to file (bounded memory)
     .venv/bin/python benchmarks/throughput.py --overhead --json  # file to file, median of 3, one JSON line
-    .venv/bin/python benchmarks/throughput.py --window   # 30 requests per 6 s window at 0.4 s, 3 runs
+    .venv/bin/python benchmarks/throughput.py --window   # 30 requests per 6 s window at 0.4 s (--runs N, default 3)
+    .venv/bin/python benchmarks/throughput.py --window --runs 5 --against 78f5b5f  # and that revision's, interleaved
     .venv/bin/python benchmarks/throughput.py --check    # the check of a 1,000,000-line JSONL file before a run
     .venv/bin/python benchmarks/throughput.py --startup  # where a run's start-up goes, before its first call
 
@@ -279,35 +280,72 @@ def byte_compiled() -> None:
     print(f"(enrichkit's modules byte-compiled first, as an installed package's are: {source})")
 
 
-def window_limited(fixed: bool, runs: int = 3) -> None:
+def window_limited(fixed: bool, runs: int = 3, against: str | None = None) -> None:
     """1,000 rows against a stub allowing 30 requests per 6 s window at 0.4 s a call, default settings: the
-    ``enrichkit run`` command in a child process, timed from its start (start-up included) to its exit."""
+    ``enrichkit run`` command in a child process, timed from its start (start-up included) to its exit; its
+    CPU seconds too (user + system: what a loaded machine's wall clock blurs), and min / median / max.
+    ``against``: a git revision whose ``src`` runs too, each run of it just before this tree's (old, new)."""
     byte_compiled()
     rpm, window, latency, n = 30, 6.0, 0.4, 1_000
     calls = math.ceil(n / 20)
     bound = (math.ceil(calls / rpm) - 1) * window + latency
     kind = "fixed" if fixed else "sliding"
     print(f"stub: {rpm} requests per {window:g} s ({kind} window), {latency} s a call; {n:,} rows; bound {bound:.1f} s")
-    print(f"{'run':>3} {'calls':>6} {'429s':>5} {'command':>7} {'in run':>6} {'bound s':>7} {'÷bnd':>5}  limit found")
-    command = Path(sys.executable).parent / "enrichkit"
-    for run in range(1, runs + 1):
-        stub = Stub(latency, 0, 0, rpm, window, fixed)
-        try:
-            with tempfile.TemporaryDirectory() as folder:
-                source, report = Path(folder) / "rows.jsonl", Path(folder) / "report.json"
-                source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(n)))
-                args = [str(source), "-t", str(TASK_FILE), "-o", f"{folder}/out.csv", "--cache-dir", f"{folder}/cache"]
-                args += ["--provider", "gemini", "--base-url", stub.url, "--report", str(report), "-q"]
-                env = {**os.environ, "GEMINI_API_KEY": "benchmark"}
-                started = time.perf_counter()
-                subprocess.run([str(command), "run", *args], check=True, env=env)
-                seconds = time.perf_counter() - started
-                s = json.loads(report.read_text())
-        finally:
-            stub.stop()
-        assert s["enriched"] == n, f"{s['failed']} rows failed"
-        print(f"{run:>3} {s['calls']:>6} {s['retries']:>5} {seconds:>7.2f} {s['seconds']:>6.2f} {bound:>7.1f}"
-              f" {seconds / bound:>5.2f}  {s['rate_limit']}")  # fmt: skip
+    print(f"{'tree':<8} {'run':>3} {'calls':>6} {'429s':>5} {'command':>7} {'in run':>6} {'cpu s':>5} {'bound s':>7}"
+          f" {'÷bnd':>5}  limit found")  # fmt: skip
+    with tempfile.TemporaryDirectory() as old:
+        trees = {"this": ROOT / "src"}
+        if against is not None:
+            trees = {against[:8]: checked_out(against, Path(old)), **trees}
+        figures: dict[str, list[tuple[int, float, float]]] = {name: [] for name in trees}
+        for run in range(1, runs + 1):
+            for name, tree in trees.items():
+                r = window_run(tree, fixed, (rpm, window, latency, n))
+                figures[name].append((r["calls"], r["command"], r["cpu"]))
+                print(f"{name:<8} {run:>3} {r['calls']:>6} {r['retries']:>5} {r['command']:>7.2f}"
+                      f" {r['seconds']:>6.2f} {r['cpu']:>5.2f} {bound:>7.1f} {r['command'] / bound:>5.2f}"
+                      f"  {r['rate_limit']}", flush=True)  # fmt: skip
+    for name, rows in figures.items():
+        for what, values in zip(("calls", "command s", "cpu s"), zip(*rows, strict=True), strict=True):
+            low, mid, high = min(values), statistics.median(values), max(values)
+            ratio = (
+                f" (÷bound {low / bound:.2f} / {mid / bound:.2f} / {high / bound:.2f})" if what == "command s" else ""
+            )
+            print(f"{name:<8} {what:>9} min / median / max: {low:.2f} / {mid:.2f} / {high:.2f}{ratio}")
+
+
+def checked_out(revision: str, folder: Path) -> Path:
+    """``src`` of ``revision`` (this repository's), unpacked into ``folder`` and byte-compiled."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(folder / "src")], check=True)
+    return folder / "src"
+
+
+def window_run(tree: Path, fixed: bool, scenario: tuple[int, float, float, int]) -> dict[str, Any]:
+    """One window run of ``python -m enrichkit run`` from the sources in ``tree``: its report's calls, 429s
+    (``retries``), own seconds and the limit found, with the command's seconds and CPU seconds."""
+    rpm, window, latency, n = scenario
+    stub = Stub(latency, 0, 0, rpm, window, fixed)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            source, report = Path(folder) / "rows.jsonl", Path(folder) / "report.json"
+            source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(n)))
+            args = [str(source), "-t", str(TASK_FILE), "-o", f"{folder}/out.csv", "--cache-dir", f"{folder}/cache"]
+            args += ["--provider", "gemini", "--base-url", stub.url, "--report", str(report), "-q"]
+            env = {**os.environ, "GEMINI_API_KEY": "benchmark", "PYTHONPATH": str(tree)}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "enrichkit", "run", *args], check=True, env=env)
+            seconds = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            s = json.loads(report.read_text())
+    finally:
+        stub.stop()
+    assert s["enriched"] == n, f"{s['failed']} rows failed"
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"calls": s["calls"], "retries": s["retries"], "seconds": s["seconds"], "rate_limit": s["rate_limit"],
+            "command": seconds, "cpu": cpu}  # fmt: skip
 
 
 STARTUP = """
@@ -393,6 +431,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="with --overhead: one JSON line, median of 3 runs")
     parser.add_argument("--window", action="store_true", help="only the 30-requests-per-6-s-window scenario")
     parser.add_argument("--fixed-window", action="store_true", help="with --window: a window that resets whole")
+    parser.add_argument("--runs", type=int, default=3, help="with --window: how many runs (default 3)")
+    parser.add_argument("--against", metavar="REVISION", help="with --window: that revision's runs too, interleaved")
     parser.add_argument("--check", action="store_true", help="only the check of a file before its run")
     parser.add_argument("--startup", action="store_true", help="only where a run's start-up goes")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
@@ -402,7 +442,7 @@ def main() -> None:
         return
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     if args.window:
-        window_limited(args.fixed_window)
+        window_limited(args.fixed_window, args.runs, args.against)
         return
     if args.check:
         check_rate()

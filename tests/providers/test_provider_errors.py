@@ -31,6 +31,7 @@ from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.providers.openai import openai_provider
 from enrichkit.providers.redact import redact
 from enrichkit.testing import Fault, GeminiStub, OpenAIStub, Wire, hang, http_error, json_validate_failed
+from enrichkit.testing.gemini import response
 from enrichkit.testing.openai import completion, error_body
 from helpers import ask as sent
 
@@ -217,6 +218,35 @@ def test_a_malformed_gemini_answer_may_pass(stub: GeminiStub, gemini: GeminiProv
     stub.script(lambda call: Wire(200, "<html>not json</html>"))
     problem = failure(gemini)
     assert type(problem) is TransientError and "Gemini sent a malformed response" in str(problem)
+    stub.script(lambda call: Wire(200, ["not", "an", "object"]))
+    problem = failure(gemini)
+    assert type(problem) is TransientError and "the body is a list, not an object" in str(problem)
+
+
+def test_a_gemini_answer_is_read_from_its_body_as_the_sdk_would_read_it(
+    stub: GeminiStub, gemini: GeminiProvider
+) -> None:
+    body = response(None, "MAX_TOKENS", prompt_tokens=7)
+    body["candidates"][0]["content"]["parts"] = [
+        {"text": "thinking it over", "thought": True},
+        {"text": '{"label": '},
+        {"inlineData": {"mimeType": "image/png", "data": ""}},
+        {"text": '"x"}'},
+    ]
+    body["candidates"][0]["aNewField"] = {"nested": [1, 2]}  # fields the API adds later are left alone
+    body["usageMetadata"] |= {"candidatesTokenCount": 5, "thoughtsTokenCount": 3, "cachedContentTokenCount": 2}
+    stub.script(lambda call: Wire(body=body))
+    reply = ask(gemini)
+    texts = [part for part in body["candidates"][0]["content"]["parts"] if "text" in part]
+    by_sdk = types.GenerateContentResponse.model_validate({"candidates": [{"content": {"parts": texts}}]})
+    assert reply.text == '{"label": "x"}' == by_sdk.text
+    assert (reply.finish, reply.detail) == ("max_tokens", "MAX_TOKENS")
+    assert (reply.usage.prompt_tokens, reply.usage.output_tokens, reply.usage.cached_tokens) == (7, 8, 2)
+    stub.script(lambda call: Wire(body={"promptFeedback": {"blockReason": "OTHER"}, "usageMetadata": None}))
+    blocked = ask(gemini)
+    assert (blocked.text, blocked.finish, blocked.detail) == (None, "blocked", "prompt blocked: OTHER")
+    stub.script(lambda call: Wire(body={"candidates": [{"finishReason": "STOP"}]}))
+    assert ask(gemini).text is None
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The review page as a person uses it, in a real headless Chromium (Debian's ``chromium``, driven by Playwright
 for Python; no browser download): filter to low confidence, correct a value (an invalid one gets the schema's
-message), accept a row, reload; then a re-run serves the reviewed row without a call."""
+message), accept a row, send rows to be asked again (one on a model of its own), reload; then a re-run serves
+the reviewed row without a call, and asks the row on its model."""
 
 from __future__ import annotations
 
@@ -86,6 +87,15 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         third.focus()
         page.keyboard.press("r")  # ask again
         sync_api.expect(third.locator(".state")).to_have_text("asked again")
+        fourth = page.locator(f'tr.row[data-n="{low[3]}"]')
+        fourth.focus()
+        page.keyboard.press("m")  # ask again on a model: its name, then Enter
+        page.keyboard.type("gpt-9000")
+        page.keyboard.press("Enter")
+        sync_api.expect(fourth.locator(".row-msg")).to_contain_text("unknown model 'gpt-9000'")
+        fourth.locator("input.model").fill("fn")
+        fourth.locator("input.model").press("Enter")
+        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on fn")
 
         page.reload()
         sync_api.expect(row.locator('td[data-field="tldr"] input')).to_have_value("Corrected in the browser.")
@@ -93,10 +103,11 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         sync_api.expect(page.locator("#reviewed")).to_have_text("2 reviewed")
         sync_api.expect(page.locator("#corrected")).to_have_text("1 corrected")
         sync_api.expect(third.locator(".state")).to_have_text("asked again")
+        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on fn")
 
     # Another model: no cached answer fits, yet the two fully reviewed rows are not asked.
     report, asked = apart(run, source, tmp_path / "again.jsonl", cache, model="fn2")
-    assert (asked, report["reviewed"]) == (ROWS - 2, 4)
+    assert (asked, report["reviewed"], report["by_model"]["fn"]["rows"]) == (ROWS - 2, 4, 1)  # one row on fn
     again = read_rows(tmp_path / "again.jsonl")
     assert again[low[0]]["tldr"] == "Corrected in the browser." and again[low[0]]["challenge"] == "expert"
     assert again[low[0]]["_reviewed"] == "tldr,challenge"

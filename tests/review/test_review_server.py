@@ -87,6 +87,27 @@ def test_an_invalid_value_gets_the_schemas_message(tmp_path: Path) -> None:
         assert request(server, "POST", "/api/correct", edit | {"field": "nope"}, token=server.token)[0] == 422
 
 
+def test_a_row_is_sent_to_be_asked_again_on_a_known_model_only(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with serving(output, cache) as server:
+        token = server.token
+        assert "gemini-3.1-flash-lite" in server.session.models and "fn" in server.session.models  # priced, run
+        again = {"n": 4, "version": 0, "model": "gpt-9000"}
+        status, body = request(server, "POST", "/api/again", again, token=token)
+        assert status == 422 and json.loads(body)["error"].startswith("unknown model 'gpt-9000': ask again on a model")
+        assert request(server, "POST", "/api/again", again | {"model": 7}, token=token)[0] == 400
+        assert not server.session.reviews([4])  # nothing stored
+        status, body = request(server, "POST", "/api/again", again | {"model": "gemini-3.1-flash-lite"}, token=token)
+        assert (status, json.loads(body)["version"]) == (200, 1)
+        [review] = server.session.reviews([4]).values()
+        assert (review.again, review.model) == (True, "gemini-3.1-flash-lite")
+        page = request(server, "GET", f"/?token={token}")[1]
+        assert '<span class="state">asked again on gemini-3.1-flash-lite</span>' in page
+        assert '<datalist id="models">' in page and '<option value="fn">' in page
+        status, _ = request(server, "POST", "/api/again", {"n": 5, "version": 0, "model": ""}, token=token)
+        assert status == 200 and server.session.reviews([5])[5].model is None  # none named: the run's own
+
+
 def test_apply_and_export_write_the_reviewed_values(tmp_path: Path) -> None:
     _, output, cache = enriched(tmp_path)
     with serving(output, cache) as server:

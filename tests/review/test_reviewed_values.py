@@ -15,11 +15,13 @@ from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
 from enrichkit.engine.reviewed import Conflict, ReviewStore, review_key, task_id
 from enrichkit.options import RunOptions
-from enrichkit.providers.base import Reply, Request, Usage
+from enrichkit.providers.base import Capabilities, Reply, Request, Usage
+from enrichkit.providers.gemini import make_client
 from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.task.task import Task
-from enrichkit.testing import FunctionProvider, ids_of
-from helpers import ROOT, topic_rows, write_jsonl
+from enrichkit.testing import FunctionProvider, GeminiStub, ids_of
+from enrichkit.testing.wire import PRICED
+from helpers import FAST_RETRY, ROOT, topic_rows, write_jsonl
 
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 
@@ -32,10 +34,12 @@ def answer(request: Request) -> Reply:
     return Reply(json.dumps([{"id": rid, **one} for rid in ids]), usage=Usage(100, 10 * len(ids)))
 
 
-def run(source: Path, output: Path, cache: Path) -> tuple[dict[str, Any], list[Request]]:
-    provider = FunctionProvider(answer, name="fn", model="fn")
+def run(source: Path, output: Path, cache: Path, flags: bool = False) -> tuple[dict[str, Any], list[Request]]:
+    """A run through the seam (``flags``: with the ``_confidence`` and ``_flags`` columns)."""
+    capabilities = Capabilities(logprobs=True) if flags else None
+    provider = FunctionProvider(answer, name="fn", model="fn", capabilities=capabilities)
     report = output.with_suffix(".report.json")
-    options = RunOptions(provider=provider, cache_dir=cache, pack_size=5)
+    options = RunOptions(provider=provider, cache_dir=cache, pack_size=5, confidence=True if flags else None)
     code = run_job(iter_rows(source), TASK, output, options, CliOptions(report=report, quiet=True, source=source))
     assert code == 0
     return json.loads(report.read_text()), provider.requests
@@ -127,3 +131,74 @@ def test_a_row_read_back_from_csv_has_the_key_of_its_typed_input() -> None:
     assert review_key({"n": 3, "x": 1.5, "b": True, "o": {"k": "é"}, "z": None}) == review_key(
         {"n": "3", "x": "1.5", "b": "True", "o": '{"k": "é"}', "z": ""}
     )
+
+
+def test_a_row_sent_to_be_asked_again_on_another_model_is_answered_by_it(tmp_path: Path) -> None:
+    rows = topic_rows(10)
+    source, out, cache = write_jsonl(tmp_path / "rows.jsonl", rows), tmp_path / "out.jsonl", tmp_path / "c"
+    run(source, out, cache, flags=True)
+    task = Task.from_file(TASK)
+    for row, model in ((rows[2], "fn-strong"), (rows[7], "fn")):  # the run's own model: asked as usual
+        inputs = {f: row[f] for f in task.inputs}
+        store = ReviewStore(cache)
+        try:
+            store.ask_again(task_id(task), review_key(inputs), inputs, version=0, model=model)
+            assert store.marked(task_id(task), [review_key(inputs)]) == {review_key(inputs): model}
+        finally:
+            store.close()
+    report, requests = run(source, out, cache, flags=True)
+    assert (asked(requests), report["cache_hits"]) == (2, 8)
+    assert report["by_model"]["fn-strong"]["rows"] == 1 and report["by_model"]["fn"]["rows"] == 1
+    logs = (cache / "history" / "calls").glob("*.jsonl")
+    logged = [json.loads(line) for log in logs for line in log.read_text().splitlines()]  # the row's story
+    assert [(doc["model"], doc["rows"]) for doc in logged if doc.get("model") == "fn-strong"] == [
+        ("fn-strong", [rows[2]["id"]])
+    ]
+    assert [row["_flags"] for row in read_rows(out)] == [None] * 2 + ["reasked"] + [None] * 7
+    report, requests = run(source, out, cache, flags=True)
+    assert (asked(requests), report["cache_hits"]) == (0, 10)  # answered: asked no more
+
+
+def test_a_row_to_ask_on_a_model_the_provider_refuses_fails_alone_and_stays_marked(tmp_path: Path) -> None:
+    rows = topic_rows(10)
+    source, out, cache = write_jsonl(tmp_path / "rows.jsonl", rows), tmp_path / "out.jsonl", tmp_path / "c"
+    task = Task.from_file(TASK)
+    inputs = {f: rows[2][f] for f in task.inputs}
+    with GeminiStub(models=PRICED) as stub:
+
+        def gemini_run() -> tuple[int, dict[str, Any]]:
+            options = RunOptions(client=make_client(api_key="k", base_url=stub.url), cache_dir=cache, retry=FAST_RETRY)
+            report = tmp_path / "report.json"
+            code = run_job(iter_rows(source), TASK, out, options, CliOptions(report=report, quiet=True, source=source))
+            return code, json.loads(report.read_text())
+
+        assert gemini_run()[0] == 0
+        store = ReviewStore(cache)
+        try:
+            store.ask_again(task_id(task), review_key(inputs), inputs, version=0, model="gemini-0-unknown")
+        finally:
+            store.close()
+        code, report = gemini_run()
+        assert (code, report["failed"], report["cache_hits"]) == (1, 1, 9)
+        [failure] = read_rows(tmp_path / "out-failures.jsonl")
+        assert "asked again on gemini-0-unknown:" in str(failure) and "gemini-0-unknown" in str(failure)
+        store = ReviewStore(cache)
+        try:
+            assert store.marked(task_id(task), [review_key(inputs)]) == {review_key(inputs): "gemini-0-unknown"}
+        finally:
+            store.close()
+
+
+def test_a_store_made_before_models_were_kept_takes_them(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "reviewed.db")
+    db.execute("CREATE TABLE reask (task TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (task, key))")
+    db.execute("INSERT INTO reask VALUES ('t', 'k', 0)")
+    db.commit()
+    db.close()
+    store = ReviewStore(tmp_path)
+    try:
+        assert store.marked("t", ["k"]) == {"k": None}
+        store.ask_again("t", "k2", {"a": 1}, version=0, model="m")
+        assert store.marked("t", ["k", "k2"]) == {"k": None, "k2": "m"}
+    finally:
+        store.close()

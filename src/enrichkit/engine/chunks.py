@@ -31,6 +31,7 @@ from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.reasked import ask_on_chosen
 from enrichkit.engine.refusals import refused, remember
 from enrichkit.engine.reviewed import Kept, overlaid
 from enrichkit.engine.settle import Settlement
@@ -302,8 +303,8 @@ def _budget(limit: float, mode: str, codec: PackCodec, work: list[Work], size: i
 async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRun, audit: float) -> None:
     """Ask for ``work``, then re-ask the ``audit`` share of the packed answers; once no row waits in a batch
     job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
-    on the escalation model."""
-    await _send(context, work, live)
+    on the escalation model. Rows a person chose another model for go first, on that model."""
+    await _send(context, await ask_on_chosen(context, chunk.reviewed, work, live), live)
     await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit)
     settlement = live.settlement
     if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):

@@ -10,7 +10,8 @@ A run serves them so (``Reviewing``): a row whose every field is reviewed is set
 call (a hit); a row with some fields reviewed takes its cached or model answer for the others, the reviewed
 values on top. Each value is checked against its field's schema again before it is served; one that does
 not fit (a hand-edited store) is left out. A row a person sent to be asked again is asked again by the
-next run, its cached answer passed over (the new answer replaces it), until a run answers it.
+next run, its cached answer passed over (the new answer replaces it), until a run answers it: on the run's
+own model, or on the model the person chose (``engine.reasked``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS reviewed_rows (
     PRIMARY KEY (task, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reask (
-    task TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL,
+    task TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, model TEXT,
     PRIMARY KEY (task, key)
 ) WITHOUT ROWID;
 """
@@ -117,6 +118,7 @@ class Review:
     confidence: float | None = None
     version: int = 0
     again: bool = False  # sent to be asked again, not answered since
+    model: str | None = None  # the model it is to be asked again on (None: the run's own)
 
 
 class ReviewStore:
@@ -130,6 +132,8 @@ class ReviewStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            if "model" not in {column for _, column, *_ in self._db.execute("PRAGMA table_info(reask)")}:
+                self._db.execute("ALTER TABLE reask ADD COLUMN model TEXT")  # a store made before models were kept
 
     @classmethod
     def existing(cls, directory: Path) -> ReviewStore | None:
@@ -151,17 +155,17 @@ class ReviewStore:
         with self._lock, self._guard("read"):
             return self._db.execute(query, (task, task)).fetchone() is not None
 
-    def marked(self, task: str, keys: Iterable[str]) -> set[str]:
-        """Those of the rows ``keys`` sent to be asked again."""
+    def marked(self, task: str, keys: Iterable[str]) -> dict[str, str | None]:
+        """Those of the rows ``keys`` sent to be asked again, with the model chosen for each (None: the run's)."""
         with self._lock, self._guard("read"):
             return self._marked(task, sorted(set(keys)))
 
-    def _marked(self, task: str, keys: list[str]) -> set[str]:
-        found: set[str] = set()
+    def _marked(self, task: str, keys: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
         for start in range(0, len(keys), _QUERY_KEYS):
             some = keys[start : start + _QUERY_KEYS]
-            query = f"SELECT key FROM reask WHERE task = ? AND key IN ({','.join('?' * len(some))})"
-            found.update(key for (key,) in self._db.execute(query, [task, *some]))
+            query = f"SELECT key, model FROM reask WHERE task = ? AND key IN ({','.join('?' * len(some))})"
+            found.update(self._db.execute(query, [task, *some]))
         return found
 
     def answered(self, task: str, keys: Iterable[str]) -> None:
@@ -200,8 +204,8 @@ class ReviewStore:
                         [task, *some],
                     ).fetchall()
             reviews = {k: Review(k, json.loads(i), confidence=c, version=v) for k, i, c, v in rows}
-            for key in self._marked(task, list(reviews)):
-                reviews[key].again = True
+            for key, model in self._marked(task, list(reviews)).items():
+                reviews[key].again, reviews[key].model = True, model
             for start in range(0, len(reviews), _QUERY_KEYS):
                 some = list(reviews)[start : start + _QUERY_KEYS]
                 for key, name, value, original, corrected in self._db.execute(
@@ -254,9 +258,11 @@ class ReviewStore:
             self._db.execute("DELETE FROM reask WHERE task = ? AND key = ?", (task, key))
         return current + 1
 
-    def ask_again(self, task: str, key: str, inputs: Mapping[str, Any], *, version: int) -> int:
-        """Send the row to be asked again by the next run (its reviewed values dropped), if it is still at
-        ``version`` (``Conflict`` if not); the row's new version."""
+    def ask_again(
+        self, task: str, key: str, inputs: Mapping[str, Any], *, version: int, model: str | None = None
+    ) -> int:
+        """Send the row to be asked again by the next run (its reviewed values dropped), on ``model`` (None: the
+        run's own), if it is still at ``version`` (``Conflict`` if not); the row's new version."""
         now = time.time()
         with self._write(task, key, version) as current:
             self._db.execute(
@@ -265,7 +271,7 @@ class ReviewStore:
                 (task, key, json.dumps(dict(inputs), ensure_ascii=False), current + 1, now),
             )
             self._db.execute("DELETE FROM reviewed WHERE task = ? AND key = ?", (task, key))
-            self._db.execute("INSERT OR REPLACE INTO reask VALUES (?, ?, ?)", (task, key, now))
+            self._db.execute("INSERT OR REPLACE INTO reask VALUES (?, ?, ?, ?)", (task, key, now, model))
         return current + 1
 
     @contextmanager
@@ -300,10 +306,12 @@ def store_dir(options: RunOptions) -> Path | None:
 
 @dataclass
 class Kept:
-    """A chunk's reviewed values by cache key, and the rows it asks again (cache key: review key)."""
+    """A chunk's reviewed values by cache key, the rows it asks again (cache key: review key), and the model
+    chosen for those to be asked on another model than the run's (cache key: model)."""
 
     values: dict[str, dict[str, Any]]
     again: dict[str, str]
+    models: dict[str, str] = field(default_factory=dict)
 
 
 class Reviewing:
@@ -329,6 +337,8 @@ class Reviewing:
             if rkey in marked:
                 found.pop(key, None)
                 kept.again[key] = rkey
+                if (model := marked[rkey]) is not None:
+                    kept.models[key] = model
             if (values := stored.get(rkey)) is None:
                 continue
             values = {n: values[n] for n in self._fields if n in values and self._check.error(n, values[n]) is None}

@@ -4,9 +4,14 @@ Batch requests travel keyed: inline as ``InlinedRequest.metadata["key"]``, in a 
 ``"key"``. Results are joined on that key only (never on order, which the service does not promise);
 a result without its key is dropped, and its pack is asked again like any failed pack.
 
+A live answer is read from the response body as the REST API sends it (``should_return_http_response``:
+the SDK hands the body over unparsed): the SDK's own parse of a pack's answer with its log-probabilities
+builds hundreds of pydantic objects (~12 ms of CPU a call, three times the rest of the call), which on a busy
+event loop delays the replies and refusals behind it. Batch results are read the same way.
+
 Token log-probabilities (``Request.logprobs``) are asked with ``response_logprobs`` and ``logprobs`` (the
-alternatives; live and in batch requests) and read from ``candidates[0].logprobs_result``
-(``chosen_candidates``, ``top_candidates``). Several models refuse them
+alternatives; live and in batch requests) and read from ``candidates[0].logprobsResult``
+(``chosenCandidates``, ``topCandidates``). Several models refuse them
 (``400 INVALID_ARGUMENT "Logprobs is not enabled for models/..."``): the call is made again without, and
 the model remembered in ``logprobs_refused`` (shared with the providers ``with_model`` and ``on_tier``
 derive); a batch request refused so fails, and the model is remembered for the next.
@@ -18,13 +23,16 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import os
 import re
+import ssl
 import tempfile
 from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pydantic
 from google import genai
 from google.genai import errors, types
@@ -92,6 +100,12 @@ _REQUEST_FIELDS = frozenset(
 _CLIENT_FIELDS = frozenset(
     ["http_options", "should_return_http_response", "automatic_function_calling", "automatic_continuation"]
 )
+
+
+class MalformedResponse(ValueError):
+    """A response body that is not a JSON object."""
+
+
 MAPPED = (
     errors.APIError,
     httpx2.HTTPError,
@@ -99,6 +113,7 @@ MAPPED = (
     TimeoutError,
     json.JSONDecodeError,
     pydantic.ValidationError,
+    MalformedResponse,
 )
 """What the SDK raises for a failed call; ``mapped_errors`` turns these into enrichkit's kinds."""
 
@@ -114,12 +129,31 @@ def make_client(api_key: str | None = None, base_url: str | None = None) -> gena
         raise UserError(f"no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY{stub}")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise UserError(f"the base URL {base_url!r} needs http:// or https://")
-    options = types.HttpOptions(api_version="v1beta", base_url=base_url)
+    tls = tls_context()
+    options = types.HttpOptions(
+        api_version="v1beta",
+        base_url=base_url,
+        client_args={"verify": tls},
+        async_client_args={"verify": tls, "ssl": tls},  # "ssl": the websocket's, which the SDK makes apart
+    )
     if importlib.util.find_spec("aiohttp") is not None:
         # With aiohttp importable the SDK silently switches its async transport, which changes
         # exception types and adds hidden retries; pin httpx2.
-        options.async_client_args = {"transport": httpx2.AsyncHTTPTransport()}
+        options.async_client_args = {
+            **(options.async_client_args or {}),
+            "transport": httpx2.AsyncHTTPTransport(verify=tls),
+        }
     return genai.Client(api_key=key, http_options=options)
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS context a client's transports share, made as the SDK makes it (the CA files ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` name, else the system's trust store): the SDK would load the CA bundle once for its HTTP
+    clients and again for a websocket enrichkit never opens (~50 ms of CPU each)."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    return httpx2.create_ssl_context()
 
 
 def gemini_provider(model: str | None = None, base_url: str | None = None) -> GeminiProvider:
@@ -222,7 +256,7 @@ def map_error(exc: BaseException, model: str) -> ProviderError:
             exhausted=_exhausted(details) if exc.code == 429 else "",
             bad_key=exc.code == 400 and _bad_key(exc, details),
         )
-    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+    if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | MalformedResponse):
         return malformed(exc, "Gemini")
     return transport(exc, "Gemini", _url(exc))
 
@@ -324,11 +358,13 @@ class GeminiProvider(AsksLogprobs):
         )
 
     async def _generate(self, request: Request) -> Reply:
+        config = self.config(request).model_copy(update={"should_return_http_response": True})
         with mapped_errors(self.model):
             response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents(request), config=self.config(request)
+                model=self.model, contents=contents(request), config=config
             )
-        return to_reply(response)
+            raw = response.sdk_http_response
+            return wire_reply(orjson.loads((raw.body if raw is not None else None) or "{}"))
 
     async def count_tokens(self, request: Request) -> int | None:
         """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
@@ -376,21 +412,30 @@ def rest_request(request: Request, config: types.GenerateContentConfig) -> dict[
 
 
 def to_reply(response: types.GenerateContentResponse) -> Reply:
-    """A provider-neutral reply from an SDK response (also used for batch job results), with the chosen
-    tokens' log-probabilities where they join to its text."""
-    usage = response.usage_metadata
+    """A provider-neutral reply from an SDK response (an inline batch job's result): ``wire_reply`` of it."""
+    return wire_reply(response.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def wire_reply(doc: Any) -> Reply:
+    """A provider-neutral reply from a generateContent response as the REST API sends it (camelCase JSON),
+    with the chosen tokens' log-probabilities where they join to its text. The text is the first candidate's
+    text parts joined (thoughts left out; None without a text part), as the SDK's ``response.text`` says;
+    a part of unexpected shape is left out, a body that is no object is ``MalformedResponse``."""
+    if not isinstance(doc, dict):
+        raise MalformedResponse(f"the body is a {type(doc).__name__}, not an object")
+    usage = _object(doc.get("usageMetadata"))
     counted = Usage(
-        prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
-        output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
-        cached_tokens=(usage.cached_content_token_count or 0) if usage else 0,
+        prompt_tokens=_count(usage.get("promptTokenCount")),
+        output_tokens=_count(usage.get("candidatesTokenCount")) + _count(usage.get("thoughtsTokenCount")),
+        cached_tokens=_count(usage.get("cachedContentTokenCount")),
     )
-    feedback = response.prompt_feedback
-    if feedback is not None and feedback.block_reason is not None:
-        return Reply(None, "blocked", counted, f"prompt blocked: {feedback.block_reason.value}")
-    if not response.candidates:
+    if blocked := _object(doc.get("promptFeedback")).get("blockReason"):
+        return Reply(None, "blocked", counted, f"prompt blocked: {blocked}")
+    candidates = doc.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
         return Reply(None, "other", counted, "no candidates in the response")
-    reason = response.candidates[0].finish_reason
-    name = reason.value if reason is not None else "STOP"
+    first = _object(candidates[0])
+    name = str(first.get("finishReason") or "STOP")
     finish: Finish = "stop"
     if name == "MAX_TOKENS":
         finish = "max_tokens"
@@ -398,25 +443,43 @@ def to_reply(response: types.GenerateContentResponse) -> Reply:
         finish = "blocked"
     elif name not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
         finish = "other"
-    text = response.text
-    return Reply(text, finish, counted, name, aligned(_tokens(response.candidates[0].logprobs_result), text))
+    parts = _object(first.get("content")).get("parts")
+    texts = [
+        p["text"]
+        for p in (parts if isinstance(parts, list) else [])
+        if isinstance(p, dict) and isinstance(p.get("text"), str) and p.get("thought") is not True
+    ]
+    text = "".join(texts) if texts else None
+    return Reply(text, finish, counted, name, aligned(_tokens(_object(first.get("logprobsResult"))), text))
 
 
-def _tokens(result: types.LogprobsResult | None) -> tuple[Token, ...] | None:
-    """The chosen tokens of a ``logprobsResult`` with their alternatives (``top_candidates``, one list a
-    step, where given and well-formed); None without one."""
-    if result is None or result.chosen_candidates is None:
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
+def _tokens(result: dict[str, Any]) -> tuple[Token, ...] | None:
+    """The chosen tokens of a ``logprobsResult`` with their alternatives (``topCandidates``, one list a step,
+    where given and well-formed); None without them, or with chosen tokens of unexpected shape."""
+    chosen = result.get("chosenCandidates")
+    if not isinstance(chosen, list) or not all(isinstance(c, dict) for c in chosen):
         return None
-    chosen = result.chosen_candidates
     tops: list[tuple[tuple[str, float], ...]] = []
-    for step in result.top_candidates or []:
-        texts = [c.token for c in step.candidates or ()]
-        logprobs = [c.log_probability for c in step.candidates or ()]
+    for step in result.get("topCandidates") or []:
+        candidates = _object(step).get("candidates")
+        if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+            tops = []
+            break
+        texts = [c.get("token") for c in candidates]
+        logprobs = [c.get("logProbability") for c in candidates]
         if not are_texts(texts) or not are_logprobs(logprobs):
             tops = []
             break
         tops.append(tuple(zip(texts, logprobs, strict=True)))
-    return from_pairs([c.token for c in chosen], [c.log_probability for c in chosen], tops)
+    return from_pairs([c.get("token") for c in chosen], [c.get("logProbability") for c in chosen], tops)
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
@@ -516,10 +579,10 @@ class GeminiBatches:
             if not isinstance(key, str):
                 return None, ""
             if "response" in doc:
-                return key, to_reply(types.GenerateContentResponse.model_validate(doc["response"]))
+                return key, wire_reply(doc["response"])
             error = doc.get("error", {})
             return key, self._failed(error.get("message"), error.get("code"))
-        except (json.JSONDecodeError, pydantic.ValidationError, AttributeError):
+        except (json.JSONDecodeError, MalformedResponse, AttributeError):
             return None, ""
 
     def _config(self, request: Request) -> types.GenerateContentConfig:

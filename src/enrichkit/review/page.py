@@ -64,9 +64,10 @@ def render(session: Session, query: Query, token: str, nonce: str, past: Past | 
 {_summary(session.summary())}</header>
 {_filters(session, query, token, past)}
 <p class="count"><span id="matching">{total:,}</span> rows match · page {query.page + 1} of {pages:,}
-{_pager(query, token, pages)} · keys: j/k move, e edit, a accept, r ask again, Esc leave a field</p>
+{_pager(query, token, pages)} · keys: j/k move, e edit, a accept, r ask again, m ask again on a model,
+Esc leave a field</p>
 <table id="rows"><thead><tr><th>#</th><th>inputs</th>{head}{conf}{flags}<th>review</th></tr></thead>
-<tbody>{rows}</tbody></table>{_choices(session)}
+<tbody>{rows}</tbody></table>{_choices(session)}{_models(session)}
 <script nonce="{nonce}">{_asset("review.js")}</script>
 </body></html>
 """
@@ -162,6 +163,11 @@ def _choices(session: Session) -> str:
     )
 
 
+def _models(session: Session) -> str:
+    """The models a row may be asked again on (the page suggests them; the server refuses any other)."""
+    return '<datalist id="models">' + "".join(f'<option value="{escape(m)}">' for m in session.models) + "</datalist>"
+
+
 def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
     row = session.table.rows[n]
     task = session.task
@@ -183,6 +189,7 @@ def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
         conf = f'<td class="conf">{"" if value is None else f"{value:.2f}"}</td>'
     flags = f'<td class="flags">{escape(as_text(row.get(FLAGS)))}</td>' if FLAGS in session.table.columns else ""
     state = "asked again" if review and review.again else "corrected" if corrected else ""
+    state += f" on {review.model}" if state == "asked again" and review.model else ""
     state = state or ("reviewed" if review and review.values else "")
     told = past.story(n) if past is not None else None
     model = past.model(n) if past is not None else None
@@ -194,10 +201,13 @@ def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
         else ""
     )
     version = review.version if review else 0
+    kind = "asked-again" if state.startswith("asked again") else state
     return (
-        f'<tr class="row {state.replace(" ", "-")}" data-n="{n}" data-version="{version}" tabindex="0">'
+        f'<tr class="row {kind}" data-n="{n}" data-version="{version}" tabindex="0">'
         f'<td class="num">{label}</td><td class="inputs">{inputs}{wrote}</td>{cells}{conf}{flags}'
         f'<td class="actions"><button class="accept" type="button">accept</button>'
-        f' <button class="again" type="button" title="ask the model again on the next run">ask again</button>'
-        f' <span class="state">{state}</span><div class="msg row-msg" role="alert"></div></td></tr>{told_row}'
+        f' <button class="again" type="button" title="ask again on the next run (on the model named, if any)">'
+        'ask again</button> <input class="model" list="models" size="14" placeholder="on the same model"'
+        ' aria-label="the model to ask again on">'
+        f' <span class="state">{escape(state)}</span><div class="msg row-msg" role="alert"></div></td></tr>{told_row}'
     )

@@ -1,5 +1,5 @@
 """The review server: the standard library's threading HTTP server on 127.0.0.1, one page and three writes
-(correct a field, accept a row, send a row to be asked again).
+(correct a field, accept a row, send a row to be asked again, on the run's model or one of ``Session.models``).
 
 Every request needs the run's random token (the page's address carries it; the page sends it back in a
 header): a request without it, or with another, is refused (403), as is one whose Host is not this
@@ -99,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             n, version = int(doc["n"]), int(doc["version"])
             if not 0 <= n < len(self.server.session.table.rows):
                 raise ValueError(f"no row {n}")
+            model = doc.get("model") or None
+            if model is not None and not isinstance(model, str):
+                raise ValueError("model: a name, or none")
         except (ValueError, KeyError, TypeError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {exc}"})
             return
@@ -110,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
                 elif self.path == "/api/accept":
                     new = session.accept(n, version)
                 elif self.path == "/api/again":
-                    new = session.ask_again(n, version)
+                    new = session.ask_again(n, version, model)
                 else:
                     self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
                     return

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enrichkit.calls.prices import price_table
 from enrichkit.engine.reviewed import FieldCheck, Review, ReviewStore, task_id
+from enrichkit.history.runs import RunHistory
 from enrichkit.review.table import Table, confidence_of, read_output
 from enrichkit.task.task import Task
 
@@ -38,7 +40,8 @@ class Summary:
 
 
 class Session:
-    """The review of ``output`` (rows answering ``task``), its reviewed values in ``cache_dir``."""
+    """The review of ``output`` (rows answering ``task``), its reviewed values in ``cache_dir``; ``models``:
+    the models a row may be sent to be asked again on (``known_models``)."""
 
     def __init__(self, output: Path, task: Task, cache_dir: Path) -> None:
         self.output = output
@@ -47,6 +50,7 @@ class Session:
         self.table = Table(read_output(output), task)
         self.store = ReviewStore(cache_dir)
         self.check = FieldCheck(task)
+        self.models = known_models(cache_dir)
         self._task = task_id(task)
         reviewed = {key for key, review in self.store.reviews(self._task).items() if review.values}
         self.table.mark_reviewed(n for n, key in enumerate(self.table.keys) if key in reviewed)
@@ -93,11 +97,17 @@ class Session:
                 raise Invalid(f"no valid answer to accept ({error}): correct its fields")
         return self._put(n, values, version)
 
-    def ask_again(self, n: int, version: int) -> int:
-        """Send row ``n`` to be asked again by the next run (its reviewed values dropped); its new version."""
+    def ask_again(self, n: int, version: int, model: str | None = None) -> int:
+        """Send row ``n`` to be asked again by the next run (its reviewed values dropped), on ``model`` (None:
+        the run's own; a model not in ``models`` is ``Invalid``); its new version."""
+        if model is not None and model not in self.models:
+            raise Invalid(
+                f"unknown model {model!r}: ask again on a model prices.json prices or a run of this cache folder"
+                " used (or price it: ENRICHKIT_PRICES)"
+            )
         row = self.table.rows[n]
         inputs = {f: row.get(f) for f in self.task.inputs}
-        return self.store.ask_again(self._task, self.table.keys[n], inputs, version=version)
+        return self.store.ask_again(self._task, self.table.keys[n], inputs, version=version, model=model)
 
     def _put(self, n: int, values: Mapping[str, Any], version: int) -> int:
         row = self.table.rows[n]
@@ -116,6 +126,17 @@ class Session:
             inside = [r for r in reviews if r.confidence is not None and low <= r.confidence < high]
             bands.append(Band(low, min(high, 1.0), len(inside), sum(not r.corrected for r in inside)))
         return Summary(len(self.table.rows), len(reviews), sum(bool(r.corrected) for r in reviews), bands)
+
+
+def known_models(cache_dir: Path) -> list[str]:
+    """The models ``prices.json`` prices (and ``ENRICHKIT_PRICES``), and those the runs of ``cache_dir``'s
+    history used (their main and fallback models), sorted."""
+    models = set(price_table())
+    for run in RunHistory(cache_dir).runs():
+        models.add(run.model)
+        if isinstance(fallbacks := run.options.get("fallback"), list):
+            models.update(f for f in fallbacks if isinstance(f, str))
+    return sorted(m for m in models if m)
 
 
 def _is_text(schema: Mapping[str, Any]) -> bool:

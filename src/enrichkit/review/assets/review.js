@@ -1,5 +1,5 @@
 // enrichkit review: save a corrected field (Enter, or leaving it changed), accept a row or send it to be
-// asked again, move by keyboard.
+// asked again (on the model named in its row, if any), move by keyboard.
 // Every value is checked against its field's schema here, and again by the server, whose message wins.
 (function () {
   "use strict";
@@ -51,7 +51,7 @@
 
   function mark(tr, state) {
     tr.classList.remove("reviewed", "corrected", "asked-again");
-    tr.classList.add(state.replace(" ", "-"));
+    tr.classList.add(state.startsWith("asked again") ? "asked-again" : state);
     tr.querySelector(".state").textContent = state;
   }
 
@@ -97,9 +97,11 @@
 
   function again(tr) {
     const msg = tr.querySelector(".row-msg");
-    post("/api/again", { n: Number(tr.dataset.n), version: Number(tr.dataset.version) }).then(({ status, body }) => {
+    const model = tr.querySelector("input.model").value.trim();
+    const doc = { n: Number(tr.dataset.n), version: Number(tr.dataset.version), model: model || null };
+    post("/api/again", doc).then(({ status, body }) => {
       if (status === 200) {
-        msg.textContent = ""; settle(tr, body); mark(tr, "asked again");
+        msg.textContent = ""; settle(tr, body); mark(tr, model ? "asked again on " + model : "asked again");
         tr.querySelectorAll("td.field").forEach((td) => td.classList.remove("corrected"));
       } else if (status === 409) {
         tr.dataset.version = conflict(msg, body);
@@ -110,6 +112,12 @@
   }
 
   document.addEventListener("keydown", (event) => {
+    const model = event.target.closest && event.target.closest("input.model");
+    if (model) {
+      if (event.key === "Enter") { event.preventDefault(); again(model.closest("tr.row")); }
+      if (event.key === "Escape") { model.closest("tr.row").focus(); }
+      return;
+    }
     const input = event.target.closest && event.target.closest("td.field input");
     if (input) {
       if (event.key === "Enter") { event.preventDefault(); save(input); }
@@ -125,6 +133,7 @@
     else if (event.key === "a" && current) accept(current);
     else if (event.key === "r" && current) again(current);
     else if (event.key === "e" && current) { event.preventDefault(); current.querySelector("td.field input").focus(); }
+    else if (event.key === "m" && current) { event.preventDefault(); current.querySelector("input.model").focus(); }
   });
   document.addEventListener("change", (event) => {
     const input = event.target.closest("td.field input");
