@@ -187,18 +187,3 @@ def test_a_row_to_ask_on_a_model_the_provider_refuses_fails_alone_and_stays_mark
             assert store.marked(task_id(task), [review_key(inputs)]) == {review_key(inputs): "gemini-0-unknown"}
         finally:
             store.close()
-
-
-def test_a_store_made_before_models_were_kept_takes_them(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "reviewed.db")
-    db.execute("CREATE TABLE reask (task TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (task, key))")
-    db.execute("INSERT INTO reask VALUES ('t', 'k', 0)")
-    db.commit()
-    db.close()
-    store = ReviewStore(tmp_path)
-    try:
-        assert store.marked("t", ["k"]) == {"k": None}
-        store.ask_again("t", "k2", {"a": 1}, version=0, model="m")
-        assert store.marked("t", ["k", "k2"]) == {"k": None, "k2": "m"}
-    finally:
-        store.close()

@@ -132,8 +132,6 @@ class ReviewStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
-            if "model" not in {column for _, column, *_ in self._db.execute("PRAGMA table_info(reask)")}:
-                self._db.execute("ALTER TABLE reask ADD COLUMN model TEXT")  # a store made before models were kept
 
     @classmethod
     def existing(cls, directory: Path) -> ReviewStore | None:
