@@ -20,7 +20,7 @@ Columns, over the rows answered:
 - calls, failed rows, and rows a second (figures under load on a shared machine are approximate).
 
 Run: .venv/bin/python benchmarks/local_quality.py [--old REF] [--datasets reviews30 awesome100]
-        [--packs 2 3 5] [--slots N] [--save runs.json]   # --save keeps runs; the same file reuses them
+        [--packs 2 3 5] [--slots N] [--copy] [--save runs.json]   # --save keeps runs; the same file reuses them
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--packs", nargs="*", type=int, default=[], help="pack sizes to try on the new version")
     parser.add_argument("--slots", type=int, default=default_slots(), help="the new version's slots (default: its own)")
     parser.add_argument("--save", type=Path, help="keep the runs in this JSON file (and reuse those it holds)")
+    parser.add_argument("--copy", action="store_true", help="also run the new version with own words on (+copy)")
     parser.add_argument("--show", action="store_true", help="print the foreign-script and glued answers")
     args = parser.parse_args()
     folder, srcs = versions(args.old)
@@ -104,7 +105,11 @@ def main() -> None:
         head = f"{'dataset':<11} {'run':<12} {'foreign':>7} {'glued':>5} {'copies':>6} {'accuracy':>8} {'repaired':>8}"
         print(head + f" {'calls':>5} {'failed':>6} {'rows/s':>7}")
         for dataset in args.datasets:
-            modes = [("old", None, 1, None), ("new", args.slots, 1, None), ("new", args.slots, 1, True)]
+            modes: list[tuple[str, int | None, int, bool | None]] = [
+                ("old", None, 1, None),
+                ("new", args.slots, 1, None),
+            ]
+            modes += [("new", args.slots, 1, True)] if args.copy else []
             modes += [("new", args.slots, p, None) for p in args.packs]
             for version, slots, pack, own_words in modes:
                 prefix = "warm" if version == "new" else None
