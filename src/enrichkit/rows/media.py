@@ -28,13 +28,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
-
-import httpx2
 
 from enrichkit.errors import UserError
 from enrichkit.options import MAX_MEDIA_MB
+
+if TYPE_CHECKING:
+    import httpx2
 
 IMAGES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 PDF = "application/pdf"
@@ -277,6 +278,8 @@ class MediaReader:
             raise MediaError(f"cannot read it: {exc.strerror or exc}") from None
 
     def _fetch(self, url: str, kind: str, digest: _Digest) -> MediaRef:
+        import httpx2  # only a run with URLs pays for its import
+
         spool = self._spool_dir()
         fd, part = tempfile.mkstemp(dir=spool, suffix=".part")
         try:
@@ -310,6 +313,8 @@ class MediaReader:
                 os.unlink(part)
 
     def _http(self) -> httpx2.Client:
+        import httpx2
+
         with self._lock:
             if self._client is None:
                 self._client = httpx2.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=self.timeout)
