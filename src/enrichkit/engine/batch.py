@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import run_cost
 from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.ladder import Ladder, Rung
@@ -208,6 +209,36 @@ class BatchRun:
     _retried: Counter[str] = field(default_factory=Counter)
     _reasons: dict[str, str] = field(default_factory=dict)
     _started: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        options: RunOptions,
+        live: LiveRun,
+        backends: Sequence[BatchBackend],
+        ladder: Ladder,
+        run: str,
+        provider: Provider,
+    ) -> BatchRun:
+        """The batch jobs of run ``run`` on ``provider``'s ``backends`` (finishing live on ``live``), as
+        ``options`` say: the cache folder and cache, the endpoint, waiting, stragglers, timeout and polling."""
+        return cls(
+            live.codec,
+            live.settlement,
+            backends,
+            ladder,
+            JobStore(options.cache_dir or default_dir()),
+            run,
+            provider.name,
+            live,
+            cache=redacted_url(options.cache) if options.cache else None,
+            endpoint=endpoint(options, provider),
+            wait=options.wait,
+            realtime=options.realtime_fallback,
+            stragglers=options.stragglers,
+            timeout=options.batch_timeout,
+            poll=options.poll,
+        )
 
     async def __call__(self, work: Sequence[Work]) -> None:
         self._started = asyncio.get_running_loop().time()
