@@ -11,7 +11,9 @@ import pytest
 
 from enrichkit import EnrichResult, Task, dry_run, enrich
 from enrichkit.calls.prices import cost_of
-from enrichkit.options import Escalate
+from enrichkit.engine.batch import JobStore
+from enrichkit.engine.jobs import collect_job
+from enrichkit.options import Escalate, RunOptions
 from enrichkit.output.receipt import dry_run_report, dry_run_text, run_report, run_text
 from enrichkit.providers.openai import openai_provider
 from enrichkit.result import Cost, usd
@@ -113,3 +115,22 @@ def test_the_dry_run_prices_the_most_the_escalation_may_ask(stub: OpenAIStub, ta
     dry = dry_run(topic_rows(40), task, provider=provider, cache_dir=cache_dir, escalate=Escalate("gpt-4.1-mini", 0.5))
     text = dry_run_text(dry_run_report(dry))
     assert "escalation: up to 0 rows on openai:gpt-4.1-mini (those whose confidence falls below 0.5" in text
+
+
+@pytest.mark.parametrize("stub", [False], indirect=True)
+def test_an_escalation_job_collected_by_enrichkit_jobs_keeps_its_answers_flagged(
+    stub: OpenAIStub, task: Task, cache_dir: Path
+) -> None:
+    run(stub, task, cache_dir, wait=False)
+    [main] = stub.jobs
+    stub.advance(main)
+    run(stub, task, cache_dir, wait=False)
+    [manifest] = JobStore(cache_dir).all()
+    assert (manifest.model, manifest.flags) == ("gpt-4.1-mini", ["escalated"])
+    assert manifest.name is not None
+    stub.advance(manifest.name)
+    collected = collect_job(RunOptions(cache_dir=cache_dir, base_url=stub.url), manifest.name)
+    assert collected.valid == 10
+    again = run(stub, task, cache_dir, wait=False)  # the escalated answers from the cache: nothing asked again
+    assert again.stats.calls == 0 and len(stub.jobs) == 2
+    assert {r["id"] for r in again.rows if r["challenge"] == "expert" and r["_flags"] == "escalated"} == DOUBTFUL

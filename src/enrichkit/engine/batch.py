@@ -93,6 +93,8 @@ class Manifest:
     """The endpoint the run called (``--base-url``; credentials masked), for ``enrichkit jobs``; None: the default."""
     name: str | None = None
     created: float = field(default_factory=time.time)
+    flags: list[str] = field(default_factory=list)
+    """The flags its answers carry however they are collected (``escalated``: the escalation's job)."""
 
     @property
     def rows(self) -> int:
@@ -459,6 +461,7 @@ class BatchRun:
             provider=self.provider,
             cache=self.cache,
             base_url=self.endpoint,
+            flags=list(self.settlement.mark),
         )
         self.store.save(manifest)
         try:
