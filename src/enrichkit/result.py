@@ -388,7 +388,8 @@ class KnownAnswers:
 class Escalation:
     """The cascade (the report's ``escalation``): ``rows`` below ``below`` asked again on ``model``,
     ``answered`` by it (kept and cached), ``changed`` of them with another closed answer; its calls and
-    tokens (also in the run's totals) and their cost (None: no price)."""
+    tokens (also in the run's totals) and their cost (None: no price; in batch mode, at the batch price, rows
+    finished live at the live price)."""
 
     model: str
     below: float
@@ -399,3 +400,5 @@ class Escalation:
     prompt_tokens: int = 0
     output_tokens: int = 0
     cost: Cost | None = None
+    waiting: int = 0
+    """Batch mode: rows whose escalation waits in a batch job (they keep their first answer until collected)."""

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import run_cost
 from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.ladder import Ladder, Rung
@@ -92,6 +93,8 @@ class Manifest:
     """The endpoint the run called (``--base-url``; credentials masked), for ``enrichkit jobs``; None: the default."""
     name: str | None = None
     created: float = field(default_factory=time.time)
+    flags: list[str] = field(default_factory=list)
+    """The flags its answers carry however they are collected (``escalated``: the escalation's job)."""
 
     @property
     def rows(self) -> int:
@@ -208,6 +211,36 @@ class BatchRun:
     _retried: Counter[str] = field(default_factory=Counter)
     _reasons: dict[str, str] = field(default_factory=dict)
     _started: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        options: RunOptions,
+        live: LiveRun,
+        backends: Sequence[BatchBackend],
+        ladder: Ladder,
+        run: str,
+        provider: Provider,
+    ) -> BatchRun:
+        """The batch jobs of run ``run`` on ``provider``'s ``backends`` (finishing live on ``live``), as
+        ``options`` say: the cache folder and cache, the endpoint, waiting, stragglers, timeout and polling."""
+        return cls(
+            live.codec,
+            live.settlement,
+            backends,
+            ladder,
+            JobStore(options.cache_dir or default_dir()),
+            run,
+            provider.name,
+            live,
+            cache=redacted_url(options.cache) if options.cache else None,
+            endpoint=endpoint(options, provider),
+            wait=options.wait,
+            realtime=options.realtime_fallback,
+            stragglers=options.stragglers,
+            timeout=options.batch_timeout,
+            poll=options.poll,
+        )
 
     async def __call__(self, work: Sequence[Work]) -> None:
         self._started = asyncio.get_running_loop().time()
@@ -428,6 +461,7 @@ class BatchRun:
             provider=self.provider,
             cache=self.cache,
             base_url=self.endpoint,
+            flags=list(self.settlement.mark),
         )
         self.store.save(manifest)
         try:

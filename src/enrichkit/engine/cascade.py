@@ -4,7 +4,9 @@ A row escalates when its confidence (its lowest closed field's, ``engine.confide
 threshold and its answer was not escalated before (a cached re-run asks nothing again). The stronger
 model's valid answer replaces the first in the results and in the cache (same key, flagged
 ``escalated``); a row it cannot answer keeps the first. Its calls go through a scheduler of their own
-(the stronger model's limits), counted in the run's figures and in ``Stats.escalation``.
+(the stronger model's limits), counted in the run's figures and in ``Stats.escalation``. In batch mode
+they are the second pass of the batch jobs (``engine.batch``: a job on the stronger model, its rounds,
+stragglers and ``--realtime-fallback`` as the main pass has them), priced at the batch price.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from typing import Any
 
 from enrichkit.cache.entry import Entry
 from enrichkit.calls.limits import open_limiter
-from enrichkit.calls.prices import cost_of
+from enrichkit.calls.prices import cost_of, run_cost
 from enrichkit.calls.scheduler import Scheduler
+from enrichkit.engine.batch import BatchRun
 from enrichkit.engine.confidence import closed_fields, row_confidence
 from enrichkit.engine.context import RunContext
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
 from enrichkit.engine.settle import Settlement
 from enrichkit.errors import FatalProviderError, ProviderError, UserError
-from enrichkit.providers.base import Provider
-from enrichkit.result import Escalation, ModelStats, Stats
+from enrichkit.providers.base import BatchBackend, Provider
+from enrichkit.result import BatchRung, Escalation, ModelStats, Stats
+from enrichkit.rows.keys import fingerprint
 from enrichkit.rows.work import Work
 
 ESCALATED = "escalated"
@@ -69,14 +73,23 @@ async def escalate(
     if not keys:
         return {}
     before = _used(stats, strong.model)
-    scheduler = Scheduler(
-        stats, concurrency=strong.capabilities.concurrency, retry=options.retry, limiter=open_limiter(options, strong)
-    )
-    scratch = Settlement(Stats(), context.io, mark=(ESCALATED,))
     size = min(context.pack_size, strong.capabilities.max_pack_size)
-    live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
-    await live.run([Work(key, inputs[key]) for key in keys])
-    await scratch.flush()
+    work = [Work(key, inputs[key]) for key in keys]
+    backend = strong.batches() if stats.mode == "batch" else None
+    if backend is None:
+        scheduler = Scheduler(
+            stats,
+            concurrency=strong.capabilities.concurrency,
+            retry=options.retry,
+            limiter=open_limiter(options, strong),
+        )
+        scratch = Settlement(Stats(), context.io, mark=(ESCALATED,))
+        live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
+        await live.run(work)
+        await scratch.flush()
+    else:
+        scratch = await _in_batch(context, strong, backend, work, size, stats)
+    after = _used(stats, strong.model)
     after = _used(stats, strong.model)
     closed = closed_fields(context.task.schema) or context.task.fields
     summary.rows += len(keys)
@@ -88,8 +101,56 @@ async def escalate(
     summary.prompt_tokens += after.prompt_tokens - before.prompt_tokens
     summary.output_tokens += after.output_tokens - before.output_tokens
     tokens = summary.prompt_tokens, summary.output_tokens
-    summary.cost = None if strong.name == "local" else cost_of(strong.model, *tokens)
+    if backend is None:
+        summary.cost = None if strong.name == "local" else cost_of(strong.model, *tokens)
+    else:
+        summary.cost = run_cost(scratch.stats)
     return scratch.results
+
+
+async def _in_batch(
+    context: RunContext, strong: Provider, backend: BatchBackend, work: list[Work], size: int, stats: Stats
+) -> Settlement:
+    """Ask ``work`` as batch jobs on the stronger model (the rounds, stragglers and live finishing of the main
+    pass, ``engine.batch``), under a run id of their own (a re-run re-attaches to jobs still running); their
+    calls and tokens counted into ``stats``. The settlement holds the answers and the escalation's figures."""
+    options = context.options
+    part = Stats(mode="batch")
+    scheduler = Scheduler(
+        part, concurrency=strong.capabilities.concurrency, retry=options.retry, limiter=open_limiter(options, strong)
+    )
+    scratch = Settlement(part, context.io, mark=(ESCALATED,))
+    live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
+    run = fingerprint({"run": context.fingerprint, "escalate": _name(strong)})
+    batch = BatchRun.of(options, live, [backend], Ladder(size, 1, [size]), run, strong)
+    try:
+        await batch(work)
+    finally:
+        await scratch.flush()
+        _add_calls(stats, part)
+        stats.jobs = [*stats.jobs, *batch.jobs]
+        assert stats.escalation is not None
+        stats.escalation.waiting += batch.pending
+    return scratch
+
+
+def _add_calls(stats: Stats, part: Stats) -> None:
+    """Count the calls and tokens of ``part`` (the escalation's jobs) into the run's figures ``stats``, not
+    its rows (they settled in the main pass)."""
+    counts = ("calls_packed", "calls_single", "calls_fallback", "calls_repair", "calls_batch", "retries")
+    for name in (*counts, "prompt_tokens", "output_tokens", "cached_tokens", "finished_live"):
+        setattr(stats, name, getattr(stats, name) + getattr(part, name))
+    for into, of in ((stats.by_model, part.by_model), (stats.live_by_model, part.live_by_model)):
+        for model, used in of.items():
+            total = into.setdefault(model, ModelStats())
+            for name in ("calls", "prompt_tokens", "output_tokens", "cached_tokens"):
+                setattr(total, name, getattr(total, name) + getattr(used, name))
+    for rung in part.batch_rungs:
+        same = next((r for r in stats.batch_rungs if (r.model, r.size) == (rung.model, rung.size)), None)
+        if same is None:
+            stats.batch_rungs.append(BatchRung(rung.model, rung.size, rung.requests, rung.rows))
+        else:
+            same.requests, same.rows = same.requests + rung.requests, same.rows + rung.rows
 
 
 def _used(stats: Stats, model: str) -> ModelStats:

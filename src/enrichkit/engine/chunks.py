@@ -21,7 +21,7 @@ from enrichkit.calls.prices import run_cost
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
-from enrichkit.engine.batch import BatchRun, JobStore, endpoint
+from enrichkit.engine.batch import BatchRun
 from enrichkit.engine.cascade import check_model, escalate
 from enrichkit.engine.codec import REQUEST_TEXT_ROOM, PackCodec, asking
 from enrichkit.engine.collector import fewer_collections
@@ -40,7 +40,6 @@ from enrichkit.engine.stop_evidence import CannotSucceed
 from enrichkit.errors import FatalProviderError, StorageError, UserError
 from enrichkit.options import AUTO_BATCH_ROWS, Mode
 from enrichkit.providers.base import Provider
-from enrichkit.providers.redact import redacted_url
 from enrichkit.result import Confidence, EnrichResult, Failure, KnownAnswers, Stats
 from enrichkit.rows.keys import Keyed, key_rows
 from enrichkit.rows.media import encoded_size, media_of, shown
@@ -340,23 +339,8 @@ async def _send(context: RunContext, work: list[Work], live: LiveRun) -> None:
         return
     batched = [(m, b) for m in live.models if (b := m.batches()) is not None]
     backends = [b for _, b in batched]
-    batch = BatchRun(
-        live.codec,
-        live.settlement,
-        backends,
-        Ladder(live.ladder.pack_size, len(backends), [m.capabilities.max_pack_size for m, _ in batched]),
-        JobStore(opts.cache_dir or default_dir()),
-        context.fingerprint,
-        context.provider.name,
-        live,
-        cache=redacted_url(opts.cache) if opts.cache else None,
-        endpoint=endpoint(opts, context.provider),
-        wait=opts.wait,
-        realtime=opts.realtime_fallback,
-        stragglers=opts.stragglers,
-        timeout=opts.batch_timeout,
-        poll=opts.poll,
-    )
+    ladder = Ladder(live.ladder.pack_size, len(backends), [m.capabilities.max_pack_size for m, _ in batched])
+    batch = BatchRun.of(opts, live, backends, ladder, context.fingerprint, context.provider)
     try:
         await batch(work)
     finally:

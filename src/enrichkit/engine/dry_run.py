@@ -11,6 +11,7 @@ from typing import Any
 
 from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import cost_of
+from enrichkit.engine.cascade import doubtful
 from enrichkit.engine.chunks import Chunk, keyed_rows, lookup, oversized, plan
 from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.context import RunContext
@@ -67,9 +68,25 @@ class DryRun:
     """For a task with media inputs: the images and documents to send, their prompt tokens (in
     ``prompt_tokens``, priced with them), and the rows that fail for their media (None: the task has none)."""
 
+    escalation: EscalationPlan | None = None
+    """The most an escalation may ask (None: no escalation)."""
+
     @property
     def calls(self) -> int:
         return len(self.packs)
+
+
+@dataclass(frozen=True)
+class EscalationPlan:
+    """The most a run's escalation may ask on ``model``: every row to send (which fall below ``below`` is known
+    only once answered) and the cached rows below it not escalated yet; their estimated tokens and cost."""
+
+    model: str
+    below: float
+    rows: int
+    prompt_tokens: int
+    output_tokens: int
+    cost: Cost | None
 
 
 async def _chunk(context: RunContext, rows: Iterable[Mapping[str, Any]], stats: Stats) -> Chunk:
@@ -121,7 +138,27 @@ async def dry_run(context: RunContext, rows: Iterable[Mapping[str, Any]]) -> Dry
         media=(sum(len(r.media) for r in requests), sum(r.media_tokens for r in requests), failed)
         if context.task.media
         else None,
+        escalation=_escalation(context, chunk, scale),
     )
+
+
+def _escalation(context: RunContext, chunk: Chunk, scale: float) -> EscalationPlan | None:
+    """The most the escalation may ask: every row to send and the cached doubtful ones, packed on the stronger
+    model (prompt tokens scaled as the main pass's)."""
+    strong, escalate = context.escalation, context.options.escalate
+    if strong is None or escalate is None:
+        return None
+    inputs = dict(zip(chunk.keys, chunk.inputs, strict=True))
+    work = [*chunk.work.values(), *(Work(key, inputs[key]) for key in doubtful(chunk.found, escalate.below))]
+    codec = context.codec(strong)
+    packs = codec.packs(sorted(work, key=asking), min(context.pack_size, strong.capabilities.max_pack_size))
+    requests = [codec.pack_request(pack, load=False)[1] for pack in packs]
+    prompt_tokens = round(sum(estimate_tokens(r.system + r.prompt) + r.media_tokens for r in requests) * scale)
+    output_tokens = sum(_output_tokens(codec, pack) for pack in packs)
+    free = strong.name == "local"
+    cost = Cost(0.0, 0.0, free=True) if free else cost_of(strong.model, prompt_tokens, output_tokens)
+    name = f"{strong.name}:{strong.model}"
+    return EscalationPlan(name, escalate.below, len(work), prompt_tokens, output_tokens, cost)
 
 
 def _output_tokens(codec: PackCodec, pack: list[Work]) -> int:

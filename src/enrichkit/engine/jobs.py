@@ -84,7 +84,7 @@ async def _collect(options: RunOptions, manifest: Manifest, wait: bool) -> Colle
         if not status.done:
             return Collected(status, manifest.rows, 0)
         results = await backend.results(manifest.name) if status.state in ANSWERING else {}
-        settlement = Settlement(Stats(), context.io)
+        settlement = Settlement(Stats(), context.io, mark=tuple(manifest.flags))
         await collect(context.codec(), settlement, manifest, status, results, {})
         await settlement.flush()
     _store(options).drop(manifest)

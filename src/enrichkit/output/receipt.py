@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,11 @@ def escalation_text(doc: Mapping[str, Any]) -> str:
         f"escalated: {counted(doc['rows'], 'row')} below {doc['below']:g} to {doc['model']},"
         f" {doc['changed']:,} answers changed ({doc['answered']:,} answered, the others kept);"
         f" {counted(doc['calls'], 'call')}, {doc['prompt_tokens']:,} in / {doc['output_tokens']:,} out, {price}"
+        + (
+            f"; {counted(doc['waiting'], 'row')} waiting in a batch job (re-run to collect)"
+            if doc.get("waiting")
+            else ""
+        )
     )
 
 
@@ -236,6 +242,7 @@ def dry_run_report(dry: DryRun) -> dict[str, Any]:
         "agreement": dry.agreement,
         "fields": [{"name": f.name, "cached": f.cached, "to_ask": f.to_ask, "why": f.why or None} for f in dry.fields],
         "since_run": dry.since,
+        "escalation": None if (up := dry.escalation) is None else asdict(up) | {"cost": _prices(up.cost)},
     }
 
 
@@ -259,8 +266,10 @@ def dry_run_text(report: dict[str, Any]) -> str:
     if report.get("agreement"):
         lines.append(
             "confidence: every row asked twice, in other packs (the model gives no token log-probabilities):"
-            " the calls and tokens count both; an escalation's calls are not counted (they depend on the answers)"
+            " the calls and tokens count both (an escalation is priced on its own line)"
         )
+    if (up := report.get("escalation")) is not None:
+        lines.append(escalation_plan_text(up))
     cost = report["cost"]
     if report["provider"] == "local":
         lines.append("cost: $0 (local model)")
@@ -269,6 +278,22 @@ def dry_run_text(report: dict[str, Any]) -> str:
     else:
         lines.append(f"est. cost: {usd(cost['live_usd'])} live ({usd(cost['batch_usd'])} at the batch price)")
     return "\n".join(lines)
+
+
+def escalation_plan_text(plan: Mapping[str, Any]) -> str:
+    """A dry run's escalation: the most it may ask (which rows fall below the threshold is known once answered)."""
+    cost = plan["cost"]
+    if plan["model"].startswith("local:"):
+        price = "$0 (local model)"
+    elif cost is None:
+        price = "cost unknown (no price for this model)"
+    else:
+        price = f"≤ {usd(cost['live_usd'])} live (≤ {usd(cost['batch_usd'])} at the batch price)"
+    return (
+        f"escalation: up to {counted(plan['rows'], 'row')} on {plan['model']} (those whose confidence falls below"
+        f" {plan['below']:g}, known once answered), ~{plan['prompt_tokens']:,} in / ~{plan['output_tokens']:,} out,"
+        f" {price}; not in the figures above"
+    )
 
 
 def _partly(rows: int) -> str:
