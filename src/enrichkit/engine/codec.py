@@ -49,6 +49,10 @@ REQUEST_TEXT_ROOM = 1_000_000
 """The bytes of a request left to its text when media fill it up to the provider's limit."""
 
 
+def _as_is(values: dict[str, Any]) -> dict[str, Any]:
+    return values
+
+
 def asking(item: Work) -> tuple[bool, tuple[str, ...]]:
     """The order rows are packed in (``sorted(work, key=asking)``): those asking for every field, then by the
     fields they ask for."""
@@ -246,7 +250,8 @@ class PackCodec:
         expected = echoes if echoes is not None else self.echoes(items)
         wanted = dict(zip(ids, expected, strict=True)) if expected is not None and self.echo else None
         check = check_pack(payload, ids, self._fields, self._validator, wanted, missing=broken)
-        inputs = {rid: text_of(w.inputs) for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
+        text = text_of if self.task.media else _as_is
+        inputs = {rid: text(w.inputs) for rid, w in by_id.items() if w.rows}  # not a batch job's stand-ins
         for rid in suspects({r: v for r, v in check.valid.items() if r in inputs}, inputs, self.affinity):
             del check.valid[rid]
             check.invalid[rid] = "its text fits another row of the pack better than its own: an answer for another row?"
@@ -299,7 +304,8 @@ class PackCodec:
         (None for a batch job's row this run does not hold: its inputs are not known)."""
         if not item.rows:
             return None
-        return foreign_script(values, self._text_fields, text_of(item.inputs), self._task_scripts)
+        inputs = text_of(item.inputs) if self.task.media else item.inputs
+        return foreign_script(values, self._text_fields, inputs, self._task_scripts)
 
     def check_values(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The output fields of one answer and the first problem with them (None when valid)."""

@@ -108,7 +108,10 @@ def foreign_script(
 ) -> str | None:
     """Why an answer is refused for free text (``fields``) in a script neither its row's ``inputs`` nor
     the task (``task_scripts``: those of its instruction) use, e.g. Chinese in an English summary of
-    an English row; None when it keeps to them (or nothing has letters to go by)."""
+    an English row; None when it keeps to them (or nothing has letters to go by). Answers in the task's own
+    scripts (the common case) are passed without reading the row's."""
+    if all(scripts(v) <= task_scripts for name in fields if isinstance(v := values.get(name), str)):
+        return None
     allowed = task_scripts | scripts(json.dumps(list(inputs.values()), ensure_ascii=False, default=str))
     if not allowed:
         return None
