@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from enrichkit import EnrichResult, Task, dry_run, enrich
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.batch import JobStore
 from enrichkit.engine.jobs import collect_job
+from enrichkit.history.calls import calls_dir
 from enrichkit.options import Escalate, RunOptions
 from enrichkit.output.receipt import dry_run_report, dry_run_text, run_report, run_text
 from enrichkit.providers.openai import openai_provider
@@ -134,3 +136,17 @@ def test_an_escalation_job_collected_by_enrichkit_jobs_keeps_its_answers_flagged
     again = run(stub, task, cache_dir, wait=False)  # the escalated answers from the cache: nothing asked again
     assert again.stats.calls == 0 and len(stub.jobs) == 2
     assert {r["id"] for r in again.rows if r["challenge"] == "expert" and r["_flags"] == "escalated"} == DOUBTFUL
+
+
+def test_the_batch_requests_are_in_the_call_log_and_a_rows_story(stub: OpenAIStub, task: Task, cache_dir: Path) -> None:
+    result = run(stub, task, cache_dir)
+    first, second = result.stats.jobs
+    log = calls_dir(cache_dir)
+    lines = [json.loads(line) for path in log.glob("*.jsonl") for line in path.read_text().splitlines()]
+    calls = [c for c in lines if c.get("kind") == "batch"]
+    assert len(calls) == len(stub.requests_of(first)) + len(stub.requests_of(second))
+    assert all(c["mode"] == "batch" and c["outcome"] == "ok" and c["tokens"][0] > 0 for c in calls)
+    story = [c for c in calls if "t4" in c["rows"]]  # a doubtful row: its pack on each model
+    assert [c["model"] for c in story] == ["gpt-4o-mini", "gpt-4.1-mini"]
+    assert [c["results"][c["rows"].index("t4")]["v"]["challenge"] for c in story] == ["practice", "expert"]
+    assert all('"Topic number 4"' in c["prompt"] for c in story)  # the request as it was sent

@@ -46,7 +46,15 @@ from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.live import LiveRun
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.waiting import looks, status_line
-from enrichkit.errors import FatalProviderError, RateLimited, RequestRejected, TransientError, UserError
+from enrichkit.errors import (
+    FatalProviderError,
+    ProviderError,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+    UserError,
+)
+from enrichkit.history.calls import CallLog
 from enrichkit.options import POLL_SECONDS, RunOptions, Stragglers
 from enrichkit.providers.base import BatchBackend, JobStatus, Provider, Reply, Request
 from enrichkit.providers.redact import redact, redacted_url
@@ -476,7 +484,8 @@ class BatchRun:
     async def _collect(self, manifest: Manifest, status: JobStatus) -> dict[Work, Missed]:
         """Check and cache a finished job's answers; the rows of this run that got none."""
         results = await self._results(manifest, status)
-        missed = await collect(self.codec, self.settlement, manifest, status, results, self._by_key)
+        log = self.live.log
+        missed = await collect(self.codec, self.settlement, manifest, status, results, self._by_key, log, self.provider)
         self.store.drop(manifest)
         return missed
 
@@ -494,11 +503,14 @@ async def collect(
     status: JobStatus,
     results: dict[str, Reply | str],
     by_key: dict[str, Work],
+    log: CallLog | None = None,
+    provider: str = "",
 ) -> dict[Work, Missed]:
     """Check every answer of a finished job like a live one (also those a cancelled or expired job
     gave); valid rows are cached (also rows this run does not hold: they were paid for). Results under
     keys the job did not hold are ignored and counted as unknown ids. Returns this run's rows that got
-    no valid answer, and why."""
+    no valid answer, and why. Each request answered, or failed, goes in the run's call ``log`` (of
+    ``provider``) when every row of it is this run's (its request made again, as it was sent)."""
     failed: dict[Work, Missed] = {}
     stats = settlement.stats
     stats.unknown_ids += sum(1 for key in results if key not in manifest.packs)
@@ -527,6 +539,17 @@ async def collect(
         else:
             stats.count_call(manifest.model, "batch")
             missed = {w.key: Missed(result, "passing" if passing(result) else "whole", rung) for w in items}
+        if log is not None and result is not None and all(w.key in by_key for w in items):
+            answered = {w: e.values for w in items if w.key not in missed and (e := settlement.results.get(w.key))}
+            invalid = {w: missed[w.key].reason for w in items if w.key in missed}
+            request = (
+                codec.single_request(items[0], load=False)
+                if pack.ids is None
+                else codec.pack_request(items, load=False)[1]
+            )
+            outcome = result if isinstance(result, Reply) else ProviderError(result)
+            rows = (rung.size, rung.fallback)  # the request's latency is not known: 0
+            log.call("batch", "batch", rows, manifest.model, provider, items, request, outcome, 0.0, answered, invalid)
         for w in items:
             if w.key in missed and w.key in by_key:
                 failed[w] = missed[w.key]

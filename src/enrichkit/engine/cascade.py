@@ -62,10 +62,15 @@ async def check_model(context: RunContext, work: Sequence[Work]) -> None:
 
 
 async def escalate(
-    context: RunContext, entries: dict[str, Entry], inputs: Mapping[str, dict[str, Any]], stats: Stats
+    context: RunContext,
+    entries: dict[str, Entry],
+    inputs: Mapping[str, dict[str, Any]],
+    stats: Stats,
+    row_ids: Mapping[str, Any] | None = None,
 ) -> dict[str, Entry]:
-    """Ask the doubtful ``entries`` (by key; ``inputs``: each key's row inputs) again on the stronger model;
-    the answers that replace theirs (already stored in the cache), counted into ``stats.escalation``."""
+    """Ask the doubtful ``entries`` (by key; ``inputs``: each key's row inputs, ``row_ids``: the id the call
+    log names each by) again on the stronger model; the answers that replace theirs (already stored in the
+    cache), counted into ``stats.escalation``."""
     strong, options = context.escalation, context.options
     assert strong is not None and options.escalate is not None
     keys = doubtful(entries, options.escalate.below)
@@ -74,7 +79,7 @@ async def escalate(
         return {}
     before = _used(stats, strong.model)
     size = min(context.pack_size, strong.capabilities.max_pack_size)
-    work = [Work(key, inputs[key]) for key in keys]
+    work = [Work(key, inputs[key], row_id=(row_ids or {}).get(key)) for key in keys]
     backend = strong.batches() if stats.mode == "batch" else None
     if backend is None:
         scheduler = Scheduler(
@@ -84,7 +89,7 @@ async def escalate(
             limiter=open_limiter(options, strong),
         )
         scratch = Settlement(Stats(), context.io, mark=(ESCALATED,))
-        live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
+        live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1), log=context.log)
         await live.run(work)
         await scratch.flush()
     else:
@@ -120,7 +125,7 @@ async def _in_batch(
         part, concurrency=strong.capabilities.concurrency, retry=options.retry, limiter=open_limiter(options, strong)
     )
     scratch = Settlement(part, context.io, mark=(ESCALATED,))
-    live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1))
+    live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1), log=context.log)
     run = fingerprint({"run": context.fingerprint, "escalate": _name(strong)})
     batch = BatchRun.of(options, live, [backend], Ladder(size, 1, [size]), run, strong)
     try:

@@ -317,7 +317,11 @@ async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRu
         if (stored := settlement.store(measured)) is not None and measured:
             await stored
     if context.escalation is not None:
-        _replace(chunk, settlement, await escalate(context, _answers(chunk, settlement), inputs, settlement.stats))
+        ids: dict[str, Any] = {}
+        for key, rid in zip(chunk.keys, chunk.ids, strict=True):
+            ids.setdefault(key, rid)  # the first row of a content, as the call log names it
+        escalated = await escalate(context, _answers(chunk, settlement), inputs, settlement.stats, ids)
+        _replace(chunk, settlement, escalated)
 
 
 def _answers(chunk: Chunk, settlement: Settlement) -> dict[str, Entry]:
