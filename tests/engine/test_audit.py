@@ -12,6 +12,7 @@ import pytest
 from enrichkit import Task, UserError
 from enrichkit.engine.audit import agreement, sample, similarity
 from enrichkit.engine.sizing import PackSizer
+from enrichkit.history.calls import calls_dir
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.result import FieldAgreement, PackSize
 from enrichkit.testing import Asked, Fault, GeminiStub, Scripted, drop_ids, http_error, scripted, set_field, with_items
@@ -111,6 +112,13 @@ def test_the_audit_re_asks_a_sample_singly_and_agrees_with_deterministic_answers
     assert audit.fields == {"tldr": FieldAgreement(1.0, 1.0), "challenge": FieldAgreement(1.0)}
     assert result.stats.calls_audit == 10 and result.stats.calls == 15 and result.stats.calls_single == 0
     assert result.stats.enriched == 100 and result.stats.pack_size is None
+    logged = [
+        json.loads(line) for path in calls_dir(cache_dir).glob("*.jsonl") for line in path.read_text().splitlines()
+    ]
+    audited = [c for c in logged if c.get("kind") == "audit"]
+    assert len(audited) == 10 and all(c["outcome"] == "ok" and len(c["rows"]) == 1 for c in audited)
+    assert len({c["rows"][0] for c in audited}) == 10
+    assert sorted(c["prompt"] for c in audited) == sorted(a.prompt for a in single_calls(script))
 
 
 def test_audit_answers_are_never_cached_nor_used(script: Scripted, task: Task, cache_dir: Path) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import random
 import re
+import time
 from collections.abc import Collection, Mapping, Sequence
 from difflib import SequenceMatcher
 from statistics import fmean
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from enrichkit.calls.scheduler import Scheduler
     from enrichkit.engine.codec import PackCodec
     from enrichkit.engine.settle import Settlement
-    from enrichkit.providers.base import Provider
+    from enrichkit.history.calls import CallLog
+    from enrichkit.providers.base import Provider, Reply
     from enrichkit.rows.work import Work
 
 SIMILAR = 0.5
@@ -93,12 +95,18 @@ def agreement(
 
 
 async def audit_packed(
-    codec: PackCodec, settlement: Settlement, scheduler: Scheduler, provider: Provider, fraction: float
+    codec: PackCodec,
+    settlement: Settlement,
+    scheduler: Scheduler,
+    provider: Provider,
+    fraction: float,
+    log: CallLog | None = None,
 ) -> None:
     """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
     ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
     ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run.
-    A row whose answers disagree is flagged ``audit`` (in its cached entry too)."""
+    A row whose answers disagree is flagged ``audit`` (in its cached entry too). Each call goes in the run's
+    call ``log`` (kind ``audit``)."""
     if fraction <= 0:
         return
     chosen = [settlement.packed[key] for key in sample(settlement.packed, fraction)]
@@ -106,14 +114,24 @@ async def audit_packed(
 
     async def ask_alone(item: Work) -> None:
         """One audit call into ``single``; a failed call or an invalid answer gives none."""
+        part = codec.of([item])  # a row asked for some fields only is audited on those
+        request, started = part.single_request(item), time.perf_counter()
+        outcome: Reply | ProviderError | None = None
+        problem: str | None = "no answer"
         try:
-            part = codec.of([item])  # a row asked for some fields only is audited on those
-            reply = await scheduler.call(provider, part.single_request(item), "audit")
+            outcome = reply = await scheduler.call(provider, request, "audit")
             values, problem = part.check_values(parse_answer(reply.text, dict))
-        except (ProviderError, AnswerError):
-            return
+        except ProviderError as exc:
+            outcome = exc
+        except AnswerError as exc:
+            problem = str(exc)
         if problem is None:
             single[item.key] = values
+        if log is not None and outcome is not None:
+            seconds, rung = time.perf_counter() - started, (1, 0)
+            valid, invalid = ({item: values}, None) if problem is None else (None, {item: problem})
+            log.call("audit", settlement.stats.mode, rung, provider.model, provider.name, [item], request, outcome,
+                     seconds, valid, invalid)  # fmt: skip
 
     async with asyncio.TaskGroup() as group:
         for item in chosen:

@@ -304,7 +304,7 @@ async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRu
     job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
     on the escalation model. Rows a person chose another model for go first, on that model."""
     await _send(context, await ask_on_chosen(context, chunk.reviewed, work, live), live)
-    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit)
+    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit, live.log)
     settlement = live.settlement
     if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):
         return
