@@ -21,7 +21,7 @@ from typing import Any, Unpack
 
 from enrichkit.testing.anthropic_batches import AnthropicJob, MessageBatches
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens
-from enrichkit.testing.media import Parts, decoded, joined
+from enrichkit.testing.media import Parts, decoded, joined, user_contents
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
 FINISH = {"stop": "tool_use", "max_tokens": "max_tokens", "blocked": "refusal"}
@@ -68,10 +68,7 @@ def _user_parts(messages: list[dict[str, Any]]) -> tuple[Parts, str]:
     """The user messages' blocks: text, and (MIME type, bytes) of each base64 ``image`` and ``document``
     block; and why a block is malformed (an empty string if none is)."""
     parts: list[str | tuple[str, bytes]] = []
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content", "")
+    for content in user_contents(messages):
         if isinstance(content, str):
             parts.append(content)
             continue

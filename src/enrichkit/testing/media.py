@@ -11,7 +11,7 @@ import binascii
 import re
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -143,6 +143,13 @@ def _unfilter(kind: int, line: bytearray, prev: bytearray, bpp: int) -> bytearra
 
 Parts = Sequence[str | tuple[str, bytes]]
 """A user message as a stub read it off its wire: text, and (MIME type, bytes) for each media."""
+
+
+def user_contents(messages: list[dict[str, Any]]) -> Iterator[str | list[dict[str, Any]]]:
+    """The content of each user message of a chat request: its text, or its list of parts (blocks)."""
+    for message in messages:
+        if message.get("role") == "user":
+            yield message.get("content", "")
 
 
 def joined(parts: Parts) -> tuple[str, list[tuple[str | None, str, bytes]]]:

@@ -20,7 +20,7 @@ from typing import Any, Unpack
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.logprobs import Scripted
-from enrichkit.testing.media import Parts, data_url, joined
+from enrichkit.testing.media import Parts, data_url, joined, user_contents
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
 
@@ -92,10 +92,7 @@ def _user_parts(messages: list[dict[str, Any]]) -> tuple[Parts, str]:
     """The user messages' parts: text, and (MIME type, bytes) of each ``image_url`` and ``file`` part (data
     URLs); and why a part is malformed (an empty string if none is)."""
     parts: list[str | tuple[str, bytes]] = []
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content", "")
+    for content in user_contents(messages):
         if isinstance(content, str):
             parts.append(content)
             continue
