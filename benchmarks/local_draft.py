@@ -16,15 +16,9 @@ Run: .venv/bin/python benchmarks/local_draft.py [--n 3] [--m 8] [--compare draft
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
-from local_runs import DEMO_TASK, ROOT, demo_rows
-
-PREFIXES = ROOT / "benchmarks" / "out" / "prefixes"
+from local_runs import DEMO_TASK, PREFIXES, ROOT, child, demo_rows
 
 _CHILD = r"""
 import asyncio, json, resource, sys, tempfile, time
@@ -69,11 +63,7 @@ def run(draft: str, n: int, m: int) -> dict[str, Any]:
     rows = [{"id": r["id"], "name": r["name"], "description": r["description"]} for r in demo_rows()]
     PREFIXES.mkdir(parents=True, exist_ok=True)
     args = {"task": str(DEMO_TASK), "rows": rows, "draft": draft, "n": n, "m": m, "prefixes": str(PREFIXES)}
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the run failed:\n{done.stderr[-2000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return child(ROOT / "src", args, _CHILD)
 
 
 def main() -> None:

@@ -125,14 +125,15 @@ def run(
     args |= {"own_words": own_words, "prefix": folder}
     if prefix == "warm":  # one row first puts the task's system prompt on disk (if an earlier run did not)
         PREFIXES.mkdir(parents=True, exist_ok=True)
-        _child(src, {**args, "rows": rows[:1]})
-    return _child(src, args)
+        child(src, {**args, "rows": rows[:1]})
+    return child(src, args)
 
 
-def _child(src: Path, args: dict[str, Any]) -> dict[str, Any]:
+def child(src: Path, args: dict[str, Any], script: str = _CHILD) -> dict[str, Any]:
+    """``script`` run on ``args`` in a process of its own with ``src`` on its path: the JSON of its last line."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", script, json.dumps(args)], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"the run failed:\n{done.stderr[-2000:]}")

@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from local_quality import score
-from local_runs import DATASETS, ROOT, runs_file
-
-PREFIXES = ROOT / "benchmarks" / "out" / "prefixes"
+from local_runs import DATASETS, PREFIXES, ROOT, child, runs_file
 
 _CHILD = r"""
 import asyncio, json, resource, sys, tempfile, time
@@ -74,11 +71,7 @@ def run(dataset: str, slots: int, pack: int, threads: int) -> dict[str, Any]:
         "threads": threads,
         "prefixes": str(PREFIXES),
     }
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the run failed:\n{done.stderr[-2000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return child(ROOT / "src", args, _CHILD)
 
 
 def main() -> None:
