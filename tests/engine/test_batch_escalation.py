@@ -1,4 +1,5 @@
-"""The cascade in batch mode: the doubtful rows go to a second batch job on the stronger model (OpenAI stub)."""
+"""The cascade in batch mode (the doubtful rows go to a second batch job on the stronger model) and under a budget,
+through the OpenAI stub."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from enrichkit import EnrichResult, Task, dry_run, enrich
+from enrichkit import EnrichResult, Task, UserError, dry_run, enrich
 from enrichkit.calls.prices import cost_of
 from enrichkit.engine.batch import JobStore
 from enrichkit.engine.jobs import collect_job
@@ -150,3 +151,41 @@ def test_the_batch_requests_are_in_the_call_log_and_a_rows_story(stub: OpenAIStu
     assert [c["model"] for c in story] == ["gpt-4o-mini", "gpt-4.1-mini"]
     assert [c["results"][c["rows"].index("t4")]["v"]["challenge"] for c in story] == ["practice", "expert"]
     assert all('"Topic number 4"' in c["prompt"] for c in story)  # the request as it was sent
+
+
+@pytest.fixture
+def dear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prices under which the main pass costs next to nothing and any call on the stronger model over $1."""
+    prices = {
+        "gpt-4o-mini": {"input": 0.01, "output": 0.01, "batch_input": 0.005, "batch_output": 0.005},
+        "gpt-4.1-mini": {"input": 1e6, "output": 1e6, "batch_input": 5e5, "batch_output": 5e5},
+    }
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"models": prices}), encoding="utf-8")
+    monkeypatch.setenv("ENRICHKIT_PRICES", str(path))
+
+
+@pytest.mark.parametrize("mode", ["live", "batch"])
+def test_the_escalation_spends_from_the_budget_and_stops_where_it_would_pass_it(
+    stub: OpenAIStub, task: Task, cache_dir: Path, dear: None, mode: str
+) -> None:
+    with pytest.warns(RuntimeWarning, match="budget reached"):
+        result = run(stub, task, cache_dir, mode=mode, max_cost=1.0)
+    assert {c.model for c in stub.calls if c.action == "generate"} == {"gpt-4o-mini"}  # none to the stronger model
+    assert len(stub.jobs) == (1 if mode == "batch" else 0)
+    assert result.stats.stopped.startswith("budget reached") and "escalate" in result.stats.hint
+    assert result.failures == [] and {r["challenge"] for r in result.rows} == {"practice"}  # the first answers
+    cost = result.stats.est_cost
+    assert cost is not None and cost.usd <= 1.0
+    if mode == "batch":
+        assert "the escalation's batch job (10 rows on gpt-4.1-mini) would cost about" in result.stats.stopped
+    again = run(stub, task, cache_dir, mode=mode)  # without the budget: only the doubtful rows are asked, now
+    assert {r["id"] for r in again.rows if r["_flags"] == "escalated"} == DOUBTFUL
+
+
+def test_an_escalation_model_without_a_price_is_refused_under_a_budget_before_anything_is_sent(
+    stub: OpenAIStub, task: Task, cache_dir: Path
+) -> None:
+    with pytest.raises(UserError, match="--max-cost: no price is known for the escalation model 'gpt-unpriced'"):
+        run(stub, task, cache_dir, mode="live", max_cost=1.0, escalate=Escalate("gpt-unpriced", below=0.5))
+    assert stub.generate_calls == [] and stub.jobs == {}

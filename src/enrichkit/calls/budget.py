@@ -67,6 +67,12 @@ class Budget:
                 " budget (or raise --max-cost)"
             )
 
+    def job_cost(self, model: str, requests: Sequence[Request], output_tokens: int) -> float:
+        """The estimated cost of a batch job of ``requests`` on ``model`` (``output_tokens`` expected), at the
+        batch price."""
+        prompt = sum(estimate_tokens(r.system) + estimate_tokens(r.prompt) + r.media_tokens for r in requests)
+        return self._price(model).cost(prompt, output_tokens, batch=True)
+
     async def before(self, model: str, request: Request) -> float:
         """Let a call go out only if even its worst case, with the calls in flight, keeps the spend within
         the budget (waiting for calls in flight to be answered while it does not); its worst case, held

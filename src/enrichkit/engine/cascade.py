@@ -6,7 +6,10 @@ model's valid answer replaces the first in the results and in the cache (same ke
 ``escalated``); a row it cannot answer keeps the first. Its calls go through a scheduler of their own
 (the stronger model's limits), counted in the run's figures and in ``Stats.escalation``. In batch mode
 they are the second pass of the batch jobs (``engine.batch``: a job on the stronger model, its rounds,
-stragglers and ``--realtime-fallback`` as the main pass has them), priced at the batch price.
+stragglers and ``--realtime-fallback`` as the main pass has them), priced at the batch price. Under
+``--max-cost`` the escalation spends from the run's budget: live calls stop where the main pass's would, and
+a batch job (it cannot stop part-way) is not sent when its estimate does not fit what is left; either way
+the run says it stopped, the doubtful rows not escalated keep their first answer and a re-run asks them.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from enrichkit.cache.entry import Entry
+from enrichkit.calls.budget import Budget, BudgetReached
 from enrichkit.calls.limits import open_limiter
-from enrichkit.calls.prices import cost_of, run_cost
+from enrichkit.calls.prices import cost_of, price_of, run_cost
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.engine.batch import BatchRun
 from enrichkit.engine.confidence import closed_fields, row_confidence
@@ -35,6 +39,8 @@ ESCALATED = "escalated"
 
 PREFLIGHT_SECONDS = 30.0
 
+OVER_BUDGET = "every answer is cached: re-run with a higher --max-cost to escalate the doubtful rows left"
+
 
 def doubtful(entries: Mapping[str, Entry], below: float) -> list[str]:
     """The keys of the answers whose confidence is below ``below`` and that were not escalated before."""
@@ -51,6 +57,10 @@ async def check_model(context: RunContext, work: Sequence[Work]) -> None:
     strong = context.escalation
     if strong is None or not work:
         return
+    if context.options.max_cost is not None and strong.name != "local" and price_of(strong.model) is None:
+        raise UserError(
+            f"--max-cost: no price is known for the escalation model {strong.model!r} (add it with ENRICHKIT_PRICES)"
+        )
     codec = context.codec(strong)
     request = codec.pack_request(codec.packs(list(work), context.pack_size)[0], load=False)[1]
     try:
@@ -67,10 +77,11 @@ async def escalate(
     inputs: Mapping[str, dict[str, Any]],
     stats: Stats,
     row_ids: Mapping[str, Any] | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, Entry]:
     """Ask the doubtful ``entries`` (by key; ``inputs``: each key's row inputs, ``row_ids``: the id the call
-    log names each by) again on the stronger model; the answers that replace theirs (already stored in the
-    cache), counted into ``stats.escalation``."""
+    log names each by) again on the stronger model, within the run's ``budget``; the answers that replace
+    theirs (already stored in the cache), counted into ``stats.escalation``."""
     strong, options = context.escalation, context.options
     assert strong is not None and options.escalate is not None
     keys = doubtful(entries, options.escalate.below)
@@ -87,14 +98,21 @@ async def escalate(
             concurrency=strong.capabilities.concurrency,
             retry=options.retry,
             limiter=open_limiter(options, strong),
+            budget=budget,
         )
         scratch = Settlement(Stats(), context.io, mark=(ESCALATED,))
         live = LiveRun(context.codec(strong), scratch, scheduler, [strong], Ladder(size, 1), log=context.log)
-        await live.run(work)
-        await scratch.flush()
+        try:
+            await live.run(work)
+        except BudgetReached as exc:
+            stats.stopped, stats.hint = str(exc), OVER_BUDGET
+        finally:
+            await scratch.flush()
+    elif budget is not None and (over := _over_budget(context, strong, work, size, stats, budget)):
+        stats.stopped, stats.hint = over
+        return {}
     else:
         scratch = await _in_batch(context, strong, backend, work, size, stats)
-    after = _used(stats, strong.model)
     after = _used(stats, strong.model)
     closed = closed_fields(context.task.schema) or context.task.fields
     summary.rows += len(keys)
@@ -111,6 +129,26 @@ async def escalate(
     else:
         summary.cost = run_cost(scratch.stats)
     return scratch.results
+
+
+def _over_budget(
+    context: RunContext, strong: Provider, work: list[Work], size: int, stats: Stats, budget: Budget
+) -> tuple[str, str] | None:
+    """Why an escalation batch job of ``work`` is not sent (what was spent, with its estimate at the batch
+    price, would pass the budget) and what to do; None when it fits."""
+    codec = context.codec(strong)
+    packs = codec.packs(work, size)
+    requests = [codec.pack_request(pack, load=False)[1] for pack in packs]
+    estimate = budget.job_cost(strong.model, requests, sum(codec.expected_output_tokens(len(p)) for p in packs))
+    spent = run_cost(stats)
+    so_far = 0.0 if spent is None else spent.usd
+    if so_far + estimate <= budget.limit:
+        return None
+    return (
+        f"budget reached: ${so_far:.4f} spent of --max-cost ${budget.limit:g}, and the escalation's batch job"
+        f" ({len(work)} rows on {strong.model}) would cost about ${estimate:.4f}: it was not sent",
+        OVER_BUDGET,
+    )
 
 
 async def _in_batch(

@@ -320,7 +320,8 @@ async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRu
         ids: dict[str, Any] = {}
         for key, rid in zip(chunk.keys, chunk.ids, strict=True):
             ids.setdefault(key, rid)  # the first row of a content, as the call log names it
-        escalated = await escalate(context, _answers(chunk, settlement), inputs, settlement.stats, ids)
+        answers = _answers(chunk, settlement)
+        escalated = await escalate(context, answers, inputs, settlement.stats, ids, live.scheduler.budget)
         _replace(chunk, settlement, escalated)
 
 
