@@ -356,6 +356,11 @@ marks = [("interpreter", time.time())]
 def mark(stage):
     marks.append((stage, time.time()))
 import enrichkit.cli
+try:  # the collector paused for the start-up, as the program does (enrichkit.cli.collector; older trees: not)
+    from enrichkit.cli import collector
+    collector.pause()
+except ImportError:
+    collector = None
 mark("import enrichkit.cli (click, the commands)")
 from enrichkit.cli.runner import run_job
 from enrichkit.output.stdio import count_rows
@@ -369,6 +374,8 @@ mark("read the task")
 from enrichkit.engine.context import RunContext
 from enrichkit.options import RunOptions
 context = RunContext.open(task, RunOptions(provider="gemini", base_url=sys.argv[3], cache_dir=sys.argv[4]))
+if collector is not None:
+    collector.started()
 mark("open the run (provider SDK, cache)")
 from enrichkit.rows.precheck import check_input
 check_input(Path(sys.argv[1]), iter_rows(sys.argv[1]), task)

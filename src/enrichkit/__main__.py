@@ -24,14 +24,18 @@ def main() -> None:
     """Run the ``enrichkit`` command with the process's arguments, and exit with its code (click's
     ``SystemExit``)."""
     inherited = open_descriptors()  # before enrichkit's modules load: whatever they open is the command's
+    from enrichkit.cli import collector
     from enrichkit.cli import main as command
 
+    collector.pause()  # for the command's start-up (``enrichkit.cli.collector``)
     try:
         command()
     except SystemExit as stop:
         if inherited is not None and (stop.code is None or isinstance(stop.code, int)):
             leave(stop.code or 0, inherited)
         raise
+    finally:
+        collector.restore()  # the usual exit's collections see every object, as without the pause
 
 
 def leave(code: int, inherited: Descriptors) -> None:
