@@ -352,9 +352,9 @@ def window_run(tree: Path, fixed: bool, scenario: tuple[int, float, float, int])
 STARTUP = """
 import json, sys, time
 from pathlib import Path
-marks = [("interpreter", time.time())]
+marks = [("interpreter", time.time(), time.process_time())]
 def mark(stage):
-    marks.append((stage, time.time()))
+    marks.append((stage, time.time(), time.process_time()))
 import enrichkit.cli
 try:  # the collector paused for the start-up, as the program does (enrichkit.cli.collector; older trees: not)
     from enrichkit.cli import collector
@@ -382,7 +382,7 @@ check_input(Path(sys.argv[1]), iter_rows(sys.argv[1]), task)
 mark("check the input")
 context.cache.close()
 start = float(sys.argv[5])
-print(json.dumps([(stage, at - start) for stage, at in marks]))
+print(json.dumps([(stage, at - start, cpu) for stage, at, cpu in marks]))
 """
 
 
@@ -401,7 +401,7 @@ def startup(runs: int = 5, against: str | None = None) -> None:
                 trees = {against[:8]: checked_out(against, Path(old)), **trees}
             source = Path(folder) / "rows.jsonl"
             source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(1_000)))
-            stages: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+            stages: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in trees}
             whole: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
             for run in range(runs):
                 for name, tree in trees.items():
@@ -409,16 +409,17 @@ def startup(runs: int = 5, against: str | None = None) -> None:
                     args = [str(source), str(TASK_FILE), stub.url, f"{folder}/cache-{name}-{run}", repr(time.time())]
                     done = subprocess.run([sys.executable, "-c", STARTUP, *args], env=env, check=True,
                                           capture_output=True, text=True)  # fmt: skip
-                    for stage, seconds in json.loads(done.stdout):
-                        stages[name].setdefault(stage, []).append(seconds)
+                    for stage, seconds, cpu in json.loads(done.stdout):
+                        stages[name].setdefault(stage, []).append((seconds, cpu))
                     for what, value in command_run(source, stub.url, Path(folder) / f"{name}-{run}", env).items():
                         whole[name].setdefault(what, []).append(value)
     finally:
         stub.stop()
-    print("seconds from the command's start to each stage before the first call (median of", runs, "runs)")
-    print(f"{'stage':<45} " + " ".join(f"{name:>8}" for name in trees))
+    print(f"seconds from the command's start to each stage before the first call, and CPU seconds (median of {runs})")
+    print(f"{'stage':<45} " + " ".join(f"{name + ' s':>10} {'cpu':>6}" for name in trees))
     for stage in stages["this"]:
-        print(f"{stage:<45} " + " ".join(f"{statistics.median(stages[name][stage]):8.3f}" for name in trees))
+        medians = [[statistics.median(values) for values in zip(*stages[name][stage], strict=True)] for name in trees]
+        print(f"{stage:<45} " + " ".join(f"{wall:10.3f} {cpu:6.3f}" for wall, cpu in medians))
     print("\nthe whole command, 1,000 rows against a stub answering at once (min / median)")
     for what in whole["this"]:
         figures = (f"{min(whole[name][what]):.3f} / {statistics.median(whole[name][what]):.3f}" for name in trees)
