@@ -9,6 +9,7 @@
     .venv/bin/python benchmarks/throughput.py --window --runs 5 --against 78f5b5f  # and that revision's, interleaved
     .venv/bin/python benchmarks/throughput.py --check    # the check of a 1,000,000-line JSONL file before a run
     .venv/bin/python benchmarks/throughput.py --startup  # where a run's start-up goes, before its first call
+    .venv/bin/python benchmarks/throughput.py --startup --runs 9 --against f32b0bb  # and the whole command's
 
 The stub (``python -m enrichkit.testing``) runs in its own process and answers like Gemini:
 0.8 s + 5 ms per output token + up to 0.2 s jitter, and a 429 with RetryInfo above RPM requests a
@@ -349,12 +350,17 @@ def window_run(tree: Path, fixed: bool, scenario: tuple[int, float, float, int])
 
 
 STARTUP = """
-import sys, time
+import json, sys, time
 from pathlib import Path
-marks = [("interpreter", time.time())]
+marks = [("interpreter", time.time(), time.process_time())]
 def mark(stage):
-    marks.append((stage, time.time()))
+    marks.append((stage, time.time(), time.process_time()))
 import enrichkit.cli
+try:  # the collector paused for the start-up, as the program does (enrichkit.cli.collector; older trees: not)
+    from enrichkit.cli import collector
+    collector.pause()
+except ImportError:
+    collector = None
 mark("import enrichkit.cli (click, the commands)")
 from enrichkit.cli.runner import run_job
 from enrichkit.output.stdio import count_rows
@@ -368,33 +374,76 @@ mark("read the task")
 from enrichkit.engine.context import RunContext
 from enrichkit.options import RunOptions
 context = RunContext.open(task, RunOptions(provider="gemini", base_url=sys.argv[3], cache_dir=sys.argv[4]))
+if collector is not None:
+    collector.started()
 mark("open the run (provider SDK, cache)")
 from enrichkit.rows.precheck import check_input
 check_input(Path(sys.argv[1]), iter_rows(sys.argv[1]), task)
 mark("check the input")
 context.cache.close()
 start = float(sys.argv[5])
-print("\\n".join(f"{stage:<45} {at - start:6.3f} s" for stage, at in marks))
+print(json.dumps([(stage, at - start, cpu) for stage, at, cpu in marks]))
 """
 
 
-def startup(runs: int = 3) -> None:
-    """Seconds from a child process's start to each stage before a run's first call (cumulative), ``runs`` times."""
+def startup(runs: int = 5, against: str | None = None) -> None:
+    """Where a run's time outside its calls goes, median of ``runs``: the seconds from a child process's start to
+    each stage before a run's first call (cumulative, ``STARTUP``); then the whole ``enrichkit run`` command on
+    1,000 rows against a stub answering at once, from its start to its exit, with its CPU seconds, the seconds
+    its run took (the report's) and those from the output's rename to the exit (receipt, closing, exit).
+    ``against``: a git revision's ``src`` too, each run of it just before this tree's."""
     byte_compiled()
     stub = Stub(0, 0, 0, None)
     try:
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as old:
+            trees = {"this": ROOT / "src"}
+            if against is not None:
+                trees = {against[:8]: checked_out(against, Path(old)), **trees}
             source = Path(folder) / "rows.jsonl"
             source.write_text("".join(json.dumps(row) + "\n" for row in iter_synthetic_rows(1_000)))
-            for run in range(1, runs + 1):
-                env = {**os.environ, "GEMINI_API_KEY": "benchmark"}
-                args = [str(source), str(TASK_FILE), stub.url, f"{folder}/cache{run}"]
-                started = time.time()
-                done = subprocess.run([sys.executable, "-c", STARTUP, *args, repr(started)], env=env,
-                                      check=True, capture_output=True, text=True)  # fmt: skip
-                print(f"run {run}, seconds from the command's start:\n{done.stdout}")
+            stages: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in trees}
+            whole: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+            for run in range(runs):
+                for name, tree in trees.items():
+                    env = {**os.environ, "GEMINI_API_KEY": "benchmark", "PYTHONPATH": str(tree)}
+                    args = [str(source), str(TASK_FILE), stub.url, f"{folder}/cache-{name}-{run}", repr(time.time())]
+                    done = subprocess.run([sys.executable, "-c", STARTUP, *args], env=env, check=True,
+                                          capture_output=True, text=True)  # fmt: skip
+                    for stage, seconds, cpu in json.loads(done.stdout):
+                        stages[name].setdefault(stage, []).append((seconds, cpu))
+                    for what, value in command_run(source, stub.url, Path(folder) / f"{name}-{run}", env).items():
+                        whole[name].setdefault(what, []).append(value)
     finally:
         stub.stop()
+    print(f"seconds from the command's start to each stage before the first call, and CPU seconds (median of {runs})")
+    print(f"{'stage':<45} " + " ".join(f"{name + ' s':>10} {'cpu':>6}" for name in trees))
+    for stage in stages["this"]:
+        medians = [[statistics.median(values) for values in zip(*stages[name][stage], strict=True)] for name in trees]
+        print(f"{stage:<45} " + " ".join(f"{wall:10.3f} {cpu:6.3f}" for wall, cpu in medians))
+    print("\nthe whole command, 1,000 rows against a stub answering at once (min / median)")
+    for what in whole["this"]:
+        figures = (f"{min(whole[name][what]):.3f} / {statistics.median(whole[name][what]):.3f}" for name in trees)
+        print(f"{what:<45} " + " ".join(f"{figure:>15}" for figure in figures) + f"  ({', '.join(trees)})")
+
+
+def command_run(source: Path, url: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
+    """One ``enrichkit run`` of ``source`` into ``folder`` against ``url``: its seconds, CPU seconds, the run's
+    own seconds (its report's) and the seconds from the output's rename to the process's end."""
+    folder.mkdir()
+    out, report = folder / "out.csv", folder / "report.json"
+    args = [str(source), "-t", str(TASK_FILE), "-o", str(out), "--cache-dir", str(folder / "cache")]
+    args += ["--provider", "gemini", "--base-url", url, "--report", str(report), "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "enrichkit", "run", *args], check=True, env=env)
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "command seconds": ended - started,
+        "command CPU seconds": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        "in-run seconds (the report's)": json.loads(report.read_text())["seconds"],
+        "output renamed to exit, seconds": ended - out.stat().st_mtime,
+    }
 
 
 def check_rate(n: int = 1_000_000, runs: int = 3) -> None:
@@ -431,8 +480,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="with --overhead: one JSON line, median of 3 runs")
     parser.add_argument("--window", action="store_true", help="only the 30-requests-per-6-s-window scenario")
     parser.add_argument("--fixed-window", action="store_true", help="with --window: a window that resets whole")
-    parser.add_argument("--runs", type=int, default=3, help="with --window: how many runs (default 3)")
-    parser.add_argument("--against", metavar="REVISION", help="with --window: that revision's runs too, interleaved")
+    parser.add_argument("--runs", type=int, help="with --window or --startup: how many runs (default 3; 5)")
+    parser.add_argument("--against", metavar="REVISION", help="with --window or --startup: that revision's too")
     parser.add_argument("--check", action="store_true", help="only the check of a file before its run")
     parser.add_argument("--startup", action="store_true", help="only where a run's start-up goes")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "N", "CACHE"))
@@ -442,13 +491,13 @@ def main() -> None:
         return
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     if args.window:
-        window_limited(args.fixed_window, args.runs, args.against)
+        window_limited(args.fixed_window, args.runs or 3, args.against)
         return
     if args.check:
         check_rate()
         return
     if args.startup:
-        startup()
+        startup(args.runs or 5, args.against)
         return
     if args.overhead and args.json:
         overhead_json(100_000)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import stat
+import threading
 import time
 from pathlib import Path
 
+from enrichkit.__main__ import open_descriptors
 from enrichkit.cache.db import upsert
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import RowCache
@@ -101,3 +106,22 @@ def test_the_one_statement_write_and_the_row_by_row_write_store_the_same_rows(tm
         cache.close()
     bulk_rows, single_rows = stored
     assert [row[1:] for row in bulk_rows] == [row[1:] for row in single_rows]  # all but the rowid
+
+
+def test_a_cache_opened_in_a_thread_leaves_no_database_open_once_closed(tmp_path: Path) -> None:
+    """A run opens its cache in a thread of its own: diskcache's connection of that thread is closed by the
+    cache, not left to the garbage collector (the program pauses it while it starts)."""
+    opened: list[RowCache] = []
+    gc.disable()
+    try:
+        thread = threading.Thread(target=lambda: opened.append(RowCache(tmp_path / "cache")))
+        thread.start()
+        thread.join()
+        (cache,) = opened
+        cache.put_many({"k": Entry({"a": 1}, "m")})
+        cache.close()
+        files = {(s.st_dev, s.st_ino) for s in map(os.stat, (tmp_path / "cache").rglob("*")) if stat.S_ISREG(s.st_mode)}
+        held = {(dev, ino) for _, dev, ino in open_descriptors() or ()}
+        assert files and not files & held
+    finally:
+        gc.enable()

@@ -70,6 +70,10 @@ class RowCache:
         except StorageError:
             self._db.close()
             raise
+        # diskcache keeps a connection per thread, and ``close`` closes the calling thread's alone: this one's
+        # (which set the database up) is closed now, not left to the garbage collector once the thread is gone
+        # (a run opens its cache in a thread of its own). diskcache reconnects in any thread that needs it.
+        self._db.close()
 
     @staticmethod
     def _open(rows: Path) -> diskcache.Cache:

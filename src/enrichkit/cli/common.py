@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from enrichkit.cli import collector
 from enrichkit.errors import EnrichkitError
 from enrichkit.history.files import HistoryWarning
 
@@ -27,7 +29,29 @@ INTERRUPTED = 130
 
 class Main(click.Group):
     """The ``enrichkit`` group: click's usage errors as one line ``error: ...`` (exit 2), and SIGTERM
-    handled like Ctrl-C while a command runs (temp files removed, the receipt printed)."""
+    handled like Ctrl-C while a command runs (temp files removed, the receipt printed). The ``lazy``
+    commands are imported when asked for (command ``NAME`` of module ``enrichkit.cli.NAME``): a run
+    does not load the others."""
+
+    def __init__(self, *args: Any, lazy: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = tuple(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name != "run":
+            collector.started()  # a run's start-up goes on until its context is open (``runner.run_job``)
+        return name, command, rest
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(getattr(importlib.import_module(f"enrichkit.cli.{cmd_name}"), cmd_name))
+        return self.commands.get(cmd_name)
 
     def main(
         self,

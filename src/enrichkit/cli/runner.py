@@ -13,13 +13,12 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Seque
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from enrichkit.cache.folder import default_dir
 from enrichkit.cache.journal import Journal, journal_path
 from enrichkit.calls.prices import run_cost
+from enrichkit.cli import collector
 from enrichkit.cli.flags import CliOptions
 from enrichkit.engine.chunks import local_models, run_chunks
 from enrichkit.engine.context import RunContext
@@ -47,6 +46,9 @@ from enrichkit.result import EnrichResult, Failure, Stats, counted
 from enrichkit.rows.precheck import check_input
 from enrichkit.task.task import Task
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 Write = Callable[[Sequence[dict[str, Any]]], None]
 T = TypeVar("T")
 
@@ -71,6 +73,8 @@ class _Progress:
         if self.quiet:
             return
         if self.bar is None:
+            from tqdm import tqdm  # here: a quiet run does not load it
+
             self.bar = tqdm(total=self.total, unit="row", file=sys.stderr, dynamic_ncols=True)
         if (counts := (stats.calls, stats.failed)) != self.shown:  # called for every row: set what changed
             self.shown = counts
@@ -117,6 +121,7 @@ def run_job(rows: Iterable[dict[str, Any]], task_path: Path, output: Path, optio
         rows = rows[: cli.limit] if isinstance(rows, Sequence) else itertools.islice(rows, cli.limit)
     options = options.replace(cache_dir=options.cache_dir or default_dir())
     context = RunContext.open(task, options)
+    collector.started()
     try:
         _journal(context, output, cli.quiet)
         return _run(context, rows, output, cli)

@@ -17,12 +17,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import multiprocessing
 import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -110,6 +108,9 @@ def eligible(source: Path, output: Path) -> bool:
 def sweep(run: Run) -> Iterator[Swept | None]:
     """Sweep ``run.source`` (None: the sample found too few hits, or a part gave up); the part files
     live until the block ends."""
+    import multiprocessing  # here: a run that does not sweep does not load them
+    from concurrent.futures import ProcessPoolExecutor
+
     global _run
     if not _mostly_cached(run):
         yield None
