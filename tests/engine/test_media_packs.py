@@ -47,7 +47,9 @@ def test_a_pack_closes_at_the_providers_request_bytes_and_media_tokens() -> None
     assert [len(p) for p in anthropic.packs(work(60, 1000, width=1500), 50)] == [50, 10]  # 1,800 tokens
     big = PackCodec(TASK, media=OPENAI)
     assert [len(p) for p in big.packs(work(60, 1000, width=8000), 50)] == [50, 10]  # 1,105 tokens each
-    assert [len(p) for p in PackCodec(TASK, media=ANTHROPIC).packs(work(120, 10, width=4000), 50)] == [50, 50, 20]
+    many = PackCodec(TASK, media=ANTHROPIC).packs(work(120, 10, width=4000), 50)
+    assert [len(p) for p in many] == [20] * 6  # more than 20 images a request: Anthropic takes none over 2000 px
+    assert [len(p) for p in PackCodec(TASK, media=ANTHROPIC).packs(work(120, 10, width=2000), 50)] == [50, 50, 20]
 
 
 def test_the_requests_in_flight_hold_at_most_the_media_room(
@@ -98,6 +100,32 @@ def test_a_row_whose_media_no_request_can_hold_fails_alone_unsent(tmp_path: Path
         failure.reason
         == "its media take 2.1 MB base64-encoded, more than one function request holds (2 MB with its text)"
     )
+    assert [len(a.media) for a in script.calls] == [1]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("big.png", png(8, 8, COLOURS["red"], noise=4_000_000), "its image takes 5.5 MB base64-encoded, more than the"
+         " 5.2 MB function takes of one image"),
+        ("wide.png", png(9_000, 1, COLOURS["red"]), "its image is 9000x1 px, more than the 8000 px a side"
+         " function takes"),
+        ("long.pdf", b"%PDF-1.4\n" + b"<< /Type /Page >>\n" * 101, "its PDFs have 101 pages, more than the 100 one"
+         " function request takes"),
+    ],
+)  # fmt: skip
+def test_a_row_over_anthropics_limits_on_one_media_fails_alone_unsent(
+    name: str, data: bytes, reason: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    (tmp_path / "small.png").write_bytes(png(8, 8, COLOURS["red"]))
+    (tmp_path / name).write_bytes(data)
+    task = Task.from_columns("Name the colour.", ["title", "photo:media"], ["colour: red|green|blue"])
+    script = scripted()
+    provider = FunctionProvider(script, capabilities=Capabilities(media=ANTHROPIC))
+    rows = [{"title": "small", "photo": "small.png"}, {"title": "over", "photo": name}]
+    result = enrich(rows, task, provider=provider, cache_dir=cache_dir, media_root=tmp_path, progress=False)
+    [failure] = result.failures
+    assert failure.reason == reason and failure.attempts == 0
     assert [len(a.media) for a in script.calls] == [1]
 
 

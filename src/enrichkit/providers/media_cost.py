@@ -11,7 +11,9 @@
   request.
 - Anthropic (docs.anthropic.com, "Vision" and "PDF support"): an image is scaled to at most 1,568 px on
   its long side and ~1.15 megapixels, then costs width x height / 750 tokens; a PDF page 1,500 to 3,000
-  tokens (3,000 counted, the upper bound). At most 32 MB and 100 images a request.
+  tokens (3,000 counted, the upper bound). At most 32 MB and 100 images a request; an image at most 5 MB
+  base64-encoded (5 MiB, as the API counts it) and 8000 px a side, 2000 px where a request has
+  more than 20 images; at most 100 PDF pages a request.
 
 An image whose size its header does not show is counted at the biggest it may be sent at.
 """
@@ -25,7 +27,15 @@ from enrichkit.providers.base import MediaAccounting, MediaLimits
 GEMINI = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini")
 GEMINI_3 = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini3")
 OPENAI = MediaLimits(request_bytes=50_000_000, items=500, accounting="openai")
-ANTHROPIC = MediaLimits(request_bytes=32_000_000, items=100, accounting="anthropic")
+ANTHROPIC = MediaLimits(
+    request_bytes=32_000_000,
+    items=100,
+    accounting="anthropic",
+    image_bytes=5 * 1024 * 1024,
+    image_side=8_000,
+    crowded=(20, 2_000),
+    pages=100,
+)
 
 _PAGE = {"gemini": 258, "gemini3": 560, "openai": 1_105, "anthropic": 3_000}
 
