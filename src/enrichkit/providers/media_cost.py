@@ -3,7 +3,8 @@
 - Gemini (ai.google.dev, "Image understanding" and "Document understanding"): an image with both sides at
   most 384 px is 258 tokens; a bigger one is cut into 768x768 tiles of 258 tokens each; a PDF page is 258
   tokens. Gemini 3 models count by ``media_resolution``, whose defaults are 1,120 tokens an image and 560
-  a PDF page. A request's inline data is at most 20 MB in all.
+  a PDF page. A request's inline data is at most 20 MB in all; bigger media go through the Files API
+  ("Files API": at most 2 GB a file, kept 48 hours), and enrichkit uploads any over ``GEMINI_FILE_ABOVE``.
 - OpenAI (platform.openai.com, "Images and vision", detail ``high``, the GPT-4o/4.1 tiles): the image is
   scaled to fit 2048x2048, then its short side to 768 px; 85 tokens plus 170 a 512x512 tile. A PDF page
   is sent as its text and an image of the page: counted here as a full 1024x1325 page image (85 + 6 x
@@ -20,12 +21,16 @@ An image whose size its header does not show is counted at the biggest it may be
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from enrichkit.providers.base import MediaAccounting, MediaLimits
 
-GEMINI = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini")
-GEMINI_3 = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini3")
+GEMINI_FILE_ABOVE = 5_000_000
+"""Gemini media bigger than this go as uploaded files: a pack then still holds a few rows' media inline (an
+upload is a round trip more, where inline data rides along)."""
+GEMINI = MediaLimits(20_000_000, 3_000, "gemini", file_above=GEMINI_FILE_ABOVE, file_bytes=2_000_000_000)
+GEMINI_3 = dataclasses.replace(GEMINI, accounting="gemini3")
 OPENAI = MediaLimits(request_bytes=50_000_000, items=500, accounting="openai")
 ANTHROPIC = MediaLimits(
     request_bytes=32_000_000,
