@@ -299,15 +299,14 @@ async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRu
     job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
     on the escalation model. Rows a person chose another model for go first, on that model."""
     await _send(context, await ask_on_chosen(context, chunk.reviewed, work, live), live)
-    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit, live.log)
+    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit, live.media, live.log)
     settlement = live.settlement
     if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):
         return
     inputs = dict(zip(chunk.keys, chunk.inputs, strict=True))
     if context.by_agreement:
-        measured = await measure(
-            live.codec, live.scheduler, live.models[0], _answers(chunk, settlement), inputs, context.pack_size
-        )
+        answers, size = _answers(chunk, settlement), context.pack_size
+        measured = await measure(live.codec, live.scheduler, live.models[0], answers, inputs, size, live.media)
         _replace(chunk, settlement, measured)
         if (stored := settlement.store(measured)) is not None and measured:
             await stored

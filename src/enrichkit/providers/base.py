@@ -175,11 +175,15 @@ class BatchBackend(Protocol):
     def model(self) -> str: ...
 
     def split(self, requests: Sequence[tuple[str, Request]]) -> list[Sequence[tuple[str, Request]]]:
-        """``requests`` in groups that each fit one job of this provider (its request and size limits)."""
+        """``requests`` in groups that each fit one job of this provider (its request and size limits), each a
+        slice of ``requests``."""
         ...
 
     async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
-        """Create ONE job holding ``requests`` (key, request, a group ``split`` made); the job's name."""
+        """Create ONE job holding ``requests`` (key, request, a group ``split`` made); the job's name.
+
+        Each request may be made as it is read (its media's bytes read then): a backend reads them in order
+        and keeps none it has written, so a job's media are held one request at a time."""
         ...
 
     async def find(self, display_name: str) -> str | None:

@@ -553,13 +553,22 @@ class GeminiBatches:
         config = types.CreateBatchJobConfig(display_name=display_name)
         src: Any
         limits = self.provider.capabilities.media
-        files = [m for _, request in requests for m in by_file(request, limits)]
-        uris = await self.uploads.uris(files, self.model) if files else {}
-        media = sum(len(m.data) for _, request in requests for m in request.media) - sum(len(m.data) for m in files)
-        if len(requests) <= INLINE_LIMIT and 4 * media // 3 <= INLINE_MEDIA_BYTES:
-            src = [self._inlined(key, request, uris) for key, request in requests]
-        else:
-            src = await self._upload(requests, display_name, uris)
+        uris: dict[str, str] = {}
+        inline = 0
+        with tempfile.TemporaryDirectory(prefix="enrichkit-job-") as folder:
+            path = Path(folder) / f"{display_name}.jsonl"
+            with path.open("w", encoding="utf-8") as out:
+                for key, request in requests:  # one request's media held at a time
+                    if files := by_file(request, limits):
+                        uris |= await self.uploads.uris(files, self.model)
+                    inline += sum(len(m.data) for m in request.media) - sum(len(m.data) for m in files)
+                    out.write(self._line(key, request, uris) + "\n")
+            if len(requests) <= INLINE_LIMIT and 4 * inline // 3 <= INLINE_MEDIA_BYTES:
+                src = [self._inlined(key, request, uris) for key, request in requests]
+            else:
+                upload = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
+                file = await _guard(self.provider.client.aio.files.upload(file=str(path), config=upload), self.model)
+                src = str(file.name)
         job = await _guard(
             self.provider.client.aio.batches.create(model=self.model, src=src, config=config), self.model
         )
@@ -640,14 +649,6 @@ class GeminiBatches:
         """One JSONL input line: the REST body of the live call's request."""
         body = rest_request(request, self._config(request), uris)
         return json.dumps({"key": key, "request": body}, ensure_ascii=False)
-
-    async def _upload(self, requests: Sequence[tuple[str, Request]], display_name: str, uris: Mapping[str, str]) -> str:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"{display_name}.jsonl"
-            path.write_text("".join(self._line(k, r, uris) + "\n" for k, r in requests), encoding="utf-8")
-            config = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
-            uploaded = await _guard(self.provider.client.aio.files.upload(file=str(path), config=config), self.model)
-        return str(uploaded.name)
 
 
 def _status(job: types.BatchJob) -> JobStatus:
