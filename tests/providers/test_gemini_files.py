@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from enrichkit import EnrichResult, Task, enrich
+from enrichkit.errors import FatalProviderError
 from enrichkit.providers.base import Media, Request
 from enrichkit.providers.gemini import GeminiProvider, make_client
 from enrichkit.providers.gemini_files import by_file
@@ -138,3 +139,13 @@ def test_what_goes_by_file_is_what_is_over_the_threshold_then_the_largest_until_
     assert [len(m.data) for m in by_file(request(6_000_000, 100), GEMINI)] == [6_000_000]
     four = request(4_000_000, 4_000_000, 4_900_000, 4_000_000, 1_000)  # 22.6 MB encoded inline
     assert [len(m.data) for m in by_file(four, GEMINI)] == [4_900_000]  # then 16 MB stays inline
+
+
+def test_an_upload_refused_for_its_key_stops_the_run_without_the_key(tmp_path: Path, cache_dir: Path) -> None:
+    rows = photos(tmp_path / "photos", 4)
+    with GeminiStub() as stub:
+        stub.fail_api("files.upload", Error(400, "API key not valid. Please pass a valid API key."))
+        with pytest.raises(FatalProviderError, match="API key not valid") as stopped:
+            run(stub, rows, tmp_path, cache_dir)
+        assert "test-key" not in str(stopped.value)
+        assert len(generated(stub)) == 0  # the pack waiting on its upload was never sent
