@@ -5,6 +5,7 @@ row from the uploaded bytes, so a file given to the wrong row would show."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +109,23 @@ def test_an_upload_that_fails_once_is_retried_and_loses_no_row(tmp_path: Path, c
         assert actions(stub, "files.upload") == 2 + 1  # two contents, one upload asked again
 
 
-def test_a_file_gemini_cannot_process_fails_its_row_alone(tmp_path: Path, cache_dir: Path) -> None:
-    rows = photos(tmp_path / "photos", 6)
+def test_files_gemini_cannot_process_fail_their_rows_alone(tmp_path: Path, cache_dir: Path) -> None:
+    rows = photos(tmp_path / "photos", 12)
+    broken = ["s5", "s7", "s9"]  # each fails alone, its reason naming its file; the run goes on
     with GeminiStub() as stub:
-        stub.failing_files.add(hashlib.sha256((tmp_path / "photos" / "p5.png").read_bytes()).hexdigest())
+        for sku in broken:
+            stub.failing_files.add(hashlib.sha256((tmp_path / "photos" / f"p{sku[1:]}.png").read_bytes()).hexdigest())
         result = run(stub, rows, tmp_path, cache_dir)
-        assert [f.row_id for f in result.failures] == ["s5"]
-        assert "Gemini could not process an uploaded image: stub: the file could not be processed" in (
-            result.failures[0].reason
+        assert not result.stats.stopped
+        assert sorted(f.row_id for f in result.failures) == broken
+        assert all(
+            re.search(
+                r"Gemini could not process the uploaded image files/\w+: stub: the file could not be processed",
+                f.reason,
+            )
+            for f in result.failures
         )
-        assert all(r["colour"] == expected(r) for r in result.rows if r["sku"] != "s5")
+        assert all(r["colour"] == expected(r) for r in result.rows if r["sku"] not in broken)
 
 
 def test_a_batch_job_carries_big_photos_by_file_and_leaves_them_for_the_job(tmp_path: Path, cache_dir: Path) -> None:

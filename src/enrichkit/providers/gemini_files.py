@@ -103,7 +103,10 @@ class Uploads:
                 file = await self.client.aio.files.get(name=file.name)
         if file.state == types.FileState.FAILED:
             said = first_line(file.error.message or "") if file.error is not None else ""
-            raise RequestRejected(f"Gemini could not process an uploaded {kind}{f': {said}' if said else ''}")
+            # named by its file: several rows' broken files are never one refusal repeated (engine.stop_evidence)
+            raise RequestRejected(
+                f"Gemini could not process the uploaded {kind} {file.name}{f': {said}' if said else ''}"
+            )
         if not file.uri:
             raise TransientError(f"Gemini gave no URI for an uploaded {kind}")
         return file.uri
