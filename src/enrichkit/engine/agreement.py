@@ -18,6 +18,7 @@ from enrichkit.cache.entry import Entry
 from enrichkit.calls.scheduler import Scheduler
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.confidence import closed_fields
+from enrichkit.engine.media_room import MediaRoom
 from enrichkit.errors import FatalProviderError, ProviderError
 from enrichkit.providers.base import Provider
 from enrichkit.rows.work import Work
@@ -45,15 +46,18 @@ async def measure(
     entries: Mapping[str, Entry],
     inputs: Mapping[str, dict[str, object]],
     size: int,
+    room: MediaRoom,
 ) -> dict[str, Entry]:
     """Ask the ``entries`` without a confidence again in other packs of ``size``; their entries with the closed
-    fields' agreement as confidence (rows whose second answer was not valid are left out)."""
+    fields' agreement as confidence (rows whose second answer was not valid are left out). Each pack's media
+    take their ``room`` while it is asked, as the run's own calls do."""
     closed = closed_fields(codec.task.schema)
     keys = unmeasured(entries, closed)
     work = reshuffled([Work(key, dict(inputs[key])) for key in keys])
     second: dict[str, dict[str, object]] = {}
 
     async def ask(pack: list[Work]) -> None:
+        taken = await room.take(pack)
         try:
             if len(pack) == 1:
                 reply = await scheduler.call(provider, codec.single_request(pack[0]), "agreement")
@@ -65,6 +69,8 @@ async def measure(
             raise
         except ProviderError:  # a failed second answer measures nothing: the row keeps no confidence
             return
+        finally:
+            await room.give(taken)
         second.update((w.key, values) for w, values in checked.valid.items())
 
     async with asyncio.TaskGroup() as group:

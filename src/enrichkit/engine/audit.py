@@ -27,6 +27,7 @@ from enrichkit.task.schema import is_free_text
 if TYPE_CHECKING:
     from enrichkit.calls.scheduler import Scheduler
     from enrichkit.engine.codec import PackCodec
+    from enrichkit.engine.media_room import MediaRoom
     from enrichkit.engine.settle import Settlement
     from enrichkit.history.calls import CallLog
     from enrichkit.providers.base import Provider, Reply
@@ -100,13 +101,15 @@ async def audit_packed(
     scheduler: Scheduler,
     provider: Provider,
     fraction: float,
+    room: MediaRoom,
     log: CallLog | None = None,
 ) -> None:
     """Ask a ``fraction`` of the rows answered in packs of this run again one at a time, and record in
     ``stats.audit`` how the answers agree; the single answers are neither cached nor used. A refused call
     ends the audit (the calls not yet sent end cancelled, which the task group ignores), not the run.
     A row whose answers disagree is flagged ``audit`` (in its cached entry too). Each call goes in the run's
-    call ``log`` (kind ``audit``)."""
+    call ``log`` (kind ``audit``). Each row's media take their ``room`` while it is asked, as the run's own
+    calls do."""
     if fraction <= 0:
         return
     chosen = [settlement.packed[key] for key in sample(settlement.packed, fraction)]
@@ -115,6 +118,7 @@ async def audit_packed(
     async def ask_alone(item: Work) -> None:
         """One audit call into ``single``; a failed call or an invalid answer gives none."""
         part = codec.of([item])  # a row asked for some fields only is audited on those
+        taken = await room.take([item])
         request, started = part.single_request(item), time.perf_counter()
         outcome: Reply | ProviderError | None = None
         problem: str | None = "no answer"
@@ -125,6 +129,8 @@ async def audit_packed(
             outcome = exc
         except AnswerError as exc:
             problem = str(exc)
+        finally:
+            await room.give(taken)
         if problem is None:
             single[item.key] = values
         if log is not None and outcome is not None:

@@ -34,7 +34,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +42,10 @@ from typing import Any, Literal
 from enrichkit.cache.folder import default_dir
 from enrichkit.calls.prices import run_cost
 from enrichkit.engine.codec import PackCodec, asking
+from enrichkit.engine.job_requests import MadeOnRead, keys_of, maker
 from enrichkit.engine.ladder import Ladder, Rung
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.prompt import pack_ids
 from enrichkit.engine.settle import Settlement
 from enrichkit.engine.waiting import looks, status_line
 from enrichkit.errors import (
@@ -434,25 +436,25 @@ class BatchRun:
         for fallback in sorted({rung.fallback for rung in rows}):
             backend = self.backends[fallback]
             packs: dict[str, Pack] = {}
-            requests: list[tuple[str, Request]] = []
+            made: list[tuple[str, Callable[[], Request]]] = []
             rungs = sorted((r for r in rows if r.fallback == fallback), key=lambda r: -r.size)
             for rung in rungs:
                 for group in codec.packs(sorted(rows[rung], key=asking), rung.size):
                     if len(group) > 1:
-                        ids, request = codec.pack_request(group)
+                        ids = pack_ids(len(group))
                         pack = Pack([w.key for w in group], ids, codec.echoes(group), rung.size)
                     else:
-                        request, pack = codec.single_request(group[0]), Pack([group[0].key], None, size=rung.size)
+                        pack = Pack([group[0].key], None, size=rung.size)
                     pack.fields = None if group[0].fields is None else list(group[0].fields)
                     key = fingerprint({"keys": pack.keys, "rung": [rung.size, rung.fallback]})[:20]
                     packs[key] = pack
-                    requests.append((key, request))
+                    made.append((key, maker(codec, group)))
                     self.settlement.stats.count_batch(backend.model, rung.size, len(group))
                     for w in group:
                         w.attempts += 1
             top = rungs[0]
-            for part in backend.split(requests):
-                manifests.append(await self._create(top, {k: packs[k] for k, _ in part}, part))
+            for part in backend.split(MadeOnRead(made)):
+                manifests.append(await self._create(top, {k: packs[k] for k in keys_of(part)}, part))
         return manifests
 
     async def _create(self, rung: Rung, packs: dict[str, Pack], requests: Sequence[tuple[str, Request]]) -> Manifest:

@@ -23,7 +23,7 @@ from enrichkit.engine.agreement import measure
 from enrichkit.engine.audit import audit_packed
 from enrichkit.engine.batch import BatchRun
 from enrichkit.engine.cascade import check_model, escalate
-from enrichkit.engine.codec import REQUEST_TEXT_ROOM, PackCodec, asking
+from enrichkit.engine.codec import PackCodec, asking
 from enrichkit.engine.collector import fewer_collections
 from enrichkit.engine.confidence import row_confidence
 from enrichkit.engine.context import RunContext
@@ -31,6 +31,7 @@ from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.engine.interrupt import Interrupt, Interrupted
 from enrichkit.engine.ladder import Ladder
 from enrichkit.engine.live import LiveRun
+from enrichkit.engine.media_fit import unsendable
 from enrichkit.engine.reasked import ask_on_chosen
 from enrichkit.engine.refusals import refused, remember
 from enrichkit.engine.reviewed import Kept, overlaid
@@ -42,7 +43,7 @@ from enrichkit.options import AUTO_BATCH_ROWS, Mode
 from enrichkit.providers.base import Provider
 from enrichkit.result import Confidence, EnrichResult, Failure, KnownAnswers, Stats
 from enrichkit.rows.keys import Keyed, key_rows
-from enrichkit.rows.media import encoded_size, media_of, shown
+from enrichkit.rows.media import media_of, shown
 from enrichkit.rows.seen_ids import SeenIds
 from enrichkit.rows.work import Work
 
@@ -221,22 +222,16 @@ async def run_chunks(
 
 
 def oversized(chunk: Chunk, reasons: dict[str, str], provider: Provider) -> None:
-    """Fail the rows whose media alone pass what one request of ``provider`` holds (with why in ``reasons``):
-    no pack, not even the row alone, could carry them."""
+    """Fail the rows whose media no request of ``provider`` could carry (``media_fit``), with why in ``reasons``."""
     limits = provider.capabilities.media
     if limits is None or not chunk.work or not media_of(next(iter(chunk.work.values())).inputs):
         return
-    room = limits.request_bytes - REQUEST_TEXT_ROOM
     for key, item in list(chunk.work.items()):
-        size = sum(encoded_size(ref) for ref in media_of(item.inputs))
-        if size > room:
+        if (why := unsendable(media_of(item.inputs), limits, provider.name)) is not None:
             del chunk.work[key]
             chunk.partial.pop(key, None)
             chunk.broken[key] = item.rows
-            reasons[key] = (
-                f"its media take {size / 1e6:.1f} MB base64-encoded, more than one {provider.name} request"
-                f" holds ({limits.request_bytes / 1e6:g} MB with its text)"
-            )
+            reasons[key] = why
 
 
 def _fail_broken(chunk: Chunk, reasons: Mapping[str, str], settlement: Settlement) -> None:
@@ -304,15 +299,14 @@ async def _ask(context: RunContext, chunk: Chunk, work: list[Work], live: LiveRu
     job, measure the agreement of a second packing where that is the confidence, then ask the doubtful rows
     on the escalation model. Rows a person chose another model for go first, on that model."""
     await _send(context, await ask_on_chosen(context, chunk.reviewed, work, live), live)
-    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit, live.log)
+    await audit_packed(live.codec, live.settlement, live.scheduler, live.models[0], audit, live.media, live.log)
     settlement = live.settlement
     if settlement.stats.pending or not (context.by_agreement or context.escalation is not None):
         return
     inputs = dict(zip(chunk.keys, chunk.inputs, strict=True))
     if context.by_agreement:
-        measured = await measure(
-            live.codec, live.scheduler, live.models[0], _answers(chunk, settlement), inputs, context.pack_size
-        )
+        answers, size = _answers(chunk, settlement), context.pack_size
+        measured = await measure(live.codec, live.scheduler, live.models[0], answers, inputs, size, live.media)
         _replace(chunk, settlement, measured)
         if (stored := settlement.store(measured)) is not None and measured:
             await stored

@@ -8,6 +8,7 @@ the answers settle is the ``Settlement``'s.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from enrichkit.engine.confidence import ConfidenceReader
@@ -47,6 +48,47 @@ PACK_MEDIA_BUDGET = 100_000
 context holds it with room to spare)."""
 REQUEST_TEXT_ROOM = 1_000_000
 """The bytes of a request left to its text when media fill it up to the provider's limit."""
+
+
+@dataclass(frozen=True)
+class _Load:
+    """What a pack's media take so far: prompt tokens, inline bytes, items, PDF pages, images, and the
+    longest side of its images."""
+
+    tokens: int = 0
+    sent: int = 0
+    items: int = 0
+    pages: int = 0
+    images: int = 0
+    side: int = 0
+
+    def plus(self, refs: Sequence[MediaRef], tokens: Callable[[MediaRef], int], limits: MediaLimits | None) -> _Load:
+        images = [r for r in refs if r.mime != PDF]
+        return _Load(
+            self.tokens + sum(map(tokens, refs)),
+            self.sent + sum(inline_size(r, limits) for r in refs),
+            self.items + len(refs),
+            self.pages + sum(r.pages for r in refs),
+            self.images + len(images),
+            max([self.side, *(max(r.width, r.height) for r in images)]),
+        )
+
+    def over(self, limits: MediaLimits) -> bool:
+        """Whether a request with these media passes ``limits``."""
+        crowd, side = limits.crowded
+        return (
+            self.sent > limits.request_bytes - REQUEST_TEXT_ROOM
+            or self.items > limits.items
+            or bool(limits.pages and self.pages > limits.pages)
+            or bool(crowd and self.images > crowd and self.side > side)
+        )
+
+
+def inline_size(ref: MediaRef, limits: MediaLimits | None) -> int:
+    """The bytes ``ref`` takes in a request: base64-encoded, or none where it goes as an uploaded file."""
+    if limits is not None and limits.file_above and ref.size > limits.file_above:
+        return 0
+    return encoded_size(ref)
 
 
 def _as_is(values: dict[str, Any]) -> dict[str, Any]:
@@ -121,29 +163,28 @@ class PackCodec:
 
     def packs(self, work: Sequence[Work], size: int) -> list[list[Work]]:
         """Greedy packs of up to ``size`` rows asking for the same fields, closed early when a token budget
-        would overflow, or the provider's limits on a request's media (their tokens, bytes and number)."""
+        would overflow, or the provider's limits on a request's media (their tokens, inline bytes, number,
+        PDF pages, and the side of its images where many are crowded in)."""
         packs: list[list[Work]] = []
         current: list[Work] = []
-        tokens = media = sent = count = 0
+        tokens = 0
+        load = _Load()
         limits = self.media
         for item in work:
             over_prompt = tokens + item.prompt_tokens > PACK_PROMPT_BUDGET
             full = over_prompt or (len(current) + 1) * self._row_output_tokens > PACK_OUTPUT_BUDGET
             full = full or (bool(current) and item.fields != current[0].fields)
             refs = media_of(item.inputs) if self.task.media else None
-            if refs:  # the media's tokens, and the request's bytes and media count
-                cost, size_of = sum(map(self.media_tokens, refs)), sum(map(encoded_size, refs))
-                full = full or media + cost > PACK_MEDIA_BUDGET
-                if limits is not None:
-                    room = limits.request_bytes - REQUEST_TEXT_ROOM
-                    full = full or sent + size_of > room or count + len(refs) > limits.items
+            adds = load.plus(refs, self.media_tokens, limits) if refs else load
+            if refs:
+                full = full or adds.tokens > PACK_MEDIA_BUDGET or (limits is not None and adds.over(limits))
             if current and (len(current) >= size or full):
                 packs.append(current)
-                current, tokens, media, sent, count = [], 0, 0, 0, 0
+                current, tokens = [], 0
+                adds = _Load().plus(refs, self.media_tokens, limits) if refs else _Load()
             current.append(item)
             tokens += item.prompt_tokens
-            if refs:
-                media, sent, count = media + cost, sent + size_of, count + len(refs)
+            load = adds
         if current:
             packs.append(current)
         return packs
@@ -161,7 +202,7 @@ class PackCodec:
             return ()
         reader = self.reader or MediaReader()
         return tuple(
-            Media(end, ref.mime, reader.read(ref) if load else b"", self.media_tokens(ref))
+            Media(end, ref.mime, reader.read(ref) if load else b"", self.media_tokens(ref), ref.sha256)
             for end, item in zip(ends, items, strict=True)
             for ref in media_of(item.inputs)
         )

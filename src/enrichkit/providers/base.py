@@ -21,12 +21,14 @@ JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "ex
 class Media:
     """An image or a document a request carries: where it stands in the prompt (``at``: after that many of
     its characters), its MIME type (sniffed from its bytes), its bytes (empty in a request made only to be
-    counted: the dry run, a budget's estimate), and the prompt tokens the provider counts it as."""
+    counted: the dry run, a budget's estimate), the prompt tokens the provider counts it as, and the sha256
+    of its bytes (what a provider that uploads media keys its uploads by)."""
 
     at: int
     mime: str
     data: bytes
     tokens: int = 0
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,25 @@ MediaAccounting = Literal["gemini", "gemini3", "openai", "anthropic"]
 class MediaLimits:
     """A provider's limits on the images and documents of one request: its size in bytes (media travel
     base64-encoded, 4 bytes for 3), how many it may carry, and whose token accounting prices them
-    (``providers.media_cost``)."""
+    (``providers.media_cost``); and on one media, checked before it is sent (0: no such limit)."""
 
     request_bytes: int
     items: int
     accounting: MediaAccounting
+    file_above: int = 0
+    """Media bigger than this (bytes as read) go as uploaded files referenced by their URI, and take a
+    request's room by their tokens alone; so does any media a lone row's request cannot hold inline
+    (0: every media travels inline)."""
+    file_bytes: int = 0
+    """The biggest media that may go as an uploaded file."""
+    image_bytes: int = 0
+    """The biggest image, base64-encoded."""
+    image_side: int = 0
+    """The longest side of an image, in pixels."""
+    crowded: tuple[int, int] = (0, 0)
+    """(images, side): a request with more than that many images takes none with a side longer than that."""
+    pages: int = 0
+    """The PDF pages one request may carry in all."""
 
 
 @dataclass(frozen=True)
@@ -159,11 +175,15 @@ class BatchBackend(Protocol):
     def model(self) -> str: ...
 
     def split(self, requests: Sequence[tuple[str, Request]]) -> list[Sequence[tuple[str, Request]]]:
-        """``requests`` in groups that each fit one job of this provider (its request and size limits)."""
+        """``requests`` in groups that each fit one job of this provider (its request and size limits), each a
+        slice of ``requests``."""
         ...
 
     async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
-        """Create ONE job holding ``requests`` (key, request, a group ``split`` made); the job's name."""
+        """Create ONE job holding ``requests`` (key, request, a group ``split`` made); the job's name.
+
+        Each request may be made as it is read (its media's bytes read then): a backend reads them in order
+        and keeps none it has written, so a job's media are held one request at a time."""
         ...
 
     async def find(self, display_name: str) -> str | None:

@@ -27,7 +27,7 @@ import os
 import re
 import ssl
 import tempfile
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from enrichkit.providers.base import (
     Usage,
 )
 from enrichkit.providers.classify import by_status, first_line, malformed, refuses_logprobs, transport
+from enrichkit.providers.gemini_files import Uploads, by_file, file_part
 from enrichkit.providers.logprobs import AsksLogprobs, aligned, are_logprobs, are_texts, from_pairs
 from enrichkit.providers.media_cost import GEMINI, GEMINI_3
 from enrichkit.providers.redact import redact_exception
@@ -177,18 +178,23 @@ def media_limits(model: str) -> MediaLimits:
     return GEMINI_3 if model.removeprefix("models/").startswith("gemini-3") else GEMINI
 
 
-def contents(request: Request) -> str | list[types.Content]:
-    """The user turn of ``request``: its text, or its parts with each image or PDF inline (``inline_data``)
-    where it carries media (those without bytes, in a request only counted, left out)."""
+def contents(request: Request, uris: Mapping[str, str] | None = None) -> str | list[types.Content]:
+    """The user turn of ``request``: its text, or its parts where it carries media: each image or PDF inline
+    (``inline_data``), or by the URI of its uploaded file where ``uris`` (by sha256) holds one (``file_data``);
+    those without bytes (in a request only counted) left out."""
     if not request.media:
         return request.prompt
-    return [types.Content(role="user", parts=[_part(p) for p in request.parts() if not isinstance(p, Media) or p.data])]
+    return [
+        types.Content(
+            role="user", parts=[_part(p, uris or {}) for p in request.parts() if not isinstance(p, Media) or p.data]
+        )
+    ]
 
 
-def _part(part: str | Media) -> types.Part:
+def _part(part: str | Media, uris: Mapping[str, str]) -> types.Part:
     if isinstance(part, str):
         return types.Part(text=part)
-    return types.Part(inline_data=types.Blob(mime_type=part.mime, data=part.data))
+    return file_part(part, uris) or types.Part(inline_data=types.Blob(mime_type=part.mime, data=part.data))
 
 
 def _details(exc: errors.APIError) -> list[dict[str, Any]]:
@@ -285,6 +291,8 @@ class GeminiProvider(AsksLogprobs):
         owns_client: bool = False,
         service_tier: str | None = None,
         logprobs_refused: set[str] | None = None,
+        file_above: int | None = None,
+        uploads: Uploads | None = None,
     ) -> None:
         self.client = client
         self.owns_client = owns_client
@@ -298,6 +306,12 @@ class GeminiProvider(AsksLogprobs):
             capabilities or Capabilities(service_tiers=frozenset(SERVICE_TIERS), media=media_limits(model)),
             logprobs=model not in self.logprobs_refused,
         )
+        if file_above is not None and self.capabilities.media is not None:
+            media = dataclasses.replace(self.capabilities.media, file_above=file_above)
+            self.capabilities = dataclasses.replace(self.capabilities, media=media)
+        self.uploads = uploads or Uploads(client, mapped_errors)
+        """The media this provider (and those it derived, or derived from) uploaded in this run: its
+        ``file_above`` (default ``media_cost.GEMINI_FILE_ABOVE``) says which go so."""
         self._thinking = _thinking(model)
 
     def settings(self) -> dict[str, Any]:
@@ -312,6 +326,8 @@ class GeminiProvider(AsksLogprobs):
             temperature=self.temperature,
             service_tier=self.service_tier,
             logprobs_refused=self.logprobs_refused,
+            file_above=self._file_above,
+            uploads=self.uploads,
         )
 
     def on_tier(self, tier: str) -> GeminiProvider:
@@ -327,6 +343,7 @@ class GeminiProvider(AsksLogprobs):
             owns_client=self.owns_client,
             service_tier=tier,
             logprobs_refused=self.logprobs_refused,
+            uploads=self.uploads,
         )
 
     def batches(self) -> GeminiBatches:
@@ -357,19 +374,32 @@ class GeminiProvider(AsksLogprobs):
             http_options=types.HttpOptions(timeout=round(request.timeout * 1000)) if request.timeout else None,
         )
 
+    @property
+    def _file_above(self) -> int | None:
+        return self.capabilities.media.file_above if self.capabilities.media is not None else None
+
+    async def uris(self, request: Request) -> dict[str, str]:
+        """The URIs of the media of ``request`` that go as files (``gemini_files.by_file``), uploaded now
+        where this run has not uploaded them yet."""
+        files = by_file(request, self.capabilities.media)
+        return await self.uploads.uris(files, self.model) if files else {}
+
     async def _generate(self, request: Request) -> Reply:
         config = self.config(request).model_copy(update={"should_return_http_response": True})
+        turn = contents(request, await self.uris(request))
         with mapped_errors(self.model):
-            response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents(request), config=config
-            )
+            response = await self.client.aio.models.generate_content(model=self.model, contents=turn, config=config)
             raw = response.sdk_http_response
             return wire_reply(orjson.loads((raw.body if raw is not None else None) or "{}"))
 
     async def count_tokens(self, request: Request) -> int | None:
         """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
-        there), media without their bytes (a request only counted) at their estimate. A refused key or
+        there), media without their bytes (a request only counted) or going as files at their estimate. A refused key or
         unknown model raises ``FatalProviderError``; anything else gives None."""
+        files = {id(m) for m in by_file(request, self.capabilities.media)}  # counted, not uploaded to be counted
+        request = dataclasses.replace(
+            request, media=tuple(dataclasses.replace(m, data=b"") if id(m) in files else m for m in request.media)
+        )
         turn = contents(request)
         asked: Any = (
             [request.system, turn]
@@ -387,17 +417,21 @@ class GeminiProvider(AsksLogprobs):
         return None if counted.total_tokens is None else counted.total_tokens + unsent
 
     async def aclose(self) -> None:
-        """Close the client if this provider made it (a caller's client stays open)."""
+        """Delete the files this run uploaded; close the client if this provider made it (a caller's client
+        stays open)."""
+        await self.uploads.delete()
         if self.owns_client:
             await self.client.aio.aclose()
 
 
-def rest_request(request: Request, config: types.GenerateContentConfig) -> dict[str, Any]:
+def rest_request(
+    request: Request, config: types.GenerateContentConfig, uris: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The REST body of a generateContent call of ``request`` with ``config`` (a batch file's line), as the
     SDK sends it: top-level names in camelCase, nested objects as their plain dump (media base64-encoded),
     client-side options left out."""
     fields = types.GenerateContentConfig.model_fields
-    turn = contents(request)
+    turn = contents(request, uris)
     body: dict[str, Any] = {
         "contents": [{"parts": [{"text": turn}], "role": "user"}]
         if isinstance(turn, str)
@@ -502,6 +536,9 @@ class GeminiBatches:
 
     def __init__(self, provider: GeminiProvider) -> None:
         self.provider = provider
+        self.uploads = Uploads(provider.client, mapped_errors)
+        """Media its jobs' requests carry as files; never deleted by the run, as a job may outlive it (a job
+        collected by a later ``enrichkit jobs``): Gemini drops them after 48 hours."""
 
     @property
     def model(self) -> str:
@@ -515,11 +552,23 @@ class GeminiBatches:
         """Create ONE job holding ``requests`` (key, request); its name (``batches/...``)."""
         config = types.CreateBatchJobConfig(display_name=display_name)
         src: Any
-        media = sum(len(m.data) for _, request in requests for m in request.media)
-        if len(requests) <= INLINE_LIMIT and 4 * media // 3 <= INLINE_MEDIA_BYTES:
-            src = [self._inlined(key, request) for key, request in requests]
-        else:
-            src = await self._upload(requests, display_name)
+        limits = self.provider.capabilities.media
+        uris: dict[str, str] = {}
+        inline = 0
+        with tempfile.TemporaryDirectory(prefix="enrichkit-job-") as folder:
+            path = Path(folder) / f"{display_name}.jsonl"
+            with path.open("w", encoding="utf-8") as out:
+                for key, request in requests:  # one request's media held at a time
+                    if files := by_file(request, limits):
+                        uris |= await self.uploads.uris(files, self.model)
+                    inline += sum(len(m.data) for m in request.media) - sum(len(m.data) for m in files)
+                    out.write(self._line(key, request, uris) + "\n")
+            if len(requests) <= INLINE_LIMIT and 4 * inline // 3 <= INLINE_MEDIA_BYTES:
+                src = [self._inlined(key, request, uris) for key, request in requests]
+            else:
+                upload = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
+                file = await _guard(self.provider.client.aio.files.upload(file=str(path), config=upload), self.model)
+                src = str(file.name)
         job = await _guard(
             self.provider.client.aio.batches.create(model=self.model, src=src, config=config), self.model
         )
@@ -588,26 +637,18 @@ class GeminiBatches:
     def _config(self, request: Request) -> types.GenerateContentConfig:
         return self.provider.config(request).model_copy(update={"http_options": None})
 
-    def _inlined(self, key: str, request: Request) -> types.InlinedRequest:
-        turn = contents(request)
+    def _inlined(self, key: str, request: Request, uris: Mapping[str, str]) -> types.InlinedRequest:
+        turn = contents(request, uris)
         return types.InlinedRequest(
             contents=[types.Content(role="user", parts=[types.Part(text=turn)])] if isinstance(turn, str) else turn,
             config=self._config(request),
             metadata={"key": key},
         )
 
-    def _line(self, key: str, request: Request) -> str:
+    def _line(self, key: str, request: Request, uris: Mapping[str, str]) -> str:
         """One JSONL input line: the REST body of the live call's request."""
-        body = rest_request(request, self._config(request))
+        body = rest_request(request, self._config(request), uris)
         return json.dumps({"key": key, "request": body}, ensure_ascii=False)
-
-    async def _upload(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"{display_name}.jsonl"
-            path.write_text("".join(self._line(k, r) + "\n" for k, r in requests), encoding="utf-8")
-            config = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
-            uploaded = await _guard(self.provider.client.aio.files.upload(file=str(path), config=config), self.model)
-        return str(uploaded.name)
 
 
 def _status(job: types.BatchJob) -> JobStatus:

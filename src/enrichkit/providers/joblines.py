@@ -8,7 +8,10 @@ plus ``-items``: the answer is unwrapped exactly when it was wrapped (never gues
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 from enrichkit.providers.base import Request
 from enrichkit.providers.chat import wraps
@@ -31,20 +34,31 @@ def key_of(custom_id: str) -> tuple[str, bool]:
 
 
 def fit(requests: Keyed, size: Callable[[str, Request], int], max_requests: int, max_bytes: int) -> list[Keyed]:
-    """``requests`` in order, in groups of at most ``max_requests`` and ``max_bytes`` (by ``size``)."""
+    """``requests`` in order, in slices of at most ``max_requests`` and ``max_bytes`` (by ``size``; no request is
+    kept once sized)."""
     groups: list[Keyed] = []
-    group: list[tuple[str, Request]] = []
-    used = 0
-    for key, request in requests:
+    start = used = 0
+    for at, (key, request) in enumerate(requests):
         n = size(key, request)
-        if group and (len(group) >= max_requests or used + n > max_bytes):
-            groups.append(group)
-            group, used = [], 0
-        group.append((key, request))
+        if at > start and (at - start >= max_requests or used + n > max_bytes):
+            groups.append(requests[start:at])
+            start, used = at, 0
         used += n
-    if group:
-        groups.append(group)
+    if len(requests) > start:
+        groups.append(requests[start:])
     return groups
+
+
+@contextlib.contextmanager
+def spooled(lines: Iterable[str]) -> Iterator[Path]:
+    """A temporary file of ``lines`` (each ended by a newline), written one by one: a job's requests, each with
+    its media, held one at a time rather than all at once; removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="enrichkit-job-") as folder:
+        path = Path(folder) / "requests.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for line in lines:
+                out.write(line + "\n")
+        yield path
 
 
 def request_failed(said: str) -> str:

@@ -3,7 +3,8 @@
 - Gemini (ai.google.dev, "Image understanding" and "Document understanding"): an image with both sides at
   most 384 px is 258 tokens; a bigger one is cut into 768x768 tiles of 258 tokens each; a PDF page is 258
   tokens. Gemini 3 models count by ``media_resolution``, whose defaults are 1,120 tokens an image and 560
-  a PDF page. A request's inline data is at most 20 MB in all.
+  a PDF page. A request's inline data is at most 20 MB in all; bigger media go through the Files API
+  ("Files API": at most 2 GB a file, kept 48 hours), and enrichkit uploads any over ``GEMINI_FILE_ABOVE``.
 - OpenAI (platform.openai.com, "Images and vision", detail ``high``, the GPT-4o/4.1 tiles): the image is
   scaled to fit 2048x2048, then its short side to 768 px; 85 tokens plus 170 a 512x512 tile. A PDF page
   is sent as its text and an image of the page: counted here as a full 1024x1325 page image (85 + 6 x
@@ -11,21 +12,35 @@
   request.
 - Anthropic (docs.anthropic.com, "Vision" and "PDF support"): an image is scaled to at most 1,568 px on
   its long side and ~1.15 megapixels, then costs width x height / 750 tokens; a PDF page 1,500 to 3,000
-  tokens (3,000 counted, the upper bound). At most 32 MB and 100 images a request.
+  tokens (3,000 counted, the upper bound). At most 32 MB and 100 images a request; an image at most 5 MB
+  base64-encoded (5 MiB, as the API counts it) and 8000 px a side, 2000 px where a request has
+  more than 20 images; at most 100 PDF pages a request.
 
 An image whose size its header does not show is counted at the biggest it may be sent at.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from enrichkit.providers.base import MediaAccounting, MediaLimits
 
-GEMINI = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini")
-GEMINI_3 = MediaLimits(request_bytes=20_000_000, items=3_000, accounting="gemini3")
+GEMINI_FILE_ABOVE = 5_000_000
+"""Gemini media bigger than this go as uploaded files: a pack then still holds a few rows' media inline (an
+upload is a round trip more, where inline data rides along)."""
+GEMINI = MediaLimits(20_000_000, 3_000, "gemini", file_above=GEMINI_FILE_ABOVE, file_bytes=2_000_000_000)
+GEMINI_3 = dataclasses.replace(GEMINI, accounting="gemini3")
 OPENAI = MediaLimits(request_bytes=50_000_000, items=500, accounting="openai")
-ANTHROPIC = MediaLimits(request_bytes=32_000_000, items=100, accounting="anthropic")
+ANTHROPIC = MediaLimits(
+    request_bytes=32_000_000,
+    items=100,
+    accounting="anthropic",
+    image_bytes=5 * 1024 * 1024,
+    image_side=8_000,
+    crowded=(20, 2_000),
+    pages=100,
+)
 
 _PAGE = {"gemini": 258, "gemini3": 560, "openai": 1_105, "anthropic": 3_000}
 

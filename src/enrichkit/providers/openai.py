@@ -32,7 +32,7 @@ from enrichkit.providers import keys
 from enrichkit.providers.base import ALTERNATIVES, Capabilities, JobState, JobStatus, Media, Reply, Request
 from enrichkit.providers.chat import error_of, response_format, to_reply, wraps
 from enrichkit.providers.classify import LogprobsRefused, malformed, retry_after, transport
-from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id
+from enrichkit.providers.joblines import Keyed, fit, key_of, request_failed, request_id, spooled
 from enrichkit.providers.logprobs import AsksLogprobs
 from enrichkit.providers.media_cost import OPENAI
 from enrichkit.providers.redact import redact_exception
@@ -216,9 +216,9 @@ class OpenAIBatches:
 
     async def submit(self, requests: Sequence[tuple[str, Request]], display_name: str) -> str:
         """Upload ``requests`` as one JSONL file and create ONE batch on it; the batch's id."""
-        data = "".join(self._line(key, request) + "\n" for key, request in requests).encode()
-        upload = (f"{display_name}.jsonl", data, "application/jsonl")
-        file = await self._call(self.client.files.create(file=upload, purpose="batch"))
+        with spooled(self._line(key, request) for key, request in requests) as path, path.open("rb") as data:
+            upload = (f"{display_name}.jsonl", data, "application/jsonl")  # sent from the file, piece by piece
+            file = await self._call(self.client.files.create(file=upload, purpose="batch"))
         batch = await self._call(
             self.client.batches.create(
                 input_file_id=file.id,

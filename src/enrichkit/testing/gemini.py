@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 from urllib.parse import parse_qs
 
@@ -101,14 +101,24 @@ def _text(parts: list[dict[str, Any]]) -> str:
     return "".join(p.get("text", "") for p in parts)
 
 
-def _user_parts(contents: list[dict[str, Any]]) -> tuple[Parts, str]:
-    """The parts of the user turns: text, and (MIME type, bytes) of each ``inlineData``; and why a part is
-    malformed (an empty string if none is)."""
+Resolve = Callable[[str], tuple[bytes | None, str]]
+"""The bytes of the uploaded file a URI names, or why a request may not use it."""
+
+
+def _user_parts(contents: list[dict[str, Any]], resolve: Resolve | None = None) -> tuple[Parts, str]:
+    """The parts of the user turns: text, and (MIME type, bytes) of each ``inlineData`` and each ``fileData``
+    (its URI ``resolve``d to the uploaded bytes); and why a part is malformed (an empty string if none is)."""
     parts: list[str | tuple[str, bytes]] = []
     for content in contents:
         for part in content.get("parts", []):
             if "text" in part:
                 parts.append(str(part["text"]))
+            elif ("fileData" in part or "file_data" in part) and resolve is not None:
+                ref = part.get("fileData") or part.get("file_data") or {}
+                data, why = resolve(str(ref.get("fileUri") or ref.get("file_uri") or ""))
+                if data is None:
+                    return parts, why
+                parts.append((str(ref.get("mimeType") or ref.get("mime_type") or ""), data))
             elif "inlineData" in part or "inline_data" in part:  # protobuf's JSON takes either spelling
                 blob = part.get("inlineData") or part.get("inline_data") or {}
                 mime = blob.get("mimeType") or blob.get("mime_type")
@@ -119,14 +129,16 @@ def _user_parts(contents: list[dict[str, Any]]) -> tuple[Parts, str]:
                 except ValueError as exc:
                     return parts, f"Invalid value at 'contents[0].parts[1].inline_data.data' ({exc})"
             else:
-                return parts, f"the stub takes text and inlineData parts, not {sorted(part)}"
+                return parts, f"the stub takes text, inlineData and fileData parts, not {sorted(part)}"
     return parts, ""
 
 
-def asked_of(model: str, body: dict[str, Any], headers: dict[str, str], **more: Any) -> Asked:
-    """A generateContent (or countTokens) request as ``Asked``."""
+def asked_of(
+    model: str, body: dict[str, Any], headers: dict[str, str], resolve: Resolve | None = None, **more: Any
+) -> Asked:
+    """A generateContent (or countTokens) request as ``Asked`` (``resolve``: the uploaded files' bytes)."""
     config = body.get("generationConfig", {})
-    parts, malformed = _user_parts(body.get("contents", []))
+    parts, malformed = _user_parts(body.get("contents", []), resolve)
     prompt, media = joined(parts)
     return Asked(
         model,
@@ -150,7 +162,10 @@ class GeminiStub(WireStub):
     ``shuffle_outputs`` serves results out of request order; ``drop_inline_metadata`` leaves the keys off
     inline results. ``api_calls`` holds the Batch and Files requests by action: "batchGenerateContent",
     "batches.get", "batches.list", "batches.cancel", "batches.delete", "files.upload" (the start; each
-    data request is "files.upload.chunk"), "files.get", "files.download", "files.delete"."""
+    data request is "files.upload.chunk"), "files.get", "files.download", "files.delete" (``fail_api`` scripts
+    their faults). An uploaded file is ``PROCESSING`` for its first ``processing`` gets, then ``ACTIVE`` (or
+    ``FAILED``, for a content whose sha256 is in ``failing_files``); a request's ``fileData`` parts are read
+    from the uploaded bytes, and one naming a file missing or not ``ACTIVE`` is refused as the API does."""
 
     routes = _ROUTES
 
@@ -160,19 +175,21 @@ class GeminiStub(WireStub):
         batch_auto: bool = True,
         shuffle_outputs: bool = False,
         drop_inline_metadata: bool = False,
+        processing: int = 0,
         models: Iterable[str] | None = ANY_MODEL,
         **pacing: Unpack[Pacing],
     ) -> None:
         super().__init__(models=models, **pacing)
         self.batches = GeminiBatches(
             lambda job, key, request: self.answer(
-                asked_of(job.model, request, job.headers, job=job.name, custom_id=key)
+                asked_of(job.model, request, job.headers, self.batches.resolve, job=job.name, custom_id=key)
             ),
             self.url,
             auto=batch_auto,
             shuffle_outputs=shuffle_outputs,
             drop_inline_metadata=drop_inline_metadata,
         )
+        self.batches.processing = processing
 
     @property
     def jobs(self) -> dict[str, GeminiJob]:
@@ -181,6 +198,10 @@ class GeminiStub(WireStub):
     @property
     def files(self) -> dict[str, bytes]:
         return self.batches.files
+
+    @property
+    def failing_files(self) -> set[str]:
+        return self.batches.failing
 
     def advance(self, name: str, state: str = "BATCH_STATE_SUCCEEDED") -> GeminiJob:
         """Move job ``name`` to a wire ``state`` (answering its requests when it succeeds)."""
@@ -196,7 +217,8 @@ class GeminiStub(WireStub):
         return found
 
     def model_request(self, action: str, match: re.Match[str], headers: dict[str, str], raw: bytes) -> Wire:
-        asked = asked_of(match.group(2), json.loads(raw or b"{}"), headers, action=action)
+        with self.lock:
+            asked = asked_of(match.group(2), json.loads(raw or b"{}"), headers, self.batches.resolve, action=action)
         if action == "count":
             return self.count(asked) or Wire(body={"totalTokens": asked.prompt_tokens})
         return self.answer(asked)

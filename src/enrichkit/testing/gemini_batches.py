@@ -1,8 +1,10 @@
-"""The Gemini stub's Batch API (jobs of keyed requests) and Files API (resumable uploads, downloads)."""
+"""The Gemini stub's Batch API (jobs of keyed requests) and Files API (resumable uploads, processing, gets,
+downloads, deletes; ``resolve`` gives back the bytes a ``fileData`` URI names)."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import random
 import time
@@ -114,6 +116,11 @@ class GeminiBatches:
         self.files: dict[str, bytes] = {}
         self._file_info: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
+        self.processing = 0
+        """How many ``files.get`` an uploaded file stays ``PROCESSING`` for (0: ``ACTIVE`` at once)."""
+        self.failing: set[str] = set()
+        """The sha256 of uploaded contents whose processing fails (state ``FAILED``)."""
+        self._gets: dict[str, int] = {}
 
     def serve(
         self, action: str, route: str, name: str, body: dict[str, Any], headers: dict[str, str], upload: str, raw: bytes
@@ -136,6 +143,8 @@ class GeminiBatches:
             if verb == "delete":
                 del self.files[name], self._file_info[name]
                 return Wire(body={})
+            if verb == "get":
+                self._processed(name)
             return Wire(body=self.files[name] if verb == "download" else self._file_info[name])
         job = self.jobs[name]
         if verb == "delete":
@@ -222,7 +231,33 @@ class GeminiBatches:
             "mimeType": meta.get("mime_type", meta.get("mimeType")),
             "source": "UPLOADED",
         }
-        return Wire(body={"file": self._store(name, bytes(data), info)}, headers={"X-Goog-Upload-Status": "final"})
+        stored = self._store(name, bytes(data), info)
+        self._processed(name, look=False)
+        return Wire(body={"file": stored}, headers={"X-Goog-Upload-Status": "final"})
+
+    def _processed(self, name: str, look: bool = True) -> None:
+        """A look at an uploaded file (``look``; else its upload): ``PROCESSING`` for ``processing`` looks,
+        then ``ACTIVE``, or ``FAILED`` for a content in ``failing``."""
+        info = self._file_info[name]
+        if info.get("source") != "UPLOADED" or info["state"] in ("ACTIVE", "FAILED"):
+            return
+        self._gets[name] = seen = self._gets.get(name, 0) + look
+        if seen < self.processing:
+            info["state"] = "PROCESSING"
+        elif hashlib.sha256(self.files[name]).hexdigest() in self.failing:
+            info["state"] = "FAILED"
+            info["error"] = {"code": 3, "message": "stub: the file could not be processed"}
+        else:
+            info["state"] = "ACTIVE"
+
+    def resolve(self, uri: str) -> tuple[bytes | None, str]:
+        """The bytes of the uploaded file ``uri`` names, or why a request may not use it (as the API says)."""
+        name = "files/" + uri.rsplit("/files/", 1)[-1]
+        if name not in self.files:
+            return None, f"You do not have permission to access the File {name} or it may not exist."
+        if self._file_info[name]["state"] != "ACTIVE":
+            return None, f"The File {name} is not in an ACTIVE state and usage is not allowed."
+        return self.files[name], ""
 
     def _store(self, name: str, data: bytes, info: dict[str, Any]) -> dict[str, Any]:
         """Keep a file's bytes and its metadata (what ``files.get`` answers); return the metadata."""
@@ -236,6 +271,6 @@ class GeminiBatches:
             "updateTime": _timestamp(now),
             "expirationTime": _timestamp(now + 48 * 3600),
             "uri": f"{self.url}/v1beta/{name}",
-            "state": "ACTIVE",
+            "state": "PROCESSING" if info.get("source") == "UPLOADED" else "ACTIVE",
         }
         return self._file_info[name]

@@ -8,6 +8,7 @@ serves its batch and file requests (``api_request``), and renders outcomes in it
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -87,6 +88,7 @@ class WireStub(Script):
         self.rate_limited = 0
         """Requests answered 429 by the ``rpm`` limit."""
         self.api_calls: list[ApiCall] = []
+        self._api_faults: dict[str, collections.deque[Error]] = {}
         self._server = _Server(("127.0.0.1", pacing.get("port", 0)), http_handler(self.serve))
         self._thread: threading.Thread | None = None
 
@@ -155,11 +157,18 @@ class WireStub(Script):
         """The API's error for an unknown ``model``."""
         raise NotImplementedError
 
+    def fail_api(self, action: str, *errors: Error) -> None:
+        """Answer the next batch or file requests of ``action`` with these errors, in order."""
+        with self.lock:
+            self._api_faults.setdefault(action, collections.deque()).extend(errors)
+
     def api(self, action: str, path: str) -> Wire | None:
-        """Record a batch or file request; the refusal to send for it, if any."""
+        """Record a batch or file request; the refusal (or scripted fault, ``fail_api``) to send for it, if any."""
         with self.lock:
             self.api_calls.append(ApiCall(action, path))
-        return None if self.refusal is None else self.error_wire(self.refusal)
+            faults = self._api_faults.get(action)
+            fault = faults.popleft() if faults else self.refusal
+        return None if fault is None else self.error_wire(fault)
 
     def render(self, outcome: Outcome, asked: Asked) -> Wire:
         if isinstance(outcome, Wire):
