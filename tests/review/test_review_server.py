@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ from enrichkit.review.server import TOKEN_HEADER, ReviewServer
 from enrichkit.rows.files import read_rows
 from helpers import env
 from reviewing import TASK, enriched, serving
+
+HANG = 120.0
+"""Seconds after which a step of a child is taken as hung (a guard, not a measure: each takes well under one)."""
 
 
 def request(
@@ -149,20 +154,41 @@ def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Pat
     child = subprocess.Popen(
         [sys.executable, "-m", "enrichkit", *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    said = _lines(child)
     try:
-        assert child.stderr is not None
-        line = child.stderr.readline()
+        line = said.get(timeout=HANG)  # the child's first line, however long a loaded machine takes to start it
         found = re.search(r"at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))$", line.strip())
         assert found is not None and line.startswith(f"enrichkit review: 30 rows of {output}"), line
         port, token = int(found.group(2)), found.group(3)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
         connection.request("GET", f"/?token={token}")
         reply = connection.getresponse()
         assert reply.status == 200 and b'<table id="rows">' in reply.read()
         connection.close()
         child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=30) == 0
+        assert child.wait(timeout=HANG) == 0, _drained(said)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def _lines(child: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The child's stderr, line by line, read in a thread (so the test waits on each with a deadline)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert child.stderr is not None
+        for line in child.stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _drained(lines: queue.Queue[str]) -> str:
+    """What the child said so far (for a failure's message)."""
+    said = []
+    while not lines.empty():
+        said.append(lines.get_nowait())
+    return "".join(said)
