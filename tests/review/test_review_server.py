@@ -13,33 +13,17 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from enrichkit.cli import main
-from enrichkit.review.server import TOKEN_HEADER, ReviewServer
 from enrichkit.rows.files import read_rows
 from helpers import env
-from reviewing import TASK, enriched, serving
+from reviewing import TASK, enriched, request, serving
 
 HANG = 120.0
 """Seconds after which a step of a child is taken as hung (a guard, not a measure: each takes well under one)."""
-
-
-def request(
-    server: ReviewServer, method: str, path: str, doc: Any = None, token: str | None = None, host: str | None = None
-) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    headers = {"Host": host or f"127.0.0.1:{server.port}", "Content-Type": "application/json"}
-    if token is not None:
-        headers[TOKEN_HEADER] = token
-    connection.request(method, path, body=None if doc is None else json.dumps(doc), headers=headers)
-    reply = connection.getresponse()
-    body = reply.read().decode()
-    connection.close()
-    return reply.status, body
 
 
 def test_the_token_is_needed_on_every_request(tmp_path: Path) -> None:
