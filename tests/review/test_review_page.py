@@ -1,8 +1,8 @@
 """The review page as a person uses it, in a real headless Chromium (Debian's ``chromium``, driven by Playwright
-for Python; no browser download): filter to low confidence, read each field's confidence, correct a value (an
-invalid one gets the schema's message; a corrected field shows as reviewed), accept a row, send rows to be
-asked again (one on a model of its own), reload; then a re-run serves the reviewed row without a call, and
-asks the row on its model."""
+for Python; no browser download): the token refused when missing or wrong, moving by keyboard, filter to low
+confidence, read each field's confidence, correct a value (an invalid one gets the schema's message; a
+corrected field shows as reviewed), accept a row, send rows to be asked again (one on a model of its own),
+reload; then a re-run serves the reviewed row without a call, and asks the row on its model."""
 
 from __future__ import annotations
 
@@ -55,6 +55,20 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         page.goto(server.url)
         first = page.locator("tr.row").first
         assert first.get_attribute("data-n") == str(low[0])  # the lowest confidence first
+        first.focus()
+        page.keyboard.press("j")  # down, up, into the row's first field and out again
+        sync_api.expect(page.locator("tr.row").nth(1)).to_be_focused()
+        page.keyboard.press("k")
+        sync_api.expect(first).to_be_focused()
+        page.keyboard.press("e")
+        sync_api.expect(first.locator("td.field input").first).to_be_focused()
+        page.keyboard.press("Escape")
+        sync_api.expect(first).to_be_focused()
+        for address in (server.url.split("?")[0], server.url[:-3] + "xyz"):  # no token, a wrong one
+            refused = browser.new_page()
+            assert refused.goto(address).status == 403
+            sync_api.expect(refused.locator("body")).to_contain_text("forbidden: missing or wrong token")
+            refused.close()
 
         page.fill("#below", "0.3")
         page.click("#apply")
