@@ -33,7 +33,9 @@ def test_the_token_is_needed_on_every_request(tmp_path: Path) -> None:
     _, output, cache = enriched(tmp_path)
     with serving(output, cache) as server:
         token = server.token
-        assert request(server, "GET", f"/?token={token}")[0] == 200
+        assert server.server_address[0] == "127.0.0.1"  # loopback only
+        status, page = request(server, "GET", f"/?token={token}")
+        assert status == 200 and not re.search(r'(src|href|action)="(https?:)?//', page)  # nothing from elsewhere
         assert request(server, "GET", "/")[0] == 403
         assert request(server, "GET", "/?token=guessed")[0] == 403
         assert request(server, "GET", f"/?token={token}", host=f"evil.example:{server.port}")[0] == 403
