@@ -12,7 +12,9 @@ page <= 300 ms, a filter <= 1 s.
 
 The output is a run of the history (a synthetic ``runs.jsonl``: it and a previous run of the task, whose
 output file differs on every 13th row; a call log of packs of 20 rows, each row carried once): its load
-also reads the log (every row's story) and compares the previous run's answers, timed apart.
+also reads the log (every row's story) and compares the previous run's answers, timed apart. Its cache
+folder holds every answered row's entry (each field's confidence, as a run stores it): every page looks up
+its rows' entries, and the time of that look-up alone for one page is printed too.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
+from enrichkit.cache.entry import Entry
+from enrichkit.cache.folder import RowCache
+from enrichkit.engine.fieldkeys import FieldKeys
 from enrichkit.history.calls import calls_dir
 from enrichkit.history.files import history_dir
 from enrichkit.history.runs import RunHistory, RunRecord, stamp
@@ -34,14 +40,18 @@ from enrichkit.output.files import columns_of, write_rows
 from enrichkit.review.past import changed_rows, past_of
 from enrichkit.review.server import ReviewServer
 from enrichkit.review.session import Session
-from enrichkit.rows.keys import fingerprint
+from enrichkit.review.table import Query
+from enrichkit.rows.jsontext import canonical
+from enrichkit.rows.keys import fingerprint, row_key
 from enrichkit.task.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 
+KEY_PRINT = "0" * 64  # what every cache key of the runs shares
 
-def output(path: Path, n: int, changed: int = 0) -> None:
+
+def output(path: Path, n: int, changed: int = 0) -> list[dict[str, Any]]:
     rows = [
         {
             "id": f"t{i}",
@@ -58,6 +68,28 @@ def output(path: Path, n: int, changed: int = 0) -> None:
         for i in range(n)
     ]
     write_rows(path, rows, columns_of(rows[:1]))
+    return rows
+
+
+def entries(cache: Path, task: Task, rows: list[dict[str, Any]]) -> None:
+    """The cache entry of every answered row, as the run stored it: its values and ``challenge``'s confidence."""
+    groups = FieldKeys(task, KEY_PRINT).all
+    store = RowCache(cache)
+    try:
+        batch: dict[str, Entry] = {}
+        for row in rows:
+            if row["tldr"] is None:
+                continue
+            key = row_key(KEY_PRINT, canonical({f: str(row[f]) for f in task.inputs}))
+            values = {"tldr": row["tldr"], "challenge": row["challenge"]}
+            confidence = {"challenge": float(row["_confidence"])}
+            batch[key] = Entry(values, "m", 100.0, 10.0, confidence=confidence, groups=groups)
+            if len(batch) == 1000:
+                store.put_many(batch)
+                batch = {}
+        store.put_many(batch)
+    finally:
+        store.close()
 
 
 def history(cache: Path, task: Task, previous: Path, current: Path, n: int) -> None:
@@ -66,7 +98,7 @@ def history(cache: Path, task: Task, previous: Path, current: Path, n: int) -> N
     for at, (run, path) in enumerate((("20261206-000000-prev", previous), ("20261206-000100-curr", current))):
         record = RunRecord(
             run, float(at), task.document(), fingerprint(task.fingerprint()), None, "fn", "m", {}, {}, {}, None,
-            "", 1.0, logged=True, output=str(path.resolve()), output_stamp=stamp(path),
+            "", 1.0, logged=True, output=str(path.resolve()), output_stamp=stamp(path), key_fingerprint=KEY_PRINT,
         )  # fmt: skip
         runs.add(record)
     log = calls_dir(cache) / "20261206-000100-curr.jsonl"
@@ -83,8 +115,8 @@ def history(cache: Path, task: Task, previous: Path, current: Path, n: int) -> N
     assert history_dir(cache).is_dir()
 
 
-def get(port: int, token: str, **params: str) -> tuple[float, int]:
-    """One page, its time in seconds and size in bytes."""
+def get(port: int, token: str, **params: str) -> tuple[float, bytes]:
+    """One page, its time in seconds and its HTML."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
     started = time.perf_counter()
     connection.request("GET", "/?" + urlencode({"token": token, **params}), headers={"Host": f"127.0.0.1:{port}"})
@@ -93,7 +125,7 @@ def get(port: int, token: str, **params: str) -> tuple[float, int]:
     seconds = time.perf_counter() - started
     connection.close()
     assert reply.status == 200, reply.status
-    return seconds, len(body)
+    return seconds, body
 
 
 def main() -> None:
@@ -103,16 +135,30 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path, before, cache = Path(folder) / "out.csv", Path(folder) / "before.csv", Path(folder) / "cache"
-        output(path, args.rows)
+        rows = output(path, args.rows)
         output(before, args.rows, changed=13)
         task = Task.from_file(TASK)
-        history(cache, task, before, path, args.rows)
         started = time.perf_counter()
-        session = Session(path, task, cache)
+        entries(cache, task, rows)
+        print(f"cache: every answered row's entry written in {time.perf_counter() - started:.1f} s")
+        history(cache, task, before, path, args.rows)
+        runs = RunHistory(cache)
+        started = time.perf_counter()
+        session = Session(path, task, cache, runs.find("last"))
         loaded = time.perf_counter() - started
         print(f"{args.rows:,} rows ({path.stat().st_size / 1e6:.1f} MB CSV): loaded in {loaded:.2f} s")
+        looked = []
+        for page in range(args.tries):
+            numbers = session.table.page(Query(below=1.0, page=page))[1]  # answered rows: the failed come first
+            started = time.perf_counter()
+            figures = session.confidences({n: None for n in numbers})
+            looked.append(time.perf_counter() - started)
+        found = sum(isinstance(c, float) for row in figures.values() for c in row.values())
+        print(
+            f"each field's confidence of a page of {len(numbers)} rows from the cache: median"
+            f" {statistics.median(looked) * 1000:.1f} ms, worst {max(looked) * 1000:.1f} ms ({found} figures found)"
+        )
         started = time.perf_counter()
-        runs = RunHistory(cache)
         past = past_of(runs, runs.find("last"), path, session.table.rows, task)
         logged = time.perf_counter() - started
         changed = changed_rows(past, runs, path, session.table.rows, task)
@@ -139,13 +185,13 @@ def main() -> None:
             for name, (params, target) in cases.items():
                 times = []
                 for _ in range(args.tries):
-                    seconds, size = get(server.port, server.token, **params)
+                    seconds, body = get(server.port, server.token, **params)
                     times.append(seconds)
                 median, worst = statistics.median(times), max(times)
                 verdict = "ok" if worst <= target else "OVER"
                 print(
                     f"{name:24} median {median * 1000:7.1f} ms, worst {worst * 1000:7.1f} ms"
-                    f" (target {target * 1000:.0f} ms: {verdict}); page {size / 1000:.0f} kB"
+                    f" (target {target * 1000:.0f} ms: {verdict}); page {len(body) / 1000:.0f} kB"
                 )
         finally:
             server.shutdown()

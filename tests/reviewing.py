@@ -1,8 +1,9 @@
-"""The review tests' output: a run's output through the seam, with the ``_confidence`` and ``_flags`` columns
-the confidence work adds (written here as it will write them), and a review server on it."""
+"""The review tests' output: a run's output through the seam, its ``_confidence`` from the log-probabilities the
+model gave each row's ``challenge`` (``confidence``), its ``_flags`` written here; and a review server on it."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -14,12 +15,12 @@ from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
 from enrichkit.options import RunOptions
 from enrichkit.output.files import columns_of, write_rows
-from enrichkit.providers.base import Reply, Request, Usage
-from enrichkit.review.server import ReviewServer
+from enrichkit.providers.base import Capabilities, Reply, Request
+from enrichkit.review.server import TOKEN_HEADER, ReviewServer
 from enrichkit.review.session import Session
 from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.task.task import Task
-from enrichkit.testing import FunctionProvider, ids_of
+from enrichkit.testing import FunctionProvider, ids_of, records_of, scored
 from helpers import ROOT, topic_rows, write_jsonl
 
 TASK = ROOT / "schemas" / "roadmap-topic.json"
@@ -28,16 +29,21 @@ ROWS = 30
 
 
 def answer(request: Request) -> Reply:
-    """The same answer for every row: a pack's items, or a single row's object."""
+    """The same answer for every row (a pack's items, or a single row's object), its ``challenge`` given the
+    row's ``confidence`` (the free-text ``tldr`` has none)."""
     one = {"tldr": "A short summary.", "challenge": "practice"}
+    sure = {r.get("id"): confidence(int(r["topic"].rsplit(" ", 1)[1])) for r in records_of(request)}
     if not (ids := ids_of(request)):
-        return Reply(json.dumps(one), usage=Usage(100, 10))
-    return Reply(json.dumps([{"id": rid, **one} for rid in ids]), usage=Usage(100, 10 * len(ids)))
+        return scored(one, {"challenge": sure[None]})
+    return scored(
+        [{"id": rid, **one} for rid in ids], lambda item, name: sure[item["id"]] if name == "challenge" else None
+    )
 
 
 def run(source: Path, output: Path, cache: Path, model: str = "fn") -> tuple[dict[str, Any], int]:
-    """A run through the seam; its report and the rows the model was asked for."""
-    provider = FunctionProvider(answer, name="fn", model=model)
+    """A run through the seam (a model that gives log-probabilities); its report and the rows the model was
+    asked for."""
+    provider = FunctionProvider(answer, name="fn", model=model, capabilities=Capabilities(logprobs=True))
     report = output.with_name("report.json")
     options = RunOptions(provider=provider, cache_dir=cache, pack_size=10)
     code = run_job(iter_rows(source), TASK, output, options, CliOptions(report=report, quiet=True, source=source))
@@ -56,7 +62,6 @@ def enriched(folder: Path) -> tuple[Path, Path, Path]:
     run(source, output, cache)
     rows = read_rows(output)
     for n, row in enumerate(rows):
-        row["_confidence"] = confidence(n)
         row["_flags"] = "repaired" if n % 10 == 4 else ""
     write_rows(output, rows, columns_of(rows))
     return source, output, cache
@@ -75,3 +80,17 @@ def serving(output: Path, cache: Path) -> Iterator[ReviewServer]:
         server.server_close()
         thread.join()
         session.close()
+
+
+def request(
+    server: ReviewServer, method: str, path: str, doc: Any = None, token: str | None = None, host: str | None = None
+) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)  # a hang guard only
+    headers = {"Host": host or f"127.0.0.1:{server.port}", "Content-Type": "application/json"}
+    if token is not None:
+        headers[TOKEN_HEADER] = token
+    connection.request(method, path, body=None if doc is None else json.dumps(doc), headers=headers)
+    reply = connection.getresponse()
+    body = reply.read().decode()
+    connection.close()
+    return reply.status, body

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_review_server import request
 
 from enrichkit.cli import main
 from enrichkit.cli.flags import CliOptions
@@ -27,7 +26,7 @@ from enrichkit.rows.files import iter_rows
 from enrichkit.task.task import Task
 from enrichkit.testing import FunctionProvider, ids_of
 from helpers import topic_rows, write_jsonl
-from reviewing import TASK
+from reviewing import TASK, request
 
 
 def answering(challenge: str) -> FunctionProvider:

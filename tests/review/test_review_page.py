@@ -1,7 +1,8 @@
 """The review page as a person uses it, in a real headless Chromium (Debian's ``chromium``, driven by Playwright
-for Python; no browser download): filter to low confidence, correct a value (an invalid one gets the schema's
-message), accept a row, send rows to be asked again (one on a model of its own), reload; then a re-run serves
-the reviewed row without a call, and asks the row on its model."""
+for Python; no browser download): the token refused when missing or wrong, moving by keyboard, filter to low
+confidence, read each field's confidence, correct a value (an invalid one gets the schema's message; a
+corrected field shows as reviewed), accept a row, send rows to be asked again (one on a model of its own),
+reload; then a re-run serves the reviewed row without a call, and asks the row on its model."""
 
 from __future__ import annotations
 
@@ -54,6 +55,20 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         page.goto(server.url)
         first = page.locator("tr.row").first
         assert first.get_attribute("data-n") == str(low[0])  # the lowest confidence first
+        first.focus()
+        page.keyboard.press("j")  # down, up, into the row's first field and out again
+        sync_api.expect(page.locator("tr.row").nth(1)).to_be_focused()
+        page.keyboard.press("k")
+        sync_api.expect(first).to_be_focused()
+        page.keyboard.press("e")
+        sync_api.expect(first.locator("td.field input").first).to_be_focused()
+        page.keyboard.press("Escape")
+        sync_api.expect(first).to_be_focused()
+        for address in (server.url.split("?")[0], server.url[:-3] + "xyz"):  # no token, a wrong one
+            refused = browser.new_page()
+            assert refused.goto(address).status == 403
+            sync_api.expect(refused.locator("body")).to_contain_text("forbidden: missing or wrong token")
+            refused.close()
 
         page.fill("#below", "0.3")
         page.click("#apply")
@@ -63,6 +78,10 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
 
         row = page.locator(f'tr.row[data-n="{low[0]}"]')
         challenge = row.locator('td[data-field="challenge"]')
+        lowest = f"{confidence(low[0]):.2f}"
+        sync_api.expect(challenge.locator(".fconf")).to_have_text(lowest)  # the probability of its value
+        sync_api.expect(row.locator('td[data-field="tldr"] .fconf')).to_have_text("")  # free text: none
+        sync_api.expect(row.locator("td.conf")).to_have_text(lowest)  # the row's: its lowest closed field's
         challenge.locator("input").fill("beginner")
         challenge.locator("input").press("Enter")  # the page's own check
         sync_api.expect(challenge.locator(".msg")).to_have_text("challenge: 'beginner' not in [practice, expert]")
@@ -78,11 +97,15 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         challenge.locator("input").press("Enter")
         sync_api.expect(challenge).to_have_class(CORRECTED)
         sync_api.expect(challenge.locator(".msg")).to_have_text("")
+        sync_api.expect(challenge.locator(".fconf")).to_have_text("reviewed")  # a person's value, not the model's
+        sync_api.expect(row.locator("td.conf")).to_have_text(lowest)
 
         other = page.locator(f'tr.row[data-n="{low[1]}"]')
         other.focus()
         page.keyboard.press("a")  # accept, by keyboard
         sync_api.expect(other.locator(".state")).to_have_text("reviewed")
+        accepted = f"{confidence(low[1]):.2f}"
+        sync_api.expect(other.locator('td[data-field="challenge"] .fconf')).to_have_text(accepted)
         third = page.locator(f'tr.row[data-n="{low[2]}"]')
         third.focus()
         page.keyboard.press("r")  # ask again
@@ -102,6 +125,9 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         sync_api.expect(row.locator('td[data-field="challenge"] input')).to_have_value("expert")
         sync_api.expect(page.locator("#reviewed")).to_have_text("2 reviewed")
         sync_api.expect(page.locator("#corrected")).to_have_text("1 corrected")
+        sync_api.expect(row.locator('td[data-field="challenge"] .fconf')).to_have_text("reviewed")
+        sync_api.expect(other.locator('td[data-field="challenge"] .fconf')).to_have_text(accepted)
+        sync_api.expect(page.locator(".band").first).to_have_text("0.00 to 0.50: 1/2 right")  # accepted, corrected
         sync_api.expect(third.locator(".state")).to_have_text("asked again")
         sync_api.expect(fourth.locator(".state")).to_have_text("asked again on fn")
 

@@ -6,42 +6,36 @@ from __future__ import annotations
 
 import http.client
 import json
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from enrichkit.cli import main
-from enrichkit.review.server import TOKEN_HEADER, ReviewServer
+from enrichkit.output.files import columns_of, write_rows
 from enrichkit.rows.files import read_rows
 from helpers import env
-from reviewing import TASK, enriched, serving
+from reviewing import TASK, enriched, request, serving
 
-
-def request(
-    server: ReviewServer, method: str, path: str, doc: Any = None, token: str | None = None, host: str | None = None
-) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    headers = {"Host": host or f"127.0.0.1:{server.port}", "Content-Type": "application/json"}
-    if token is not None:
-        headers[TOKEN_HEADER] = token
-    connection.request(method, path, body=None if doc is None else json.dumps(doc), headers=headers)
-    reply = connection.getresponse()
-    body = reply.read().decode()
-    connection.close()
-    return reply.status, body
+HANG = 120.0
+"""Seconds after which a step of a child is taken as hung (a guard, not a measure: each takes well under one)."""
 
 
 def test_the_token_is_needed_on_every_request(tmp_path: Path) -> None:
     _, output, cache = enriched(tmp_path)
     with serving(output, cache) as server:
         token = server.token
-        assert request(server, "GET", f"/?token={token}")[0] == 200
+        assert server.server_address[0] == "127.0.0.1"  # loopback only
+        status, page = request(server, "GET", f"/?token={token}")
+        assert status == 200 and not re.search(r'(src|href|action)="(https?:)?//', page)  # nothing from elsewhere
         assert request(server, "GET", "/")[0] == 403
         assert request(server, "GET", "/?token=guessed")[0] == 403
         assert request(server, "GET", f"/?token={token}", host=f"evil.example:{server.port}")[0] == 403
@@ -76,6 +70,30 @@ def test_two_tabs_never_lose_an_edit(tmp_path: Path) -> None:
         status, body = request(server, "POST", "/api/correct", second | {"version": 1}, token=token)
         assert status == 200
         assert json.loads(body)["values"] == {"tldr": "From the other tab.", "challenge": "expert"}
+
+
+def test_the_filters_over_every_row(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    rows = read_rows(output)
+    rows[2]["challenge"] = "expert"
+    rows[5]["tldr"] = rows[5]["challenge"] = ""  # no answer
+    write_rows(output, rows, columns_of(rows))
+    with serving(output, cache) as server:
+        token = server.token
+        assert request(server, "POST", "/api/accept", {"n": 9, "version": 0}, token=token)[0] == 200
+
+        def matching(query: str) -> int:
+            status, page = request(server, "GET", f"/?token={token}&{query}")
+            found = re.search(r'<span id="matching">([\d,]+)</span>', page)
+            assert status == 200 and found is not None
+            return int(found.group(1).replace(",", ""))
+
+        assert matching("") == 30
+        assert matching("failed=1") == 1 and matching("flagged=1") == 3  # rows 4, 14, 24 repaired
+        assert matching("field=challenge&value=expert") == 1 and matching("field=challenge&value=practice") == 28
+        assert matching("q=topic+NUMBER+27") == 1 and matching("q=nowhere") == 0  # every word, any case
+        assert matching("unreviewed=1") == 29 and matching("below=0.1") == 2
+        assert matching("flagged=1&below=0.5") == 1  # row 14 (0.29); rows 4 and 24 are 0.89 and 0.59
 
 
 def test_an_invalid_value_gets_the_schemas_message(tmp_path: Path) -> None:
@@ -143,26 +161,68 @@ def test_a_missing_or_damaged_output_is_one_line(damage: str, tmp_path: Path) ->
 
 
 @pytest.mark.subprocess
-def test_the_command_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opens", [True, False])
+def test_the_command_prints_its_address_opens_it_serves_and_stops_on_ctrl_c(opens: bool, tmp_path: Path) -> None:
     _, output, cache = enriched(tmp_path)
-    args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), "--no-open"]
+    browser, opened = tmp_path / "browser", tmp_path / "opened"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}.part && mv {opened}.part {opened}\n')
+    browser.chmod(0o755)
+    args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), *([] if opens else ["--no-open"])]
     child = subprocess.Popen(
-        [sys.executable, "-m", "enrichkit", *args], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "enrichkit", *args],
+        env=env() | {"BROWSER": str(browser)},  # the browser ``webbrowser`` opens
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    said = _lines(child)
     try:
-        assert child.stderr is not None
-        line = child.stderr.readline()
+        line = said.get(timeout=HANG)  # the child's first line, however long a loaded machine takes to start it
         found = re.search(r"at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))$", line.strip())
         assert found is not None and line.startswith(f"enrichkit review: 30 rows of {output}"), line
         port, token = int(found.group(2)), found.group(3)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
         connection.request("GET", f"/?token={token}")
         reply = connection.getresponse()
         assert reply.status == 200 and b'<table id="rows">' in reply.read()
         connection.close()
+        if opens:
+            _until(opened.exists)
+            assert opened.read_text() == found.group(1)  # the page's address, token and all
         child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=30) == 0
+        assert child.wait(timeout=HANG) == 0, _drained(said)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+    assert opened.exists() == opens
+
+
+def _until(done: Callable[[], bool]) -> None:
+    """Wait until ``done()`` (``HANG`` seconds at most: a guard against a hang, not a measure)."""
+    for _ in range(int(HANG / 0.05)):
+        if done():
+            return
+        time.sleep(0.05)
+    raise AssertionError("still not done")
+
+
+def _lines(child: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The child's stderr, line by line, read in a thread (so the test waits on each with a deadline)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert child.stderr is not None
+        for line in child.stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _drained(lines: queue.Queue[str]) -> str:
+    """What the child said so far (for a failure's message)."""
+    said = []
+    while not lines.empty():
+        said.append(lines.get_nowait())
+    return "".join(said)

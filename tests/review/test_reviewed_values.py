@@ -15,6 +15,7 @@ from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
 from enrichkit.engine.reviewed import Conflict, ReviewStore, review_key, task_id
 from enrichkit.options import RunOptions
+from enrichkit.output.receipt import run_text
 from enrichkit.providers.base import Capabilities, Reply, Request, Usage
 from enrichkit.providers.gemini import make_client
 from enrichkit.rows.files import iter_rows, read_rows
@@ -73,6 +74,7 @@ def test_reviewed_rows_cost_no_call_and_override_the_cache(tmp_path: Path) -> No
     review(fresh, rows[5], {"challenge": "expert"})
     report, requests = run(source, out, fresh)
     assert asked(requests) == 9 and report["reviewed"] == 3 and report["cache_hits"] == 1
+    assert "\nreviewed: 3 reviewed values kept (a person's, served instead of a model's)" in run_text(report)
     written = read_rows(out)
     assert written[3]["tldr"] == "Corrected by a person." and written[3]["_reviewed"] == "tldr,challenge"
     assert (written[5]["tldr"], written[5]["challenge"], written[5]["_reviewed"]) == (

@@ -85,7 +85,7 @@ def _serve(output: Path, task: Any, folder: Path, history: Any, run: Any, port: 
     from enrichkit.review.server import ReviewServer
     from enrichkit.review.session import Session
 
-    session = Session(output, task, folder)
+    session = Session(output, task, folder, run)
     try:
         rows = session.table.rows
         past = past_of(history, run, output, rows, task)

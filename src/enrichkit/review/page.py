@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from enrichkit.engine.reviewed import as_text
 from enrichkit.review.past import Past
-from enrichkit.review.session import Session, Summary
+from enrichkit.review.session import REVIEWED, FieldConfidence, Session, Summary
 from enrichkit.review.table import FLAGS, Query, confidence_of
 
 TRUE = ("1", "on", "true")
@@ -49,8 +49,9 @@ def _asset(name: str) -> str:
 def render(session: Session, query: Query, token: str, nonce: str, past: Past | None) -> str:
     total, numbers = session.table.page(query)
     reviews = session.reviews(numbers)
+    figures = session.confidences({n: reviews.get(n) for n in numbers}) if session.table.has_confidence else {}
     schemas = {f: session.check.properties[f] for f in session.fields}
-    rows = "".join(_row(session, n, reviews.get(n), past) for n in numbers)
+    rows = "".join(_row(session, n, reviews.get(n), past, figures.get(n)) for n in numbers)
     pages = max(1, -(-total // query.size))
     head = "".join(f"<th>{escape(f)}</th>" for f in session.fields)
     conf = "<th>confidence</th>" if session.table.has_confidence else ""
@@ -168,7 +169,18 @@ def _models(session: Session) -> str:
     return '<datalist id="models">' + "".join(f'<option value="{escape(m)}">' for m in session.models) + "</datalist>"
 
 
-def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
+def shown(figure: FieldConfidence) -> str:
+    """A field's confidence as the page writes it: two decimals, ``reviewed``, or nothing."""
+    return f"{figure:.2f}" if isinstance(figure, float) else figure or ""
+
+
+def _figure(figure: FieldConfidence) -> str:
+    """A field's confidence under its value (the row's ``_confidence`` is its lowest closed field's)."""
+    kind = " reviewed" if figure == REVIEWED else ""
+    return f'<span class="fconf{kind}" title="the probability the model gave this value">{shown(figure)}</span>'
+
+
+def _row(session: Session, n: int, review: Any, past: Past | None, figures: dict[str, FieldConfidence] | None) -> str:
     row = session.table.rows[n]
     task = session.task
     label = f"{n + 1}" + (f" <small>{escape(as_text(row.get(task.id_field)))}</small>" if task.id_field else "")
@@ -180,7 +192,8 @@ def _row(session: Session, n: int, review: Any, past: Past | None) -> str:
     cells = "".join(
         f'<td class="field {_kind(session, f)}{" corrected" if f in corrected else ""}" data-field="{escape(f)}">'
         f'<input name="{escape(f)}" value="{escape(as_text(values[f]))}" aria-label="{escape(f)}"'
-        f'{_choices_list(session, f)}><div class="msg" role="alert"></div></td>'
+        f"{_choices_list(session, f)}>{'' if figures is None else _figure(figures[f])}"
+        '<div class="msg" role="alert"></div></td>'
         for f in session.fields
     )
     conf = ""

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from enrichkit.engine.reviewed import Conflict
-from enrichkit.review.page import query_of, render
+from enrichkit.review.page import query_of, render, shown
 from enrichkit.review.past import Past
 from enrichkit.review.session import Invalid, Session
 
@@ -129,7 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
         review = session.reviews([n]).get(n)
         summary = session.summary()
         counts = {"reviewed": summary.reviewed, "corrected": summary.corrected}
-        self._json(HTTPStatus.OK, {"version": new, "values": session.values(n, review), "summary": counts})
+        answer: dict[str, Any] = {"version": new, "values": session.values(n, review), "summary": counts}
+        if session.table.has_confidence:
+            answer["confidence"] = {f: shown(c) for f, c in session.confidences({n: review})[n].items()}
+        self._json(HTTPStatus.OK, answer)
 
     def _json(self, status: HTTPStatus, doc: dict[str, Any]) -> None:
         self._send(status, "application/json", json.dumps(doc, ensure_ascii=False).encode())

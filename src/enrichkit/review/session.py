@@ -9,14 +9,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enrichkit.cache.entry import Entry
 from enrichkit.calls.prices import price_table
-from enrichkit.engine.reviewed import FieldCheck, Review, ReviewStore, task_id
-from enrichkit.history.runs import RunHistory
+from enrichkit.engine.reviewed import REVIEWED_COLUMN, FieldCheck, Review, ReviewStore, as_text, task_id
+from enrichkit.history.runs import RunHistory, RunRecord
+from enrichkit.output.readback import textual
+from enrichkit.review.entries import Entries, field_confidence, holds, key_prints
 from enrichkit.review.table import Table, confidence_of, read_output
 from enrichkit.task.task import Task
 
 BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.95, 1.0001))
 """Confidence bands of the summary's accuracy of reviewed rows."""
+
+REVIEWED = "reviewed"
+"""A field's confidence where a person's correction stands instead of the model's value."""
+
+FieldConfidence = float | str | None
+"""A field's confidence as the page shows it: the model's probability for the value shown, ``REVIEWED``, or
+None (none known: free text, a model without log-probabilities, no cache entry of the answer)."""
 
 
 class Invalid(Exception):
@@ -40,15 +50,18 @@ class Summary:
 
 
 class Session:
-    """The review of ``output`` (rows answering ``task``), its reviewed values in ``cache_dir``; ``models``:
-    the models a row may be sent to be asked again on (``known_models``)."""
+    """The review of ``output`` (rows answering ``task``, written by ``run`` if the history knows it), its
+    reviewed values and cache entries in ``cache_dir``; ``models``: the models a row may be sent to be asked
+    again on (``known_models``)."""
 
-    def __init__(self, output: Path, task: Task, cache_dir: Path) -> None:
+    def __init__(self, output: Path, task: Task, cache_dir: Path, run: RunRecord | None = None) -> None:
         self.output = output
         self.task = task
         self.fields = task.fields
         self.table = Table(read_output(output), task)
         self.store = ReviewStore(cache_dir)
+        prints = key_prints(cache_dir, task, run) if self.table.has_confidence else []
+        self.entries = Entries(cache_dir, task, prints, textual(output))
         self.check = FieldCheck(task)
         self.models = known_models(cache_dir)
         self._task = task_id(task)
@@ -57,6 +70,7 @@ class Session:
 
     def close(self) -> None:
         self.store.close()
+        self.entries.close()
 
     def reviews(self, numbers: list[int]) -> dict[int, Review]:
         """The stored reviews of rows ``numbers``, by row number."""
@@ -67,6 +81,39 @@ class Session:
         """Row ``n``'s answer as it stands: the output's, the reviewed values on top."""
         row = self.table.rows[n]
         return {f: row.get(f) for f in self.fields} | (review.values if review else {})
+
+    def confidences(self, reviews: Mapping[int, Review | None]) -> dict[int, dict[str, FieldConfidence]]:
+        """Each field's confidence on the rows of ``reviews`` (row number -> its review, if any), their cache
+        entries looked up at once: the model's probability for the value shown; ``REVIEWED`` for a person's
+        correction (stored, or marked ``_reviewed`` in the output by a run and no longer the model's value)."""
+        rows = self.table.rows
+        entries = self.entries.of({n: rows[n] for n in reviews})
+        return {n: self._confidence(n, review, entries.get(n)) for n, review in reviews.items()}
+
+    def _confidence(self, n: int, review: Review | None, entry: Entry | None) -> dict[str, FieldConfidence]:
+        values = self.values(n, review)
+        marked = set(as_text(self.table.rows[n].get(REVIEWED_COLUMN)).split(","))
+        out: dict[str, FieldConfidence] = {}
+        for name, value in values.items():
+            value = self.typed(name, value)
+            figure: FieldConfidence = field_confidence(entry, name, value)
+            if review is not None and name in review.corrected:
+                figure = REVIEWED
+            elif figure is None and name in marked and (review is None or name not in review.values):
+                figure = None if entry is not None and holds(entry, name, value) else REVIEWED
+            out[name] = figure
+        return out
+
+    def typed(self, name: str, value: Any) -> Any:
+        """An output's value as its field's type: a CSV or SQLite output holds a number, a boolean (``True``), a
+        list or an object as text."""
+        schema = self.check.properties.get(name)
+        if not isinstance(value, str) or schema is None or _is_text(schema):
+            return value
+        try:
+            return json.loads(value.lower() if value in ("True", "False") else value)
+        except ValueError:
+            return value
 
     def parse(self, name: str, text: str) -> Any:
         """A value typed in the page, read as its field's type says (text as it is, else as JSON); checked."""
@@ -91,7 +138,7 @@ class Session:
     def accept(self, n: int, version: int) -> int:
         """Keep row ``n``'s answer as it stands as reviewed; the row's new version."""
         reviews = self.reviews([n])
-        values = self.values(n, reviews.get(n))
+        values = {name: self.typed(name, value) for name, value in self.values(n, reviews.get(n)).items()}
         for name, value in values.items():
             if (error := self.check.error(name, value)) is not None:
                 raise Invalid(f"no valid answer to accept ({error}): correct its fields")
@@ -111,7 +158,7 @@ class Session:
 
     def _put(self, n: int, values: Mapping[str, Any], version: int) -> int:
         row = self.table.rows[n]
-        originals = {f: row.get(f) for f in values}
+        originals = {f: self.typed(f, row.get(f)) for f in values}
         inputs = {f: row.get(f) for f in self.task.inputs}
         new = self.store.put(
             self._task, self.table.keys[n], inputs, values, originals, version=version, confidence=confidence_of(row)

@@ -47,6 +47,10 @@
       if (input && document.activeElement !== input) input.value = typeof value === "string" ? value : value === null ? "" : JSON.stringify(value);
       if (input) input.defaultValue = input.value;
     }
+    for (const [name, figure] of Object.entries(body.confidence || {})) {
+      const span = tr.querySelector('td.field[data-field="' + CSS.escape(name) + '"] .fconf');
+      if (span) { span.textContent = figure; span.classList.toggle("reviewed", figure === "reviewed"); }
+    }
   }
 
   function mark(tr, state) {
