@@ -93,12 +93,12 @@ def test_an_answer_is_written_from_what_each_stage_decoded(
     bodies, complete = scripted(*replies)
     values = plan(SCHEMA, ANY_WORD_CLASS)
     assert values is not None
-    reply = answer(complete, "<prompt>", values, {"id_slot": 1}, logprobs=False, budget=50)
+    reply = answer(complete, "<prompt>", values, {"seed": 1}, logprobs=False, budget=50)
     assert (reply.text, reply.finish) == (text, finish) and len(bodies) == len(replies)
     assert bodies[0]["prompt"] == '<prompt>{"gist":"' and bodies[0]["stop"] == ['"'] and bodies[0]["n_predict"] == 50
     if len(bodies) > 1:  # the first stage's text and the JSON after it, then one token
         assert bodies[1]["prompt"] == '<prompt>{"gist":"red fruit","word":"' and bodies[1]["n_predict"] == 1
-    assert all(b["id_slot"] == 1 for b in bodies)
+    assert all(b["seed"] == 1 for b in bodies)
     assert reply.usage.prompt_tokens == 10 + 2 * (len(bodies) - 1) and reply.usage.cached_tokens == 8
     assert reply.usage.output_tokens == 2 * len(bodies)
 
@@ -108,8 +108,11 @@ def smollm2(slots: int, staged: bool = True) -> LocalProvider:
     return LocalProvider(SMOLLM2, threads=1, slots=slots, context=2048, staged=staged)
 
 
+SYSTEM = "You repeat the word you are given. " * 30  # ~300 tokens: what a slot must not process again
+
+
 def request(word: str) -> Request:
-    return Request("You repeat the word you are given.", f"The word is: {word}. Repeat it.", SCHEMA, 60, logprobs=True)
+    return Request(SYSTEM, f"The word is: {word}. Repeat it.", SCHEMA, 60, logprobs=True)
 
 
 @pytest.mark.slow
@@ -117,7 +120,8 @@ def request(word: str) -> Request:
 def test_rows_decoded_in_stages_on_two_slots_get_their_own_answers_within_their_limits() -> None:
     """Four rows at once on two slots, each row's calls following one another: every answer is its own
     row's word, its free text within ``maxWords``, and its closed field read a confidence from the
-    tokens (the forced rest of a value has no rival); fewer tokens decoded than asked as a whole."""
+    tokens (the forced rest of a value has no rival); no row processes the system prompt again (each
+    call finds its start in a slot); fewer tokens decoded than asked as a whole."""
     provider = smollm2(slots=2)
 
     async def run(provider: LocalProvider) -> list[Any]:
@@ -130,9 +134,11 @@ def test_rows_decoded_in_stages_on_two_slots_get_their_own_answers_within_their_
     answers = [json.loads(r.text or "") for r in replies]
     assert [a["word"] for a in answers] == WORDS
     assert all(len(a["gist"].split()) <= 4 for a in answers)
+    assert all(r.usage.prompt_tokens - r.usage.cached_tokens < 100 for r in replies)
     reader = ConfidenceReader(SCHEMA)
     for reply, parsed in zip(replies, answers, strict=True):
-        assert reply.tokens is not None and "".join(t.text for t in reply.tokens) == reply.text
+        assert reply.tokens is not None  # the answer as generated (free text is cut to maxWords after)
+        assert json.loads("".join(t.text for t in reply.tokens))["word"] == parsed["word"]
         assert 0 < reader.read(reply.tokens, {None: parsed})[None]["word"] <= 1
     whole = asyncio.run(run(smollm2(slots=2, staged=False)))
     assert sum(r.usage.output_tokens for r in replies) < sum(r.usage.output_tokens for r in whole)

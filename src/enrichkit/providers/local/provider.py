@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import threading
 import time
 from dataclasses import replace
@@ -127,9 +126,6 @@ class LocalProvider:
         self.prompt_cache = prompt_cache
         self.prefix_dir = prefix_dir
         self.staged = staged
-        self._free: queue.Queue[int] = queue.Queue()
-        for slot in range(self.slots):
-            self._free.put(slot)
         self._sha256: str | None = None
         self._server: Any = None
         self.prefix: Prefix | None = None
@@ -225,7 +221,10 @@ class LocalProvider:
         return plan(self.as_sent(request).schema, free_text_class(request.system + request.prompt))
 
     def _staged(self, request: Request, values: tuple[Value, ...]) -> Reply:
-        """``request``'s answer written value by value in one slot of the server (``staged.answer``)."""
+        """``request``'s answer written value by value (``staged.answer``). Each call goes to the slot
+        llama.cpp picks: the idle one whose tokens share the longest start with its prompt, the row's own
+        (measured: pinning a row to a slot with ``id_slot`` made two slots process the system prompt
+        again on most rows)."""
         sent = self.as_sent(request)
         _, prefix = self._loaded()
         if self.prompt_cache:
@@ -235,12 +234,7 @@ class LocalProvider:
         except (OSError, ValueError, KeyError) as exc:
             raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
-        slot = self._free.get()
-        try:
-            return answer(self._call, before + sent.prompt + after, values, {**body, "id_slot": slot},
-                          request.logprobs, sent.max_output_tokens)  # fmt: skip
-        finally:
-            self._free.put(slot)
+        return answer(self._call, before + sent.prompt + after, values, body, request.logprobs, sent.max_output_tokens)
 
     def as_sent(self, request: Request) -> Request:
         """``request`` as the model gets it: the notes added to the system prompt and the user message,

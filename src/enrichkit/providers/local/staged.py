@@ -13,10 +13,9 @@ that the slot already holds (``cache_prompt``), and llama.cpp decodes only:
   values still possible, until one is left: its rest is written, not decoded.
 
 Each grammar also lets the last token run on into the JSON that follows (``"`` ``,"next":"`` or
-``"}``), as the whole answer's grammar does, so the model ends a value on the same tokens. A row's
-calls go to one slot (``id_slot``). Where a request's schema is not one this can write (a pack, a
-nullable, nested or numeric field, free text with a pattern or length limit), ``plan`` is None and
-the answer is asked as a whole.
+``"}``), as the whole answer's grammar does, so the model ends a value on the same tokens. Where
+a request's schema is not one this can write (a pack, a nullable, nested or numeric field, free text
+with a pattern or length limit), ``plan`` is None and the answer is asked as a whole.
 """
 
 from __future__ import annotations
@@ -184,7 +183,7 @@ def answer(
     complete: Complete, prompt: str, values: tuple[Value, ...], body: dict[str, Any], logprobs: bool, budget: int
 ) -> Reply:
     """The answer to the chat ``prompt`` (rendered, ending where the assistant's reply starts), written
-    value by value; ``body``: what every call sends besides (sampling, slot, cache)."""
+    value by value; ``body``: what every call sends besides (sampling, cache)."""
     staged = Staged([prompt], logprobs, budget, tokens=[] if logprobs else None)
     pending = ""  # JSON the last token already wrote past its value
     for n, value in enumerate(values):
