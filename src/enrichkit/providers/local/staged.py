@@ -1,0 +1,234 @@
+"""A single row's answer decoded in stages: the JSON the schema fixes is written into the prompt, and
+only what the model chooses is decoded.
+
+A grammar-constrained answer spends about 10 of its ~25 decoded tokens on text the schema forces (the
+braces, the keys and their quotes, the rest of an enum value once its first token fixes it), each one
+forward pass of the model. Here that text is prompt, processed in one batch after the row's tokens
+that the slot already holds (``cache_prompt``), and llama.cpp decodes only:
+
+- a free-text value, up to its closing quote: a grammar of its words (``word_pattern``, without the
+  JSON quote, which ends the value) and the quote; the quote is a ``stop``, so the call ends without
+  decoding it;
+- a closed value (the strings of an ``enum`` or a ``const``), one token a call under a grammar of the
+  values still possible, until one is left: its rest is written, not decoded.
+
+Each grammar also lets the last token run on into the JSON that follows (``"`` ``,"next":"`` or
+``"}``), as the whole answer's grammar does, so the model ends a value on the same tokens. Where
+a request's schema is not one this can write (a pack, a nullable, nested or numeric field, free text
+with a pattern or length limit), ``plan`` is None and the answer is asked as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from enrichkit.providers.base import ALTERNATIVES, Reply, Token, Usage
+from enrichkit.providers.chat import error_of
+from enrichkit.providers.local.grammar import word_pattern
+from enrichkit.providers.logprobs import from_entries
+
+_TOP = frozenset(["type", "properties", "required", "additionalProperties", "description", "title"])
+_TEXT = frozenset(["type", "maxWords", "description", "title"])
+_CLOSED = frozenset(["type", "enum", "const", "description", "title"])
+
+JSON_TEXT = '[^"\\\\\\x00-\\x1f]'
+"""What a character of free text may be as JSON writes it unescaped: no quote, backslash or control."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """One field of the answer: the JSON before its value (``key``), and the value's grammar: free
+    text's regular expression (``text``) or the closed values as written (``forms``), each ending in
+    the closing quote."""
+
+    key: str
+    text: str | None = None
+    forms: tuple[str, ...] = ()
+
+
+def plan(schema: Mapping[str, Any], word_class: str) -> tuple[Value, ...] | None:
+    """The values of a single row's answer in order, or None where ``schema`` is not one this writes:
+    an object of free text with ``maxWords`` and of closed strings, nothing else."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not properties or not set(schema) <= _TOP:
+        return None
+    if schema.get("additionalProperties", False) is not False:
+        return None
+    values = []
+    for n, (name, sub) in enumerate(properties.items()):
+        key = ("{" if n == 0 else ",") + json.dumps(name, ensure_ascii=False) + ':"'
+        if not isinstance(sub, Mapping) or sub.get("type", "string") != "string":
+            return None
+        strings = [*sub.get("enum", []), *([sub["const"]] if "const" in sub else [])]
+        if set(sub) <= _TEXT and isinstance(words := sub.get("maxWords"), int) and words > 0:
+            words_class = f"[{word_class}]&&{JSON_TEXT}"
+            values.append(Value(key, text=word_pattern(words, words_class)[1:-1]))
+        elif set(sub) <= _CLOSED and strings and all(isinstance(s, str) for s in strings):
+            forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False)[1:] for s in strings))
+            values.append(Value(key, forms=forms))
+        else:
+            return None
+    return tuple(values)
+
+
+def _regex(text: str) -> str:
+    """``text`` as a regular expression of itself (ASCII punctuation escaped, as llguidance reads it)."""
+    return "".join("\\" + c if c.isascii() and not c.isalnum() and c != " " else c for c in text)
+
+
+def _run_on(after: str) -> str:
+    """A regular expression of any start of ``after`` (the text a value's last token may run into)."""
+    out = ""
+    for char in reversed(after):
+        out = f"({_regex(char)}{out})?"
+    return out
+
+
+def grammar(value: Value, written: str, after: str) -> str:
+    """The llguidance grammar of the rest of ``value`` (closed: after ``written``), its closing quote
+    and any start of ``after``."""
+    if value.text is not None:
+        rx = value.text.replace("/", "\\/") + '"'  # a slash would end the grammar's regular expression
+    else:
+        rx = "(" + "|".join(_regex(form[len(written) :]) for form in value.forms if form.startswith(written)) + ")"
+    return f"%llguidance {{}}\nstart: /{rx}{_run_on(after)}/\n"
+
+
+Complete = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class Staged:
+    """One answer as it is written: its text, tokens (None without log-probabilities), usage, and the
+    prompt of the next call (the chat prompt, then token ids and text)."""
+
+    prompt: list[str | int]
+    logprobs: bool
+    budget: int
+    text: str = ""
+    tokens: list[Token] | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def write(self, text: str, forced: bool = False) -> None:
+        """Text the schema fixes, into the answer and the prompt (``forced``: the rest of a closed value,
+        which the grammar would allow alone: its own only alternative, probability 1)."""
+        self.text += text
+        self.prompt.append(text)
+        if self.tokens is not None:
+            self.tokens.append(Token(text, 0.0, ((text, 0.0),) if forced else ()))
+
+    def call(self, complete: Complete, body: dict[str, Any]) -> tuple[str, list[Mapping[str, Any]], bool]:
+        """One completion after the answer so far: its text, its tokens' entries (empty without
+        log-probabilities), and whether it stopped at the token limit rather than its stop."""
+        pieces: list[str | int] = []
+        for piece in self.prompt:  # adjacent text joined: a list of strings alone would be several prompts
+            if pieces and isinstance(piece, str) and isinstance(pieces[-1], str):
+                pieces[-1] += piece
+            else:
+                pieces.append(piece)
+        prompt = pieces[0] if len(pieces) == 1 else pieces
+        body = {**body, "prompt": prompt, "n_probs": ALTERNATIVES if self.logprobs else 0}
+        doc = complete(body)
+        if isinstance(doc.get("error"), Mapping):
+            error = doc["error"]
+            status = error.get("code")
+            raise error_of(status if isinstance(status, int) else 500, error, "llama.cpp", str(doc.get("model", "")))
+        usage = doc.get("usage") if isinstance(doc.get("usage"), Mapping) else {}
+        assert isinstance(usage, Mapping)
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens", 0) if isinstance(details, Mapping) else 0
+        prompt_tokens, output = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        first = self.usage.prompt_tokens == 0
+        self.usage = Usage(
+            prompt_tokens=self.usage.prompt_tokens + (prompt_tokens if first else prompt_tokens - cached),
+            output_tokens=self.usage.output_tokens + output,
+            cached_tokens=cached if first else self.usage.cached_tokens,
+        )
+        self.budget -= output
+        choice = doc["choices"][0]
+        logprobs = choice.get("logprobs")
+        entries = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+        listed = list(entries) if isinstance(entries, list) else []
+        return str(choice.get("text") or ""), listed, choice.get("finish_reason") == "length"
+
+    def generated(self, text: str, entries: list[Mapping[str, Any]]) -> None:
+        """What the model wrote, into the answer, its tokens and the prompt (as the token ids it
+        decoded where the entries spell it, else as text)."""
+        self.text += text
+        tokens = from_entries(entries, text) if entries else None
+        spelled = "".join(t.text for t in tokens) if tokens is not None else None
+        ids = [e.get("id") for e in entries]
+        if tokens is None or spelled is None or not text.startswith(spelled) or not are_ids(ids):
+            self.prompt.append(text)
+            self.tokens = None  # not spelled out: no reading rather than a wrong one
+            return
+        self.prompt.extend(ids)
+        rest = text[len(spelled) :]  # the start of the token that held the stop: llama.cpp leaves it out
+        if rest:
+            self.prompt.append(rest)
+        if self.tokens is not None:
+            self.tokens.extend(tokens)
+            if rest:
+                self.tokens.append(Token(rest, 0.0))
+
+
+def are_ids(values: list[Any]) -> TypeGuard[list[int]]:
+    return all(type(v) is int for v in values)
+
+
+def answer(
+    complete: Complete, prompt: str, values: tuple[Value, ...], body: dict[str, Any], logprobs: bool, budget: int
+) -> Reply:
+    """The answer to the chat ``prompt`` (rendered, ending where the assistant's reply starts), written
+    value by value; ``body``: what every call sends besides (sampling, cache)."""
+    staged = Staged([prompt], logprobs, budget, tokens=[] if logprobs else None)
+    pending = ""  # JSON the last token already wrote past its value
+    for n, value in enumerate(values):
+        after = values[n + 1].key if n + 1 < len(values) else "}"
+        staged.write(value.key[len(pending) :])
+        if value.text is not None:
+            if staged.budget <= 0:
+                return _cut(staged)
+            text, entries, cut = staged.call(complete, {**body, "grammar": grammar(value, "", after), "stop": ['"'],
+                                                        "n_predict": staged.budget})  # fmt: skip
+            staged.generated(text, entries)
+            if cut:
+                return _cut(staged, True)
+            staged.write('"')
+            pending = ""
+            continue
+        written = ""
+        while True:
+            left = [form for form in value.forms if form.startswith(written)]
+            done = [form for form in value.forms if written.startswith(form)]
+            if done:
+                pending = written[len(done[0]) :]
+                if not after.startswith(pending):
+                    return _cut(staged)
+                break
+            if len(left) == 1:
+                staged.write(left[0][len(written) :], forced=True)
+                pending = ""
+                break
+            if not left or staged.budget <= 0:  # no value fits what was written (no grammar) or no tokens left
+                return _cut(staged)
+            step = {**body, "grammar": grammar(value, written, after), "n_predict": 1}
+            piece, entries, _ = staged.call(complete, step)
+            if not piece:
+                return _cut(staged)
+            staged.generated(piece, entries)
+            written += piece
+    staged.write("}"[len(pending) :])
+    return Reply(staged.text, "stop", staged.usage, tokens=None if staged.tokens is None else tuple(staged.tokens))
+
+
+def _cut(staged: Staged, length: bool = False) -> Reply:
+    """The answer as far as it got: out of tokens, or at a value the schema does not allow (a grammar
+    llama.cpp could not use)."""
+    tokens = None if staged.tokens is None else tuple(staged.tokens)
+    if length or staged.budget <= 0:
+        return Reply(staged.text, "max_tokens", staged.usage, "length", tokens)
+    return Reply(staged.text, "other", staged.usage, "no allowed value", tokens)
