@@ -326,6 +326,17 @@ def test_a_run_that_does_not_ask_sends_the_request_as_before(stub: GeminiStub, t
     )
 
 
+def test_log_probabilities_are_asked_only_for_a_task_with_a_closed_field(
+    stub: GeminiStub, task: Task, cache_dir: Path
+) -> None:
+    client = make_client("k", stub.url)
+    enrich(topic_rows(3), task.subset(("tldr",)), client=client, cache_dir=cache_dir, progress=False)
+    calls = stub.generate_calls
+    assert calls and all("responseLogprobs" not in c.body["generationConfig"] for c in calls)
+    enrich(topic_rows(3), task, client=client, cache_dir=cache_dir, progress=False)  # "challenge" is an enum
+    assert stub.generate_calls[-1].body["generationConfig"]["logprobs"] == ALTERNATIVES
+
+
 def test_entries_rebuild_a_character_across_tokens_with_their_joint_probability() -> None:
     entries = [
         {"token": "Caf", "logprob": -0.1, "bytes": list(b"Caf")},

@@ -29,6 +29,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Iterator, Sequence
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -419,9 +420,10 @@ def to_reply(response: types.GenerateContentResponse) -> Reply:
 
 
 def loads(body: str | bytes) -> tuple[Any, list[str] | None]:
-    """A response body's JSON (``wire_reply``'s arguments): where it holds one ``topCandidates`` array laid
-    out plainly, that array is left out of the parse (it is most of the body: ``ALTERNATIVES`` a token) and
-    given apart, one JSON text a step, for the steps looked at to be read alone; else the whole body parsed."""
+    """A response body's JSON (``wire_reply``'s arguments): where its ``topCandidates`` array is laid out
+    plainly, a step for each chosen token, that array is left out of the parse (it is most of the body:
+    ``ALTERNATIVES`` a token) and given apart, one JSON text a step, for the steps looked at to be read
+    alone; else the whole body parsed."""
     text = body.decode() if isinstance(body, bytes) else body
     found = _top_steps(text)
     if found is not None:
@@ -449,11 +451,11 @@ _STEP = '"candidates":'  # a key: unescaped quotes then a colon are never inside
 
 
 def _top_steps(text: str) -> tuple[int, int, list[str]] | None:
-    """Where the one ``topCandidates`` array of ``text`` stands, and each of its steps' ``candidates`` as JSON
+    """Where the ``topCandidates`` array of ``text`` stands, and each of its steps' ``candidates`` as JSON
     text; None where it is missing, or not laid out as ``[{"candidates": [...]}, ...]`` (the last step's
     array read by ``json``'s scanner to find the end, so no bracket inside a token can mislead it)."""
-    key = text.find(_TOP)
-    if key == -1 or text.find(_TOP, key + 1) != -1:
+    key = text.find(_TOP)  # a second array (another candidate's) would not give a step a chosen token: see loads
+    if key == -1:
         return None
     start = _skip(text, key + len(_TOP))
     last = text.rfind(_STEP)
@@ -536,7 +538,11 @@ def _tokens(result: dict[str, Any], raw: list[str] | None = None) -> Tokens | No
     or ``raw``: each step's as JSON text; read only for the tokens looked at; a step of unexpected shape
     gives its token none); None without chosen tokens, or with chosen tokens of unexpected shape."""
     chosen = result.get("chosenCandidates")
-    if not isinstance(chosen, list) or not all(isinstance(c, dict) for c in chosen):
+    if not isinstance(chosen, list) or not _DICTS.issuperset(map(type, chosen)):
+        return None
+    try:
+        texts, logprobs = list(map(itemgetter("token"), chosen)), list(map(itemgetter("logProbability"), chosen))
+    except KeyError:
         return None
     steps = result.get("topCandidates")
     top = None
@@ -544,7 +550,10 @@ def _tokens(result: dict[str, Any], raw: list[str] | None = None) -> Tokens | No
         top = partial(_raw_top, raw)
     elif isinstance(steps, list) and len(steps) == len(chosen):
         top = partial(_top, steps)
-    return from_pairs([c.get("token") for c in chosen], [c.get("logProbability") for c in chosen], top)
+    return from_pairs(texts, logprobs, top)
+
+
+_DICTS = frozenset({dict})
 
 
 def _raw_top(steps: list[str], index: int) -> Top:

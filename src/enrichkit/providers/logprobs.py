@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeGuard
 
@@ -52,8 +53,11 @@ class AsksLogprobs:
 
 
 def are_logprobs(values: list[Any]) -> TypeGuard[list[float]]:
-    """Whether every value is a natural log of a probability (a number, at most 0)."""
-    return all(type(v) is float or type(v) is int for v in values) and all(v <= 0 for v in values)
+    """Whether every value is a natural log of a probability (a number, at most 0; not NaN, nor a bool)."""
+    return _NUMBERS.issuperset(map(type, values)) and (not values or max(values) <= 0) and not math.isnan(sum(values))
+
+
+_NUMBERS = frozenset({float, int})
 
 
 def from_entries(entries: Any, text: str | None = None) -> Tokens | None:
@@ -124,7 +128,10 @@ def from_pairs(texts: list[Any], logprobs: list[Any], top: Callable[[int], Top] 
 
 
 def are_texts(values: list[Any]) -> TypeGuard[list[str]]:
-    return all(type(v) is str for v in values)
+    return _TEXTS.issuperset(map(type, values))
+
+
+_TEXTS = frozenset({str})
 
 
 def aligned(tokens: Sequence[Token] | None, text: str | None) -> Tokens | None:
