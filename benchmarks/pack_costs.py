@@ -15,9 +15,9 @@ the task has a closed field, so log-probabilities with ``ALTERNATIVES`` alternat
   (``--fill-alternatives``). The figure is this process's CPU time (every thread: the prompt, the SDK's
   request, the HTTP client, reading the body, validation, confidence, the cache write ...) of a run of
   ``packs + 1`` packs less that of a run of one pack, over ``packs``: the start and end of a run left out.
-- ``llama.cpp``: the embedded model's pack is one row, and the model's work is the wait. In process: the
-  request, the chat body (with its grammar), the reply read from the dict xllamacpp returns (made here in
-  its shape: the stubs' tokens, ``ALTERNATIVES`` alternatives each) and ``read_single``; CPU time.
+- ``llama.cpp``: the same whole runs on the local provider, whose pack is one row, with its loaded model
+  replaced by one that returns at once the dict xllamacpp would (made here in its shape: the stubs' answer
+  and tokens, ``ALTERNATIVES`` alternatives each): the model's own work is the wait.
 
 Each figure is the least of ``rounds`` rounds, with and without interleaved (a busy machine's bursts hit
 both alike; still approximate on a shared machine). ``--against REV`` runs that revision's ``src`` too, in
@@ -43,27 +43,27 @@ import timeit
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from enrichkit import aenrich
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import suspects, text_fields
 from enrichkit.engine.validation import check_pack, parse_items
 from enrichkit.providers.base import ALTERNATIVES, Reply
-from enrichkit.providers.chat import to_reply
-from enrichkit.providers.local.logprobs import answer_tokens
 from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
 from enrichkit.testing.faults import Answer, Asked, tokens_of
-from enrichkit.testing.logprobs import Probs
+from enrichkit.testing.logprobs import Probs, unlikely
 from throughput import TASK, checked_out, free_port, instant, iter_synthetic_rows, synthetic_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = 20
 APIS = ("gemini", "openai")
 PATHS = (*APIS, "llama.cpp")
+LOCAL_PACKS = 5
+"""The local runs have this many times ``--packs`` (their one-row packs cost less: more steady so)."""
 
 
 def main() -> None:
@@ -163,10 +163,9 @@ def _env(src: Path) -> dict[str, str]:
 
 def measure(path: str, url: str, packs: int) -> dict[str, Any]:
     """CPU µs a pack without and with tokens (``path``'s way, see the module's docstring) and the output tokens."""
-    if path == "llama.cpp":
-        return local_steps(packs)
     figures: dict[str, Any] = {"output_tokens": {}}
     run(path, url, 1, None)  # imports and first-call costs out of the way
+    packs *= LOCAL_PACKS if path == "llama.cpp" else 1
     for mode, confidence in (("without", False), ("with", None)):
         one, _ = run(path, url, 1, confidence)
         more, tokens = run(path, url, packs + 1, confidence)
@@ -175,24 +174,27 @@ def measure(path: str, url: str, packs: int) -> dict[str, Any]:
     return figures
 
 
-def run(api: str, url: str, packs: int, confidence: bool | None) -> tuple[float, int]:
+def run(path: str, url: str, packs: int, confidence: bool | None) -> tuple[float, int]:
     """The CPU seconds of a fresh run of ``packs`` packs, and its output tokens."""
-    if api == "gemini":
-        from enrichkit.providers.gemini import make_client
-
-        options: dict[str, Any] = {"client": make_client(api_key="benchmark", base_url=url)}
-    else:
-        from enrichkit.providers.openai import openai_provider
-
-        options = {"provider": openai_provider("gpt-4.1-mini", base_url=url)}
+    size = 1 if path == "llama.cpp" else PACK
     with tempfile.TemporaryDirectory() as cache:
+        if path == "gemini":
+            from enrichkit.providers.gemini import make_client
+
+            options: dict[str, Any] = {"client": make_client(api_key="benchmark", base_url=url)}
+        elif path == "openai":
+            from enrichkit.providers.openai import openai_provider
+
+            options = {"provider": openai_provider("gpt-4.1-mini", base_url=url)}
+        else:
+            options = {"provider": answering_at_once(Path(cache) / "model.gguf")}
         started = time.process_time()
         result = asyncio.run(
             aenrich(
-                synthetic_rows(packs * PACK),
+                synthetic_rows(packs * size),
                 TASK,
-                pack_size=PACK,
-                cache_dir=cache,
+                pack_size=size,
+                cache_dir=Path(cache) / "cache",
                 progress=False,
                 confidence=confidence,
                 **options,
@@ -200,36 +202,30 @@ def run(api: str, url: str, packs: int, confidence: bool | None) -> tuple[float,
         )
         took = time.process_time() - started
     stats = result.stats
-    assert stats.enriched == packs * PACK and stats.calls == packs, f"{stats.failed} rows failed, {stats.calls} calls"
+    assert stats.enriched == packs * size and stats.calls == packs, f"{stats.failed} rows failed, {stats.calls} calls"
     found = stats.confidence.rows if stats.confidence is not None else 0
-    assert found == (0 if confidence is False else packs * PACK), f"{found} rows with a confidence"
+    assert found == (0 if confidence is False else packs * size), f"{found} rows with a confidence"
     return took, stats.output_tokens
 
 
-def local_steps(packs: int) -> dict[str, Any]:
-    """The embedded model's path in process, a one-row pack: request, chat body, reply read, answer checked."""
-    with tempfile.NamedTemporaryFile(suffix=".gguf") as weights:
-        provider = LocalProvider(weights.name)
-        figures: dict[str, Any] = {"output_tokens": {}}
-        row = next(iter_synthetic_rows(1))
-        item = Work("k0", {f: row[f] for f in TASK.inputs})
-        for mode, logprobs in (("without", False), ("with", True)):
-            codec = PackCodec(TASK, affinity=True, logprobs=logprobs)
-            doc = llama_cpp_answer(codec, item, logprobs)
+class AtOnce:
+    """In place of xllamacpp's server: the stubs' answer to the task, as a chat completion in llama.cpp's
+    shape (with log-probabilities where the body asks), returned at once."""
 
-            def pack(codec: PackCodec = codec, doc: dict[str, Any] = doc, logprobs: bool = logprobs) -> Reply:
-                request = codec.single_request(item)
-                provider.body(request)
-                reply = to_reply(doc, provider="llama.cpp")
-                if logprobs:
-                    reply = replace(reply, tokens=answer_tokens(doc))
-                checked = codec.read_single(reply, item)
-                assert checked.valid and bool(checked.confidence) == logprobs
-                return reply
+    def __init__(self) -> None:
+        codec = PackCodec(TASK)
+        self.docs = {asks: llama_cpp_answer(codec, asks) for asks in (False, True)}
 
-            figures[mode] = least_cpu_us(pack, max(packs, 1) * 10)
-            figures["output_tokens"][mode] = doc["usage"]["completion_tokens"]
-    return figures
+    def handle_chat_completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.docs[bool(body.get("logprobs"))]
+
+
+def answering_at_once(weights: Path) -> LocalProvider:
+    """The local provider with ``AtOnce`` as its loaded model (a file stands in for the weights)."""
+    weights.write_bytes(b"")
+    provider = LocalProvider(weights, prompt_cache=False, slots=1)
+    provider._server, provider.prefix = AtOnce(), cast(Any, object())
+    return provider
 
 
 def least_cpu_us(step: Callable[[], Any], number: int, repeat: int = 3) -> float:
@@ -242,11 +238,12 @@ def least_cpu_us(step: Callable[[], Any], number: int, repeat: int = 3) -> float
     return best
 
 
-def llama_cpp_answer(codec: PackCodec, item: Work, logprobs: bool) -> dict[str, Any]:
-    """A chat completion of the stubs' answer to ``item``, shaped as xllamacpp returns it: with
+def llama_cpp_answer(codec: PackCodec, logprobs: bool) -> dict[str, Any]:
+    """A chat completion of the stubs' answer to a row asked alone, shaped as xllamacpp returns it: with
     ``logprobs``, each token (the stubs' cut) with its bytes, its id and ``ALTERNATIVES`` alternatives
     (the rival value's where it has one, made-up unlikely ones to fill), and the end of generation."""
-    request = codec.single_request(item)
+    row = next(iter_synthetic_rows(1))
+    request = codec.single_request(Work("k0", {f: row[f] for f in TASK.inputs}))
     asked = Asked("m", request.system, request.prompt, request.schema, wrapped=False, logprobs=True)
     answer = Answer(asked.answer)
     text = answer.content(asked) or ""
@@ -262,8 +259,8 @@ def llama_cpp_answer(codec: PackCodec, item: Work, logprobs: bool) -> dict[str, 
                 left = math.log(max(1e-9, 1 - math.exp(logprob)))
                 top.append({"id": 1, "token": rival, "bytes": list(rival.encode()), "logprob": left})
             top += [
-                {"id": 2 + k, "token": f"~{k}", "bytes": list(f"~{k}".encode()), "logprob": -20.0 - k}
-                for k in range(ALTERNATIVES - len(top))
+                {"id": 2 + k, "token": token, "bytes": list(token.encode()), "logprob": lp}
+                for k, (token, lp) in enumerate(unlikely(ALTERNATIVES - len(top)))
             ]
             entries.append({**entry, "top_logprobs": top})
         entries.append({"id": 0, "token": "", "bytes": [], "logprob": -0.01, "top_logprobs": []})
