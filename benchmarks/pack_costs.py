@@ -1,7 +1,7 @@
 """What a pack costs enrichkit itself, apart from waiting on the provider, and what reading the token
 log-probabilities adds to it (issue 32: within 5 %), on each provider path.
 
-    PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/pack_costs.py [--packs 30] [--rounds 5] [--against REV]
+    PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/pack_costs.py [--packs 31] [--rounds 5] [--against REV]
 
 The first line: the pack codec's own steps for a pack of 20 (µs, least of 7 timeit repeats; the README's
 "Where the time goes").
@@ -13,8 +13,8 @@ the task has a closed field, so log-probabilities with ``ALTERNATIVES`` alternat
   cache folder, the call log on) through the real SDK client against the wire stub in another process,
   answering at once and giving as many alternatives a token as asked, as the real APIs do
   (``--fill-alternatives``). The figure is this process's CPU time (every thread: the prompt, the SDK's
-  request, the HTTP client, reading the body, validation, confidence, the cache write ...) of a run of
-  ``packs + 1`` packs less that of a run of one pack, over ``packs``: the start and end of a run left out.
+  request, the HTTP client, reading the body, validation, confidence, the cache write ...) of a whole run
+  of ``packs`` packs, over ``packs`` (the run's own start and end, ~1 ms a pack at 30, counted in both).
 - ``llama.cpp``: the same whole runs on the local provider, whose pack is one row, with its loaded model
   replaced by one that returns at once the dict xllamacpp would (made here in its shape: the stubs' answer
   and tokens, ``ALTERNATIVES`` alternatives each): the model's own work is the wait.
@@ -68,7 +68,7 @@ LOCAL_PACKS = 5
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--packs", type=int, default=30, help="packs a run measures (after the first)")
+    parser.add_argument("--packs", type=int, default=31, help="packs a run holds")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--against", metavar="REVISION", help="that revision's src too, interleaved")
     parser.add_argument("--tiny", type=int, default=0, help="rows to ask the tiny model with and without")
@@ -167,9 +167,8 @@ def measure(path: str, url: str, packs: int) -> dict[str, Any]:
     run(path, url, 1, None)  # imports and first-call costs out of the way
     packs *= LOCAL_PACKS if path == "llama.cpp" else 1
     for mode, confidence in (("without", False), ("with", None)):
-        one, _ = run(path, url, 1, confidence)
-        more, tokens = run(path, url, packs + 1, confidence)
-        figures[mode] = (more - one) / packs * 1e6
+        took, tokens = run(path, url, packs, confidence)
+        figures[mode] = took / packs * 1e6
         figures["output_tokens"][mode] = tokens
     return figures
 
