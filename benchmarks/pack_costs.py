@@ -82,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as old:
         trees = {"this tree": ROOT / "src"}
         if args.against:
-            trees = {args.against[:8]: checked_out(args.against, Path(old)) / "src", **trees}
+            trees = {args.against[:8]: checked_out(args.against, Path(old)), **trees}
         stubs = {api: Stub(api) for api in APIS}
         try:
             best: dict[tuple[str, str], dict[str, Any]] = {}
