@@ -45,6 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+import enrichkit
 from enrichkit import aenrich
 from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.crosswire import suspects, text_fields
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         path, url, packs = args.child
-        print(json.dumps(measure(path, url, int(packs))))
+        print(json.dumps({**measure(path, url, int(packs)), "module": enrichkit.__file__}))
         return
     print(json.dumps(steps()))
     with tempfile.TemporaryDirectory() as old:
@@ -153,7 +154,10 @@ def child(src: Path, path: str, url: str, packs: int) -> dict[str, Any]:
     """One round of ``path``'s figures, measured by this script in a process running ``src``."""
     command = [sys.executable, __file__, "--child", path, url or "-", str(packs)]
     out = subprocess.run(command, check=True, capture_output=True, text=True, env=_env(src))
-    return dict(json.loads(out.stdout.splitlines()[-1]))
+    got = dict(json.loads(out.stdout.splitlines()[-1]))
+    module = got.pop("module")
+    assert Path(module).is_relative_to(src), f"{path}: enrichkit imported from {module}, not from {src}"
+    return got
 
 
 def _env(src: Path) -> dict[str, str]:
