@@ -56,7 +56,7 @@ from enrichkit.providers.local.weights import smollm2_path
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
 from enrichkit.testing.faults import Answer, Asked, tokens_of
-from enrichkit.testing.logprobs import Probs, unlikely
+from enrichkit.testing.logprobs import Probs
 from throughput import TASK, checked_out, free_port, instant, iter_synthetic_rows, synthetic_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +153,9 @@ class Stub:
 def child(src: Path, path: str, url: str, packs: int) -> dict[str, Any]:
     """One round of ``path``'s figures, measured by this script in a process running ``src``."""
     command = [sys.executable, __file__, "--child", path, url or "-", str(packs)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env=_env(src))
+    out = subprocess.run(command, capture_output=True, text=True, env=_env(src))
+    if out.returncode:
+        raise SystemExit(f"{path} on {src} failed:\n{out.stderr}")
     got = dict(json.loads(out.stdout.splitlines()[-1]))
     module = got.pop("module")
     assert Path(module).is_relative_to(src), f"{path}: enrichkit imported from {module}, not from {src}"
@@ -244,7 +246,8 @@ def least_cpu_us(step: Callable[[], Any], number: int, repeat: int = 3) -> float
 def llama_cpp_answer(codec: PackCodec, logprobs: bool) -> dict[str, Any]:
     """A chat completion of the stubs' answer to a row asked alone, shaped as xllamacpp returns it: with
     ``logprobs``, each token (the stubs' cut) with its bytes, its id and ``ALTERNATIVES`` alternatives
-    (the rival value's where it has one, made-up unlikely ones to fill), and the end of generation."""
+    (the rival value's where it has one, made-up unlikely ones to fill, as the stubs' ``--fill-alternatives``;
+    written here so that an older tree's child runs it too), and the end of generation."""
     row = next(iter_synthetic_rows(1))
     request = codec.single_request(Work("k0", {f: row[f] for f in TASK.inputs}))
     asked = Asked("m", request.system, request.prompt, request.schema, wrapped=False, logprobs=True)
@@ -263,7 +266,7 @@ def llama_cpp_answer(codec: PackCodec, logprobs: bool) -> dict[str, Any]:
                 top.append({"id": 1, "token": rival, "bytes": list(rival.encode()), "logprob": left})
             top += [
                 {"id": 2 + k, "token": token, "bytes": list(token.encode()), "logprob": lp}
-                for k, (token, lp) in enumerate(unlikely(ALTERNATIVES - len(top)))
+                for k, (token, lp) in enumerate((f"~{k}", -20.0 - k) for k in range(ALTERNATIVES - len(top)))
             ]
             entries.append({**entry, "top_logprobs": top})
         entries.append({"id": 0, "token": "", "bytes": [], "logprob": -0.01, "top_logprobs": []})
