@@ -1,6 +1,7 @@
 """What reading the confidence costs the engine: a 20-row pack's answer checked with and without tokens.
 
     .venv/bin/python benchmarks/confidence_read.py [--packs 2000]
+    .venv/bin/python benchmarks/confidence_read.py --same FILE.jsonl ...   # same confidences as at BEFORE?
 
 Prints the microseconds per pack of ``PackCodec.read_pack`` on the same answer: without token
 log-probabilities, and with them as a provider now gives them (the stubs' tokenisation: a token per word
@@ -24,7 +25,7 @@ from typing import Any
 
 from enrichkit import Task
 from enrichkit.engine.codec import PackCodec
-from enrichkit.providers.base import ALTERNATIVES, Reply, Token, Usage
+from enrichkit.providers.base import ALTERNATIVES, Reply, Token, Tokens, Usage
 from enrichkit.rows.work import Work
 from enrichkit.testing.logprobs import Probs, scripted_tokens
 
@@ -95,10 +96,71 @@ def timed(codec: PackCodec, reply: Reply, ids: list[str], items: list[Work], pac
     return (time.process_time() - started) / packs * 1e6
 
 
+def old_module(path: str, name: str, revision: str) -> Any:
+    """``path`` (under ``src/enrichkit``) as it was at ``revision``, loaded as a module of its own."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{revision}:src/enrichkit/{path}"], check=True, capture_output=True, text=True
+    ).stdout
+    module = types.ModuleType(name)
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)
+    return module
+
+
+def llama_cpp_doc(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat completion as xllamacpp returns it, from a row ``local_confidence.py`` saved (each token with
+    its first ``ALTERNATIVES`` alternatives, as the provider asks)."""
+    entries = [
+        {
+            "token": text,
+            "bytes": list(text.encode()),
+            "logprob": logprob,
+            "top_logprobs": [{"token": a, "bytes": list(a.encode()), "logprob": b} for a, b in alts[:ALTERNATIVES]],
+        }
+        for text, logprob, alts in saved["tokens"]
+    ]
+    message = {"role": "assistant", "content": saved["text"]}
+    return {"choices": [{"index": 0, "message": message, "logprobs": {"content": entries}}]}
+
+
+def same(files: list[str]) -> None:
+    """Each saved answer's confidence read by this tree (``answer_tokens``, ``ConfidenceReader``) and by
+    ``BEFORE``'s; stops at the first difference."""
+    from enrichkit.engine.confidence import ConfidenceReader
+    from enrichkit.providers.local.logprobs import answer_tokens
+
+    old_tokens = old_module("providers/local/logprobs.py", "old_local_logprobs", BEFORE).answer_tokens
+    old_reader = old_module("engine/confidence.py", "old_confidence", BEFORE).ConfidenceReader
+    schema = json.loads((ROOT / "schemas" / "library-group.json").read_text(encoding="utf-8"))["output"]
+    new, old = ConfidenceReader(schema), old_reader(schema)
+    compared = valued = 0
+    for file in files:
+        for line in Path(file).read_text(encoding="utf-8").splitlines():
+            saved = json.loads(line)
+            doc = llama_cpp_doc(saved)
+            try:
+                answers: dict[str | None, Mapping[str, Any]] = {None: json.loads(saved["text"])}
+            except json.JSONDecodeError:
+                continue
+            before_tokens, after_tokens = old_tokens(doc), answer_tokens(doc)
+            before = old.read(before_tokens, answers) if before_tokens else {}
+            after = new.read(after_tokens, answers) if after_tokens else {}
+            assert before == after, f"{file} {saved['id']}: {before} before, {after} now"
+            compared += 1
+            valued += bool(after.get(None))
+    print(f"{compared} answers, {valued} with a confidence: the same as at {BEFORE}")
+
+
+BEFORE = "f32b0bb"  # main before the lazy reading of the tokens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--packs", type=int, default=2000)
+    parser.add_argument("--same", nargs="+", metavar="FILE", help="saved answers (local_confidence.py --out)")
     args = parser.parse_args()
+    if args.same:
+        same(args.same)
+        return
     items = [Work(f"k{i}", {"name": f"lib{i}", "description": f"Library number {i} parses files."}) for i in range(20)]
     new, old = PackCodec(TASK, logprobs=True), OldCodec(TASK, logprobs=True)
     ids, _ = new.pack_request(items)
@@ -107,13 +169,13 @@ def main() -> None:
         for n, rid in enumerate(ids)
     ]
     text, tokens = tokens_of(answer)
-    plain, scored = Reply(text, usage=Usage(output_tokens=len(tokens))), Reply(text, tokens=tokens)
+    plain, scored = Reply(text, usage=Usage(output_tokens=len(tokens))), Reply(text, tokens=Tokens.of(tokens))
     assert new.read_pack(scored, ids, items).confidence == {item: {"kind": 0.8, "typed": 0.95} for item in items}, (
         "the renormalised share of a scripted value is its probability"
     )
     runs = {
         "without tokens": (new, plain),
-        f"with tokens, old reading ({OLD})": (old, scored),
+        f"with tokens, old reading ({OLD})": (old, Reply(text, tokens=tokens)),  # as its providers gave them
         "with tokens, new reading": (new, scored),
     }
     for codec, reply in runs.values():

@@ -7,8 +7,9 @@ The pack and its answer are ``throughput.py``'s synthetic rows and the stubs' de
 the one the stub sends (without ``logprobsResult`` / ``logprobs.content``; with them, the chosen tokens
 only, as before issue 32's second round: "+lp"; and with ``ALTERNATIVES`` candidates a step, as the
 providers now ask and the real APIs answer, the stub's made up to that many: "+top"). "read" is what the
-provider does with a response: the client's parse of the body (as the provider has it done) and its reply
-(enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array).
+provider does with a response: its parse of the body and its reply
+(enrichkit's own part: the tokens read, checked against the text, cut to the unwrapped array; each token's
+alternatives are read only when the confidence looks at them, so this part no longer reads them).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from openai.types.chat import ChatCompletion
 
 from enrichkit.engine.codec import PackCodec
 from enrichkit.providers import chat, gemini
@@ -43,7 +43,7 @@ def main() -> None:
     print(f"one pack of {len(rows)} rows; µs per read, least of 7 repeats (noisy on a shared machine)")
     print(
         f"{'wire':<8}{'tokens':>7}{'body B':>9}{'+lp':>8}{'+top':>8}{'read µs':>9}{'+lp':>8}{'+top':>8}"
-        f"{'of it SDK':>11}{'of it ours':>12}"
+        f"{'of it parse':>12}{'of it ours':>12}"
     )
     for wire in ("gemini", "openai"):
         print(measure(wire, request))
@@ -65,7 +65,7 @@ def measure(wire: str, request: Request) -> str:
     sizes = [len(json.dumps(body)) for body in (plain, with_lp, with_top)]
     return (
         f"{wire:<8}{len(pairs):>7}{sizes[0]:>9}{sizes[1]:>8}{sizes[2]:>8}{before:>9.0f}{lp:>8.0f}{top:>8.0f}"
-        f"{sdk:>11.0f}{ours:>12.0f}"
+        f"{sdk:>12.0f}{ours:>12.0f}"
     )
 
 
@@ -95,14 +95,11 @@ def _bodies(wire: str, text: str, pairs: list[Scripted]) -> tuple[dict[str, Any]
 
 
 def _reader(wire: str, *, wrapped: bool) -> tuple[Callable[[dict[str, Any]], Any], Callable[[Any], Reply]]:
-    """The client's parse of a body (Gemini's: the JSON text read by orjson, its dump here counted too; the
-    OpenAI SDK's model and the dump the OpenAI provider reads), and the provider's reply from it."""
+    """The provider's parse of a body as it has the JSON text (its dump here counted too; Gemini's leaves the
+    alternatives out, ``gemini.loads``; OpenAI's is orjson's), and its reply from it."""
     if wire == "gemini":
-        return lambda body: orjson.loads(orjson.dumps(body)), gemini.wire_reply
-    return (
-        lambda body: ChatCompletion.model_validate(body).model_dump(warnings=False),
-        lambda doc: chat.to_reply(doc, wrapped=wrapped),
-    )
+        return lambda body: gemini.loads(orjson.dumps(body)), lambda parsed: gemini.wire_reply(*parsed)
+    return lambda body: orjson.loads(orjson.dumps(body)), lambda doc: chat.to_reply(doc, wrapped=wrapped)
 
 
 if __name__ == "__main__":

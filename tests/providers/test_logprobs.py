@@ -8,12 +8,15 @@ import asyncio
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google import genai
 from google.genai import types
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enrichkit import Task, enrich
 from enrichkit.engine.prompt import pack_prompt, pack_schema, single_prompt
@@ -81,7 +84,7 @@ def item_probability(reply: Reply, rid: str, field: str) -> float:
         at = end
 
 
-def _over(tokens: tuple[Token, ...], start: int, end: int) -> float:
+def _over(tokens: Sequence[Token], start: int, end: int) -> float:
     total, at = 0.0, 0
     for token in tokens:
         if at < end and at + len(token.text) > start:
@@ -323,13 +326,24 @@ def test_a_run_that_does_not_ask_sends_the_request_as_before(stub: GeminiStub, t
     )
 
 
+def test_log_probabilities_are_asked_only_for_a_task_with_a_closed_field(
+    stub: GeminiStub, task: Task, cache_dir: Path
+) -> None:
+    client = make_client("k", stub.url)
+    enrich(topic_rows(3), task.subset(("tldr",)), client=client, cache_dir=cache_dir, progress=False)
+    calls = stub.generate_calls
+    assert calls and all("responseLogprobs" not in c.body["generationConfig"] for c in calls)
+    enrich(topic_rows(3), task, client=client, cache_dir=cache_dir, progress=False)  # "challenge" is an enum
+    assert stub.generate_calls[-1].body["generationConfig"]["logprobs"] == ALTERNATIVES
+
+
 def test_entries_rebuild_a_character_across_tokens_with_their_joint_probability() -> None:
     entries = [
         {"token": "Caf", "logprob": -0.1, "bytes": list(b"Caf")},
         {"token": "bytes:\\xc3", "logprob": -0.2, "bytes": [0xC3]},
         {"token": "bytes:\\xa9", "logprob": -0.3, "bytes": [0xA9]},
     ]
-    caf, e = from_entries(entries) or ()
+    caf, e = tuple(from_entries(entries) or ())
     assert caf == Token("Caf", -0.1) and e.text == "é" and e.logprob == pytest.approx(-0.5)
     assert from_entries([{"token": "x", "logprob": "?"}]) is None
     assert from_entries([{"token": "a", "logprob": -0.1, "bytes": [0xC3]}]) is None  # ends inside a character
@@ -399,3 +413,66 @@ def test_a_row_is_doubted_by_its_record_packed_or_alone(stub: GeminiStub, reques
     alone = Request("system", single_prompt({f: topic_rows(3)[1][f] for f in task.inputs}), schema, 100, logprobs=True)
     reply = ask(GeminiProvider(make_client("k", stub.url), "m"), alone)
     assert joined(reply) == reply.text and math.exp(sum(t.logprob for t in reply.tokens or ())) == pytest.approx(0.25)
+
+
+def _gemini_body(tokens: list[str], top_first: bool, indent: int | None) -> str:
+    """A generateContent body whose answer is ``tokens`` joined, two alternatives a token (a rival and a
+    made-up one), ``topCandidates`` before or after ``chosenCandidates``, written with ``indent``."""
+    chosen: list[dict[str, Any]] = [
+        {"token": t, "tokenId": n, "logProbability": -0.1 * n / len(tokens)} for n, t in enumerate(tokens)
+    ]
+    top = [{"candidates": [c, {"token": "rival" + c["token"], "tokenId": 1, "logProbability": -3.0}]} for c in chosen]
+    result: dict[str, Any] = {"topCandidates": top} if top_first else {}
+    result["chosenCandidates"] = chosen
+    result.setdefault("topCandidates", top)
+    body = response("".join(tokens))
+    body["candidates"][0]["logprobsResult"] = result
+    return json.dumps(body, indent=indent, ensure_ascii=indent is None)
+
+
+@pytest.mark.parametrize("top_first", [True, False])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_gemini_alternatives_read_only_where_looked_at_are_those_of_the_whole_body(
+    top_first: bool, indent: int | None
+) -> None:
+    tokens = ['{"', "label", '":', ' "', "]}]", '\\"candidates\\":', "é", '"}', ' "candidates": [', "x"]
+    body = _gemini_body(tokens, top_first, indent)
+    doc, steps = gemini.loads(body)
+    assert steps is not None and len(steps) == len(tokens)  # the alternatives were left out of the parse
+    lazy, whole = gemini.wire_reply(doc, steps), gemini.wire_reply(json.loads(body))
+    assert lazy.text == whole.text == "".join(tokens) and lazy.tokens is not None and whole.tokens is not None
+    assert tuple(lazy.tokens) == tuple(whole.tokens) and all(len(t.top) == 2 for t in lazy.tokens)
+    assert gemini.wire_reply(*gemini.loads(body.encode())) == whole
+
+
+def test_a_gemini_body_laid_out_otherwise_is_parsed_whole() -> None:
+    body = json.loads(_gemini_body(["a", "b"], True, None))
+    steps = body["candidates"][0]["logprobsResult"]["topCandidates"]
+    odd = ({"other": 1, "candidates": []}, {"candidates": [], "more": {"candidates": []}}, {"candidates": [], "x": 1})
+    for step in odd:  # a step whose first key is another, one holding a key "candidates" of its own, a key after
+        steps[0] = steps[-1] = step
+        doc, found = gemini.loads(json.dumps(body))
+        assert found is None and gemini.wire_reply(doc) == gemini.wire_reply(body)
+    body["candidates"][0]["logprobsResult"]["topCandidates"] = []  # fewer steps than tokens: no alternatives
+    reply = gemini.wire_reply(*gemini.loads(json.dumps(body)))
+    assert reply.tokens is not None and [t.top for t in reply.tokens] == [(), ()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(max_size=3), max_size=8),
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=0, max_value=20),
+)
+def test_tokens_cut_to_a_span_as_each_token_is_looked_at(texts: list[str], start: int, length: int) -> None:
+    tokens = tuple(Token(t, -0.5 * n, ((t, -0.5 * n), ("alt", -9.0))) for n, t in enumerate(texts))
+    end = start + length
+    expected, at = [], 0
+    for token in tokens:  # each token over the span kept; one across an edge cut to it, without alternatives
+        first, last = at, at + len(token.text)
+        at = last
+        if start <= first and last <= end:
+            expected.append(token)
+        elif max(first, start) < min(last, end):
+            expected.append(Token(token.text[max(first, start) - first : min(last, end) - first], token.logprob))
+    assert tuple(cut(tokens, start, end)) == tuple(expected)

@@ -438,6 +438,9 @@ def test_a_malformed_openai_answer_may_pass(chat: OpenAIStub) -> None:
     chat.script(lambda call: Wire(200, "not json"))
     problem = failure(openai_provider("m", base_url=chat.url))
     assert type(problem) is TransientError and "sent a malformed response" in str(problem)
+    chat.script(lambda call: Wire(200, ["not", "an", "object"]))
+    problem = failure(openai_provider("m", base_url=chat.url))
+    assert type(problem) is TransientError and "the body is a list, not an object" in str(problem)
 
 
 @pytest.mark.slow

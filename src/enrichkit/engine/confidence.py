@@ -27,10 +27,9 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from itertools import accumulate
 from typing import Any
 
-from enrichkit.providers.base import Token
+from enrichkit.providers.base import Token, Tokens
 
 CLOSED_VALUES = 21
 """An integer field with at most this many allowed values (e.g. 0 to 20) is closed."""
@@ -86,9 +85,9 @@ class ConfidenceReader:
         ``answers`` by pack id (one under None: a single row's object). A field gets one only where the
         value the tokens wrote is the value accepted; rows or fields not found are left out (nothing is
         guessed)."""
-        texts = [t.text for t in tokens]
-        text = "".join(texts)
-        starts = list(accumulate(map(len, texts), initial=0))
+        tokens = Tokens.of(tokens)
+        text = "".join(tokens.texts)
+        starts = tokens.starts
         spans = None if None in answers else self._spans(text, answers)
         if spans is None:
             spans = self._walked(text, answers)
@@ -141,9 +140,7 @@ class ConfidenceReader:
                 spans[rid] = {name: item[name] for name in self.fields if name in item}
         return spans
 
-    def _confidence(
-        self, tokens: Sequence[Token], starts: Sequence[int], text: str, span: Span, field: str
-    ) -> float | None:
+    def _confidence(self, tokens: Tokens, starts: Sequence[int], text: str, span: Span, field: str) -> float | None:
         """A value's confidence: at each of its tokens, the chosen token's share of the alternatives that write
         an allowed value, the least of them; where a token has no alternatives, the product of its tokens'
         probabilities instead. Only the value's own characters count (inside its quotes, for a string)."""
@@ -155,7 +152,7 @@ class ConfidenceReader:
         logprob, weakest, shares = 0.0, 1.0, True
         first = at
         while at < len(tokens) and starts[at] < end:
-            token = tokens[at]
+            token = tokens[at]  # made here: only the tokens of closed values are
             logprob += token.logprob
             if shares and token.top:
                 weakest = min(weakest, allowed.share(token, text, starts[at], start))

@@ -9,9 +9,11 @@ never asks which class it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from itertools import accumulate
+from typing import Any, Literal, Protocol, overload
 
 Finish = Literal["stop", "max_tokens", "blocked", "other"]
 JobState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired", "unknown"]
@@ -90,13 +92,93 @@ class Token:
     top: tuple[tuple[str, float], ...] = ()
 
 
+Top = tuple[tuple[str, float], ...]
+
+
+class Tokens(Sequence[Token]):
+    """An answer's tokens as a provider read them off its wire: their texts and log-probabilities as lists,
+    and each token's alternatives read from the provider's own entry only when that token is looked at
+    (``top``: the alternatives are most of a reply with log-probabilities, and a confidence reads those of
+    a few tokens, its closed values'). A ``Token`` is made for an item looked at, not for the others."""
+
+    __slots__ = ("_starts", "_top", "logprobs", "texts")
+
+    def __init__(self, texts: list[str], logprobs: list[float], top: Callable[[int], Top] | None = None) -> None:
+        self.texts = texts
+        self.logprobs = logprobs
+        self._top = top
+        self._starts: list[int] | None = None
+
+    @classmethod
+    def of(cls, tokens: Sequence[Token]) -> Tokens:
+        """``tokens`` as ``Tokens`` (themselves if they are)."""
+        if isinstance(tokens, Tokens):
+            return tokens
+        made = tuple(tokens)
+        return cls([t.text for t in made], [t.logprob for t in made], lambda index: made[index].top)
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each token starts in the joined text, and (last) the text's length."""
+        if self._starts is None:
+            self._starts = list(accumulate(map(len, self.texts), initial=0))
+        return self._starts
+
+    def top(self, index: int) -> Top:
+        """The alternatives of the token at ``index`` (0 <= index < len), empty where none were given."""
+        return self._top(index) if self._top is not None else ()
+
+    def cut(self, start: int, end: int) -> Tokens:
+        """The tokens over ``[start, end)`` of their joined text; a token across an edge is cut to it and keeps
+        its log-probability (not its alternatives: they were for its whole text)."""
+        starts, count = self.starts, len(self.texts)
+        first, stop = bisect_left(starts, start, 0, count), bisect_right(starts, end, 0, count)
+        if first > 0 and starts[first] > start and start < end:  # the token across the start
+            first -= 1
+        while stop > first and starts[stop - 1] == end and starts[stop] > end:  # starts at the end: not over it
+            stop -= 1
+        kept = range(first, stop)
+        texts, logprobs = self.texts[first:stop], self.logprobs[first:stop]
+        whole = [True] * len(kept)
+        for n in {0, len(kept) - 1} if kept else ():
+            at = kept[n]
+            piece = self.texts[at][max(starts[at], start) - starts[at] : min(starts[at + 1], end) - starts[at]]
+            if piece != self.texts[at]:
+                texts[n], whole[n] = piece, False
+        return Tokens(texts, logprobs, lambda n: self.top(kept[n]) if whole[n] else ())
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Token: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Token, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Token | tuple[Token, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        return Token(self.texts[index], self.logprobs[index], self.top(index))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and not isinstance(other, str) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Tokens({tuple(self)!r})"
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str | None
     finish: Finish = "stop"
     usage: Usage = field(default_factory=Usage)
     detail: str = ""
-    tokens: tuple[Token, ...] | None = None
+    tokens: Sequence[Token] | None = None
     """The answer's tokens with their log-probabilities, in order, when asked for and given (their texts
     joined are ``text``, or the text the provider's answer was unwrapped from); None otherwise."""
 

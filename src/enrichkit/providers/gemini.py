@@ -28,6 +28,8 @@ import re
 import ssl
 import tempfile
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,8 @@ from enrichkit.providers.base import (
     MediaLimits,
     Reply,
     Request,
-    Token,
+    Tokens,
+    Top,
     Usage,
 )
 from enrichkit.providers.classify import by_status, first_line, malformed, refuses_logprobs, transport
@@ -390,7 +393,7 @@ class GeminiProvider(AsksLogprobs):
         with mapped_errors(self.model):
             response = await self.client.aio.models.generate_content(model=self.model, contents=turn, config=config)
             raw = response.sdk_http_response
-            return wire_reply(orjson.loads((raw.body if raw is not None else None) or "{}"))
+            return wire_reply(*loads((raw.body if raw is not None else None) or "{}"))
 
     async def count_tokens(self, request: Request) -> int | None:
         """``countTokens`` (free) on system text + prompt (the Gemini API takes no system instruction
@@ -450,11 +453,80 @@ def to_reply(response: types.GenerateContentResponse) -> Reply:
     return wire_reply(response.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-def wire_reply(doc: Any) -> Reply:
+def loads(body: str | bytes) -> tuple[Any, list[str] | None]:
+    """A response body's JSON (``wire_reply``'s arguments): where its ``topCandidates`` array is laid out
+    plainly, a step for each chosen token, that array is left out of the parse (it is most of the body:
+    ``ALTERNATIVES`` a token) and given apart, one JSON text a step, for the steps looked at to be read
+    alone; else the whole body parsed."""
+    text = body.decode() if isinstance(body, bytes) else body
+    found = _top_steps(text)
+    if found is not None:
+        start, end, steps = found
+        try:
+            doc = orjson.loads(text[:start] + "[]" + text[end:])
+        except orjson.JSONDecodeError:
+            doc = None
+        if _chosen(doc) == len(steps):  # a step for each chosen token: the array was read right
+            return doc, steps
+    return orjson.loads(text), None
+
+
+def _chosen(doc: Any) -> int:
+    """How many chosen tokens the first candidate of a response (or of a batch line's) has (-1: none)."""
+    doc = _object(doc)
+    candidates = _object(doc.get("response", doc)).get("candidates")
+    first = _object(candidates[0]) if isinstance(candidates, list) and candidates else {}
+    chosen = _object(first.get("logprobsResult")).get("chosenCandidates")
+    return len(chosen) if isinstance(chosen, list) else -1
+
+
+_TOP = '"topCandidates":'
+_STEP = '"candidates":'  # a key: unescaped quotes then a colon are never inside a JSON string
+
+
+def _top_steps(text: str) -> tuple[int, int, list[str]] | None:
+    """Where the ``topCandidates`` array of ``text`` stands, and each of its steps' ``candidates`` as JSON
+    text; None where it is missing, or not laid out as ``[{"candidates": [...]}, ...]`` (the last step's
+    array read by ``json``'s scanner to find the end, so no bracket inside a token can mislead it)."""
+    key = text.find(_TOP)  # a second array (another candidate's) would not give a step a chosen token: see loads
+    if key == -1:
+        return None
+    start = _skip(text, key + len(_TOP))
+    last = text.rfind(_STEP)
+    if start >= len(text) or text[start] != "[" or last < start:
+        return None
+    try:
+        _, end = _DECODER.raw_decode(text, _skip(text, last + len(_STEP)))
+    except ValueError:
+        return None
+    end = _skip(text, end)
+    if end >= len(text) or text[end] != "}":
+        return None
+    end = _skip(text, end + 1)
+    if end >= len(text) or text[end] != "]":
+        return None
+    steps = text[start + 1 : end].split(_STEP)
+    if steps[0].strip() != "{":
+        return None
+    return start, end + 1, steps[1:]
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _skip(text: str, at: int) -> int:
+    """The first index from ``at`` that is not JSON whitespace."""
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
+def wire_reply(doc: Any, steps: list[str] | None = None) -> Reply:
     """A provider-neutral reply from a generateContent response as the REST API sends it (camelCase JSON),
-    with the chosen tokens' log-probabilities where they join to its text. The text is the first candidate's
-    text parts joined (thoughts left out; None without a text part), as the SDK's ``response.text`` says;
-    a part of unexpected shape is left out, a body that is no object is ``MalformedResponse``."""
+    with the chosen tokens' log-probabilities where they join to its text (their alternatives from
+    ``steps``, where ``loads`` gave them apart). The text is the first candidate's text parts joined
+    (thoughts left out; None without a text part), as the SDK's ``response.text`` says; a part of
+    unexpected shape is left out, a body that is no object is ``MalformedResponse``."""
     if not isinstance(doc, dict):
         raise MalformedResponse(f"the body is a {type(doc).__name__}, not an object")
     usage = _object(doc.get("usageMetadata"))
@@ -484,7 +556,7 @@ def wire_reply(doc: Any) -> Reply:
         if isinstance(p, dict) and isinstance(p.get("text"), str) and p.get("thought") is not True
     ]
     text = "".join(texts) if texts else None
-    return Reply(text, finish, counted, name, aligned(_tokens(_object(first.get("logprobsResult"))), text))
+    return Reply(text, finish, counted, name, aligned(_tokens(_object(first.get("logprobsResult")), steps), text))
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -495,25 +567,55 @@ def _count(value: Any) -> int:
     return value if type(value) is int else 0
 
 
-def _tokens(result: dict[str, Any]) -> tuple[Token, ...] | None:
+def _tokens(result: dict[str, Any], raw: list[str] | None = None) -> Tokens | None:
     """The chosen tokens of a ``logprobsResult`` with their alternatives (``topCandidates``, one list a step,
-    where given and well-formed); None without them, or with chosen tokens of unexpected shape."""
+    or ``raw``: each step's as JSON text; read only for the tokens looked at; a step of unexpected shape
+    gives its token none); None without chosen tokens, or with chosen tokens of unexpected shape."""
     chosen = result.get("chosenCandidates")
-    if not isinstance(chosen, list) or not all(isinstance(c, dict) for c in chosen):
+    if not isinstance(chosen, list) or not _DICTS.issuperset(map(type, chosen)):
         return None
-    tops: list[tuple[tuple[str, float], ...]] = []
-    for step in result.get("topCandidates") or []:
-        candidates = _object(step).get("candidates")
-        if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
-            tops = []
-            break
-        texts = [c.get("token") for c in candidates]
-        logprobs = [c.get("logProbability") for c in candidates]
-        if not are_texts(texts) or not are_logprobs(logprobs):
-            tops = []
-            break
-        tops.append(tuple(zip(texts, logprobs, strict=True)))
-    return from_pairs([c.get("token") for c in chosen], [c.get("logProbability") for c in chosen], tops)
+    try:
+        texts, logprobs = list(map(itemgetter("token"), chosen)), list(map(itemgetter("logProbability"), chosen))
+    except KeyError:
+        return None
+    steps = result.get("topCandidates")
+    top = None
+    if raw is not None and len(raw) == len(chosen):
+        top = partial(_raw_top, raw)
+    elif isinstance(steps, list) and len(steps) == len(chosen):
+        top = partial(_top, steps)
+    return from_pairs(texts, logprobs, top)
+
+
+_DICTS = frozenset({dict})
+
+
+def _raw_top(steps: list[str], index: int) -> Top:
+    """The alternatives of step ``index``, given as the JSON text after its ``"candidates":`` key (up to the
+    next step's); empty where that step is not an object whose first key that is."""
+    if index and not steps[index - 1].rstrip(" \t\n\r").endswith("{"):
+        return ()
+    try:
+        step = orjson.loads("{" + _STEP + steps[index].rstrip(" \t\n\r,{"))
+    except orjson.JSONDecodeError:
+        return ()
+    return _pairs(_object(step).get("candidates"))
+
+
+def _top(steps: list[Any], index: int) -> Top:
+    """The alternatives of ``topCandidates`` step ``index``; empty if it is of unexpected shape."""
+    return _pairs(_object(steps[index]).get("candidates"))
+
+
+def _pairs(candidates: Any) -> Top:
+    """A step's candidates as (text, log-probability) pairs; empty if they are of unexpected shape."""
+    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+        return ()
+    texts = [c.get("token") for c in candidates]
+    logprobs = [c.get("logProbability") for c in candidates]
+    if not are_texts(texts) or not are_logprobs(logprobs):
+        return ()
+    return tuple(zip(texts, logprobs, strict=True))
 
 
 INLINE_LIMIT = 200  # requests; bigger jobs upload a JSONL file (inline requests are capped at ~20 MB)
@@ -623,12 +725,12 @@ class GeminiBatches:
 
     def _result_line(self, line: str) -> tuple[str | None, Reply | str]:
         try:
-            doc = json.loads(line)
+            doc, steps = loads(line)
             key = doc.get("key") if isinstance(doc, dict) else None
             if not isinstance(key, str):
                 return None, ""
             if "response" in doc:
-                return key, wire_reply(doc["response"])
+                return key, wire_reply(doc["response"], steps)
             error = doc.get("error", {})
             return key, self._failed(error.get("message"), error.get("code"))
         except (json.JSONDecodeError, MalformedResponse, AttributeError):

@@ -5,17 +5,19 @@ passed on (None), never guessed into place. OpenAI-style entries carry each toke
 character split across tokens is rebuilt and given to the token that completes it, with the log-probability
 of every token it took (their joint probability). A reply unwrapped from a larger answer keeps the tokens
 over the part it was unwrapped to (``cut``). Each token keeps the model's most likely tokens at its step
-(``top_logprobs``, ``Token.top``) where the entry has them and the token is its entry's whole text.
+(``top_logprobs``, ``Token.top``) where the entry has them and the token is its entry's whole text; they
+are read from the entry only for the tokens looked at (``Tokens``).
 """
 
 from __future__ import annotations
 
 import codecs
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeGuard
 
-from enrichkit.providers.base import Capabilities, Reply, Request, Token
+from enrichkit.providers.base import Capabilities, Reply, Request, Token, Tokens, Top
 from enrichkit.providers.classify import LogprobsRefused
 
 
@@ -51,14 +53,18 @@ class AsksLogprobs:
 
 
 def are_logprobs(values: list[Any]) -> TypeGuard[list[float]]:
-    """Whether every value is a natural log of a probability (a number, at most 0)."""
-    return all(type(v) is float or type(v) is int for v in values) and all(v <= 0 for v in values)
+    """Whether every value is a natural log of a probability (a number, at most 0; not NaN, nor a bool)."""
+    return _NUMBERS.issuperset(map(type, values)) and (not values or max(values) <= 0) and not math.isnan(sum(values))
 
 
-def from_entries(entries: Any, text: str | None = None) -> tuple[Token, ...] | None:
-    """The tokens of an OpenAI-style ``logprobs.content`` list (``token``, ``logprob``, ``bytes``); None if
-    it is missing or malformed. Where the token texts already join to ``text`` they are taken as they are;
-    else each is rebuilt from its bytes."""
+_NUMBERS = frozenset({float, int})
+
+
+def from_entries(entries: Any, text: str | None = None) -> Tokens | None:
+    """The tokens of an OpenAI-style ``logprobs.content`` list (``token``, ``logprob``, ``bytes``,
+    ``top_logprobs``); None if it is missing or malformed. Where the token texts already join to ``text``
+    they are taken as they are, each one's alternatives read only when looked at; else each is rebuilt
+    from its bytes."""
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
         return None
     logprobs = [e.get("logprob") for e in entries]
@@ -66,11 +72,11 @@ def from_entries(entries: Any, text: str | None = None) -> tuple[Token, ...] | N
         return None
     texts = [e.get("token") for e in entries]
     if text is not None and are_texts(texts) and "".join(texts) == text:
-        return tuple(map(Token, texts, logprobs, map(top_of, entries)))
+        return Tokens(texts, logprobs, lambda index: top_of(entries[index]))
     return _from_bytes(entries)
 
 
-def top_of(entry: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+def top_of(entry: Mapping[str, Any]) -> Top:
     """An OpenAI-style entry's ``top_logprobs`` as (text, log-probability) pairs; empty if missing or malformed."""
     top = entry.get("top_logprobs")
     if not top or not isinstance(top, list):
@@ -82,14 +88,16 @@ def top_of(entry: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
     return pairs if are_texts([t for t, _ in pairs]) and are_logprobs([lp for _, lp in pairs]) else ()
 
 
-def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
+def _from_bytes(entries: list[Mapping[str, Any]]) -> Tokens | None:
     """Tokens rebuilt from each entry's UTF-8 ``bytes``: a character cut between entries goes to the one
     that completes it, with the log-probability of every entry it took (and no alternatives)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    tokens: list[Token] = []
+    texts: list[str] = []
+    logprobs: list[float] = []
+    whole: list[int] = []  # the entry of each token that is one entry's whole text (-1: rebuilt)
     carried, parts = 0.0, 0
     try:
-        for entry in entries:
+        for at, entry in enumerate(entries):
             raw = entry.get("bytes")
             if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
                 piece = decoder.decode(bytes(raw))
@@ -100,55 +108,46 @@ def _from_bytes(entries: list[Mapping[str, Any]]) -> tuple[Token, ...] | None:
             carried += entry["logprob"]
             parts += 1
             if piece:
-                whole = parts == 1 and piece == entry.get("token")
-                tokens.append(Token(piece, carried, top_of(entry) if whole else ()))
+                texts.append(piece)
+                logprobs.append(carried)
+                whole.append(at if parts == 1 and piece == entry.get("token") else -1)
                 carried, parts = 0.0, 0
         if decoder.decode(b"", final=True):
             return None
     except UnicodeDecodeError:
         return None
-    return tuple(tokens)
+    return Tokens(texts, logprobs, lambda index: top_of(entries[whole[index]]) if whole[index] >= 0 else ())
 
 
-def from_pairs(
-    texts: list[Any], logprobs: list[Any], tops: Sequence[tuple[tuple[str, float], ...]] | None = None
-) -> tuple[Token, ...] | None:
-    """Tokens from their texts and log-probabilities (and each one's alternatives, ``tops``, where given);
-    None if any is missing."""
+def from_pairs(texts: list[Any], logprobs: list[Any], top: Callable[[int], Top] | None = None) -> Tokens | None:
+    """Tokens from their texts and log-probabilities (and each one's alternatives by its index, ``top``,
+    where given); None if any is missing."""
     if not are_texts(texts) or not are_logprobs(logprobs):
         return None
-    if tops is None or len(tops) != len(texts):
-        return tuple(map(Token, texts, logprobs))
-    return tuple(map(Token, texts, logprobs, tops))
+    return Tokens(texts, logprobs, top)
 
 
 def are_texts(values: list[Any]) -> TypeGuard[list[str]]:
-    return all(type(v) is str for v in values)
+    return _TEXTS.issuperset(map(type, values))
 
 
-def aligned(tokens: Sequence[Token] | None, text: str | None) -> tuple[Token, ...] | None:
+_TEXTS = frozenset({str})
+
+
+def aligned(tokens: Sequence[Token] | None, text: str | None) -> Tokens | None:
     """``tokens`` if they join to ``text``; the ones over its end if they join to more (text the reply
     leaves out before it); else None."""
     if tokens is None or text is None:
         return None
-    joined = "".join(t.text for t in tokens)
+    tokens = Tokens.of(tokens)
+    joined = "".join(tokens.texts)
     if joined == text:
-        return tuple(tokens)
+        return tokens
     if joined.endswith(text):
-        return cut(tokens, len(joined) - len(text), len(joined))
+        return tokens.cut(len(joined) - len(text), len(joined))
     return None
 
 
-def cut(tokens: Sequence[Token], start: int, end: int) -> tuple[Token, ...]:
-    """The tokens over ``[start, end)`` of their joined text; a token across an edge is cut to it and keeps
-    its log-probability (not its alternatives: they were for its whole text)."""
-    out = []
-    at = 0
-    for token in tokens:
-        first, last = at, at + len(token.text)
-        at = last
-        if start <= first and last <= end:
-            out.append(token)
-        elif max(first, start) < min(last, end):
-            out.append(Token(token.text[max(first, start) - first : min(last, end) - first], token.logprob))
-    return tuple(out)
+def cut(tokens: Sequence[Token], start: int, end: int) -> Tokens:
+    """The tokens over ``[start, end)`` of their joined text (``Tokens.cut``)."""
+    return Tokens.of(tokens).cut(start, end)

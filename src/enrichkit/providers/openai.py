@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx2
+import orjson
 import pydantic
 
 from enrichkit.errors import ProviderError, UserError
@@ -101,10 +102,16 @@ class OpenAIProvider(AsksLogprobs):
         return {**body, "logprobs": True, "top_logprobs": ALTERNATIVES} if self.asks_logprobs(request) else body
 
     async def _generate(self, request: Request) -> Reply:
+        """The call; its body read as JSON straight from the response (``with_raw_response``), not through the
+        SDK's models: with log-probabilities asked, those would build an object per token and alternative."""
         deadline = {} if request.timeout is None else {"timeout": request.timeout}
         with mapped_errors(self.model):
-            response = await self.client.chat.completions.create(**self.body(request), **deadline)
-        return to_reply(response.model_dump(warnings=False), wrapped=wraps(request.schema))
+            response = await self.client.chat.completions.with_raw_response.create(**self.body(request), **deadline)
+            doc = orjson.loads(response.content)
+        if not isinstance(doc, dict):
+            host = str(self.client.base_url.host or "the endpoint")
+            raise malformed(TypeError(f"the body is a {type(doc).__name__}, not an object"), host)
+        return to_reply(doc, wrapped=wraps(request.schema))
 
     async def count_tokens(self, request: Request) -> int | None:
         return None

@@ -45,6 +45,11 @@ def main() -> None:
     parser.add_argument(
         "--refuse-logprobs", action="store_true", help="answer a request for log-probabilities as a model without them"
     )
+    parser.add_argument(
+        "--fill-alternatives",
+        action="store_true",
+        help="give as many alternatives a token as asked, as the real APIs do (made-up unlikely ones)",
+    )
     args = parser.parse_args()
     if not 0 < args.probability <= 1:
         parser.error("--probability must be in (0, 1]")
@@ -71,6 +76,7 @@ def main() -> None:
     else:
         stub = AnthropicStub(shuffle_outputs=args.shuffle_outputs, models=models, **pacing)
     stub.probs = Probs(args.probability)
+    stub.filled = args.fill_alternatives
     if args.refuse_logprobs:
         stub.rule(logprobs_refused())
     with stub:

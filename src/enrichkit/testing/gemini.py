@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
 from enrichkit.testing.gemini_batches import GeminiBatches, GeminiJob
-from enrichkit.testing.logprobs import Scripted
+from enrichkit.testing.logprobs import Scripted, unlikely
 from enrichkit.testing.media import Parts, decoded, joined
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub
 
@@ -62,15 +62,15 @@ def response(text: str | None, finish: str = "STOP", prompt_tokens: int = 0) -> 
     return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "stub"}
 
 
-def logprobs_result(tokens: list[Scripted], top: int = 0) -> dict[str, Any]:
+def logprobs_result(tokens: list[Scripted], top: int = 0, filled: bool = False) -> dict[str, Any]:
     """A candidate's ``logprobsResult``: each chosen token (an id of the stub's making) and, for ``top``,
     up to that many candidates a step, most likely first: the chosen, and its rival value's token (with
-    what the chosen leaves)."""
+    what the chosen leaves); ``filled``: made up to ``top`` with unlikely tokens, as the real API gives them."""
     chosen = [{"token": t, "tokenId": _token_id(t), "logProbability": lp} for t, lp, _ in tokens]
     result: dict[str, Any] = {"chosenCandidates": chosen, "logProbabilitySum": sum(lp for _, lp, _ in tokens)}
     if top > 0:
         result["topCandidates"] = [
-            {"candidates": _candidates(c, rival, top)} for c, (_, _, rival) in zip(chosen, tokens, strict=True)
+            {"candidates": _candidates(c, rival, top, filled)} for c, (_, _, rival) in zip(chosen, tokens, strict=True)
         ]
     return result
 
@@ -79,14 +79,17 @@ def _token_id(token: str) -> int:
     return sum(token.encode()) % 256_000
 
 
-def _candidates(chosen: dict[str, Any], rival: str | None, n: int) -> list[dict[str, Any]]:
-    """A step's candidates: the chosen token and, where it has one, its rival with what it leaves (no
-    made-up others: the real API's ``n`` a step would only make every answer ``n`` times bigger to parse)."""
+def _candidates(chosen: dict[str, Any], rival: str | None, n: int, filled: bool) -> list[dict[str, Any]]:
+    """A step's candidates: the chosen token and, where it has one, its rival with what it leaves; made-up
+    others only if ``filled`` (the real API's ``n`` a step makes every answer ``n`` times bigger to parse)."""
     found = [chosen]
     if rival is not None:
         left = max(1e-9, 1 - math.exp(chosen["logProbability"]))
         found.append({"token": rival, "tokenId": _token_id(rival), "logProbability": math.log(left)})
-    return sorted(found, key=lambda c: -c["logProbability"])[:n]
+    found.sort(key=lambda c: -c["logProbability"])
+    if filled:
+        found += [{"token": token, "tokenId": _token_id(token), "logProbability": lp} for token, lp in unlikely(n)]
+    return found[:n]
 
 
 def error_body(status: int, message: str, name: str | None = None, *details: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +241,7 @@ class GeminiStub(WireStub):
         if pairs is not None:
             candidate = body["candidates"][0]
             top = asked.body.get("generationConfig", {}).get("logprobs")
-            candidate["logprobsResult"] = logprobs_result(pairs, top if isinstance(top, int) else 0)
+            candidate["logprobsResult"] = logprobs_result(pairs, top if isinstance(top, int) else 0, self.filled)
             candidate["avgLogprobs"] = sum(lp for _, lp, _ in pairs) / max(1, len(pairs))
         return Wire(body=body, delay=answer.delay)
 

@@ -57,6 +57,11 @@ class Probs:
         return self.ids.get(item, self.default) if item is not None else self.default
 
 
+def unlikely(n: int) -> list[tuple[str, float]]:
+    """``n`` made-up alternatives no answer writes, each with a tiny log-probability (a wire's filler)."""
+    return [(f"~{k}", -20.0 - k) for k in range(n)]
+
+
 Scripted = tuple[str, float, str | None]
 """A token, its log-probability, and a rival token that would write another allowed value there (or None)."""
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any, Unpack
 
 from enrichkit.testing.faults import Answer, Asked, Error, Wire, tokens, tokens_of
-from enrichkit.testing.logprobs import Scripted
+from enrichkit.testing.logprobs import Scripted, unlikely
 from enrichkit.testing.media import Parts, data_url, joined, user_contents
 from enrichkit.testing.openai_batches import OpenAIBatches, OpenAIJob
 from enrichkit.testing.wire import ANY_MODEL, Pacing, WireStub, unwrapped
@@ -51,9 +51,10 @@ def completion(
             "choices": [choice], "usage": usage}  # fmt: skip
 
 
-def logprobs_content(tokens: list[Scripted], top: int = 0) -> list[dict[str, Any]]:
+def logprobs_content(tokens: list[Scripted], top: int = 0, filled: bool = False) -> list[dict[str, Any]]:
     """``choices[].logprobs.content``: an entry a token, with ``top`` alternatives, most likely first (the
-    chosen one, and its rival value's token with what the chosen leaves). A token holding a character of
+    chosen one, and its rival value's token with what the chosen leaves; ``filled``: made up to ``top``
+    with unlikely tokens, as the real API gives them). A token holding a character of
     several bytes is cut one byte into it, as OpenAI's byte-level tokens cut such characters: the first
     part's token is shown as its bytes (``bytes:\\xe2``), its probability on the first part."""
     entries = []
@@ -68,6 +69,8 @@ def logprobs_content(tokens: list[Scripted], top: int = 0) -> list[dict[str, Any
                 left = max(1e-9, 1 - math.exp(logprob))
                 alternatives.append({"token": rival, "logprob": math.log(left), "bytes": list(rival.encode())})
             alternatives.sort(key=lambda a: -float(a["logprob"]))
+            if filled:
+                alternatives += [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in unlikely(top)]
             entries.append({**entry, "top_logprobs": alternatives[:top]})
     return entries
 
@@ -194,7 +197,7 @@ class OpenAIStub(WireStub):
         pairs = tokens_of(answer, asked, self.probs)
         if pairs is not None:
             top = asked.body.get("top_logprobs")
-            content_ = logprobs_content(pairs, top if isinstance(top, int) else 0)
+            content_ = logprobs_content(pairs, top if isinstance(top, int) else 0, self.filled)
             body["choices"][0]["logprobs"] = {"content": content_, "refusal": None}
         return Wire(body=body, delay=answer.delay)
 

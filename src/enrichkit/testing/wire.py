@@ -89,6 +89,9 @@ class WireStub(Script):
         """Requests answered 429 by the ``rpm`` limit."""
         self.api_calls: list[ApiCall] = []
         self._api_faults: dict[str, collections.deque[Error]] = {}
+        self.filled = False
+        """Log-probabilities carry as many alternatives a token as asked, as the real APIs give them (made-up
+        unlikely tokens after the chosen one and its rival; off by default: bodies stay small for the tests)."""
         self._server = _Server(("127.0.0.1", pacing.get("port", 0)), http_handler(self.serve))
         self._thread: threading.Thread | None = None
 

@@ -20,7 +20,7 @@ import codecs
 from collections.abc import Mapping
 from typing import Any
 
-from enrichkit.providers.base import ALTERNATIVES, Token
+from enrichkit.providers.base import ALTERNATIVES, Token, Tokens
 from enrichkit.providers.logprobs import top_of
 
 ASK = {"logprobs": True, "top_logprobs": ALTERNATIVES}
@@ -28,7 +28,7 @@ ASK = {"logprobs": True, "top_logprobs": ALTERNATIVES}
 (``Token.top``; ``top_logprobs`` 0 returns none)."""
 
 
-def answer_tokens(doc: Mapping[str, Any]) -> tuple[Token, ...] | None:
+def answer_tokens(doc: Mapping[str, Any]) -> Tokens | None:
     """The tokens of a chat completion ``doc``'s answer with their log-probabilities, spelling its text
     as generated (before the provider trims it); None when it has none, or they do not spell the text.
 
@@ -47,11 +47,11 @@ def answer_tokens(doc: Mapping[str, Any]) -> tuple[Token, ...] | None:
     written = [e for e in content if e.get("bytes")]
     pieces = [e.get("token") for e in written]
     if all(isinstance(p, str) and p for p in pieces) and "".join(pieces) == text:  # no character split
-        return tuple(Token(e["token"], e["logprob"], top_of(e)) for e in written)
+        return Tokens(pieces, [e["logprob"] for e in written], lambda index: top_of(written[index]))
     return _from_bytes(written, text)
 
 
-def _from_bytes(written: list[Mapping[str, Any]], text: str) -> tuple[Token, ...] | None:
+def _from_bytes(written: list[Mapping[str, Any]], text: str) -> Tokens | None:
     """The tokens cut from their bytes, a character split across tokens joined into one (without
     alternatives: they were for a part of it)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -67,4 +67,4 @@ def _from_bytes(written: list[Mapping[str, Any]], text: str) -> tuple[Token, ...
             pending, parts = 0.0, 0
     if "".join(t.text for t in tokens) + decoder.decode(b"", final=True) != text:
         return None
-    return tuple(tokens)
+    return Tokens.of(tokens)
