@@ -230,6 +230,7 @@ def answering_at_once(weights: Path) -> LocalProvider:
     weights.write_bytes(b"")
     provider = LocalProvider(weights, prompt_cache=False, slots=1)
     provider._server, provider.prefix = AtOnce(), cast(Any, object())
+    provider.staged = False  # the answer whole in one completion, as AtOnce gives it (a tree before staging: no-op)
     return provider
 
 

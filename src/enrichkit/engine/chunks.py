@@ -143,7 +143,8 @@ async def run_chunks(
     stats.pack_size = sizer.sizes if sizer else None
     limiter = context.limiter
     concurrency = opts.concurrency or default_concurrency(primary, limiter.rpm)
-    adapts = opts.concurrency is None and concurrency > 1  # a given concurrency is kept as it is
+    # a given concurrency is kept as it is, and so are a local model's slots
+    adapts = opts.concurrency is None and concurrency > 1 and not primary.capabilities.fixed_concurrency
     scheduler = Scheduler(
         stats,
         concurrency=concurrency,

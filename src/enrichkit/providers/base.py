@@ -193,6 +193,9 @@ class Capabilities:
     id_style: IdStyle = "enum"
     max_pack_size: int = 50
     concurrency: int = 8
+    fixed_concurrency: bool = False
+    """``concurrency`` is all the provider can do at once (a local model's slots): the engine does not raise
+    it while calls go well, as it does for a remote API's."""
     timeout: float | None = 120.0
     service_tiers: frozenset[str] = frozenset()
     reads_schema: bool = True

@@ -49,7 +49,13 @@ from enrichkit.providers.local.weights import file_sha256, local_model
 # ``own_words`` off: on the demo's 20 rows the repair copied again 13 times in 15 and took 35 calls for
 # 20 rows (benchmarks/local_quality.py, README "Own words"); a caller may turn it on.
 CAPABILITIES = Capabilities(
-    id_style="prefix", max_pack_size=1, concurrency=1, timeout=None, reads_schema=False, logprobs=True
+    id_style="prefix",
+    max_pack_size=1,
+    concurrency=1,
+    fixed_concurrency=True,
+    timeout=None,
+    reads_schema=False,
+    logprobs=True,
 )
 
 DEFAULT_CONTEXT = 8192
