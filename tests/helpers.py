@@ -20,6 +20,7 @@ from enrichkit import EnrichResult, RetryPolicy, Task, aenrich
 from enrichkit.cli import main
 from enrichkit.providers.base import Provider, Reply, Request
 from enrichkit.testing import Asked, FunctionProvider, GeminiStub, Scripted
+from enrichkit.testing.media import COLOURS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -133,6 +134,14 @@ def hold_until_both_sent(stub: GeminiStub) -> None:
 def most_in_any_window(times: list[float], window: float) -> int:
     return max(sum(1 for t in times if s <= t < s + window) for s in times)
 
+
+PHOTO_TASK = Task.from_columns(
+    "Name the product photo's main colour and describe it.",
+    ["title", "photo:image"],
+    [f"colour: {'|'.join(COLOURS)}", "caption: text"],
+    id_field="sku",
+)
+"""The media tests' task: a product's photo, its main colour (one of the stubs' ``COLOURS``) and a caption."""
 
 T = TypeVar("T")
 

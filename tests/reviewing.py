@@ -13,6 +13,7 @@ from typing import Any
 
 from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
+from enrichkit.history.runs import RunRecord
 from enrichkit.options import RunOptions
 from enrichkit.output.files import columns_of, write_rows
 from enrichkit.providers.base import Capabilities, Reply, Request
@@ -68,8 +69,12 @@ def enriched(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @contextmanager
-def serving(output: Path, cache: Path) -> Iterator[ReviewServer]:
-    session = Session(output, Task.from_file(TASK), cache)
+def serving(
+    output: Path, cache: Path, task: Task | None = None, run: RunRecord | None = None
+) -> Iterator[ReviewServer]:
+    """A review server of ``output`` (rows answering ``task``, by default the roadmap task; written by ``run``)
+    on a thread of its own, stopped and closed after."""
+    session = Session(output, task or Task.from_file(TASK), cache, run)
     server = ReviewServer(session)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from enrichkit import EnrichResult, Task, enrich
+from enrichkit import EnrichResult, enrich
 from enrichkit.errors import FatalProviderError
 from enrichkit.providers.base import Media, Request
 from enrichkit.providers.gemini import GeminiProvider, make_client
@@ -20,15 +20,10 @@ from enrichkit.providers.media_cost import GEMINI
 from enrichkit.testing import GeminiStub
 from enrichkit.testing.faults import Error
 from enrichkit.testing.media import COLOURS, png
-from helpers import FAST_RETRY
+from helpers import FAST_RETRY, PHOTO_TASK
 
 NAMES = list(COLOURS)
-TASK = Task.from_columns(
-    "Name the product photo's main colour and describe it.",
-    ["title", "photo:image"],
-    [f"colour: {'|'.join(NAMES)}", "caption: text"],
-    id_field="sku",
-)
+TASK = PHOTO_TASK
 FILE_ABOVE = 1_000  # bytes: the test's stand-in for Gemini's 5 MB
 
 

@@ -20,16 +20,11 @@ from enrichkit.providers.openai import openai_provider
 from enrichkit.testing import AnthropicStub, GeminiStub, OpenAIStub
 from enrichkit.testing.faults import Asked
 from enrichkit.testing.media import COLOURS, pdf, png
-from helpers import FAST_RETRY
+from helpers import FAST_RETRY, PHOTO_TASK
 
 Stub = GeminiStub | OpenAIStub | AnthropicStub
 NAMES = list(COLOURS)
-TASK = Task.from_columns(
-    "Name the product photo's main colour and describe it.",
-    ["title", "photo:image"],
-    [f"colour: {'|'.join(NAMES)}", "caption: text"],
-    id_field="sku",
-)
+TASK = PHOTO_TASK
 
 
 @pytest.fixture(autouse=True)

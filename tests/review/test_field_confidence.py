@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
+import reviewing
 from enrichkit.cache.folder import RowCache
 from enrichkit.cli.flags import CliOptions
 from enrichkit.cli.runner import run_job
@@ -21,7 +20,6 @@ from enrichkit.options import RunOptions
 from enrichkit.output.files import columns_of, write_rows
 from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.review.server import ReviewServer
-from enrichkit.review.session import Session
 from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.task.task import Task
 from enrichkit.testing import FunctionProvider, ids_of, records_of, scored
@@ -74,19 +72,9 @@ def enriched(folder: Path, suffix: str, logprobs: bool = True) -> tuple[Path, Pa
     return output, cache, Task.from_file(folder / "task.json")
 
 
-@contextmanager
-def serving(output: Path, cache: Path, task: Task) -> Iterator[ReviewServer]:
-    session = Session(output, task, cache, RunHistory(cache).written(output))
-    server = ReviewServer(session)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        session.close()
+def serving(output: Path, cache: Path, task: Task) -> AbstractContextManager[ReviewServer]:
+    """The review server of ``output`` as the command opens it: with the run that wrote it."""
+    return reviewing.serving(output, cache, task, RunHistory(cache).written(output))
 
 
 def figures(page: str) -> dict[int, dict[str, str]]:
