@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -201,24 +202,12 @@ class LocalProvider:
         server, prefix = self._loaded()
         if self.prompt_cache:
             prefix.warm(body["messages"][0]["content"])
-        try:
-            response: dict[str, Any] = server.handle_chat_completions(body)
-        except ValueError as exc:  # the request itself (schema, template) cannot be served
-            raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
-        except RuntimeError as exc:
-            raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
-        return response
+        return _served(server.handle_chat_completions, body)
 
     def _call(self, body: dict[str, Any]) -> dict[str, Any]:
         """One raw completion (``body``'s prompt already rendered)."""
         server, _ = self._loaded()
-        try:
-            response: dict[str, Any] = server.handle_completions(body)
-        except ValueError as exc:
-            raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
-        except RuntimeError as exc:
-            raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
-        return response
+        return _served(server.handle_completions, body)
 
     def _plan(self, request: Request) -> tuple[Value, ...] | None:
         """The values of ``request``'s answer to decode in stages, or None: asked as a whole."""
@@ -322,3 +311,14 @@ def local_provider(model_path: Path | None = None, model: str | None = None, slo
     default the embedded model, joined on first use), with ``slots`` rows decoding together
     (default ``default_slots``)."""
     return LocalProvider(model_path or local_model(model), slots=slots)
+
+
+def _served(handler: Callable[[dict[str, Any]], dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    """``handler(body)`` (one of the server's), its errors mapped: a request that cannot be served (its
+    schema, its template) is fatal, a failure of the server transient."""
+    try:
+        return handler(body)
+    except ValueError as exc:
+        raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
+    except RuntimeError as exc:
+        raise TransientError(f"llama.cpp failed: {str(exc)[:200]}") from None
