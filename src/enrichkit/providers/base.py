@@ -213,6 +213,11 @@ class Capabilities:
 MediaAccounting = Literal["gemini", "gemini3", "openai", "anthropic"]
 
 
+def base64_size(n: int) -> int:
+    """The bytes ``n`` bytes take base64-encoded, as media travel in a request."""
+    return 4 * ((n + 2) // 3)
+
+
 @dataclass(frozen=True)
 class MediaLimits:
     """A provider's limits on the images and documents of one request: its size in bytes (media travel

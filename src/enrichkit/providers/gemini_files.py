@@ -25,7 +25,7 @@ from google import genai
 from google.genai import types
 
 from enrichkit.errors import ProviderError, RequestRejected, TransientError
-from enrichkit.providers.base import Media, MediaLimits, Request
+from enrichkit.providers.base import Media, MediaLimits, Request, base64_size
 from enrichkit.providers.classify import first_line
 
 PROCESSING_SECONDS = 300.0
@@ -49,7 +49,7 @@ def by_file(request: Request, limits: MediaLimits | None) -> list[Media]:
     inline = sorted((m for m in sent if len(m.data) <= limits.file_above), key=lambda m: len(m.data))
     text = len(request.system.encode()) + len(request.prompt.encode()) + len(json.dumps(request.schema))
     room = limits.request_bytes - text - _TEXT_SLACK
-    while inline and sum(4 * ((len(m.data) + 2) // 3) for m in inline) > room:
+    while inline and sum(base64_size(len(m.data)) for m in inline) > room:
         files.append(inline.pop())
     return files
 

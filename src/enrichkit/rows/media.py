@@ -33,6 +33,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from enrichkit.errors import UserError
 from enrichkit.options import MAX_MEDIA_MB
+from enrichkit.providers.base import base64_size
 
 if TYPE_CHECKING:
     import httpx2
@@ -358,7 +359,7 @@ def shown(value: Any) -> str:
 
 def encoded_size(ref: MediaRef) -> int:
     """The bytes a value takes in a request, base64-encoded."""
-    return 4 * ((ref.size + 2) // 3)
+    return base64_size(ref.size)
 
 
 def keyed_media(
