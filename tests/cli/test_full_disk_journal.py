@@ -22,22 +22,24 @@ ROWS = 3_000
 def test_answers_a_full_cache_disk_could_not_keep_are_not_paid_for_again(tmp_path: Path) -> None:
     rows, out = rows_jsonl(tmp_path, ROWS), tmp_path / "out.jsonl"
     journal = tmp_path / "out-uncached.jsonl"  # where the answers the cache could not take are kept
-    with tiny_disk(tmp_path / "disk", "1m") as disk, GeminiStub() as stub:
+    with tiny_disk(tmp_path / "disk", "1m") as disk:
         args = ["run", str(rows), "-t", TASK, "-o", str(out), "--cache-dir", str(disk / "cache")]
-        first = run_cli(*args, "--report", str(tmp_path / "first.json"), stub=stub)
+        with GeminiStub() as stub:
+            first = run_cli(*args, "--report", str(tmp_path / "first.json"), stub=stub)
         assert first.returncode == STOPPED, first.stderr
         assert "no space left on device" in first.stderr
         assert f"answers the cache could not take are kept in {journal}" in first.stderr
         before = json.loads((tmp_path / "first.json").read_text())
         # (the disk may fill while the last packs are answered: then every row was, and the re-run asks none)
         assert 0 < len(journal.read_text().splitlines()) <= before["enriched"] <= ROWS
-        paid = len(stub.generate_calls)
 
         subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)  # space freed
-        again = run_cli(*args, "-q", "--report", str(tmp_path / "again.json"), stub=stub)
+        # a stub of its own: the stopped run's last requests may still be read by the first one's threads
+        with GeminiStub() as stub:
+            again = run_cli(*args, "-q", "--report", str(tmp_path / "again.json"), stub=stub)
         assert again.returncode == 0, again.stderr
         after = json.loads((tmp_path / "again.json").read_text())
         assert after["cache_hits"] == before["enriched"]  # every answer paid for once, none asked again
         assert after["enriched"] == ROWS - before["enriched"]
-        assert len(stub.generate_calls) - paid == after["calls"]
+        assert len(stub.generate_calls) == after["calls"]
         assert not journal.exists()
