@@ -68,6 +68,53 @@ def enriched(folder: Path) -> tuple[Path, Path, Path]:
     return source, output, cache
 
 
+TYPED_ROWS = 12
+
+TYPED_TASK = {
+    "name": "repos",
+    "instruction": "Describe each repository.",
+    "inputs": ["name", "stars"],
+    "id_field": "id",
+    "output": {
+        "type": "object",
+        "properties": {
+            "tldr": {"type": "string", "description": "What it is for."},
+            "challenge": {"type": "string", "enum": ["practice", "expert"]},
+            "typed": {"type": "boolean"},
+        },
+        "required": ["tldr", "challenge", "typed"],
+    },
+}
+"""A task with two closed fields, one of them not text, on rows with a number input."""
+
+
+def sure(n: int) -> dict[str, float]:
+    """Row ``n``'s probabilities (of ``TYPED_TASK``): now one closed field is the less sure, now the other."""
+    return {"challenge": round(0.1 + 0.07 * n, 2), "typed": round(0.95 - 0.06 * n, 2)}
+
+
+def typed_answer(request: Request) -> Reply:
+    records = records_of(request)
+    number = {r.get("id"): int(r["name"].removeprefix("repo")) for r in records}
+    one = {"tldr": "A repository.", "challenge": "practice", "typed": True}
+    if not (ids := ids_of(request)):
+        return scored(one, sure(number[None]))
+    return scored([{"id": rid, **one} for rid in ids], lambda item, name: sure(number[item["id"]]).get(name))
+
+
+def typed_output(folder: Path, suffix: str, logprobs: bool = True) -> tuple[Path, Path, Task]:
+    """A run of ``TYPED_TASK`` on ``TYPED_ROWS`` rows (their ``stars`` numbers, so a CSV output holds them as
+    text) into an output of ``suffix``; the output, the cache folder and the task."""
+    (folder / "task.json").write_text(json.dumps(TYPED_TASK))
+    rows = [{"id": f"r{n}", "name": f"repo{n}", "stars": 10 * n} for n in range(TYPED_ROWS)]
+    source, output, cache = write_jsonl(folder / "rows.jsonl", rows), folder / f"out{suffix}", folder / "cache"
+    capabilities = Capabilities(logprobs=logprobs)
+    provider = FunctionProvider(typed_answer, name="fn", model="fn", capabilities=capabilities)
+    options = RunOptions(provider=provider, cache_dir=cache, pack_size=5)
+    assert run_job(iter_rows(source), folder / "task.json", output, options, CliOptions(quiet=True)) == 0
+    return output, cache, Task.from_file(folder / "task.json")
+
+
 @contextmanager
 def serving(
     output: Path, cache: Path, task: Task | None = None, run: RunRecord | None = None

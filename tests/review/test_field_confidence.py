@@ -13,63 +13,14 @@ import pytest
 
 import reviewing
 from enrichkit.cache.folder import RowCache
-from enrichkit.cli.flags import CliOptions
-from enrichkit.cli.runner import run_job
 from enrichkit.history.runs import RunHistory
-from enrichkit.options import RunOptions
 from enrichkit.output.files import columns_of, write_rows
-from enrichkit.providers.base import Capabilities, Reply, Request
 from enrichkit.review.server import ReviewServer
-from enrichkit.rows.files import iter_rows, read_rows
+from enrichkit.rows.files import read_rows
 from enrichkit.task.task import Task
-from enrichkit.testing import FunctionProvider, ids_of, records_of, scored
-from helpers import write_jsonl
-from reviewing import request
-
-ROWS = 12
-
-TASK = {
-    "name": "repos",
-    "instruction": "Describe each repository.",
-    "inputs": ["name", "stars"],
-    "id_field": "id",
-    "output": {
-        "type": "object",
-        "properties": {
-            "tldr": {"type": "string", "description": "What it is for."},
-            "challenge": {"type": "string", "enum": ["practice", "expert"]},
-            "typed": {"type": "boolean"},
-        },
-        "required": ["tldr", "challenge", "typed"],
-    },
-}
-
-
-def sure(n: int) -> dict[str, float]:
-    """Row ``n``'s probabilities: now one closed field is the less sure, now the other."""
-    return {"challenge": round(0.1 + 0.07 * n, 2), "typed": round(0.95 - 0.06 * n, 2)}
-
-
-def answer(request: Request) -> Reply:
-    records = records_of(request)
-    number = {r.get("id"): int(r["name"].removeprefix("repo")) for r in records}
-    one = {"tldr": "A repository.", "challenge": "practice", "typed": True}
-    if not (ids := ids_of(request)):
-        return scored(one, sure(number[None]))
-    return scored([{"id": rid, **one} for rid in ids], lambda item, name: sure(number[item["id"]]).get(name))
-
-
-def enriched(folder: Path, suffix: str, logprobs: bool = True) -> tuple[Path, Path, Task]:
-    """A run of ``ROWS`` rows (their ``stars`` numbers, so a CSV output holds them as text) into an output of
-    ``suffix``; the output, the cache folder and the task."""
-    (folder / "task.json").write_text(json.dumps(TASK))
-    rows = [{"id": f"r{n}", "name": f"repo{n}", "stars": 10 * n} for n in range(ROWS)]
-    source, output, cache = write_jsonl(folder / "rows.jsonl", rows), folder / f"out{suffix}", folder / "cache"
-    capabilities = Capabilities(logprobs=logprobs)
-    provider = FunctionProvider(answer, name="fn", model="fn", capabilities=capabilities)
-    options = RunOptions(provider=provider, cache_dir=cache, pack_size=5)
-    assert run_job(iter_rows(source), folder / "task.json", output, options, CliOptions(quiet=True)) == 0
-    return output, cache, Task.from_file(folder / "task.json")
+from reviewing import TYPED_ROWS as ROWS
+from reviewing import request, sure
+from reviewing import typed_output as enriched
 
 
 def serving(output: Path, cache: Path, task: Task) -> AbstractContextManager[ReviewServer]:

@@ -75,6 +75,8 @@ def review(
             click.echo(f"wrote {export_examples(export, task, folder):,} reviewed values to {export}", err=quiet)
         if apply_:
             rows, values = apply(path, task, folder)
+            if run is not None:  # still the run's output, its reviewed values on top: reviewed as the run's
+                history.note_output(run.run, path)
             click.echo(f"{path}: {values:,} reviewed values written into {rows:,} rows", err=quiet)
         return 0
     return _serve(path, task, folder, history, run, port, no_open)

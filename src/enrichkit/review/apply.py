@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from enrichkit.engine.reviewed import REVIEWED_COLUMN, ReviewStore, overlaid, review_key, task_id
+from enrichkit.engine.reviewed import REVIEWED_COLUMN, FieldCheck, ReviewStore, overlaid, review_key, task_id
 from enrichkit.output.files import check_output, columns_of, jsonl_writer, write_rows
+from enrichkit.review.session import as_field_type
 from enrichkit.review.table import read_output
 from enrichkit.task.task import Task
 
@@ -22,10 +23,11 @@ def apply(output: Path, task: Task, cache_dir: Path) -> tuple[int, int]:
         stored = store.values(task_id(task), keys)
     finally:
         store.close()
+    schemas = FieldCheck(task).properties
     changed_rows = changed_values = 0
     for row, key in zip(rows, keys, strict=True):
         kept = {f: stored[key][f] for f in task.fields if f in stored[key]} if key in stored else None
-        differs = {f: v for f, v in (kept or {}).items() if row.get(f) != v}
+        differs = {f: v for f, v in (kept or {}).items() if as_field_type(schemas.get(f), row.get(f)) != v}
         changed_rows += bool(differs)
         changed_values += len(differs)
         overlaid(row, kept)

@@ -105,15 +105,8 @@ class Session:
         return out
 
     def typed(self, name: str, value: Any) -> Any:
-        """An output's value as its field's type: a CSV or SQLite output holds a number, a boolean (``True``), a
-        list or an object as text."""
-        schema = self.check.properties.get(name)
-        if not isinstance(value, str) or schema is None or _is_text(schema):
-            return value
-        try:
-            return json.loads(value.lower() if value in ("True", "False") else value)
-        except ValueError:
-            return value
+        """An output's value of field ``name`` as its type (``as_field_type``)."""
+        return as_field_type(self.check.properties.get(name), value)
 
     def parse(self, name: str, text: str) -> Any:
         """A value typed in the page, read as its field's type says (text as it is, else as JSON); checked."""
@@ -184,6 +177,26 @@ def known_models(cache_dir: Path) -> list[str]:
         if isinstance(fallbacks := run.options.get("fallback"), list):
             models.update(f for f in fallbacks if isinstance(f, str))
     return sorted(m for m in models if m)
+
+
+def as_field_type(schema: Mapping[str, Any] | None, value: Any) -> Any:
+    """An output's value as the type of its field's ``schema``: a CSV output holds a number, a boolean
+    (``True``), a list or an object as text; an SQLite one a boolean as 0 or 1, a list or an object as text."""
+    if schema is None or _is_text(schema):
+        return value
+    if type(value) is int and value in (0, 1) and _is_boolean(schema):
+        return bool(value)
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value.lower() if value in ("True", "False") else value)
+    except ValueError:
+        return value
+
+
+def _is_boolean(schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "boolean" or (isinstance(kind, list) and "boolean" in kind and "integer" not in kind)
 
 
 def _is_text(schema: Mapping[str, Any]) -> bool:
