@@ -1,5 +1,6 @@
-"""The review tests' output: a run's output through the seam, its ``_confidence`` from the log-probabilities the
-model gave each row's ``challenge`` (``confidence``), its ``_flags`` written here; and a review server on it."""
+"""The review tests' outputs: a run's output through the seam or through the Gemini stub (``run_on_stub``), its
+``_confidence`` from the log-probabilities the model gave each row's ``challenge`` (``confidence``), its
+``_flags`` written here; a typed task's output in any format (``typed_output``); and a review server on it."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from enrichkit.review.server import TOKEN_HEADER, ReviewServer
 from enrichkit.review.session import Session
 from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.task.task import Task
-from enrichkit.testing import FunctionProvider, ids_of, records_of, scored
-from helpers import ROOT, topic_rows, write_jsonl
+from enrichkit.testing import FunctionProvider, GeminiStub, Probs, ids_of, records_of, scored
+from helpers import ROOT, invoke, topic_rows, write_jsonl
 
 TASK = ROOT / "schemas" / "roadmap-topic.json"
 
@@ -50,6 +51,17 @@ def run(source: Path, output: Path, cache: Path, model: str = "fn") -> tuple[dic
     code = run_job(iter_rows(source), TASK, output, options, CliOptions(report=report, quiet=True, source=source))
     assert code == 0
     return json.loads(report.read_text()), sum(len(ids_of(r)) or 1 for r in provider.requests)
+
+
+def run_on_stub(stub: GeminiStub, source: Path, output: Path, cache: Path, *flags: str) -> tuple[dict[str, Any], str]:
+    """A run of the roadmap task through ``stub`` (the CLI, the real Gemini SDK), each row's values written with
+    its ``confidence``; its report and what it printed."""
+    stub.probs = Probs(rows=lambda record: confidence(int(record["topic"].rsplit(" ", 1)[1])))
+    report = output.with_name(output.stem + "-report.json")
+    args = ["run", str(source), "-t", str(TASK), "-o", str(output), "--cache-dir", str(cache), "--report", str(report)]
+    result = invoke(stub, *args, "--pack-size", "10", *flags)
+    assert result.exit_code == 0, result.output
+    return json.loads(report.read_text()), result.output
 
 
 def confidence(n: int) -> float:

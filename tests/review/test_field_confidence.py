@@ -72,7 +72,19 @@ def test_a_corrected_field_shows_as_reviewed_and_an_accepted_one_keeps_its_figur
             "challenge": "reviewed",
             "typed": f"{sure(3)['typed']:.2f}",
         }
-        assert request(server, "POST", "/api/accept", {"n": 4, "version": 0}, token=token)[0] == 200
+        bands = ["0.00 to 0.50: 0/1 right", "0.50 to 0.80: none reviewed"]
+        assert json.loads(body)["summary"]["bands"][:2] == bands  # the summary strip's, new at once
+        status, body = request(server, "POST", "/api/accept", {"n": 4, "version": 0}, token=token)
+        assert status == 200 and json.loads(body)["summary"] == {
+            "reviewed": 2,
+            "corrected": 1,
+            "bands": [
+                "0.00 to 0.50: 1/2 right",
+                *bands[1:],
+                "0.80 to 0.95: none reviewed",
+                "0.95 to 1.00: none reviewed",
+            ],
+        }
         page = page_of(server)
         shown = figures(page)
         assert shown[3] == {"tldr": "", "challenge": "reviewed", "typed": "0.77", "_row": "0.31"}  # the row's as run

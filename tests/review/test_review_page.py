@@ -1,8 +1,10 @@
 """The review page as a person uses it, in a real headless Chromium (Debian's ``chromium``, driven by Playwright
-for Python; no browser download): the token refused when missing or wrong, moving by keyboard, filter to low
-confidence, read each field's confidence, correct a value (an invalid one gets the schema's message; a
-corrected field shows as reviewed), accept a row, send rows to be asked again (one on a model of its own),
-reload; then a re-run serves the reviewed row without a call, and asks the row on its model."""
+for Python; no browser download), on the output of a run through the Gemini stub (the CLI, the real SDK): the
+token refused when missing or wrong, moving by keyboard, filter to low confidence, read each field's
+confidence, correct a value (an invalid one gets the schema's message; a corrected field shows as reviewed),
+accept a row, the summary's accuracy by band updated at once, send rows to be asked again (one on a model of
+its own), reload; then a re-run through the stub serves the reviewed rows without a request carrying them,
+and asks the row on its model."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from typing import Any, TypeVar
 import pytest
 
 from enrichkit.rows.files import read_rows
-from reviewing import ROWS, confidence, enriched, run, serving
+from enrichkit.testing import GeminiStub
+from helpers import topic_rows, write_jsonl
+from reviewing import ROWS, confidence, run_on_stub, serving
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +51,10 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_path: Path) -> None:
-    source, output, cache = apart(enriched, tmp_path)
+def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, stub: GeminiStub, tmp_path: Path) -> None:
+    source, output, cache = write_jsonl(tmp_path / "rows.jsonl", topic_rows(ROWS)), tmp_path / "out.csv", tmp_path / "c"
+    apart(run_on_stub, stub, source, output, cache)
+    written = read_rows(output)
     low = sorted(range(ROWS), key=confidence)
     with serving(output, cache) as server:
         page = browser.new_page()
@@ -90,10 +96,14 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         tldr.locator("input").press("Enter")  # the server's check
         sync_api.expect(tldr.locator(".msg")).to_have_text("tldr: has 13 words, more than 12")
 
+        band = page.locator(".band").first
+        sync_api.expect(band).to_have_text("0.00 to 0.50: none reviewed")
         tldr.locator("input").fill("Corrected in the browser.")
         tldr.locator("input").press("Enter")
         sync_api.expect(row).to_have_class(CORRECTED)
-        challenge.locator("input").fill("expert")
+        sync_api.expect(band).to_have_text("0.00 to 0.50: 0/1 right")  # at once, no reload
+        other_value = {"practice": "expert", "expert": "practice"}[written[low[0]]["challenge"]]
+        challenge.locator("input").fill(other_value)
         challenge.locator("input").press("Enter")
         sync_api.expect(challenge).to_have_class(CORRECTED)
         sync_api.expect(challenge.locator(".msg")).to_have_text("")
@@ -104,6 +114,8 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         other.focus()
         page.keyboard.press("a")  # accept, by keyboard
         sync_api.expect(other.locator(".state")).to_have_text("reviewed")
+        sync_api.expect(band).to_have_text("0.00 to 0.50: 1/2 right")  # one accepted, one corrected
+        sync_api.expect(page.locator("#reviewed")).to_have_text("2 reviewed")
         accepted = f"{confidence(low[1]):.2f}"
         sync_api.expect(other.locator('td[data-field="challenge"] .fconf')).to_have_text(accepted)
         third = page.locator(f'tr.row[data-n="{low[2]}"]')
@@ -116,24 +128,30 @@ def test_review_low_confidence_rows_and_the_rerun_keeps_them(browser: Any, tmp_p
         page.keyboard.type("gpt-9000")
         page.keyboard.press("Enter")
         sync_api.expect(fourth.locator(".row-msg")).to_contain_text("unknown model 'gpt-9000'")
-        fourth.locator("input.model").fill("fn")
+        fourth.locator("input.model").fill("gemini-2.5-flash-lite")
         fourth.locator("input.model").press("Enter")
-        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on fn")
+        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on gemini-2.5-flash-lite")
 
         page.reload()
         sync_api.expect(row.locator('td[data-field="tldr"] input')).to_have_value("Corrected in the browser.")
-        sync_api.expect(row.locator('td[data-field="challenge"] input')).to_have_value("expert")
+        sync_api.expect(row.locator('td[data-field="challenge"] input')).to_have_value(other_value)
         sync_api.expect(page.locator("#reviewed")).to_have_text("2 reviewed")
         sync_api.expect(page.locator("#corrected")).to_have_text("1 corrected")
         sync_api.expect(row.locator('td[data-field="challenge"] .fconf')).to_have_text("reviewed")
         sync_api.expect(other.locator('td[data-field="challenge"] .fconf')).to_have_text(accepted)
-        sync_api.expect(page.locator(".band").first).to_have_text("0.00 to 0.50: 1/2 right")  # accepted, corrected
+        sync_api.expect(band).to_have_text("0.00 to 0.50: 1/2 right")
         sync_api.expect(third.locator(".state")).to_have_text("asked again")
-        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on fn")
+        sync_api.expect(fourth.locator(".state")).to_have_text("asked again on gemini-2.5-flash-lite")
 
-    # Another model: no cached answer fits, yet the two fully reviewed rows are not asked.
-    report, asked = apart(run, source, tmp_path / "again.jsonl", cache, model="fn2")
-    assert (asked, report["reviewed"], report["by_model"]["fn"]["rows"]) == (ROWS - 2, 4, 1)  # one row on fn
+    # A re-run on another model: no cached answer fits, yet no request carries the two reviewed rows.
+    before = len(stub.generate_calls)
+    report, said = apart(run_on_stub, stub, source, tmp_path / "again.jsonl", cache, "--model", "gemini-2.5-flash")
+    topic = [row["topic"] for row in written]
+    asked = {r["topic"]: call.model for call in stub.generate_calls[before:] for r in call.records}
+    assert set(asked) == set(topic) - {topic[low[0]], topic[low[1]]}  # 0 calls for the reviewed rows
+    assert asked[topic[low[3]]] == "gemini-2.5-flash-lite" and asked[topic[low[2]]] == "gemini-2.5-flash"
+    assert report["reviewed"] == 4 and "reviewed: 4 reviewed values kept" in said
+    assert report["by_model"]["gemini-2.5-flash-lite"]["rows"] == 1
     again = read_rows(tmp_path / "again.jsonl")
-    assert again[low[0]]["tldr"] == "Corrected in the browser." and again[low[0]]["challenge"] == "expert"
-    assert again[low[0]]["_reviewed"] == "tldr,challenge"
+    assert again[low[0]]["tldr"] == "Corrected in the browser." and again[low[0]]["challenge"] == other_value
+    assert again[low[0]]["_reviewed"] == "tldr,challenge" and again[low[1]]["_reviewed"] == "tldr,challenge"

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from enrichkit.engine.reviewed import as_text
 from enrichkit.review.past import Past
-from enrichkit.review.session import REVIEWED, FieldConfidence, Session, Summary
+from enrichkit.review.session import REVIEWED, Band, FieldConfidence, Session, Summary
 from enrichkit.review.table import FLAGS, Query, confidence_of
 
 TRUE = ("1", "on", "true")
@@ -74,13 +74,14 @@ Esc leave a field</p>
 """
 
 
+def band_text(band: Band) -> str:
+    """A confidence band's accuracy of reviewed rows as the summary strip writes it."""
+    right = f"{band.right}/{band.reviewed} right" if band.reviewed else "none reviewed"
+    return f"{band.low:.2f} to {band.high:.2f}: {right}"
+
+
 def _summary(summary: Summary) -> str:
-    bands = " ".join(
-        f'<span class="band">{b.low:.2f} to {b.high:.2f}: '
-        + (f"{b.right}/{b.reviewed} right" if b.reviewed else "none reviewed")
-        + "</span>"
-        for b in summary.bands
-    )
+    bands = " ".join(f'<span class="band">{band_text(b)}</span>' for b in summary.bands)
     return (
         f'<p id="summary"><span>{summary.rows:,} rows</span> <span id="reviewed">{summary.reviewed:,} reviewed</span>'
         f' <span id="corrected">{summary.corrected:,} corrected</span>'

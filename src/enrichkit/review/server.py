@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from enrichkit.engine.reviewed import Conflict
-from enrichkit.review.page import query_of, render, shown
+from enrichkit.review.page import band_text, query_of, render, shown
 from enrichkit.review.past import Past
 from enrichkit.review.session import Invalid, Session
 
@@ -128,7 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         review = session.reviews([n]).get(n)
         summary = session.summary()
-        counts = {"reviewed": summary.reviewed, "corrected": summary.corrected}
+        counts = {
+            "reviewed": summary.reviewed,
+            "corrected": summary.corrected,
+            "bands": [band_text(b) for b in summary.bands],
+        }
         answer: dict[str, Any] = {"version": new, "values": session.values(n, review), "summary": counts}
         if session.table.has_confidence:
             answer["confidence"] = {f: shown(c) for f, c in session.confidences({n: review})[n].items()}

@@ -42,6 +42,8 @@
     tr.dataset.version = body.version;
     document.getElementById("reviewed").textContent = body.summary.reviewed.toLocaleString() + " reviewed";
     document.getElementById("corrected").textContent = body.summary.corrected.toLocaleString() + " corrected";
+    const bands = document.querySelectorAll("#summary .band");
+    body.summary.bands.forEach((text, i) => { if (bands[i]) bands[i].textContent = text; });
     for (const [name, value] of Object.entries(body.values)) {
       const input = tr.querySelector('td.field[data-field="' + CSS.escape(name) + '"] input');
       if (input && document.activeElement !== input) input.value = typeof value === "string" ? value : value === null ? "" : JSON.stringify(value);
