@@ -5,6 +5,8 @@ run" (through the seam, and the server's HTTP endpoints)."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +24,13 @@ from enrichkit.providers.base import Reply, Request, Usage
 from enrichkit.review.past import Past, changed_rows, output_of, past_of, task_of
 from enrichkit.review.server import ReviewServer
 from enrichkit.review.session import Session
-from enrichkit.rows.files import iter_rows
+from enrichkit.rows.files import iter_rows, read_rows
 from enrichkit.task.task import Task
-from enrichkit.testing import FunctionProvider, ids_of
-from helpers import topic_rows, write_jsonl
+from enrichkit.testing import FunctionProvider, GeminiStub, ids_of, set_field
+from helpers import invoke, topic_rows, write_jsonl
 from reviewing import TASK, request
+
+PRIMARY, FALLBACK = "gemini-3.1-flash-lite", "gemini-2.5-flash"
 
 
 def answering(challenge: str) -> FunctionProvider:
@@ -67,7 +71,7 @@ def serving(output: Path, cache: Path, run: str) -> Iterator[tuple[ReviewServer,
     history = RunHistory(cache)
     record = history.find(run)
     task = task_of(record)
-    session = Session(output, task, cache)
+    session = Session(output, task, cache, record)
     past = past_of(history, record, output, session.table.rows, task)
     session.table.mark_changed(changed_rows(past, history, output, session.table.rows, task))
     server = ReviewServer(session, past=past)
@@ -142,3 +146,31 @@ def test_changed_rows_come_from_the_kept_answers_or_the_output_file(kept: bool, 
         session.close()
     first.write_text("")  # the previous run's file changed and its answers not kept: nothing to compare
     assert changed_rows(past, history, second, session.table.rows, task) == ([3, 5] if kept else [])
+
+
+def models_shown(page: str) -> dict[str, str | None]:
+    """Each row's id and the model the page says wrote its answer (None: none said)."""
+    out = {}
+    for row in page.split('class="num">')[1:]:
+        by = re.search(r'class="model">by <span class="value">([^<]*)</span>', row.split("</tr>")[0])
+        out[row.split("<small>")[1].split("</small>")[0]] = by.group(1) if by else None
+    return out
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_without_a_call_log_the_model_is_the_cache_entrys_or_none_not_a_wrong_one(
+    stub: GeminiStub, tmp_path: Path, cached: bool
+) -> None:
+    source, output, cache = write_jsonl(tmp_path / "rows.jsonl", topic_rows(10)), tmp_path / "out.csv", tmp_path / "c"
+    doubted = set_field(lambda record: record["topic"] == "Topic number 4", "challenge", "beginner")  # invalid
+    stub.rule(doubted, when=lambda asked: asked.model == PRIMARY)  # so the fallback model answers row 4
+    args = ["run", str(source), "-t", str(TASK), "-o", str(output), "--cache-dir", str(cache), "--no-log"]
+    result = invoke(stub, *args, "--model", PRIMARY, "--fallback-model", FALLBACK)
+    assert result.exit_code == 0, result.output
+    assert [row["_flags"] for row in read_rows(output)] == [""] * 4 + ["fallback"] + [""] * 5
+    if not cached:
+        shutil.rmtree(cache / "rows")  # no entry to read the model from: the row's flags say whose it is not
+    with serving(output, cache, "last") as (server, past):
+        assert past.calls == {}  # nothing logged
+        shown = models_shown(request(server, "GET", f"/?token={server.token}")[1])
+    assert shown == {f"t{n}": PRIMARY for n in range(10)} | {"t4": FALLBACK if cached else None}

@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
+from enrichkit.cache.entry import Entry
 from enrichkit.engine.reviewed import as_text
 from enrichkit.review.past import Past
 from enrichkit.review.session import REVIEWED, Band, FieldConfidence, Session, Summary
@@ -49,9 +50,13 @@ def _asset(name: str) -> str:
 def render(session: Session, query: Query, token: str, nonce: str, past: Past | None) -> str:
     total, numbers = session.table.page(query)
     reviews = session.reviews(numbers)
-    figures = session.confidences({n: reviews.get(n) for n in numbers}) if session.table.has_confidence else {}
+    entries = session.entries.of({n: session.table.rows[n] for n in numbers})
+    figures = {}
+    if session.table.has_confidence:
+        figures = session.confidences({n: reviews.get(n) for n in numbers}, entries)
     schemas = {f: session.check.properties[f] for f in session.fields}
-    rows = "".join(_row(session, n, reviews.get(n), past, figures.get(n)) for n in numbers)
+    models = {n: _wrote(session, past, n, entries.get(n)) for n in numbers}
+    rows = "".join(_row(session, n, reviews.get(n), models[n], past, figures.get(n)) for n in numbers)
     pages = max(1, -(-total // query.size))
     head = "".join(f"<th>{escape(f)}</th>" for f in session.fields)
     conf = "<th>confidence</th>" if session.table.has_confidence else ""
@@ -181,7 +186,22 @@ def _figure(figure: FieldConfidence) -> str:
     return f'<span class="fconf{kind}" title="the probability the model gave this value">{shown(figure)}</span>'
 
 
-def _row(session: Session, n: int, review: Any, past: Past | None, figures: dict[str, FieldConfidence] | None) -> str:
+def _wrote(session: Session, past: Past | None, n: int, entry: Entry | None) -> str | None:
+    """The model that wrote row ``n``'s answer, if known (``Past.model``)."""
+    if past is None:
+        return None
+    flags = as_text(session.table.rows[n].get(FLAGS)) if FLAGS in session.table.columns else None
+    return past.model(n, session.wrote(n, entry), flags)
+
+
+def _row(
+    session: Session,
+    n: int,
+    review: Any,
+    model: str | None,
+    past: Past | None,
+    figures: dict[str, FieldConfidence] | None,
+) -> str:
     row = session.table.rows[n]
     task = session.task
     label = f"{n + 1}" + (f" <small>{escape(as_text(row.get(task.id_field)))}</small>" if task.id_field else "")
@@ -206,7 +226,6 @@ def _row(session: Session, n: int, review: Any, past: Past | None, figures: dict
     state += f" on {review.model}" if state == "asked again" and review.model else ""
     state = state or ("reviewed" if review and review.values else "")
     told = past.story(n) if past is not None else None
-    model = past.model(n) if past is not None else None
     wrote = f'<div class="model">by <span class="value">{escape(model)}</span></div>' if model else ""
     told_row = (
         f'<tr class="story"><td colspan="99"><details><summary>story</summary><pre>{escape(told)}</pre>'

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enrichkit.cache.entry import Entry
 from enrichkit.errors import UserError
 from enrichkit.history.calls import calls_dir, read_calls
 from enrichkit.history.runs import RunHistory, RunRecord
@@ -24,6 +25,9 @@ from enrichkit.output.readback import textual
 from enrichkit.rows.files import Row
 from enrichkit.rows.keys import fingerprint
 from enrichkit.task.task import Task
+
+OTHER_MODEL = frozenset({"fallback", "escalated", "reasked"})
+"""The ``_flags`` of an answer a model other than the run's wrote (``engine.settle``, ``cascade``, ``reasked``)."""
 
 
 def task_of(run: RunRecord) -> Task:
@@ -95,11 +99,20 @@ class Past:
         calls = self.calls.get(self.ids[n]) if n < len(self.ids) else None
         return "\n".join(c.line() for c in calls) if calls else None
 
-    def model(self, n: int) -> str | None:
-        """The model whose call gave row ``n`` its values (the last such call), else the reviewed run's model."""
+    def model(self, n: int, entry: Entry | None = None, flags: str | None = None) -> str | None:
+        """The model that wrote row ``n``'s answer: that of the last logged call that gave the row values;
+        else that of ``entry``, the cache entry holding the answer shown; else the reviewed run's model if the
+        row's ``flags`` (its ``_flags``; None: the output has none) say no other model answered it; else None
+        (none known: never a model that did not write it)."""
         calls = self.calls.get(self.ids[n], []) if n < len(self.ids) else []
         wrote = next((c.model for c in reversed(calls) if c.value is not None), None)
-        return wrote or (self.run.model if self.run is not None else None)
+        if wrote is not None:
+            return wrote
+        if entry is not None:
+            return entry.model
+        if self.run is None or flags is None or not OTHER_MODEL.isdisjoint(flags.split(",")):
+            return None
+        return self.run.model
 
 
 def past_of(history: RunHistory, run: RunRecord | None, output: Path, rows: Sequence[Row], task: Task) -> Past:

@@ -60,8 +60,7 @@ class Session:
         self.fields = task.fields
         self.table = Table(read_output(output), task)
         self.store = ReviewStore(cache_dir)
-        prints = key_prints(cache_dir, task, run) if self.table.has_confidence else []
-        self.entries = Entries(cache_dir, task, prints, textual(output))
+        self.entries = Entries(cache_dir, task, key_prints(cache_dir, task, run), textual(output))
         self.check = FieldCheck(task)
         self.models = known_models(cache_dir)
         self._task = task_id(task)
@@ -82,13 +81,27 @@ class Session:
         row = self.table.rows[n]
         return {f: row.get(f) for f in self.fields} | (review.values if review else {})
 
-    def confidences(self, reviews: Mapping[int, Review | None]) -> dict[int, dict[str, FieldConfidence]]:
-        """Each field's confidence on the rows of ``reviews`` (row number -> its review, if any), their cache
-        entries looked up at once: the model's probability for the value shown; ``REVIEWED`` for a person's
-        correction (stored, or marked ``_reviewed`` in the output by a run and no longer the model's value)."""
-        rows = self.table.rows
-        entries = self.entries.of({n: rows[n] for n in reviews})
+    def confidences(
+        self, reviews: Mapping[int, Review | None], entries: Mapping[int, Entry] | None = None
+    ) -> dict[int, dict[str, FieldConfidence]]:
+        """Each field's confidence on the rows of ``reviews`` (row number -> its review, if any), from their cache
+        ``entries`` (None: looked up at once): the model's probability for the value shown; ``REVIEWED`` for a
+        person's correction (stored, or marked ``_reviewed`` in the output by a run and no longer the model's
+        value)."""
+        if entries is None:
+            rows = self.table.rows
+            entries = self.entries.of({n: rows[n] for n in reviews})
         return {n: self._confidence(n, review, entries.get(n)) for n, review in reviews.items()}
+
+    def wrote(self, n: int, entry: Entry | None) -> Entry | None:
+        """``entry`` if it holds row ``n``'s answer as the output shows it (the fields a run marked
+        ``_reviewed`` aside: a person's)."""
+        if entry is None:
+            return None
+        row = self.table.rows[n]
+        marked = set(as_text(row.get(REVIEWED_COLUMN)).split(","))
+        shown = [f for f in self.fields if f not in marked]
+        return entry if all(holds(entry, f, self.typed(f, row.get(f))) for f in shown) else None
 
     def _confidence(self, n: int, review: Review | None, entry: Entry | None) -> dict[str, FieldConfidence]:
         values = self.values(n, review)
