@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -167,7 +168,9 @@ def test_the_command_prints_its_address_opens_it_serves_and_stops_on_ctrl_c(open
     browser, opened = tmp_path / "browser", tmp_path / "opened"
     browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}.part && mv {opened}.part {opened}\n')
     browser.chmod(0o755)
+    port = 0 if opens else free_port()  # a free one, or the one given
     args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), *([] if opens else ["--no-open"])]
+    args += ["--port", str(port)] if port else []
     child = subprocess.Popen(
         [sys.executable, "-m", "enrichkit", *args],
         env=env() | {"BROWSER": str(browser)},  # the browser ``webbrowser`` opens
@@ -180,6 +183,7 @@ def test_the_command_prints_its_address_opens_it_serves_and_stops_on_ctrl_c(open
         line = said.get(timeout=HANG)  # the child's first line, however long a loaded machine takes to start it
         found = re.search(r"at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))$", line.strip())
         assert found is not None and line.startswith(f"enrichkit review: 30 rows of {output}"), line
+        assert port in (0, int(found.group(2))), line
         port, token = int(found.group(2)), found.group(3)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
         connection.request("GET", f"/?token={token}")
@@ -196,6 +200,25 @@ def test_the_command_prints_its_address_opens_it_serves_and_stops_on_ctrl_c(open
             child.kill()
             child.wait()
     assert opened.exists() == opens
+
+
+def free_port() -> int:
+    """A port no one listens on now (the system's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    _, output, cache = enriched(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["review", str(output), "--task", str(TASK), "--cache-dir", str(cache), "--no-open", "--port", str(port)]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.output == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
 
 
 def _until(done: Callable[[], bool]) -> None:
