@@ -38,7 +38,7 @@ def apply(output: Path, cache: Path) -> str:
     return result.output.strip()
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet", ".sqlite"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".parquet", ".sqlite"])
 def test_apply_writes_the_reviewed_values_into_the_output_in_its_format(tmp_path: Path, suffix: str) -> None:
     output, cache, task = typed_output(tmp_path, suffix)
     before, columns, inode = read_output(output), kinds(output), output.stat().st_ino
