@@ -289,19 +289,20 @@ def main() -> None:
     args = parser.parse_args()
     runs, missing = from_tokens(args.tokens) if args.tokens else from_output(args.file, args.answer, args.truth)
     print(
-        f"{'confidence':<26} {'rows':>4} {'acc':>6} {'AUROC':>6} {'top half':>8} {'ECE':>5} {'fixed: by conf':>14}"
-        f" {'at random':>9} {'ratio':>5} {'ceiling':>7}"
+        f"{'confidence':<26} {'rows':>4} {'acc':>6} {'AUROC':>6} {'top half':>8} {'gain':>5} {'ECE':>5}"
+        f" {'fixed: by conf':>14} {'at random':>9} {'ratio':>5} {'ceiling':>7}"
     )
     for name, (conf, right) in runs.items():
         f = figures(conf, right)
         print(
             f"{name:<26} {f['rows']:>4} {100 * f['accuracy']:>5.1f}% {f['auroc']:>6.3f}"
-            f" {100 * f['top_half_accuracy']:>7.1f}%"
+            f" {100 * f['top_half_accuracy']:>7.1f}% {100 * (f['top_half_accuracy'] - f['accuracy']):>+5.1f}"
             f" {f['ece']:>5.3f} {f['fixed_by_confidence']:>7}/{f['escalated']:<6} {f['fixed_at_random']:>9.1f}"
             f" {f['cascade_ratio']:>5.2f} {f['cascade_ceiling']:>7.2f}"
         )
     print(
-        f"left out: {missing} rows ({'no answer' if args.tokens else 'no _confidence'});"
+        f"left out: {missing} rows ({'no answer' if args.tokens else 'no _confidence'}); gain: the most confident"
+        " half's accuracy minus the whole's, in points;"
         f" escalated: the {100 * ESCALATE:.0f}% least confident rows; at random: expected wrong among as many;"
         " ceiling: the ratio if every escalated row were wrong (at most 1 / the share wrong)"
     )
