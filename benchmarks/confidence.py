@@ -19,6 +19,8 @@ the reliability diagram of the first confidence (accuracy per confidence bin, wi
 Run (--png needs matplotlib: pip install -e ".[bench]"):
      .venv/bin/python benchmarks/confidence.py --tokens benchmarks/out/local-confidence.jsonl --png confidence.png
      .venv/bin/python benchmarks/confidence.py --file out/awesome-python.jsonl --answer category --truth group
+     .venv/bin/python benchmarks/confidence.py --tokens FIRST.jsonl --compare SECOND.jsonl   (rows right in
+     each of two runs, e.g. two wordings of the task, with their median confidence)
 """
 
 from __future__ import annotations
@@ -248,6 +250,26 @@ def from_tokens(path: Path) -> tuple[dict[str, tuple[list[float], list[bool]]], 
     return {name: ([score(d) for d in docs], right) for name, score in variants(values).items()}, failed
 
 
+def compare(before: Path, after: Path) -> None:
+    """Per row both files answered (``--tokens`` files of two tasks): right or wrong in each, with the
+    median of ``_confidence``'s reading in each."""
+    values = json.loads(DEMO_TASK.read_text(encoding="utf-8"))["output"]["properties"]["category"]["enum"]
+    score = next(iter(variants(values).values()))
+    docs = [{d["id"]: d for d in read_rows(path)} for path in (before, after)]
+    kinds: dict[tuple[bool, bool], list[tuple[float, float]]] = {}
+    for key in docs[0].keys() & docs[1].keys():
+        a, b = docs[0][key], docs[1][key]
+        right = tuple(json.loads(d["text"])["category"] == d["truth"] for d in (a, b))
+        kinds.setdefault((right[0], right[1]), []).append((score(a), score(b)))
+    print(f"rows both answered: {sum(map(len, kinds.values()))} ({before.name} / {after.name})")
+    for (first, second), pairs in sorted(kinds.items()):
+        medians = [sorted(p[i] for p in pairs)[len(pairs) // 2] for i in (0, 1)]
+        print(
+            f"{'right' if first else 'wrong'} / {'right' if second else 'wrong'}: {len(pairs):>4} rows,"
+            f" median confidence {medians[0]:.2f} / {medians[1]:.2f}"
+        )
+
+
 def draw(path: Path, name: str, confidence: Sequence[float], right: Sequence[bool]) -> None:
     import matplotlib
 
@@ -286,22 +308,27 @@ def main() -> None:
     parser.add_argument("--truth", default="group", help="the known label column (--file)")
     parser.add_argument("--png", type=Path, help="draw the reliability diagram of a confidence here")
     parser.add_argument("--draw", help="the confidence to draw (default: the first)")
+    parser.add_argument("--compare", type=Path, help="another --tokens file: which rows each answers right")
     args = parser.parse_args()
+    if args.compare and args.tokens:
+        compare(args.tokens, args.compare)
+        return
     runs, missing = from_tokens(args.tokens) if args.tokens else from_output(args.file, args.answer, args.truth)
     print(
-        f"{'confidence':<26} {'rows':>4} {'acc':>6} {'AUROC':>6} {'top half':>8} {'ECE':>5} {'fixed: by conf':>14}"
-        f" {'at random':>9} {'ratio':>5} {'ceiling':>7}"
+        f"{'confidence':<26} {'rows':>4} {'acc':>6} {'AUROC':>6} {'top half':>8} {'gain':>5} {'ECE':>5}"
+        f" {'fixed: by conf':>14} {'at random':>9} {'ratio':>5} {'ceiling':>7}"
     )
     for name, (conf, right) in runs.items():
         f = figures(conf, right)
         print(
             f"{name:<26} {f['rows']:>4} {100 * f['accuracy']:>5.1f}% {f['auroc']:>6.3f}"
-            f" {100 * f['top_half_accuracy']:>7.1f}%"
+            f" {100 * f['top_half_accuracy']:>7.1f}% {100 * (f['top_half_accuracy'] - f['accuracy']):>+5.1f}"
             f" {f['ece']:>5.3f} {f['fixed_by_confidence']:>7}/{f['escalated']:<6} {f['fixed_at_random']:>9.1f}"
             f" {f['cascade_ratio']:>5.2f} {f['cascade_ceiling']:>7.2f}"
         )
     print(
-        f"left out: {missing} rows ({'no answer' if args.tokens else 'no _confidence'});"
+        f"left out: {missing} rows ({'no answer' if args.tokens else 'no _confidence'}); gain: the most confident"
+        " half's accuracy minus the whole's, in points;"
         f" escalated: the {100 * ESCALATE:.0f}% least confident rows; at random: expected wrong among as many;"
         " ceiling: the ratio if every escalated row were wrong (at most 1 / the share wrong)"
     )

@@ -11,8 +11,11 @@ distribution, before the grammar and sampling), so the variants of ``confidence.
 computed again without the model.
 
 Run: PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/local_confidence.py [--rows 200] [--out FILE]
-     (about 5-10 s a row on two shared cores); ``--held-out``: rows outside the first 200 (the sample the
-     reading of the confidence was chosen on), drawn with another seed
+     (about 5-10 s a row on two shared cores); ``--rows N``: the first N of the 200; ``--held-out``: rows
+     outside the first 200 (the sample the reading of the confidence and the task's wording were chosen
+     on), drawn with another seed; ``--task FILE``: a variant of the demo's task; ``--prompt-tokens``: only
+     the task's prompt size; ``--spare``: only the rows in neither sample nor the demo (the task's examples
+     come from these; a run warns if the task quotes a row it measures)
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ def held_out_rows(n: int) -> list[dict[str, Any]]:
     return random.Random(SEED + 1).sample([r for r in rows if r["id"] not in skip], n)
 
 
+def spare_rows() -> list[dict[str, Any]]:
+    """The rows in none of the demo, the dev sample and the held-out sample: where the task's worked
+    examples come from, so that no measured row is answered in its own prompt."""
+    used = {r["id"] for r in [*demo_rows(), *awesome_rows(DEV_ROWS), *held_out_rows(DEV_ROWS)]}
+    rows = [json.loads(line) for line in SHARED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r["id"] not in used]
+
+
 def answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> dict[str, Any]:
     """One row asked on its own, with the answer's tokens and their alternatives."""
     request = codec.single_request(Work(row["id"], {"name": row["name"], "description": row["description"]}))
@@ -50,6 +61,7 @@ def answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> di
     started = time.perf_counter()
     doc = provider._complete(body)
     choice = doc["choices"][0]
+    usage = doc.get("usage") or {}
     tokens = [
         [t["token"], t["logprob"], [[a["token"], a["logprob"]] for a in t["top_logprobs"]]]
         for t in choice["logprobs"]["content"]
@@ -61,7 +73,33 @@ def answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> di
         "finish": choice["finish_reason"],
         "tokens": tokens,
         "seconds": round(time.perf_counter() - started, 2),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
     }
+
+
+def quoted(task: Task, rows: list[dict[str, Any]]) -> list[str]:
+    """The ids of ``rows`` whose name the task's instruction quotes (as a worked example's)."""
+    return [r["id"] for r in rows if f'"name": {json.dumps(r["name"], ensure_ascii=False)}' in task.instruction]
+
+
+def prompt_tokens(provider: LocalProvider, codec: PackCodec, rows: list[dict[str, Any]]) -> None:
+    """Print the task's prompt in tokens: its fixed start (the system prompt, processed once a run and
+    kept on disk) and the mean of each row's own part (the user message and the template around it)."""
+    _, prefix = provider._loaded()
+
+    def count(text: str) -> int:
+        return len(prefix._post("/tokenize", {"content": text})["tokens"])
+
+    own = []
+    for row in rows:
+        sent = provider.as_sent(codec.single_request(Work(row["id"], {k: row[k] for k in ("name", "description")})))
+        before, after = prefix.parts(sent.system)
+        own.append(count(before + sent.prompt + after) - count(before))
+    print(
+        f"prompt tokens: fixed start {count(before)}, each row's own part {sum(own) / len(own):.1f}"
+        f" (mean of {len(own)} rows)"
+    )
 
 
 async def main() -> None:
@@ -70,16 +108,28 @@ async def main() -> None:
     parser.add_argument("--slots", type=int, default=2, help="rows decoded together")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp's (spinning threads crawl on a busy machine)")
     parser.add_argument("--held-out", action="store_true", help=f"rows outside the first {DEV_ROWS} (another seed)")
+    parser.add_argument("--task", type=Path, default=DEMO_TASK, help="a variant of the demo's task (same fields)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/local-confidence.jsonl"))
+    parser.add_argument("--prompt-tokens", action="store_true", help="only print the task's prompt size in tokens")
+    parser.add_argument("--spare", action="store_true", help="only list the rows a task's examples may come from")
     args = parser.parse_args()
-    task = Task.from_file(DEMO_TASK)
+    if args.spare:
+        for row in spare_rows():
+            print(f"{row['group']:<20} {row['name']:<20} {row['description']}")
+        return
+    task = Task.from_file(args.task)
     provider = LocalProvider(embedded_model_path(), threads=args.threads, slots=args.slots)
     codec = PackCodec(task, id_style=provider.capabilities.id_style, reads_schema=provider.capabilities.reads_schema)
+    if args.prompt_tokens:
+        prompt_tokens(provider, codec, awesome_rows(DEV_ROWS)[: args.rows])
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.out.is_file():
         done = {json.loads(line)["id"] for line in args.out.read_text(encoding="utf-8").splitlines() if line}
-    rows = held_out_rows(args.rows) if args.held_out else awesome_rows(args.rows)
+    rows = held_out_rows(DEV_ROWS)[: args.rows] if args.held_out else awesome_rows(DEV_ROWS)[: args.rows]
+    if leaked := quoted(task, rows):
+        print(f"warning: the task's instruction quotes measured rows as examples: {', '.join(leaked)}")
     todo = [r for r in rows if r["id"] not in done]
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for row in todo:
