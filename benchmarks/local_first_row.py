@@ -86,7 +86,7 @@ print("\nSPANS " + json.dumps(spans), file=sys.stderr, flush=True)
 
 TIMINGS = ("prompt_ms", "prompt_n", "predicted_ms", "predicted_n")
 
-# llama.cpp's log lines (seconds from the server's start) that end each part of the load
+# llama.cpp's log lines (stamped minutes.seconds.ms.us from the server's start) that end each part of the load
 _MARKS = {"file": "constructing llama_context", "ctx": "llama threadpool init", "probe": "initializing, n_slots"}
 _STAMP = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+) ")
 
@@ -97,10 +97,10 @@ def load_parts(log: str) -> dict[str, float]:
     for line in log.splitlines():
         if (m := _STAMP.match(line)) is None:
             continue
-        h, mi, s, ms = (int(x) for x in m.groups())
+        minutes, seconds, ms, us = (int(x) for x in m.groups())
         for part, mark in _MARKS.items():
             if part not in ends and mark in line:
-                ends[part] = h * 3600 + mi * 60 + s + ms / 1000
+                ends[part] = minutes * 60 + seconds + ms / 1e3 + us / 1e6
     if len(ends) < len(_MARKS):
         return {}
     return {"file": ends["file"], "ctx": ends["ctx"] - ends["file"], "probe": ends["probe"] - ends["ctx"]}
