@@ -20,7 +20,8 @@ Columns, over the rows answered:
 - calls, failed rows, and rows a second (figures under load on a shared machine are approximate).
 
 Run: .venv/bin/python benchmarks/local_quality.py [--old REF] [--datasets reviews30 awesome100]
-        [--packs 2 3 5] [--slots N] [--copy] [--save runs.json]   # --save keeps runs; the same file reuses them
+        [--packs 2 3 5] [--slots N] [--copy] [--threads 2] [--versions old new]
+        [--save runs.json]   # --save keeps runs; the same file reuses them
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="keep the runs in this JSON file (and reuse those it holds)")
     parser.add_argument("--copy", action="store_true", help="also run the new version with own words on (+copy)")
     parser.add_argument("--show", action="store_true", help="print the foreign-script and glued answers")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp's threads (1: the least CPU a row)")
+    parser.add_argument("--versions", nargs="+", default=["old", "new"], choices=["old", "new"])
     args = parser.parse_args()
     folder, srcs = versions(args.old)
     saved = runs_file(args.save)
@@ -112,8 +115,12 @@ def main() -> None:
             modes += [("new", args.slots, 1, True)] if args.copy else []
             modes += [("new", args.slots, p, None) for p in args.packs]
             for version, slots, pack, own_words in modes:
+                if version not in args.versions:
+                    continue
                 prefix = "warm" if version == "new" else None
-                res = cached_run(saved, args.save, srcs[version], version, dataset, slots, pack, own_words, prefix)
+                res = cached_run(
+                    saved, args.save, srcs[version], version, dataset, slots, pack, own_words, prefix, args.threads
+                )
                 s = score(dataset, res)
                 label = version + (f" pack {pack}" if pack > 1 else "") + (" +copy" if own_words else "")
                 print(

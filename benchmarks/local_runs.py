@@ -151,8 +151,17 @@ def runs_file(path: Path | None) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
 
 
-def key(version: str, dataset: str, slots: int | None, pack: int, own_words: bool | None, prefix: str | None) -> str:
+def key(
+    version: str,
+    dataset: str,
+    slots: int | None,
+    pack: int,
+    own_words: bool | None,
+    prefix: str | None,
+    threads: int = 2,
+) -> str:
     extra = "" if own_words is None else f"/own_words={own_words}"
+    extra += "" if threads == 2 else f"/threads={threads}"
     return f"{version}/{dataset}/slots={slots or 1}/pack={pack}{extra}" + (f"/prefix={prefix}" if prefix else "")
 
 
@@ -166,12 +175,13 @@ def cached_run(
     pack: int = 1,
     own_words: bool | None = None,
     prefix: str | None = None,
+    threads: int = 2,
 ) -> dict[str, Any]:
     """A run, taken from ``saved`` where it is there (``--save`` of an earlier call), else run and saved."""
-    name = key(version, dataset, slots, pack, own_words, prefix)
+    name = key(version, dataset, slots, pack, own_words, prefix, threads)
     if name not in saved:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        saved[name] = run(src, dataset, slots=slots, pack=pack, own_words=own_words, prefix=prefix)
+        saved[name] = run(src, dataset, slots=slots, pack=pack, own_words=own_words, prefix=prefix, threads=threads)
         if save is not None:
             save.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
     return dict(saved[name])

@@ -15,8 +15,11 @@ a single row's answer decoded in stages (``providers/local/staged.py``: the JSON
 into the prompt, only the values decoded), or with ``w`` (``1x1w``) decoded whole under one grammar as
 before. Output tokens are the tokens decoded.
 
+``--notes NAME=0|1 ...`` changes the local prompt's notes (``prompting.Notes``), e.g. ``remind_first=0``:
+the reminder at the end of the user message, as before it moved to its start.
+
 Run: .venv/bin/python benchmarks/local_slots.py [--modes 1x1w 1x1 2x1w 2x1 4x1 2x2 2x3 2x5] [--dataset demo20]
-        [--threads 1] [--save out/slots.json]   # --save keeps runs; a later call reuses them
+        [--threads 1] [--notes remind_first=0] [--save out/slots.json]   # --save keeps runs; a later call reuses them
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import asyncio, json, resource, sys, tempfile, time
 from dataclasses import replace
 from pathlib import Path
 from enrichkit import Task, aenrich
+from enrichkit.providers.local.prompting import NOTES
 from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import embedded_model_path
 args = json.loads(sys.argv[1])
@@ -44,7 +48,7 @@ task = Task.from_file(args["task"])
 rows, slots, pack = args["rows"], args["slots"], args["pack"]
 caps = replace(CAPABILITIES, max_pack_size=pack, concurrency=slots)
 llm = LocalProvider(embedded_model_path(), threads=args["threads"], capabilities=caps, slots=slots,
-                    prefix_dir=Path(args["prefixes"]), staged=args["staged"])
+                    prefix_dir=Path(args["prefixes"]), staged=args["staged"], notes=replace(NOTES, **args["notes"]))
 def run(rows):
     with tempfile.TemporaryDirectory() as cache:
         return asyncio.run(aenrich(rows, task, provider=llm, pack_size=pack, cache_dir=cache, concurrency=slots,
@@ -65,7 +69,7 @@ print(json.dumps({
 """
 
 
-def run(dataset: str, slots: int, pack: int, threads: int, staged: bool) -> dict[str, Any]:
+def run(dataset: str, slots: int, pack: int, threads: int, staged: bool, notes: dict[str, bool]) -> dict[str, Any]:
     make_rows, task, inputs = DATASETS[dataset]
     rows = [{"id": r["id"], **{k: r[k] for k in inputs}} for r in make_rows()]
     PREFIXES.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,7 @@ def run(dataset: str, slots: int, pack: int, threads: int, staged: bool) -> dict
         "threads": threads,
         "prefixes": str(PREFIXES),
         "staged": staged,
+        "notes": notes,
     }
     return child(ROOT / "src", args, _CHILD)
 
@@ -87,7 +92,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="demo20", choices=list(DATASETS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save", type=Path, help="keep the runs in this JSON file (and reuse those it holds)")
+    parser.add_argument(
+        "--notes", nargs="*", default=[], metavar="NAME=0|1", help="the prompt notes changed (e.g. remind_first=0)"
+    )
     args = parser.parse_args()
+    notes = {k: v == "1" for k, v in (item.split("=", 1) for item in args.notes)}
     saved = runs_file(args.save)
     print(f"{args.dataset}, {args.threads} thread(s), {os.cpu_count()} cores")
     print(
@@ -98,9 +107,10 @@ def main() -> None:
     for mode in args.modes:
         slots, pack = (int(x) for x in mode.removesuffix("w").split("x"))
         name = f"{args.dataset}/{mode}/threads={args.threads}" + ("" if mode.endswith("w") else "/staged")
+        name += "".join(f"/{k}={int(v)}" for k, v in sorted(notes.items()))
         if name not in saved:
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            saved[name] = run(args.dataset, slots, pack, args.threads, not mode.endswith("w"))
+            saved[name] = run(args.dataset, slots, pack, args.threads, not mode.endswith("w"), notes)
             if args.save is not None:
                 args.save.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
         r = saved[name]

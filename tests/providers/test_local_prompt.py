@@ -60,11 +60,11 @@ def test_notes_can_be_turned_off() -> None:
     assert "own words" not in guidance(BOOKS.schema, Notes(own_words=False))
 
 
-def test_a_reminder_ends_the_user_message_only_when_asked() -> None:
-    assert reminder(BOOKS.schema, Notes(remind=False)) == ""
-    assert (
-        reminder(BOOKS.schema, NOTES) == '\n\nWrite "gist" (string; at most 8 words) in new words, not the record\'s.'
-    )
+def test_a_reminder_opens_the_user_message_or_ends_it_only_when_asked() -> None:
+    line = 'Write "gist" (string; at most 8 words) in new words, not the record\'s.'
+    assert reminder(BOOKS.schema, Notes(remind=False)) == ("", "")
+    assert reminder(BOOKS.schema, NOTES) == (line + "\n\n", "")
+    assert reminder(BOOKS.schema, Notes(remind_first=False)) == ("", "\n\n" + line)
 
 
 def test_free_text_can_be_written_first() -> None:

@@ -18,6 +18,7 @@ from enrichkit.engine.codec import PackCodec
 from enrichkit.engine.prompt import single_prompt, system_instruction
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.base import Request
+from enrichkit.providers.local.prompting import NOTES
 from enrichkit.providers.local.provider import CAPABILITIES, LocalProvider
 from enrichkit.providers.local.weights import smollm2_path
 from enrichkit.result import Stats
@@ -128,7 +129,8 @@ def test_the_system_prompt_is_processed_once_then_restored_from_disk(tmp_path: P
     saved = list((tmp_path / "one").glob("prefix-*.bin"))
     assert len(saved) == 1 and reply.usage.cached_tokens > 20  # the first row took the prefix from its slot
     (tmp_path / "two").mkdir()
-    shutil.copy(saved[0], tmp_path / "two" / saved[0].name)
+    for file in (saved[0], saved[0].with_name(saved[0].name + ".crc32")):
+        shutil.copy(file, tmp_path / "two" / file.name)
     second, again = answer(tmp_path / "two")
     assert second.prefix is not None and second.prefix.restored is True
     assert again.text == reply.text and again.usage.cached_tokens == reply.usage.cached_tokens
@@ -137,6 +139,32 @@ def test_the_system_prompt_is_processed_once_then_restored_from_disk(tmp_path: P
     third, damaged = answer(tmp_path / "three")
     assert third.prefix is not None and third.prefix.restored is False and damaged.text == reply.text
     assert (tmp_path / "three" / saved[0].name).stat().st_size == saved[0].stat().st_size
+    shutil.copytree(tmp_path / "two", tmp_path / "four")
+    state = bytearray((tmp_path / "four" / saved[0].name).read_bytes())
+    state[len(state) // 2] ^= 0xFF  # damaged inside the KV data: llama.cpp would restore it without an error
+    (tmp_path / "four" / saved[0].name).write_bytes(bytes(state))
+    fourth, flipped = answer(tmp_path / "four")
+    assert fourth.prefix is not None and fourth.prefix.restored is False and flipped.text == reply.text
+    assert (tmp_path / "four" / saved[0].name).read_bytes() == saved[0].read_bytes()  # made again
+
+
+@pytest.mark.slow
+@needs_model
+def test_the_reminder_is_kept_with_the_system_prompt_so_a_row_processes_only_its_record(tmp_path: Path) -> None:
+    """With the reminder opening the user message (the default), the prompt start kept on disk holds it
+    too: a row processes fewer tokens than with the reminder at the end, by about the reminder's."""
+    assert SMOLLM2 is not None
+    request = Request(system_instruction(REVIEWS), single_prompt({"product": "Kettle", "review": "Boils fast."}),
+                      REVIEWS.schema, 60)  # fmt: skip
+    processed = {}
+    for first in (True, False):
+        notes = replace(NOTES, remind_first=first)
+        provider = LocalProvider(SMOLLM2, threads=1, slots=1, context=2048, prefix_dir=tmp_path, notes=notes)
+        reply = asyncio.run(provider.generate(request))
+        asyncio.run(provider.aclose())
+        processed[first] = reply.usage.prompt_tokens - reply.usage.cached_tokens
+    assert len(list(tmp_path.glob("prefix-*.bin"))) == 2  # each its own prompt start
+    assert processed[True] + 10 < processed[False]
 
 
 def test_the_receipt_shows_the_local_models_load_time() -> None:

@@ -16,7 +16,9 @@ class Notes:
     """What a local model's system prompt adds to the task's (``guidance``). A local grammar constrains
     the answer without the model ever reading the schema, so a field's allowed values are spelled out
     here, one a line; ``own_words`` asks for free text that does not copy the record, ``remind`` asks
-    it again at the end of the user message, ``text_first`` has the free text written before the
+    it again in the user message: at its start (``remind_first``: the same text on every row, so it
+    is part of the prompt start llama.cpp keeps and a row processes only its own record) or at its
+    end, ``text_first`` has the free text written before the
     other fields (the grammar fixes the order); ``compact`` answers in JSON without whitespace (fewer
     output tokens) rather than laid out as the model likes; ``reason`` has the model write a short
     reason first in each answer (taken out before the answer is checked). The defaults are the best
@@ -25,6 +27,7 @@ class Notes:
     values: bool = True
     own_words: bool = True
     remind: bool = True
+    remind_first: bool = True
     text_first: bool = True
     compact: bool = True
     reason: bool = False
@@ -87,14 +90,15 @@ def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
     return [name for name, sub in answer_fields(schema).items() if is_free_text(sub)]
 
 
-def reminder(schema: Mapping[str, Any], notes: Notes) -> str:
-    """What ``remind`` adds to the end of the user message (or nothing)."""
+def reminder(schema: Mapping[str, Any], notes: Notes) -> tuple[str, str]:
+    """What ``remind`` puts before and after the user message (empty strings where nothing)."""
     fields = answer_fields(schema)
     text = _free_text_names(schema)
     if not (notes.remind and text):
-        return ""
+        return "", ""
     named = ", ".join(f'"{name}" ({field_hint(fields[name])})' for name in text)
-    return f"\n\nWrite {named} in new words, not the record's."
+    line = f"Write {named} in new words, not the record's."
+    return (line + "\n\n", "") if notes.remind_first else ("", "\n\n" + line)
 
 
 def _each_answer(schema: Mapping[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:

@@ -223,7 +223,7 @@ class LocalProvider:
         sent = self.as_sent(request)
         _, prefix = self._loaded()
         if self.prompt_cache:
-            prefix.warm(sent.system)
+            prefix.warm(sent.system, reminder(request.schema, self.notes)[0])
         try:
             before, after = prefix.parts(sent.system)
         except (OSError, ValueError, KeyError) as exc:
@@ -232,7 +232,8 @@ class LocalProvider:
         return answer(self._call, before + sent.prompt + after, values, body, request.logprobs, sent.max_output_tokens)
 
     def as_sent(self, request: Request) -> Request:
-        """``request`` as the model gets it: the notes added to the system prompt and the user message,
+        """``request`` as the model gets it: the notes added to the system prompt and the user message
+        (its reminder first: the same on every row, so llama.cpp keeps it with the system prompt),
         the free text first in the answer schema (and a reason before it), room in the output tokens
         for the words free text may run over while decoding (``word_slack``) and for the reason."""
         schema = free_text_first(request.schema) if self.notes.text_first else request.schema
@@ -241,10 +242,11 @@ class LocalProvider:
         if self.notes.reason:
             schema = reasoning_first(schema)
             extra_tokens += (REASON_TOKENS + 2 * word_slack(REASON_WORDS)) * rows
+        lead, tail = reminder(request.schema, self.notes)
         return replace(
             request,
             system=request.system + guidance(request.schema, self.notes),
-            prompt=request.prompt + reminder(request.schema, self.notes),
+            prompt=lead + request.prompt + tail,
             schema=schema,
             max_output_tokens=request.max_output_tokens + extra_tokens,
         )
