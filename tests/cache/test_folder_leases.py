@@ -77,3 +77,35 @@ def test_a_live_holder_renews_and_the_lease_of_a_killed_one_expires(
         pytest.fail("the dead holder's lease never expired")
     assert not b.shared()  # nor does the dead run count as a holder any longer
     b.close()
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from enrichkit.cache.leases import FolderLeases
+base, start = Path(sys.argv[1]), float(sys.argv[2])
+for n in range(int(sys.argv[3])):
+    while time.time() < start + n * 0.05:
+        pass
+    (base / str(n)).mkdir(exist_ok=True)
+    leases = FolderLeases(base / str(n))
+    leases.shared()
+    leases.close()
+"""
+
+
+@pytest.mark.subprocess
+def test_runs_opening_a_new_folder_at_the_same_instant_all_get_in(tmp_path: Path) -> None:
+    # SQLite says "database is locked" at once, without its busy wait, to a process that opens a new
+    # leases.db while another turns it to WAL: the stop-43 CI run failed on it ("cannot read leases").
+    start = time.time() + 2.0
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, str(tmp_path), str(start), "30"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    failures = [stderr for run in runs for _, stderr in [run.communicate(timeout=120)] if run.returncode]
+    assert failures == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from enrichkit.errors import os_cause
@@ -68,6 +69,23 @@ def owner_only(folder: Path) -> None:
     folder.chmod(0o700)
     for path in folder.iterdir():
         path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def wal_mode(connection: sqlite3.Connection, *, patience: float = 30.0) -> None:
+    """Put ``connection``'s database in WAL mode. SQLite answers "database is locked" at once, without
+    waiting for its busy timeout, when another process turns the same new file to WAL or opens it then;
+    so that is asked again for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def connect(path: Path, cache_pages: int) -> sqlite3.Connection:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from enrichkit.cache.db import wal_mode
 from enrichkit.errors import UserError
 
 LEASE_SECONDS = 20.0  # a worker that died holds its rows this long (a live one renews its leases)
@@ -67,7 +68,7 @@ class FolderLeases:
     def _open(self) -> sqlite3.Connection:
         if self._sql is None:
             sql = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            sql.execute("PRAGMA journal_mode = WAL")
+            wal_mode(sql)
             sql.execute("PRAGMA synchronous = NORMAL")
             for statement in _SCHEMA:
                 sql.execute(statement)
@@ -114,9 +115,12 @@ class FolderLeases:
                     "INSERT OR REPLACE INTO leases VALUES (?, ?, ?)",
                     [(key, self._token, now + self.lease_seconds) for key in keys if key not in taken],
                 )
-                self._holding = True
-            finally:
                 sql.execute("COMMIT")
+            except BaseException:
+                if sql.in_transaction:
+                    sql.execute("ROLLBACK")
+                raise
+            self._holding = True
         return held
 
     def end(self, keys: Iterable[str]) -> None:

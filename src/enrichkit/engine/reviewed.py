@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from enrichkit.cache.db import wal_mode
 from enrichkit.cache.entry import Entry
 from enrichkit.cache.folder import default_dir
 from enrichkit.errors import StorageError
@@ -130,7 +131,7 @@ class ReviewStore:
         with self._guard("open"):
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            wal_mode(self._db)
             self._db.executescript(_SCHEMA)
 
     @classmethod
