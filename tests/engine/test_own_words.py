@@ -4,10 +4,9 @@ its row is refused once and asked again with the reason; the repair's answer is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from enrichkit import EnrichResult, Task, aenrich
-from enrichkit.engine.own_words import copied, summary_fields
+from enrichkit.engine.own_words import copied
 from enrichkit.providers.base import Capabilities
 from enrichkit.providers.function import FunctionProvider
 from enrichkit.testing import scripted, set_field
@@ -41,20 +40,6 @@ def test_a_repair_that_copies_again_is_kept(task: Task, cache_dir: Path) -> None
 def test_other_providers_keep_a_copy(task: Task, cache_dir: Path) -> None:
     result = run(scripted(rules=[set_field(None, "tldr", COPY)]), task, cache_dir, own_words=False)
     assert result.rows[0]["tldr"] == COPY and result.stats.calls == 1
-
-
-def task_of(instruction: str, **fields: dict[str, Any]) -> Task:
-    output = {"type": "object", "properties": fields, "required": list(fields)}
-    return Task(instruction=instruction, inputs=["text"], output=output)
-
-
-def test_summary_fields_are_those_the_task_asks_a_summary_for() -> None:
-    text = {"type": "string"}
-    assert summary_fields(task_of("Extract the product.", name=text, note=text)) == []
-    assert summary_fields(task_of("Read the review.", gist={**text, "description": "in your own words"})) == ["gist"]
-    short = {"type": "string", "maxWords": 2}
-    assert summary_fields(task_of("Summarise each review.", name=short, summary=text)) == ["summary"]
-    assert summary_fields(task_of("Summarise each review.", name=short, note=text)) == ["note"]  # not a 2-word name
 
 
 def test_a_copy_is_near_the_whole_input_not_a_shared_phrase() -> None:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from enrichkit.engine.confidence import ConfidenceReader
+from enrichkit.engine.own_words import COPY_RATIO, similarity
 from enrichkit.providers.base import Request
 from enrichkit.providers.local.grammar import ANY_WORD_CLASS
+from enrichkit.providers.local.prompting import NOTES
 from enrichkit.providers.local.provider import LocalProvider
-from enrichkit.providers.local.staged import Value, answer, grammar, plan
+from enrichkit.providers.local.staged import Value, answer, grammar, no_copy, plan
 from enrichkit.providers.local.weights import smollm2_path
 
 SMOLLM2 = smollm2_path()
@@ -37,6 +40,9 @@ def test_an_object_of_free_text_and_closed_strings_is_written_value_by_value() -
     assert values is not None
     assert [v.key for v in values] == ['{"gist":"', ',"word":"']
     assert values[0].text is not None and values[1].forms == tuple(f'{w}"' for w in WORDS)
+    assert not values[0].no_copy
+    summary = plan(SCHEMA, ANY_WORD_CLASS, ["gist"])
+    assert summary is not None and summary[0].no_copy and not summary[1].no_copy
 
 
 @pytest.mark.parametrize(
@@ -91,13 +97,15 @@ def test_an_answer_is_written_from_what_each_stage_decoded(
     """A value's last token may run into the JSON after it; the rest of a value its start fixes is
     written; out of tokens, or at text no value allows (a grammar not applied), the answer stops there."""
     bodies, complete = scripted(*replies)
-    values = plan(SCHEMA, ANY_WORD_CLASS)
+    values = plan(SCHEMA, ANY_WORD_CLASS, ["gist"])
     assert values is not None
-    reply = answer(complete, "<prompt>", values, {"seed": 1}, logprobs=False, budget=50)
+    reply = answer(complete, "<prompt>", values, {"seed": 1}, logprobs=False, budget=50, sampling=no_copy(99))
     assert (reply.text, reply.finish) == (text, finish) and len(bodies) == len(replies)
     assert bodies[0]["prompt"] == '<prompt>{"gist":"' and bodies[0]["stop"] == ['"'] and bodies[0]["n_predict"] == 50
     if len(bodies) > 1:  # the first stage's text and the JSON after it, then one token
         assert bodies[1]["prompt"] == '<prompt>{"gist":"red fruit","word":"' and bodies[1]["n_predict"] == 1
+        assert "dry_multiplier" not in bodies[1]  # a closed value is chosen as the model likes it best
+    assert bodies[0]["dry_penalty_last_n"] == 99  # the summary is written under no_copy
     assert all(b["seed"] == 1 for b in bodies)
     assert reply.usage.prompt_tokens == 10 + 2 * (len(bodies) - 1) and reply.usage.cached_tokens == 8
     assert reply.usage.output_tokens == 2 * len(bodies)
@@ -142,3 +150,46 @@ def test_rows_decoded_in_stages_on_two_slots_get_their_own_answers_within_their_
         assert 0 < reader.read(reply.tokens, {None: parsed})[None]["word"] <= 1
     whole = asyncio.run(run(smollm2(slots=2, staged=False)))
     assert sum(r.usage.output_tokens for r in replies) < sum(r.usage.output_tokens for r in whole)
+
+
+REVIEWS = [
+    "The battery lasted two full days and the screen is bright in sunlight.",
+    "It stopped working after a week and support never answered my emails.",
+    "Comfortable straight out of the box, but they soaked through in the first heavy rain.",
+]
+
+REVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "summary": {"type": "string", "maxWords": 12, "description": "The review in your own words."},
+        "mood": {"type": "string", "enum": ["good", "bad"]},
+    },
+    "required": ["summary", "mood"],
+}
+
+
+def summaries(provider: LocalProvider) -> list[str]:
+    async def run() -> list[str]:
+        try:
+            asked = [
+                Request("Summarise each product review.", json.dumps({"review": r}), REVIEW_SCHEMA, 80) for r in REVIEWS
+            ]
+            return [json.loads((await provider.generate(r)).text or "")["summary"] for r in asked]
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.slow
+@needs_model
+def test_a_summary_is_decoded_under_no_copy_and_says_the_review_in_other_words() -> None:
+    """The tiny model hands back each review nearly word for word; under ``no_copy`` (the default for a
+    field that asks for a summary) none of its summaries is a copy (``own_words``' measure)."""
+    assert SMOLLM2 is not None
+    settings = {"threads": 1, "slots": 1, "context": 2048}
+    copying = summaries(LocalProvider(SMOLLM2, notes=replace(NOTES, no_copy=False), **settings))
+    own = summaries(LocalProvider(SMOLLM2, **settings))
+    assert sum(similarity(s, r) > COPY_RATIO for s, r in zip(copying, REVIEWS, strict=True)) >= 2
+    assert not any(similarity(s, r) > COPY_RATIO for s, r in zip(own, REVIEWS, strict=True))
+    assert all(0 < len(s.split()) <= 12 for s in own)

@@ -13,7 +13,7 @@ from typing import Any
 
 from enrichkit.engine.confidence import ConfidenceReader
 from enrichkit.engine.crosswire import suspects, text_fields
-from enrichkit.engine.own_words import copied, summary_fields
+from enrichkit.engine.own_words import copied
 from enrichkit.engine.prompt import (
     cheapest_echo,
     echo_text,
@@ -39,6 +39,7 @@ from enrichkit.rows.media import PDF, MediaReader, MediaRef, encoded_size, media
 from enrichkit.rows.work import Work
 from enrichkit.task.schema import make_validator
 from enrichkit.task.scripts import scripts
+from enrichkit.task.summaries import summary_fields
 from enrichkit.task.task import Task
 
 PACK_PROMPT_BUDGET = 24_000
@@ -149,7 +150,7 @@ class PackCodec:
         self._row_output_tokens = expected_output_tokens(task)
         self._text_fields = text_fields(task.schema)
         self._task_scripts = scripts(self._system)
-        self._summaries = summary_fields(task) if own_words else []
+        self._summaries = summary_fields(task.schema["properties"], task.instruction) if own_words else []
 
     # -- packs and requests --------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Own words: free text that nearly copies its row, where the task asks for a summary, is refused once.
+"""Own words: free text that nearly copies its row, where the task asks for a summary
+(``task.summaries``), is refused once.
 
 A small local model asked for a summary "in your own words" often hands back the row's description
 with a word changed; it passes every check. On a provider with ``Capabilities.own_words`` such an
@@ -11,28 +12,12 @@ is above ``COPY_RATIO``.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from enrichkit.task.schema import is_free_text
-from enrichkit.task.task import Task
+from enrichkit.task.summaries import MIN_WORDS
 
 COPY_RATIO = 0.8
-
-MIN_WORDS = 3
-
-_SUMMARY = re.compile(r"summar|own words|tl;?dr|paraphras|rephras|in short|gist", re.IGNORECASE)
-
-
-def summary_fields(task: Task) -> list[str]:
-    """The free-text fields that ask for a summary: by their name or description, or, where none does,
-    each free-text field of more than ``MIN_WORDS`` words (``maxWords``, or none) when the instruction does."""
-    text = {name: sub for name, sub in task.schema.get("properties", {}).items() if is_free_text(sub)}
-    named = [name for name, sub in text.items() if _SUMMARY.search(f"{name} {sub.get('description', '')}")]
-    if named or not _SUMMARY.search(task.instruction):
-        return named
-    return [name for name, sub in text.items() if int(sub.get("maxWords") or MIN_WORDS + 1) > MIN_WORDS]
 
 
 def similarity(answer: str, source: str) -> float:

@@ -19,7 +19,9 @@ class Notes:
     it again in the user message: at its start (``remind_first``: the same text on every row, so it
     is part of the prompt start llama.cpp keeps and a row processes only its own record) or at its
     end, ``text_first`` has the free text written before the
-    other fields (the grammar fixes the order); ``compact`` answers in JSON without whitespace (fewer
+    other fields (the grammar fixes the order); ``no_copy`` decodes a free-text field that asks for a
+    summary (``task.summaries``) under a sampler that makes runs of the record's words costly
+    (``staged.no_copy``; answers decoded in stages only); ``compact`` answers in JSON without whitespace (fewer
     output tokens) rather than laid out as the model likes; ``reason`` has the model write a short
     reason first in each answer (taken out before the answer is checked). The defaults are the best
     measured with benchmarks/local_packing.py (README, "The local model")."""
@@ -29,6 +31,7 @@ class Notes:
     remind: bool = True
     remind_first: bool = True
     text_first: bool = True
+    no_copy: bool = True
     compact: bool = True
     reason: bool = False
 

@@ -30,6 +30,7 @@ from enrichkit.providers.local.prompting import (
     REASON_TOKENS,
     REASON_WORDS,
     Notes,
+    answer_fields,
     free_text_first,
     guidance,
     reason_name,
@@ -38,8 +39,9 @@ from enrichkit.providers.local.prompting import (
     without_reason,
     word_limits,
 )
-from enrichkit.providers.local.staged import Value, answer, plan
+from enrichkit.providers.local.staged import Value, answer, no_copy, plan
 from enrichkit.providers.local.weights import file_sha256, local_model
+from enrichkit.task.summaries import summary_fields
 
 # No timeout (a 20-row pack takes over a minute on two cores). Single rows by default: measured with
 # benchmarks/local_packing.py on the default model, packing saved no time on a CPU (output tokens
@@ -213,7 +215,8 @@ class LocalProvider:
         """The values of ``request``'s answer to decode in stages, or None: asked as a whole."""
         if not (self.staged and self.notes.compact and has_llguidance()):
             return None
-        return plan(self.as_sent(request).schema, free_text_class(request.system + request.prompt))
+        summaries = summary_fields(answer_fields(request.schema), request.system) if self.notes.no_copy else []
+        return plan(self.as_sent(request).schema, free_text_class(request.system + request.prompt), summaries)
 
     def _staged(self, request: Request, values: tuple[Value, ...]) -> Reply:
         """``request``'s answer written value by value (``staged.answer``). Each call goes to the slot
@@ -229,7 +232,8 @@ class LocalProvider:
         except (OSError, ValueError, KeyError) as exc:
             raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
-        return answer(self._call, before + sent.prompt + after, values, body, request.logprobs, sent.max_output_tokens)
+        prompt = before + sent.prompt + after
+        return answer(self._call, prompt, values, body, request.logprobs, sent.max_output_tokens, no_copy(self.context))
 
     def as_sent(self, request: Request) -> Request:
         """``request`` as the model gets it: the notes added to the system prompt and the user message
