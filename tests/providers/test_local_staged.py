@@ -51,7 +51,9 @@ def test_an_object_of_free_text_and_closed_strings_is_written_value_by_value() -
         {"gist": {"type": "string"}},  # no maxWords: any length, newlines
         {"gist": {"type": "string", "maxWords": 4, "maxLength": 20}},
         {"gist": {"type": ["string", "null"], "maxWords": 4}},
-        {"word": {"type": "integer", "minimum": 0, "maximum": 3}},
+        {"word": {"type": "integer", "minimum": 0}},  # open: any number of digits
+        {"word": {"type": "integer", "minimum": 1900, "maximum": 2100}},  # more than MAX_INTEGERS values
+        {"word": {"type": "number", "minimum": 0, "maximum": 3}},
         {"word": {"type": "object", "properties": {}}},
     ],
 )
@@ -67,6 +69,44 @@ def test_a_stage_may_end_on_a_token_running_into_the_json_after_it() -> None:
     assert '|AI\\/ML\\")' in grammar(closed, "", "}")  # a slash would end the regular expression
     text = grammar(Value('{"gist":"', text="[a-z/]{1,3}"), "", ',"w":"')
     assert text.startswith('%llguidance {}\nstart: /[a-z\\/]{1,3}"(\\,(\\"(w(\\"(\\:(\\")?)?)?)?)?)?/')
+
+
+RATED: dict[str, Any] = {
+    "type": "object",
+    "properties": {"stars": {"type": "integer", "minimum": 1, "maximum": 12}, "ok": {"type": "boolean"}},
+    "required": ["stars", "ok"],
+}
+
+
+def test_a_boolean_and_an_integer_of_a_few_values_are_closed_values() -> None:
+    values = plan(RATED, ANY_WORD_CLASS)
+    assert values is not None
+    assert [v.key for v in values] == ['{"stars":', ',"ok":']
+    assert values[0].forms == tuple(str(i) for i in range(1, 13)) and values[1].forms == ("true", "false")
+    # after "1" the value may go on (10, 11, 12) or end: into the JSON after it, never with nothing
+    assert (
+        grammar(values[0], "1", ',"ok":')
+        == '%llguidance {}\nstart: /((0|1|2)(\\,(\\"(o(k(\\"(\\:)?)?)?)?)?)?|\\,(\\"(o(k(\\"(\\:)?)?)?)?)?)/\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("replies", "text"),
+    [
+        ([("1", "length"), ("0", "length"), ("f", "length")], '{"stars":10,"ok":false}'),
+        ([("1", "length"), (",", "length"), ("t", "length")], '{"stars":1,"ok":true}'),
+        ([("7", "length"), ("true}", "length")], '{"stars":7,"ok":true}'),
+    ],
+)
+def test_an_integer_a_longer_one_goes_on_ends_where_the_model_ends_it(
+    replies: list[tuple[str, str]], text: str
+) -> None:
+    bodies, complete = scripted(*replies)
+    values = plan(RATED, ANY_WORD_CLASS)
+    assert values is not None
+    reply = answer(complete, "<p>", values, {}, logprobs=False, budget=20)
+    assert (reply.text, reply.finish, len(bodies)) == (text, "stop", len(replies))
+    assert json.loads(text)["stars"] in range(1, 13)
 
 
 def scripted(*replies: tuple[str, str]) -> tuple[list[dict[str, Any]], Any]:
@@ -187,9 +227,32 @@ def test_a_summary_is_decoded_under_no_copy_and_says_the_review_in_other_words()
     """The tiny model hands back each review nearly word for word; under ``no_copy`` (the default for a
     field that asks for a summary) none of its summaries is a copy (``own_words``' measure)."""
     assert SMOLLM2 is not None
-    settings = {"threads": 1, "slots": 1, "context": 2048}
-    copying = summaries(LocalProvider(SMOLLM2, notes=replace(NOTES, no_copy=False), **settings))
-    own = summaries(LocalProvider(SMOLLM2, **settings))
+    copying = summaries(LocalProvider(SMOLLM2, threads=1, slots=1, notes=replace(NOTES, no_copy=False)))
+    own = summaries(LocalProvider(SMOLLM2, threads=1, slots=1))
     assert sum(similarity(s, r) > COPY_RATIO for s, r in zip(copying, REVIEWS, strict=True)) >= 2
     assert not any(similarity(s, r) > COPY_RATIO for s, r in zip(own, REVIEWS, strict=True))
     assert all(0 < len(s.split()) <= 12 for s in own)
+
+
+@pytest.mark.slow
+@needs_model
+def test_an_integer_and_a_boolean_are_decoded_in_stages_on_the_model() -> None:
+    """A rating of 1 to 12 and a yes/no, on the tiny model: a valid answer in stages, each value read a
+    confidence, fewer tokens decoded than the same answer asked as a whole."""
+    rate = "Rate the review from 1 to 12; ok: whether it is positive."
+    asked = Request(rate, '{"review": "Great."}', RATED, 40, logprobs=True)
+
+    async def run(staged: bool) -> Any:
+        provider = smollm2(slots=1, staged=staged)
+        try:
+            return await provider.generate(asked)
+        finally:
+            await provider.aclose()
+
+    staged, whole = asyncio.run(run(True)), asyncio.run(run(False))
+    rated = json.loads(staged.text or "")
+    assert rated["stars"] in range(1, 13) and isinstance(rated["ok"], bool)
+    assert staged.tokens is not None
+    read = ConfidenceReader(RATED).read(staged.tokens, {None: rated})[None]
+    assert 0 < read["stars"] <= 1 and 0 < read["ok"] <= 1
+    assert staged.usage.output_tokens < whole.usage.output_tokens

@@ -9,13 +9,14 @@ that the slot already holds (``cache_prompt``), and llama.cpp decodes only:
 - a free-text value, up to its closing quote: a grammar of its words (``word_pattern``, without the
   JSON quote, which ends the value) and the quote; the quote is a ``stop``, so the call ends without
   decoding it;
-- a closed value (the strings of an ``enum`` or a ``const``), one token a call under a grammar of the
-  values still possible, until one is left: its rest is written, not decoded.
+- a closed value (the strings of an ``enum`` or a ``const``, a boolean, an integer between a
+  ``minimum`` and ``maximum`` at most ``MAX_INTEGERS`` apart), one token a call under a grammar of
+  the values still possible, until one is left: its rest is written, not decoded.
 
 Each grammar also lets the last token run on into the JSON that follows (``"`` ``,"next":"`` or
 ``"}``), as the whole answer's grammar does, so the model ends a value on the same tokens. Where
-a request's schema is not one this can write (a pack, a nullable, nested or numeric field, free text
-with a pattern or length limit), ``plan`` is None and the answer is asked as a whole.
+a request's schema is not one this can write (a pack, a nullable or nested field, a number or an
+open integer, free text with a pattern or length limit), ``plan`` is None and the answer is asked as a whole.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from enrichkit.providers.logprobs import from_entries
 _TOP = frozenset(["type", "properties", "required", "additionalProperties", "description", "title"])
 _TEXT = frozenset(["type", "maxWords", "description", "title"])
 _CLOSED = frozenset(["type", "enum", "const", "description", "title"])
+_INTEGER = frozenset(["type", "minimum", "maximum", "description", "title"])
+
+MAX_INTEGERS = 100  # an integer field of more values than this (a year, a price) is asked as a whole
 
 JSON_TEXT = '[^"\\\\\\x00-\\x1f]'
 """What a character of free text may be as JSON writes it unescaped: no quote, backslash or control."""
@@ -41,8 +45,8 @@ JSON_TEXT = '[^"\\\\\\x00-\\x1f]'
 @dataclass(frozen=True)
 class Value:
     """One field of the answer: the JSON before its value (``key``), and the value's grammar: free
-    text's regular expression (``text``) or the closed values as written (``forms``), each ending in
-    the closing quote."""
+    text's regular expression (``text``) or the closed values as JSON writes them (``forms``; a
+    string's without its opening quote, which ends ``key``)."""
 
     key: str
     text: str | None = None
@@ -61,7 +65,7 @@ def no_copy(window: int) -> dict[str, Any]:
 
 def plan(schema: Mapping[str, Any], word_class: str, summaries: Collection[str] = ()) -> tuple[Value, ...] | None:
     """The values of a single row's answer in order, or None where ``schema`` is not one this writes:
-    an object of free text with ``maxWords`` and of closed strings, nothing else. The free text of
+    an object of free text with ``maxWords`` and of closed values, nothing else. The free text of
     ``summaries`` is decoded under ``no_copy``."""
     properties = schema.get("properties")
     if schema.get("type") != "object" or not properties or not set(schema) <= _TOP:
@@ -70,19 +74,36 @@ def plan(schema: Mapping[str, Any], word_class: str, summaries: Collection[str] 
         return None
     values = []
     for n, (name, sub) in enumerate(properties.items()):
-        key = ("{" if n == 0 else ",") + json.dumps(name, ensure_ascii=False) + ':"'
-        if not isinstance(sub, Mapping) or sub.get("type", "string") != "string":
+        key = ("{" if n == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
+        if not isinstance(sub, Mapping):
+            return None
+        if (forms := _literals(sub)) is not None:
+            values.append(Value(key, forms=forms))
+            continue
+        if sub.get("type", "string") != "string":
             return None
         strings = [*sub.get("enum", []), *([sub["const"]] if "const" in sub else [])]
         if set(sub) <= _TEXT and isinstance(words := sub.get("maxWords"), int) and words > 0:
             words_class = f"[{word_class}]&&{JSON_TEXT}"
-            values.append(Value(key, text=word_pattern(words, words_class)[1:-1], no_copy=name in summaries))
+            text = word_pattern(words, words_class)[1:-1]
+            values.append(Value(key + '"', text=text, no_copy=name in summaries))
         elif set(sub) <= _CLOSED and strings and all(isinstance(s, str) for s in strings):
-            forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False)[1:] for s in strings))
-            values.append(Value(key, forms=forms))
+            forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False) for s in strings))
+            values.append(Value(key + '"', forms=tuple(form[1:] for form in forms)))
         else:
             return None
     return tuple(values)
+
+
+def _literals(sub: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The values of a boolean, or of an integer of at most ``MAX_INTEGERS`` values, as JSON writes
+    them; None for any other field."""
+    kind, low, high = sub.get("type"), sub.get("minimum"), sub.get("maximum")
+    if kind == "boolean" and set(sub) <= _TOP:
+        return ("true", "false")
+    if kind != "integer" or not set(sub) <= _INTEGER or type(low) is not int or type(high) is not int:
+        return None
+    return tuple(str(i) for i in range(low, high + 1)) if 0 <= high - low < MAX_INTEGERS else None
 
 
 def _regex(text: str) -> str:
@@ -102,10 +123,13 @@ def grammar(value: Value, written: str, after: str) -> str:
     """The llguidance grammar of the rest of ``value`` (closed: after ``written``), its closing quote
     and any start of ``after``."""
     if value.text is not None:
-        rx = value.text.replace("/", "\\/") + '"'  # a slash would end the grammar's regular expression
+        rx = value.text.replace("/", "\\/") + '"' + _run_on(after)  # a slash would end the regular expression
     else:
-        rx = "(" + "|".join(_regex(form[len(written) :]) for form in value.forms if form.startswith(written)) + ")"
-    return f"%llguidance {{}}\nstart: /{rx}{_run_on(after)}/\n"
+        rests = [form[len(written) :] for form in value.forms if form.startswith(written)]
+        rx = "(" + "|".join(_regex(rest) for rest in rests if rest) + ")" + _run_on(after)
+        if "" in rests:  # a value written, which a longer one may go on (1, 10): on, or into the JSON after it
+            rx = f"({rx}|{_regex(after[0])}{_run_on(after[1:])})"
+    return f"%llguidance {{}}\nstart: /{rx}/\n"
 
 
 Complete = Callable[[dict[str, Any]], dict[str, Any]]
@@ -222,13 +246,13 @@ def answer(
         written = ""
         while True:
             left = [form for form in value.forms if form.startswith(written)]
-            done = [form for form in value.forms if written.startswith(form)]
-            if done:
-                pending = written[len(done[0]) :]
+            done = max((form for form in value.forms if written.startswith(form)), key=len, default=None)
+            if done is not None and (len(written) > len(done) or left == [done]):
+                pending = written[len(done) :]
                 if not after.startswith(pending):
                     return _cut(staged)
                 break
-            if len(left) == 1:
+            if len(left) == 1 and done is None:
                 staged.write(left[0][len(written) :], forced=True)
                 pending = ""
                 break
