@@ -35,6 +35,7 @@ _TOP = frozenset(["type", "properties", "required", "additionalProperties", "des
 _TEXT = frozenset(["type", "maxWords", "description", "title"])
 _CLOSED = frozenset(["type", "enum", "const", "description", "title"])
 _INTEGER = frozenset(["type", "minimum", "maximum", "description", "title"])
+_BOOLEAN = frozenset(["type", "description", "title"])
 
 MAX_INTEGERS = 100  # an integer field of more values than this (a year, a price) is asked as a whole
 
@@ -88,8 +89,8 @@ def plan(schema: Mapping[str, Any], word_class: str, summaries: Collection[str] 
             text = word_pattern(words, words_class)[1:-1]
             values.append(Value(key + '"', text=text, no_copy=name in summaries))
         elif set(sub) <= _CLOSED and strings and all(isinstance(s, str) for s in strings):
-            forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False) for s in strings))
-            values.append(Value(key + '"', forms=tuple(form[1:] for form in forms)))
+            forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False)[1:] for s in strings))
+            values.append(Value(key + '"', forms=forms))
         else:
             return None
     return tuple(values)
@@ -99,7 +100,7 @@ def _literals(sub: Mapping[str, Any]) -> tuple[str, ...] | None:
     """The values of a boolean, or of an integer of at most ``MAX_INTEGERS`` values, as JSON writes
     them; None for any other field."""
     kind, low, high = sub.get("type"), sub.get("minimum"), sub.get("maximum")
-    if kind == "boolean" and set(sub) <= _TOP:
+    if kind == "boolean" and set(sub) <= _BOOLEAN:
         return ("true", "false")
     if kind != "integer" or not set(sub) <= _INTEGER or type(low) is not int or type(high) is not int:
         return None
