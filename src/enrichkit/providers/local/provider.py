@@ -211,19 +211,19 @@ class LocalProvider:
         server, _ = self._loaded()
         return _served(server.handle_completions, body)
 
-    def _plan(self, request: Request) -> tuple[Value, ...] | None:
-        """The values of ``request``'s answer to decode in stages, or None: asked as a whole."""
+    def _plan(self, request: Request, sent: Request) -> tuple[Value, ...] | None:
+        """The values of ``request``'s answer (``sent``: as the model gets it) to decode in stages, or None:
+        asked as a whole."""
         if not (self.staged and self.notes.compact and has_llguidance()):
             return None
         summaries = summary_fields(answer_fields(request.schema), request.system) if self.notes.no_copy else []
-        return plan(self.as_sent(request).schema, free_text_class(request.system + request.prompt), summaries)
+        return plan(sent.schema, free_text_class(request.system + request.prompt), summaries)
 
-    def _staged(self, request: Request, values: tuple[Value, ...]) -> Reply:
+    def _staged(self, request: Request, sent: Request, values: tuple[Value, ...]) -> Reply:
         """``request``'s answer written value by value (``staged.answer``). Each call goes to the slot
         llama.cpp picks: the idle one whose tokens share the longest start with its prompt, the row's own
         (measured: pinning a row to a slot with ``id_slot`` made two slots process the system prompt
         again on most rows)."""
-        sent = self.as_sent(request)
         _, prefix = self._loaded()
         if self.prompt_cache:
             prefix.warm(sent.system, reminder(request.schema, self.notes)[0])
@@ -270,8 +270,9 @@ class LocalProvider:
         }
 
     async def generate(self, request: Request) -> Reply:
-        if (values := self._plan(request)) is not None:
-            reply = await asyncio.to_thread(self._staged, request, values)
+        sent = self.as_sent(request)
+        if (values := self._plan(request, sent)) is not None:
+            reply = await asyncio.to_thread(self._staged, request, sent, values)
         else:
             doc = await asyncio.to_thread(self._complete, self.body(request))
             reply = to_reply(doc, provider="llama.cpp")
