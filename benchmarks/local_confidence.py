@@ -15,7 +15,8 @@ Run: PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/local_confidence.py [
      outside the first 200 (the sample the reading of the confidence and the task's wording were chosen
      on), drawn with another seed; ``--task FILE``: a variant of the demo's task; ``--prompt-tokens``: only
      the task's prompt size; ``--spare``: only the rows in neither sample nor the demo (the task's examples
-     come from these; a run warns if the task quotes a row it measures)
+     come from these; a run warns if the task quotes a row it measures); ``--staged``: each row asked as a
+     run asks it (decoded in stages, the enum's choice debiased by the priors learned on the rows so far)
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ import asyncio
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from enrichkit.engine.codec import PackCodec
+from enrichkit.providers.local.priors import FILE as PRIORS_FILE
 from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.weights import embedded_model_path
 from enrichkit.rows.work import Work
 from enrichkit.task.task import Task
-from local_runs import DEMO_TASK, SEED, SHARED, awesome_rows, demo_rows
+from local_runs import DEMO_TASK, PREFIXES, SEED, SHARED, awesome_rows, demo_rows
 
 ALTERNATIVES = 20  # the alternatives kept per token (llama.cpp's top_logprobs)
 DEV_ROWS = 200  # the first sample (seed SEED), on which confidence.py's score was chosen
@@ -78,6 +81,25 @@ def answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> di
     }
 
 
+async def staged_answer(provider: LocalProvider, codec: PackCodec, row: dict[str, Any]) -> dict[str, Any]:
+    """One row as a run asks it (``generate``: decoded in stages, its enum debiased), with the answer's
+    tokens: only the decisions have alternatives, the corrected ones the choice was made on."""
+    request = codec.single_request(Work(row["id"], {"name": row["name"], "description": row["description"]}))
+    started = time.perf_counter()
+    reply = await provider.generate(replace(request, logprobs=True))
+    tokens = [[t.text, t.logprob, [list(a) for a in t.top]] for t in reply.tokens or ()]
+    return {
+        "id": row["id"],
+        "truth": row["group"],
+        "text": reply.text,
+        "finish": reply.finish,
+        "tokens": tokens,
+        "seconds": round(time.perf_counter() - started, 2),
+        "prompt_tokens": reply.usage.prompt_tokens,
+        "cached_tokens": reply.usage.cached_tokens,
+    }
+
+
 def quoted(task: Task, rows: list[dict[str, Any]]) -> list[str]:
     """The ids of ``rows`` whose name the task's instruction quotes (as a worked example's)."""
     return [r["id"] for r in rows if f'"name": {json.dumps(r["name"], ensure_ascii=False)}' in task.instruction]
@@ -112,13 +134,19 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/local-confidence.jsonl"))
     parser.add_argument("--prompt-tokens", action="store_true", help="only print the task's prompt size in tokens")
     parser.add_argument("--spare", action="store_true", help="only list the rows a task's examples may come from")
+    parser.add_argument(
+        "--staged",
+        action="store_true",
+        help=f"ask as a run does (in stages, the enum debiased; priors in {PREFIXES}, fresh unless resuming)",
+    )
     args = parser.parse_args()
     if args.spare:
         for row in spare_rows():
             print(f"{row['group']:<20} {row['name']:<20} {row['description']}")
         return
     task = Task.from_file(args.task)
-    provider = LocalProvider(embedded_model_path(), threads=args.threads, slots=args.slots)
+    prefixes = PREFIXES if args.staged else None
+    provider = LocalProvider(embedded_model_path(), threads=args.threads, slots=args.slots, prefix_dir=prefixes)
     codec = PackCodec(task, id_style=provider.capabilities.id_style, reads_schema=provider.capabilities.reads_schema)
     if args.prompt_tokens:
         prompt_tokens(provider, codec, awesome_rows(DEV_ROWS)[: args.rows])
@@ -131,6 +159,8 @@ async def main() -> None:
     if leaked := quoted(task, rows):
         print(f"warning: the task's instruction quotes measured rows as examples: {', '.join(leaked)}")
     todo = [r for r in rows if r["id"] not in done]
+    if args.staged and not done:
+        (PREFIXES / PRIORS_FILE).unlink(missing_ok=True)  # a fresh start: the priors learned on these rows alone
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for row in todo:
         queue.put_nowait(row)
@@ -138,11 +168,15 @@ async def main() -> None:
     async def worker() -> None:
         while not queue.empty():
             row = queue.get_nowait()
-            res = await asyncio.to_thread(answer, provider, codec, row)
+            if args.staged:
+                res = await staged_answer(provider, codec, row)
+            else:
+                res = await asyncio.to_thread(answer, provider, codec, row)
             with args.out.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(res, ensure_ascii=False) + "\n")
 
     await asyncio.gather(*(worker() for _ in range(args.slots)))
+    await provider.aclose()
     print(f"{len(done) + len(todo)} rows in {args.out}")
 
 

@@ -27,6 +27,9 @@ def output(**field: Any) -> dict[str, Any]:
         ({"colour": "red"}, r"unknown schema keyword 'colour'$"),
         ({"$ref": "https://example.org/s.json"}, r"only references inside the schema"),
         ({"$dynamicRef": "#x"}, r"\$dynamicRef: dynamic references are not supported"),
+        ({"debias": True}, r"tldr\.debias: 'debias' is true or false, beside an enum of three or more strings"),
+        ({"enum": ["yes", "no"], "debias": True}, r"beside an enum of three or more strings"),
+        ({"enum": ["a", "b", "c"], "debias": "on"}, r"tldr\.debias: 'on' is not of type 'boolean'"),
     ],
 )
 def test_unknown_or_unsupported_keywords_are_named(field: dict[str, Any], message: str) -> None:
@@ -52,6 +55,13 @@ def test_keywords_are_checked_inside_nested_schemas(tmp_path: Path) -> None:
 def test_known_keywords_and_max_words_pass() -> None:
     task = Task("Summarise.", ["text"], output(maxWords=12, minLength=1, description="d", format="email", title="t"))
     assert task.schema["properties"]["tldr"]["maxWords"] == 12
+
+
+def test_debias_on_an_enum_is_a_note_the_answers_are_not_checked_against() -> None:
+    task = Task("Sort it.", ["text"], output(enum=["a", "b", "c"], debias=True))
+    validator = make_validator(task.schema)
+    assert first_error(validator, {"tldr": "b"}) is None
+    assert first_error(validator, {"tldr": "d"}) is not None
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The JSON Schema dialect of task outputs: Draft 2020-12 plus the ``maxWords`` keyword.
+"""The JSON Schema dialect of task outputs: Draft 2020-12 plus the ``maxWords`` and ``debias`` keywords.
 
 Providers support different subsets of JSON Schema, so constraints a provider cannot enforce while
 decoding are spelled out in words (``field_hint``) and always checked here after the answer arrives.
@@ -42,9 +42,10 @@ def _is_date_time(value: object) -> bool:
     return not isinstance(value, str) or datetime.datetime.fromisoformat(value).tzinfo is not None
 
 
-# Every keyword of Draft 2020-12, ``maxWords``, Gemini's ``propertyOrdering``, pydantic's ``discriminator``.
+# Every keyword of Draft 2020-12, ``maxWords``, ``debias``, Gemini's ``propertyOrdering``, pydantic's
+# ``discriminator``.
 KEYWORDS = frozenset(OutputValidator.VALIDATORS) | {
-    "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "title", "description",
+    "debias", "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "title", "description",
     "default", "examples", "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding",
     "contentSchema", "propertyOrdering", "discriminator",
 }  # fmt: skip
@@ -87,10 +88,20 @@ def keyword_problem(schema: Any, path: Sequence[str | int] = ()) -> tuple[list[s
             return where, f"only references inside the schema (#/$defs/...) are supported, not {value!r}"
         if key == "type" and (unknown := _unknown_type(value)) is not None:
             return where, f"unknown type {unknown!r}{did_you_mean(unknown, JSON_TYPES, TYPE_ALIASES)}"
+        if key == "debias" and not _debiasable(value, schema):
+            return where, "'debias' is true or false, beside an enum of three or more strings"
         for sub, sub_path in _subschemas(key, value, where):
             if (found := keyword_problem(sub, sub_path)) is not None:
                 return found
     return None
+
+
+def _debiasable(value: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether ``debias: value`` fits ``schema``: a boolean, on an enum of three strings or more (the
+    local provider's ``priors``)."""
+    enum = schema.get("enum")
+    strings = isinstance(enum, list) and len(enum) >= 3 and all(isinstance(v, str) for v in enum)
+    return isinstance(value, bool) and strings
 
 
 def _unknown_type(value: Any) -> str | None:
@@ -145,7 +156,7 @@ def first_error(validator: Validator, instance: Any) -> str | None:
     return f"{where}: {message}" if where else message
 
 
-_NOTES = frozenset({"description", "title", "default", "examples", "propertyOrdering", "$comment"})
+_NOTES = frozenset({"description", "title", "default", "examples", "propertyOrdering", "$comment", "debias"})
 
 _TYPES: dict[str, Check] = {
     "string": lambda v: isinstance(v, str),

@@ -25,6 +25,8 @@ from enrichkit.providers.local.grammar import (
 )
 from enrichkit.providers.local.logprobs import ASK, answer_tokens
 from enrichkit.providers.local.prefix import Prefix, save_path
+from enrichkit.providers.local.priors import FILE as PRIORS_FILE
+from enrichkit.providers.local.priors import Priors
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
@@ -69,6 +71,8 @@ MAX_SLOTS = 4
 
 SLOT_MEMORY = 160 << 20  # bytes of KV cache and compute buffers a further slot takes (Qwen-1.5B, 4096 tokens)
 
+SAVE_EVERY = 25  # decisions counted into the priors between two writes of their file (and at the run's end)
+
 PROMPT_CACHE_MIB = 256  # llama.cpp keeps slots' prompts in host memory up to this, to restore a prefix
 
 
@@ -86,8 +90,9 @@ def default_slots() -> int:
 SEED = 0
 
 
-_LOADED: dict[tuple[Any, ...], tuple[Any, Prefix]] = {}
-"""The llama.cpp server of this process and the prompt starts its slots hold, by what it was built from:
+_LOADED: dict[tuple[Any, ...], tuple[Any, Prefix, Priors]] = {}
+"""The llama.cpp server of this process, the prompt starts its slots hold and the model's priors
+(``priors``, kept beside the prompt starts), by what it was built from:
 a model is loaded (memory-mapped) once per process, whichever provider asks (runs one after another,
 fallbacks); one at a time."""
 
@@ -139,6 +144,8 @@ class LocalProvider:
         self._server: Any = None
         self.prefix: Prefix | None = None
         """The prompt starts the server's slots hold (None before the first call)."""
+        self.priors: Priors | None = None
+        """The model's lean to values of closed fields, as the rows showed it (None before the first call)."""
         self.load_seconds: float | None = None
         """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
 
@@ -194,9 +201,10 @@ class LocalProvider:
                     folder = save_path(self.prefix_dir)
                     server = self._load(folder)
                     identity = f"{self.settings()['model_sha256']} xllamacpp {runtime_version()}"
-                    loaded = _LOADED[loads] = (server, Prefix(server, folder, self.slots, identity))
+                    prefix = Prefix(server, folder, self.slots, identity)
+                    loaded = _LOADED[loads] = (server, prefix, Priors(folder / PRIORS_FILE))
                     self.load_seconds = time.perf_counter() - started
-                self._server, self.prefix = loaded
+                self._server, self.prefix, self.priors = loaded
             assert self.prefix is not None
             return self._server, self.prefix
 
@@ -233,7 +241,13 @@ class LocalProvider:
             raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
         prompt = before + sent.prompt + after
-        return answer(self._call, prompt, values, body, request.logprobs, sent.max_output_tokens, no_copy(self.context))
+        task = f"{prefix.identity}\x00{sent.system}"
+        priors = self.priors
+        budget = sent.max_output_tokens
+        reply = answer(self._call, prompt, values, body, request.logprobs, budget, no_copy(self.context), priors, task)
+        if priors is not None and any(v.debias for v in values):
+            priors.save_every(SAVE_EVERY)
+        return reply
 
     def as_sent(self, request: Request) -> Request:
         """``request`` as the model gets it: the notes added to the system prompt and the user message
@@ -309,7 +323,10 @@ class LocalProvider:
         return None
 
     async def aclose(self) -> None:
-        """Let go of the server; the process keeps the model loaded for the next run (``_LOADED``)."""
+        """Let go of the server, the priors written; the process keeps the model loaded for the next run
+        (``_LOADED``)."""
+        if self.priors is not None:
+            await asyncio.to_thread(self.priors.save)
         self._server = None
 
 

@@ -22,6 +22,7 @@ open integer, free text with a pattern or length limit), ``plan`` is None and th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -29,11 +30,13 @@ from typing import Any, TypeGuard
 from enrichkit.providers.base import ALTERNATIVES, Reply, Token, Usage
 from enrichkit.providers.chat import error_of
 from enrichkit.providers.local.grammar import word_pattern
+from enrichkit.providers.local.priors import ALTERNATIVES as PRIOR_ALTERNATIVES
+from enrichkit.providers.local.priors import Priors, allowed_shares, context
 from enrichkit.providers.logprobs import from_entries
 
 _TOP = frozenset(["type", "properties", "required", "additionalProperties", "description", "title"])
 _TEXT = frozenset(["type", "maxWords", "description", "title"])
-_CLOSED = frozenset(["type", "enum", "const", "description", "title"])
+_CLOSED = frozenset(["type", "enum", "const", "description", "title", "debias"])
 _INTEGER = frozenset(["type", "minimum", "maximum", "description", "title"])
 _BOOLEAN = frozenset(["type", "description", "title"])
 
@@ -53,6 +56,7 @@ class Value:
     text: str | None = None
     forms: tuple[str, ...] = ()
     no_copy: bool = False  # free text that is to be decoded under ``no_copy``: a summary, not a copy
+    debias: bool = False  # a closed value chosen with the model's lean taken out (``priors``)
 
 
 def no_copy(window: int) -> dict[str, Any]:
@@ -67,7 +71,9 @@ def no_copy(window: int) -> dict[str, Any]:
 def plan(schema: Mapping[str, Any], word_class: str, summaries: Collection[str] = ()) -> tuple[Value, ...] | None:
     """The values of a single row's answer in order, or None where ``schema`` is not one this writes:
     an object of free text with ``maxWords`` and of closed values, nothing else. The free text of
-    ``summaries`` is decoded under ``no_copy``."""
+    ``summaries`` is decoded under ``no_copy``; an enum marked ``debias`` (three strings or more, the
+    task's word that its values are about equally common) is chosen with the model's lean taken out
+    (``priors``)."""
     properties = schema.get("properties")
     if schema.get("type") != "object" or not properties or not set(schema) <= _TOP:
         return None
@@ -90,7 +96,7 @@ def plan(schema: Mapping[str, Any], word_class: str, summaries: Collection[str] 
             values.append(Value(key + '"', text=text, no_copy=name in summaries))
         elif set(sub) <= _CLOSED and strings and all(isinstance(s, str) for s in strings):
             forms = tuple(dict.fromkeys(json.dumps(s, ensure_ascii=False)[1:] for s in strings))
-            values.append(Value(key + '"', forms=forms))
+            values.append(Value(key + '"', forms=forms, debias=sub.get("debias") is True and len(forms) >= 3))
         else:
             return None
     return tuple(values)
@@ -166,7 +172,7 @@ class Staged:
             else:
                 pieces.append(piece)
         prompt = pieces[0] if len(pieces) == 1 else pieces
-        body = {**body, "prompt": prompt, "n_probs": ALTERNATIVES if self.logprobs else 0}
+        body = {"n_probs": ALTERNATIVES if self.logprobs else 0, **body, "prompt": prompt}
         doc = complete(body)
         if isinstance(doc.get("error"), Mapping):
             error = doc["error"]
@@ -223,10 +229,13 @@ def answer(
     logprobs: bool,
     budget: int,
     sampling: Mapping[str, Any] | None = None,
+    priors: Priors | None = None,
+    task: str = "",
 ) -> Reply:
     """The answer to the chat ``prompt`` (rendered, ending where the assistant's reply starts), written
     value by value; ``body``: what every call sends besides (sampling, cache); ``sampling``: what the
-    calls of a ``no_copy`` value send besides (None: nothing)."""
+    calls of a ``no_copy`` value send besides (None: nothing); ``priors``: where a ``debias`` value's
+    decisions are corrected and counted (None: not corrected), ``task`` naming the model and prompt."""
     staged = Staged([prompt], logprobs, budget, tokens=[] if logprobs else None)
     pending = ""  # JSON the last token already wrote past its value
     for n, value in enumerate(values):
@@ -260,13 +269,35 @@ def answer(
             if not left or staged.budget <= 0:  # no value fits what was written (no grammar) or no tokens left
                 return _cut(staged)
             step = {**body, "grammar": grammar(value, written, after), "n_predict": 1}
+            debiasing, decision = (priors if value.debias else None), context(task, value.key, written)
+            if debiasing is not None:
+                step = {**step, "n_probs": PRIOR_ALTERNATIVES, "logit_bias": debiasing.bias(decision)}
             piece, entries, _ = staged.call(complete, step)
             if not piece:
                 return _cut(staged)
+            if debiasing is not None and entries:
+                rests = [form[len(written) :] for form in left]
+                entries = [_debiased(debiasing, decision, entries[0], rests), *entries[1:]]
             staged.generated(piece, entries)
             written += piece
     staged.write("}"[len(pending) :])
     return Reply(staged.text, "stop", staged.usage, tokens=None if staged.tokens is None else tuple(staged.tokens))
+
+
+def _debiased(priors: Priors, decision: str, entry: Mapping[str, Any], rests: list[str]) -> Mapping[str, Any]:
+    """``entry`` (the token chosen at ``decision``) counted into its prior, its log-probability and
+    alternatives now those the choice was made on (the shares of the allowed tokens, corrected by the
+    prior before this row); as it was where its alternatives say nothing of the allowed tokens."""
+    if (read := allowed_shares(entry, rests)) is None:
+        return entry
+    shares, ids = read
+    corrected = priors.corrected(decision, shares)
+    priors.observe(decision, shares, ids)
+    chosen = entry.get("token")
+    if not isinstance(chosen, str) or chosen not in corrected:
+        return entry
+    top = [{"id": ids[t], "token": t, "logprob": math.log(q)} for t, q in corrected.items() if q > 0]
+    return {**entry, "logprob": math.log(corrected[chosen]), "top_logprobs": top}
 
 
 def _cut(staged: Staged, length: bool = False) -> Reply:
