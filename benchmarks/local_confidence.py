@@ -139,12 +139,19 @@ async def main() -> None:
         action="store_true",
         help=f"ask as a run does (in stages, the enum debiased; priors in {PREFIXES}, fresh unless resuming)",
     )
+    parser.add_argument("--no-debias", action="store_true", help="the task's enums without their debias mark")
     args = parser.parse_args()
     if args.spare:
         for row in spare_rows():
             print(f"{row['group']:<20} {row['name']:<20} {row['description']}")
         return
     task = Task.from_file(args.task)
+    if args.no_debias:
+        fields = {
+            name: {k: v for k, v in sub.items() if k != "debias"} for name, sub in task.schema["properties"].items()
+        }
+        output = {**task.schema, "properties": fields}
+        task = Task(task.instruction, task.inputs, output, task.id_field, task.name, task.source, task.together)
     prefixes = PREFIXES if args.staged else None
     provider = LocalProvider(embedded_model_path(), threads=args.threads, slots=args.slots, prefix_dir=prefixes)
     codec = PackCodec(task, id_style=provider.capabilities.id_style, reads_schema=provider.capabilities.reads_schema)
