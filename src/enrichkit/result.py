@@ -149,6 +149,9 @@ class Stats:
     escalation: Escalation | None = None
     load_seconds: float | None = None
     """How long loading the local model took in this run (None: no local model was loaded)."""
+    debiased: dict[str, int] = field(default_factory=dict)
+    """A local model's answers to an enum marked ``debias``: ``answers`` chosen with its lean taken out,
+    ``turned`` of them other than its own first choice (empty: none)."""
 
     @property
     def calls(self) -> int:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from enrichkit import Task, aenrich
 from enrichkit.engine.confidence import ConfidenceReader
-from enrichkit.providers.base import Request
+from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.local.grammar import ANY_WORD_CLASS
-from enrichkit.providers.local.priors import FLOOR, STRENGTH, Priors, context
+from enrichkit.providers.local.priors import FLOOR, STRENGTH, Priors, Tally, context
 from enrichkit.providers.local.provider import LocalProvider
 from enrichkit.providers.local.staged import answer, plan
 from enrichkit.providers.local.weights import smollm2_path
@@ -48,11 +49,13 @@ def llama(rows: list[dict[str, float]]) -> tuple[list[dict[str, Any]], Any]:
     return bodies, complete
 
 
-def ask(complete: Any, priors: Priors | None, debias: bool = True, task: str = "t") -> tuple[str, float | None]:
+def ask(
+    complete: Any, priors: Priors | None, debias: bool = True, task: str = "t", tally: Tally | None = None
+) -> tuple[str, float | None]:
     schema = SCHEMA if debias else {"type": "object", "properties": {"word": {**WORD, "debias": False}}}
     values = plan(schema, ANY_WORD_CLASS)
     assert values is not None
-    reply = answer(complete, "<p>", values, {}, logprobs=True, budget=10, priors=priors, task=task)
+    reply = answer(complete, "<p>", values, {}, logprobs=True, budget=10, priors=priors, task=task, tally=tally)
     assert reply.tokens is not None
     word = json.loads(reply.text or "")["word"]
     confidence = ConfidenceReader(SCHEMA).read(reply.tokens, {None: {"word": word}})
@@ -64,13 +67,14 @@ CLOSE = {"apple": 0.45, "river": 0.4, "mountain": 0.15}  # a row whose own evide
 
 
 def test_a_lean_seen_on_the_rows_is_taken_out_of_the_next_choice(tmp_path: Path) -> None:
-    priors = Priors(tmp_path / "priors.json")
+    priors, tally = Priors(tmp_path / "priors.json"), Tally()
     bodies, complete = llama([LEANING] * 8 + [CLOSE])
-    first = [ask(complete, priors) for _ in range(8)]
+    first = [ask(complete, priors, tally=tally) for _ in range(8)]
     assert bodies[0]["logit_bias"] == [] and bodies[0]["n_probs"] == 20  # nothing seen yet: no correction
     assert {word for word, _ in first} == {"apple"}  # 0.6 / 0.6 against 0.3 / 0.3: the lean alone does not flip it
-    word, confidence = ask(complete, priors)
+    word, confidence = ask(complete, priors, tally=tally)
     assert word == "river"  # 0.4 against its usual 0.3 beats 0.45 against apple's usual 0.6
+    assert (tally.answers, tally.turned) == (8, 1)  # the first row had no prior; the last one turned
     bias = {token_id: value for token_id, value in bodies[-1]["logit_bias"]}
     assert bias[IDS["mountain"]] > bias[IDS["river"]] > bias[IDS["apple"]] > 0
     # the confidence is the share the choice was made on: the raw shares over the prior, normalised
@@ -119,23 +123,24 @@ def test_a_value_the_rows_never_favour_gains_a_bounded_bias(tmp_path: Path) -> N
 
 @pytest.mark.slow
 @needs_model
-def test_a_run_on_the_model_counts_its_choices_and_leaves_them_for_the_next(tmp_path: Path) -> None:
-    """Four rows on SmolLM2, one at a time: each answer is still its row's word; the priors file beside
-    the prompt prefixes holds the enum's first decision with the four rows counted, under the model's
-    own token ids, and a second provider on the same folder starts from it."""
+def test_a_run_on_the_model_counts_its_choices_says_so_and_leaves_them_for_the_next(tmp_path: Path) -> None:
+    """Four rows on SmolLM2, one at a time: each answer is still its row's word; the receipt says how
+    many answers were chosen with the lean taken out (all but the first, which had no prior); the
+    priors file beside the prompt prefixes holds the enum's first decision with the four rows counted,
+    under the model's own token ids, and the next provider on the folder starts from it."""
     assert SMOLLM2 is not None
-    system = "You repeat the word you are given. " * 30
-    schema = {**SCHEMA, "properties": {"gist": {"type": "string", "maxWords": 4}, "word": SCHEMA["properties"]["word"]}}
-
-    async def run() -> list[str]:
-        provider = LocalProvider(SMOLLM2, threads=1, slots=1, context=2048, prefix_dir=tmp_path)
-        try:
-            asked = [Request(system, f"The word is: {w}. Repeat it.", schema, 60, logprobs=True) for w in WORDS]
-            return [json.loads((await provider.generate(r)).text or "")["word"] for r in asked]
-        finally:
-            await provider.aclose()
-
-    assert asyncio.run(run()) == WORDS
+    task = Task(
+        "You repeat the word you are given. " * 30,
+        ["word"],
+        {"type": "object", "properties": {"gist": {"type": "string", "maxWords": 4}, "said": WORD}},
+    )
+    provider = LocalProvider(SMOLLM2, threads=1, slots=1, context=2048, prefix_dir=tmp_path)
+    rows = [{"id": w, "word": w} for w in WORDS]
+    result = asyncio.run(aenrich(rows, task, provider=provider, cache_dir=tmp_path / "cache"))
+    assert [r["said"] for r in result.rows] == WORDS
+    assert result.stats.debiased == {"answers": len(WORDS) - 1, "turned": result.stats.debiased["turned"]}
+    receipt = run_text(run_report(result.stats, "local", "smollm2"))
+    assert f"debias: {len(WORDS) - 1} answers chosen with the local model's lean" in receipt
     doc = json.loads((tmp_path / "priors.json").read_text(encoding="utf-8"))
     first = max(doc.values(), key=lambda p: p["rows"])
     assert first["rows"] == len(WORDS) and all(type(i) is int for i in first["ids"].values())

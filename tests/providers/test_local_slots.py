@@ -172,6 +172,12 @@ def test_the_receipt_shows_the_local_models_load_time() -> None:
     assert "loaded" not in run_text(run_report(Stats(), "local", "m"))  # it was loaded already
 
 
+def test_the_receipt_says_how_many_answers_debias_chose_and_turned() -> None:
+    text = run_text(run_report(Stats(debiased={"answers": 20, "turned": 4}), "local", "m"))
+    assert "debias: 20 answers chosen with the local model's lean to some values taken out; 4 of them" in text
+    assert "debias" not in run_text(run_report(Stats(), "local", "m"))
+
+
 def grammar_pattern(provider: LocalProvider, review: str) -> str:
     """The pattern the grammar sent for a review's summary holds it to."""
     request = Request(

@@ -162,6 +162,11 @@ def run_text(report: dict[str, Any]) -> str:
         lines.append(audit_text(report["audit"]))
     if report.get("confidence") is not None:
         lines += confidence_text(report["confidence"])
+    if debiased := report.get("debiased"):
+        lines.append(
+            f"debias: {counted(debiased['answers'], 'answer')} chosen with the local model's lean to some values"
+            f" taken out; {debiased['turned']:,} of them other than its own first choice"
+        )
     if report.get("escalation") is not None:
         lines.append(escalation_text(report["escalation"]))
     lines += known_text(report.get("known") or {})

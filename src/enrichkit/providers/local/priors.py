@@ -70,6 +70,21 @@ class Prior:
         return max(mean, FLOOR)
 
 
+@dataclass
+class Tally:
+    """What one run's debiased choices did (for its receipt): the answers chosen with a prior of at least
+    one row, and those whose value is not the one the model itself liked best."""
+
+    answers: int = 0
+    turned: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, turned: bool) -> None:
+        with self._lock:
+            self.answers += 1
+            self.turned += turned
+
+
 def context(*parts: str) -> str:
     """The key of one decision: the model and task's prompt, the value's key and what is written of it."""
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
@@ -102,6 +117,12 @@ class Priors:
             if prior is None or not prior.rows:
                 return []
             return [(prior.ids[t], -STRENGTH * math.log(prior.of(t))) for t in prior.shares]
+
+    def seen(self, key: str) -> bool:
+        """Whether decision ``key`` has a prior of at least one row (a choice there is corrected)."""
+        with self._lock:
+            prior = self._priors.get(key)
+            return prior is not None and prior.rows > 0
 
     def corrected(self, key: str, shares: Mapping[str, float]) -> dict[str, float]:
         """``shares`` (a row's distribution over the allowed tokens) divided by the decision's prior and

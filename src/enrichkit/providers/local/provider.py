@@ -26,7 +26,7 @@ from enrichkit.providers.local.grammar import (
 from enrichkit.providers.local.logprobs import ASK, answer_tokens
 from enrichkit.providers.local.prefix import Prefix, save_path
 from enrichkit.providers.local.priors import FILE as PRIORS_FILE
-from enrichkit.providers.local.priors import Priors
+from enrichkit.providers.local.priors import Priors, Tally
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
@@ -148,6 +148,8 @@ class LocalProvider:
         """The model's lean to values of closed fields, as the rows showed it (None before the first call)."""
         self.load_seconds: float | None = None
         """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
+        self.debiased = Tally()
+        """The answers of this provider whose ``debias`` choice was corrected, and those it turned."""
 
     def settings(self) -> dict[str, Any]:
         """The model file by content, the runtime, the sampling, the local prompt notes and whether answers
@@ -242,9 +244,8 @@ class LocalProvider:
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
         prompt = before + sent.prompt + after
         task = f"{prefix.identity}\x00{sent.system}"
-        priors = self.priors
-        budget = sent.max_output_tokens
-        reply = answer(self._call, prompt, values, body, request.logprobs, budget, no_copy(self.context), priors, task)
+        priors, tally, budget, sampling = self.priors, self.debiased, sent.max_output_tokens, no_copy(self.context)
+        reply = answer(self._call, prompt, values, body, request.logprobs, budget, sampling, priors, task, tally)
         if priors is not None and any(v.debias for v in values):
             priors.save_every(SAVE_EVERY)
         return reply

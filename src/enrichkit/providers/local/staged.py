@@ -31,7 +31,7 @@ from enrichkit.providers.base import ALTERNATIVES, Reply, Token, Usage
 from enrichkit.providers.chat import error_of
 from enrichkit.providers.local.grammar import word_pattern
 from enrichkit.providers.local.priors import ALTERNATIVES as PRIOR_ALTERNATIVES
-from enrichkit.providers.local.priors import Priors, allowed_shares, context
+from enrichkit.providers.local.priors import Priors, Tally, allowed_shares, context
 from enrichkit.providers.logprobs import from_entries
 
 _TOP = frozenset(["type", "properties", "required", "additionalProperties", "description", "title"])
@@ -231,13 +231,16 @@ def answer(
     sampling: Mapping[str, Any] | None = None,
     priors: Priors | None = None,
     task: str = "",
+    tally: Tally | None = None,
 ) -> Reply:
     """The answer to the chat ``prompt`` (rendered, ending where the assistant's reply starts), written
     value by value; ``body``: what every call sends besides (sampling, cache); ``sampling``: what the
     calls of a ``no_copy`` value send besides (None: nothing); ``priors``: where a ``debias`` value's
-    decisions are corrected and counted (None: not corrected), ``task`` naming the model and prompt."""
+    decisions are corrected and counted (None: not corrected), ``task`` naming the model and prompt;
+    ``tally``: where an answer with a corrected choice is counted, and whether the choice turned."""
     staged = Staged([prompt], logprobs, budget, tokens=[] if logprobs else None)
     pending = ""  # JSON the last token already wrote past its value
+    corrected: list[bool] = []  # per corrected decision: whether it chose other than the model's best
     for n, value in enumerate(values):
         after = values[n + 1].key if n + 1 < len(values) else "}"
         staged.write(value.key[len(pending) :])
@@ -277,27 +280,37 @@ def answer(
                 return _cut(staged)
             if debiasing is not None and entries:
                 rests = [form[len(written) :] for form in left]
-                entries = [_debiased(debiasing, decision, entries[0], rests), *entries[1:]]
+                seen = debiasing.seen(decision)
+                entry, turned = _debiased(debiasing, decision, entries[0], rests)
+                entries = [entry, *entries[1:]]
+                if seen:
+                    corrected.append(turned)
             staged.generated(piece, entries)
             written += piece
     staged.write("}"[len(pending) :])
+    if tally is not None and corrected:
+        tally.count(any(corrected))
     return Reply(staged.text, "stop", staged.usage, tokens=None if staged.tokens is None else tuple(staged.tokens))
 
 
-def _debiased(priors: Priors, decision: str, entry: Mapping[str, Any], rests: list[str]) -> Mapping[str, Any]:
+def _debiased(
+    priors: Priors, decision: str, entry: Mapping[str, Any], rests: list[str]
+) -> tuple[Mapping[str, Any], bool]:
     """``entry`` (the token chosen at ``decision``) counted into its prior, its log-probability and
     alternatives now those the choice was made on (the shares of the allowed tokens, corrected by the
-    prior before this row); as it was where its alternatives say nothing of the allowed tokens."""
+    prior before this row), as it was where its alternatives say nothing of the allowed tokens; and
+    whether the token chosen is other than the one the model itself gave most."""
     if (read := allowed_shares(entry, rests)) is None:
-        return entry
+        return entry, False
     shares, ids = read
     corrected = priors.corrected(decision, shares)
     priors.observe(decision, shares, ids)
     chosen = entry.get("token")
     if not isinstance(chosen, str) or chosen not in corrected:
-        return entry
+        return entry, False
     top = [{"id": ids[t], "token": t, "logprob": math.log(q)} for t, q in corrected.items() if q > 0]
-    return {**entry, "logprob": math.log(corrected[chosen]), "top_logprobs": top}
+    turned = chosen != max(shares, key=lambda t: shares[t])
+    return {**entry, "logprob": math.log(corrected[chosen]), "top_logprobs": top}, turned
 
 
 def _cut(staged: Staged, length: bool = False) -> Reply:
