@@ -272,7 +272,8 @@ def answer(
             if not left or staged.budget <= 0:  # no value fits what was written (no grammar) or no tokens left
                 return _cut(staged)
             step = {**body, "grammar": grammar(value, written, after), "n_predict": 1}
-            debiasing, decision = (priors if value.debias else None), context(task, value.key, written)
+            debiasing = priors if value.debias else None
+            decision = context(task, value.key, written) if debiasing is not None else ""
             if debiasing is not None:
                 step = {**step, "n_probs": PRIOR_ALTERNATIVES, "logit_bias": debiasing.bias(decision)}
             piece, entries, _ = staged.call(complete, step)
