@@ -49,6 +49,24 @@ def test_notes_list_each_value_and_ask_for_own_words_on_free_text_only() -> None
     assert '"isbn" in your own words' not in text and '"year"' not in text
 
 
+def test_own_words_are_asked_of_a_summary_not_of_an_extraction() -> None:
+    """A name copied from the record is right; only free text that asks for a summary (by its name or
+    description, or else by the instruction) is told not to copy."""
+    fields = {
+        "author": {"type": "string", "maxWords": 6, "description": "The author's name as printed."},
+        "pitch": {"type": "string", "maxWords": 12, "description": "What the book is about."},
+    }
+    schema = {"type": "object", "properties": fields}
+    assert "own words" not in guidance(schema, NOTES, "You shelve books.")
+    assert reminder(schema, NOTES, "You shelve books.") == ("", "")
+    asked = guidance(schema, NOTES, "Summarise each book.")  # the instruction asks: every longer free text
+    assert 'Write "author", "pitch" in your own words' in asked
+    named = {**fields, "pitch": {**fields["pitch"], "description": "The book in your own words."}}
+    text = guidance({"type": "object", "properties": named}, NOTES, "Summarise each book.")
+    assert 'Write "pitch" in your own words:' in text and 'Write "author"' not in text
+    assert reminder({"type": "object", "properties": named}, NOTES)[0].startswith('Write "pitch" (')
+
+
 def test_a_packs_notes_are_the_single_rows_without_id_or_echo() -> None:
     packed = guidance(pack_schema(BOOKS, ["r1", "r2"], "prefix", echo="blurb"), NOTES)
     assert packed == guidance(BOOKS.schema, NOTES)

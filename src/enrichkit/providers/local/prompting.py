@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from enrichkit.task.schema import field_hint, is_free_text
+from enrichkit.task.summaries import summary_fields
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,18 @@ def answer_fields(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.get("properties", {}).items() if k not in PACKED}
 
 
-def guidance(schema: Mapping[str, Any], notes: Notes) -> str:
+def guidance(schema: Mapping[str, Any], notes: Notes, instruction: str = "") -> str:
     """Lines for the end of the system prompt (empty, or starting with a blank line); they depend
-    only on the task, so the system prompt stays one fixed prefix for the whole run."""
+    only on the task, so the system prompt stays one fixed prefix for the whole run. Own words are
+    asked of the free text that asks for a summary (``task.summaries``, by its name or description, or
+    by the ``instruction``), not of a name or an extraction, which may well copy the record."""
     fields = answer_fields(schema)
     lines: list[str] = []
     if notes.values:
         for name, sub in fields.items():
             if isinstance(sub.get("enum"), list):
                 lines += ["", f'"{name}" is exactly one of these values:', *(f"- {v}" for v in sub["enum"])]
-    text = _free_text_names(schema)
+    text = summary_fields(fields, instruction)
     if notes.reason:
         name = reason_name(schema)
         lines += [
@@ -93,10 +96,11 @@ def _free_text_names(schema: Mapping[str, Any]) -> list[str]:
     return [name for name, sub in answer_fields(schema).items() if is_free_text(sub)]
 
 
-def reminder(schema: Mapping[str, Any], notes: Notes) -> tuple[str, str]:
-    """What ``remind`` puts before and after the user message (empty strings where nothing)."""
+def reminder(schema: Mapping[str, Any], notes: Notes, instruction: str = "") -> tuple[str, str]:
+    """What ``remind`` puts before and after the user message (empty strings where nothing): new words
+    for the free text that asks for a summary, as ``guidance``."""
     fields = answer_fields(schema)
-    text = _free_text_names(schema)
+    text = summary_fields(fields, instruction)
     if not (notes.remind and text):
         return "", ""
     named = ", ".join(f'"{name}" ({field_hint(fields[name])})' for name in text)

@@ -236,7 +236,7 @@ class LocalProvider:
         again on most rows)."""
         _, prefix = self._loaded()
         if self.prompt_cache:
-            prefix.warm(sent.system, reminder(request.schema, self.notes)[0])
+            prefix.warm(sent.system, reminder(request.schema, self.notes, request.system)[0])
         try:
             before, after = prefix.parts(sent.system)
         except (OSError, ValueError, KeyError) as exc:
@@ -261,10 +261,10 @@ class LocalProvider:
         if self.notes.reason:
             schema = reasoning_first(schema)
             extra_tokens += (REASON_TOKENS + 2 * word_slack(REASON_WORDS)) * rows
-        lead, tail = reminder(request.schema, self.notes)
+        lead, tail = reminder(request.schema, self.notes, request.system)
         return replace(
             request,
-            system=request.system + guidance(request.schema, self.notes),
+            system=request.system + guidance(request.schema, self.notes, request.system),
             prompt=lead + request.prompt + tail,
             schema=schema,
             max_output_tokens=request.max_output_tokens + extra_tokens,
