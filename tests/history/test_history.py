@@ -107,6 +107,19 @@ def test_a_rows_story_runs_and_logs(task: Task, cache_dir: Path) -> None:
     assert "  system:\n" in prompts and "  prompt:\n" in prompts and "  answer:\n" in prompts
 
 
+def test_the_log_keeps_the_order_of_runs_started_in_the_same_second(task: Task, cache_dir: Path) -> None:
+    """A run id says the second its run started, then random characters: two runs of one second (a script
+    running them back to back) are told apart by their first call, not by the random part."""
+    two_runs(task, cache_dir)
+    folder = cache_dir / "history" / "calls"
+    first, second = sorted(folder.glob("*.jsonl"), key=lambda p: json.loads(p.read_text().splitlines()[-1])["at"])
+    first.rename(folder / "20261207-093820-ffff.jsonl")  # the earlier run's random part sorts last
+    second.rename(folder / "20261207-093820-0000.jsonl")
+    shown = cli("logs", "--json", "-n", "0", "--cache-dir", str(cache_dir)).output.splitlines()
+    runs = [json.loads(line)["run"] for line in shown]
+    assert runs == [first.stem] * 2 + [second.stem] * 2  # two packs a run, the earlier run's first
+
+
 def test_the_log_never_holds_an_api_key(task: Task, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", CONFIGURED)
     rows = topic_rows(6)

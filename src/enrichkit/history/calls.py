@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from enrichkit.providers.base import Reply, Request
 from enrichkit.rows.work import Work
 
 FOLDER = "calls"
+
+SECOND = len("20261206-193012")  # the start of a run id that says when it started (``runs.new_run_id``)
 
 FLUSH_LINES = 64  # lines buffered before they are written (and at the end of the run)
 
@@ -171,9 +174,20 @@ def read_calls(path: Path) -> Iterator[LoggedCall]:
 
 
 def segments(cache_dir: Path) -> list[Path]:
-    """The log's segments, newest run first."""
+    """The log's segments, newest run first: by their run id, which sorts by the second the run started,
+    and among runs started in one second by their first call (a run id ends in random characters)."""
     folder = calls_dir(cache_dir)
     try:
-        return sorted(folder.glob("*.jsonl"), key=lambda p: p.name, reverse=True)
+        paths = list(folder.glob("*.jsonl"))
     except OSError:
         return []
+    seconds = Counter(p.name[:SECOND] for p in paths)
+
+    def started(path: Path) -> tuple[str, float, str]:
+        first = 0.0
+        if seconds[path.name[:SECOND]] > 1:
+            at = next((call.doc.get("at") for call in read_calls(path)), None)
+            first = float(at) if isinstance(at, int | float) else 0.0
+        return path.name[:SECOND], first, path.name
+
+    return sorted(paths, key=started, reverse=True)
