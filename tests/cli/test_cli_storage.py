@@ -100,17 +100,29 @@ with sigterm_as_interrupt():
 
 def chunked_run(stub: GeminiStub, tmp_path: Path) -> subprocess.Popen[str]:
     """A run of 200 rows in chunks of 20 (the CLI's chunks are 20,000 rows): its output temp file
-    exists from the first chunk on. Waits until it does."""
+    exists from the first chunk on. Waits until it does: a temp file its writer holds locked (the check
+    that the output's folder is writable makes and removes an unlocked one at the start)."""
     args = [str(rows_jsonl(tmp_path, 200)), TASK, str(tmp_path / "out.jsonl"), str(tmp_path / "cache")]
     process = subprocess.Popen(
         [sys.executable, "-c", CHUNKED, *args], env=env(stub), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not temps(tmp_path):
+    while not any(map(locked, temps(tmp_path))):
         assert time.monotonic() < deadline and process.poll() is None, "no temp output appeared"
         time.sleep(0.02)
     return process
+
+
+def locked(path: Path) -> bool:
+    """Whether a process holds ``path`` locked (``output.atomic``'s writer does, while it writes), read
+    from /proc/locks, so that looking never takes a lock the writer may be about to ask for."""
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return False
+    held = Path("/proc/locks").read_text(encoding="utf-8").split()  # ... WRITE <pid> <major>:<minor>:<inode> ...
+    return any(word.count(":") == 2 and word.rsplit(":", 1)[1] == str(inode) for word in held)
 
 
 def test_sigterm_mid_run_writes_every_chunk_like_ctrl_c_and_leaves_no_temp_output(tmp_path: Path) -> None:
