@@ -118,12 +118,6 @@ class Priors:
                 return []
             return [(prior.ids[t], -STRENGTH * math.log(prior.of(t))) for t in prior.shares]
 
-    def seen(self, key: str) -> bool:
-        """Whether decision ``key`` has a prior of at least one row (a choice there is corrected)."""
-        with self._lock:
-            prior = self._priors.get(key)
-            return prior is not None and prior.rows > 0
-
     def corrected(self, key: str, shares: Mapping[str, float]) -> dict[str, float]:
         """``shares`` (a row's distribution over the allowed tokens) divided by the decision's prior and
         normalised: the distribution the choice was made on, as the bias applied it."""
@@ -135,11 +129,13 @@ class Priors:
         total = sum(weights.values())
         return {t: w / total for t, w in weights.items()} if total > 0 else dict(shares)
 
-    def observe(self, key: str, shares: Mapping[str, float], ids: Mapping[str, int]) -> None:
+    def observe(self, key: str, shares: Mapping[str, float], ids: Mapping[str, int]) -> bool:
         """One row's distribution over the allowed tokens at decision ``key`` (its raw shares, before any
-        bias), into the decision's prior."""
+        bias), into the decision's prior; whether the prior had rows before it (the row's choice was
+        corrected)."""
         with self._lock:
             prior = self._priors.setdefault(key, Prior())
+            had = prior.rows > 0
             if prior.rows >= MEMORY:
                 fade = (MEMORY - 1) / prior.rows
                 prior.shares = {t: s * fade for t, s in prior.shares.items()}
@@ -149,6 +145,7 @@ class Priors:
                 prior.ids[token] = ids[token]
             prior.rows += 1
             self._unsaved += 1
+            return had
 
     def save_every(self, decisions: int) -> None:
         """``save`` once ``decisions`` have been counted since the last."""

@@ -26,7 +26,7 @@ from enrichkit.providers.local.grammar import (
 from enrichkit.providers.local.logprobs import ASK, answer_tokens
 from enrichkit.providers.local.prefix import Prefix, save_path
 from enrichkit.providers.local.priors import FILE as PRIORS_FILE
-from enrichkit.providers.local.priors import Priors, Tally
+from enrichkit.providers.local.priors import Priors, Tally, context
 from enrichkit.providers.local.prompting import (
     NOTES,
     REASON_TOKENS,
@@ -243,7 +243,7 @@ class LocalProvider:
             raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
         prompt = before + sent.prompt + after
-        task = f"{prefix.identity}\x00{sent.system}"
+        task = context(prefix.identity, sent.system)  # hashed once a call, not at each decision
         priors, tally, budget, sampling = self.priors, self.debiased, sent.max_output_tokens, no_copy(self.context)
         reply = answer(self._call, prompt, values, body, request.logprobs, budget, sampling, priors, task, tally)
         if priors is not None and any(v.debias for v in values):

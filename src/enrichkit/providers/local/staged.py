@@ -281,10 +281,9 @@ def answer(
                 return _cut(staged)
             if debiasing is not None and entries:
                 rests = [form[len(written) :] for form in left]
-                seen = debiasing.seen(decision)
                 entry, turned = _debiased(debiasing, decision, entries[0], rests)
                 entries = [entry, *entries[1:]]
-                if seen:
+                if turned is not None:
                     corrected.append(turned)
             staged.generated(piece, entries)
             written += piece
@@ -296,21 +295,22 @@ def answer(
 
 def _debiased(
     priors: Priors, decision: str, entry: Mapping[str, Any], rests: list[str]
-) -> tuple[Mapping[str, Any], bool]:
+) -> tuple[Mapping[str, Any], bool | None]:
     """``entry`` (the token chosen at ``decision``) counted into its prior, its log-probability and
     alternatives now those the choice was made on (the shares of the allowed tokens, corrected by the
     prior before this row), as it was where its alternatives say nothing of the allowed tokens; and
-    whether the token chosen is other than the one the model itself gave most."""
+    whether the token chosen is other than the one the model itself gave most (None: the choice was
+    not corrected, there being no prior yet or nothing read)."""
     if (read := allowed_shares(entry, rests)) is None:
-        return entry, False
+        return entry, None
     shares, ids = read
     corrected = priors.corrected(decision, shares)
-    priors.observe(decision, shares, ids)
+    had = priors.observe(decision, shares, ids)
     chosen = entry.get("token")
     if not isinstance(chosen, str) or chosen not in corrected:
-        return entry, False
+        return entry, None
     top = [{"id": ids[t], "token": t, "logprob": math.log(q)} for t, q in corrected.items() if q > 0]
-    turned = chosen != max(shares, key=lambda t: shares[t])
+    turned = chosen != max(shares, key=lambda t: shares[t]) if had else None
     return {**entry, "logprob": math.log(corrected[chosen]), "top_logprobs": top}, turned
 
 
