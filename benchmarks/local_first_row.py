@@ -18,21 +18,25 @@ Stages (wall from the process's start, ``/proc/self/stat``):
 
 The model file must be in the page cache and the prefix on disk: the command is run ``--runs`` times
 (default 3) and each is printed; the first puts them there. ``--calls`` also prints each call.
+``--served``: the runs go to the model ``enrichkit serve`` holds, started here first (and stopped
+after): no load, and llama.cpp's grammar already set up.
 
 Run: .venv/bin/python benchmarks/local_first_row.py [--runs 3] [--slots N] [--model NAME] [--calls]
-        [-- EXTRA enrichkit run FLAGS]
+        [--served] [-- EXTRA enrichkit run FLAGS]
 Figures on a shared machine are approximate: re-run on a quiet one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +132,24 @@ def one_run(folder: Path, extra: list[str]) -> tuple[dict[str, Any], dict[str, f
     return spans, load_parts(done.stderr)
 
 
+@contextlib.contextmanager
+def served(serve: bool, flags: list[str]) -> Iterator[None]:
+    """Where ``serve``: ``enrichkit serve`` with ``flags`` running (its ready line printed), stopped after."""
+    if not serve:
+        yield
+        return
+    command = [sys.executable, "-m", "enrichkit", "serve", *flags]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    print(process.stderr.readline().strip())
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def _sum(spans: dict[str, Any], label: str, at: int) -> float:
     return float(sum(span[at] for span in spans.get(label, [])))
 
@@ -138,6 +160,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, help="--concurrency of the run (default: the provider's own)")
     parser.add_argument("--model", help="--model of the run (default: the embedded model)")
     parser.add_argument("--calls", action="store_true", help="print each call to llama.cpp too")
+    parser.add_argument("--served", action="store_true", help="the runs on the model enrichkit serve holds")
     parser.add_argument("extra", nargs="*", help="more flags of enrichkit run (after --)")
     args = parser.parse_args()
     extra = [
@@ -145,7 +168,8 @@ def main() -> None:
         *(["--model", args.model] if args.model else []),
         *args.extra,
     ]
-    with tempfile.TemporaryDirectory() as name:
+    serving = [*(["--slots", str(args.slots)] if args.slots else []), *(["--model", args.model] if args.model else [])]
+    with tempfile.TemporaryDirectory() as name, served(args.served, serving):
         folder = Path(name)
         (folder / "one.jsonl").write_text(json.dumps(demo_rows()[0]) + "\n", encoding="utf-8")
         stages = [

@@ -149,6 +149,8 @@ class Stats:
     escalation: Escalation | None = None
     load_seconds: float | None = None
     """How long loading the local model took in this run (None: no local model was loaded)."""
+    served_by: int | None = None
+    """The pid of the ``enrichkit serve`` whose loaded model the run's local calls went to (None: none)."""
     debiased: dict[str, int] = field(default_factory=dict)
     """A local model's answers to an enum marked ``debias``: ``answers`` chosen with its lean taken out,
     ``turned`` of them other than its own first choice (empty: none)."""

@@ -6,7 +6,7 @@ import click
 
 from enrichkit.cli.common import Main
 
-COMMANDS = ("run", "scrape", "cache", "jobs", "task", "runs", "diff", "logs", "review")
+COMMANDS = ("run", "scrape", "cache", "jobs", "task", "runs", "diff", "logs", "review", "serve")
 """Each one ``NAME`` in module ``enrichkit.cli.NAME``, imported when it is asked for."""
 
 

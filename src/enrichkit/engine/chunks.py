@@ -214,6 +214,7 @@ async def run_chunks(
                     await settlement.flush()
             stats.seconds = time.perf_counter() - started
             stats.load_seconds = getattr(primary, "load_seconds", None)  # a local model's
+            stats.served_by = getattr(primary, "served_by", None)
             if (tally := getattr(primary, "debiased", None)) is not None and tally.answers:  # a local model's
                 stats.debiased = {"answers": tally.answers, "turned": tally.turned}
             previous = _result(chunk, context, settlement, stats, models)

@@ -206,7 +206,10 @@ def _cost_text(report: dict[str, Any]) -> str:
     text = UNKNOWN_COST if cost is None else str(Cost(**cost))
     if report["pending"]:  # a job's tokens are known once it is collected
         text += f" so far (the {counted(report['pending'], 'row')} in batch jobs are counted when collected)"
-    loaded = report.get("load_seconds")  # a local model loaded in this run
+    loaded, pid = report.get("load_seconds"), report.get("served_by")  # a local model's
+    if pid is not None:
+        text += f", model served by enrichkit serve (pid {pid})"
+        return text if loaded is None else f"{text} until it stopped, then loaded in {loaded:.1f} s"
     return text if loaded is None else f"{text}, model loaded in {loaded:.1f} s"
 
 

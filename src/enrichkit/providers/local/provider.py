@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from enrichkit.providers.local.grammar import (
     word_slack,
 )
 from enrichkit.providers.local.logprobs import ASK, answer_tokens
-from enrichkit.providers.local.prefix import Prefix, save_path
+from enrichkit.providers.local.prefix import Prefix, prefixes_dir, save_path
 from enrichkit.providers.local.priors import FILE as PRIORS_FILE
 from enrichkit.providers.local.priors import Priors, Tally, context
 from enrichkit.providers.local.prompting import (
@@ -41,6 +42,7 @@ from enrichkit.providers.local.prompting import (
     without_reason,
     word_limits,
 )
+from enrichkit.providers.local.served import Served, ServerGone, announced, find, served_dir
 from enrichkit.providers.local.staged import Value, answer, no_copy, plan
 from enrichkit.providers.local.weights import file_sha256, local_model
 from enrichkit.task.summaries import summary_fields
@@ -98,6 +100,10 @@ fallbacks); one at a time."""
 
 _LOADING = threading.Lock()
 
+WARM_GRAMMAR = "%llguidance {}\nstart: /a/\n"
+"""A grammar whose first use makes llama.cpp set up llguidance's view of the vocabulary (~0.7 s on the
+default model, once per process): ``serve`` does it before any run asks."""
+
 
 class LocalProvider:
     """``generate`` = an answer from an in-process llama.cpp server, in a thread: decoded in stages
@@ -105,9 +111,10 @@ class LocalProvider:
     where the request's schema allows, else one ``handle_chat_completions`` call.
 
     The model loads on the first call (``load_seconds``: a second or two from the page cache) and stays
-    loaded for the process (``_LOADED``). The prompt's fixed start (the system prompt) is processed once
-    and kept on disk (``prefix.Prefix``: ``prefix_dir``, default ``prefixes_dir()``), and every slot
-    starts from it; each call then processes only its own row.
+    loaded for the process (``_LOADED``); where ``enrichkit serve`` holds it in another process with the
+    same settings (``served``), the calls go there instead and nothing is loaded. The prompt's fixed
+    start (the system prompt) is processed once and kept on disk (``prefix.Prefix``: ``prefix_dir``,
+    default ``prefixes_dir()``), and every slot starts from it; each call then processes only its own row.
     """
 
     name = "local"
@@ -134,13 +141,16 @@ class LocalProvider:
         self.temperature = temperature
         self.context = context
         self.threads = threads
-        self.slots = slots or (capabilities.concurrency if capabilities else default_slots())
-        self.capabilities = replace(capabilities or CAPABILITIES, concurrency=self.slots)
         self.notes = notes
         self.prompt_cache = prompt_cache
         self.prefix_dir = prefix_dir
         self.staged = staged
         self._sha256: str | None = None
+        given = slots or (capabilities.concurrency if capabilities else None)
+        self.served = self._find_served(given)
+        """The model as ``enrichkit serve`` holds it in another process, used instead of a load (None: none)."""
+        self.slots = self.served.slots if self.served is not None else given or default_slots()
+        self.capabilities = replace(capabilities or CAPABILITIES, concurrency=self.slots)
         self._server: Any = None
         self.prefix: Prefix | None = None
         """The prompt starts the server's slots hold (None before the first call)."""
@@ -148,6 +158,8 @@ class LocalProvider:
         """The model's lean to values of closed fields, as the rows showed it (None before the first call)."""
         self.load_seconds: float | None = None
         """How long this provider's load of the model took (None: not loaded by it, or not yet)."""
+        self.served_by: int | None = None
+        """The pid of the ``enrichkit serve`` whose model this provider's calls went to (None: none)."""
         self.debiased = Tally()
         """The answers of this provider whose ``debias`` choice was corrected, and those it turned."""
 
@@ -165,6 +177,24 @@ class LocalProvider:
             "notes": self.notes.key(),
             **({"decoding": "staged"} if self.staged else {}),
         }
+
+    def _find_served(self, slots: int | None) -> Served | None:
+        """This model as ``enrichkit serve`` holds it, where its settings are these (the slots and threads
+        only where given: else the served ones), and it answers."""
+        if not served_dir().is_dir() or not any(served_dir().glob("*.json")):
+            return None  # nothing served: the model's sha256 is not needed
+        served = find(self.settings()["model_sha256"])
+        if served is None:
+            return None
+        folder = (self.prefix_dir or prefixes_dir()).expanduser().resolve()
+        fits = (
+            served.runtime == runtime_version()
+            and served.context == self.context
+            and Path(served.prefix_dir) == folder
+            and slots in (None, served.slots)
+            and self.threads in (None, served.threads)
+        )
+        return served if fits else None
 
     def _load(self, folder: Path) -> Any:
         xllamacpp = runtime()
@@ -192,34 +222,78 @@ class LocalProvider:
             ) from None
 
     def _loaded(self) -> tuple[Any, Prefix]:
-        """The server (loaded now if this process has none for these settings) and its ``Prefix``."""
-        settings = [self.context, self.threads, self.slots, self.temperature, self.prompt_cache, self.prefix_dir]
-        loads = (self.path, *settings)
+        """The server (the served one, or loaded now if this process has none for these settings) and its
+        ``Prefix``."""
         with _LOADING:
             if self._server is None:
-                if (loaded := _LOADED.get(loads)) is None:
+                if (loaded := _LOADED.get(self._loads())) is None:
                     _LOADED.clear()  # one model in memory at a time
                     started = time.perf_counter()
-                    folder = save_path(self.prefix_dir)
-                    server = self._load(folder)
+                    server: Any = self.served
+                    folder = Path(self.served.prefix_dir) if self.served else save_path(self.prefix_dir)
+                    if server is None:
+                        server = self._load(folder)
+                        self.load_seconds = time.perf_counter() - started
                     identity = f"{self.settings()['model_sha256']} xllamacpp {runtime_version()}"
                     prefix = Prefix(server, folder, self.slots, identity)
-                    loaded = _LOADED[loads] = (server, prefix, Priors(folder / PRIORS_FILE))
-                    self.load_seconds = time.perf_counter() - started
+                    loaded = _LOADED[self._loads()] = (server, prefix, Priors(folder / PRIORS_FILE))
                 self._server, self.prefix, self.priors = loaded
+                if isinstance(self._server, Served):
+                    self.served_by = self._server.pid
             assert self.prefix is not None
             return self._server, self.prefix
 
+    def _loads(self) -> tuple[Any, ...]:
+        settings = [self.context, self.threads, self.slots, self.temperature, self.prompt_cache, self.prefix_dir]
+        return (self.path, *settings)
+
+    def _lost(self, gone: Any) -> None:
+        """The served model ``gone`` stopped answering: the next call loads the model here."""
+        with _LOADING:
+            if (loaded := _LOADED.get(self._loads())) is not None and loaded[0] is gone:
+                del _LOADED[self._loads()]
+            if self._server is gone:
+                self._server, self.served = None, None
+
+    def _served_call(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The server's handler ``name`` on ``body``; where the served model stopped answering, once more
+        on the model loaded here."""
+        server, _ = self._loaded()
+        try:
+            return _served(getattr(server, name), body)
+        except ServerGone:
+            self._lost(server)
+            server, _ = self._loaded()
+            return _served(getattr(server, name), body)
+
     def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        server, prefix = self._loaded()
+        _, prefix = self._loaded()
         if self.prompt_cache:
             prefix.warm(body["messages"][0]["content"])
-        return _served(server.handle_chat_completions, body)
+        return self._served_call("handle_chat_completions", body)
 
     def _call(self, body: dict[str, Any]) -> dict[str, Any]:
         """One raw completion (``body``'s prompt already rendered)."""
-        server, _ = self._loaded()
-        return _served(server.handle_completions, body)
+        return self._served_call("handle_completions", body)
+
+    def serve(self, ready: Callable[[Served, float], None]) -> None:
+        """Load the model here and keep it for the runs of other processes (``served``) until interrupted
+        (Ctrl-C; the CLI takes SIGTERM as one); ``ready`` is told what is served and the seconds it took
+        once runs can use it."""
+        if self.served is not None:
+            raise UserError(f"{self.path.name} is already served (enrichkit serve, pid {self.served.pid})")
+        started = time.perf_counter()
+        server, prefix = self._loaded()
+        _served(server.handle_completions, {"prompt": " ", "n_predict": 1, "grammar": WARM_GRAMMAR})
+        seconds = time.perf_counter() - started
+        sha256, version = self.settings()["model_sha256"], runtime_version()
+        served = Served(
+            server.listening_address, os.getpid(), sha256, version, self.context, self.slots, self.threads,
+            str(prefix.folder.resolve()),
+        )  # fmt: skip
+        with announced(served), contextlib.suppress(KeyboardInterrupt):
+            ready(served, seconds)
+            threading.Event().wait()
 
     def _plan(self, request: Request, sent: Request) -> tuple[Value, ...] | None:
         """The values of ``request``'s answer (``sent``: as the model gets it) to decode in stages, or None:
@@ -234,13 +308,17 @@ class LocalProvider:
         llama.cpp picks: the idle one whose tokens share the longest start with its prompt, the row's own
         (measured: pinning a row to a slot with ``id_slot`` made two slots process the system prompt
         again on most rows)."""
-        _, prefix = self._loaded()
-        if self.prompt_cache:
-            prefix.warm(sent.system, reminder(request.schema, self.notes, request.system)[0])
-        try:
-            before, after = prefix.parts(sent.system)
-        except (OSError, ValueError, KeyError) as exc:
-            raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
+        for attempt in range(2):
+            server, prefix = self._loaded()
+            if self.prompt_cache:
+                prefix.warm(sent.system, reminder(request.schema, self.notes, request.system)[0])
+            try:
+                before, after = prefix.parts(sent.system)
+                break
+            except (OSError, ValueError, KeyError) as exc:
+                if attempt or not isinstance(server, Served) or server.answers():
+                    raise TransientError(f"llama.cpp could not render the prompt: {str(exc)[:200]}") from None
+                self._lost(server)  # the served model stopped: loaded here for a second try
         body = {"temperature": self.temperature, "seed": SEED, "cache_prompt": self.prompt_cache}
         prompt = before + sent.prompt + after
         task = context(prefix.identity, sent.system)  # hashed once a call, not at each decision
@@ -343,6 +421,8 @@ def _served(handler: Callable[[dict[str, Any]], dict[str, Any]], body: dict[str,
     schema, its template) is fatal, a failure of the server transient."""
     try:
         return handler(body)
+    except ServerGone:
+        raise
     except ValueError as exc:
         raise FatalProviderError(f"llama.cpp rejected the request: {str(exc)[:200]}") from None
     except RuntimeError as exc:

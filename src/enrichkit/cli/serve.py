@@ -1,0 +1,39 @@
+"""``enrichkit serve``: the local model kept loaded between runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from enrichkit.cli.common import MODEL, guarded, quiet_verbose
+
+if TYPE_CHECKING:
+    from enrichkit.providers.local.served import Served
+
+
+@click.command()
+@MODEL
+@click.option(
+    "--slots", type=click.IntRange(min=1), help="Rows decoded together (default: one a core, as a run would)."
+)
+@quiet_verbose
+@guarded
+def serve(model: str | None, slots: int | None, quiet: bool, **_: Any) -> int:
+    """Keep a local model loaded until Ctrl-C, for every run on this machine that uses it.
+
+    A run of `--provider local` on the same model then skips the load (a second or two) and the grammar's
+    first set-up (most of a second); its receipt says "model served by enrichkit serve". A run that gives
+    other `--concurrency` slots loads its own. The model stays in memory while this runs."""
+    from enrichkit.providers.local.provider import local_provider
+
+    def ready(served: Served, seconds: float) -> None:
+        if not quiet:
+            click.echo(
+                f"serving {model or 'the embedded model'} on {served.slots} slots at {served.address}"
+                f" (pid {served.pid}, ready in {seconds:.1f} s); Ctrl-C stops it",
+                err=True,
+            )
+
+    local_provider(model=model, slots=slots).serve(ready)
+    return 0
