@@ -23,7 +23,7 @@ from enrichkit.engine.prompt import single_prompt, system_instruction
 from enrichkit.output.receipt import run_report, run_text
 from enrichkit.providers.base import Request
 from enrichkit.providers.local.provider import LocalProvider
-from enrichkit.providers.local.served import served_dir
+from enrichkit.providers.local.served import Watch, served_dir
 from enrichkit.providers.local.weights import smollm2_path
 from enrichkit.result import Stats
 from helpers import read_jsonl, write_jsonl
@@ -46,6 +46,8 @@ TASK: dict[str, Any] = {
 }
 
 REVIEWS = Task(instruction=TASK["instruction"], inputs=["product", "review"], output=TASK["output"], id_field="id")
+
+SLOTS: list[dict[str, Any]] = []
 
 ROWS = [
     {"id": "r1", "product": "Kettle", "review": "Boils fast, but the lid feels flimsy."},
@@ -131,8 +133,10 @@ def test_a_served_model_that_stops_is_replaced_by_a_load_and_its_file_removed() 
 
 
 class Healthy(BaseHTTPRequestHandler):
+    """``/health`` ok, and ``/slots`` as ``SLOTS`` holds them."""
+
     def do_GET(self) -> None:
-        body = b'{"status": "ok"}'
+        body = json.dumps(SLOTS if self.path == "/slots" else {"status": "ok"}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -177,6 +181,43 @@ def test_a_served_model_is_used_only_with_the_settings_the_run_asks_for(tmp_path
         assert not path.exists()  # no answer: removed
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_a_server_is_idle_while_its_slots_take_no_request() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        SLOTS[:] = [{"id": 0, "id_task": 3, "is_processing": False}, {"id": 1, "is_processing": False}]
+        now = [100.0]
+        watch = Watch(f"http://127.0.0.1:{server.server_address[1]}", clock=lambda: now[0])
+        assert watch.idle() == 0.0  # first look: the clock starts
+        now[0] += 60  # a minute later, nothing changed
+        assert watch.idle() == 60
+        SLOTS[1] = {"id": 1, "id_task": 4, "is_processing": False}  # slot 1 took a request
+        assert watch.idle() == 0.0
+        now[0] += 30
+        SLOTS[1] = {"id": 1, "id_task": 4, "is_processing": True}  # still at work on it
+        assert watch.idle() == 0.0
+        SLOTS[1] = {"id": 1, "id_task": 4, "is_processing": False}
+        now[0] += 5
+        assert watch.idle() == 0.0  # done: the clock starts again
+        now[0] += 7
+        assert watch.idle() == 7
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert watch.idle() == 0.0  # slots it cannot read are not idle
+
+
+@pytest.mark.slow
+@needs_model
+def test_a_server_given_idle_stops_by_itself_and_says_so() -> None:
+    assert SMOLLM2 is not None
+    serve = [sys.executable, "-m", "enrichkit", "serve", "--model", str(SMOLLM2), "--slots", "1", "--idle", "1s"]
+    with serving(serve) as server:
+        assert server.wait(120) == 0
+        assert server.stderr is not None and "stopped: no request for 1 s" in server.stderr.read()
+    assert not list(served_dir().glob("*.json"))
 
 
 def test_the_receipt_says_a_served_model_answered() -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from enrichkit.cli.common import MODEL, guarded, quiet_verbose
+from enrichkit.cli.flags import duration
 
 if TYPE_CHECKING:
     from enrichkit.providers.local.served import Served
@@ -17,9 +18,14 @@ if TYPE_CHECKING:
 @click.option(
     "--slots", type=click.IntRange(min=1), help="Rows decoded together (default: one a core, as a run would)."
 )
+@click.option(
+    "--idle",
+    callback=duration,
+    help="Stop once no run has asked anything for this long (e.g. 30m; default: only Ctrl-C or SIGTERM).",
+)
 @quiet_verbose
 @guarded
-def serve(model: str | None, slots: int | None, quiet: bool, **_: Any) -> int:
+def serve(model: str | None, slots: int | None, idle: float | None, quiet: bool, **_: Any) -> int:
     """Keep a local model loaded until Ctrl-C, for every run on this machine that uses it.
 
     A run of `--provider local` on the same model then skips the load (a second or two) and the grammar's
@@ -31,9 +37,11 @@ def serve(model: str | None, slots: int | None, quiet: bool, **_: Any) -> int:
         if not quiet:
             click.echo(
                 f"serving {model or 'the embedded model'} on {served.slots} slots at {served.address}"
-                f" (pid {served.pid}, ready in {seconds:.1f} s); Ctrl-C stops it",
+                f" (pid {served.pid}, ready in {seconds:.1f} s); Ctrl-C stops it"
+                + (f", as does {idle:g} s without a request" if idle else ""),
                 err=True,
             )
 
-    local_provider(model=model, slots=slots).serve(ready)
+    if local_provider(model=model, slots=slots).serve(ready, idle) and not quiet:
+        click.echo(f"stopped: no request for {idle:g} s", err=True)
     return 0

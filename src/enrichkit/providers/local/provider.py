@@ -42,7 +42,7 @@ from enrichkit.providers.local.prompting import (
     without_reason,
     word_limits,
 )
-from enrichkit.providers.local.served import Served, ServerGone, announced, find, served_dir
+from enrichkit.providers.local.served import Served, ServerGone, Watch, announced, find, served_dir
 from enrichkit.providers.local.staged import Value, answer, no_copy, plan
 from enrichkit.providers.local.weights import file_sha256, local_model
 from enrichkit.task.summaries import summary_fields
@@ -99,6 +99,8 @@ a model is loaded (memory-mapped) once per process, whichever provider asks (run
 fallbacks); one at a time."""
 
 _LOADING = threading.Lock()
+
+IDLE_POLL = 5.0  # seconds between two looks at the slots of a server that stops when idle
 
 WARM_GRAMMAR = "%llguidance {}\nstart: /a/\n"
 """A grammar whose first use makes llama.cpp set up llguidance's view of the vocabulary (~0.7 s on the
@@ -276,10 +278,11 @@ class LocalProvider:
         """One raw completion (``body``'s prompt already rendered)."""
         return self._served_call("handle_completions", body)
 
-    def serve(self, ready: Callable[[Served, float], None]) -> None:
+    def serve(self, ready: Callable[[Served, float], None], idle: float | None = None) -> bool:
         """Load the model here and keep it for the runs of other processes (``served``) until interrupted
-        (Ctrl-C; the CLI takes SIGTERM as one); ``ready`` is told what is served and the seconds it took
-        once runs can use it."""
+        (Ctrl-C; the CLI takes SIGTERM as one) or, with ``idle``, until no run has asked anything for that
+        many seconds (True: stopped so); ``ready`` is told what is served and the seconds it took once
+        runs can use it."""
         if self.served is not None:
             raise UserError(f"{self.path.name} is already served (enrichkit serve, pid {self.served.pid})")
         started = time.perf_counter()
@@ -293,7 +296,14 @@ class LocalProvider:
         )  # fmt: skip
         with announced(served), contextlib.suppress(KeyboardInterrupt):
             ready(served, seconds)
-            threading.Event().wait()
+            if idle is None:
+                threading.Event().wait()
+            else:
+                watch = Watch(served.address)
+                while (left := idle - watch.idle()) > 0:
+                    time.sleep(min(left, IDLE_POLL))
+                return True
+        return False
 
     def _plan(self, request: Request, sent: Request) -> tuple[Value, ...] | None:
         """The values of ``request``'s answer (``sent``: as the model gets it) to decode in stages, or None:

@@ -17,9 +17,10 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from http.client import HTTPException
 from pathlib import Path
@@ -89,6 +90,29 @@ class Served:
                 return bool(json.loads(response.read()).get("status") == "ok")
         except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError):
             return False
+
+
+class Watch:
+    """How long llama.cpp's slots at ``address`` have not worked (``/slots``: a slot's task id changes
+    with each request it takes)."""
+
+    def __init__(self, address: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.address = address
+        self.clock = clock
+        self.seen: list[tuple[Any, Any, Any]] | None = None
+        self.since = clock()
+
+    def idle(self) -> float:
+        """Seconds since a slot last took a request or worked (0 where the slots cannot be read)."""
+        try:
+            with _DIRECT.open(self.address + "/slots", timeout=HEALTH_TIMEOUT) as response:
+                slots = json.loads(response.read())
+            seen = [(s.get("id"), s.get("id_task"), s.get("is_processing")) for s in slots]
+        except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError, TypeError):
+            return 0.0
+        if seen != self.seen or any(working for _, _, working in seen):
+            self.seen, self.since = seen, self.clock()
+        return self.clock() - self.since
 
 
 def _path(model_sha256: str) -> Path:
