@@ -1,5 +1,5 @@
 """Does asking the embedded model a closed field with its values in other orders rank right answers above
-wrong ones better than one order (issue 32's cascade: 2 × the wrong rows of a random 30 %)?
+wrong ones better than one order (issue 32's cascade: twice the wrong rows of a random 30 %)?
 
 The demo's task is written again with the ``category`` enum, and the description's list of the groups'
 sections, reversed and shuffled (seed 7): ``tasks DIR``. Each task is answered on the same 200 held-out
@@ -14,7 +14,8 @@ its confidence: that probability) the figures of ``confidence.py``.
     PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/local_confidence.py --rows 200 --held-out \
         --threads 1 --slots 2 --staged [--task benchmarks/out/orders/ORDER.json] --out ORDER.jsonl
         (the demo's own task, then each of the two; about 13 minutes each on two cores)
-    PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/enum_orders.py score DEMO.jsonl REVERSED.jsonl [SHUFFLED.jsonl]
+    PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/enum_orders.py score DEMO.jsonl REVERSED.jsonl \
+        [SHUFFLED.jsonl]
 """
 
 from __future__ import annotations
