@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from enrichkit.cli.common import MODEL, guarded, quiet_verbose
+from enrichkit.cli.common import guarded, quiet_verbose
 from enrichkit.cli.flags import duration
 
 if TYPE_CHECKING:
@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@MODEL
+@click.option(
+    "-m",
+    "--model",
+    help="A GGUF file's path or name, as `run --provider local --model` takes it (default: the embedded model).",
+)
 @click.option(
     "--slots", type=click.IntRange(min=1), help="Rows decoded together (default: one a core, as a run would)."
 )
