@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from enrichkit.providers.local.served import served_dir
 from local_runs import DEMO_TASK, ROOT, demo_rows
 
 _CHILD = r"""
@@ -136,6 +137,8 @@ def one_run(folder: Path, extra: list[str]) -> tuple[dict[str, Any], dict[str, f
 def served(serve: bool, flags: list[str]) -> Iterator[None]:
     """Where ``serve``: ``enrichkit serve`` with ``flags`` running (its ready line printed), stopped after."""
     if not serve:
+        if list(served_dir().glob("*.json")):
+            print(f"note: a model is served ({served_dir()}): runs on it do not load it")
         yield
         return
     command = [sys.executable, "-m", "enrichkit", "serve", *flags]

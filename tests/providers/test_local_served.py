@@ -103,6 +103,7 @@ def test_a_run_on_the_served_model_loads_nothing_and_answers_as_a_run_that_loads
         assert len(list(served_dir().glob("*.json"))) == 1
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
+        assert server.stderr is not None and server.stderr.read().strip() == "stopped"
     assert not list(served_dir().glob("*.json"))  # a stopped server says so
     loaded = enrichkit(*run, "-o", str(tmp_path / "loaded.jsonl"), "--cache-dir", str(tmp_path / "two"))
     assert loaded.returncode == 0 and "model loaded in" in loaded.stderr and "served by" not in loaded.stderr

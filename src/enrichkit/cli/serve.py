@@ -46,6 +46,7 @@ def serve(model: str | None, slots: int | None, idle: float | None, quiet: bool,
                 err=True,
             )
 
-    if local_provider(model=model, slots=slots).serve(ready, idle) and not quiet:
-        click.echo(f"stopped: no request for {idle:g} s", err=True)
+    idled = local_provider(model=model, slots=slots).serve(ready, idle)
+    if not quiet:
+        click.echo(f"stopped: no request for {idle:g} s" if idled else "stopped", err=True)
     return 0
