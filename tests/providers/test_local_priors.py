@@ -111,6 +111,22 @@ def test_priors_are_kept_per_task_and_across_runs(tmp_path: Path) -> None:
     assert Priors(path).bias(key) == []  # a damaged file is a fresh start
 
 
+def test_two_runs_at_once_keep_what_each_learned(tmp_path: Path) -> None:
+    """Two processes' priors on one file (two tasks run at once, on one served model): each write keeps
+    the other's decisions, and takes them up."""
+    path = tmp_path / "priors.json"
+    first, second = Priors(path), Priors(path)
+    one, two = context("one", '{"word":"', ""), context("two", '{"word":"', "")
+    for _ in range(3):
+        first.observe(one, {"apple": 0.8, "river": 0.2}, IDS)
+        second.observe(two, {"apple": 0.1, "river": 0.9}, IDS)
+    first.save()
+    second.save()  # written last: before, it wrote the file as it read it, without the first's task
+    after = Priors(path)
+    assert after.bias(one) == first.bias(one) != [] and after.bias(two) == second.bias(two) != []
+    assert second.bias(one) == first.bias(one)  # the second took the first's learning up
+
+
 def test_a_value_the_rows_never_favour_gains_a_bounded_bias(tmp_path: Path) -> None:
     priors = Priors(None)
     key = context("t", "k", "")

@@ -98,6 +98,7 @@ class Priors:
         self._lock = threading.Lock()
         self._priors: dict[str, Prior] = self._read()
         self._unsaved = 0
+        self._observed: set[str] = set()  # the decisions this process counted rows into
 
     def _read(self) -> dict[str, Prior]:
         """The priors on disk; nothing where the file is missing or not one this wrote."""
@@ -145,6 +146,7 @@ class Priors:
                 prior.ids[token] = ids[token]
             prior.rows += 1
             self._unsaved += 1
+            self._observed.add(key)
             return had
 
     def save_every(self, decisions: int) -> None:
@@ -154,10 +156,16 @@ class Priors:
 
     def save(self) -> None:
         """Write the priors (the ``MAX_DECISIONS`` most used) to ``path``, atomically; a disk that
-        refuses loses only what they learned."""
+        refuses loses only what they learned. The decisions this process counted no row into are taken
+        from the file as it is now (another run's learning, on another task, is kept and taken up)."""
         with self._lock:
             if self.path is None or not self._unsaved:
                 return
+            on_disk = self._read()
+            self._priors = {
+                **on_disk,
+                **{k: p for k, p in self._priors.items() if k in self._observed or k not in on_disk},
+            }
             kept = sorted(self._priors.items(), key=lambda item: -item[1].rows)[:MAX_DECISIONS]
             doc = {key: {"shares": p.shares, "ids": p.ids, "rows": p.rows} for key, p in kept}
             self._unsaved = 0
