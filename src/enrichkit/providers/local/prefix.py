@@ -36,7 +36,7 @@ KEEP = 16  # prefix files kept in the folder (the newest; one a task and model, 
 
 _MARK = "\x01enrichkit-user\x01"
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy: it is localhost
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy: it is localhost
 
 
 def prefixes_dir() -> Path:
@@ -83,7 +83,7 @@ class Prefix:
             data=json.dumps(doc).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with _DIRECT.open(request, timeout=600) as response:
+        with DIRECT.open(request, timeout=600) as response:
             out: dict[str, Any] = json.loads(response.read())
         return out
 

@@ -26,9 +26,8 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
+from enrichkit.providers.local.prefix import DIRECT
 from enrichkit.providers.local.weights import home
-
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy: it is localhost
 
 HEALTH_TIMEOUT = 2.0  # seconds a run waits for a served model's /health before loading its own
 
@@ -71,7 +70,7 @@ class Served:
         headers = {"Content-Type": "application/json"}
         request = urllib.request.Request(self.address + path, data=json.dumps(body).encode(), headers=headers)
         try:
-            with _DIRECT.open(request, timeout=None) as response:
+            with DIRECT.open(request, timeout=None) as response:
                 out: dict[str, Any] = json.loads(response.read())
             return out
         except urllib.error.HTTPError as exc:
@@ -86,7 +85,7 @@ class Served:
     def answers(self) -> bool:
         """Whether llama.cpp answers ``/health`` as ready."""
         try:
-            with _DIRECT.open(self.address + "/health", timeout=HEALTH_TIMEOUT) as response:
+            with DIRECT.open(self.address + "/health", timeout=HEALTH_TIMEOUT) as response:
                 return bool(json.loads(response.read()).get("status") == "ok")
         except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError):
             return False
@@ -105,7 +104,7 @@ class Watch:
     def idle(self) -> float:
         """Seconds since a slot last took a request or worked (0 where the slots cannot be read)."""
         try:
-            with _DIRECT.open(self.address + "/slots", timeout=HEALTH_TIMEOUT) as response:
+            with DIRECT.open(self.address + "/slots", timeout=HEALTH_TIMEOUT) as response:
                 slots = json.loads(response.read())
             seen = [(s.get("id"), s.get("id_task"), s.get("is_processing")) for s in slots]
         except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError, TypeError):
