@@ -25,13 +25,13 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from enrichkit.providers.local.jsonfile import write_json
 
 STRENGTH = 1.0
 """How much of the lean is taken out: each token's logit moves by ``-STRENGTH * log prior``."""
@@ -169,17 +169,8 @@ class Priors:
             kept = sorted(self._priors.items(), key=lambda item: -item[1].rows)[:MAX_DECISIONS]
             doc = {key: {"shares": p.shares, "ids": p.ids, "rows": p.rows} for key, p in kept}
             self._unsaved = 0
-        try:
-            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".priors-", suffix=".tmp")
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f)
-            os.replace(temp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        with contextlib.suppress(OSError):
+            write_json(self.path, doc)
 
 
 def allowed_shares(entry: Mapping[str, Any], rests: Iterable[str]) -> tuple[dict[str, float], dict[str, int]] | None:

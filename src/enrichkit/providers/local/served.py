@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
+from enrichkit.providers.local.jsonfile import write_json
 from enrichkit.providers.local.prefix import DIRECT
 from enrichkit.providers.local.weights import home
 
@@ -84,11 +84,17 @@ class Served:
 
     def answers(self) -> bool:
         """Whether llama.cpp answers ``/health`` as ready."""
-        try:
-            with DIRECT.open(self.address + "/health", timeout=HEALTH_TIMEOUT) as response:
-                return bool(json.loads(response.read()).get("status") == "ok")
-        except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError):
-            return False
+        health = _get(self.address, "/health")
+        return isinstance(health, dict) and health.get("status") == "ok"
+
+
+def _get(address: str, path: str) -> Any:
+    """The JSON llama.cpp at ``address`` answers to a GET of ``path``; None where it does not answer."""
+    try:
+        with DIRECT.open(address + path, timeout=HEALTH_TIMEOUT) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, HTTPException, ValueError):
+        return None
 
 
 class Watch:
@@ -103,12 +109,10 @@ class Watch:
 
     def idle(self) -> float:
         """Seconds since a slot last took a request or worked (0 where the slots cannot be read)."""
-        try:
-            with DIRECT.open(self.address + "/slots", timeout=HEALTH_TIMEOUT) as response:
-                slots = json.loads(response.read())
-            seen = [(s.get("id"), s.get("id_task"), s.get("is_processing")) for s in slots]
-        except (urllib.error.URLError, OSError, HTTPException, ValueError, AttributeError, TypeError):
+        slots = _get(self.address, "/slots")
+        if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
             return 0.0
+        seen = [(s.get("id"), s.get("id_task"), s.get("is_processing")) for s in slots]
         if seen != self.seen or any(working for _, _, working in seen):
             self.seen, self.since = seen, self.clock()
         return self.clock() - self.since
@@ -129,10 +133,11 @@ def find(model_sha256: str) -> Served | None:
     except (OSError, ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if served.pid != os.getpid() and served.answers():
+    if served.pid == os.getpid():
+        return None
+    if served.answers():
         return served
-    if served.pid != os.getpid():
-        path.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
     return None
 
 
@@ -141,9 +146,7 @@ def announced(served: Served) -> Iterator[None]:
     """``served`` written where runs look for it (atomically), and removed on the way out."""
     path = _path(served.model_sha256)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        json.dump(asdict(served), f)
-    os.replace(f.name, path)
+    write_json(path, asdict(served))
     try:
         yield
     finally:
